@@ -1,0 +1,179 @@
+//! Correlation: which person, if any, an account belongs to.
+//!
+//! Rules run in the configured order (by default employee ID, then email,
+//! then aliases). The first rule that finds exactly one person names the
+//! candidate; a later rule that names a *different* person makes the match
+//! a conflict. A rule that finds several people, before any candidate, makes
+//! it ambiguous. Conflicts and ambiguities are never linked: the account is
+//! unknown (and never deprovisioned) until a person resolves it.
+//!
+//! Emails compare case-insensitively, and addresses in equivalent domains
+//! (`alice@acme.io` = `alice@acme.com` when configured) compare equal.
+
+use std::collections::HashMap;
+
+use crate::ids::Email;
+use crate::model::{Account, Person};
+use crate::policy::{CorrelationRule, CorrelationSettings};
+
+/// How an account was matched to its person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchedBy {
+    EmployeeId,
+    Email,
+    Alias,
+}
+
+/// The outcome of correlating one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// Index into the people slice the correlator was built from.
+    Person(usize, MatchedBy),
+    None,
+    /// Never linked automatically; the string says why.
+    Ambiguous(String),
+}
+
+/// An index over people, built once per reconciliation.
+pub struct Correlator<'a> {
+    people: &'a [Person],
+    settings: &'a CorrelationSettings,
+    by_employee_id: HashMap<&'a str, Vec<usize>>,
+    by_email: HashMap<String, Vec<usize>>,
+    by_alias: HashMap<String, Vec<usize>>,
+    domain_alias: HashMap<String, String>,
+}
+
+impl<'a> Correlator<'a> {
+    pub fn new(people: &'a [Person], settings: &'a CorrelationSettings) -> Self {
+        let mut domain_alias = HashMap::new();
+        for group in &settings.equivalent_domains {
+            if let Some(first) = group.first() {
+                for d in group {
+                    domain_alias.insert(d.to_lowercase(), first.to_lowercase());
+                }
+            }
+        }
+        let mut c = Correlator {
+            people,
+            settings,
+            by_employee_id: HashMap::with_capacity(people.len()),
+            by_email: HashMap::with_capacity(people.len()),
+            by_alias: HashMap::new(),
+            domain_alias,
+        };
+        for (i, p) in people.iter().enumerate() {
+            c.by_employee_id
+                .entry(p.employee_id.as_str())
+                .or_default()
+                .push(i);
+            let key = c.canonical(&p.email);
+            c.by_email.entry(key).or_default().push(i);
+            for alias in &p.aliases {
+                let key = c.canonical(alias);
+                c.by_alias.entry(key).or_default().push(i);
+            }
+        }
+        c
+    }
+
+    /// The lookup key of an address: lower-cased, with its domain replaced
+    /// by the first domain of its equivalence group.
+    pub fn canonical(&self, email: &Email) -> String {
+        let local = email.local_part().to_lowercase();
+        let domain = email.domain().to_lowercase();
+        let domain = self.domain_alias.get(&domain).cloned().unwrap_or(domain);
+        format!("{local}@{domain}")
+    }
+
+    /// Does this address belong to this person (primary or alias)?
+    pub fn is_address_of(&self, email: &Email, person: &Person) -> bool {
+        let key = self.canonical(email);
+        key == self.canonical(&person.email)
+            || person.aliases.iter().any(|a| self.canonical(a) == key)
+    }
+
+    pub fn correlate(&self, account: &Account) -> Match {
+        let mut candidate: Option<(usize, MatchedBy)> = None;
+        for rule in &self.settings.order {
+            let (found, by): (Option<&Vec<usize>>, MatchedBy) = match rule {
+                CorrelationRule::EmployeeId => (
+                    account
+                        .employee_id
+                        .as_ref()
+                        .and_then(|id| self.by_employee_id.get(id.as_str())),
+                    MatchedBy::EmployeeId,
+                ),
+                CorrelationRule::Email => (
+                    account
+                        .email
+                        .as_ref()
+                        .and_then(|e| self.by_email.get(&self.canonical(e))),
+                    MatchedBy::Email,
+                ),
+                CorrelationRule::Aliases => (
+                    account
+                        .email
+                        .as_ref()
+                        .and_then(|e| self.by_alias.get(&self.canonical(e))),
+                    MatchedBy::Alias,
+                ),
+            };
+            let Some(found) = found else { continue };
+            match (candidate, found.as_slice()) {
+                (_, []) => {}
+                (None, [one]) => candidate = Some((*one, by)),
+                (None, many) => {
+                    return Match::Ambiguous(format!(
+                        "{} people match by {}: {}",
+                        many.len(),
+                        rule_name(*rule),
+                        self.names(many)
+                    ));
+                }
+                (Some((c, _)), many) if many.contains(&c) => {}
+                (Some((c, cby)), other) => {
+                    return Match::Ambiguous(format!(
+                        "{} says {} but {} says {}",
+                        by_name(cby),
+                        self.people[c].email,
+                        rule_name(*rule),
+                        self.names(other)
+                    ));
+                }
+            }
+        }
+        match candidate {
+            Some((i, by)) => Match::Person(i, by),
+            None => Match::None,
+        }
+    }
+
+    fn names(&self, idx: &[usize]) -> String {
+        idx.iter()
+            .map(|&i| {
+                format!(
+                    "{} ({})",
+                    self.people[i].email, self.people[i].employee_id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn rule_name(rule: CorrelationRule) -> &'static str {
+    match rule {
+        CorrelationRule::EmployeeId => "employee ID",
+        CorrelationRule::Email => "email",
+        CorrelationRule::Aliases => "alias",
+    }
+}
+
+fn by_name(by: MatchedBy) -> &'static str {
+    match by {
+        MatchedBy::EmployeeId => "employee ID",
+        MatchedBy::Email => "email",
+        MatchedBy::Alias => "alias",
+    }
+}

@@ -1,0 +1,335 @@
+//! The HR CSV source of truth.
+//!
+//! Required columns (any order, header names case-insensitive):
+//! `employee_id, email, first_name, last_name, department, cost_center,
+//! manager_email, status, start_date, end_date`. Optional: `aliases` and
+//! `groups` (`;`-separated). Any further column becomes a free attribute
+//! that policy rules can select on (e.g. `location`).
+//!
+//! A file with any bad row is refused whole: nothing is half-imported.
+//! Every bad row is reported (up to [`MAX_ERRORS`]) with its line number
+//! and reason, so one run tells the admin everything to fix.
+
+use std::collections::{BTreeMap, HashMap};
+
+use time::Date;
+use time::macros::format_description;
+
+use crate::ids::{Email, EmployeeId};
+use crate::model::{EmploymentStatus, Person};
+
+pub const REQUIRED_COLUMNS: [&str; 10] = [
+    "employee_id",
+    "email",
+    "first_name",
+    "last_name",
+    "department",
+    "cost_center",
+    "manager_email",
+    "status",
+    "start_date",
+    "end_date",
+];
+
+/// Stop collecting errors after this many; a file this broken is the
+/// wrong file.
+pub const MAX_ERRORS: usize = 50;
+
+/// One problem in the file, with its 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {} problem(s); nothing was imported:\n{}", errors.len(), render(errors, file))]
+pub struct HrCsvError {
+    pub file: String,
+    pub errors: Vec<RowError>,
+}
+
+fn render(errors: &[RowError], file: &str) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  {file}:{}: {}", e.line, e.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Parses an HR CSV file's text into people. `file` names the file in
+/// errors.
+pub fn parse(file: &str, text: &str) -> Result<Vec<Person>, HrCsvError> {
+    let fail = |errors: Vec<RowError>| HrCsvError {
+        file: file.to_string(),
+        errors,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
+        Err(e) => {
+            return Err(fail(vec![RowError {
+                line: 1,
+                message: format!("cannot read the header: {e}"),
+            }]));
+        }
+    };
+    let missing: Vec<&str> = REQUIRED_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !headers.iter().any(|h| h == c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(fail(vec![RowError {
+            line: 1,
+            message: format!(
+                "missing column(s): {} (required: {})",
+                missing.join(", "),
+                REQUIRED_COLUMNS.join(", ")
+            ),
+        }]));
+    }
+    let col: HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+
+    let mut people = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen_ids: HashMap<String, u64> = HashMap::new();
+    let mut seen_emails: HashMap<String, u64> = HashMap::new();
+    for record in reader.records() {
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                errors.push(RowError {
+                    line,
+                    message: format!("malformed row: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        match parse_row(&col, &headers, &record) {
+            Ok(person) => {
+                if let Some(prev) = seen_ids.insert(person.employee_id.to_string(), line) {
+                    errors.push(RowError {
+                        line,
+                        message: format!(
+                            "employee_id {:?} already used on line {prev}",
+                            person.employee_id.as_str()
+                        ),
+                    });
+                    continue;
+                }
+                if let Some(prev) = seen_emails.insert(person.email.normalized(), line) {
+                    errors.push(RowError {
+                        line,
+                        message: format!(
+                            "email {} already used on line {prev} (emails compare case-insensitively)",
+                            person.email
+                        ),
+                    });
+                    continue;
+                }
+                people.push(person);
+            }
+            Err(message) => errors.push(RowError { line, message }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(people)
+    } else {
+        Err(fail(errors))
+    }
+}
+
+fn parse_row(
+    col: &HashMap<&str, usize>,
+    headers: &[String],
+    record: &csv::StringRecord,
+) -> Result<Person, String> {
+    let get = |name: &str| -> &str { col.get(name).and_then(|&i| record.get(i)).unwrap_or("") };
+    let employee_id = get("employee_id");
+    if employee_id.is_empty() {
+        return Err("employee_id is empty".into());
+    }
+    let email = Email::parse(get("email")).map_err(|e| format!("email: {e}"))?;
+    let first_name = get("first_name").to_string();
+    let last_name = get("last_name").to_string();
+    if first_name.is_empty() && last_name.is_empty() {
+        return Err("first_name and last_name are both empty".into());
+    }
+    let manager_email = match get("manager_email") {
+        "" => None,
+        m => Some(Email::parse(m).map_err(|e| format!("manager_email: {e}"))?),
+    };
+    if manager_email.as_ref() == Some(&email) {
+        return Err(format!("{email} is their own manager"));
+    }
+    let status_raw = get("status");
+    let status = EmploymentStatus::parse(status_raw).ok_or_else(|| {
+        format!("status {status_raw:?} is not one of active, leave, terminated")
+    })?;
+    let start_date = parse_date("start_date", get("start_date"))?;
+    let end_date = parse_date("end_date", get("end_date"))?;
+    if let (Some(s), Some(e)) = (start_date, end_date)
+        && e < s
+    {
+        return Err(format!("end_date {e} is before start_date {s}"));
+    }
+    let aliases = get("aliases")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|a| Email::parse(a).map_err(|e| format!("aliases: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let groups = get("groups")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut attributes = BTreeMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        if REQUIRED_COLUMNS.contains(&h.as_str()) || h == "aliases" || h == "groups" {
+            continue;
+        }
+        if let Some(v) = record.get(i)
+            && !v.is_empty()
+        {
+            attributes.insert(h.clone(), v.to_string());
+        }
+    }
+    Ok(Person {
+        employee_id: EmployeeId::new(employee_id),
+        email,
+        aliases,
+        first_name,
+        last_name,
+        department: get("department").to_string(),
+        cost_center: get("cost_center").to_string(),
+        manager_email,
+        status,
+        start_date,
+        end_date,
+        groups,
+        attributes,
+    })
+}
+
+fn parse_date(column: &str, raw: &str) -> Result<Option<Date>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    Date::parse(raw, format_description!("[year]-[month]-[day]"))
+        .map(Some)
+        .map_err(|_| format!("{column} {raw:?} is not a date (expected YYYY-MM-DD)"))
+}
+
+/// Writes people back out in the same format (used by `roster demo` to
+/// write its sample company, and by tests).
+pub fn write(people: &[Person]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<&str> = REQUIRED_COLUMNS.to_vec();
+    header.push("groups");
+    let _ = w.write_record(&header);
+    for p in people {
+        let _ = w.write_record([
+            p.employee_id.as_str(),
+            p.email.as_str(),
+            &p.first_name,
+            &p.last_name,
+            &p.department,
+            &p.cost_center,
+            p.manager_email.as_ref().map(Email::as_str).unwrap_or(""),
+            p.status.as_str(),
+            &p.start_date.map(|d| d.to_string()).unwrap_or_default(),
+            &p.end_date.map(|d| d.to_string()).unwrap_or_default(),
+            &p.groups.join(";"),
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date\n";
+
+    #[test]
+    fn parses_a_good_file_with_extra_columns_as_attributes() {
+        let text = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date,location,groups\n\
+                    E1,Alice@Acme.com,Alice,Smith,Finance,CC-100,,active,2020-01-01,,Paris,Finance;All\n\
+                    E2,bob@acme.com,Bob,Jones,Sales,CC-200,alice@acme.com,terminated,2021-02-01,2026-10-01,,\n";
+        let people = parse("hr.csv", text).unwrap();
+        assert_eq!(people.len(), 2);
+        assert_eq!(people[0].attributes.get("location").map(String::as_str), Some("Paris"));
+        assert_eq!(people[0].groups, vec!["Finance", "All"]);
+        assert_eq!(people[1].status, EmploymentStatus::Terminated);
+        assert_eq!(people[1].manager_email.as_ref().unwrap().as_str(), "alice@acme.com");
+    }
+
+    #[test]
+    fn a_bad_row_refuses_the_whole_file_and_names_every_line() {
+        let text = format!(
+            "{HEADER}E1,alice@acme.com,Alice,Smith,F,CC,,active,2020-01-01,\n\
+             E2,not-an-email,Bob,J,F,CC,,active,2020-01-01,\n\
+             E3,carol@acme.com,Carol,K,F,CC,,retired,2020-01-01,\n\
+             E4,dan@acme.com,Dan,L,F,CC,,active,2020-13-01,\n\
+             E1,erin@acme.com,Erin,M,F,CC,,active,2020-01-01,\n\
+             E6,ALICE@acme.com,Al,Dup,F,CC,,active,2020-01-01,\n"
+        );
+        let err = parse("hr.csv", &text).unwrap_err();
+        let lines: Vec<u64> = err.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![3, 4, 5, 6, 7]);
+        assert!(err.errors[0].message.contains("email"));
+        assert!(err.errors[1].message.contains("retired"));
+        assert!(err.errors[2].message.contains("start_date"));
+        assert!(err.errors[3].message.contains("already used on line 2"));
+        assert!(err.errors[4].message.contains("case-insensitively"));
+        assert!(err.to_string().contains("nothing was imported"));
+    }
+
+    #[test]
+    fn missing_columns_are_named() {
+        let err = parse("hr.csv", "employee_id,email\nE1,a@b.com\n").unwrap_err();
+        assert_eq!(err.errors[0].line, 1);
+        assert!(err.errors[0].message.contains("first_name"));
+        assert!(err.errors[0].message.contains("end_date"));
+    }
+
+    #[test]
+    fn a_row_with_the_wrong_number_of_fields_is_reported() {
+        let text = format!("{HEADER}E1,alice@acme.com,Alice\n");
+        let err = parse("hr.csv", &text).unwrap_err();
+        assert_eq!(err.errors[0].line, 2);
+    }
+
+    #[test]
+    fn end_before_start_is_rejected() {
+        let text = format!("{HEADER}E1,alice@acme.com,Alice,S,F,CC,,terminated,2024-05-01,2024-04-01\n");
+        let err = parse("hr.csv", &text).unwrap_err();
+        assert!(err.errors[0].message.contains("before start_date"));
+    }
+
+    #[test]
+    fn write_then_parse_round_trips() {
+        let text = format!(
+            "{HEADER}E1,alice@acme.com,Alice,Smith,F,CC-1,,active,2020-01-01,\n\
+             E2,bob@acme.com,Bob,Jones,S,CC-2,alice@acme.com,terminated,2021-01-01,2026-01-31\n"
+        );
+        let people = parse("a.csv", &text).unwrap();
+        let again = parse("b.csv", &write(&people)).unwrap();
+        assert_eq!(people, again);
+    }
+}

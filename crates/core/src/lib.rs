@@ -1,0 +1,32 @@
+//! roster's domain core: the identity graph, policy and the pure
+//! reconcile/plan function.
+//!
+//! # Architecture invariant
+//!
+//! Nothing in this crate does I/O, spawns, sleeps or reads the clock. Time
+//! is a parameter (`now`). Everything here is deterministic: the same people,
+//! accounts and policy give the same plan, byte for byte. That is what makes
+//! plans reviewable and their hashes meaningful.
+//!
+//! # Concepts
+//!
+//! * [`Person`]: someone the source of truth (HR CSV, IdP) knows.
+//! * [`Account`]: what one app holds, as last read through one connection.
+//! * correlation ([`correlate`]): the link person ↔ account.
+//! * [`Policy`]: who should have what (TOML, see [`policy`]).
+//! * [`Plan`]: the ordered actions that make observed match desired, each
+//!   with a reason, plus findings that need a human.
+
+pub mod correlate;
+pub mod hr_csv;
+pub mod ids;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod reconcile;
+
+pub use ids::{AccountKey, ConnectionId, Email, EmployeeId};
+pub use model::{Account, EmploymentStatus, Observed, Person};
+pub use plan::{Action, AttributeChange, Finding, FindingKind, Operation, Plan};
+pub use policy::{Policy, PolicyError};
+pub use reconcile::reconcile;

@@ -1,0 +1,261 @@
+//! Plans: the reviewable output of reconciliation.
+//!
+//! A plan is a deterministic list of [`Action`]s, each with a human-readable
+//! reason, plus the [`Finding`]s that need a person's eyes but no action
+//! (orphans, ambiguous matches, incomplete reads). Its [`Plan::hash`] covers
+//! both the actions and the digest of the observed state they were computed
+//! from, so an approval bound to the hash cannot be replayed on a world that
+//! has moved on.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::{AccountKey, ConnectionId, Email, EmployeeId};
+use crate::model::Observed;
+
+/// A lifecycle operation on an account. `Read` is listed so the catalog
+/// can describe how accounts are read; plans never contain it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Read,
+    Create,
+    Update,
+    Deactivate,
+    Reactivate,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 5] = [
+        Operation::Read,
+        Operation::Create,
+        Operation::Update,
+        Operation::Deactivate,
+        Operation::Reactivate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Deactivate => "deactivate",
+            Operation::Reactivate => "reactivate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Operation> {
+        Operation::ALL
+            .into_iter()
+            .find(|o| o.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// The `terraform plan`-style sign: `+` create, `~` update,
+    /// `-` deactivate, `^` reactivate.
+    pub fn sign(self) -> char {
+        match self {
+            Operation::Read => ' ',
+            Operation::Create => '+',
+            Operation::Update => '~',
+            Operation::Deactivate => '-',
+            Operation::Reactivate => '^',
+        }
+    }
+
+    /// Does this operation take access away?
+    pub fn is_deprovision(self) -> bool {
+        matches!(self, Operation::Deactivate)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One attribute's change, before → after. `None` means unset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub name: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// One thing to do to one account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub connection: ConnectionId,
+    pub operation: Operation,
+    /// The person the action is for; `None` for an orphan's deactivation.
+    pub employee_id: Option<EmployeeId>,
+    /// The address the account is (or will be) known by.
+    pub email: Email,
+    /// The app's key for an existing account; `None` for a create.
+    pub account: Option<AccountKey>,
+    /// The full desired attribute set (create, reactivate, update), so a
+    /// connector that writes whole records (Expensify, SCIM PUT) has it.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// What differs, for updates and reactivations.
+    #[serde(default)]
+    pub changes: Vec<AttributeChange>,
+    pub reason: String,
+}
+
+impl Action {
+    /// A stable key for this action within a plan: connection, operation
+    /// and the account (or person) it targets. Two plans that want the same
+    /// effect give the same key, which the engine uses for idempotency.
+    pub fn key(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.connection,
+            self.operation,
+            self.account
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| self.email.normalized())
+        )
+    }
+}
+
+/// What a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// An active account no person matches.
+    Orphan,
+    /// An account that matches more than one person, or whose rules
+    /// disagree. Never acted on until a person resolves it.
+    Ambiguous,
+    /// A second account for a person who already has one in the app.
+    Duplicate,
+    /// The read was incomplete: deprovisions were withheld.
+    IncompleteRead,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Orphan => "orphan",
+            FindingKind::Ambiguous => "ambiguous",
+            FindingKind::Duplicate => "duplicate",
+            FindingKind::IncompleteRead => "incomplete_read",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub connection: ConnectionId,
+    pub kind: FindingKind,
+    pub account: Option<AccountKey>,
+    pub email: Option<Email>,
+    pub detail: String,
+}
+
+/// How the accounts of one connection were classified.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classification {
+    /// Linked to a person and as desired.
+    pub linked: usize,
+    /// Linked, but attributes differ from policy.
+    pub drifted: usize,
+    /// A person should have an account and has none.
+    pub missing: usize,
+    /// An active account its person should no longer have.
+    pub excess: usize,
+    /// An active account no person matches.
+    pub orphan: usize,
+    /// Accounts not linked because the match was ambiguous or duplicate.
+    pub unmatched: usize,
+    /// Inactive accounts nobody is entitled to: nothing to do.
+    pub inactive: usize,
+}
+
+/// The result of one reconciliation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub findings: Vec<Finding>,
+    pub classification: BTreeMap<ConnectionId, Classification>,
+    /// SHA-256 over the observed state the plan was computed from.
+    pub observed_digest: String,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The plan's content hash: actions, findings and the observed digest.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.observed_digest.as_bytes());
+        for a in &self.actions {
+            h.update(serde_json::to_vec(a).unwrap_or_default());
+            h.update(b"\n");
+        }
+        for f in &self.findings {
+            h.update(serde_json::to_vec(f).unwrap_or_default());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// Counts of actions by operation.
+    pub fn counts(&self) -> BTreeMap<Operation, usize> {
+        let mut m = BTreeMap::new();
+        for a in &self.actions {
+            *m.entry(a.operation).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// `Plan: 3 to create, 2 to update, 1 to deactivate, 0 to reactivate.`
+    pub fn summary_line(&self) -> String {
+        let c = self.counts();
+        let n = |op| c.get(&op).copied().unwrap_or(0);
+        format!(
+            "Plan: {} to create, {} to update, {} to reactivate, {} to deactivate; {} findings.",
+            n(Operation::Create),
+            n(Operation::Update),
+            n(Operation::Reactivate),
+            n(Operation::Deactivate),
+            self.findings.len()
+        )
+    }
+}
+
+/// A digest of observed state, independent of the order accounts came in.
+pub fn observed_digest(observed: &[Observed]) -> String {
+    let mut parts: Vec<Vec<u8>> = observed
+        .iter()
+        .map(|o| {
+            let mut accounts: Vec<Vec<u8>> = o
+                .accounts
+                .iter()
+                .map(|a| serde_json::to_vec(a).unwrap_or_default())
+                .collect();
+            accounts.sort();
+            let mut h = Sha256::new();
+            h.update(o.connection.as_str().as_bytes());
+            h.update([u8::from(o.complete)]);
+            for a in accounts {
+                h.update(&a);
+                h.update(b"\n");
+            }
+            h.finalize().to_vec()
+        })
+        .collect();
+    parts.sort();
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(&p);
+    }
+    hex::encode(h.finalize())
+}

@@ -1,0 +1,405 @@
+//! Policy as code: who gets which app, with which attributes.
+//!
+//! A policy is a TOML file. Its shape:
+//!
+//! ```toml
+//! [correlation]
+//! order = ["employee_id", "email", "aliases"]   # the default
+//! equivalent_domains = [["acme.com", "acme.io"]]
+//!
+//! [connections.expensify]
+//! orphans = "report"          # or "deactivate"
+//!
+//! [tables.workspace_by_cost_center]
+//! "CC-100" = "E5A1B2C3D4E5F601"
+//!
+//! [[rules]]
+//! name = "everyone-gets-expensify"
+//! connection = "expensify"
+//! when = { status = ["active", "leave"] }
+//! set = { role = "user", manager_email = "{manager_email}",
+//!         policy_id = { lookup = "cost_center", table = "workspace_by_cost_center" } }
+//! ```
+//!
+//! # Precedence
+//!
+//! * A person is granted a connection when at least one non-deny rule for it
+//!   matches them and no `deny = true` rule for it does. Deny always wins,
+//!   wherever it sits in the file.
+//! * When several granting rules match, their `set` tables are merged in file
+//!   order: a later rule overrides an attribute an earlier one set.
+//! * A rule whose `when` does not name `status` applies to `active` and
+//!   `leave` people only: a rule never grants access to a terminated person
+//!   unless it says `status = ["terminated"]` outright.
+//! * `when` values match case-insensitively; each key must match (AND), any
+//!   value within a key may match (OR). The key `group` matches when any of
+//!   the person's IdP groups is listed. `unless` has the same shape and
+//!   excludes people who match it.
+//! * An attribute whose template names a source attribute the person lacks
+//!   (say, `{manager_email}` for the CEO) is left unset, not set to "".
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::ids::ConnectionId;
+use crate::model::{EmploymentStatus, Person};
+
+/// A policy error with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// How an account with no matching person is treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrphanHandling {
+    /// Report it; change nothing. The safe default: an orphan may be a
+    /// service account or a person HR does not know about.
+    #[default]
+    Report,
+    /// Deactivate it.
+    Deactivate,
+}
+
+/// One correlation rule, tried in the configured order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrelationRule {
+    EmployeeId,
+    Email,
+    Aliases,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationSettings {
+    #[serde(default = "default_order")]
+    pub order: Vec<CorrelationRule>,
+    /// Groups of domains that name the same mailbox: with
+    /// `[["acme.com","acme.io"]]`, `alice@acme.io` is `alice@acme.com`.
+    #[serde(default)]
+    pub equivalent_domains: Vec<Vec<String>>,
+}
+
+fn default_order() -> Vec<CorrelationRule> {
+    vec![
+        CorrelationRule::EmployeeId,
+        CorrelationRule::Email,
+        CorrelationRule::Aliases,
+    ]
+}
+
+impl Default for CorrelationSettings {
+    fn default() -> Self {
+        CorrelationSettings {
+            order: default_order(),
+            equivalent_domains: Vec::new(),
+        }
+    }
+}
+
+/// Per-connection policy settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPolicy {
+    #[serde(default)]
+    pub orphans: OrphanHandling,
+    /// Attributes roster compares and corrects. Defaults to every attribute
+    /// some rule sets; attributes outside this list are never "drift".
+    #[serde(default)]
+    pub managed_attributes: Option<Vec<String>>,
+}
+
+/// A value to set on an account.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    /// A literal with `{attribute}` placeholders filled from the person.
+    Template(String),
+    /// A lookup of a person attribute in a named table.
+    Lookup {
+        lookup: String,
+        table: String,
+        #[serde(default)]
+        default: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    pub connection: ConnectionId,
+    #[serde(default)]
+    pub when: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub unless: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub deny: bool,
+    #[serde(default)]
+    pub set: BTreeMap<String, AttributeValue>,
+}
+
+/// A validated policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub correlation: CorrelationSettings,
+    #[serde(default)]
+    pub connections: BTreeMap<ConnectionId, ConnectionPolicy>,
+    #[serde(default)]
+    pub tables: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// What the policy wants one person to have in one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entitlement {
+    pub connection: ConnectionId,
+    pub attributes: BTreeMap<String, String>,
+    /// The names of the rules that granted it, for the plan's reasons.
+    pub rules: Vec<String>,
+}
+
+impl Policy {
+    /// Parses and validates a policy file's text. `file` is only used to
+    /// name the place of an error.
+    pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
+            PolicyError {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        policy.validate().map_err(|(needle, message)| {
+            let offset = text.find(&needle).unwrap_or(0);
+            let (line, column) = line_col(text, offset);
+            PolicyError {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        Ok(policy)
+    }
+
+    /// Checks references the TOML grammar cannot. On failure returns a
+    /// snippet to locate in the source and the message.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &self.rules {
+            if rule.name.trim().is_empty() {
+                return Err(("[[rules]]".into(), "a rule needs a non-empty name".into()));
+            }
+            if !names.insert(rule.name.as_str()) {
+                return Err((
+                    format!("\"{}\"", rule.name),
+                    format!("rule name {:?} is used twice", rule.name),
+                ));
+            }
+            for (key, values) in rule.when.iter().chain(rule.unless.iter()) {
+                if key == "status" {
+                    for v in values {
+                        if EmploymentStatus::parse(v).is_none() {
+                            return Err((
+                                format!("\"{v}\""),
+                                format!(
+                                    "rule {:?}: unknown status {v:?} (expected active, leave or terminated)",
+                                    rule.name
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            for (attr, value) in &rule.set {
+                if let AttributeValue::Lookup { table, .. } = value
+                    && !self.tables.contains_key(table)
+                {
+                    return Err((
+                        format!("\"{table}\""),
+                        format!(
+                            "rule {:?}: attribute {attr:?} looks up table {table:?}, which is not defined under [tables]",
+                            rule.name
+                        ),
+                    ));
+                }
+                if let AttributeValue::Template(t) = value
+                    && let Err(msg) = placeholders(t)
+                {
+                    return Err((
+                        t.clone(),
+                        format!("rule {:?}: attribute {attr:?}: {msg}", rule.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn connection(&self, id: &ConnectionId) -> ConnectionPolicy {
+        self.connections.get(id).cloned().unwrap_or_default()
+    }
+
+    /// The connections any rule talks about, in sorted order.
+    pub fn governed_connections(&self) -> Vec<ConnectionId> {
+        let mut set: std::collections::BTreeSet<ConnectionId> =
+            self.rules.iter().map(|r| r.connection.clone()).collect();
+        set.extend(self.connections.keys().cloned());
+        set.into_iter().collect()
+    }
+
+    /// What this person should have in this connection, if anything.
+    pub fn entitlement(&self, person: &Person, connection: &ConnectionId) -> Option<Entitlement> {
+        let mut granted = false;
+        let mut attributes = BTreeMap::new();
+        let mut rules = Vec::new();
+        for rule in self.rules.iter().filter(|r| &r.connection == connection) {
+            if !rule.matches(person) {
+                continue;
+            }
+            if rule.deny {
+                return None;
+            }
+            granted = true;
+            rules.push(rule.name.clone());
+            for (attr, value) in &rule.set {
+                match self.evaluate(value, person) {
+                    Some(v) => {
+                        attributes.insert(attr.clone(), v);
+                    }
+                    None => {
+                        attributes.remove(attr);
+                    }
+                }
+            }
+        }
+        granted.then(|| Entitlement {
+            connection: connection.clone(),
+            attributes,
+            rules,
+        })
+    }
+
+    /// The attributes roster manages in a connection.
+    pub fn managed_attributes(&self, connection: &ConnectionId) -> Vec<String> {
+        if let Some(list) = self
+            .connections
+            .get(connection)
+            .and_then(|c| c.managed_attributes.clone())
+        {
+            return list;
+        }
+        let mut set = std::collections::BTreeSet::new();
+        for rule in self.rules.iter().filter(|r| &r.connection == connection) {
+            set.extend(rule.set.keys().cloned());
+        }
+        set.into_iter().collect()
+    }
+
+    fn evaluate(&self, value: &AttributeValue, person: &Person) -> Option<String> {
+        match value {
+            AttributeValue::Template(t) => fill_template(t, person),
+            AttributeValue::Lookup {
+                lookup,
+                table,
+                default,
+            } => {
+                let key = person.attribute(lookup)?;
+                self.tables
+                    .get(table)
+                    .and_then(|t| t.get(&key))
+                    .cloned()
+                    .or_else(|| default.clone())
+            }
+        }
+    }
+}
+
+impl Rule {
+    pub fn matches(&self, person: &Person) -> bool {
+        if !self.when.contains_key("status")
+            && person.status == EmploymentStatus::Terminated
+        {
+            return false;
+        }
+        let all_match = self.when.iter().all(|(k, v)| selector_matches(person, k, v));
+        let excluded = !self.unless.is_empty()
+            && self.unless.iter().all(|(k, v)| selector_matches(person, k, v));
+        all_match && !excluded
+    }
+}
+
+fn selector_matches(person: &Person, key: &str, values: &[String]) -> bool {
+    if key == "group" || key == "groups" {
+        return person
+            .groups
+            .iter()
+            .any(|g| values.iter().any(|v| v.eq_ignore_ascii_case(g)));
+    }
+    match person.attribute(key) {
+        Some(actual) => values.iter().any(|v| v.eq_ignore_ascii_case(&actual)),
+        None => false,
+    }
+}
+
+/// The placeholder names in a template, or why it is malformed.
+fn placeholders(template: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("unclosed '{{' in {template:?}"));
+        };
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("bad placeholder {{{name}}} in {template:?}"));
+        }
+        names.push(name.to_string());
+        rest = &after[end + 1..];
+    }
+    Ok(names)
+}
+
+fn fill_template(template: &str, person: &Person) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('}')?;
+        let value = person.attribute(&after[..end])?;
+        if value.is_empty() {
+            return None;
+        }
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, column)
+}

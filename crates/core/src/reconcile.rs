@@ -1,0 +1,360 @@
+//! The pure reconcile function: desired state (people × policy) against
+//! observed state (accounts) gives a [`Plan`].
+//!
+//! For every governed connection that was read:
+//!
+//! 1. correlate each account to a person ([`crate::correlate`]);
+//! 2. for each person, ask the policy for an entitlement;
+//! 3. classify: missing → create; inactive but entitled → reactivate;
+//!    drifted → update; active but not entitled → deactivate (excess);
+//!    active and matching nobody → orphan (reported, or deactivated when
+//!    the connection's policy says so);
+//! 4. sort the actions deterministically and attach a reason to each.
+//!
+//! Invariants: an ambiguous or duplicate account is never acted on; an
+//! incomplete read never yields a deactivation; the same inputs always give
+//! the same plan, byte for byte.
+
+use std::collections::{BTreeMap, HashMap};
+
+use time::OffsetDateTime;
+
+use crate::correlate::{Correlator, Match, MatchedBy};
+use crate::ids::ConnectionId;
+use crate::model::{Account, EmploymentStatus, Observed, Person};
+use crate::plan::{
+    observed_digest, Action, AttributeChange, Classification, Finding, FindingKind, Operation,
+    Plan,
+};
+use crate::policy::{OrphanHandling, Policy};
+
+/// The attribute that carries an account's address. Compared against the
+/// person's addresses (primary and aliases), never against the policy.
+pub const EMAIL_ATTRIBUTE: &str = "email";
+
+/// Reconciles every governed connection in `observed`.
+///
+/// `now` is the reconciliation time; it is used in reasons (e.g. how long
+/// ago a person left) and never read from the clock here.
+pub fn reconcile(
+    people: &[Person],
+    observed: &[Observed],
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Plan {
+    let correlator = Correlator::new(people, &policy.correlation);
+    let governed = policy.governed_connections();
+    let mut plan = Plan {
+        observed_digest: observed_digest(observed),
+        ..Plan::default()
+    };
+    let mut by_connection: BTreeMap<&ConnectionId, &Observed> = BTreeMap::new();
+    for o in observed {
+        by_connection.insert(&o.connection, o);
+    }
+    for (connection, obs) in by_connection {
+        if !governed.contains(connection) {
+            // No rule speaks about this app: roster reads it (for reports)
+            // but plans nothing for it.
+            continue;
+        }
+        reconcile_connection(&correlator, people, obs, policy, now, &mut plan);
+    }
+    plan.actions.sort_by(|a, b| {
+        (&a.connection, op_rank(a.operation), a.email.normalized(), &a.account).cmp(&(
+            &b.connection,
+            op_rank(b.operation),
+            b.email.normalized(),
+            &b.account,
+        ))
+    });
+    plan.findings.sort_by(|a, b| {
+        (&a.connection, a.kind, &a.email, &a.account).cmp(&(&b.connection, b.kind, &b.email, &b.account))
+    });
+    plan
+}
+
+fn op_rank(op: Operation) -> u8 {
+    match op {
+        Operation::Create => 0,
+        Operation::Reactivate => 1,
+        Operation::Update => 2,
+        Operation::Deactivate => 3,
+        Operation::Read => 4,
+    }
+}
+
+fn reconcile_connection(
+    correlator: &Correlator<'_>,
+    people: &[Person],
+    obs: &Observed,
+    policy: &Policy,
+    now: OffsetDateTime,
+    plan: &mut Plan,
+) {
+    let connection = &obs.connection;
+    let settings = policy.connection(connection);
+    let managed = policy.managed_attributes(connection);
+    let mut class = Classification::default();
+    let may_deprovision = obs.complete;
+    if !obs.complete {
+        plan.findings.push(Finding {
+            connection: connection.clone(),
+            kind: FindingKind::IncompleteRead,
+            account: None,
+            email: None,
+            detail: format!(
+                "the read of {connection} may be incomplete ({}): deactivations withheld this run",
+                obs.incomplete_reason.as_deref().unwrap_or("no reason given")
+            ),
+        });
+    }
+
+    // 1. Correlate. A person's primary account is the one matched by the
+    //    strongest rule; an active one beats an inactive one.
+    let mut linked: HashMap<usize, (&Account, MatchedBy)> = HashMap::new();
+    let mut accounts: Vec<&Account> = obs.accounts.iter().collect();
+    accounts.sort_by(|a, b| {
+        (!a.active, &a.key).cmp(&(!b.active, &b.key))
+    });
+    for account in accounts {
+        match correlator.correlate(account) {
+            Match::Person(i, by) => match linked.get(&i) {
+                None => {
+                    linked.insert(i, (account, by));
+                }
+                Some((first, _)) => {
+                    class.unmatched += 1;
+                    plan.findings.push(Finding {
+                        connection: connection.clone(),
+                        kind: FindingKind::Duplicate,
+                        account: Some(account.key.clone()),
+                        email: account.email.clone(),
+                        detail: format!(
+                            "{} already has account {} in {connection}; this second account is left alone until someone decides",
+                            people[i].email, first.key
+                        ),
+                    });
+                }
+            },
+            Match::Ambiguous(why) => {
+                class.unmatched += 1;
+                plan.findings.push(Finding {
+                    connection: connection.clone(),
+                    kind: FindingKind::Ambiguous,
+                    account: Some(account.key.clone()),
+                    email: account.email.clone(),
+                    detail: format!("not linked: {why}; resolve the match before roster acts on it"),
+                });
+            }
+            Match::None if account.active => {
+                class.orphan += 1;
+                let deactivate = settings.orphans == OrphanHandling::Deactivate;
+                plan.findings.push(Finding {
+                    connection: connection.clone(),
+                    kind: FindingKind::Orphan,
+                    account: Some(account.key.clone()),
+                    email: account.email.clone(),
+                    detail: if deactivate {
+                        "active account matches no person".to_string()
+                    } else {
+                        "active account matches no person; reported only (orphans = \"report\")"
+                            .to_string()
+                    },
+                });
+                if deactivate && may_deprovision {
+                    if let Some(email) = account.email.clone() {
+                        plan.actions.push(Action {
+                            connection: connection.clone(),
+                            operation: Operation::Deactivate,
+                            employee_id: None,
+                            email,
+                            account: Some(account.key.clone()),
+                            attributes: BTreeMap::new(),
+                            changes: Vec::new(),
+                            reason: "orphan: no person in the source of truth matches this account"
+                                .to_string(),
+                        });
+                    }
+                }
+            }
+            Match::None => class.inactive += 1,
+        }
+    }
+
+    // 2–3. Compare each person's entitlement with their account.
+    for (i, person) in people.iter().enumerate() {
+        let entitlement = policy.entitlement(person, connection);
+        let account = linked.get(&i).map(|(a, _)| *a);
+        match (entitlement, account) {
+            (Some(ent), None) => {
+                class.missing += 1;
+                let mut attributes = ent.attributes.clone();
+                attributes.insert(EMAIL_ATTRIBUTE.into(), person.email.to_string());
+                plan.actions.push(Action {
+                    connection: connection.clone(),
+                    operation: Operation::Create,
+                    employee_id: Some(person.employee_id.clone()),
+                    email: person.email.clone(),
+                    account: None,
+                    attributes,
+                    changes: Vec::new(),
+                    reason: format!(
+                        "{} is {} and rule {} grants {connection}; no account found",
+                        person.display_name(),
+                        person.status,
+                        quote_rules(&ent.rules)
+                    ),
+                });
+            }
+            (Some(ent), Some(account)) => {
+                let changes = diff(correlator, person, account, &ent.attributes, &managed);
+                let mut attributes = ent.attributes.clone();
+                attributes.insert(EMAIL_ATTRIBUTE.into(), person.email.to_string());
+                if !account.active {
+                    class.drifted += 1;
+                    plan.actions.push(Action {
+                        connection: connection.clone(),
+                        operation: Operation::Reactivate,
+                        employee_id: Some(person.employee_id.clone()),
+                        email: person.email.clone(),
+                        account: Some(account.key.clone()),
+                        attributes,
+                        changes,
+                        reason: format!(
+                            "{} is {} again and rule {} grants {connection}; the account is deactivated",
+                            person.display_name(),
+                            person.status,
+                            quote_rules(&ent.rules)
+                        ),
+                    });
+                } else if !changes.is_empty() {
+                    class.drifted += 1;
+                    let what = changes
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    plan.actions.push(Action {
+                        connection: connection.clone(),
+                        operation: Operation::Update,
+                        employee_id: Some(person.employee_id.clone()),
+                        email: person.email.clone(),
+                        account: Some(account.key.clone()),
+                        attributes,
+                        changes,
+                        reason: format!(
+                            "{what} differ{} from what rule {} sets",
+                            if what.contains(", ") { "" } else { "s" },
+                            quote_rules(&ent.rules)
+                        ),
+                    });
+                } else {
+                    class.linked += 1;
+                }
+            }
+            (None, Some(account)) if account.active => {
+                class.excess += 1;
+                if !may_deprovision {
+                    continue;
+                }
+                plan.actions.push(Action {
+                    connection: connection.clone(),
+                    operation: Operation::Deactivate,
+                    employee_id: Some(person.employee_id.clone()),
+                    email: account.email.clone().unwrap_or_else(|| person.email.clone()),
+                    account: Some(account.key.clone()),
+                    attributes: BTreeMap::new(),
+                    changes: Vec::new(),
+                    reason: leaver_reason(person, connection, now),
+                });
+            }
+            (None, Some(_)) => class.inactive += 1,
+            (None, None) => {}
+        }
+    }
+    plan.classification.insert(connection.clone(), class);
+}
+
+fn quote_rules(rules: &[String]) -> String {
+    rules
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn leaver_reason(person: &Person, connection: &ConnectionId, now: OffsetDateTime) -> String {
+    match person.status {
+        EmploymentStatus::Terminated => match person.end_date {
+            Some(end) => {
+                let days = (now.date() - end).whole_days();
+                if days >= 0 {
+                    format!(
+                        "{} was terminated on {end} ({days} days ago); no rule grants {connection} to a leaver",
+                        person.display_name()
+                    )
+                } else {
+                    format!(
+                        "{} is terminated with end date {end}; no rule grants {connection} to a leaver",
+                        person.display_name()
+                    )
+                }
+            }
+            None => format!(
+                "{} is terminated; no rule grants {connection} to a leaver",
+                person.display_name()
+            ),
+        },
+        status => format!(
+            "{} is {status} but no rule grants them {connection} any more",
+            person.display_name()
+        ),
+    }
+}
+
+/// The managed attributes whose account value differs from the desired one.
+fn diff(
+    correlator: &Correlator<'_>,
+    person: &Person,
+    account: &Account,
+    desired: &BTreeMap<String, String>,
+    managed: &[String],
+) -> Vec<AttributeChange> {
+    let mut changes = Vec::new();
+    if let Some(email) = &account.email
+        && !correlator.is_address_of(email, person)
+    {
+        changes.push(AttributeChange {
+            name: EMAIL_ATTRIBUTE.into(),
+            before: Some(email.to_string()),
+            after: Some(person.email.to_string()),
+        });
+    }
+    for name in managed {
+        let Some(want) = desired.get(name) else {
+            continue;
+        };
+        let have = account.attributes.get(name);
+        if !same_value(name, have.map(String::as_str), want) {
+            changes.push(AttributeChange {
+                name: name.clone(),
+                before: have.cloned(),
+                after: Some(want.clone()),
+            });
+        }
+    }
+    changes
+}
+
+/// Attributes that hold addresses compare case-insensitively; everything
+/// else exactly.
+fn same_value(name: &str, have: Option<&str>, want: &str) -> bool {
+    match have {
+        None => false,
+        Some(have) if name.ends_with("email") || name == "approves_to" || name == "over_limit_approver" => {
+            have.trim().eq_ignore_ascii_case(want.trim())
+        }
+        Some(have) => have == want,
+    }
+}

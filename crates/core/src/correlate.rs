@@ -30,8 +30,10 @@ pub enum Match {
     /// Index into the people slice the correlator was built from.
     Person(usize, MatchedBy),
     None,
-    /// Never linked automatically; the string says why.
-    Ambiguous(String),
+    /// Never linked automatically; the string says why, and the indices
+    /// name the people involved (none of them gets a new account while the
+    /// match is open, or the resolution would find two).
+    Ambiguous(String, Vec<usize>),
 }
 
 /// An index over people, built once per reconciliation.
@@ -124,22 +126,30 @@ impl<'a> Correlator<'a> {
                 (_, []) => {}
                 (None, [one]) => candidate = Some((*one, by)),
                 (None, many) => {
-                    return Match::Ambiguous(format!(
-                        "{} people match by {}: {}",
-                        many.len(),
-                        rule_name(*rule),
-                        self.names(many)
-                    ));
+                    return Match::Ambiguous(
+                        format!(
+                            "{} people match by {}: {}",
+                            many.len(),
+                            rule_name(*rule),
+                            self.names(many)
+                        ),
+                        many.to_vec(),
+                    );
                 }
                 (Some((c, _)), many) if many.contains(&c) => {}
                 (Some((c, cby)), other) => {
-                    return Match::Ambiguous(format!(
-                        "{} says {} but {} says {}",
-                        by_name(cby),
-                        self.people[c].email,
-                        rule_name(*rule),
-                        self.names(other)
-                    ));
+                    let mut involved = other.to_vec();
+                    involved.push(c);
+                    return Match::Ambiguous(
+                        format!(
+                            "{} says {} but {} says {}",
+                            by_name(cby),
+                            self.people[c].email,
+                            rule_name(*rule),
+                            self.names(other)
+                        ),
+                        involved,
+                    );
                 }
             }
         }
@@ -149,16 +159,15 @@ impl<'a> Correlator<'a> {
         }
     }
 
+    /// The people at these indices, sorted so messages do not depend on
+    /// input order.
     fn names(&self, idx: &[usize]) -> String {
-        idx.iter()
-            .map(|&i| {
-                format!(
-                    "{} ({})",
-                    self.people[i].email, self.people[i].employee_id
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut names: Vec<String> = idx
+            .iter()
+            .map(|&i| format!("{} ({})", self.people[i].email, self.people[i].employee_id))
+            .collect();
+        names.sort();
+        names.join(", ")
     }
 }
 

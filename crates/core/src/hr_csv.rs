@@ -176,9 +176,8 @@ fn parse_row(
         return Err(format!("{email} is their own manager"));
     }
     let status_raw = get("status");
-    let status = EmploymentStatus::parse(status_raw).ok_or_else(|| {
-        format!("status {status_raw:?} is not one of active, leave, terminated")
-    })?;
+    let status = EmploymentStatus::parse(status_raw)
+        .ok_or_else(|| format!("status {status_raw:?} is not one of active, leave, terminated"))?;
     let start_date = parse_date("start_date", get("start_date"))?;
     let end_date = parse_date("end_date", get("end_date"))?;
     if let (Some(s), Some(e)) = (start_date, end_date)
@@ -273,10 +272,16 @@ mod tests {
                     E2,bob@acme.com,Bob,Jones,Sales,CC-200,alice@acme.com,terminated,2021-02-01,2026-10-01,,\n";
         let people = parse("hr.csv", text).unwrap();
         assert_eq!(people.len(), 2);
-        assert_eq!(people[0].attributes.get("location").map(String::as_str), Some("Paris"));
+        assert_eq!(
+            people[0].attributes.get("location").map(String::as_str),
+            Some("Paris")
+        );
         assert_eq!(people[0].groups, vec!["Finance", "All"]);
         assert_eq!(people[1].status, EmploymentStatus::Terminated);
-        assert_eq!(people[1].manager_email.as_ref().unwrap().as_str(), "alice@acme.com");
+        assert_eq!(
+            people[1].manager_email.as_ref().unwrap().as_str(),
+            "alice@acme.com"
+        );
     }
 
     #[test]
@@ -317,7 +322,8 @@ mod tests {
 
     #[test]
     fn end_before_start_is_rejected() {
-        let text = format!("{HEADER}E1,alice@acme.com,Alice,S,F,CC,,terminated,2024-05-01,2024-04-01\n");
+        let text =
+            format!("{HEADER}E1,alice@acme.com,Alice,S,F,CC,,terminated,2024-05-01,2024-04-01\n");
         let err = parse("hr.csv", &text).unwrap_err();
         assert!(err.errors[0].message.contains("before start_date"));
     }

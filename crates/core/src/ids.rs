@@ -28,7 +28,9 @@ impl Email {
             return Err(format!("{s:?} is not an email address"));
         }
         if s.chars().any(char::is_whitespace) {
-            return Err(format!("{s:?} is not an email address (contains whitespace)"));
+            return Err(format!(
+                "{s:?} is not an email address (contains whitespace)"
+            ));
         }
         if !domain.contains('.') {
             return Err(format!("{s:?} is not an email address (domain has no '.')"));
@@ -156,7 +158,15 @@ mod tests {
 
     #[test]
     fn email_parse_rejects_garbage() {
-        for bad in ["", "alice", "@x.com", "alice@", "a b@x.com", "a@b@c.com", "alice@localhost"] {
+        for bad in [
+            "",
+            "alice",
+            "@x.com",
+            "alice@",
+            "a b@x.com",
+            "a@b@c.com",
+            "alice@localhost",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

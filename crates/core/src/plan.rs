@@ -221,12 +221,13 @@ impl Plan {
         let c = self.counts();
         let n = |op| c.get(&op).copied().unwrap_or(0);
         format!(
-            "Plan: {} to create, {} to update, {} to reactivate, {} to deactivate; {} findings.",
+            "Plan: {} to create, {} to update, {} to reactivate, {} to deactivate; {} finding{}.",
             n(Operation::Create),
             n(Operation::Update),
             n(Operation::Reactivate),
             n(Operation::Deactivate),
-            self.findings.len()
+            self.findings.len(),
+            if self.findings.len() == 1 { "" } else { "s" }
         )
     }
 }
@@ -258,4 +259,74 @@ pub fn observed_digest(observed: &[Observed]) -> String {
         h.update(&p);
     }
     hex::encode(h.finalize())
+}
+
+/// Renders a plan for people, like `terraform plan`: grouped by
+/// connection, `+` create, `^` reactivate, `~` update (with each attribute
+/// before → after), `-` deactivate, `?` a finding; then a summary line.
+pub fn render(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut connections: Vec<&ConnectionId> = plan
+        .actions
+        .iter()
+        .map(|a| &a.connection)
+        .chain(plan.findings.iter().map(|f| &f.connection))
+        .collect();
+    connections.sort();
+    connections.dedup();
+    for conn in connections {
+        let _ = writeln!(out, "{conn}:");
+        for a in plan.actions.iter().filter(|a| &a.connection == conn) {
+            let who = match &a.employee_id {
+                Some(id) => format!("{} ({id})", a.email),
+                None => a.email.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {:<10} {who}",
+                a.operation.sign(),
+                a.operation.as_str()
+            );
+            let _ = writeln!(out, "      because {}", a.reason);
+            match a.operation {
+                Operation::Create => {
+                    for (k, v) in &a.attributes {
+                        let _ = writeln!(out, "      {k} = {v:?}");
+                    }
+                }
+                Operation::Update | Operation::Reactivate => {
+                    for c in &a.changes {
+                        let _ = writeln!(
+                            out,
+                            "      {}: {} -> {}",
+                            c.name,
+                            c.before
+                                .as_deref()
+                                .map(|v| format!("{v:?}"))
+                                .unwrap_or_else(|| "(unset)".into()),
+                            c.after
+                                .as_deref()
+                                .map(|v| format!("{v:?}"))
+                                .unwrap_or_else(|| "(unset)".into()),
+                        );
+                    }
+                }
+                Operation::Deactivate | Operation::Read => {}
+            }
+        }
+        for f in plan.findings.iter().filter(|f| &f.connection == conn) {
+            let what = match (&f.email, &f.account) {
+                (Some(e), _) => e.to_string(),
+                (None, Some(k)) => k.to_string(),
+                (None, None) => String::new(),
+            };
+            let line = format!("  ? {:<10} {what}", f.kind.as_str());
+            let _ = writeln!(out, "{}", line.trim_end());
+            let _ = writeln!(out, "      {}", f.detail);
+        }
+    }
+    out.push_str(&plan.summary_line());
+    out.push('\n');
+    out
 }

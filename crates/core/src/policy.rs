@@ -174,10 +174,7 @@ impl Policy {
     /// name the place of an error.
     pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
         let policy: Policy = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             PolicyError {
                 file: file.to_string(),
                 line,
@@ -333,14 +330,18 @@ impl Policy {
 
 impl Rule {
     pub fn matches(&self, person: &Person) -> bool {
-        if !self.when.contains_key("status")
-            && person.status == EmploymentStatus::Terminated
-        {
+        if !self.when.contains_key("status") && person.status == EmploymentStatus::Terminated {
             return false;
         }
-        let all_match = self.when.iter().all(|(k, v)| selector_matches(person, k, v));
+        let all_match = self
+            .when
+            .iter()
+            .all(|(k, v)| selector_matches(person, k, v));
         let excluded = !self.unless.is_empty()
-            && self.unless.iter().all(|(k, v)| selector_matches(person, k, v));
+            && self
+                .unless
+                .iter()
+                .all(|(k, v)| selector_matches(person, k, v));
         all_match && !excluded
     }
 }
@@ -402,4 +403,59 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_names_file_line_and_column() {
+        let text = "[[rules]]\nname = \"a\"\nconnection = expensify\n";
+        let err = Policy::parse("policy.toml", text).unwrap_err();
+        assert_eq!((err.file.as_str(), err.line), ("policy.toml", 3), "{err}");
+        assert!(err.column > 1, "{err}");
+        assert!(err.to_string().starts_with("policy.toml:3:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_its_place() {
+        let text = "[[rules]]\nname = \"a\"\nconnection = \"x\"\nwhen = { status = [\"active\"] }\ngrant = true\n";
+        let err = Policy::parse("p.toml", text).unwrap_err();
+        assert!(err.message.contains("grant"), "{err}");
+        assert_eq!((err.line, err.column), (5, 1), "{err}");
+    }
+
+    #[test]
+    fn undefined_lookup_table_is_an_error_at_its_use() {
+        let text = "[[rules]]\nname = \"a\"\nconnection = \"x\"\nset = { policy_id = { lookup = \"cost_center\", table = \"nope\" } }\n";
+        let err = Policy::parse("p.toml", text).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(err.message.contains("\"nope\""), "{err}");
+    }
+
+    #[test]
+    fn bad_status_and_duplicate_names_are_errors() {
+        let text =
+            "[[rules]]\nname = \"a\"\nconnection = \"x\"\nwhen = { status = [\"retired\"] }\n";
+        let err = Policy::parse("p.toml", text).unwrap_err();
+        assert!(err.message.contains("retired"), "{err}");
+        let text = "[[rules]]\nname = \"a\"\nconnection = \"x\"\n[[rules]]\nname = \"a\"\nconnection = \"y\"\n";
+        let err = Policy::parse("p.toml", text).unwrap_err();
+        assert!(err.message.contains("used twice"), "{err}");
+    }
+
+    #[test]
+    fn malformed_template_is_an_error() {
+        let text =
+            "[[rules]]\nname = \"a\"\nconnection = \"x\"\nset = { m = \"{manager_email\" }\n";
+        let err = Policy::parse("p.toml", text).unwrap_err();
+        assert!(err.message.contains("unclosed"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
 }

@@ -15,7 +15,7 @@
 //! incomplete read never yields a deactivation; the same inputs always give
 //! the same plan, byte for byte.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
@@ -23,8 +23,7 @@ use crate::correlate::{Correlator, Match, MatchedBy};
 use crate::ids::ConnectionId;
 use crate::model::{Account, EmploymentStatus, Observed, Person};
 use crate::plan::{
-    observed_digest, Action, AttributeChange, Classification, Finding, FindingKind, Operation,
-    Plan,
+    Action, AttributeChange, Classification, Finding, FindingKind, Operation, Plan, observed_digest,
 };
 use crate::policy::{OrphanHandling, Policy};
 
@@ -61,15 +60,26 @@ pub fn reconcile(
         reconcile_connection(&correlator, people, obs, policy, now, &mut plan);
     }
     plan.actions.sort_by(|a, b| {
-        (&a.connection, op_rank(a.operation), a.email.normalized(), &a.account).cmp(&(
-            &b.connection,
-            op_rank(b.operation),
-            b.email.normalized(),
-            &b.account,
-        ))
+        (
+            &a.connection,
+            op_rank(a.operation),
+            a.email.normalized(),
+            &a.account,
+        )
+            .cmp(&(
+                &b.connection,
+                op_rank(b.operation),
+                b.email.normalized(),
+                &b.account,
+            ))
     });
     plan.findings.sort_by(|a, b| {
-        (&a.connection, a.kind, &a.email, &a.account).cmp(&(&b.connection, b.kind, &b.email, &b.account))
+        (&a.connection, a.kind, &a.email, &a.account).cmp(&(
+            &b.connection,
+            b.kind,
+            &b.email,
+            &b.account,
+        ))
     });
     plan
 }
@@ -105,46 +115,32 @@ fn reconcile_connection(
             email: None,
             detail: format!(
                 "the read of {connection} may be incomplete ({}): deactivations withheld this run",
-                obs.incomplete_reason.as_deref().unwrap_or("no reason given")
+                obs.incomplete_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
             ),
         });
     }
 
-    // 1. Correlate. A person's primary account is the one matched by the
-    //    strongest rule; an active one beats an inactive one.
-    let mut linked: HashMap<usize, (&Account, MatchedBy)> = HashMap::new();
-    let mut accounts: Vec<&Account> = obs.accounts.iter().collect();
-    accounts.sort_by(|a, b| {
-        (!a.active, &a.key).cmp(&(!b.active, &b.key))
-    });
-    for account in accounts {
+    // 1. Correlate. When several accounts match one person, the primary is
+    //    the active one, then the one under the person's own address, then
+    //    the one matched by the strongest rule; the others are duplicates.
+    let mut matches: HashMap<usize, Vec<(&Account, MatchedBy)>> = HashMap::new();
+    let mut held: HashSet<usize> = HashSet::new();
+    for account in &obs.accounts {
         match correlator.correlate(account) {
-            Match::Person(i, by) => match linked.get(&i) {
-                None => {
-                    linked.insert(i, (account, by));
-                }
-                Some((first, _)) => {
-                    class.unmatched += 1;
-                    plan.findings.push(Finding {
-                        connection: connection.clone(),
-                        kind: FindingKind::Duplicate,
-                        account: Some(account.key.clone()),
-                        email: account.email.clone(),
-                        detail: format!(
-                            "{} already has account {} in {connection}; this second account is left alone until someone decides",
-                            people[i].email, first.key
-                        ),
-                    });
-                }
-            },
-            Match::Ambiguous(why) => {
+            Match::Person(i, by) => matches.entry(i).or_default().push((account, by)),
+            Match::Ambiguous(why, involved) => {
                 class.unmatched += 1;
+                held.extend(involved);
                 plan.findings.push(Finding {
                     connection: connection.clone(),
                     kind: FindingKind::Ambiguous,
                     account: Some(account.key.clone()),
                     email: account.email.clone(),
-                    detail: format!("not linked: {why}; resolve the match before roster acts on it"),
+                    detail: format!(
+                        "not linked: {why}; roster neither changes this account nor creates one for them until the match is resolved"
+                    ),
                 });
             }
             Match::None if account.active => {
@@ -162,31 +158,66 @@ fn reconcile_connection(
                             .to_string()
                     },
                 });
-                if deactivate && may_deprovision {
-                    if let Some(email) = account.email.clone() {
-                        plan.actions.push(Action {
-                            connection: connection.clone(),
-                            operation: Operation::Deactivate,
-                            employee_id: None,
-                            email,
-                            account: Some(account.key.clone()),
-                            attributes: BTreeMap::new(),
-                            changes: Vec::new(),
-                            reason: "orphan: no person in the source of truth matches this account"
-                                .to_string(),
-                        });
-                    }
+                if deactivate
+                    && may_deprovision
+                    && let Some(email) = account.email.clone()
+                {
+                    plan.actions.push(Action {
+                        connection: connection.clone(),
+                        operation: Operation::Deactivate,
+                        employee_id: None,
+                        email,
+                        account: Some(account.key.clone()),
+                        attributes: BTreeMap::new(),
+                        changes: Vec::new(),
+                        reason: "orphan: no person in the source of truth matches this account"
+                            .to_string(),
+                    });
                 }
             }
             Match::None => class.inactive += 1,
         }
     }
+    let mut linked: HashMap<usize, &Account> = HashMap::with_capacity(matches.len());
+    for (i, mut candidates) in matches {
+        let person = &people[i];
+        candidates.sort_by_key(|(a, by)| {
+            (
+                !a.active,
+                a.email.as_ref() != Some(&person.email),
+                match by {
+                    MatchedBy::EmployeeId => 0,
+                    MatchedBy::Email => 1,
+                    MatchedBy::Alias => 2,
+                },
+                a.key.clone(),
+            )
+        });
+        let primary = candidates[0].0;
+        for (dup, _) in &candidates[1..] {
+            class.unmatched += 1;
+            plan.findings.push(Finding {
+                connection: connection.clone(),
+                kind: FindingKind::Duplicate,
+                account: Some(dup.key.clone()),
+                email: dup.email.clone(),
+                detail: format!(
+                    "{} already has account {} in {connection}; this second account is left alone until someone decides",
+                    person.email, primary.key
+                ),
+            });
+        }
+        linked.insert(i, primary);
+    }
 
     // 2–3. Compare each person's entitlement with their account.
     for (i, person) in people.iter().enumerate() {
         let entitlement = policy.entitlement(person, connection);
-        let account = linked.get(&i).map(|(a, _)| *a);
+        let account = linked.get(&i).copied();
         match (entitlement, account) {
+            (Some(_), None) if held.contains(&i) => {
+                class.missing += 1;
+            }
             (Some(ent), None) => {
                 class.missing += 1;
                 let mut attributes = ent.attributes.clone();
@@ -200,10 +231,10 @@ fn reconcile_connection(
                     attributes,
                     changes: Vec::new(),
                     reason: format!(
-                        "{} is {} and rule {} grants {connection}; no account found",
+                        "{} is {} and {} {connection}; no account found",
                         person.display_name(),
                         person.status,
-                        quote_rules(&ent.rules)
+                        grants(&ent.rules)
                     ),
                 });
             }
@@ -222,19 +253,15 @@ fn reconcile_connection(
                         attributes,
                         changes,
                         reason: format!(
-                            "{} is {} again and rule {} grants {connection}; the account is deactivated",
+                            "{} is {} again and {} {connection}; the account is deactivated",
                             person.display_name(),
                             person.status,
-                            quote_rules(&ent.rules)
+                            grants(&ent.rules)
                         ),
                     });
                 } else if !changes.is_empty() {
                     class.drifted += 1;
-                    let what = changes
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let reason = update_reason(&changes, &ent.rules);
                     plan.actions.push(Action {
                         connection: connection.clone(),
                         operation: Operation::Update,
@@ -243,11 +270,7 @@ fn reconcile_connection(
                         account: Some(account.key.clone()),
                         attributes,
                         changes,
-                        reason: format!(
-                            "{what} differ{} from what rule {} sets",
-                            if what.contains(", ") { "" } else { "s" },
-                            quote_rules(&ent.rules)
-                        ),
+                        reason,
                     });
                 } else {
                     class.linked += 1;
@@ -262,7 +285,10 @@ fn reconcile_connection(
                     connection: connection.clone(),
                     operation: Operation::Deactivate,
                     employee_id: Some(person.employee_id.clone()),
-                    email: account.email.clone().unwrap_or_else(|| person.email.clone()),
+                    email: account
+                        .email
+                        .clone()
+                        .unwrap_or_else(|| person.email.clone()),
                     account: Some(account.key.clone()),
                     attributes: BTreeMap::new(),
                     changes: Vec::new(),
@@ -282,6 +308,43 @@ fn quote_rules(rules: &[String]) -> String {
         .map(|r| format!("{r:?}"))
         .collect::<Vec<_>>()
         .join(" + ")
+}
+
+/// `rule "a" grants` or `rules "a" + "b" grant`.
+fn grants(rules: &[String]) -> String {
+    if rules.len() == 1 {
+        format!("rule {} grants", quote_rules(rules))
+    } else {
+        format!("rules {} grant", quote_rules(rules))
+    }
+}
+
+/// Says where each changed value comes from: the address from the source of
+/// truth, everything else from the policy's rules.
+fn update_reason(changes: &[AttributeChange], rules: &[String]) -> String {
+    let mut parts = Vec::new();
+    if changes.iter().any(|c| c.name == EMAIL_ATTRIBUTE) {
+        parts.push("the person's address changed in the source of truth".to_string());
+    }
+    let names: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.name != EMAIL_ATTRIBUTE)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !names.is_empty() {
+        let (verb, sets) = if rules.len() == 1 {
+            ("rule", "sets")
+        } else {
+            ("rules", "set")
+        };
+        parts.push(format!(
+            "{} differ{} from what {verb} {} {sets}",
+            names.join(", "),
+            if names.len() == 1 { "s" } else { "" },
+            quote_rules(rules)
+        ));
+    }
+    parts.join("; ")
 }
 
 fn leaver_reason(person: &Person, connection: &ConnectionId, now: OffsetDateTime) -> String {
@@ -352,7 +415,11 @@ fn diff(
 fn same_value(name: &str, have: Option<&str>, want: &str) -> bool {
     match have {
         None => false,
-        Some(have) if name.ends_with("email") || name == "approves_to" || name == "over_limit_approver" => {
+        Some(have)
+            if name.ends_with("email")
+                || name == "approves_to"
+                || name == "over_limit_approver" =>
+        {
             have.trim().eq_ignore_ascii_case(want.trim())
         }
         Some(have) => have == want,

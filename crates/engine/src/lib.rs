@@ -1,0 +1,11 @@
+//! roster's engine: the I/O edge around the pure core.
+//!
+//! It loads the source of truth into the store, reads every connection
+//! through its connector, runs [`roster_core::reconcile`], stores the plan,
+//! applies it through connectors and writes every step to the audit log.
+
+pub mod config;
+pub mod run;
+pub mod sample;
+
+pub use run::{ApplyReport, Engine, EngineError, ReadOutcome};

@@ -1,0 +1,153 @@
+//! People: the source-of-truth snapshot.
+//!
+//! The snapshot is replaced whole ([`Store::replace_people`]): whoever is
+//! not in the new snapshot is gone. Each person is stored as its JSON plus
+//! the lower-cased primary email, employee ID and status as indexed
+//! columns; aliases go to `person_alias` so an address lookup finds a person
+//! by any of their addresses.
+
+use std::collections::{BTreeSet, HashSet};
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use roster_core::{Email, EmployeeId, Person};
+
+use crate::sql::{Val, insert_rows};
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Replaces the people snapshot with `people`, all or nothing.
+    ///
+    /// Refuses (and writes nothing) if two people share an employee ID.
+    pub async fn replace_people(&self, people: &[Person]) -> Result<(), StoreError> {
+        let mut seen = HashSet::with_capacity(people.len());
+        for p in people {
+            if !seen.insert(p.employee_id.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "employee ID {} appears more than once in the people snapshot",
+                    p.employee_id
+                )));
+            }
+        }
+
+        let mut person_rows = Vec::with_capacity(people.len());
+        let mut alias_rows = Vec::new();
+        for p in people {
+            let data = serde_json::to_string(p)
+                .map_err(|e| StoreError::Invalid(format!("person {}: {e}", p.employee_id)))?;
+            let primary = p.email.normalized();
+            person_rows.push(vec![
+                Val::Text(p.employee_id.as_str().to_string()),
+                Val::Text(primary.clone()),
+                Val::Text(p.status.as_str().to_string()),
+                Val::Text(data),
+            ]);
+            // One alias row per distinct address other than the primary.
+            let aliases: BTreeSet<String> = p
+                .aliases
+                .iter()
+                .map(Email::normalized)
+                .filter(|a| *a != primary)
+                .collect();
+            for a in aliases {
+                alias_rows.push(vec![
+                    Val::Text(a),
+                    Val::Text(p.employee_id.as_str().to_string()),
+                ]);
+            }
+        }
+
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM person_alias")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM person").execute(&mut *tx).await?;
+        insert_rows(
+            &mut tx,
+            "INSERT INTO person (employee_id, email_lc, status, data)",
+            "",
+            4,
+            person_rows,
+        )
+        .await?;
+        insert_rows(
+            &mut tx,
+            "INSERT INTO person_alias (email_lc, employee_id)",
+            "",
+            2,
+            alias_rows,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Everyone in the current snapshot, ordered by employee ID.
+    pub async fn people(&self) -> Result<Vec<Person>, StoreError> {
+        let rows = sqlx::query("SELECT employee_id, data FROM person")
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(decode_person)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Sorted here, not in SQL: PostgreSQL's collation would order text
+        // differently from SQLite's byte order.
+        out.sort_by(|a, b| a.employee_id.cmp(&b.employee_id));
+        Ok(out)
+    }
+
+    /// How many people the snapshot holds.
+    pub async fn people_count(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM person")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
+    }
+
+    /// The person whose primary address is `email` (compared
+    /// case-insensitively), or failing that, whose alias it is. If several
+    /// match, the first by employee ID in the database's collation wins;
+    /// correlation, not the store, decides what an ambiguous address means.
+    pub async fn person_by_email(&self, email: &Email) -> Result<Option<Person>, StoreError> {
+        let key = email.normalized();
+        let primary = sqlx::query(
+            "SELECT employee_id, data FROM person WHERE email_lc = $1 \
+             ORDER BY employee_id LIMIT 1",
+        )
+        .bind(key.clone())
+        .fetch_optional(&self.read)
+        .await?;
+        if let Some(row) = primary {
+            return decode_person(&row).map(Some);
+        }
+        let alias = sqlx::query(
+            "SELECT p.employee_id, p.data FROM person_alias a \
+             JOIN person p ON p.employee_id = a.employee_id \
+             WHERE a.email_lc = $1 ORDER BY p.employee_id LIMIT 1",
+        )
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?;
+        alias.as_ref().map(decode_person).transpose()
+    }
+
+    /// The person with this employee ID (compared exactly).
+    pub async fn person_by_employee_id(
+        &self,
+        id: &EmployeeId,
+    ) -> Result<Option<Person>, StoreError> {
+        let row = sqlx::query("SELECT employee_id, data FROM person WHERE employee_id = $1")
+            .bind(id.as_str().to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(decode_person).transpose()
+    }
+}
+
+fn decode_person(row: &AnyRow) -> Result<Person, StoreError> {
+    let id: String = row.try_get("employee_id")?;
+    let data: String = row.try_get("data")?;
+    serde_json::from_str(&data).map_err(|e| StoreError::corrupt("person", id, e))
+}

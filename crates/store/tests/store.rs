@@ -1,0 +1,1018 @@
+//! One suite, two backends.
+//!
+//! Every case in `cases` is written once and instantiated by
+//! `both_backends!` as `sqlite::<case>` (a fresh temp file) and
+//! `postgres::<case>` (a fresh schema in the database named by
+//! `ROSTER_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//!
+//! If PostgreSQL cannot be reached the postgres cases print a skip note and
+//! pass, unless `ROSTER_REQUIRE_POSTGRES=1` (as in CI), where they fail.
+
+mod harness {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use roster_store::{Backend, Store};
+    use sqlx::{AnyConnection, AssertSqlSafe, Connection};
+
+    /// What a case gets: an open store and a URL to reach the same
+    /// database behind the store's back.
+    pub struct Fx {
+        pub store: Store,
+        pub raw_url: String,
+        /// The URL the store was opened with (to reopen it).
+        pub open_url: String,
+        pub backend: Backend,
+    }
+
+    impl Fx {
+        /// Runs `sql` on a separate connection, as an attacker or an
+        /// operator with database access would.
+        pub async fn raw(&self, sql: &str) {
+            let mut conn = AnyConnection::connect(&self.raw_url)
+                .await
+                .expect("raw connect");
+            sqlx::query(AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("raw SQL {sql:?} failed: {e}"));
+            conn.close().await.expect("raw close");
+        }
+    }
+
+    pub async fn run_sqlite<F, Fut>(_name: &str, case: F)
+    where
+        F: FnOnce(Fx) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("roster.db");
+        let open_url = path.to_str().expect("utf-8 path").to_string();
+        let store = Store::open(&open_url).await.expect("open sqlite store");
+        let keep = store.clone();
+        let fx = Fx {
+            store,
+            raw_url: format!("sqlite://{open_url}"),
+            open_url,
+            backend: Backend::Sqlite,
+        };
+        let outcome = tokio::spawn(case(fx)).await;
+        keep.close().await;
+        drop(dir);
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    fn postgres_base_url() -> String {
+        std::env::var("ROSTER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    pub async fn run_postgres<F, Fut>(name: &str, case: F)
+    where
+        F: FnOnce(Fx) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        sqlx::any::install_default_drivers();
+        let base = postgres_base_url();
+        let admin =
+            tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&base)).await;
+        let mut admin = match admin {
+            Ok(Ok(c)) => c,
+            failure => {
+                let why = match failure {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out after 5 s".to_string(),
+                };
+                if std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!(
+                        "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=1) but the server in \
+                         ROSTER_TEST_POSTGRES_URL is unreachable: {why}"
+                    );
+                }
+                let shown = url::Url::parse(&base)
+                    .map(|mut u| {
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    })
+                    .unwrap_or_default();
+                eprintln!("SKIP postgres::{name}: PostgreSQL at {shown:?} unreachable ({why})");
+                return;
+            }
+        };
+
+        // A schema of its own per test, so parallel tests never see each
+        // other's tables (or each other's audit chains).
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut schema = format!(
+            "rt_{}_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos,
+            name
+        );
+        schema.truncate(63);
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create test schema");
+
+        let mut url = url::Url::parse(&base).expect("postgres test URL");
+        url.query_pairs_mut()
+            .append_pair("options[search_path]", &schema);
+        let url = url.to_string();
+
+        let store = Store::open(&url).await.expect("open postgres store");
+        let keep = store.clone();
+        let fx = Fx {
+            store,
+            raw_url: url.clone(),
+            open_url: url,
+            backend: Backend::Postgres,
+        };
+        let outcome = tokio::spawn(case(fx)).await;
+        keep.close().await;
+        let dropped = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&mut admin)
+            .await;
+        let _ = admin.close().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        dropped.expect("drop test schema");
+    }
+}
+
+mod fixtures {
+    use std::collections::BTreeMap;
+
+    use roster_core::plan::{Action, AttributeChange, Finding, FindingKind};
+    use roster_core::{Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus};
+    use roster_core::{Observed, Operation, Person, Plan};
+    use time::macros::date;
+
+    pub fn email(s: &str) -> Email {
+        Email::parse(s).expect("test email")
+    }
+
+    pub fn person(id: &str, mail: &str) -> Person {
+        Person {
+            employee_id: EmployeeId::new(id),
+            email: email(mail),
+            aliases: vec![],
+            first_name: format!("First{id}"),
+            last_name: "Lästname".into(),
+            department: "Engineering".into(),
+            cost_center: "CC-1".into(),
+            manager_email: Some(email("boss@example.com")),
+            status: EmploymentStatus::Active,
+            start_date: Some(date!(2024 - 01 - 15)),
+            end_date: None,
+            groups: vec!["eng".into(), "all".into()],
+            attributes: BTreeMap::from([("location".to_string(), "Berlin".to_string())]),
+        }
+    }
+
+    pub fn account(conn: &str, key: &str, mail: Option<&str>, active: bool) -> Account {
+        Account {
+            connection: ConnectionId::new(conn),
+            key: AccountKey::new(key),
+            email: mail.map(email),
+            employee_id: None,
+            active,
+            attributes: BTreeMap::from([("role".to_string(), "user".to_string())]),
+        }
+    }
+
+    pub fn observed(conn: &str, accounts: Vec<Account>) -> Observed {
+        Observed::complete(ConnectionId::new(conn), accounts)
+    }
+
+    pub fn action(conn: &str, op: Operation, mail: &str) -> Action {
+        Action {
+            connection: ConnectionId::new(conn),
+            operation: op,
+            employee_id: Some(EmployeeId::new("E1")),
+            email: email(mail),
+            account: (op != Operation::Create).then(|| AccountKey::new(mail)),
+            attributes: BTreeMap::from([("policy_id".to_string(), "P1".to_string())]),
+            changes: vec![AttributeChange {
+                name: "policy_id".into(),
+                before: None,
+                after: Some("P1".into()),
+            }],
+            reason: format!("{op} because the test says so"),
+        }
+    }
+
+    pub fn plan() -> Plan {
+        Plan {
+            actions: vec![
+                action("expensify", Operation::Create, "new@example.com"),
+                action("expensify", Operation::Update, "drift@example.com"),
+                action("slack", Operation::Deactivate, "gone@example.com"),
+            ],
+            findings: vec![Finding {
+                connection: ConnectionId::new("slack"),
+                kind: FindingKind::Orphan,
+                account: Some(AccountKey::new("U999")),
+                email: Some(email("nobody@example.com")),
+                detail: "no person matches".into(),
+            }],
+            classification: BTreeMap::new(),
+            observed_digest: "d1g35t".into(),
+        }
+    }
+}
+
+mod cases {
+    use std::time::Instant;
+
+    use roster_core::{ConnectionId, EmployeeId, EmploymentStatus, Operation};
+    use roster_store::{
+        ActionState, AuditError, AuditEvent, Backend, ConnectionRecord, GENESIS_HASH, PlanId,
+        PlanStatus, SCHEMA_VERSION, Store, StoreError,
+    };
+    use serde_json::json;
+
+    use crate::fixtures::*;
+    use crate::harness::Fx;
+
+    pub async fn people_round_trip(fx: Fx) {
+        let s = &fx.store;
+        assert!(s.people().await.unwrap().is_empty());
+
+        let mut bob = person("E2", "Bob@Example.com");
+        bob.aliases = vec![email("robert@example.com"), email("BOB@example.com")];
+        bob.status = EmploymentStatus::Leave;
+        bob.end_date = Some(time::macros::date!(2025 - 06 - 30));
+        let alice = person("E1", "alice@example.com");
+        let carol = person("E3", "carol@example.com");
+        s.replace_people(&[bob.clone(), alice.clone(), carol.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.people().await.unwrap(),
+            vec![alice.clone(), bob.clone(), carol.clone()],
+            "every field comes back, ordered by employee ID"
+        );
+        assert_eq!(s.people_count().await.unwrap(), 3);
+        assert_eq!(
+            s.person_by_employee_id(&EmployeeId::new("E2"))
+                .await
+                .unwrap(),
+            Some(bob.clone())
+        );
+
+        // A new snapshot replaces the old one: carol left, dave joined.
+        let dave = person("E4", "dave@example.com");
+        s.replace_people(&[alice.clone(), bob.clone(), dave.clone()])
+            .await
+            .unwrap();
+        assert_eq!(s.people().await.unwrap(), vec![alice, bob, dave]);
+        assert_eq!(
+            s.person_by_employee_id(&EmployeeId::new("E3"))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.person_by_email(&email("carol@example.com"))
+                .await
+                .unwrap(),
+            None
+        );
+
+        s.replace_people(&[]).await.unwrap();
+        assert!(s.people().await.unwrap().is_empty());
+    }
+
+    pub async fn replace_people_is_all_or_nothing(fx: Fx) {
+        let s = &fx.store;
+        let before = vec![person("E1", "a@example.com"), person("E2", "b@example.com")];
+        s.replace_people(&before).await.unwrap();
+
+        let bad = vec![
+            person("E7", "x@example.com"),
+            person("E8", "y@example.com"),
+            person("E7", "z@example.com"),
+        ];
+        let err = s.replace_people(&bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("E7"), "{err}");
+        assert_eq!(s.people().await.unwrap(), before, "old snapshot untouched");
+    }
+
+    pub async fn email_lookup_is_case_insensitive(fx: Fx) {
+        let s = &fx.store;
+        let mut alice = person("E1", "Alice.Smith@Example.COM");
+        alice.aliases = vec![email("asmith@Example.com")];
+        s.replace_people(&[alice.clone(), person("E2", "bob@example.com")])
+            .await
+            .unwrap();
+        for probe in [
+            "alice.smith@example.com",
+            "ALICE.SMITH@EXAMPLE.COM",
+            "Alice.Smith@Example.COM",
+        ] {
+            assert_eq!(
+                s.person_by_email(&email(probe)).await.unwrap().as_ref(),
+                Some(&alice),
+                "{probe}"
+            );
+        }
+        assert_eq!(
+            s.person_by_email(&email("ASMITH@example.com"))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&alice),
+            "aliases are found too"
+        );
+        assert_eq!(
+            s.person_by_email(&email("nobody@example.com"))
+                .await
+                .unwrap(),
+            None
+        );
+        let found = s
+            .person_by_email(&email("alice.smith@example.com"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            found.email.as_str(),
+            "Alice.Smith@Example.COM",
+            "spelling is kept"
+        );
+    }
+
+    pub async fn connections_round_trip(fx: Fx) {
+        let s = &fx.store;
+        let exp = ConnectionRecord::new(
+            ConnectionId::new("expensify"),
+            "expensify",
+            r#"{"policy":"P1"}"#,
+            "ok",
+        );
+        let slack = ConnectionRecord::new(ConnectionId::new("slack"), "slack", "{}", "ok");
+        s.upsert_connection(slack.clone()).await.unwrap();
+        s.upsert_connection(exp.clone()).await.unwrap();
+        assert_eq!(
+            s.connections().await.unwrap(),
+            vec![exp.clone(), slack.clone()]
+        );
+
+        let mut exp2 = exp.clone();
+        exp2.settings_json = r#"{"policy":"P2"}"#.into();
+        s.upsert_connection(exp2.clone()).await.unwrap();
+        assert_eq!(s.connection(&exp.id).await.unwrap(), Some(exp2.clone()));
+
+        s.set_connection_status(&exp.id, "error", Some("401 from API"))
+            .await
+            .unwrap();
+        let got = s.connection(&exp.id).await.unwrap().unwrap();
+        assert_eq!(got.status, "error");
+        assert_eq!(got.status_reason.as_deref(), Some("401 from API"));
+        assert_eq!(got.settings_json, exp2.settings_json);
+
+        let missing = ConnectionId::new("nope");
+        assert_eq!(s.connection(&missing).await.unwrap(), None);
+        let err = s
+            .set_connection_status(&missing, "ok", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::NotFound {
+                    what: "connection",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    pub async fn accounts_replace_is_per_connection(fx: Fx) {
+        let s = &fx.store;
+        let a1 = observed(
+            "expensify",
+            vec![
+                account("expensify", "z@example.com", Some("Z@example.com"), true),
+                account("expensify", "a@example.com", Some("a@example.com"), false),
+            ],
+        );
+        let b = observed(
+            "slack",
+            vec![account("slack", "U1", Some("a@example.com"), true)],
+        );
+        s.replace_accounts(&a1, 1_000).await.unwrap();
+        s.replace_accounts(&b, 2_000).await.unwrap();
+        assert_eq!(
+            s.observed(&ConnectionId::new("expensify")).await.unwrap(),
+            Some(a1.clone()),
+            "accounts come back in read order"
+        );
+
+        let a2 = observed(
+            "expensify",
+            vec![account("expensify", "n@example.com", None, true)],
+        );
+        s.replace_accounts(&a2, 3_000).await.unwrap();
+        assert_eq!(
+            s.observed(&ConnectionId::new("expensify")).await.unwrap(),
+            Some(a2.clone())
+        );
+        assert_eq!(
+            s.observed(&ConnectionId::new("slack")).await.unwrap(),
+            Some(b.clone()),
+            "other connections are left alone"
+        );
+        assert_eq!(s.all_observed().await.unwrap(), vec![a2, b]);
+        assert_eq!(
+            s.observed(&ConnectionId::new("never-read")).await.unwrap(),
+            None
+        );
+
+        let by_mail = s.accounts_by_email(&email("A@EXAMPLE.COM")).await.unwrap();
+        assert_eq!(
+            by_mail.len(),
+            1,
+            "the replaced expensify account is gone: {by_mail:?}"
+        );
+        assert_eq!(by_mail[0].connection.as_str(), "slack");
+
+        // A read that mixes connections is refused and changes nothing.
+        let wrong = observed("slack", vec![account("expensify", "x", None, true)]);
+        assert!(matches!(
+            s.replace_accounts(&wrong, 4_000).await.unwrap_err(),
+            StoreError::Invalid(_)
+        ));
+        let info = s
+            .observation(&ConnectionId::new("slack"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.read_ms, 2_000);
+    }
+
+    pub async fn incomplete_read_round_trips(fx: Fx) {
+        let s = &fx.store;
+        let conn = ConnectionId::new("scimapp");
+        let full = observed(
+            "scimapp",
+            vec![
+                account("scimapp", "k1", Some("one@example.com"), true),
+                account("scimapp", "k2", Some("two@example.com"), true),
+            ],
+        );
+        s.replace_accounts(&full, 1_000).await.unwrap();
+
+        let mut partial = observed(
+            "scimapp",
+            vec![account("scimapp", "k1", Some("one@example.com"), true)],
+        );
+        partial.complete = false;
+        partial.incomplete_reason = Some("page 2 returned HTTP 500".into());
+        s.replace_accounts(&partial, 2_000).await.unwrap();
+
+        assert_eq!(s.observed(&conn).await.unwrap(), Some(partial.clone()));
+        let info = s.observation(&conn).await.unwrap().unwrap();
+        assert!(!info.complete);
+        assert_eq!(
+            info.incomplete_reason.as_deref(),
+            Some("page 2 returned HTTP 500")
+        );
+        assert_eq!((info.read_ms, info.account_count), (2_000, 1));
+
+        // k2 was not returned, but an incomplete read does not prove it gone.
+        let seen = s.account_sightings(&conn).await.unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].key.as_str(), "k1");
+        assert!(seen[0].present);
+        assert_eq!(
+            (seen[0].first_seen_ms, seen[0].last_seen_ms),
+            (1_000, 2_000)
+        );
+        assert_eq!(seen[1].key.as_str(), "k2");
+        assert!(!seen[1].present);
+        assert_eq!(seen[1].last_seen_ms, 1_000);
+
+        // A complete read that lacks k2 does.
+        let done = observed(
+            "scimapp",
+            vec![account("scimapp", "k1", Some("one@example.com"), false)],
+        );
+        s.replace_accounts(&done, 3_000).await.unwrap();
+        let seen = s.account_sightings(&conn).await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(!seen[0].active);
+        assert_eq!(
+            (seen[0].first_seen_ms, seen[0].last_seen_ms),
+            (1_000, 3_000)
+        );
+        let back = s.observed(&conn).await.unwrap().unwrap();
+        assert!(back.complete);
+        assert_eq!(back.incomplete_reason, None);
+    }
+
+    pub async fn plan_save_load_and_action_states(fx: Fx) {
+        let s = &fx.store;
+        assert_eq!(s.latest_plan().await.unwrap(), None);
+        let plan = plan();
+        let old = s
+            .save_plan(&roster_core::Plan::default(), 1_000)
+            .await
+            .unwrap();
+        let id = s.save_plan(&plan, 5_000).await.unwrap();
+        assert_ne!(old, id);
+
+        let stored = s.plan(&id).await.unwrap().unwrap();
+        assert_eq!(stored.plan, plan);
+        assert_eq!(stored.hash, plan.hash());
+        assert_eq!(stored.created_ms, 5_000);
+        assert_eq!(stored.status, PlanStatus::Pending);
+        assert_eq!(s.latest_plan().await.unwrap().unwrap().id, id);
+        assert_eq!(
+            s.plan(&old).await.unwrap().unwrap().status,
+            PlanStatus::Done,
+            "empty plan"
+        );
+        assert_eq!(s.plan(&PlanId::new("no-such-plan")).await.unwrap(), None);
+
+        let actions = s.actions(&id).await.unwrap();
+        assert_eq!(actions.len(), 3);
+        for (i, a) in actions.iter().enumerate() {
+            assert_eq!(a.index, i);
+            assert_eq!(a.state, ActionState::Pending);
+            assert_eq!(a.action, plan.actions[i]);
+            assert_eq!(a.updated_ms, 5_000);
+        }
+        assert_eq!(actions[2].action.operation, Operation::Deactivate);
+
+        s.set_action_state(&id, 0, ActionState::Running, None, 6_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.plan(&id).await.unwrap().unwrap().status,
+            PlanStatus::InProgress
+        );
+        s.set_action_state(
+            &id,
+            0,
+            ActionState::Done,
+            Some("created id 42".into()),
+            7_000,
+        )
+        .await
+        .unwrap();
+        s.set_action_state(&id, 1, ActionState::Failed, Some("HTTP 500".into()), 7_100)
+            .await
+            .unwrap();
+        s.set_action_state(&id, 2, ActionState::Manual, Some("task T-1".into()), 7_200)
+            .await
+            .unwrap();
+        let actions = s.actions(&id).await.unwrap();
+        let states: Vec<_> = actions.iter().map(|a| a.state).collect();
+        assert_eq!(
+            states,
+            [ActionState::Done, ActionState::Failed, ActionState::Manual]
+        );
+        assert_eq!(actions[0].detail.as_deref(), Some("created id 42"));
+        assert_eq!(actions[1].updated_ms, 7_100);
+        assert_eq!(
+            s.plan(&id).await.unwrap().unwrap().status,
+            PlanStatus::Failed
+        );
+
+        // A finished action is never reopened; re-marking it done is fine.
+        let err = s
+            .set_action_state(&id, 0, ActionState::Pending, None, 8_000)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::InvalidTransition {
+                    from: "done",
+                    to: "pending",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        s.set_action_state(&id, 0, ActionState::Done, None, 8_000)
+            .await
+            .unwrap();
+
+        // Retry and finish the rest.
+        s.set_action_state(&id, 1, ActionState::Done, None, 9_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.plan(&id).await.unwrap().unwrap().status,
+            PlanStatus::AwaitingManual
+        );
+        s.set_action_state(&id, 2, ActionState::Skipped, None, 9_100)
+            .await
+            .unwrap();
+        assert_eq!(s.plan(&id).await.unwrap().unwrap().status, PlanStatus::Done);
+
+        let err = s
+            .set_action_state(&id, 3, ActionState::Done, None, 9_200)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        let err = s.actions(&PlanId::new("nope")).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { what: "plan", .. }),
+            "{err}"
+        );
+    }
+
+    pub async fn plan_tampering_is_detected(fx: Fx) {
+        let s = &fx.store;
+        let id = s.save_plan(&plan(), 1_000).await.unwrap();
+        fx.raw(&format!(
+            "UPDATE plan SET data = REPLACE(data, 'gone@example.com', 'ceo@example.com') \
+             WHERE id = '{id}'"
+        ))
+        .await;
+        let err = s.plan(&id).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { table: "plan", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("hash"), "{err}");
+    }
+
+    fn event(i: i64) -> AuditEvent {
+        AuditEvent {
+            at_ms: 1_000 * i,
+            actor: "alice".into(),
+            kind: "plan.approved".into(),
+            subject: format!("plan-{i}"),
+            data: json!({"n": i, "note": "ok", "nested": {"b": 2, "a": [1, 2]}}),
+        }
+    }
+
+    async fn append_n(s: &Store, n: i64) -> Vec<roster_store::AuditRecord> {
+        let mut out = Vec::new();
+        for i in 1..=n {
+            out.push(s.append_audit(event(i)).await.unwrap());
+        }
+        out
+    }
+
+    fn broken_at(r: Result<roster_store::AuditReport, AuditError>) -> (u64, String) {
+        match r {
+            Err(AuditError::Broken { seq, reason }) => (seq, reason),
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    pub async fn audit_chain_append_and_verify(fx: Fx) {
+        let s = &fx.store;
+        let empty = s.verify_audit().await.unwrap();
+        assert_eq!((empty.events, empty.head.as_str()), (0, GENESIS_HASH));
+
+        let recs = append_n(s, 5).await;
+        assert_eq!(
+            recs.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(recs[0].prev_hash, GENESIS_HASH);
+        for w in recs.windows(2) {
+            assert_eq!(
+                w[1].prev_hash, w[0].hash,
+                "each event links to the one before"
+            );
+        }
+        let report = s.verify_audit().await.unwrap();
+        assert_eq!(report.events, 5);
+        assert_eq!(report.head, recs[4].hash);
+
+        let since = s.audit_since(3_000).await.unwrap();
+        assert_eq!(since.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(since[0], recs[2], "stored records read back identically");
+        assert_eq!(
+            since[0].data,
+            json!({"n": 3, "note": "ok", "nested": {"a": [1, 2], "b": 2}})
+        );
+    }
+
+    pub async fn audit_appends_serialize(fx: Fx) {
+        let s = fx.store.clone();
+        let mut tasks = Vec::new();
+        for i in 1..=20 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move { s.append_audit(event(i)).await }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap().unwrap().seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (1..=20).collect::<Vec<u64>>(),
+            "no number taken twice or skipped"
+        );
+        assert_eq!(s.verify_audit().await.unwrap().events, 20);
+    }
+
+    pub async fn audit_detects_edited_event(fx: Fx) {
+        append_n(&fx.store, 5).await;
+        fx.raw("UPDATE audit_event SET subject = 'plan-forged' WHERE seq = 3")
+            .await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 3, "{reason}");
+        assert!(reason.contains("altered"), "{reason}");
+    }
+
+    pub async fn audit_detects_edited_data(fx: Fx) {
+        append_n(&fx.store, 4).await;
+        fx.raw("UPDATE audit_event SET data = REPLACE(data, '\"ok\"', '\"no\"') WHERE seq = 2")
+            .await;
+        let (seq, _) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 2);
+    }
+
+    pub async fn audit_detects_deleted_event(fx: Fx) {
+        append_n(&fx.store, 5).await;
+        fx.raw("DELETE FROM audit_event WHERE seq = 3").await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 3, "{reason}");
+        assert!(reason.contains("missing"), "{reason}");
+    }
+
+    pub async fn audit_detects_deleted_tail(fx: Fx) {
+        append_n(&fx.store, 5).await;
+        fx.raw("DELETE FROM audit_event WHERE seq = 5").await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 5, "{reason}");
+        assert!(reason.contains("removed from the end"), "{reason}");
+    }
+
+    pub async fn audit_detects_swapped_events(fx: Fx) {
+        append_n(&fx.store, 5).await;
+        fx.raw("UPDATE audit_event SET seq = -2 WHERE seq = 2")
+            .await;
+        fx.raw("UPDATE audit_event SET seq = 2 WHERE seq = 3").await;
+        fx.raw("UPDATE audit_event SET seq = 3 WHERE seq = -2")
+            .await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 2, "{reason}");
+        assert!(reason.contains("does not link"), "{reason}");
+    }
+
+    pub async fn audit_detects_forged_rehashed_event(fx: Fx) {
+        // Editing an event *and* recomputing its own hash still breaks the
+        // link from the next event.
+        let recs = append_n(&fx.store, 4).await;
+        let r = &recs[1];
+        let forged = roster_store::audit::event_hash(
+            &r.prev_hash,
+            2,
+            r.at_ms,
+            "mallory",
+            &r.kind,
+            &r.subject,
+            &roster_store::audit::canonical_json(&r.data),
+        );
+        fx.raw(&format!(
+            "UPDATE audit_event SET actor = 'mallory', hash = '{forged}' WHERE seq = 2"
+        ))
+        .await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 3, "{reason}");
+    }
+
+    pub async fn replace_people_100k(fx: Fx) {
+        let s = &fx.store;
+        let people: Vec<_> = (0..100_000)
+            .map(|i| person(&format!("E{i:06}"), &format!("user{i}@example.com")))
+            .collect();
+        let t = Instant::now();
+        s.replace_people(&people).await.unwrap();
+        let took = t.elapsed();
+        eprintln!("{:?}: replace_people(100_000) took {took:?}", fx.backend);
+        assert_eq!(s.people_count().await.unwrap(), 100_000);
+        assert_eq!(
+            s.person_by_email(&email("USER77777@example.com"))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&people[77_777])
+        );
+        // Replacing again (the daily case) works the same.
+        let t = Instant::now();
+        s.replace_people(&people[..99_999]).await.unwrap();
+        eprintln!(
+            "{:?}: second replace_people took {:?}",
+            fx.backend,
+            t.elapsed()
+        );
+        assert_eq!(s.people_count().await.unwrap(), 99_999);
+        assert_eq!(
+            s.person_by_employee_id(&EmployeeId::new("E099999"))
+                .await
+                .unwrap(),
+            None
+        );
+
+        // One connection's worth of accounts for the same company, read twice
+        // (the second read takes the update path for every row).
+        let accounts: Vec<_> = (0..100_000)
+            .map(|i| {
+                let mail = format!("user{i}@example.com");
+                account("bigapp", &format!("K{i}"), Some(&mail), i % 10 != 0)
+            })
+            .collect();
+        let obs = observed("bigapp", accounts);
+        for round in 1..=2 {
+            let t = Instant::now();
+            s.replace_accounts(&obs, round * 1_000).await.unwrap();
+            eprintln!(
+                "{:?}: replace_accounts(100_000) round {round} took {:?}",
+                fx.backend,
+                t.elapsed()
+            );
+        }
+        let back = s
+            .observed(&ConnectionId::new("bigapp"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.accounts.len(), 100_000);
+        assert_eq!(back.accounts[12_345], obs.accounts[12_345]);
+    }
+
+    pub async fn reopen_keeps_data_and_schema_version(fx: Fx) {
+        let s = &fx.store;
+        assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert_eq!(s.backend(), fx.backend);
+        s.replace_people(&[person("E1", "a@example.com")])
+            .await
+            .unwrap();
+        s.append_audit(event(1)).await.unwrap();
+
+        let again = Store::open(&fx.open_url).await.unwrap();
+        assert_eq!(again.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert_eq!(again.people_count().await.unwrap(), 1);
+        assert_eq!(again.verify_audit().await.unwrap().events, 1);
+        again.close().await;
+        if fx.backend == Backend::Postgres {
+            assert!(
+                s.describe().starts_with("PostgreSQL at "),
+                "{}",
+                s.describe()
+            );
+        } else {
+            assert!(s.describe().starts_with("SQLite file "), "{}", s.describe());
+        }
+    }
+
+    pub async fn newer_schema_is_refused(fx: Fx) {
+        // Pretend a newer roster migrated this database. (The blob literal is
+        // the one place the two dialects differ.)
+        let blob = match fx.backend {
+            Backend::Sqlite => "X'00'",
+            Backend::Postgres => "'\\x00'::bytea",
+        };
+        fx.raw(&format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (999, 'from the future', TRUE, {blob}, 1)"
+        ))
+        .await;
+        let err = Store::open(&fx.open_url).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Migrate { .. } | StoreError::SchemaVersion { .. }
+            ),
+            "{err}"
+        );
+    }
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::harness::run_sqlite(stringify!($case), crate::cases::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::harness::run_postgres(stringify!($case), crate::cases::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    people_round_trip,
+    replace_people_is_all_or_nothing,
+    email_lookup_is_case_insensitive,
+    connections_round_trip,
+    accounts_replace_is_per_connection,
+    incomplete_read_round_trips,
+    plan_save_load_and_action_states,
+    plan_tampering_is_detected,
+    audit_chain_append_and_verify,
+    audit_appends_serialize,
+    audit_detects_edited_event,
+    audit_detects_edited_data,
+    audit_detects_deleted_event,
+    audit_detects_deleted_tail,
+    audit_detects_swapped_events,
+    audit_detects_forged_rehashed_event,
+    replace_people_100k,
+    reopen_keeps_data_and_schema_version,
+    newer_schema_is_refused,
+);
+
+/// Tests that only make sense for one backend.
+mod single {
+    use std::time::{Duration, Instant};
+
+    use roster_store::{Backend, Store, StoreError};
+
+    use crate::fixtures::person;
+
+    #[tokio::test]
+    async fn unreachable_postgres_fails_fast_and_clearly() {
+        // A loopback port nothing listens on: bind one, then free it.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("postgres://roster:s3cretpw@127.0.0.1:{port}/roster");
+        let t = Instant::now();
+        let err = Store::open(&url).await.unwrap_err();
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("STORE-002 cannot connect to PostgreSQL at 127.0.0.1:"),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!(":{port}/roster")), "{msg}");
+        assert!(!msg.contains("s3cretpw"), "password leaked: {msg}");
+        assert!(
+            !format!("{err:?}").contains("s3cretpw"),
+            "password leaked: {err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_in_memory_store_works() {
+        let s = Store::open("sqlite::memory:").await.unwrap();
+        assert_eq!(s.backend(), Backend::Sqlite);
+        s.replace_people(&[person("E1", "a@example.com")])
+            .await
+            .unwrap();
+        // Many operations on the one connection: the database must persist.
+        for _ in 0..3 {
+            assert_eq!(s.people_count().await.unwrap(), 1);
+        }
+        assert_eq!(s.verify_audit().await.unwrap().events, 0);
+    }
+
+    #[tokio::test]
+    async fn bare_path_creates_parent_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/deeper/roster.db");
+        let s = Store::open(path.to_str().unwrap()).await.unwrap();
+        s.replace_people(&[person("E1", "a@example.com")])
+            .await
+            .unwrap();
+        s.close().await;
+        assert!(path.is_file());
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let again = Store::open(&url).await.unwrap();
+        assert_eq!(again.people_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn unsupported_scheme_is_refused() {
+        let err = Store::open("mysql://root@127.0.0.1/db").await.unwrap_err();
+        assert_eq!(err.code(), "STORE-001");
+    }
+}

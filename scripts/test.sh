@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs roster's whole test suite: unit, data-driven, integration, and the
+# store suite against both SQLite and the PostgreSQL at
+# $ROSTER_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
+#
+# Set ROSTER_REQUIRE_POSTGRES=0 to let the PostgreSQL half skip (with a note)
+# when no server is reachable; by default it is required, so a missing
+# database fails the run instead of passing quietly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export ROSTER_TEST_POSTGRES_URL="${ROSTER_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export ROSTER_REQUIRE_POSTGRES="${ROSTER_REQUIRE_POSTGRES:-1}"
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  echo "cargo-nextest not found; installing it (cargo install cargo-nextest --locked)" >&2
+  cargo install cargo-nextest --locked
+fi
+
+exec cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -29,21 +29,35 @@ pub fn render_list(catalog: &Catalog) -> String {
             "Kind",
             "User API",
             "SCIM",
-            "Deactivate (default settings)",
+            "Deactivate: best path",
+            "… with no credentials",
         ]);
     let defaults = ConnectionSettings::default();
+    // The best an app allows: every credential kind held, the top plan, an
+    // IdP in front, browser runbooks off (they need a runbook per app).
+    let mut best = ConnectionSettings::default()
+        .with_plan("enterprise")
+        .with_idp("okta");
+    for kind in crate::model::CredentialKind::ALL {
+        best = best.with_credential(kind);
+    }
     for app in catalog.apps() {
         let deactivate = select_path(app, &defaults, Operation::Deactivate);
+        let best_deactivate = select_path(app, &best, Operation::Deactivate);
         t.add_row(vec![
             app.id.clone(),
             app.name.clone(),
             app.kind.to_string(),
             user_api_summary(app),
             scim_summary(app),
+            best_deactivate.path.to_string(),
             deactivate.path.to_string(),
         ]);
     }
-    t.to_string()
+    let mut out = t.to_string();
+    out.push('\n');
+    out.push_str("Best path: with every credential kind, the Enterprise plan and Okta in front. `roster apps show ID` explains each choice.\n");
+    out
 }
 
 /// `yes`, `no`, `read-only`, or `disputed (no / yes)`.

@@ -1,1 +1,92 @@
-fn main() {}
+//! The `roster` binary: glue between the command line and the engine.
+//!
+//! Commands parse their arguments (clap), build the engine's inputs, and
+//! print. Business rules live in the library crates; this file only decides
+//! what to say to a person and which exit code to use (0 ok, 1 failure,
+//! 2 usage error from clap).
+
+mod apps;
+mod demo;
+mod ops;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Keeps every SaaS account in line with who actually works there.",
+    long_about = None
+)]
+struct Cli {
+    /// A directory of app records that add to or replace the built-in catalog.
+    #[arg(long, global = true, env = "ROSTER_CATALOG_DIR", value_name = "DIR")]
+    catalog_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The app catalog: what each app can do and how roster drives it.
+    #[command(subcommand)]
+    Apps(apps::AppsCommand),
+    /// Run roster against simulated apps and a sample company (no credentials needed).
+    Demo(demo::DemoArgs),
+    /// Read the source and every app, and compute a plan (changes nothing in any app).
+    Plan(ops::PlanArgs),
+    /// Apply a stored plan.
+    Apply(ops::ApplyArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(ops::AuditCommand),
+    /// Run a vendor simulator on loopback.
+    #[command(subcommand)]
+    Sim(ops::SimCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // reqwest is built without a bundled TLS provider; use ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Apps(cmd) => apps::run(cmd, cli.catalog_dir.as_deref()),
+            Command::Demo(args) => demo::run(args).await,
+            Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
+            Command::Apply(args) => ops::apply(args, cli.catalog_dir.as_deref()).await,
+            Command::Audit(cmd) => ops::audit(cmd).await,
+            Command::Sim(cmd) => ops::sim(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -20,6 +20,7 @@
 //! policy_ids = ["E5A1B2C3D4E5F100"]  # optional: read only these workspaces
 //! partner_user_id = "aa_roster_example_com"
 //! partner_user_secret = { env = "EXPENSIFY_PARTNER_SECRET" }
+//! default_manager_email = "ceo@example.com"   # for people with no manager
 //! ```
 
 use std::collections::BTreeMap;
@@ -70,6 +71,9 @@ pub struct RawConnection {
     pub policy_ids: Option<Vec<String>>,
     pub partner_user_id: Option<String>,
     pub partner_user_secret: Option<SecretRef>,
+    /// Expensify: who people without a manager submit to (Expensify
+    /// requires a managerEmail on every employee).
+    pub default_manager_email: Option<String>,
     /// Plan tier of the company's subscription (strategy selection).
     pub plan: Option<String>,
     /// The IdP that fronts this app, if any (strategy selection).
@@ -115,6 +119,7 @@ pub struct ConnectionConfig {
     pub policy_ids: Option<Vec<String>>,
     pub partner_user_id: Option<String>,
     pub partner_user_secret: Option<Secret>,
+    pub default_manager_email: Option<String>,
     pub plan: Option<String>,
     pub idp: Option<String>,
 }
@@ -207,6 +212,7 @@ impl Config {
                 policy_ids: c.policy_ids.clone(),
                 partner_user_id: c.partner_user_id.clone(),
                 partner_user_secret: secret,
+                default_manager_email: c.default_manager_email.clone(),
                 plan: c.plan.clone(),
                 idp: c.idp.clone(),
             });

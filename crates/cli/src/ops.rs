@@ -1,0 +1,256 @@
+//! `roster plan`, `apply`, `audit`, `sim`: the commands that run against a
+//! configured deployment.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use roster_catalog::Catalog;
+use roster_connectors::SecretString;
+use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
+use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
+use roster_engine::Engine;
+use roster_engine::config::Config;
+use roster_store::{PlanId, Store};
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// The roster config file.
+    #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+    config: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the plan (JSON) to this file.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// The roster config file.
+    #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+    config: PathBuf,
+    /// The plan to apply (an ID printed by `roster plan`), or `latest`.
+    plan: String,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; names the first bad event.
+    Verify {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// The Expensify Integration Server simulator.
+    Expensify {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value = "sim_partner")]
+        partner_user_id: String,
+        #[arg(long, default_value = "sim-secret")]
+        partner_user_secret: String,
+        /// How many workspaces (policies) to seed, each with 10 employees.
+        #[arg(long, default_value_t = 3)]
+        policies: usize,
+    },
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    Config::load(path).with_context(|| {
+        format!(
+            "cannot use config {} (see README \"Running roster for real\")",
+            path.display()
+        )
+    })
+}
+
+/// Builds the engine a config describes: store, policy, connectors.
+async fn engine(config: &Config, catalog_dir: Option<&Path>) -> Result<Engine> {
+    let catalog = Catalog::load(config.catalog_dir.as_deref().or(catalog_dir))
+        .context("cannot load the app catalog")?;
+    let policy_text = std::fs::read_to_string(&config.policy)
+        .with_context(|| format!("cannot read policy {}", config.policy.display()))?;
+    let policy = Policy::parse(&config.policy.display().to_string(), &policy_text)?;
+    for c in &config.connections {
+        catalog
+            .require(&c.app)
+            .with_context(|| format!("connections.{}.app", c.id))?;
+    }
+    let store = Store::open(&config.database).await?;
+    let mut engine = Engine::new(store, policy);
+    for c in &config.connections {
+        match c.app.as_str() {
+            "expensify" => {
+                let user = c.partner_user_id.clone().with_context(|| {
+                    format!(
+                        "connections.{}: partner_user_id is required for Expensify",
+                        c.id
+                    )
+                })?;
+                let secret = c.partner_user_secret.as_ref().with_context(|| {
+                    format!(
+                        "connections.{}: partner_user_secret is required for Expensify ({{ env = \"NAME\" }} or {{ file = \"path\" }})",
+                        c.id
+                    )
+                })?;
+                let mut cfg = ExpensifyConfig::new(
+                    ConnectionId::new(c.id.as_str()),
+                    user,
+                    SecretString::new(secret.expose()),
+                );
+                if let Some(url) = &c.base_url {
+                    cfg = cfg.with_base_url(url.clone());
+                }
+                cfg.policy_ids = c.policy_ids.clone();
+                cfg.default_manager_email = c.default_manager_email.clone();
+                engine.add_connector(Arc::new(ExpensifyConnector::new(cfg)?));
+            }
+            other => {
+                eprintln!(
+                    "note: connections.{}: no automated connector for {other} yet; its actions become manual tasks",
+                    c.id
+                );
+            }
+        }
+    }
+    Ok(engine)
+}
+
+pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
+    let config = load_config(&args.config)?;
+    // Check every input before touching anything: a bad HR row refuses the
+    // whole file, and nothing is imported or read.
+    let people = match &config.hr_csv {
+        Some(hr) => {
+            let text = std::fs::read_to_string(hr)
+                .with_context(|| format!("cannot read HR file {}", hr.display()))?;
+            Some((hr, hr_csv::parse(&hr.display().to_string(), &text)?))
+        }
+        None => None,
+    };
+    let engine = engine(&config, catalog_dir).await?;
+    let outcomes = engine.read(&mut |_, _| {}).await?;
+    let mut readable = Vec::new();
+    for o in &outcomes {
+        match &o.error {
+            Some(e) => eprintln!(
+                "reading {} failed: {e}; it is left out of this plan",
+                o.connection
+            ),
+            None => {
+                eprintln!(
+                    "read {} accounts from {}{}",
+                    o.accounts,
+                    o.connection,
+                    if o.complete {
+                        ""
+                    } else {
+                        " (incomplete: deactivations withheld)"
+                    }
+                );
+                readable.push(o.connection.clone());
+            }
+        }
+    }
+    if readable.is_empty() && !outcomes.is_empty() {
+        bail!("no connection could be read; nothing was planned or imported");
+    }
+    if let Some((hr, people)) = people {
+        engine
+            .import_people(&people, &hr.display().to_string())
+            .await?;
+        eprintln!("imported {} people from {}", people.len(), hr.display());
+    }
+    let (id, plan) = engine.plan(Some(&readable)).await?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&plan)?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if args.json {
+        let out = serde_json::json!({ "id": id.as_str(), "hash": plan.hash(), "plan": plan });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", render(&plan));
+        println!("\nSaved as plan {id}. Apply it with: roster apply {id}");
+    }
+    Ok(())
+}
+
+pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
+    let config = load_config(&args.config)?;
+    let engine = engine(&config, catalog_dir).await?;
+    let id = if args.plan == "latest" {
+        engine
+            .store
+            .latest_plan()
+            .await?
+            .context("there is no stored plan; run `roster plan` first")?
+            .id
+    } else {
+        PlanId::new(args.plan.clone())
+    };
+    let report = engine.apply(&id, &mut |_, _| {}).await?;
+    println!(
+        "applied {} action(s), {} failed, {} skipped, {} manual",
+        report.applied_total(),
+        report.failed.len(),
+        report.skipped,
+        report.manual
+    );
+    for (c, who, why) in &report.failed {
+        println!("  failed: {c} {who}: {why}");
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "{} action(s) failed; run `roster apply {id}` again to retry them",
+            report.failed.len()
+        );
+    }
+    Ok(())
+}
+
+pub async fn audit(cmd: AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::Verify { config } => {
+            let config = load_config(&config)?;
+            let store = Store::open(&config.database).await?;
+            let report = store.verify_audit().await?;
+            println!(
+                "audit log OK: {} events, head {}",
+                report.events, report.head
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn sim(cmd: SimCommand) -> Result<()> {
+    match cmd {
+        SimCommand::Expensify {
+            port,
+            partner_user_id,
+            partner_user_secret,
+            policies,
+        } => {
+            use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig};
+            let sim = ExpensifySim::start(
+                ExpensifySimConfig::new(partner_user_id.clone(), partner_user_secret)
+                    .with_port(port)
+                    .with_seed(policies, 10),
+            )
+            .await
+            .context("cannot start the Expensify simulator")?;
+            println!("Expensify simulator listening at {}", sim.url());
+            println!("partnerUserID {partner_user_id}; press Ctrl-C to stop");
+            tokio::signal::ctrl_c().await?;
+            sim.shutdown().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! End-to-end tests of the `roster` binary, as a user runs it.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
+
+fn roster() -> Command {
+    let mut c = Command::cargo_bin("roster").expect("roster binary");
+    c.env_remove("ROSTER_CATALOG_DIR")
+        .env_remove("ROSTER_CONFIG");
+    c
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+fn run(mut cmd: Command) -> (Output, String, String) {
+    let out = cmd.output().expect("runs");
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    (out, o, e)
+}
+
+#[test]
+fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let mut cmd = roster();
+    cmd.args(["demo", "--once", "--data-dir"]).arg(&data);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+
+    let summary = regex::Regex::new(
+        r"Plan: (\d+) to create, (\d+) to update, (\d+) to reactivate, (\d+) to deactivate; (\d+) findings?\.",
+    )
+    .unwrap();
+    let plans: Vec<Vec<usize>> = summary
+        .captures_iter(&stdout)
+        .map(|c| (1..=5).map(|i| c[i].parse().unwrap()).collect())
+        .collect();
+    assert_eq!(plans.len(), 2, "two plans are printed:\n{stdout}");
+    let (first, second) = (&plans[0], &plans[1]);
+    assert!(
+        first[0] > 0 && first[1] > 0 && first[3] > 0,
+        "joiners, movers and leavers: {first:?}"
+    );
+    assert_eq!(
+        &second[..4],
+        &[0, 0, 0, 0],
+        "the second plan is empty:\n{stdout}"
+    );
+    assert_eq!(first[4], second[4], "orphans are reported, not acted on");
+    let applied: usize = first[..4].iter().sum();
+    assert!(
+        stdout.contains(&format!("applied {applied} action(s), 0 failed")),
+        "every action applied:\n{stdout}"
+    );
+    assert!(stdout.contains("0 rate-limit violations"), "{stdout}");
+    assert!(stdout.contains("hash chain verified"), "{stdout}");
+    // The company's files are where the demo said.
+    assert!(data.join("people.csv").exists() && data.join("policy.toml").exists());
+
+    // A second demo in the same directory is refused, not mixed in.
+    let mut again = roster();
+    again.args(["demo", "--once", "--data-dir"]).arg(&data);
+    let (out, _, stderr) = run(again);
+    assert!(!out.status.success());
+    assert!(stderr.contains("fresh directory"), "{stderr}");
+}
+
+#[test]
+fn apps_show_spendesk_is_honest_about_what_cannot_be_automated() {
+    let mut cmd = roster();
+    cmd.args(["apps", "show", "spendesk"]);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("User-write API        no"), "{stdout}");
+    assert!(stdout.contains("SCIM available        no"), "{stdout}");
+    assert!(stdout.contains("JIT provisioning      yes"), "{stdout}");
+    let deactivate = stdout
+        .split("  deactivate [")
+        .nth(1)
+        .expect("manual deactivate steps");
+    for step in ["Reassign", "open cards", "Settings → Members"] {
+        assert!(
+            deactivate.contains(step),
+            "deactivate checklist mentions {step:?}:\n{deactivate}"
+        );
+    }
+    let chosen = stdout.split("Chosen path per operation").nth(1).unwrap();
+    assert!(chosen.contains("deactivate  manual"), "{chosen}");
+}
+
+#[test]
+fn apps_show_bill_spend_expense_with_okta_enterprise_picks_the_idp_path() {
+    let mut cmd = roster();
+    cmd.args([
+        "apps",
+        "show",
+        "bill-spend-expense",
+        "--idp",
+        "okta",
+        "--plan",
+        "enterprise",
+    ]);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    let chosen = stdout.split("Chosen path per operation").nth(1).unwrap();
+    for op in ["create      idp", "deactivate  idp"] {
+        let line = chosen
+            .lines()
+            .find(|l| l.contains(op))
+            .unwrap_or_else(|| panic!("{op}:\n{chosen}"));
+        assert!(
+            line.contains("Okta") && line.contains("Enterprise"),
+            "says why: {line}"
+        );
+    }
+
+    let mut json = roster();
+    json.args([
+        "apps",
+        "show",
+        "bill-spend-expense",
+        "--idp",
+        "okta",
+        "--plan",
+        "enterprise",
+        "--json",
+    ]);
+    let (out, stdout, _) = run(json);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let paths = v["paths"].as_array().unwrap();
+    let deactivate = paths.iter().find(|p| p["op"] == "deactivate").unwrap();
+    assert_eq!(deactivate["path"], "idp");
+}
+
+#[test]
+fn apps_list_shows_every_seed_app_and_idp() {
+    let mut cmd = roster();
+    cmd.args(["apps", "list"]);
+    let (out, stdout, _) = run(cmd);
+    assert!(out.status.success());
+    for id in [
+        "expensify",
+        "bill-spend-expense",
+        "bill-com",
+        "spendesk",
+        "okta",
+        "entra-id",
+        "onelogin",
+        "google-workspace",
+    ] {
+        assert!(stdout.contains(id), "{id} listed");
+    }
+    let mut json = roster();
+    json.args(["apps", "list", "--json"]);
+    let (out, stdout, _) = run(json);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v.as_array().unwrap().len() >= 8);
+}
+
+#[test]
+fn an_unknown_app_id_is_a_clear_error() {
+    let mut cmd = roster();
+    cmd.args(["apps", "show", "expensfy"]);
+    let (out, stdout, stderr) = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("unknown app \"expensfy\"")
+            && stderr.contains("did you mean \"expensify\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_catalog_file_names_file_field_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/scim-app.toml");
+    let good = std::fs::read_to_string(builtin).unwrap();
+    let bad = good.replacen("[scim]", "[scim]\nbogus_field = 1", 1);
+    std::fs::write(dir.path().join("scim-app.toml"), bad).unwrap();
+    let mut cmd = roster();
+    cmd.arg("--catalog-dir")
+        .arg(dir.path())
+        .args(["apps", "list"]);
+    let (out, stdout, stderr) = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty(), "nothing printed on failure: {stdout}");
+    assert!(stderr.contains("scim-app.toml"), "{stderr}");
+    assert!(stderr.contains("bogus_field"), "{stderr}");
+}
+
+const HR_HEADER: &str = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date";
+
+const POLICY: &str = r#"
+[tables.ws]
+"CC-1" = "AAAA000000000001"
+
+[[rules]]
+name = "everyone"
+connection = "expensify"
+set = { role = "user", manager_email = "{manager_email}", policy_id = { lookup = "cost_center", table = "ws" } }
+"#;
+
+fn write_deployment(dir: &Path, sim_url: &str, people_rows: &str) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("people.csv"),
+        format!("{HR_HEADER}\n{people_rows}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
+    let config = dir.join("roster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"policy = "policy.toml"
+data_dir = "data"
+
+[source]
+hr_csv = "people.csv"
+
+[connections.expensify]
+app = "expensify"
+base_url = "{sim_url}"
+partner_user_id = "partner"
+partner_user_secret = {{ env = "TEST_EXPENSIFY_SECRET" }}
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+async fn start_sim() -> roster_sim::expensify::RunningSim {
+    let policy =
+        SimPolicy::new("AAAA000000000001", "Workspace 1", "it@acme.example").with_employee(
+            SimEmployee::new("gone@acme.example", "boss@acme.example", "E9"),
+        );
+    ExpensifySim::start(ExpensifySimConfig::new("partner", "right-secret").with_policies([policy]))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vendor_401_fails_clearly_and_changes_nothing() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E1,alice@acme.example,Alice,Smith,Finance,CC-1,,active,2020-01-01,\n",
+    );
+    let (out, _stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut cmd = roster();
+        cmd.env("TEST_EXPENSIFY_SECRET", "wrong-secret")
+            .args(["plan", "--config"])
+            .arg(&config);
+        run(cmd)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("unauthorized") || stderr.contains("401"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-secret"),
+        "the secret is never printed: {stderr}"
+    );
+    assert!(
+        stderr.contains("nothing was planned or imported"),
+        "{stderr}"
+    );
+    assert!(
+        sim.handle().effects().is_empty(),
+        "nothing changed in the app"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_hr_row_refuses_the_file_and_names_the_line() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E1,alice@acme.example,Alice,Smith,Finance,CC-1,,active,2020-01-01,\n\
+         E2,bob-at-acme,Bob,Jones,Finance,CC-1,,active,2020-01-01,\n",
+    );
+    let data = dir.path().join("data");
+    let (out, _stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut cmd = roster();
+        cmd.env("TEST_EXPENSIFY_SECRET", "right-secret")
+            .args(["plan", "--config"])
+            .arg(&config);
+        run(cmd)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("people.csv:3:"),
+        "names file and line: {stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert_eq!(sim.handle().counters().requests, 0, "no app was even read");
+    assert!(!data.join("roster.db").exists(), "no database was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_then_apply_against_a_configured_deployment() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E1,alice@acme.example,Alice,Smith,Finance,CC-1,boss@acme.example,active,2020-01-01,\n\
+         E9,gone@acme.example,Gone,Person,Finance,CC-1,,terminated,2020-01-01,2026-11-01\n",
+    );
+    let c2 = config.clone();
+    let (out, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut cmd = roster();
+        cmd.env("TEST_EXPENSIFY_SECRET", "right-secret")
+            .args(["plan", "--config"])
+            .arg(&c2);
+        run(cmd)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("+ create     alice@acme.example (E1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- deactivate gone@acme.example (E9)"),
+        "{stdout}"
+    );
+    assert!(sim.handle().effects().is_empty(), "plan changes nothing");
+
+    let (out, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut cmd = roster();
+        cmd.env("TEST_EXPENSIFY_SECRET", "right-secret")
+            .args(["apply", "latest", "--config"])
+            .arg(&config);
+        run(cmd)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("applied 2 action(s), 0 failed"), "{stdout}");
+    let h = sim.handle();
+    assert!(
+        h.employee("AAAA000000000001", "alice@acme.example")
+            .is_some()
+    );
+    assert!(
+        h.employee("AAAA000000000001", "gone@acme.example")
+            .is_none()
+    );
+}

@@ -19,6 +19,8 @@ use crate::policy::{CorrelationRule, CorrelationSettings};
 /// How an account was matched to its person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatchedBy {
+    /// A person said so (the match queue).
+    Resolved,
     EmployeeId,
     Email,
     Alias,
@@ -181,6 +183,7 @@ fn rule_name(rule: CorrelationRule) -> &'static str {
 
 fn by_name(by: MatchedBy) -> &'static str {
     match by {
+        MatchedBy::Resolved => "a resolution",
         MatchedBy::EmployeeId => "employee ID",
         MatchedBy::Email => "email",
         MatchedBy::Alias => "alias",

@@ -18,6 +18,7 @@
 //!   with a reason, plus findings that need a human.
 
 pub mod correlate;
+pub mod guard;
 pub mod hr_csv;
 pub mod ids;
 pub mod model;
@@ -29,4 +30,4 @@ pub use ids::{AccountKey, ConnectionId, Email, EmployeeId};
 pub use model::{Account, EmploymentStatus, Observed, Person};
 pub use plan::{Action, AttributeChange, Finding, FindingKind, Operation, Plan};
 pub use policy::{Policy, PolicyError};
-pub use reconcile::reconcile;
+pub use reconcile::{Resolution, reconcile, reconcile_with};

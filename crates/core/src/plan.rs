@@ -175,6 +175,9 @@ pub struct Classification {
     pub unmatched: usize,
     /// Inactive accounts nobody is entitled to: nothing to do.
     pub inactive: usize,
+    /// Accounts a person marked as not managed by roster (match queue).
+    #[serde(default)]
+    pub ignored: usize,
 }
 
 /// The result of one reconciliation.
@@ -185,6 +188,10 @@ pub struct Plan {
     pub classification: BTreeMap<ConnectionId, Classification>,
     /// SHA-256 over the observed state the plan was computed from.
     pub observed_digest: String,
+    /// Actions (by index) that need a person's approval before they may
+    /// run, with the reason (see [`crate::guard`]).
+    #[serde(default)]
+    pub approvals: BTreeMap<usize, String>,
 }
 
 impl Plan {
@@ -204,6 +211,9 @@ impl Plan {
             h.update(serde_json::to_vec(f).unwrap_or_default());
             h.update(b"\n");
         }
+        for (i, why) in &self.approvals {
+            h.update(format!("approval {i}: {why}\n").as_bytes());
+        }
         hex::encode(h.finalize())
     }
 
@@ -220,8 +230,13 @@ impl Plan {
     pub fn summary_line(&self) -> String {
         let c = self.counts();
         let n = |op| c.get(&op).copied().unwrap_or(0);
+        let approvals = if self.approvals.is_empty() {
+            String::new()
+        } else {
+            format!(" {} action(s) need approval.", self.approvals.len())
+        };
         format!(
-            "Plan: {} to create, {} to update, {} to reactivate, {} to deactivate; {} finding{}.",
+            "Plan: {} to create, {} to update, {} to reactivate, {} to deactivate; {} finding{}.{approvals}",
             n(Operation::Create),
             n(Operation::Update),
             n(Operation::Reactivate),
@@ -277,7 +292,7 @@ pub fn render(plan: &Plan) -> String {
     connections.dedup();
     for conn in connections {
         let _ = writeln!(out, "{conn}:");
-        for a in plan.actions.iter().filter(|a| &a.connection == conn) {
+        for (i, a) in plan.actions.iter().enumerate().filter(|(_, a)| &a.connection == conn) {
             let who = match &a.employee_id {
                 Some(id) => format!("{} ({id})", a.email),
                 None => a.email.to_string(),
@@ -289,6 +304,9 @@ pub fn render(plan: &Plan) -> String {
                 a.operation.as_str()
             );
             let _ = writeln!(out, "      because {}", a.reason);
+            if let Some(why) = plan.approvals.get(&i) {
+                let _ = writeln!(out, "      needs approval: {why}");
+            }
             match a.operation {
                 Operation::Create => {
                     for (k, v) in &a.attributes {

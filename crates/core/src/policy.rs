@@ -7,8 +7,15 @@
 //! order = ["employee_id", "email", "aliases"]   # the default
 //! equivalent_domains = [["acme.com", "acme.io"]]
 //!
+//! [approvals]
+//! deprovision_admins = true           # the default
+//! max_deprovisions_per_plan = 100
+//!
 //! [connections.expensify]
 //! orphans = "report"          # or "deactivate"
+//! sensitive = false           # true: every action needs approval
+//! max_deprovisions = 25       # more than this in one plan: deactivations wait for approval
+//! max_deprovision_percent = 10
 //!
 //! [tables.workspace_by_cost_center]
 //! "CC-100" = "E5A1B2C3D4E5F601"
@@ -105,7 +112,7 @@ impl Default for CorrelationSettings {
 }
 
 /// Per-connection policy settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPolicy {
     #[serde(default)]
@@ -114,7 +121,47 @@ pub struct ConnectionPolicy {
     /// some rule sets; attributes outside this list are never "drift".
     #[serde(default)]
     pub managed_attributes: Option<Vec<String>>,
+    /// Every action in a sensitive app needs approval.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// More deactivations than this in one plan, and every deactivation in
+    /// this connection waits for approval.
+    #[serde(default)]
+    pub max_deprovisions: Option<usize>,
+    /// The same as a share of the connection's active accounts (0–100).
+    #[serde(default)]
+    pub max_deprovision_percent: Option<f64>,
 }
+
+/// Plan-wide approval rules.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSettings {
+    /// Deactivating an account whose `role` is `admin` (or `owner`) needs
+    /// approval. On by default: an admin's removal is the one most likely
+    /// to break something.
+    #[serde(default = "yes")]
+    pub deprovision_admins: bool,
+    /// A plan that deactivates more than this many accounts in total needs
+    /// approval for every deactivation.
+    #[serde(default)]
+    pub max_deprovisions_per_plan: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            deprovision_admins: true,
+            max_deprovisions_per_plan: None,
+        }
+    }
+}
+
+impl Eq for ApprovalSettings {}
 
 /// A value to set on an account.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -147,11 +194,13 @@ pub struct Rule {
 }
 
 /// A validated policy.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     #[serde(default)]
     pub correlation: CorrelationSettings,
+    #[serde(default)]
+    pub approvals: ApprovalSettings,
     #[serde(default)]
     pub connections: BTreeMap<ConnectionId, ConnectionPolicy>,
     #[serde(default)]
@@ -198,6 +247,16 @@ impl Policy {
     /// Checks references the TOML grammar cannot. On failure returns a
     /// snippet to locate in the source and the message.
     fn validate(&self) -> Result<(), (String, String)> {
+        for (id, c) in &self.connections {
+            if let Some(p) = c.max_deprovision_percent
+                && !(0.0..=100.0).contains(&p)
+            {
+                return Err((
+                    "max_deprovision_percent".into(),
+                    format!("connections.{id}.max_deprovision_percent must be between 0 and 100, got {p}"),
+                ));
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for rule in &self.rules {
             if rule.name.trim().is_empty() {

@@ -9,7 +9,8 @@
 //!    drifted → update; active but not entitled → deactivate (excess);
 //!    active and matching nobody → orphan (reported, or deactivated when
 //!    the connection's policy says so);
-//! 4. sort the actions deterministically and attach a reason to each.
+//! 4. sort the actions deterministically and attach a reason to each;
+//! 5. mark the actions that need approval ([`crate::guard`]).
 //!
 //! Invariants: an ambiguous or duplicate account is never acted on; an
 //! incomplete read never yields a deactivation; the same inputs always give
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use time::OffsetDateTime;
 
 use crate::correlate::{Correlator, Match, MatchedBy};
-use crate::ids::ConnectionId;
+use crate::ids::{AccountKey, ConnectionId, EmployeeId};
 use crate::model::{Account, EmploymentStatus, Observed, Person};
 use crate::plan::{
     Action, AttributeChange, Classification, Finding, FindingKind, Operation, Plan, observed_digest,
@@ -41,7 +42,55 @@ pub fn reconcile(
     policy: &Policy,
     now: OffsetDateTime,
 ) -> Plan {
+    reconcile_with(people, observed, policy, &[], now)
+}
+
+/// A person's decision about one account's owner, from the match queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub connection: ConnectionId,
+    pub account: AccountKey,
+    /// `Some`: the account belongs to this person, whatever the rules say.
+    /// `None`: not a person roster manages; leave the account alone.
+    pub employee_id: Option<EmployeeId>,
+}
+
+/// A resolution, looked up against this run's people.
+#[derive(Clone, Copy)]
+enum Resolved {
+    Person(usize),
+    PersonGone,
+    Ignore,
+}
+
+/// [`reconcile`], honouring match resolutions: a resolved account is linked
+/// (or ignored) as the person decided, and never goes back to the queue.
+pub fn reconcile_with(
+    people: &[Person],
+    observed: &[Observed],
+    policy: &Policy,
+    resolutions: &[Resolution],
+    now: OffsetDateTime,
+) -> Plan {
     let correlator = Correlator::new(people, &policy.correlation);
+    let by_id: HashMap<&str, usize> = people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.employee_id.as_str(), i))
+        .collect();
+    let resolved: HashMap<(&str, &str), Resolved> = resolutions
+        .iter()
+        .map(|r| {
+            let target = match &r.employee_id {
+                None => Resolved::Ignore,
+                Some(e) => match by_id.get(e.as_str()) {
+                    Some(&i) => Resolved::Person(i),
+                    None => Resolved::PersonGone,
+                },
+            };
+            ((r.connection.as_str(), r.account.as_str()), target)
+        })
+        .collect();
     let governed = policy.governed_connections();
     let mut plan = Plan {
         observed_digest: observed_digest(observed),
@@ -57,7 +106,7 @@ pub fn reconcile(
             // but plans nothing for it.
             continue;
         }
-        reconcile_connection(&correlator, people, obs, policy, now, &mut plan);
+        reconcile_connection(&correlator, &resolved, people, obs, policy, now, &mut plan);
     }
     plan.actions.sort_by(|a, b| {
         (
@@ -81,6 +130,7 @@ pub fn reconcile(
             &b.account,
         ))
     });
+    crate::guard::mark_approvals(&mut plan, policy, observed);
     plan
 }
 
@@ -96,6 +146,7 @@ fn op_rank(op: Operation) -> u8 {
 
 fn reconcile_connection(
     correlator: &Correlator<'_>,
+    resolved: &HashMap<(&str, &str), Resolved>,
     people: &[Person],
     obs: &Observed,
     policy: &Policy,
@@ -128,7 +179,18 @@ fn reconcile_connection(
     let mut matches: HashMap<usize, Vec<(&Account, MatchedBy)>> = HashMap::new();
     let mut held: HashSet<usize> = HashSet::new();
     for account in &obs.accounts {
-        match correlator.correlate(account) {
+        let outcome = match resolved.get(&(connection.as_str(), account.key.as_str())) {
+            Some(Resolved::Ignore) => {
+                class.ignored += 1;
+                continue;
+            }
+            // Linked by a person to someone the source no longer lists:
+            // that is an orphan now.
+            Some(Resolved::PersonGone) => Match::None,
+            Some(Resolved::Person(i)) => Match::Person(*i, MatchedBy::Resolved),
+            None => correlator.correlate(account),
+        };
+        match outcome {
             Match::Person(i, by) => matches.entry(i).or_default().push((account, by)),
             Match::Ambiguous(why, involved) => {
                 class.unmatched += 1;
@@ -186,9 +248,10 @@ fn reconcile_connection(
                 !a.active,
                 a.email.as_ref() != Some(&person.email),
                 match by {
-                    MatchedBy::EmployeeId => 0,
-                    MatchedBy::Email => 1,
-                    MatchedBy::Alias => 2,
+                    MatchedBy::Resolved => 0,
+                    MatchedBy::EmployeeId => 1,
+                    MatchedBy::Email => 2,
+                    MatchedBy::Alias => 3,
                 },
                 a.key.clone(),
             )

@@ -12,6 +12,8 @@
 //!   active|inactive | k=v; k=v`.
 //! * `== incomplete CONNECTION: reason` marks that connection's read as
 //!   incomplete.
+//! * `== resolutions` one per line: `connection | account key | employee_id`
+//!   (or `-` for "not a managed person").
 //! * `== now YYYY-MM-DD` the reconciliation date (default 2026-11-25).
 //! * `== plan` the expected rendering.
 
@@ -20,7 +22,8 @@ use std::path::Path;
 
 use roster_core::plan::render;
 use roster_core::{
-    Account, AccountKey, ConnectionId, Email, EmployeeId, Observed, Policy, hr_csv, reconcile,
+    Account, AccountKey, ConnectionId, Email, EmployeeId, Observed, Policy, Resolution, hr_csv,
+    reconcile_with,
 };
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
@@ -44,6 +47,7 @@ struct Case {
     people: String,
     accounts: Vec<(ConnectionId, Account)>,
     incomplete: BTreeMap<String, String>,
+    resolutions: Vec<Resolution>,
     now: OffsetDateTime,
     expected: String,
     head: String,
@@ -68,6 +72,7 @@ fn parse_case(text: &str) -> Case {
         people: String::new(),
         accounts: Vec::new(),
         incomplete: BTreeMap::new(),
+        resolutions: Vec::new(),
         now: Date::from_calendar_date(2026, time::Month::November, 25)
             .unwrap()
             .midnight()
@@ -130,6 +135,15 @@ fn parse_case(text: &str) -> Case {
                 .unwrap()
                 .midnight()
                 .assume_utc();
+        } else if name == "resolutions" {
+            for line in body.lines().filter(|l| !l.trim().is_empty()) {
+                let f: Vec<&str> = line.split('|').map(str::trim).collect();
+                case.resolutions.push(Resolution {
+                    connection: ConnectionId::new(f[0]),
+                    account: AccountKey::new(f[1]),
+                    employee_id: (f[2] != "-").then(|| EmployeeId::new(f[2])),
+                });
+            }
         } else if name == "plan" {
             case.expected = body;
         } else {
@@ -160,7 +174,7 @@ fn run(case: &Case) -> String {
         }
     }
     let observed: Vec<Observed> = observed.into_values().collect();
-    let plan = reconcile(&people, &observed, &policy, case.now);
+    let plan = reconcile_with(&people, &observed, &policy, &case.resolutions, case.now);
 
     // Determinism: shuffling the inputs must not change the plan.
     let mut people_rev = people.clone();
@@ -170,7 +184,7 @@ fn run(case: &Case) -> String {
     for o in &mut observed_rev {
         o.accounts.reverse();
     }
-    let again = reconcile(&people_rev, &observed_rev, &policy, case.now);
+    let again = reconcile_with(&people_rev, &observed_rev, &policy, &case.resolutions, case.now);
     assert_eq!(render(&plan), render(&again), "plan depends on input order");
     assert_eq!(
         plan.hash(),

@@ -228,6 +228,7 @@ mod fixtures {
             }],
             classification: BTreeMap::new(),
             observed_digest: "d1g35t".into(),
+            ..Plan::default()
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod apps;
 mod demo;
+mod govern;
 mod ops;
 
 use std::path::PathBuf;
@@ -40,6 +41,16 @@ enum Command {
     Plan(ops::PlanArgs),
     /// Apply a stored plan.
     Apply(ops::ApplyArgs),
+    /// Approve a plan's actions that wait for approval (bound to its hash).
+    Approve(govern::DecideArgs),
+    /// Reject them: rejected actions never run.
+    Reject(govern::DecideArgs),
+    /// The match queue: accounts roster would not link on its own.
+    #[command(subcommand)]
+    Matches(govern::MatchesCommand),
+    /// Policy files.
+    #[command(subcommand)]
+    Policy(govern::PolicyCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -75,6 +86,24 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
             Command::Apply(args) => ops::apply(args, cli.catalog_dir.as_deref()).await,
+            Command::Approve(args) => {
+                govern::decide(
+                    args,
+                    roster_store::Decision::Approved,
+                    cli.catalog_dir.as_deref(),
+                )
+                .await
+            }
+            Command::Reject(args) => {
+                govern::decide(
+                    args,
+                    roster_store::Decision::Rejected,
+                    cli.catalog_dir.as_deref(),
+                )
+                .await
+            }
+            Command::Matches(cmd) => govern::matches(cmd, cli.catalog_dir.as_deref()).await,
+            Command::Policy(cmd) => govern::policy(cmd),
             Command::Audit(cmd) => ops::audit(cmd).await,
             Command::Sim(cmd) => ops::sim(cmd).await,
         }

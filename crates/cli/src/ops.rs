@@ -61,7 +61,7 @@ pub enum SimCommand {
     },
 }
 
-fn load_config(path: &Path) -> Result<Config> {
+pub(crate) fn load_config(path: &Path) -> Result<Config> {
     Config::load(path).with_context(|| {
         format!(
             "cannot use config {} (see README \"Running roster for real\")",
@@ -71,7 +71,7 @@ fn load_config(path: &Path) -> Result<Config> {
 }
 
 /// Builds the engine a config describes: store, policy, connectors.
-async fn engine(config: &Config, catalog_dir: Option<&Path>) -> Result<Engine> {
+pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> Result<Engine> {
     let catalog = Catalog::load(config.catalog_dir.as_deref().or(catalog_dir))
         .context("cannot load the app catalog")?;
     let policy_text = std::fs::read_to_string(&config.policy)
@@ -134,7 +134,7 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         }
         None => None,
     };
-    let engine = engine(&config, catalog_dir).await?;
+    let engine = engine_for(&config, catalog_dir).await?;
     let outcomes = engine.read(&mut |_, _| {}).await?;
     let mut readable = Vec::new();
     for o in &outcomes {
@@ -184,7 +184,7 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
 
 pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
-    let engine = engine(&config, catalog_dir).await?;
+    let engine = engine_for(&config, catalog_dir).await?;
     let id = if args.plan == "latest" {
         engine
             .store
@@ -195,6 +195,7 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
     } else {
         PlanId::new(args.plan.clone())
     };
+    engine.ensure_applicable(&id).await?;
     let report = engine.apply(&id, &mut |_, _| {}).await?;
     println!(
         "applied {} action(s), {} failed, {} skipped, {} manual",

@@ -366,3 +366,136 @@ async fn plan_then_apply_against_a_configured_deployment() {
             .is_none()
     );
 }
+
+fn roster_with(config: &Path, args: &[&str]) -> (Output, String, String) {
+    let mut cmd = roster();
+    cmd.env("TEST_EXPENSIFY_SECRET", "right-secret")
+        .env("USER", "test-admin")
+        .args(args)
+        .arg("--config")
+        .arg(config);
+    run(cmd)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deprovisioning_an_admin_waits_for_approval_bound_to_the_plan() {
+    let sim = start_sim().await;
+    // The leaver is an Expensify admin.
+    let mut admin = SimEmployee::new("gone@acme.example", "boss@acme.example", "E9");
+    admin.role = "admin".into();
+    sim.handle().put_employee("AAAA000000000001", admin);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E9,gone@acme.example,Gone,Person,Finance,CC-1,,terminated,2020-01-01,2026-11-01\n",
+    );
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || roster_with(&c, &["plan"])).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("needs approval (action #0): deactivates an expensify admin"),
+        "{stdout}"
+    );
+
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || roster_with(&c, &["apply", "latest"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("waiting for approval"), "{stderr}");
+    assert!(
+        sim.handle()
+            .employee("AAAA000000000001", "gone@acme.example")
+            .is_some(),
+        "not removed"
+    );
+
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || {
+        roster_with(
+            &c,
+            &["approve", "latest", "--reason", "offboarding ticket 42"],
+        )
+    })
+    .await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("1 approved, 0 rejected, 0 still waiting"),
+        "{stdout}"
+    );
+
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || roster_with(&c, &["apply", "latest"])).await;
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        sim.handle()
+            .employee("AAAA000000000001", "gone@acme.example")
+            .is_none(),
+        "removed after approval"
+    );
+
+    let c = config.clone();
+    let (out, stdout, _) = blocking(move || roster_with(&c, &["audit", "verify"])).await;
+    assert!(out.status.success());
+    assert!(stdout.contains("audit log OK"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_plan_is_refused() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E9,gone@acme.example,Gone,Person,Finance,CC-1,,terminated,2020-01-01,2026-11-01\n",
+    );
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || roster_with(&c, &["plan"])).await;
+    assert!(out.status.success(), "{stderr}");
+    // Someone changes Expensify by hand between plan and apply.
+    sim.handle().put_employee(
+        "AAAA000000000001",
+        SimEmployee::new("new.hire@acme.example", "boss@acme.example", "E10"),
+    );
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || roster_with(&c, &["apply", "latest"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("stale"), "{stderr}");
+    assert!(
+        sim.handle()
+            .employee("AAAA000000000001", "gone@acme.example")
+            .is_some(),
+        "nothing applied"
+    );
+}
+
+#[test]
+fn policy_check_reports_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, POLICY).unwrap();
+    let mut cmd = roster();
+    cmd.args(["policy", "check"]).arg(&good);
+    let (out, stdout, _) = run(cmd);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("OK (1 rule(s) over 1 connection(s): expensify)"),
+        "{stdout}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[rules]]\nname = \"x\"\nconnection = \"expensify\"\nwhen = { status = [\"retired\"] }\n",
+    )
+    .unwrap();
+    let mut cmd = roster();
+    cmd.args(["policy", "check"]).arg(&bad);
+    let (out, _, stderr) = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("bad.toml:4:"), "{stderr}");
+    assert!(stderr.contains("retired"), "{stderr}");
+}

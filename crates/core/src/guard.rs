@@ -29,7 +29,12 @@ pub fn mark_approvals(plan: &mut Plan, policy: &Policy, observed: &[Observed]) {
     let mut approvals: BTreeMap<usize, String> = BTreeMap::new();
     let active: BTreeMap<&ConnectionId, usize> = observed
         .iter()
-        .map(|o| (&o.connection, o.accounts.iter().filter(|a| a.active).count()))
+        .map(|o| {
+            (
+                &o.connection,
+                o.accounts.iter().filter(|a| a.active).count(),
+            )
+        })
         .collect();
     let mut deprovisions: BTreeMap<&ConnectionId, usize> = BTreeMap::new();
     for a in &plan.actions {
@@ -55,7 +60,13 @@ pub fn mark_approvals(plan: &mut Plan, policy: &Policy, observed: &[Observed]) {
     for (i, a) in plan.actions.iter().enumerate() {
         let settings = policy.connection(&a.connection);
         if settings.sensitive {
-            note(i, format!("{} is marked sensitive: every change needs approval", a.connection));
+            note(
+                i,
+                format!(
+                    "{} is marked sensitive: every change needs approval",
+                    a.connection
+                ),
+            );
         }
         if a.operation != Operation::Deactivate {
             continue;
@@ -74,7 +85,11 @@ pub fn mark_approvals(plan: &mut Plan, policy: &Policy, observed: &[Observed]) {
         }
         if let Some(pct) = settings.max_deprovision_percent {
             let base = active.get(&a.connection).copied().unwrap_or(0);
-            let share = if base == 0 { 100.0 } else { n as f64 * 100.0 / base as f64 };
+            let share = if base == 0 {
+                100.0
+            } else {
+                n as f64 * 100.0 / base as f64
+            };
             if share > pct {
                 note(
                     i,
@@ -90,7 +105,9 @@ pub fn mark_approvals(plan: &mut Plan, policy: &Policy, observed: &[Observed]) {
         {
             note(
                 i,
-                format!("mass-deprovision guard: the plan deactivates {total} accounts, more than the limit of {max}"),
+                format!(
+                    "mass-deprovision guard: the plan deactivates {total} accounts, more than the limit of {max}"
+                ),
             );
         }
         if policy.approvals.deprovision_admins

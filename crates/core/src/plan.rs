@@ -292,7 +292,12 @@ pub fn render(plan: &Plan) -> String {
     connections.dedup();
     for conn in connections {
         let _ = writeln!(out, "{conn}:");
-        for (i, a) in plan.actions.iter().enumerate().filter(|(_, a)| &a.connection == conn) {
+        for (i, a) in plan
+            .actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| &a.connection == conn)
+        {
             let who = match &a.employee_id {
                 Some(id) => format!("{} ({id})", a.email),
                 None => a.email.to_string(),
@@ -305,7 +310,7 @@ pub fn render(plan: &Plan) -> String {
             );
             let _ = writeln!(out, "      because {}", a.reason);
             if let Some(why) = plan.approvals.get(&i) {
-                let _ = writeln!(out, "      needs approval: {why}");
+                let _ = writeln!(out, "      needs approval (action #{i}): {why}");
             }
             match a.operation {
                 Operation::Create => {

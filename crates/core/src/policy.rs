@@ -253,7 +253,9 @@ impl Policy {
             {
                 return Err((
                     "max_deprovision_percent".into(),
-                    format!("connections.{id}.max_deprovision_percent must be between 0 and 100, got {p}"),
+                    format!(
+                        "connections.{id}.max_deprovision_percent must be between 0 and 100, got {p}"
+                    ),
                 ));
             }
         }

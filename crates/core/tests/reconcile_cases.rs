@@ -184,7 +184,13 @@ fn run(case: &Case) -> String {
     for o in &mut observed_rev {
         o.accounts.reverse();
     }
-    let again = reconcile_with(&people_rev, &observed_rev, &policy, &case.resolutions, case.now);
+    let again = reconcile_with(
+        &people_rev,
+        &observed_rev,
+        &policy,
+        &case.resolutions,
+        case.now,
+    );
     assert_eq!(render(&plan), render(&again), "plan depends on input order");
     assert_eq!(
         plan.hash(),

@@ -4,7 +4,10 @@
 //! through its connector, runs [`roster_core::reconcile`], stores the plan,
 //! applies it through connectors and writes every step to the audit log.
 
+pub mod bench;
 pub mod config;
+pub mod governance;
+pub mod reports;
 pub mod run;
 pub mod sample;
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use roster_connectors::driver::{self, DriverOptions, Progress};
 use roster_connectors::{ActionResult, Connector, RateLimiter};
-use roster_core::{ConnectionId, Observed, Operation, Person, Plan, Policy, reconcile};
+use roster_core::{ConnectionId, Operation, Person, Plan, Policy, reconcile_with};
 use roster_store::{ActionState, AuditEvent, PlanId, Store, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -32,6 +32,10 @@ pub enum EngineError {
     PlanNotFound(String),
     #[error("no connection reads succeeded; nothing to plan against")]
     NothingRead,
+    /// The engine will not do what was asked; the message says why and
+    /// what to do instead.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// How reading one connection went.
@@ -76,7 +80,7 @@ pub struct Engine {
     clock: fn() -> OffsetDateTime,
 }
 
-fn ms(t: OffsetDateTime) -> i64 {
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -120,10 +124,23 @@ impl Engine {
         subject: &str,
         data: serde_json::Value,
     ) -> Result<(), StoreError> {
+        self.audit_as(&self.actor.clone(), kind, subject, data)
+            .await
+    }
+
+    /// Appends an audit event attributed to `actor` (a person, for
+    /// approvals and resolutions).
+    pub(crate) async fn audit_as(
+        &self,
+        actor: &str,
+        kind: &str,
+        subject: &str,
+        data: serde_json::Value,
+    ) -> Result<(), StoreError> {
         self.store
             .append_audit(AuditEvent {
                 at_ms: ms(self.now()),
-                actor: self.actor.clone(),
+                actor: actor.to_string(),
                 kind: kind.to_string(),
                 subject: subject.to_string(),
                 data,
@@ -135,12 +152,8 @@ impl Engine {
     /// Replaces the people snapshot with `people` (already validated).
     pub async fn import_people(&self, people: &[Person], source: &str) -> Result<(), EngineError> {
         self.store.replace_people(people).await?;
-        self.audit(
-            "source.imported",
-            source,
-            json!({ "people": people.len() }),
-        )
-        .await?;
+        self.audit("source.imported", source, json!({ "people": people.len() }))
+            .await?;
         Ok(())
     }
 
@@ -152,12 +165,18 @@ impl Engine {
         let mut outcomes = Vec::new();
         for (id, wired) in &self.connectors {
             let mut p = |pr: &Progress<'_>| progress(id, pr);
-            let result =
-                driver::read_all_with_progress(&*wired.connector, &wired.limiter, &self.driver, &mut p)
-                    .await;
+            let result = driver::read_all_with_progress(
+                &*wired.connector,
+                &wired.limiter,
+                &self.driver,
+                &mut p,
+            )
+            .await;
             match result {
                 Ok(observed) => {
-                    self.store.replace_accounts(&observed, ms(self.now())).await?;
+                    self.store
+                        .replace_accounts(&observed, ms(self.now()))
+                        .await?;
                     self.audit(
                         "connection.read",
                         id.as_str(),
@@ -204,15 +223,16 @@ impl Engine {
         readable: Option<&[ConnectionId]>,
     ) -> Result<(PlanId, Plan), EngineError> {
         let people = self.store.people().await?;
-        let mut observed: Vec<Observed> = self.store.all_observed().await?;
-        if let Some(ok) = readable {
-            observed.retain(|o| ok.contains(&o.connection));
-        }
+        let observed = self.governed_observations(readable).await?;
+        let resolutions = self.resolutions().await?;
         let now = self.now();
-        let plan = reconcile(&people, &observed, &self.policy, now);
+        let plan = reconcile_with(&people, &observed, &self.policy, &resolutions, now);
         let id = self.store.save_plan(&plan, ms(now)).await?;
-        let counts: BTreeMap<&str, usize> =
-            plan.counts().into_iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let counts: BTreeMap<&str, usize> = plan
+            .counts()
+            .into_iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
         self.audit(
             "plan.created",
             id.as_str(),
@@ -234,14 +254,12 @@ impl Engine {
         plan_id: &PlanId,
         progress: &mut (dyn FnMut(&ConnectionId, &Progress<'_>) + Send),
     ) -> Result<ApplyReport, EngineError> {
-        let stored = self
-            .store
-            .actions(plan_id)
-            .await?;
+        let stored = self.store.actions(plan_id).await?;
         if self.store.plan(plan_id).await?.is_none() {
             return Err(EngineError::PlanNotFound(plan_id.to_string()));
         }
-        self.audit("plan.apply_started", plan_id.as_str(), json!({})).await?;
+        self.audit("plan.apply_started", plan_id.as_str(), json!({}))
+            .await?;
         let mut by_connection: BTreeMap<ConnectionId, Vec<(usize, roster_core::Action)>> =
             BTreeMap::new();
         for a in stored {
@@ -261,7 +279,13 @@ impl Engine {
                         action.operation, action.email
                     );
                     self.store
-                        .set_action_state(plan_id, *idx, ActionState::Manual, Some(detail), ms(self.now()))
+                        .set_action_state(
+                            plan_id,
+                            *idx,
+                            ActionState::Manual,
+                            Some(detail),
+                            ms(self.now()),
+                        )
                         .await?;
                     report.manual += 1;
                 }
@@ -287,9 +311,11 @@ impl Engine {
                 let (state, detail, kind) = match &result {
                     ActionResult::Applied => (ActionState::Done, None, "action.applied"),
                     ActionResult::Failed { reason, .. } => {
-                        report
-                            .failed
-                            .push((connection.clone(), action.email.to_string(), reason.clone()));
+                        report.failed.push((
+                            connection.clone(),
+                            action.email.to_string(),
+                            reason.clone(),
+                        ));
                         (ActionState::Failed, Some(reason.clone()), "action.failed")
                     }
                     ActionResult::Skipped { reason } => {

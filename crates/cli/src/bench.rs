@@ -1,0 +1,68 @@
+//! `roster bench reconcile`: the reconciliation benchmark (see
+//! `roster_engine::bench`). Prints one JSON report on standard output and
+//! progress on standard error. Build with `--release`; a debug build is
+//! several times slower and says nothing about the targets.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use roster_engine::bench::{self, BenchOptions};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Time a full and a one-person reconciliation over a synthetic company.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Args)]
+pub struct ReconcileArgs {
+    /// People in the synthetic company.
+    #[arg(long, default_value_t = 100_000)]
+    people: usize,
+    /// Connections (apps).
+    #[arg(long, default_value_t = 20)]
+    apps: usize,
+    /// An EMPTY database to use (e.g. postgres://...); default: a fresh SQLite file in a temporary directory.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Seed of the synthetic company.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// People reconciled one by one in the targeted phase.
+    #[arg(long, default_value_t = 1_000)]
+    samples: usize,
+    /// A report from a smaller run (e.g. --people 100000) to compute the scaling ratio against.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<()> {
+    let BenchCommand::Reconcile(args) = cmd;
+    let baseline: Option<serde_json::Value> = match &args.baseline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read baseline {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| {
+                format!("baseline {} is not a benchmark report", path.display())
+            })?)
+        }
+        None => None,
+    };
+    if cfg!(debug_assertions) {
+        eprintln!("note: this is a debug build; benchmark figures need `cargo build --release`");
+    }
+    let opts = BenchOptions {
+        people: args.people,
+        apps: args.apps,
+        database: args.database,
+        seed: args.seed,
+        targeted_samples: args.samples,
+    };
+    let mut report = bench::run(&opts, &mut |line| eprintln!("{line}")).await?;
+    if let Some(b) = &baseline {
+        report.compare(b)?;
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! Governance around a plan: approvals bound to its hash, the freshness
+//! check before apply, and the match queue.
+//!
+//! `roster apply` refuses a plan (a) whose observed state has changed since
+//! it was computed, or (b) that holds an action needing approval which no
+//! one approved. Rejected actions are marked skipped and never run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use roster_core::plan::observed_digest;
+use roster_core::{ConnectionId, FindingKind, Observed, Resolution};
+use roster_store::{ActionState, ApprovalRecord, Decision, MatchResolution, PlanId, StoredPlan};
+use serde_json::json;
+
+use crate::run::{Engine, EngineError, ms};
+
+/// Where a plan's approvals stand.
+#[derive(Clone, Debug, Default)]
+pub struct ApprovalStatus {
+    /// Actions that need approval and have none, with why they need it.
+    pub waiting: BTreeMap<usize, String>,
+    pub approved: BTreeSet<usize>,
+    pub rejected: BTreeSet<usize>,
+}
+
+/// One entry of the match queue.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct QueuedMatch {
+    pub connection: ConnectionId,
+    pub account: String,
+    pub email: Option<String>,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+impl Engine {
+    /// The stored observations of governed connections (those the policy
+    /// speaks about), optionally only those in `readable`.
+    pub async fn governed_observations(
+        &self,
+        readable: Option<&[ConnectionId]>,
+    ) -> Result<Vec<Observed>, EngineError> {
+        let governed = self.policy.governed_connections();
+        let mut observed = self.store.all_observed().await?;
+        observed.retain(|o| {
+            governed.contains(&o.connection) && readable.is_none_or(|ok| ok.contains(&o.connection))
+        });
+        Ok(observed)
+    }
+
+    pub(crate) async fn resolutions(&self) -> Result<Vec<Resolution>, EngineError> {
+        Ok(self
+            .store
+            .match_resolutions()
+            .await?
+            .into_iter()
+            .map(|r| Resolution {
+                connection: r.connection,
+                account: r.account,
+                employee_id: r.employee_id,
+            })
+            .collect())
+    }
+
+    async fn stored_plan(&self, plan_id: &PlanId) -> Result<StoredPlan, EngineError> {
+        self.store
+            .plan(plan_id)
+            .await?
+            .ok_or_else(|| EngineError::PlanNotFound(plan_id.to_string()))
+    }
+
+    /// Records an approval or rejection of a plan (all its actions that
+    /// need approval, or one), bound to the plan's hash.
+    pub async fn decide(
+        &self,
+        plan_id: &PlanId,
+        action: Option<usize>,
+        decision: Decision,
+        actor: &str,
+        reason: &str,
+    ) -> Result<ApprovalStatus, EngineError> {
+        let stored = self.stored_plan(plan_id).await?;
+        if let Some(i) = action
+            && i >= stored.plan.actions.len()
+        {
+            return Err(EngineError::Refused(format!(
+                "plan {plan_id} has {} actions; there is no action {i}",
+                stored.plan.actions.len()
+            )));
+        }
+        let now = ms(self.now());
+        self.store
+            .record_approval(&ApprovalRecord {
+                plan_id: plan_id.clone(),
+                plan_hash: stored.hash.clone(),
+                action_idx: action,
+                decision,
+                actor: actor.to_string(),
+                reason: reason.to_string(),
+                at_ms: now,
+            })
+            .await?;
+        self.audit_as(
+            actor,
+            &format!("plan.{}", decision.as_str()),
+            plan_id.as_str(),
+            json!({ "hash": stored.hash, "action": action, "reason": reason }),
+        )
+        .await?;
+        self.approval_status(plan_id).await
+    }
+
+    /// Which actions still wait for a person.
+    pub async fn approval_status(&self, plan_id: &PlanId) -> Result<ApprovalStatus, EngineError> {
+        let stored = self.stored_plan(plan_id).await?;
+        let records = self.store.approvals(plan_id).await?;
+        let mut status = ApprovalStatus::default();
+        for (i, why) in &stored.plan.approvals {
+            // The latest decision about this action wins; a decision about
+            // the whole plan covers every action that needs one.
+            let decision = records
+                .iter()
+                .filter(|r| {
+                    r.plan_hash == stored.hash
+                        && (r.action_idx == Some(*i) || r.action_idx.is_none())
+                })
+                .max_by_key(|r| (r.at_ms, r.action_idx.is_some()))
+                .map(|r| r.decision);
+            match decision {
+                Some(Decision::Approved) => {
+                    status.approved.insert(*i);
+                }
+                Some(Decision::Rejected) => {
+                    status.rejected.insert(*i);
+                }
+                None => {
+                    status.waiting.insert(*i, why.clone());
+                }
+            }
+        }
+        Ok(status)
+    }
+
+    /// Checks that a plan may be applied now: every action needing approval
+    /// is decided (rejected ones are marked skipped), and re-reading the
+    /// plan's connections gives the state the plan was computed from.
+    pub async fn ensure_applicable(&self, plan_id: &PlanId) -> Result<(), EngineError> {
+        let stored = self.stored_plan(plan_id).await?;
+        let status = self.approval_status(plan_id).await?;
+        if !status.waiting.is_empty() {
+            let list = status
+                .waiting
+                .iter()
+                .take(5)
+                .map(|(i, why)| {
+                    let a = &stored.plan.actions[*i];
+                    format!("#{i} {} {} {}: {why}", a.connection, a.operation, a.email)
+                })
+                .collect::<Vec<_>>()
+                .join("\n  ");
+            return Err(EngineError::Refused(format!(
+                "plan {plan_id} has {} action(s) waiting for approval (roster approve {plan_id}):\n  {list}",
+                status.waiting.len()
+            )));
+        }
+        for i in &status.rejected {
+            self.store
+                .set_action_state(
+                    plan_id,
+                    *i,
+                    ActionState::Skipped,
+                    Some("rejected".into()),
+                    ms(self.now()),
+                )
+                .await?;
+        }
+        // Freshness: re-read what the plan saw and compare digests.
+        let connections: BTreeSet<ConnectionId> =
+            stored.plan.classification.keys().cloned().collect();
+        let outcomes = self.read(&mut |_, _| {}).await?;
+        for o in &outcomes {
+            if connections.contains(&o.connection)
+                && let Some(e) = &o.error
+            {
+                return Err(EngineError::Refused(format!(
+                    "cannot re-read {} to check the plan is still current: {e}",
+                    o.connection
+                )));
+            }
+        }
+        let mut now_observed = self.governed_observations(None).await?;
+        now_observed.retain(|o| connections.contains(&o.connection));
+        let digest = observed_digest(&now_observed);
+        if digest != stored.plan.observed_digest {
+            return Err(EngineError::Refused(format!(
+                "plan {plan_id} is stale: the apps changed since it was computed; run `roster plan` again"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The match queue: accounts from the latest plan that roster would not
+    /// link on its own, minus those already resolved.
+    pub async fn match_queue(&self) -> Result<Vec<QueuedMatch>, EngineError> {
+        let Some(latest) = self.store.latest_plan().await? else {
+            return Ok(Vec::new());
+        };
+        let resolved: BTreeSet<(ConnectionId, String)> = self
+            .store
+            .match_resolutions()
+            .await?
+            .into_iter()
+            .map(|r| (r.connection, r.account.to_string()))
+            .collect();
+        Ok(latest
+            .plan
+            .findings
+            .iter()
+            .filter(|f| matches!(f.kind, FindingKind::Ambiguous | FindingKind::Duplicate))
+            .filter_map(|f| {
+                let key = f.account.as_ref()?.to_string();
+                (!resolved.contains(&(f.connection.clone(), key.clone()))).then(|| QueuedMatch {
+                    connection: f.connection.clone(),
+                    account: key,
+                    email: f.email.as_ref().map(|e| e.to_string()),
+                    kind: f.kind.as_str(),
+                    detail: f.detail.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// Resolves one queued match.
+    pub async fn resolve_match(&self, resolution: MatchResolution) -> Result<(), EngineError> {
+        if let Some(e) = &resolution.employee_id
+            && self.store.person_by_employee_id(e).await?.is_none()
+        {
+            return Err(EngineError::Refused(format!(
+                "no person with employee ID {e} in the source of truth"
+            )));
+        }
+        self.store.resolve_match(&resolution).await?;
+        self.audit_as(
+            &resolution.actor,
+            "match.resolved",
+            &format!("{}:{}", resolution.connection, resolution.account),
+            json!({
+                "employee_id": resolution.employee_id.as_ref().map(|e| e.to_string()),
+                "reason": resolution.reason,
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -882,6 +882,154 @@ mod cases {
         }
     }
 
+    pub async fn approvals_are_bound_to_the_plan_hash(fx: Fx) {
+        use roster_store::{ApprovalRecord, Decision};
+        let s = &fx.store;
+        let id = s.save_plan(&plan(), 1_000).await.unwrap();
+        let hash = s.plan(&id).await.unwrap().unwrap().hash;
+        let mut rec = ApprovalRecord {
+            plan_id: id.clone(),
+            plan_hash: "not-the-hash".into(),
+            action_idx: Some(2),
+            decision: Decision::Approved,
+            actor: "alice".into(),
+            reason: "ticket 7".into(),
+            at_ms: 2_000,
+        };
+        let err = s.record_approval(&rec).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert!(
+            s.approvals(&id).await.unwrap().is_empty(),
+            "nothing recorded"
+        );
+        rec.plan_hash = hash;
+        s.record_approval(&rec).await.unwrap();
+        rec.decision = Decision::Rejected;
+        rec.action_idx = None;
+        rec.at_ms = 3_000;
+        s.record_approval(&rec).await.unwrap();
+        let got = s.approvals(&id).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].decision, got[0].action_idx),
+            (Decision::Approved, Some(2))
+        );
+        assert_eq!(
+            (got[1].decision, got[1].action_idx),
+            (Decision::Rejected, None)
+        );
+    }
+
+    pub async fn match_resolutions_replace_per_account(fx: Fx) {
+        use roster_core::AccountKey;
+        use roster_store::MatchResolution;
+        let s = &fx.store;
+        let mut r = MatchResolution {
+            connection: ConnectionId::new("expensify"),
+            account: AccountKey::new("shared@example.com"),
+            employee_id: Some(EmployeeId::new("E1")),
+            actor: "alice".into(),
+            reason: "HR confirmed".into(),
+            at_ms: 1,
+        };
+        s.resolve_match(&r).await.unwrap();
+        r.employee_id = None;
+        r.reason = "it is the finance team's shared login".into();
+        r.at_ms = 2;
+        s.resolve_match(&r).await.unwrap();
+        let got = s.match_resolutions().await.unwrap();
+        assert_eq!(got.len(), 1, "one decision per account, the latest");
+        assert_eq!(got[0].employee_id, None);
+        assert_eq!(got[0].at_ms, 2);
+    }
+
+    pub async fn human_tasks_dedupe_and_move_through_states(fx: Fx) {
+        use roster_store::{HumanTask, HumanTaskState};
+        let s = &fx.store;
+        let task = HumanTask {
+            id: "t1".into(),
+            dedupe_key: "spendesk:deactivate:m-2".into(),
+            connection: "spendesk".into(),
+            kind: "deactivate".into(),
+            subject_email: "bob@example.com".into(),
+            employee_id: Some("E2".into()),
+            account_key: Some("m-2".into()),
+            plan_id: None,
+            action_idx: None,
+            title: "Deactivate bob@example.com in Spendesk".into(),
+            checklist: vec![
+                "Reassign pending approvals".into(),
+                "Resolve open cards".into(),
+            ],
+            assignee: Some("it@example.com".into()),
+            state: HumanTaskState::Open,
+            flagged: false,
+            note: None,
+            evidence: None,
+            due_ms: Some(10_000),
+            reminded_ms: None,
+            escalated_ms: None,
+            created_ms: 1_000,
+            updated_ms: 1_000,
+        };
+        let (stored, created) = s.open_human_task(&task).await.unwrap();
+        assert!(created);
+        assert_eq!(stored.checklist.len(), 2);
+        // The same intent again: no second task.
+        let mut again = task.clone();
+        again.id = "t2".into();
+        let (same, created) = s.open_human_task(&again).await.unwrap();
+        assert!(!created);
+        assert_eq!(same.id, "t1");
+        assert_eq!(s.human_tasks(&[]).await.unwrap().len(), 1);
+
+        s.set_human_task_state(
+            "t1",
+            HumanTaskState::Done,
+            Some("done in console".into()),
+            Some("screenshot.png sha256:ab".into()),
+            2_000,
+        )
+        .await
+        .unwrap();
+        // The next read disagrees: reopened and flagged.
+        s.set_human_task_state(
+            "t1",
+            HumanTaskState::Reopened,
+            Some("still active at next read".into()),
+            None,
+            3_000,
+        )
+        .await
+        .unwrap();
+        let t = s.human_task("t1").await.unwrap().unwrap();
+        assert_eq!(t.state, HumanTaskState::Reopened);
+        assert!(t.flagged);
+        assert_eq!(
+            t.evidence.as_deref(),
+            Some("screenshot.png sha256:ab"),
+            "evidence kept"
+        );
+        assert_eq!(
+            s.human_tasks(&[HumanTaskState::Reopened])
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            s.human_tasks(&[HumanTaskState::Open])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let err = s
+            .set_human_task_state("nope", HumanTaskState::Done, None, None, 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }));
+    }
+
     pub async fn newer_schema_is_refused(fx: Fx) {
         // Pretend a newer roster migrated this database. (The blob literal is
         // the one place the two dialects differ.)
@@ -946,6 +1094,9 @@ both_backends!(
     replace_people_100k,
     reopen_keeps_data_and_schema_version,
     newer_schema_is_refused,
+    approvals_are_bound_to_the_plan_hash,
+    match_resolutions_replace_per_account,
+    human_tasks_dedupe_and_move_through_states,
 );
 
 /// Tests that only make sense for one backend.

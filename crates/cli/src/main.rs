@@ -9,6 +9,7 @@ mod apps;
 mod demo;
 mod govern;
 mod ops;
+mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,19 @@ enum Command {
     /// The match queue: accounts roster would not link on its own.
     #[command(subcommand)]
     Matches(govern::MatchesCommand),
+    /// Human tasks waiting for someone (manual offboarding, JIT follow-ups).
+    Tasks {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+        /// Include verified and cancelled tasks.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One human task: show it, or report it done.
+    #[command(subcommand)]
+    Task(tasks::TaskCommand),
     /// Policy files.
     #[command(subcommand)]
     Policy(govern::PolicyCommand),
@@ -104,6 +118,10 @@ fn main() -> ExitCode {
             }
             Command::Matches(cmd) => govern::matches(cmd, cli.catalog_dir.as_deref()).await,
             Command::Policy(cmd) => govern::policy(cmd),
+            Command::Tasks { config, all, json } => {
+                tasks::list(&config, all, json, cli.catalog_dir.as_deref()).await
+            }
+            Command::Task(cmd) => tasks::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Audit(cmd) => ops::audit(cmd).await,
             Command::Sim(cmd) => ops::sim(cmd).await,
         }

@@ -83,7 +83,27 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
             .with_context(|| format!("connections.{}.app", c.id))?;
     }
     let store = Store::open(&config.database).await?;
-    let mut engine = Engine::new(store, policy);
+    let mut engine = Engine::new(store, policy).with_catalog(catalog);
+    for c in &config.connections {
+        let mut settings = roster_catalog::ConnectionSettings::default();
+        settings.plan = c.plan.clone();
+        settings.idp = c.idp.clone();
+        if c.partner_user_secret.is_some() {
+            settings
+                .credentials
+                .insert(roster_catalog::CredentialKind::PartnerCredentials);
+        }
+        engine.bind(
+            ConnectionId::new(c.id.as_str()),
+            roster_engine::human::AppBinding {
+                app: c.app.clone(),
+                settings,
+                task_sla_hours: c.task_sla_hours,
+                assignee: c.assignee.clone(),
+                escalate_to: c.escalate_to.clone(),
+            },
+        );
+    }
     for c in &config.connections {
         match c.app.as_str() {
             "expensify" => {
@@ -196,6 +216,10 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
         PlanId::new(args.plan.clone())
     };
     engine.ensure_applicable(&id).await?;
+    let tasks = engine.route_manual(&id).await?;
+    for t in &tasks {
+        println!("task {}: {} (due {})", t.id, t.title, due(t.due_ms));
+    }
     let report = engine.apply(&id, &mut |_, _| {}).await?;
     println!(
         "applied {} action(s), {} failed, {} skipped, {} manual",
@@ -214,6 +238,15 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+pub(crate) fn due(ms: Option<i64>) -> String {
+    ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "no due date".into())
 }
 
 pub async fn audit(cmd: AuditCommand) -> Result<()> {

@@ -162,7 +162,9 @@ fn add_config_connections(into: &mut Vec<ConnectionInfo>, config: &Config) {
         settings.plan = c.plan.clone();
         settings.idp = c.idp.clone();
         if c.partner_user_secret.is_some() {
-            settings.credentials.insert(CredentialKind::PartnerCredentials);
+            settings
+                .credentials
+                .insert(CredentialKind::PartnerCredentials);
         }
         into.push(ConnectionInfo {
             id,

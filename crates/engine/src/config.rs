@@ -78,6 +78,12 @@ pub struct RawConnection {
     pub plan: Option<String>,
     /// The IdP that fronts this app, if any (strategy selection).
     pub idp: Option<String>,
+    /// Hours a person has for a manual task on this connection.
+    pub task_sla_hours: Option<u32>,
+    /// Who manual tasks go to.
+    pub assignee: Option<String>,
+    /// Who hears when a manual task is overdue.
+    pub escalate_to: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -122,6 +128,9 @@ pub struct ConnectionConfig {
     pub default_manager_email: Option<String>,
     pub plan: Option<String>,
     pub idp: Option<String>,
+    pub task_sla_hours: Option<u32>,
+    pub assignee: Option<String>,
+    pub escalate_to: Option<String>,
 }
 
 /// A validated configuration.
@@ -166,7 +175,13 @@ impl Config {
             }
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
@@ -180,11 +195,9 @@ impl Config {
             .database
             .clone()
             .unwrap_or_else(|| data_dir.join("roster.db").display().to_string());
-        let policy = raw
-            .policy
-            .as_deref()
-            .map(resolve)
-            .ok_or_else(|| invalid("`policy` is required: the path of the policy TOML file".into()))?;
+        let policy = raw.policy.as_deref().map(resolve).ok_or_else(|| {
+            invalid("`policy` is required: the path of the policy TOML file".into())
+        })?;
         let mut connections = Vec::new();
         for (id, c) in &raw.connections {
             let secret = match &c.partner_user_secret {
@@ -215,6 +228,9 @@ impl Config {
                 default_manager_email: c.default_manager_email.clone(),
                 plan: c.plan.clone(),
                 idp: c.idp.clone(),
+                task_sla_hours: c.task_sla_hours,
+                assignee: c.assignee.clone(),
+                escalate_to: c.escalate_to.clone(),
             });
         }
         Ok(Config {
@@ -248,7 +264,8 @@ mod tests {
 
     #[test]
     fn relative_paths_resolve_against_the_config_file() {
-        let text = "policy = \"policy.toml\"\ndata_dir = \"data\"\n[source]\nhr_csv = \"hr/people.csv\"\n";
+        let text =
+            "policy = \"policy.toml\"\ndata_dir = \"data\"\n[source]\nhr_csv = \"hr/people.csv\"\n";
         let c = Config::parse(Path::new("/etc/roster/roster.toml"), text, &no_env).unwrap();
         assert_eq!(c.policy, PathBuf::from("/etc/roster/policy.toml"));
         assert_eq!(c.hr_csv, Some(PathBuf::from("/etc/roster/hr/people.csv")));
@@ -260,7 +277,10 @@ mod tests {
         let text = "policy = \"p.toml\"\n[connections.expensify]\napp = \"expensify\"\npartner_user_secret = { env = \"EXP_SECRET\" }\n";
         let err = Config::parse(Path::new("r.toml"), text, &no_env).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("connections.expensify.partner_user_secret"), "{msg}");
+        assert!(
+            msg.contains("connections.expensify.partner_user_secret"),
+            "{msg}"
+        );
         assert!(msg.contains("EXP_SECRET"), "{msg}");
     }
 
@@ -270,14 +290,26 @@ mod tests {
         let c = Config::parse(Path::new("r.toml"), text, &|_| Some("hunter2".into())).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
-        assert_eq!(c.connections[0].partner_user_secret.as_ref().unwrap().expose(), "hunter2");
+        assert_eq!(
+            c.connections[0]
+                .partner_user_secret
+                .as_ref()
+                .unwrap()
+                .expose(),
+            "hunter2"
+        );
     }
 
     #[test]
     fn syntax_errors_have_a_place_and_unknown_keys_are_refused() {
         let err = Config::parse(Path::new("r.toml"), "policy = \n", &no_env).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { line: 1, .. }), "{err}");
-        let err = Config::parse(Path::new("r.toml"), "policy = \"p\"\ndatabse = \"x\"\n", &no_env).unwrap_err();
+        let err = Config::parse(
+            Path::new("r.toml"),
+            "policy = \"p\"\ndatabse = \"x\"\n",
+            &no_env,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("databse"), "{err}");
         assert!(err.to_string().starts_with("r.toml:2:"), "{err}");
     }

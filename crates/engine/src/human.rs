@@ -1,0 +1,366 @@
+//! Human tasks: the `manual` and `jit` paths.
+//!
+//! When no connector can carry out an action (Spendesk has no user-write
+//! API; BILL S&E off the Enterprise plan cannot be deprovisioned by CSV),
+//! the action becomes a task for a person, with the catalog's checklist for
+//! that app and operation, a due date from the connection's SLA, and an
+//! assignee. The person marks it done with evidence; **the next read
+//! decides**: if the next plan no longer needs the change, the task is
+//! `verified`; if it still does, a task marked done is `reopened` and
+//! flagged, because the person's word and the app disagree.
+//!
+//! Until verified, an offboarding task is open risk: the leaver still has
+//! access, and reports say so.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use roster_catalog::{ConnectionSettings, Path};
+use roster_core::{Action, ConnectionId, Operation, Plan};
+use roster_store::{ActionState, HumanTask, HumanTaskState, PlanId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::run::{Engine, EngineError, ms};
+
+/// Default SLA for a manual offboarding: a leaver's access is a risk.
+pub const DEFAULT_DEPROVISION_SLA_HOURS: u32 = 24;
+/// Default SLA for other manual work.
+pub const DEFAULT_SLA_HOURS: u32 = 72;
+
+/// Which catalog app a connection is, and how it is set up.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AppBinding {
+    pub app: String,
+    #[serde(default)]
+    pub settings: ConnectionSettings,
+    /// Hours a person has for a manual task on this connection.
+    pub task_sla_hours: Option<u32>,
+    /// Who manual tasks go to (an email or a team name).
+    pub assignee: Option<String>,
+    /// Who hears when a task is overdue.
+    pub escalate_to: Option<String>,
+}
+
+/// The intent a task stands for: the same change planned twice is one task.
+pub fn intent_key(a: &Action) -> String {
+    a.key()
+}
+
+impl Engine {
+    pub fn with_catalog(mut self, catalog: roster_catalog::Catalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    pub fn bind(&mut self, connection: ConnectionId, binding: AppBinding) {
+        self.bindings.insert(connection, binding);
+    }
+
+    /// The path the catalog picks for this action, if the connection is
+    /// bound to a catalog app.
+    fn path_for(&self, a: &Action) -> Option<(Path, String, Vec<String>)> {
+        let catalog = self.catalog.as_ref()?;
+        let binding = self.bindings.get(&a.connection);
+        let app_id = binding
+            .map(|b| b.app.as_str())
+            .unwrap_or(a.connection.as_str());
+        let app = catalog.get(app_id)?;
+        let settings = binding.map(|b| b.settings.clone()).unwrap_or_default();
+        let choice = roster_catalog::select_path(app, &settings, a.operation);
+        let steps = app
+            .manual_steps(a.operation)
+            .map(|f| f.value().clone())
+            .unwrap_or_default();
+        Some((choice.path, choice.reason, steps))
+    }
+
+    /// Turns every pending action no connector can carry out into a human
+    /// task, and marks the action `manual`. Returns the tasks (new or
+    /// already open for the same intent).
+    pub async fn route_manual(&self, plan_id: &PlanId) -> Result<Vec<HumanTask>, EngineError> {
+        let actions = self.store.actions(plan_id).await?;
+        let now = self.now();
+        let mut out = Vec::new();
+        for stored in actions {
+            if stored.state != ActionState::Pending
+                || self.connector_supports(&stored.action.connection, stored.action.operation)
+            {
+                continue;
+            }
+            let a = &stored.action;
+            let (path, reason, mut steps) = self.path_for(a).unwrap_or((
+                Path::Manual,
+                format!("no connector is configured for {}", a.connection),
+                Vec::new(),
+            ));
+            let app_name = self
+                .catalog
+                .as_ref()
+                .and_then(|c| {
+                    let id = self
+                        .bindings
+                        .get(&a.connection)
+                        .map(|b| b.app.as_str())
+                        .unwrap_or(a.connection.as_str());
+                    c.get(id).map(|app| app.name.clone())
+                })
+                .unwrap_or_else(|| a.connection.to_string());
+            let (kind, title) = match (path, a.operation) {
+                (Path::Jit, Operation::Create) => {
+                    let idp = self
+                        .bindings
+                        .get(&a.connection)
+                        .and_then(|b| b.settings.idp.clone())
+                        .unwrap_or_else(|| "the IdP".into());
+                    steps = vec![
+                        format!("Assign {} to the {app_name} app in {idp} (SAML SSO).", a.email),
+                        format!("Ask {} to sign in to {app_name} once: just-in-time provisioning creates the account.", a.email),
+                        "When the account appears, roster opens a follow-up for what JIT does not set (role, team, approval policy, cost center).".into(),
+                    ];
+                    (
+                        "jit-onboarding",
+                        format!("Onboard {} to {app_name} through SSO (JIT)", a.email),
+                    )
+                }
+                (_, op) => (
+                    op.as_str(),
+                    format!(
+                        "{} {} in {app_name} by hand",
+                        capitalise(op.as_str()),
+                        a.email
+                    ),
+                ),
+            };
+            if steps.is_empty() {
+                steps.push(format!(
+                    "{} {} in {app_name}'s admin console.",
+                    capitalise(a.operation.as_str()),
+                    a.email
+                ));
+            }
+            if a.operation == Operation::Update && !a.changes.is_empty() {
+                for c in &a.changes {
+                    steps.push(format!(
+                        "Set {} to {} (now {}).",
+                        c.name,
+                        c.after.as_deref().unwrap_or("(unset)"),
+                        c.before.as_deref().unwrap_or("(unset)")
+                    ));
+                }
+            }
+            let binding = self.bindings.get(&a.connection);
+            let sla_hours =
+                binding
+                    .and_then(|b| b.task_sla_hours)
+                    .unwrap_or(if a.operation.is_deprovision() {
+                        DEFAULT_DEPROVISION_SLA_HOURS
+                    } else {
+                        DEFAULT_SLA_HOURS
+                    });
+            let created_ms = ms(now);
+            let task = HumanTask {
+                id: format!(
+                    "T-{}-{}",
+                    &plan_id.as_str()[..8.min(plan_id.as_str().len())],
+                    stored.index
+                ),
+                dedupe_key: intent_key(a),
+                connection: a.connection.to_string(),
+                kind: kind.to_string(),
+                subject_email: a.email.to_string(),
+                employee_id: a.employee_id.as_ref().map(|e| e.to_string()),
+                account_key: a.account.as_ref().map(|k| k.to_string()),
+                plan_id: Some(plan_id.to_string()),
+                action_idx: Some(stored.index),
+                title,
+                checklist: steps,
+                assignee: binding.and_then(|b| b.assignee.clone()),
+                state: HumanTaskState::Open,
+                flagged: false,
+                note: Some(format!("{}; because {}", reason, a.reason)),
+                evidence: None,
+                due_ms: Some(created_ms + i64::from(sla_hours) * 3_600_000),
+                reminded_ms: None,
+                escalated_ms: None,
+                created_ms,
+                updated_ms: created_ms,
+            };
+            let (task, created) = self.store.open_human_task(&task).await?;
+            self.store
+                .set_action_state(
+                    plan_id,
+                    stored.index,
+                    ActionState::Manual,
+                    Some(format!("task {}", task.id)),
+                    created_ms,
+                )
+                .await?;
+            if created {
+                self.audit(
+                    "task.opened",
+                    &task.id,
+                    json!({
+                        "connection": task.connection,
+                        "kind": task.kind,
+                        "subject": task.subject_email,
+                        "due_ms": task.due_ms,
+                        "plan": plan_id.as_str(),
+                    }),
+                )
+                .await?;
+            }
+            out.push(task);
+        }
+        Ok(out)
+    }
+
+    /// Verification by the next read: given a plan computed from a fresh
+    /// read, every task whose change the plan no longer needs is verified;
+    /// a task marked done whose change is still needed is reopened and
+    /// flagged. Returns (verified, reopened) counts.
+    pub async fn verify_tasks(&self, plan: &Plan) -> Result<(usize, usize), EngineError> {
+        let read: BTreeSet<&ConnectionId> = plan.classification.keys().collect();
+        let still_needed: BTreeMap<String, &Action> =
+            plan.actions.iter().map(|a| (intent_key(a), a)).collect();
+        let now = ms(self.now());
+        let (mut verified, mut reopened) = (0, 0);
+        let tasks = self
+            .store
+            .human_tasks(&[
+                HumanTaskState::Open,
+                HumanTaskState::Done,
+                HumanTaskState::Reopened,
+            ])
+            .await?;
+        for t in tasks {
+            // Only a read of this task's app can verify it.
+            if !read.iter().any(|c| c.as_str() == t.connection) {
+                continue;
+            }
+            // A JIT onboarding is verified when the account exists: the
+            // create is no longer planned (a follow-up update may be).
+            let needed = still_needed.contains_key(&t.dedupe_key);
+            if !needed {
+                self.store
+                    .set_human_task_state(
+                        &t.id,
+                        HumanTaskState::Verified,
+                        Some("confirmed by the next read".into()),
+                        None,
+                        now,
+                    )
+                    .await?;
+                self.audit(
+                    "task.verified",
+                    &t.id,
+                    json!({ "connection": t.connection, "subject": t.subject_email }),
+                )
+                .await?;
+                verified += 1;
+            } else if t.state == HumanTaskState::Done {
+                self.store
+                    .set_human_task_state(
+                        &t.id,
+                        HumanTaskState::Reopened,
+                        Some(
+                            "marked done, but the next read shows the change is still needed"
+                                .into(),
+                        ),
+                        None,
+                        now,
+                    )
+                    .await?;
+                self.audit("task.reopened", &t.id, json!({ "connection": t.connection, "subject": t.subject_email, "flagged": true }))
+                    .await?;
+                reopened += 1;
+            }
+        }
+        Ok((verified, reopened))
+    }
+
+    /// A person reports a task done, with evidence. Verification waits for
+    /// the next read.
+    pub async fn complete_task(
+        &self,
+        id: &str,
+        actor: &str,
+        note: Option<String>,
+        evidence: Option<String>,
+    ) -> Result<HumanTask, EngineError> {
+        let task = self
+            .store
+            .human_task(id)
+            .await?
+            .ok_or_else(|| EngineError::Refused(format!("no task {id}; see `roster tasks`")))?;
+        if !task.state.is_outstanding() {
+            return Err(EngineError::Refused(format!(
+                "task {id} is {}, not open",
+                task.state
+            )));
+        }
+        self.store
+            .set_human_task_state(
+                id,
+                HumanTaskState::Done,
+                note.clone(),
+                evidence.clone(),
+                ms(self.now()),
+            )
+            .await?;
+        self.audit_as(
+            actor,
+            "task.done",
+            id,
+            json!({ "note": note, "evidence": evidence }),
+        )
+        .await?;
+        Ok(self.store.human_task(id).await?.unwrap_or(task))
+    }
+
+    /// Reminders at half the SLA, escalation past it. Returns the tasks
+    /// nudged now as (task, escalated).
+    pub async fn nudge_tasks(&self) -> Result<Vec<(HumanTask, bool)>, EngineError> {
+        let now = ms(self.now());
+        let mut out = Vec::new();
+        for t in self
+            .store
+            .human_tasks(&[HumanTaskState::Open, HumanTaskState::Reopened])
+            .await?
+        {
+            let Some(due) = t.due_ms else { continue };
+            let half = t.created_ms + (due - t.created_ms) / 2;
+            if now >= due && t.escalated_ms.is_none() {
+                self.store.mark_human_task_nudged(&t.id, true, now).await?;
+                let to = self
+                    .bindings
+                    .get(&ConnectionId::new(t.connection.as_str()))
+                    .and_then(|b| b.escalate_to.clone());
+                self.audit(
+                    "task.escalated",
+                    &t.id,
+                    json!({ "to": to, "overdue_ms": now - due }),
+                )
+                .await?;
+                out.push((t, true));
+            } else if now >= half && t.reminded_ms.is_none() && now < due {
+                self.store.mark_human_task_nudged(&t.id, false, now).await?;
+                self.audit(
+                    "task.reminded",
+                    &t.id,
+                    json!({ "assignee": t.assignee, "due_ms": due }),
+                )
+                .await?;
+                out.push((t, false));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}

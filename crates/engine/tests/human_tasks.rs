@@ -1,0 +1,179 @@
+//! The manual path end to end: an app roster can read but not write
+//! (Spendesk-like). Offboarding becomes a task with the catalog's checklist;
+//! the person's "done" is verified — or refuted — by the next read.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use roster_catalog::Catalog;
+use roster_connectors::{
+    ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest,
+    OperationSupport, Page, Validation,
+};
+use roster_core::{
+    Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Operation, Person,
+    Policy,
+};
+use roster_engine::Engine;
+use roster_engine::human::AppBinding;
+use roster_store::{ActionState, HumanTaskState, Store};
+
+/// An app that can be read and never written.
+struct ReadOnly {
+    id: ConnectionId,
+    accounts: Arc<Mutex<Vec<Account>>>,
+}
+
+#[async_trait]
+impl Connector for ReadOnly {
+    fn id(&self) -> &ConnectionId {
+        &self.id
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with(Operation::Read, OperationSupport::supported(100))
+    }
+    async fn validate(&self) -> Result<Validation, ConnectorError> {
+        Ok(Validation::new(Vec::new()))
+    }
+    async fn list_accounts(&self, _req: ListRequest) -> Result<Page, ConnectorError> {
+        Ok(Page::new(self.accounts.lock().unwrap().clone(), None))
+    }
+    async fn apply(&self, _req: ApplyRequest) -> Result<ApplyResponse, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            operation: Operation::Deactivate,
+        })
+    }
+}
+
+fn person(id: &str, email: &str, status: EmploymentStatus) -> Person {
+    Person {
+        employee_id: EmployeeId::new(id),
+        email: Email::parse(email).unwrap(),
+        aliases: vec![],
+        first_name: "Bob".into(),
+        last_name: "Jones".into(),
+        department: "Finance".into(),
+        cost_center: "CC-1".into(),
+        manager_email: None,
+        status,
+        start_date: None,
+        end_date: None,
+        groups: vec![],
+        attributes: Default::default(),
+    }
+}
+
+fn member(key: &str, email: &str, active: bool) -> Account {
+    Account {
+        connection: ConnectionId::new("spendesk"),
+        key: AccountKey::new(key),
+        email: Some(Email::parse(email).unwrap()),
+        employee_id: None,
+        active,
+        attributes: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    let policy = Policy::parse(
+        "p.toml",
+        "[[rules]]\nname = \"finance-spendesk\"\nconnection = \"spendesk\"\nwhen = { department = [\"Finance\"] }\n",
+    )
+    .unwrap();
+    let accounts = Arc::new(Mutex::new(vec![
+        member("m-1", "alice@acme.example", true),
+        member("m-2", "bob@acme.example", true),
+    ]));
+    let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
+    engine.bind(
+        ConnectionId::new("spendesk"),
+        AppBinding {
+            app: "spendesk".into(),
+            assignee: Some("it-ops@acme.example".into()),
+            ..AppBinding::default()
+        },
+    );
+    engine.add_connector(Arc::new(ReadOnly {
+        id: ConnectionId::new("spendesk"),
+        accounts: accounts.clone(),
+    }));
+    engine
+        .import_people(
+            &[
+                person("E1", "alice@acme.example", EmploymentStatus::Active),
+                person("E2", "bob@acme.example", EmploymentStatus::Terminated),
+            ],
+            "test",
+        )
+        .await
+        .unwrap();
+
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (plan_id, plan) = engine.plan(None).await.unwrap();
+    assert_eq!(plan.actions.len(), 1);
+    assert_eq!(plan.actions[0].operation, Operation::Deactivate);
+
+    // No connector can deactivate in Spendesk: a task, with the checklist.
+    let tasks = engine.route_manual(&plan_id).await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    let task = &tasks[0];
+    assert_eq!(task.state, HumanTaskState::Open);
+    assert_eq!(task.assignee.as_deref(), Some("it-ops@acme.example"));
+    let steps = task.checklist.join("\n");
+    assert!(
+        steps.contains("pending approvals")
+            && steps.contains("open cards")
+            && steps.contains("Settings → Members"),
+        "{steps}"
+    );
+    assert!(task.due_ms.unwrap() > task.created_ms, "has a due date");
+    let actions = engine.store.actions(&plan_id).await.unwrap();
+    assert_eq!(actions[0].state, ActionState::Manual);
+    // Routing again opens nothing new.
+    assert_eq!(engine.store.human_tasks(&[]).await.unwrap().len(), 1);
+
+    // The person says done, but did not actually deactivate Bob.
+    engine
+        .complete_task(
+            &task.id,
+            "it-ops",
+            Some("done".into()),
+            Some("screenshot.png".into()),
+        )
+        .await
+        .unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    engine.plan(None).await.unwrap();
+    let t = engine.store.human_task(&task.id).await.unwrap().unwrap();
+    assert_eq!(t.state, HumanTaskState::Reopened, "the read disagreed");
+    assert!(t.flagged);
+
+    // Now they really do it; the next read verifies.
+    accounts.lock().unwrap()[1].active = false;
+    engine
+        .complete_task(&task.id, "it-ops", None, None)
+        .await
+        .unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (_, plan) = engine.plan(None).await.unwrap();
+    assert!(plan.actions.is_empty());
+    let t = engine.store.human_task(&task.id).await.unwrap().unwrap();
+    assert_eq!(t.state, HumanTaskState::Verified);
+    let kinds: Vec<String> = engine
+        .store
+        .audit_since(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    for k in ["task.opened", "task.done", "task.reopened", "task.verified"] {
+        assert!(kinds.iter().any(|x| x == k), "audit has {k}: {kinds:?}");
+    }
+    engine.store.verify_audit().await.unwrap();
+}

@@ -26,16 +26,28 @@ use crate::policy::Policy;
 /// Fills `plan.approvals` from the policy. `observed` gives each
 /// connection's active account count for percentage thresholds.
 pub fn mark_approvals(plan: &mut Plan, policy: &Policy, observed: &[Observed]) {
-    let mut approvals: BTreeMap<usize, String> = BTreeMap::new();
-    let active: BTreeMap<&ConnectionId, usize> = observed
+    let active: BTreeMap<ConnectionId, usize> = observed
         .iter()
         .map(|o| {
             (
-                &o.connection,
+                o.connection.clone(),
                 o.accounts.iter().filter(|a| a.active).count(),
             )
         })
         .collect();
+    mark_approvals_with_counts(plan, policy, observed, &active);
+}
+
+/// [`mark_approvals`] with each connection's active account count given
+/// separately: a targeted run observes one person's accounts, but a
+/// percentage threshold is about the whole app.
+pub fn mark_approvals_with_counts(
+    plan: &mut Plan,
+    policy: &Policy,
+    observed: &[Observed],
+    active: &BTreeMap<ConnectionId, usize>,
+) {
+    let mut approvals: BTreeMap<usize, String> = BTreeMap::new();
     let mut deprovisions: BTreeMap<&ConnectionId, usize> = BTreeMap::new();
     for a in &plan.actions {
         if a.operation.is_deprovision() {

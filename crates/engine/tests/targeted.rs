@@ -1,0 +1,150 @@
+//! Targeted reconciliation plans one person and nobody else.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use roster_connectors::{
+    ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest,
+    OperationSupport, Page, Validation,
+};
+use roster_core::{
+    Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Operation, Person,
+    Policy,
+};
+use roster_engine::Engine;
+use roster_engine::targeted::PersonRef;
+use roster_store::Store;
+
+struct Fixed {
+    id: ConnectionId,
+    accounts: Arc<Mutex<Vec<Account>>>,
+}
+
+#[async_trait]
+impl Connector for Fixed {
+    fn id(&self) -> &ConnectionId {
+        &self.id
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with(Operation::Read, OperationSupport::supported(1000))
+    }
+    async fn validate(&self) -> Result<Validation, ConnectorError> {
+        Ok(Validation::new(Vec::new()))
+    }
+    async fn list_accounts(&self, _req: ListRequest) -> Result<Page, ConnectorError> {
+        Ok(Page::new(self.accounts.lock().unwrap().clone(), None))
+    }
+    async fn apply(&self, _req: ApplyRequest) -> Result<ApplyResponse, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            operation: Operation::Create,
+        })
+    }
+}
+
+fn person(i: usize, status: EmploymentStatus) -> Person {
+    Person {
+        employee_id: EmployeeId::new(format!("E{i}")),
+        email: Email::parse(&format!("p{i}@acme.example")).unwrap(),
+        aliases: vec![],
+        first_name: format!("P{i}"),
+        last_name: "Test".into(),
+        department: "Finance".into(),
+        cost_center: "CC-1".into(),
+        manager_email: None,
+        status,
+        start_date: None,
+        end_date: None,
+        groups: vec![],
+        attributes: Default::default(),
+    }
+}
+
+fn account(key: &str, email: &str, emp: Option<&str>) -> Account {
+    Account {
+        connection: ConnectionId::new("app"),
+        key: AccountKey::new(key),
+        email: Some(Email::parse(email).unwrap()),
+        employee_id: emp.map(EmployeeId::new),
+        active: true,
+        attributes: [("role".to_string(), "user".to_string())]
+            .into_iter()
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn a_targeted_plan_covers_one_person_and_respects_whole_app_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    // 10% of the app may be deprovisioned at once: one leaver of 50 is fine.
+    let policy = Policy::parse(
+        "p.toml",
+        "[connections.app]\nmax_deprovision_percent = 10\n[[rules]]\nname = \"all\"\nconnection = \"app\"\nset = { role = \"user\" }\n",
+    )
+    .unwrap();
+    let mut people: Vec<Person> = (0..50)
+        .map(|i| person(i, EmploymentStatus::Active))
+        .collect();
+    people[7].status = EmploymentStatus::Terminated;
+    let mut accounts: Vec<Account> = (0..50)
+        .map(|i| {
+            account(
+                &format!("k{i}"),
+                &format!("p{i}@acme.example"),
+                Some(&format!("E{i}")),
+            )
+        })
+        .collect();
+    // An orphan and an account two people could own (email says p3, ID says p4).
+    accounts.push(account("ghost", "ghost@acme.example", None));
+    accounts.push(account("shared", "p3@acme.example", Some("E4")));
+    let engine = {
+        let mut e = Engine::new(store, policy);
+        e.add_connector(Arc::new(Fixed {
+            id: ConnectionId::new("app"),
+            accounts: Arc::new(Mutex::new(accounts)),
+        }));
+        e
+    };
+    engine.import_people(&people, "test").await.unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+
+    let (_, plan) = engine
+        .plan_person(&PersonRef::Email(Email::parse("P7@ACME.example").unwrap()))
+        .await
+        .unwrap()
+        .expect("known person");
+    assert_eq!(plan.actions.len(), 1, "{:?}", plan.actions);
+    assert_eq!(plan.actions[0].operation, Operation::Deactivate);
+    assert_eq!(plan.actions[0].employee_id.as_ref().unwrap().as_str(), "E7");
+    assert!(
+        plan.approvals.is_empty(),
+        "1 of 52 is under 10%: {:?}",
+        plan.approvals
+    );
+    assert!(
+        plan.findings.is_empty(),
+        "orphans are not a targeted run's business: {:?}",
+        plan.findings
+    );
+
+    // p3: the ambiguous account is left out, their own account is fine.
+    let (_, plan) = engine
+        .plan_person(&PersonRef::EmployeeId(EmployeeId::new("E3")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+
+    assert!(
+        engine
+            .plan_person(&PersonRef::Email(
+                Email::parse("nobody@acme.example").unwrap()
+            ))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -18,8 +18,17 @@
 //! app = "expensify"
 //! base_url = "https://integrations.expensify.com/Integration-Server/ExpensifyIntegrations"
 //! policy_ids = ["E5A1B2C3D4E5F100"]  # optional: read only these workspaces
-//! partner_user_id = "aa_roster_example_com"
-//! partner_user_secret = { env = "EXPENSIFY_PARTNER_SECRET" }
+//! username = "aa_roster_example_com"  # partnerUserID (alias: partner_user_id)
+//! secret = { env = "EXPENSIFY_PARTNER_SECRET" }   # (alias: partner_user_secret)
+//!
+//! [connections.bill]
+//! app = "bill-spend-expense"
+//! path = "idp"                       # api | scim | idp (default: the app's usual path)
+//! idp = "okta"
+//! plan = "enterprise"
+//! base_url = "https://acme.okta.com"
+//! okta_app_id = "0oa1bill2spend3"
+//! secret = { env = "OKTA_API_TOKEN" }
 //! default_manager_email = "ceo@example.com"   # for people with no manager
 //! ```
 
@@ -66,11 +75,24 @@ pub struct RawSource {
 #[serde(deny_unknown_fields)]
 pub struct RawConnection {
     pub app: String,
+    /// `api`, `scim` or `idp`; default: the app's usual path.
+    pub path: Option<String>,
     pub base_url: Option<String>,
     #[serde(default)]
     pub policy_ids: Option<Vec<String>>,
-    pub partner_user_id: Option<String>,
-    pub partner_user_secret: Option<SecretRef>,
+    /// The non-secret half of a credential (Expensify partnerUserID,
+    /// Spendesk API key id).
+    #[serde(alias = "partner_user_id")]
+    pub username: Option<String>,
+    /// The token or secret (Expensify partnerUserSecret, SCIM bearer token,
+    /// BILL apiToken, Okta API token, Spendesk key secret).
+    #[serde(alias = "partner_user_secret")]
+    pub secret: Option<SecretRef>,
+    /// The Okta app integration id, for the `idp` path.
+    pub okta_app_id: Option<String>,
+    /// Connector-specific options (e.g. `default_role` for BILL).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
     /// Expensify: who people without a manager submit to (Expensify
     /// requires a managerEmail on every employee).
     pub default_manager_email: Option<String>,
@@ -121,10 +143,13 @@ impl std::fmt::Debug for Secret {
 pub struct ConnectionConfig {
     pub id: String,
     pub app: String,
+    pub path: Option<String>,
     pub base_url: Option<String>,
     pub policy_ids: Option<Vec<String>>,
-    pub partner_user_id: Option<String>,
-    pub partner_user_secret: Option<Secret>,
+    pub username: Option<String>,
+    pub secret: Option<Secret>,
+    pub okta_app_id: Option<String>,
+    pub options: BTreeMap<String, String>,
     pub default_manager_email: Option<String>,
     pub plan: Option<String>,
     pub idp: Option<String>,
@@ -200,18 +225,18 @@ impl Config {
         })?;
         let mut connections = Vec::new();
         for (id, c) in &raw.connections {
-            let secret = match &c.partner_user_secret {
+            let secret = match &c.secret {
                 None => None,
                 Some(SecretRef::Env { env: name }) => Some(Secret::new(env(name).ok_or_else(|| {
                     invalid(format!(
-                        "connections.{id}.partner_user_secret: environment variable {name} is not set"
+                        "connections.{id}.secret: environment variable {name} is not set"
                     ))
                 })?)),
                 Some(SecretRef::File { file }) => {
                     let p = resolve(file);
                     let s = std::fs::read_to_string(&p).map_err(|e| {
                         invalid(format!(
-                            "connections.{id}.partner_user_secret: cannot read {}: {e}",
+                            "connections.{id}.secret: cannot read {}: {e}",
                             p.display()
                         ))
                     })?;
@@ -221,10 +246,13 @@ impl Config {
             connections.push(ConnectionConfig {
                 id: id.clone(),
                 app: c.app.clone(),
+                path: c.path.clone(),
                 base_url: c.base_url.clone(),
                 policy_ids: c.policy_ids.clone(),
-                partner_user_id: c.partner_user_id.clone(),
-                partner_user_secret: secret,
+                username: c.username.clone(),
+                secret,
+                okta_app_id: c.okta_app_id.clone(),
+                options: c.options.clone(),
                 default_manager_email: c.default_manager_email.clone(),
                 plan: c.plan.clone(),
                 idp: c.idp.clone(),
@@ -277,10 +305,7 @@ mod tests {
         let text = "policy = \"p.toml\"\n[connections.expensify]\napp = \"expensify\"\npartner_user_secret = { env = \"EXP_SECRET\" }\n";
         let err = Config::parse(Path::new("r.toml"), text, &no_env).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("connections.expensify.partner_user_secret"),
-            "{msg}"
-        );
+        assert!(msg.contains("connections.expensify.secret"), "{msg}");
         assert!(msg.contains("EXP_SECRET"), "{msg}");
     }
 
@@ -292,7 +317,7 @@ mod tests {
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert_eq!(
             c.connections[0]
-                .partner_user_secret
+                .secret
                 .as_ref()
                 .unwrap()
                 .expose(),

@@ -1,29 +1,43 @@
-//! `roster demo`: the whole loop on a sample company and simulated apps.
+//! `roster demo`: the whole loop on a sample company and four simulated
+//! apps, one per kind of path.
 //!
-//! A fresh data dir, the Expensify simulator on loopback seeded with the
-//! company's current (drifted) state, the company as an HR CSV, and a
-//! policy. Then: import → read → plan → apply → read → plan again, which
-//! must be empty. `--once` exits after that; otherwise the simulator stays
-//! up until Ctrl-C so its state can be inspected.
+//! * Expensify through its API (Advanced Employee Updater);
+//! * BILL Spend & Expense through the IdP: roster assigns people to the
+//!   BILL app in (simulated) Okta, whose SCIM connector provisions BILL;
+//! * Bill.com through SCIM (its Enterprise SCIM endpoint);
+//! * Spendesk, which has no user-write API: roster reads members through
+//!   the read-only API, onboarding goes through SAML JIT, offboarding is a
+//!   human task with the catalog's checklist.
+//!
+//! The story: plan → apply (automated paths run, the rest become tasks) →
+//! the demo plays the humans (first SSO logins, Settings → Members clicks)
+//! → the next read verifies their work and plans the JIT follow-ups → the
+//! humans finish those → a last plan is empty. `--once` exits after that;
+//! otherwise the simulators stay up until Ctrl-C.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use comfy_table::{ContentArrangement, Table, presets};
+use roster_catalog::{Catalog, ConnectionSettings, CredentialKind};
 use roster_connectors::SecretString;
-use roster_connectors::driver::Progress;
-use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
-use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
-use roster_engine::Engine;
-use roster_engine::sample;
+use roster_connectors::registry::{self, ConnectorSettings};
+use roster_core::{ConnectionId, Email, EmploymentStatus, Operation, Person, Plan, Policy, hr_csv};
+use roster_engine::human::AppBinding;
+use roster_engine::{Engine, sample};
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
-use roster_store::Store;
+use roster_sim::okta::{OktaApp, OktaSim, OktaSimConfig, OktaUser};
+use roster_sim::scim_app::{ScimSim, ScimSimConfig, user_json};
+use roster_sim::spendesk::{Member, MemberField, SpendeskSim, SpendeskSimConfig};
+use roster_store::{HumanTaskState, Store};
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Exit after the second (empty) plan instead of keeping the simulator up.
+    /// Exit when the story is told instead of keeping the simulators up.
     #[arg(long)]
     once: bool,
     /// Where to keep the demo's database, HR file and policy. Must not hold a
@@ -36,10 +50,77 @@ pub struct DemoArgs {
     /// Seed for the sample company (same seed, same company).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Print every planned action, not just the first few per app.
+    #[arg(long)]
+    verbose: bool,
 }
 
-const PARTNER_USER_ID: &str = "demo_partner";
-const PARTNER_SECRET: &str = "demo-secret-not-real";
+const EXPENSIFY_USER: &str = "demo_partner";
+const EXPENSIFY_SECRET: &str = "demo-secret-not-real";
+const OKTA_TOKEN: &str = "demo-okta-token";
+const OKTA_BILL_APP: &str = "0oabillspend";
+const BILL_SCIM_TOKEN: &str = "demo-bill-se-scim";
+const BILLCOM_SCIM_TOKEN: &str = "demo-billcom-scim";
+const SPENDESK_ID: &str = "demo-spendesk-key";
+const SPENDESK_SECRET: &str = "demo-spendesk-secret";
+
+/// Who each app is for, in the demo's policy.
+const BILL_SE_DEPTS: [&str; 2] = ["Finance", "Operations"];
+const BILL_COM_DEPTS: [&str; 1] = ["Finance"];
+const SPENDESK_DEPTS: [&str; 2] = ["Sales", "Marketing"];
+
+fn policy_text() -> String {
+    let expensify = ConnectionId::new("expensify");
+    let base = sample::demo_policy(&expensify);
+    let list = |d: &[&str]| {
+        d.iter()
+            .map(|x| format!("\"{x}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        r#"{base}
+# BILL Spend & Expense: Finance and Operations, through the Okta app's SCIM
+# connector (roster assigns the app in Okta; Okta provisions BILL).
+[[rules]]
+name = "finance-ops-get-bill-spend"
+connection = "bill-spend-expense"
+when = {{ department = [{bse}] }}
+
+# Bill.com (accounts payable): Finance only, over Bill.com's SCIM endpoint.
+[[rules]]
+name = "finance-gets-bill-com"
+connection = "bill-com"
+when = {{ department = [{bcom}] }}
+set = {{ department = "{{department}}" }}
+
+# Spendesk: the people who spend. No write API: SSO (JIT) creates the
+# account, a person sets what JIT does not, offboarding is by hand.
+[[rules]]
+name = "spenders-get-spendesk"
+connection = "spendesk"
+when = {{ department = [{sd}] }}
+set = {{ team = "{{department}}", role = "requester" }}
+"#,
+        bse = list(&BILL_SE_DEPTS),
+        bcom = list(&BILL_COM_DEPTS),
+        sd = list(&SPENDESK_DEPTS),
+    )
+}
+
+/// Whether `p` had access to an app before this month's changes: the
+/// sample's joiners (no Expensify account yet) have none anywhere.
+fn had_access(p: &Person, depts: &[&str], joiners: &std::collections::BTreeSet<String>) -> bool {
+    depts.contains(&p.department.as_str()) && !joiners.contains(&p.email.normalized())
+}
+
+struct Sims {
+    expensify: roster_sim::expensify::RunningSim,
+    okta: roster_sim::okta::RunningOkta,
+    bill_se: roster_sim::scim_app::RunningScim,
+    bill_com: roster_sim::scim_app::RunningScim,
+    spendesk: roster_sim::spendesk::RunningSpendesk,
+}
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     let started = Instant::now();
@@ -60,19 +141,159 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             .context("cannot create a temporary directory")?
             .keep(),
     };
-    let connection = ConnectionId::new("expensify");
+    let expensify_id = ConnectionId::new("expensify");
     let today = time::OffsetDateTime::now_utc().date();
-    let company = sample::company(args.people, args.seed, today, &connection);
+    let company = sample::company(args.people, args.seed, today, &expensify_id);
+    let has_expensify: std::collections::BTreeSet<String> = company
+        .accounts
+        .iter()
+        .filter_map(|a| a.email.as_ref().map(Email::normalized))
+        .collect();
+    let joiners: std::collections::BTreeSet<String> = company
+        .people
+        .iter()
+        .filter(|p| {
+            p.status != EmploymentStatus::Terminated
+                && !has_expensify.contains(&p.email.normalized())
+        })
+        .map(|p| p.email.normalized())
+        .collect();
 
-    // The company's files, as a real deployment would have them.
     let hr_path = data_dir.join("people.csv");
     let policy_path = data_dir.join("policy.toml");
     std::fs::write(&hr_path, hr_csv::write(&company.people))
         .with_context(|| format!("cannot write {}", hr_path.display()))?;
-    std::fs::write(&policy_path, sample::demo_policy(&connection))
+    std::fs::write(&policy_path, policy_text())
         .with_context(|| format!("cannot write {}", policy_path.display()))?;
 
-    // Expensify as it is today: the accounts the company already has.
+    let sims = start_sims(&company, &joiners).await?;
+
+    let mix = &company.mix;
+    println!("roster demo: a sample company reconciled into four simulated apps\n");
+    println!("  data dir      {}", data_dir.display());
+    println!(
+        "  HR file       {} ({} people)",
+        hr_path.display(),
+        mix.people
+    );
+    println!("  policy        {}", policy_path.display());
+    println!(
+        "  this month    {} joiners, {} leavers, {} movers, {} manager changes, {} on leave, {} orphan Expensify accounts",
+        mix.joiners, mix.leavers, mix.movers, mix.manager_changes, mix.on_leave, mix.orphans
+    );
+    println!("  apps (simulated on loopback, faithful to the vendors' contracts):");
+    println!("    expensify           api   {}", sims.expensify.url());
+    println!(
+        "    bill-spend-expense  idp   Okta {} → BILL S&E SCIM {}",
+        sims.okta.url(),
+        sims.bill_se.url()
+    );
+    println!("    bill-com            scim  {}", sims.bill_com.url());
+    println!(
+        "    spendesk            read-only API {} (writes: SSO JIT and people)\n",
+        sims.spendesk.url()
+    );
+
+    let store = Store::open(&data_dir.join("roster.db").display().to_string())
+        .await
+        .context("cannot open the demo database")?;
+    let policy = Policy::parse(
+        &policy_path.display().to_string(),
+        &std::fs::read_to_string(&policy_path)?,
+    )?;
+    let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin()?);
+    wire(&mut engine, &sims)?;
+
+    // 1. Source of truth.
+    let people = hr_csv::parse(
+        &hr_path.display().to_string(),
+        &std::fs::read_to_string(&hr_path)?,
+    )?;
+    engine
+        .import_people(&people, &hr_path.display().to_string())
+        .await?;
+    println!("[1/6] imported {} people from the HR file", people.len());
+
+    // 2-3. Read every app, plan.
+    let read = read_step(&engine, "[2/6]").await?;
+    let (plan_id, plan) = engine.plan(Some(&read)).await?;
+    println!("\n[3/6] plan {plan_id} (hash {}):\n", &plan.hash()[..12]);
+    print_plan_table(&plan, args.verbose);
+    println!("      {}\n", plan.summary_line());
+    if !plan.approvals.is_empty() {
+        // The demo's operator approves, as `roster approve` would.
+        engine
+            .decide(
+                &plan_id,
+                None,
+                roster_store::Decision::Approved,
+                "demo-operator",
+                "reviewed in the demo",
+            )
+            .await?;
+        println!(
+            "      approved {} action(s) that needed a person's approval",
+            plan.approvals.len()
+        );
+    }
+
+    // 4. Apply: automated paths run; the rest become tasks.
+    let mut automated: BTreeMap<ConnectionId, usize> = BTreeMap::new();
+    apply_step(&engine, &plan_id, "[4/6]", &mut automated).await?;
+
+    // 5. The humans do their part, then the next read checks it.
+    println!("\n[5/6] people do the manual work (simulated): first SSO logins, Settings → Members");
+    play_humans(&engine, &sims, &people).await?;
+    let read = read_step(&engine, "     ").await?;
+    let (follow_id, follow) = engine.plan(Some(&read)).await?;
+    println!("      next plan: {}", follow.summary_line());
+    apply_step(&engine, &follow_id, "     ", &mut automated).await?;
+    play_humans(&engine, &sims, &people).await?;
+
+    // 6. A last read: nothing left to do.
+    let read = read_step(&engine, "[6/6]").await?;
+    let (last_id, last) = engine.plan(Some(&read)).await?;
+    println!("      last plan {last_id}: {}", last.summary_line());
+
+    summary(&engine, &automated, &last).await?;
+    let audit = engine.store.verify_audit().await?;
+    let c = sims.expensify.handle().counters();
+    println!(
+        "\n  audit log: {} events, hash chain verified (head {})",
+        audit.events,
+        &audit.head[..12]
+    );
+    println!(
+        "  Expensify simulator: {} requests, {} rate-limit violations",
+        c.requests, c.rate_limit_violations
+    );
+    println!("  done in {:.1} s", started.elapsed().as_secs_f64());
+
+    if !last.actions.is_empty() {
+        bail!(
+            "the last plan should be empty, but it has {} action(s)",
+            last.actions.len()
+        );
+    }
+    println!(
+        "\nEverything the policy asks for is in place; only findings for a person to review remain."
+    );
+    if args.once {
+        return Ok(());
+    }
+    println!("\nThe simulators stay up at the addresses above; press Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    drop(sims);
+    Ok(())
+}
+
+async fn start_sims(
+    company: &sample::SampleCompany,
+    joiners: &std::collections::BTreeSet<String>,
+) -> Result<Sims> {
+    // Expensify as it is today.
     let owner = format!("it@{}", company.domain);
     let mut policies: Vec<SimPolicy> = sample::workspace_ids()
         .into_iter()
@@ -80,26 +301,6 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .collect();
     for account in &company.accounts {
         let attr = |k: &str| account.attributes.get(k).cloned().unwrap_or_default();
-        let policy_id = attr("policy_id");
-        let target = policies
-            .iter_mut()
-            .find(|p| p.id == policy_id)
-            .or_else(|| None);
-        let Some(policy) = target else {
-            // Orphans without a workspace land in the first one.
-            if let Some(first) = policies.first_mut() {
-                let email = account
-                    .email
-                    .as_ref()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
-                first.employees.insert(
-                    email.to_lowercase(),
-                    SimEmployee::new(email, owner.clone(), ""),
-                );
-            }
-            continue;
-        };
         let email = account
             .email
             .as_ref()
@@ -116,163 +317,410 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         );
         e.first_name = attr("first_name");
         e.last_name = attr("last_name");
-        policy.employees.insert(email.to_lowercase(), e);
+        let policy_id = attr("policy_id");
+        let idx = policies.iter().position(|p| p.id == policy_id).unwrap_or(0);
+        if let Some(p) = policies.get_mut(idx) {
+            p.employees.insert(email.to_lowercase(), e);
+        }
     }
-    let sim = ExpensifySim::start(
-        ExpensifySimConfig::new(PARTNER_USER_ID, PARTNER_SECRET).with_policies(policies),
+    let expensify = ExpensifySim::start(
+        ExpensifySimConfig::new(EXPENSIFY_USER, EXPENSIFY_SECRET).with_policies(policies),
     )
     .await
     .context("cannot start the Expensify simulator")?;
 
-    let mix = &company.mix;
-    println!("roster demo: a sample company reconciled into a simulated Expensify\n");
-    println!("  data dir      {}", data_dir.display());
-    println!(
-        "  HR file       {} ({} people)",
-        hr_path.display(),
-        mix.people
-    );
-    println!("  policy        {}", policy_path.display());
-    println!(
-        "  Expensify     {} (simulator, documented rate limits: 5 per 10 s, 20 per 60 s)",
-        sim.url()
-    );
-    println!(
-        "  this month    {} joiners, {} leavers, {} movers, {} manager changes, {} on leave, {} orphan accounts\n",
-        mix.joiners, mix.leavers, mix.movers, mix.manager_changes, mix.on_leave, mix.orphans
-    );
-
-    let store = Store::open(&data_dir.join("roster.db").display().to_string())
-        .await
-        .context("cannot open the demo database")?;
-    let policy_text = std::fs::read_to_string(&policy_path)?;
-    let policy = Policy::parse(&policy_path.display().to_string(), &policy_text)?;
-    let mut engine = Engine::new(store, policy);
-    let mut config = ExpensifyConfig::new(
-        connection.clone(),
-        PARTNER_USER_ID,
-        SecretString::new(PARTNER_SECRET),
-    )
-    .with_base_url(sim.url());
-    config.policy_ids = Some(sample::workspace_ids().into_values().collect());
-    engine.add_connector(Arc::new(ExpensifyConnector::new(config)?));
-
-    // 1. Source of truth.
-    let hr_text = std::fs::read_to_string(&hr_path)?;
-    let people = hr_csv::parse(&hr_path.display().to_string(), &hr_text)?;
-    engine
-        .import_people(&people, &hr_path.display().to_string())
-        .await?;
-    println!("[1/5] imported {} people from the HR file", people.len());
-
-    // 2. What the app holds.
-    let read = read_step(&engine, "[2/5]").await?;
-
-    // 3. The plan.
-    let (plan_id, plan) = engine.plan(Some(&read)).await?;
-    println!("[3/5] plan {plan_id} (hash {})\n", &plan.hash()[..12]);
-    print!("{}", indent(&render(&plan)));
-    println!();
-
-    // 4. Apply.
-    let t = Instant::now();
-    let report = engine
-        .apply(&plan_id, &mut |c, p| {
-            if let Progress::Retrying {
-                attempt,
-                delay,
-                error,
-                ..
-            } = p
-            {
-                eprintln!("      {c}: attempt {attempt} failed ({error}); retrying in {delay:?}");
-            }
-        })
-        .await?;
-    println!(
-        "[4/5] applied {} action(s), {} failed, {} skipped, {} manual, in {:.1} s",
-        report.applied_total(),
-        report.failed.len(),
-        report.skipped,
-        report.manual,
-        t.elapsed().as_secs_f64()
-    );
-    for (c, who, why) in &report.failed {
-        println!("      failed: {c} {who}: {why}");
+    // BILL S&E's SCIM endpoint, fed by Okta; and Bill.com's own SCIM.
+    // Everyone who had access before this month is there, leavers included
+    // (nobody removed them: that is the problem roster solves).
+    let bill_se = ScimSimConfig::new(BILL_SCIM_TOKEN);
+    let mut bill_com = ScimSimConfig::new(BILLCOM_SCIM_TOKEN);
+    let mut okta = OktaSimConfig::new(OKTA_TOKEN);
+    let mut spendesk = SpendeskSimConfig::new(SPENDESK_ID, SPENDESK_SECRET);
+    for p in &company.people {
+        okta = okta.with_user(OktaUser::new(p.email.as_str(), &p.first_name, &p.last_name));
+        if had_access(p, &BILL_COM_DEPTS, joiners) {
+            let mut u = user_json(
+                p.email.as_str(),
+                &p.first_name,
+                &p.last_name,
+                Some(p.employee_id.as_str()),
+            );
+            u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] =
+                p.department.clone().into();
+            bill_com = bill_com.with_user(u);
+        }
+        if had_access(p, &SPENDESK_DEPTS, joiners) {
+            let mut m = Member::new(p.email.as_str(), &p.first_name, &p.last_name);
+            m.role = Some("requester".into());
+            m.team = Some(p.department.clone());
+            spendesk = spendesk.with_member(m);
+        }
     }
+    // A contractor nobody told HR about.
+    spendesk = spendesk.with_member(Member::new(
+        &format!("freelancer@{}", company.domain),
+        "Free",
+        "Lancer",
+    ));
+    let bill_se = ScimSim::start(bill_se)
+        .await
+        .context("cannot start the BILL S&E SCIM simulator")?;
+    let okta = OktaSim::start(
+        okta.with_app(
+            OktaApp::new(OKTA_BILL_APP, "BILL Spend & Expense")
+                .with_downstream(bill_se.url(), BILL_SCIM_TOKEN),
+        ),
+    )
+    .await
+    .context("cannot start the Okta simulator")?;
+    let bill_com = ScimSim::start(bill_com)
+        .await
+        .context("cannot start the Bill.com SCIM simulator")?;
+    let spendesk = SpendeskSim::start(spendesk)
+        .await
+        .context("cannot start the Spendesk simulator")?;
 
-    // 5. Read again: the world should now match the policy.
-    let read = read_step(&engine, "[5/5]").await?;
-    let (second_id, second) = engine.plan(Some(&read)).await?;
-    println!("      second plan {second_id}:\n");
-    print!("{}", indent(&render(&second)));
-    let audit = engine.store.verify_audit().await?;
-    println!(
-        "\n  audit log: {} events, hash chain verified (head {})",
-        audit.events,
-        &audit.head[..12]
-    );
-    let counters = sim.handle().counters();
-    println!(
-        "  Expensify simulator: {} requests, {} rate-limit violations",
-        counters.requests, counters.rate_limit_violations
-    );
-    println!("  done in {:.1} s", started.elapsed().as_secs_f64());
+    // BILL S&E assignments in Okta as they were before roster: made through
+    // Okta's API, so Okta provisions them downstream like any assignment.
+    let bill_connector = registry::build(
+        "bill-spend-expense",
+        &ConnectorSettings::new(ConnectionId::new("bill-spend-expense"))
+            .with_path("idp")
+            .with_base_url(okta.url())
+            .with_secret(SecretString::new(OKTA_TOKEN))
+            .with_idp("okta")
+            .with_okta_app_id(OKTA_BILL_APP),
+    )?;
+    let seed: Vec<roster_core::Action> = company
+        .people
+        .iter()
+        .filter(|p| had_access(p, &BILL_SE_DEPTS, joiners))
+        .map(|p| roster_core::Action {
+            connection: ConnectionId::new("bill-spend-expense"),
+            operation: Operation::Create,
+            employee_id: Some(p.employee_id.clone()),
+            email: p.email.clone(),
+            account: None,
+            attributes: [("email".to_string(), p.email.to_string())]
+                .into_iter()
+                .collect(),
+            changes: Vec::new(),
+            reason: "state before roster".into(),
+        })
+        .collect();
+    let results = roster_connectors::driver::apply_all(
+        &*bill_connector,
+        seed,
+        false,
+        &roster_connectors::RateLimiter::unlimited(),
+        &roster_connectors::driver::DriverOptions::default(),
+        &mut |_| {},
+    )
+    .await;
+    if let Some(bad) = results.iter().find(|r| !r.is_applied()) {
+        bail!("could not set up the BILL S&E assignments in the Okta simulator: {bad:?}");
+    }
+    Ok(Sims {
+        expensify,
+        okta,
+        bill_se,
+        bill_com,
+        spendesk,
+    })
+}
 
-    if !second.actions.is_empty() || !report.failed.is_empty() {
-        bail!(
-            "the second plan should be empty after applying the first, but it has {} action(s)",
-            second.actions.len()
+/// Connectors and catalog bindings for the four apps, as `roster.toml`
+/// would describe them.
+fn wire(engine: &mut Engine, sims: &Sims) -> Result<()> {
+    let conns: [(&str, &str, ConnectorSettings, ConnectionSettings); 4] = [
+        (
+            "expensify",
+            "expensify",
+            ConnectorSettings::new(ConnectionId::new("expensify"))
+                .with_path("api")
+                .with_base_url(sims.expensify.url())
+                .with_username(EXPENSIFY_USER)
+                .with_secret(SecretString::new(EXPENSIFY_SECRET))
+                .with_policy_ids(sample::workspace_ids().into_values().collect())
+                .with_default_manager_email(format!("ceo@{}", "acme.example")),
+            ConnectionSettings::default().with_credential(CredentialKind::PartnerCredentials),
+        ),
+        (
+            "bill-spend-expense",
+            "bill-spend-expense",
+            ConnectorSettings::new(ConnectionId::new("bill-spend-expense"))
+                .with_path("idp")
+                .with_base_url(sims.okta.url())
+                .with_secret(SecretString::new(OKTA_TOKEN))
+                .with_idp("okta")
+                .with_okta_app_id(OKTA_BILL_APP),
+            ConnectionSettings::default()
+                .with_plan("enterprise")
+                .with_idp("okta"),
+        ),
+        (
+            "bill-com",
+            "bill-com",
+            ConnectorSettings::new(ConnectionId::new("bill-com"))
+                .with_path("scim")
+                .with_base_url(sims.bill_com.url())
+                .with_secret(SecretString::new(BILLCOM_SCIM_TOKEN)),
+            ConnectionSettings::default()
+                .with_plan("enterprise")
+                .with_credential(CredentialKind::ScimToken),
+        ),
+        (
+            "spendesk",
+            "spendesk",
+            ConnectorSettings::new(ConnectionId::new("spendesk"))
+                .with_path("api")
+                .with_base_url(sims.spendesk.url())
+                .with_username(SPENDESK_ID)
+                .with_secret(SecretString::new(SPENDESK_SECRET)),
+            ConnectionSettings::default()
+                .with_idp("okta")
+                .with_credential(CredentialKind::ApiClient),
+        ),
+    ];
+    for (id, app, settings, selection) in conns {
+        engine.add_connector(
+            registry::build(app, &settings)
+                .with_context(|| format!("cannot build the {id} connector"))?,
+        );
+        engine.bind(
+            ConnectionId::new(id),
+            AppBinding {
+                app: app.to_string(),
+                settings: selection,
+                task_sla_hours: None,
+                assignee: Some("it-ops@acme.example".into()),
+                escalate_to: Some("security@acme.example".into()),
+            },
         );
     }
-    println!(
-        "\nEverything the policy asks for is in place; only findings for a person to review remain."
-    );
-    if args.once {
-        sim.shutdown().await;
-        return Ok(());
-    }
-    println!(
-        "\nThe simulator stays up at {} (partnerUserID {PARTNER_USER_ID}, partnerUserSecret {PARTNER_SECRET}); press Ctrl-C to stop.",
-        sim.url()
-    );
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
-    sim.shutdown().await;
     Ok(())
 }
 
 async fn read_step(engine: &Engine, step: &str) -> Result<Vec<ConnectionId>> {
     let outcomes = engine.read(&mut |_, _| {}).await?;
     let mut ok = Vec::new();
+    let mut parts = Vec::new();
     for o in outcomes {
         match &o.error {
             Some(e) => println!("{step} reading {} failed: {e}", o.connection),
             None => {
-                println!(
-                    "{step} read {} accounts from {}{}",
-                    o.accounts,
+                parts.push(format!(
+                    "{} {}{}",
                     o.connection,
+                    o.accounts,
                     if o.complete {
-                        String::new()
+                        ""
                     } else {
-                        format!(
-                            " (INCOMPLETE: {}; deactivations withheld)",
-                            o.incomplete_reason.as_deref().unwrap_or("unknown reason")
-                        )
+                        " (INCOMPLETE: deactivations withheld)"
                     }
-                );
+                ));
                 ok.push(o.connection.clone());
             }
         }
     }
+    println!("{step} read accounts: {}", parts.join(", "));
     if ok.is_empty() {
         bail!("no app could be read; see the errors above");
     }
     Ok(ok)
 }
 
-fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("      {l}\n")).collect()
+async fn apply_step(
+    engine: &Engine,
+    plan_id: &roster_store::PlanId,
+    step: &str,
+    automated: &mut BTreeMap<ConnectionId, usize>,
+) -> Result<()> {
+    let t = Instant::now();
+    let tasks = engine.route_manual(plan_id).await?;
+    let report = engine.apply(plan_id, &mut |_, _| {}).await?;
+    for (c, n) in &report.applied {
+        *automated.entry(c.clone()).or_insert(0) += n;
+    }
+    println!(
+        "{step} applied {} action(s) through APIs, SCIM and Okta ({} failed) and opened {} task(s) for people, in {:.1} s",
+        report.applied_total(),
+        report.failed.len(),
+        tasks.len(),
+        t.elapsed().as_secs_f64()
+    );
+    for (c, who, why) in &report.failed {
+        println!("      failed: {c} {who}: {why}");
+    }
+    if !report.failed.is_empty() {
+        bail!("{} action(s) failed", report.failed.len());
+    }
+    Ok(())
+}
+
+/// Plays the people who work the task queue: a joiner signs in through SSO
+/// (Spendesk creates the account, JIT), an admin clicks through Settings →
+/// Members. Each task is then reported done, as `roster task done` would.
+async fn play_humans(engine: &Engine, sims: &Sims, people: &[Person]) -> Result<()> {
+    let by_email: BTreeMap<String, &Person> =
+        people.iter().map(|p| (p.email.normalized(), p)).collect();
+    let h = sims.spendesk.handle();
+    let mut done = 0;
+    for t in engine
+        .store
+        .human_tasks(&[HumanTaskState::Open, HumanTaskState::Reopened])
+        .await?
+    {
+        if t.connection != "spendesk" {
+            continue;
+        }
+        let email = t.subject_email.to_lowercase();
+        match t.kind.as_str() {
+            "jit-onboarding" => {
+                let p = by_email.get(&email).context("task for an unknown person")?;
+                h.jit_login(p.email.as_str(), &p.first_name, &p.last_name);
+            }
+            "deactivate" => {
+                h.deactivate_by_hand(&email);
+            }
+            "update" => {
+                let p = by_email.get(&email).context("task for an unknown person")?;
+                h.set_by_hand(&email, MemberField::Team, &p.department);
+                h.set_by_hand(&email, MemberField::Role, "requester");
+            }
+            _ => continue,
+        }
+        engine
+            .complete_task(
+                &t.id,
+                "it-ops@acme.example",
+                Some("done in the Spendesk console".into()),
+                None,
+            )
+            .await?;
+        done += 1;
+    }
+    println!("      {done} task(s) done by people");
+    Ok(())
+}
+
+fn print_plan_table(plan: &Plan, verbose: bool) {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(140)
+        .set_header(vec!["app", "person", "action", "reason"]);
+    let mut shown: BTreeMap<(&ConnectionId, Operation), usize> = BTreeMap::new();
+    let mut hidden = 0;
+    for (i, a) in plan.actions.iter().enumerate() {
+        let n = shown.entry((&a.connection, a.operation)).or_insert(0);
+        *n += 1;
+        if !verbose && *n > 3 {
+            hidden += 1;
+            continue;
+        }
+        let mut what = format!("{} {}", a.operation.sign(), a.operation);
+        for c in &a.changes {
+            what.push_str(&format!(
+                "\n{}: {} → {}",
+                c.name,
+                c.before.as_deref().unwrap_or("∅"),
+                c.after.as_deref().unwrap_or("∅")
+            ));
+        }
+        let mut why = a.reason.clone();
+        if let Some(approval) = plan.approvals.get(&i) {
+            why.push_str(&format!("\nneeds approval: {approval}"));
+        }
+        t.add_row(vec![
+            a.connection.to_string(),
+            a.email.to_string(),
+            what,
+            why,
+        ]);
+    }
+    for line in t.to_string().lines() {
+        println!("      {line}");
+    }
+    if hidden > 0 {
+        println!(
+            "      … and {hidden} more like these (--verbose shows every action; `roster plan` prints them all)"
+        );
+    }
+    for f in &plan.findings {
+        println!(
+            "      ? {} {} {}: {}",
+            f.connection,
+            f.kind.as_str(),
+            f.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            f.detail
+        );
+    }
+}
+
+async fn summary(
+    engine: &Engine,
+    automated: &BTreeMap<ConnectionId, usize>,
+    last: &Plan,
+) -> Result<()> {
+    let tasks = engine.store.human_tasks(&[]).await?;
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED).set_header(vec![
+        "app",
+        "paths",
+        "automated",
+        "became a task",
+        "verified by a read",
+        "open risk",
+    ]);
+    for (conn, binding) in &engine.bindings {
+        let app = engine.catalog.as_ref().and_then(|c| c.get(&binding.app));
+        let paths = app
+            .map(|app| {
+                let mut p: Vec<String> = roster_catalog::select_all(app, &binding.settings)
+                    .into_iter()
+                    .filter(|c| c.op != Operation::Read)
+                    .map(|c| format!("{} {}", c.op, c.path))
+                    .collect();
+                p.dedup();
+                p.join(", ")
+            })
+            .unwrap_or_default();
+        let mine: Vec<_> = tasks
+            .iter()
+            .filter(|x| x.connection == conn.as_str())
+            .collect();
+        let verified = mine
+            .iter()
+            .filter(|x| x.state == HumanTaskState::Verified)
+            .count();
+        let open = mine
+            .iter()
+            .filter(|x| x.state.is_outstanding() || x.state == HumanTaskState::Done)
+            .count();
+        let orphans = last
+            .findings
+            .iter()
+            .filter(|f| &f.connection == conn)
+            .count();
+        let risk = match (open, orphans) {
+            (0, 0) => "none".to_string(),
+            (0, o) => format!("{o} finding(s) to review"),
+            (n, 0) => format!("{n} task(s) unverified"),
+            (n, o) => format!("{n} task(s) unverified, {o} finding(s)"),
+        };
+        t.add_row(vec![
+            conn.to_string(),
+            paths,
+            automated.get(conn).copied().unwrap_or(0).to_string(),
+            mine.len().to_string(),
+            verified.to_string(),
+            risk,
+        ]);
+    }
+    println!("\n  per app:");
+    for line in t.to_string().lines() {
+        println!("  {line}");
+    }
+    Ok(())
 }

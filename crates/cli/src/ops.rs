@@ -2,16 +2,17 @@
 //! configured deployment.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use roster_catalog::Catalog;
+use roster_catalog::{ConnectionSettings, CredentialKind};
 use roster_connectors::SecretString;
-use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
+use roster_connectors::registry::{self, ConnectorSettings};
 use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
 use roster_engine::Engine;
 use roster_engine::config::Config;
+use roster_engine::human::AppBinding;
 use roster_store::{PlanId, Store};
 
 #[derive(Args)]
@@ -83,63 +84,62 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
             .with_context(|| format!("connections.{}.app", c.id))?;
     }
     let store = Store::open(&config.database).await?;
-    let mut engine = Engine::new(store, policy).with_catalog(catalog);
+    let mut engine = Engine::new(store, policy);
     for c in &config.connections {
-        let mut settings = roster_catalog::ConnectionSettings::default();
-        settings.plan = c.plan.clone();
-        settings.idp = c.idp.clone();
-        if c.partner_user_secret.is_some() {
-            settings
-                .credentials
-                .insert(roster_catalog::CredentialKind::PartnerCredentials);
-        }
-        engine.bind(
-            ConnectionId::new(c.id.as_str()),
-            roster_engine::human::AppBinding {
-                app: c.app.clone(),
-                settings,
-                task_sla_hours: c.task_sla_hours,
-                assignee: c.assignee.clone(),
-                escalate_to: c.escalate_to.clone(),
-            },
-        );
+        let id = ConnectionId::new(c.id.as_str());
+        let path = c
+            .path
+            .clone()
+            .or_else(|| registry::default_path(&c.app).map(str::to_string));
+        engine.bind(id.clone(), binding(c, path.as_deref()));
+        let Some(path) = path else {
+            eprintln!(
+                "note: connections.{}: roster has no connector for {}; its changes become manual tasks",
+                c.id, c.app
+            );
+            continue;
+        };
+        let mut s = ConnectorSettings::new(id).with_path(path.clone());
+        s.base_url = c.base_url.clone();
+        s.username = c.username.clone();
+        s.secret = c.secret.as_ref().map(|x| SecretString::new(x.expose()));
+        s.idp = c.idp.clone();
+        s.okta_app_id = c.okta_app_id.clone();
+        s.policy_ids = c.policy_ids.clone();
+        s.default_manager_email = c.default_manager_email.clone();
+        s.options = c.options.clone();
+        let connector = registry::build(&c.app, &s)
+            .with_context(|| format!("connections.{} ({} over {path})", c.id, c.app))?;
+        engine.add_connector(connector);
     }
-    for c in &config.connections {
-        match c.app.as_str() {
-            "expensify" => {
-                let user = c.partner_user_id.clone().with_context(|| {
-                    format!(
-                        "connections.{}: partner_user_id is required for Expensify",
-                        c.id
-                    )
-                })?;
-                let secret = c.partner_user_secret.as_ref().with_context(|| {
-                    format!(
-                        "connections.{}: partner_user_secret is required for Expensify ({{ env = \"NAME\" }} or {{ file = \"path\" }})",
-                        c.id
-                    )
-                })?;
-                let mut cfg = ExpensifyConfig::new(
-                    ConnectionId::new(c.id.as_str()),
-                    user,
-                    SecretString::new(secret.expose()),
-                );
-                if let Some(url) = &c.base_url {
-                    cfg = cfg.with_base_url(url.clone());
-                }
-                cfg.policy_ids = c.policy_ids.clone();
-                cfg.default_manager_email = c.default_manager_email.clone();
-                engine.add_connector(Arc::new(ExpensifyConnector::new(cfg)?));
-            }
-            other => {
-                eprintln!(
-                    "note: connections.{}: no automated connector for {other} yet; its actions become manual tasks",
-                    c.id
-                );
-            }
+    Ok(engine.with_catalog(catalog))
+}
+
+/// The catalog binding of a connection: which app, and the settings path
+/// selection sees (plan tier, IdP, which credential the connection holds).
+fn binding(c: &roster_engine::config::ConnectionConfig, path: Option<&str>) -> AppBinding {
+    let mut settings = ConnectionSettings::default();
+    settings.plan = c.plan.clone();
+    settings.idp = c.idp.clone();
+    if c.secret.is_some() {
+        let kind = match (c.app.as_str(), path) {
+            (_, Some("scim")) => Some(CredentialKind::ScimToken),
+            ("expensify", _) => Some(CredentialKind::PartnerCredentials),
+            ("spendesk", _) => Some(CredentialKind::ApiClient),
+            (_, Some("api")) => Some(CredentialKind::ApiToken),
+            _ => None,
+        };
+        if let Some(k) = kind {
+            settings.credentials.insert(k);
         }
     }
-    Ok(engine)
+    AppBinding {
+        app: c.app.clone(),
+        settings,
+        task_sla_hours: c.task_sla_hours,
+        assignee: c.assignee.clone(),
+        escalate_to: c.escalate_to.clone(),
+    }
 }
 
 pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {

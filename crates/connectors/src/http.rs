@@ -1,0 +1,196 @@
+//! HTTP plumbing shared by the REST connectors: building a client, turning
+//! transport failures and HTTP statuses into [`ConnectorError`]s, and
+//! reading `Retry-After`.
+//!
+//! Classification (the same for every vendor, so the driver's retry policy
+//! means the same thing everywhere):
+//!
+//! | what | error |
+//! |---|---|
+//! | connect/timeout/reset | `Transient` |
+//! | body cut short or not the expected JSON | `Protocol` (retryable) |
+//! | 401, 403 | `Unauthorized` |
+//! | 429 | `RateLimited` (with `Retry-After` when given) |
+//! | 408, 5xx | `Transient` |
+//! | other 4xx | `Vendor` |
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde_json::Value;
+use url::Url;
+
+use crate::{ConnectorError, SecretString};
+
+/// Builds a client with a timeout. reqwest is built without a bundled TLS
+/// provider (aws-lc is slow to build); install ring's unless the process
+/// already chose one.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, ConnectorError> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ConnectorError::Config {
+            detail: format!("cannot build the HTTP client: {e}"),
+        })
+}
+
+/// Parses and checks a base URL (http or https), without a trailing `/`.
+pub(crate) fn base_url(raw: &str, what: &str) -> Result<String, ConnectorError> {
+    let url = Url::parse(raw.trim()).map_err(|e| ConnectorError::Config {
+        detail: format!("{what} base_url {raw:?} is not a URL: {e}"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConnectorError::Config {
+            detail: format!("{what} base_url {raw:?} must be http(s)"),
+        });
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// `Retry-After` in whole seconds (the HTTP-date form is ignored).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// A transport failure, scrubbed of `secrets`.
+pub(crate) fn transport(
+    vendor: &str,
+    e: reqwest::Error,
+    secrets: &[&SecretString],
+) -> ConnectorError {
+    let is_decode = e.is_decode() || e.is_body();
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    // reqwest's Display hides the cause ("error sending request"); the
+    // source chain says what actually happened.
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    let detail = scrub(&detail, secrets);
+    if is_decode {
+        ConnectorError::Protocol {
+            detail: format!("the answer from {vendor} was cut short or garbled: {detail}"),
+        }
+    } else {
+        ConnectorError::Transient {
+            detail: format!("request to {vendor} failed: {detail}"),
+        }
+    }
+}
+
+pub(crate) fn scrub(text: &str, secrets: &[&SecretString]) -> String {
+    secrets.iter().fold(text.to_string(), |t, s| s.scrub(&t))
+}
+
+/// Classifies a non-success HTTP status. `message` is the vendor's own
+/// explanation (already scrubbed); `credentials_hint` says what to check on
+/// 401/403.
+pub(crate) fn status_error(
+    vendor: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: &str,
+    credentials_hint: &str,
+) -> ConnectorError {
+    let code = status.as_u16();
+    match code {
+        401 | 403 => ConnectorError::Unauthorized {
+            detail: format!("{vendor} answered HTTP {code} ({message}); {credentials_hint}"),
+        },
+        429 => ConnectorError::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        408 | 500..=599 => ConnectorError::Transient {
+            detail: format!("{vendor} answered HTTP {code}: {message}"),
+        },
+        _ => ConnectorError::Vendor {
+            code: code.to_string(),
+            detail: format!("{vendor} answered HTTP {code}: {message}"),
+        },
+    }
+}
+
+/// A response read to the end: status, headers and body text.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// Sends `req` and reads the whole body.
+    pub(crate) async fn of(
+        vendor: &str,
+        req: reqwest::RequestBuilder,
+        secrets: &[&SecretString],
+    ) -> Result<Answer, ConnectorError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport(vendor, e, secrets))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| transport(vendor, e, secrets))?;
+        Ok(Answer {
+            status,
+            headers,
+            text,
+        })
+    }
+
+    /// The body as JSON, or a `Protocol` error (a truncated body lands
+    /// here).
+    pub(crate) fn json(&self, vendor: &str) -> Result<Value, ConnectorError> {
+        serde_json::from_str(&self.text).map_err(|e| ConnectorError::Protocol {
+            detail: format!(
+                "{vendor} answered HTTP {} with a body that is not complete JSON ({e})",
+                self.status.as_u16()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_classify_for_the_driver() {
+        let h = HeaderMap::new();
+        let e = status_error("X", StatusCode::UNAUTHORIZED, &h, "no", "check the token");
+        assert_eq!(e.code(), "CONN-0001");
+        assert!(e.to_string().contains("check the token"));
+        assert!(status_error("X", StatusCode::BAD_GATEWAY, &h, "", "").is_retryable());
+        assert!(!status_error("X", StatusCode::CONFLICT, &h, "", "").is_retryable());
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(
+            status_error("X", StatusCode::TOO_MANY_REQUESTS, &h, "", "").retry_after(),
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn base_urls_are_checked_and_normalised() {
+        assert_eq!(
+            base_url("http://h:1/scim/v2/", "x").unwrap(),
+            "http://h:1/scim/v2"
+        );
+        assert!(base_url("ftp://h", "x").is_err());
+        assert!(base_url("not a url", "x").is_err());
+    }
+}

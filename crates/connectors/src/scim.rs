@@ -1,0 +1,880 @@
+//! The SCIM 2.0 client connector (RFC 7643/7644): the `scim` path, used
+//! for any app with a SCIM server roster may call directly (a generic SCIM
+//! app, Bill.com Enterprise SCIM, BILL S&E direct SCIM).
+//!
+//! # The app's model, in roster's terms
+//!
+//! * One [`Account`] per SCIM User; key = the SCIM `id`. The address is
+//!   `userName` when it is an email, else the primary (or work) email.
+//!   `employee_id` comes from the enterprise extension's `employeeNumber`.
+//! * Attributes (roster name → SCIM path): `first_name` → `name.givenName`,
+//!   `last_name` → `name.familyName`, `display_name` → `displayName`,
+//!   `department` / `cost_center` / `division` / `organization` → the
+//!   enterprise extension, `manager_email` ← `manager.displayName` when it is
+//!   an address (read only: SCIM wants the manager's SCIM id), `user_name`
+//!   and `external_id` (read only). Any other attribute name is written as a
+//!   top-level SCIM attribute of the same name (`title`, `userType`, ...).
+//! * **Read**: `GET /Users?startIndex&count&attributes=…` (only the
+//!   attributes roster maps, to keep pages small). Offset paging can shift
+//!   under the reader, so every page after the first re-reads the last
+//!   account of the previous page as an *anchor*: if it is not there, the
+//!   listing moved and the read fails that page with
+//!   [`ConnectorError::ListingChanged`] (the driver then reports the read
+//!   incomplete; nothing is deprovisioned on it). The page token carries the
+//!   next index and the anchor id.
+//! * **Create**: `POST /Users`. A 409 `uniqueness` means the user already
+//!   exists (e.g. the first attempt's answer was lost): the action is
+//!   `Skipped`, and the next read links the existing account.
+//! * **Update / Reactivate / Deactivate**: one `PATCH` with `replace`
+//!   operations for what changed (`active=false` to deactivate, `true` to
+//!   reactivate). Never DELETE: IdPs don't, and inactive users stay listed.
+//! * **ETags**: when the server sends `meta.version`, the connector keeps
+//!   the version it last saw for each user and sends `If-Match` on writes.
+//!   A 412 means someone changed the user since roster read it: the action
+//!   fails (not retryable) so the plan is recomputed from a fresh read
+//!   instead of overwriting that change. When a write's outcome is unknown
+//!   (timeout, 5xx, cut connection) the remembered version is dropped, so a
+//!   retry of a write that did land is not refused by its own effect.
+//!
+//! One call makes one HTTP request (batches of one), so the driver's
+//! limiter sees every request. An error body inside an HTTP 200 (some
+//! servers do that) is read as the error it is, never as an empty page.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, ETAG, IF_MATCH};
+use roster_core::{Account, AccountKey, Action, ConnectionId, Email, EmployeeId, Operation};
+use serde_json::{Map, Value, json};
+
+use crate::http::{self, Answer};
+use crate::{
+    ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
+    ListRequest, OperationSupport, Page, PageToken, RateWindow, SecretString, Validation,
+    ValidationCheck,
+};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const MEDIA_TYPE: &str = "application/scim+json";
+
+/// Attribute names this connector reads and writes.
+pub mod attr {
+    pub const FIRST_NAME: &str = "first_name";
+    pub const LAST_NAME: &str = "last_name";
+    pub const DISPLAY_NAME: &str = "display_name";
+    pub const DEPARTMENT: &str = "department";
+    pub const COST_CENTER: &str = "cost_center";
+    pub const DIVISION: &str = "division";
+    pub const ORGANIZATION: &str = "organization";
+    /// Read only (from `manager.displayName` when it is an address).
+    pub const MANAGER_EMAIL: &str = "manager_email";
+    /// Read only: the SCIM `userName`.
+    pub const USER_NAME: &str = "user_name";
+    /// Read only: the SCIM `externalId`.
+    pub const EXTERNAL_ID: &str = "external_id";
+    /// The account's address (roster's reconcile sets it on every write).
+    pub const EMAIL: &str = "email";
+}
+
+/// How to reach one SCIM server.
+#[derive(Clone)]
+pub struct ScimConfig {
+    pub connection: ConnectionId,
+    /// The SCIM base URL (the one `/Users` is under), e.g.
+    /// `https://app.example.com/scim/v2`.
+    pub base_url: String,
+    pub token: SecretString,
+    /// Users per page (`count`); 100 is what Okta asks for.
+    pub page_size: u32,
+    pub timeout: Duration,
+    /// Send `If-Match` when the server offers versions.
+    pub use_etags: bool,
+    /// Ask for only the mapped attributes. Turn off for servers that
+    /// mishandle `attributes`.
+    pub narrow_reads: bool,
+    /// The app's limits, if it documents any (SCIM itself defines none).
+    pub rate_limits: Vec<RateWindow>,
+    /// The app's name in messages.
+    pub app_name: String,
+}
+
+impl ScimConfig {
+    pub fn new(connection: ConnectionId, base_url: impl Into<String>, token: SecretString) -> Self {
+        ScimConfig {
+            app_name: connection.to_string(),
+            connection,
+            base_url: base_url.into(),
+            token,
+            page_size: 100,
+            timeout: Duration::from_secs(30),
+            use_etags: true,
+            narrow_reads: true,
+            rate_limits: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ScimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimConfig")
+            .field("connection", &self.connection)
+            .field("base_url", &self.base_url)
+            .field("token", &self.token)
+            .field("page_size", &self.page_size)
+            .field("use_etags", &self.use_etags)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A SCIM client for one connection.
+pub struct ScimConnector {
+    config: ScimConfig,
+    base: String,
+    client: reqwest::Client,
+    /// SCIM id → the `meta.version` last seen (for `If-Match`).
+    versions: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for ScimConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimConnector")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The attributes asked for on reads.
+fn read_attributes() -> String {
+    [
+        "userName".to_string(),
+        "externalId".into(),
+        "name".into(),
+        "displayName".into(),
+        "emails".into(),
+        "active".into(),
+        "meta".into(),
+        format!("{ENTERPRISE_SCHEMA}:employeeNumber"),
+        format!("{ENTERPRISE_SCHEMA}:department"),
+        format!("{ENTERPRISE_SCHEMA}:costCenter"),
+        format!("{ENTERPRISE_SCHEMA}:division"),
+        format!("{ENTERPRISE_SCHEMA}:organization"),
+        format!("{ENTERPRISE_SCHEMA}:manager"),
+    ]
+    .join(",")
+}
+
+const TOKEN_PREFIX: &str = "scim-v1:";
+
+/// `scim-v1:<next startIndex>:<anchor id>`.
+fn encode_token(next: u64, anchor: &str) -> PageToken {
+    PageToken::new(format!("{TOKEN_PREFIX}{next}:{anchor}"))
+}
+
+fn decode_token(t: &PageToken) -> Result<(u64, String), ConnectorError> {
+    let bad = || ConnectorError::Config {
+        detail: "the page token was not issued by the SCIM connector".into(),
+    };
+    let rest = t.as_str().strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
+    let (next, anchor) = rest.split_once(':').ok_or_else(bad)?;
+    let next: u64 = next.parse().map_err(|_| bad())?;
+    if next < 2 || anchor.is_empty() {
+        return Err(bad());
+    }
+    Ok((next, anchor.to_string()))
+}
+
+/// A case-insensitive field lookup (SCIM attribute names are).
+fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn is_error_body(v: &Value) -> bool {
+    get_ci(v, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|x| x.as_str() == Some(ERROR_SCHEMA)))
+}
+
+/// Maps a SCIM User to an account.
+pub fn account_from_user(connection: &ConnectionId, u: &Value) -> Option<Account> {
+    let id = text(get_ci(u, "id"))?;
+    let user_name = text(get_ci(u, "userName"));
+    let emails: Vec<&Value> = get_ci(u, "emails")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let email_value = |pred: &dyn Fn(&Value) -> bool| {
+        emails
+            .iter()
+            .find(|e| pred(e))
+            .and_then(|e| text(get_ci(e, "value")))
+    };
+    let email = user_name
+        .as_deref()
+        .and_then(|n| Email::parse(n).ok())
+        .or_else(|| {
+            email_value(&|e| get_ci(e, "primary") == Some(&json!(true)))
+                .or_else(|| {
+                    email_value(&|e| {
+                        text(get_ci(e, "type")).is_some_and(|t| t.eq_ignore_ascii_case("work"))
+                    })
+                })
+                .or_else(|| email_value(&|_| true))
+                .and_then(|e| Email::parse(&e).ok())
+        });
+    let ext = get_ci(u, ENTERPRISE_SCHEMA);
+    let ext_text = |name: &str| ext.and_then(|e| text(get_ci(e, name)));
+    let name = get_ci(u, "name");
+    let mut attributes = BTreeMap::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            attributes.insert(k.to_string(), v);
+        }
+    };
+    put(
+        attr::FIRST_NAME,
+        name.and_then(|n| text(get_ci(n, "givenName"))),
+    );
+    put(
+        attr::LAST_NAME,
+        name.and_then(|n| text(get_ci(n, "familyName"))),
+    );
+    put(attr::DISPLAY_NAME, text(get_ci(u, "displayName")));
+    put(attr::DEPARTMENT, ext_text("department"));
+    put(attr::COST_CENTER, ext_text("costCenter"));
+    put(attr::DIVISION, ext_text("division"));
+    put(attr::ORGANIZATION, ext_text("organization"));
+    put(
+        attr::MANAGER_EMAIL,
+        ext.and_then(|e| get_ci(e, "manager"))
+            .and_then(|m| text(get_ci(m, "displayName")))
+            .filter(|m| Email::parse(m).is_ok()),
+    );
+    put(attr::USER_NAME, user_name.clone());
+    put(attr::EXTERNAL_ID, text(get_ci(u, "externalId")));
+    if let Some(e) = &email {
+        put(attr::EMAIL, Some(e.to_string()));
+    }
+    let active = match get_ci(u, "active") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
+        _ => true,
+    };
+    Some(Account {
+        connection: connection.clone(),
+        key: AccountKey::new(id),
+        email,
+        employee_id: ext_text("employeeNumber").map(EmployeeId::new),
+        active,
+        attributes,
+    })
+}
+
+/// The SCIM path of a roster attribute (`None`: read only).
+fn scim_path(name: &str) -> Option<String> {
+    Some(match name {
+        attr::FIRST_NAME => "name.givenName".into(),
+        attr::LAST_NAME => "name.familyName".into(),
+        attr::DISPLAY_NAME => "displayName".into(),
+        attr::DEPARTMENT => format!("{ENTERPRISE_SCHEMA}:department"),
+        attr::COST_CENTER => format!("{ENTERPRISE_SCHEMA}:costCenter"),
+        attr::DIVISION => format!("{ENTERPRISE_SCHEMA}:division"),
+        attr::ORGANIZATION => format!("{ENTERPRISE_SCHEMA}:organization"),
+        attr::MANAGER_EMAIL | attr::USER_NAME | attr::EXTERNAL_ID | attr::EMAIL => return None,
+        other => other.to_string(),
+    })
+}
+
+fn replace(path: &str, value: Value) -> Value {
+    json!({"op": "replace", "path": path, "value": value})
+}
+
+impl ScimConnector {
+    pub fn new(config: ScimConfig) -> Result<Self, ConnectorError> {
+        let base = http::base_url(&config.base_url, "SCIM")?;
+        if config.token.expose_secret().is_empty() {
+            return Err(ConnectorError::Config {
+                detail: format!(
+                    "{}: a SCIM bearer token is required (generate one in the app's SCIM/provisioning settings)",
+                    config.connection
+                ),
+            });
+        }
+        let client = http::client(config.timeout)?;
+        Ok(ScimConnector {
+            config,
+            base,
+            client,
+            versions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &ScimConfig {
+        &self.config
+    }
+
+    fn vendor(&self) -> String {
+        format!("the SCIM server of {}", self.config.app_name)
+    }
+
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.config.token.expose_secret())
+            .header(reqwest::header::ACCEPT, MEDIA_TYPE)
+    }
+
+    /// Sends and reads; maps error statuses and error bodies (also inside
+    /// an HTTP 200) to errors. Returns the answer and its JSON (`Null` for
+    /// an empty body).
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<(Answer, Value), ConnectorError> {
+        let vendor = self.vendor();
+        let answer = Answer::of(&vendor, req, &[&self.config.token]).await?;
+        let body = if answer.text.trim().is_empty() {
+            Value::Null
+        } else {
+            answer.json(&vendor)?
+        };
+        let detail = http::scrub(
+            &text(get_ci(&body, "detail")).unwrap_or_else(|| answer.status.to_string()),
+            &[&self.config.token],
+        );
+        if !answer.status.is_success() {
+            return Err(self.status_error(&answer, &body, &detail));
+        }
+        if is_error_body(&body) {
+            // An error wrapped in a 200: classify by the status inside.
+            let inner = text(get_ci(&body, "status"))
+                .and_then(|s| s.parse::<u16>().ok())
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let fake = Answer {
+                status: inner,
+                headers: answer.headers.clone(),
+                text: String::new(),
+            };
+            return Err(self.status_error(
+                &fake,
+                &body,
+                &format!("{detail} (an error inside an HTTP 200)"),
+            ));
+        }
+        Ok((answer, body))
+    }
+
+    fn status_error(&self, answer: &Answer, body: &Value, detail: &str) -> ConnectorError {
+        let scim_type = text(get_ci(body, "scimType"));
+        match (answer.status.as_u16(), scim_type.as_deref()) {
+            (409, _) | (412, _) | (404, _) => ConnectorError::Vendor {
+                code: match scim_type {
+                    Some(t) => format!("{}:{t}", answer.status.as_u16()),
+                    None => answer.status.as_u16().to_string(),
+                },
+                detail: detail.to_string(),
+            },
+            _ => http::status_error(
+                &self.vendor(),
+                answer.status,
+                &answer.headers,
+                detail,
+                &format!(
+                    "check the SCIM bearer token of {} (it may have been regenerated)",
+                    self.config.connection
+                ),
+            ),
+        }
+    }
+
+    fn remember(&self, user: &Value, answer: &Answer) {
+        if !self.config.use_etags {
+            return;
+        }
+        let Some(id) = text(get_ci(user, "id")) else {
+            return;
+        };
+        let version = answer
+            .headers
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| get_ci(user, "meta").and_then(|m| text(get_ci(m, "version"))));
+        if let Some(v) = version {
+            self.versions().insert(id, v);
+        }
+    }
+
+    /// Looks a user up by `userName` (one request). Public for callers that
+    /// link a 409'd create to its account.
+    pub async fn find_by_user_name(
+        &self,
+        user_name: &str,
+    ) -> Result<Option<Account>, ConnectorError> {
+        let filter = format!(
+            "userName eq \"{}\"",
+            user_name.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let mut req = self.request(reqwest::Method::GET, "/Users").query(&[
+            ("filter", filter.as_str()),
+            ("startIndex", "1"),
+            ("count", "2"),
+        ]);
+        if self.config.narrow_reads {
+            req = req.query(&[("attributes", read_attributes())]);
+        }
+        let (_, body) = self.call(req).await?;
+        Ok(get_ci(&body, "Resources")
+            .and_then(Value::as_array)
+            .and_then(|r| r.first())
+            .and_then(|u| account_from_user(&self.config.connection, u)))
+    }
+
+    fn create_body(&self, a: &Action) -> Value {
+        let get = |k: &str| {
+            a.attributes
+                .get(k)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let mut user = Map::new();
+        user.insert("userName".into(), json!(a.email.as_str()));
+        let mut name = Map::new();
+        if let Some(f) = get(attr::FIRST_NAME) {
+            name.insert("givenName".into(), json!(f));
+        }
+        if let Some(l) = get(attr::LAST_NAME) {
+            name.insert("familyName".into(), json!(l));
+        }
+        let display = get(attr::DISPLAY_NAME).map(str::to_string).or_else(|| {
+            let n = format!(
+                "{} {}",
+                get(attr::FIRST_NAME).unwrap_or(""),
+                get(attr::LAST_NAME).unwrap_or("")
+            );
+            let n = n.trim().to_string();
+            (!n.is_empty()).then_some(n)
+        });
+        if !name.is_empty() {
+            user.insert("name".into(), Value::Object(name));
+        }
+        if let Some(d) = display {
+            user.insert("displayName".into(), json!(d));
+        }
+        user.insert(
+            "emails".into(),
+            json!([{"value": a.email.as_str(), "type": "work", "primary": true}]),
+        );
+        user.insert("active".into(), json!(true));
+        let mut ext = Map::new();
+        if let Some(id) = &a.employee_id {
+            user.insert("externalId".into(), json!(id.as_str()));
+            ext.insert("employeeNumber".into(), json!(id.as_str()));
+        }
+        for (k, v) in &a.attributes {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            match scim_path(k) {
+                None => {}
+                Some(p) if p.starts_with(ENTERPRISE_SCHEMA) => {
+                    let field = p.rsplit(':').next().unwrap_or(&p).to_string();
+                    ext.insert(field, json!(v));
+                }
+                Some(p) if p.contains('.') || p == "displayName" => {}
+                Some(p) => {
+                    user.insert(p, json!(v));
+                }
+            }
+        }
+        let mut schemas = vec![json!(USER_SCHEMA)];
+        if !ext.is_empty() {
+            schemas.push(json!(ENTERPRISE_SCHEMA));
+            user.insert(ENTERPRISE_SCHEMA.into(), Value::Object(ext));
+        }
+        user.insert("schemas".into(), Value::Array(schemas));
+        Value::Object(user)
+    }
+
+    /// The PATCH operations for an update, reactivation or deactivation.
+    fn patch_ops(&self, a: &Action) -> Vec<Value> {
+        let mut ops = Vec::new();
+        match a.operation {
+            Operation::Deactivate => ops.push(replace("active", json!(false))),
+            Operation::Reactivate | Operation::Update => {
+                if a.operation == Operation::Reactivate {
+                    ops.push(replace("active", json!(true)));
+                }
+                // What changed; a reactivation without a diff rewrites the
+                // whole desired set (it may have drifted while inactive).
+                let names: Vec<(&str, Option<&str>)> = if a.changes.is_empty() {
+                    a.attributes
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+                        .collect()
+                } else {
+                    a.changes
+                        .iter()
+                        .map(|c| (c.name.as_str(), c.after.as_deref()))
+                        .collect()
+                };
+                for (name, after) in names {
+                    if name == attr::EMAIL {
+                        if a.changes.iter().any(|c| c.name == attr::EMAIL) {
+                            ops.push(replace("userName", json!(a.email.as_str())));
+                            ops.push(replace(
+                                "emails",
+                                json!([{"value": a.email.as_str(), "type": "work", "primary": true}]),
+                            ));
+                        }
+                        continue;
+                    }
+                    let Some(path) = scim_path(name) else {
+                        continue;
+                    };
+                    match after.map(str::trim).filter(|v| !v.is_empty()) {
+                        Some(v) => ops.push(replace(&path, json!(v))),
+                        None => ops.push(json!({"op": "remove", "path": path})),
+                    }
+                }
+            }
+            Operation::Create | Operation::Read => {}
+        }
+        ops
+    }
+
+    /// One action, one request.
+    async fn apply_one(&self, a: &Action, dry_run: bool) -> Result<ActionResult, ConnectorError> {
+        if dry_run {
+            return Ok(ActionResult::skipped("dry run: SCIM has no preview"));
+        }
+        match a.operation {
+            Operation::Read => Ok(ActionResult::skipped("read is not a change")),
+            Operation::Create => {
+                let body = self.create_body(a);
+                let req = self
+                    .request(reqwest::Method::POST, "/Users")
+                    .header(CONTENT_TYPE, MEDIA_TYPE)
+                    .body(body.to_string());
+                match self.call(req).await {
+                    Ok((answer, user)) => {
+                        if text(get_ci(&user, "id")).is_none() {
+                            // Okta treats an empty 201 as an error too: the
+                            // account can't be linked without its id.
+                            return Err(ConnectorError::Protocol {
+                                detail: format!(
+                                    "{} answered the create with no user id",
+                                    self.vendor()
+                                ),
+                            });
+                        }
+                        self.remember(&user, &answer);
+                        Ok(ActionResult::Applied)
+                    }
+                    Err(ConnectorError::Vendor { code, detail }) if code.starts_with("409") => {
+                        Ok(ActionResult::skipped(format!(
+                            "{} already has a user named {} ({detail}); the next read links it and plans any change",
+                            self.config.app_name, a.email
+                        )))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Operation::Update | Operation::Reactivate | Operation::Deactivate => {
+                let Some(id) = &a.account else {
+                    return Ok(ActionResult::failed(
+                        format!("no SCIM id for {}: read {} first", a.email, a.connection),
+                        false,
+                    ));
+                };
+                let ops = self.patch_ops(a);
+                if ops.is_empty() {
+                    return Ok(ActionResult::skipped("nothing to change"));
+                }
+                let mut req = self
+                    .request(reqwest::Method::PATCH, &format!("/Users/{}", id.as_str()))
+                    .header(CONTENT_TYPE, MEDIA_TYPE)
+                    .body(json!({"schemas": [PATCH_SCHEMA], "Operations": ops}).to_string());
+                let version = self
+                    .config
+                    .use_etags
+                    .then(|| self.versions().get(id.as_str()).cloned())
+                    .flatten();
+                if let Some(v) = &version {
+                    req = req.header(IF_MATCH, v.as_str());
+                }
+                match self.call(req).await {
+                    Ok((answer, user)) => {
+                        if user.is_null() {
+                            // 204: only the ETag header (if any) tells the
+                            // new version.
+                            let tag = answer
+                                .headers
+                                .get(ETAG)
+                                .and_then(|v| v.to_str().ok())
+                                .filter(|_| self.config.use_etags)
+                                .map(str::to_string);
+                            match tag {
+                                Some(t) => self.versions().insert(id.as_str().to_string(), t),
+                                None => self.versions().remove(id.as_str()),
+                            };
+                        } else {
+                            self.remember(&user, &answer);
+                        }
+                        Ok(ActionResult::Applied)
+                    }
+                    Err(ConnectorError::Vendor { code, detail }) if code.starts_with("412") => {
+                        self.versions().remove(id.as_str());
+                        Ok(ActionResult::failed(
+                            format!(
+                                "{} changed in {} since roster read it ({detail}); re-run the plan from a fresh read",
+                                a.email, self.config.app_name
+                            ),
+                            false,
+                        ))
+                    }
+                    Err(ConnectorError::Vendor { code, .. })
+                        if code.starts_with("404") && a.operation == Operation::Deactivate =>
+                    {
+                        Ok(ActionResult::skipped(format!(
+                            "{} no longer exists in {}; nothing to deactivate",
+                            a.email, self.config.app_name
+                        )))
+                    }
+                    Err(ConnectorError::Vendor { code, detail }) => Ok(ActionResult::failed(
+                        format!(
+                            "{} refused the change for {} (HTTP {code}): {detail}",
+                            self.config.app_name, a.email
+                        ),
+                        false,
+                    )),
+                    Err(e) => {
+                        // The outcome is unknown: the version may be stale.
+                        self.versions().remove(id.as_str());
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for ScimConnector {
+    fn id(&self) -> &ConnectionId {
+        &self.config.connection
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let one = OperationSupport::supported(1);
+        Capabilities::new()
+            .with(
+                Operation::Read,
+                OperationSupport::supported(self.config.page_size),
+            )
+            .with(Operation::Create, one)
+            .with(Operation::Update, one)
+            .with(Operation::Reactivate, one)
+            .with(Operation::Deactivate, one)
+            .with_rate_limits(self.config.rate_limits.clone())
+    }
+
+    async fn validate(&self) -> Result<Validation, ConnectorError> {
+        // Discovery endpoints may be public (RFC 7644 §4), so the token is
+        // checked on /Users.
+        let probe = self.request(reqwest::Method::GET, "/Users").query(&[
+            ("startIndex", "1"),
+            ("count", "1"),
+            ("attributes", "userName"),
+        ]);
+        match self.call(probe).await {
+            Ok(_) => {}
+            Err(ConnectorError::Unauthorized { detail }) => {
+                return Ok(Validation::new(vec![ValidationCheck::fail(
+                    "credentials",
+                    detail,
+                )]));
+            }
+            Err(e) => return Err(e),
+        }
+        let mut checks = vec![ValidationCheck::pass(
+            "credentials",
+            format!(
+                "the SCIM bearer token of {} was accepted",
+                self.config.connection
+            ),
+        )];
+        let spc = match self
+            .call(self.request(reqwest::Method::GET, "/ServiceProviderConfig"))
+            .await
+        {
+            Ok((_, body)) => body,
+            Err(ConnectorError::Vendor { code, .. }) if code.starts_with("404") => Value::Null,
+            Err(e) => return Err(e),
+        };
+        let supported = |k: &str| {
+            get_ci(&spc, k)
+                .and_then(|v| get_ci(v, "supported"))
+                .and_then(Value::as_bool)
+        };
+        checks.push(match supported("patch") {
+            Some(false) => ValidationCheck::fail(
+                "patch",
+                format!(
+                    "{} says it does not support PATCH; roster updates and deactivates users with PATCH",
+                    self.config.app_name
+                ),
+            ),
+            _ => ValidationCheck::pass("patch", "PATCH is supported"),
+        });
+        checks.push(ValidationCheck::pass(
+            "etag",
+            match supported("etag") {
+                Some(true) => "ETags are supported; writes carry If-Match",
+                _ => "ETags are not advertised; writes go without If-Match",
+            },
+        ));
+        Ok(Validation::new(checks))
+    }
+
+    async fn list_accounts(&self, req: ListRequest) -> Result<Page, ConnectorError> {
+        let size = req
+            .page_size
+            .unwrap_or(self.config.page_size)
+            .clamp(1, self.config.page_size.max(1)) as u64;
+        let (start, anchor) = match &req.page_token {
+            None => (1, None),
+            Some(t) => {
+                let (next, anchor) = decode_token(t)?;
+                // Re-read the previous page's last user as the anchor.
+                (next - 1, Some(anchor))
+            }
+        };
+        let count = size + u64::from(anchor.is_some());
+        let mut r = self.request(reqwest::Method::GET, "/Users").query(&[
+            ("startIndex", start.to_string()),
+            ("count", count.to_string()),
+        ]);
+        if self.config.narrow_reads {
+            r = r.query(&[("attributes", read_attributes())]);
+        }
+        let (answer, body) = self.call(r).await?;
+        let total = get_ci(&body, "totalResults")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ConnectorError::Protocol {
+                detail: format!(
+                    "{} answered a list without an integer totalResults",
+                    self.vendor()
+                ),
+            })?;
+        let resources: Vec<Value> = match get_ci(&body, "Resources") {
+            Some(Value::Array(a)) => a.clone(),
+            None | Some(Value::Null) if total == 0 || start > total => Vec::new(),
+            _ => {
+                return Err(ConnectorError::Protocol {
+                    detail: format!("{} answered a list without its Resources", self.vendor()),
+                });
+            }
+        };
+        let mut resources = resources.into_iter();
+        if let Some(anchor) = &anchor {
+            let first = resources.next();
+            let first_id = first.as_ref().and_then(|u| text(get_ci(u, "id")));
+            if first_id.as_deref() != Some(anchor.as_str()) {
+                return Err(ConnectorError::ListingChanged {
+                    detail: format!(
+                        "{} listed {} at index {start} where the previous page ended with {anchor}; users were added or removed during the read (or the server ignored startIndex)",
+                        self.vendor(),
+                        first_id.unwrap_or_else(|| "nothing".into()),
+                    ),
+                });
+            }
+        }
+        let users: Vec<Value> = resources.collect();
+        let mut accounts = Vec::with_capacity(users.len());
+        for u in &users {
+            self.remember(u, &answer);
+            match account_from_user(&self.config.connection, u) {
+                Some(a) => accounts.push(a),
+                None => {
+                    return Err(ConnectorError::Protocol {
+                        detail: format!("{} listed a user without an id", self.vendor()),
+                    });
+                }
+            }
+        }
+        // Advance by what was actually returned: a server that pages
+        // shorter than asked loses nothing.
+        let next_index = start + u64::from(anchor.is_some()) + users.len() as u64;
+        let next = match accounts.last() {
+            Some(last) if next_index <= total => Some(encode_token(next_index, last.key.as_str())),
+            _ => None,
+        };
+        Ok(Page::new(accounts, next).with_total(total))
+    }
+
+    async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ConnectorError> {
+        let mut results = Vec::with_capacity(req.actions.len());
+        for a in &req.actions {
+            results.push(self.apply_one(a, req.dry_run).await?);
+        }
+        Ok(ApplyResponse::new(results))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_map_to_accounts() {
+        let u = json!({
+            "id": "abc", "userName": "Ann@Example.com",
+            "name": {"givenName": "Ann", "familyName": "Lee"},
+            "emails": [{"value": "ann@example.com", "type": "work", "primary": true}],
+            "active": false,
+            ENTERPRISE_SCHEMA: {"employeeNumber": "E7", "department": "Ops",
+                "manager": {"value": "m1", "displayName": "boss@example.com"}},
+        });
+        let a = account_from_user(&ConnectionId::new("s"), &u).unwrap();
+        assert_eq!(a.key.as_str(), "abc");
+        assert_eq!(a.email.unwrap().as_str(), "Ann@Example.com");
+        assert_eq!(a.employee_id.unwrap().as_str(), "E7");
+        assert!(!a.active);
+        assert_eq!(a.attributes[attr::DEPARTMENT], "Ops");
+        assert_eq!(a.attributes[attr::MANAGER_EMAIL], "boss@example.com");
+        assert_eq!(a.attributes[attr::FIRST_NAME], "Ann");
+        // A non-email userName falls back to the primary email.
+        let u = json!({"id": "x", "userName": "ann", "emails": [{"value": "a@x.com", "primary": true}]});
+        let a = account_from_user(&ConnectionId::new("s"), &u).unwrap();
+        assert_eq!(a.email.unwrap().as_str(), "a@x.com");
+        assert!(a.active);
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let t = encode_token(101, "id-1");
+        assert_eq!(decode_token(&t).unwrap(), (101, "id-1".to_string()));
+        assert!(decode_token(&PageToken::new("scim-v1:1:x")).is_err());
+        assert!(decode_token(&PageToken::new("other")).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! Every connector through the shared conformance suite
+//! (`roster_connectors::testkit`), against its simulator on loopback.
+//! Verdicts come from the simulators' own records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roster_connectors::bill_spend::{BillSpendConfig, BillSpendConnector};
+use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector, attr as xattr};
+use roster_connectors::okta_assign::{OktaAssignConfig, OktaAssignConnector};
+use roster_connectors::scim::{ScimConfig, ScimConnector};
+use roster_connectors::spendesk::{SpendeskConfig, SpendeskConnector};
+use roster_connectors::testkit::{self, Subject};
+use roster_connectors::{Connector, SecretString};
+use roster_core::ConnectionId;
+use roster_sim::bill_spend::{BillSim, BillSimConfig};
+use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig};
+use roster_sim::okta::{OktaApp, OktaSim, OktaSimConfig, OktaUser};
+use roster_sim::scim_app::{ScimSim, ScimSimConfig};
+use roster_sim::spendesk::{SpendeskSim, SpendeskSimConfig};
+
+/// The connectors' timeout in these tests, and the injected slowness that
+/// exceeds it.
+const TIMEOUT: Duration = Duration::from_millis(400);
+const SLOW: Duration = Duration::from_millis(900);
+
+fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn run(subject: Subject) {
+    let report = tokio::time::timeout(Duration::from_secs(30), testkit::run_all(&subject))
+        .await
+        .expect("the suite finishes in time");
+    match report {
+        Ok(lines) => {
+            for l in lines {
+                eprintln!("  {l}");
+            }
+        }
+        Err(e) => panic!("conformance failed: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_connector_conforms() {
+    let sim = ScimSim::start(ScimSimConfig::new("scim-token").with_seed(7))
+        .await
+        .unwrap();
+    let mut c = ScimConfig::new(
+        ConnectionId::new("scim-app"),
+        sim.url(),
+        SecretString::new("scim-token"),
+    );
+    c.timeout = TIMEOUT;
+    let connector = Arc::new(ScimConnector::new(c).unwrap());
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::ScimOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
+    s.update = Some(("department".into(), "Finance".into()));
+    run(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bill_spend_connector_conforms() {
+    let sim = BillSim::start(BillSimConfig::new("bill-token").with_seed(7))
+        .await
+        .unwrap();
+    let mut c = BillSpendConfig::new(
+        ConnectionId::new("bill-spend-expense"),
+        SecretString::new("bill-token"),
+    )
+    .with_base_url(sim.url());
+    c.timeout = TIMEOUT;
+    let connector = Arc::new(BillSpendConnector::new(c).unwrap());
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::BillOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    s.create_attributes = Box::new(|_| {
+        attrs(&[
+            ("first_name", "New"),
+            ("last_name", "Person"),
+            ("role", "member"),
+        ])
+    });
+    run(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_assignment_connector_conforms() {
+    let mut config =
+        OktaSimConfig::new("okta-token").with_app(OktaApp::new("0oabill", "BILL Spend & Expense"));
+    // People in Okta: 7 to assign up front, 4 the suite assigns itself.
+    for i in 0..11 {
+        config = config.with_user(OktaUser::new(
+            &format!("person{i}@example.com"),
+            &format!("First{i}"),
+            "Last",
+        ));
+    }
+    let sim = OktaSim::start(config).await.unwrap();
+    let mut c = OktaAssignConfig::new(
+        ConnectionId::new("bill-spend-expense"),
+        sim.url(),
+        SecretString::new("okta-token"),
+        "0oabill",
+    );
+    c.timeout = TIMEOUT;
+    let connector = Arc::new(OktaAssignConnector::new(c).unwrap());
+    // Assign the first 7 directly through the API (setup).
+    let setup = Subject::new(
+        connector.clone(),
+        Arc::new(testkit::OktaOracle {
+            handle: sim.handle().clone(),
+            app_id: "0oabill".into(),
+            slow: SLOW,
+        }),
+    );
+    for i in 0..7 {
+        let id = sim.user(&format!("person{i}@example.com")).unwrap().id;
+        let a = roster_core::Action {
+            connection: connector.id().clone(),
+            operation: roster_core::Operation::Reactivate,
+            employee_id: None,
+            email: roster_core::Email::parse(&format!("person{i}@example.com")).unwrap(),
+            account: Some(roster_core::AccountKey::new(id)),
+            attributes: BTreeMap::new(),
+            changes: Vec::new(),
+            reason: "setup".into(),
+        };
+        assert_eq!(
+            connector
+                .apply(roster_connectors::ApplyRequest::new(vec![a], false))
+                .await
+                .unwrap()
+                .results,
+            vec![roster_connectors::ActionResult::Applied]
+        );
+    }
+    drop(setup);
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::OktaOracle {
+            handle: sim.handle().clone(),
+            app_id: "0oabill".into(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    s.new_emails = (7..11).map(|i| format!("person{i}@example.com")).collect();
+    s.create_attributes = Box::new(|_| attrs(&[("role", "MEMBER")]));
+    s.update = Some(("role".into(), "ADMIN".into()));
+    run(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spendesk_connector_conforms() {
+    let sim = SpendeskSim::start(SpendeskSimConfig::new("key-id", "key-secret").with_seed(7))
+        .await
+        .unwrap();
+    let mut c = SpendeskConfig::new(
+        ConnectionId::new("spendesk"),
+        "key-id",
+        SecretString::new("key-secret"),
+    )
+    .with_base_url(sim.url());
+    c.timeout = TIMEOUT;
+    let connector = Arc::new(SpendeskConnector::new(c).unwrap());
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::SpendeskOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    run(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensify_connector_conforms() {
+    // Scaled windows (10 s → 200 ms, 60 s → 1.2 s) so the documented
+    // limits hold without a minute of waiting.
+    let scale = 0.02;
+    let sim = ExpensifySim::start(
+        ExpensifySimConfig::new("partner", "partner-secret")
+            .scaled(scale)
+            .with_seed(3, 3),
+    )
+    .await
+    .unwrap();
+    let mut c = ExpensifyConfig::new(
+        ConnectionId::new("expensify"),
+        "partner",
+        SecretString::new("partner-secret"),
+    )
+    .with_base_url(sim.url());
+    c.rate_limits = c.rate_limits.iter().map(|w| w.scaled(scale)).collect();
+    c.timeout = TIMEOUT;
+    c.policies_per_page = 1;
+    let policy = sim.policies()[0].id.clone();
+    let connector = Arc::new(ExpensifyConnector::new(c).unwrap());
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::ExpensifyOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(1);
+    s.create_attributes = Box::new(move |_| {
+        attrs(&[
+            (xattr::POLICY_ID, &policy),
+            (xattr::MANAGER_EMAIL, "boss@example.com"),
+            (xattr::ROLE, "user"),
+        ])
+    });
+    s.update = Some((xattr::ROLE.into(), "auditor".into()));
+    run(s).await;
+}

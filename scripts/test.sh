@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs roster's whole test suite: unit, data-driven, integration, and the
+# Runs roster's whole test suite: unit, data-driven, integration, the
 # store suite against both SQLite and the PostgreSQL at
-# $ROSTER_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
+# $ROSTER_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test),
+# and the SCIM conformance checks (scim2-tester) and peer tests
+# (scim2-server), whose Python tools scripts/python-tools.sh installs into
+# ./.venv first.
 #
 # Set ROSTER_REQUIRE_POSTGRES=0 to let the PostgreSQL half skip (with a note)
 # when no server is reachable; by default it is required, so a missing
@@ -16,5 +19,8 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "cargo-nextest not found; installing it (cargo install cargo-nextest --locked)" >&2
   cargo install cargo-nextest --locked
 fi
+
+# Independent SCIM peers and conformance tools (PyPI) used by the tests.
+./scripts/python-tools.sh
 
 exec cargo nextest run --workspace --locked --no-fail-fast "$@"

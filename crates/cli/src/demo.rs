@@ -202,6 +202,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         &std::fs::read_to_string(&policy_path)?,
     )?;
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin()?);
+    engine.exports_dir = Some(data_dir.clone());
     wire(&mut engine, &sims)?;
 
     // 1. Source of truth.

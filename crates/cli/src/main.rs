@@ -9,6 +9,8 @@ mod apps;
 mod demo;
 mod govern;
 mod ops;
+mod secret;
+mod service;
 mod tasks;
 
 use std::path::PathBuf;
@@ -42,6 +44,15 @@ enum Command {
     Plan(ops::PlanArgs),
     /// Apply a stored plan.
     Apply(ops::ApplyArgs),
+    /// Run continuously: a full reconciliation on a schedule, workers draining
+    /// the queue, reminders for overdue tasks.
+    Run(service::RunArgs),
+    /// Vendor credentials stored encrypted in roster's database.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+    /// Connections and their health.
+    #[command(subcommand)]
+    Connections(service::ConnectionsCommand),
     /// Approve a plan's actions that wait for approval (bound to its hash).
     Approve(govern::DecideArgs),
     /// Reject them: rejected actions never run.
@@ -118,6 +129,11 @@ fn main() -> ExitCode {
             }
             Command::Matches(cmd) => govern::matches(cmd, cli.catalog_dir.as_deref()).await,
             Command::Policy(cmd) => govern::policy(cmd),
+            Command::Secret(cmd) => secret::run(cmd).await,
+            Command::Run(args) => service::run(args, cli.catalog_dir.as_deref()).await,
+            Command::Connections(cmd) => {
+                service::connections(cmd, cli.catalog_dir.as_deref()).await
+            }
             Command::Tasks { config, all, json } => {
                 tasks::list(&config, all, json, cli.catalog_dir.as_deref()).await
             }

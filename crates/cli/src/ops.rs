@@ -84,7 +84,15 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
             .with_context(|| format!("connections.{}.app", c.id))?;
     }
     let store = Store::open(&config.database).await?;
+    // `{ stored = "..." }` secrets open with the store and the master key.
+    let mut resolved = config.clone();
+    resolved
+        .resolve_stored_secrets(&store)
+        .await
+        .context("cannot resolve stored secrets")?;
+    let config = &resolved;
     let mut engine = Engine::new(store, policy);
+    engine.exports_dir = Some(config.data_dir.clone());
     for c in &config.connections {
         let id = ConnectionId::new(c.id.as_str());
         let path = c
@@ -118,9 +126,11 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
 /// The catalog binding of a connection: which app, and the settings path
 /// selection sees (plan tier, IdP, which credential the connection holds).
 fn binding(c: &roster_engine::config::ConnectionConfig, path: Option<&str>) -> AppBinding {
-    let mut settings = ConnectionSettings::default();
-    settings.plan = c.plan.clone();
-    settings.idp = c.idp.clone();
+    let mut settings = ConnectionSettings {
+        plan: c.plan.clone(),
+        idp: c.idp.clone(),
+        ..ConnectionSettings::default()
+    };
     if c.secret.is_some() {
         let kind = match (c.app.as_str(), path) {
             (_, Some("scim")) => Some(CredentialKind::ScimToken),

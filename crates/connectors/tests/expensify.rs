@@ -656,7 +656,10 @@ mod pacing {
         assert!(elapsed >= minimum, "{elapsed:?} < {minimum:?}");
         // The 10% target is measured by `roster bench expensify` on an idle
         // machine; here, on a shared one, only gross slack fails the test.
-        assert!(ratio <= 1.5, "{elapsed:?} is far above the minimum {minimum:?}");
+        assert!(
+            ratio <= 1.5,
+            "{elapsed:?} is far above the minimum {minimum:?}"
+        );
     }
 
     #[tokio::test]

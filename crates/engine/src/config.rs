@@ -2,8 +2,18 @@
 //! TOML as written; [`Config`] is validated, with paths resolved against the
 //! file's directory and secrets resolved from the environment or files.
 //!
-//! Secrets never appear inline: a secret field is `{ env = "NAME" }` or
-//! `{ file = "path" }`, so `roster.toml` can be committed and shared.
+//! Secrets never appear inline: a secret field is `{ env = "NAME" }`,
+//! `{ file = "path" }` or `{ stored = "name" }`, so `roster.toml` can be
+//! committed and shared.
+//!
+//! `{ stored = "name" }` names a secret kept encrypted in roster's database
+//! (`roster secret set name`; see the `roster-secrets` crate). Those are
+//! resolved in a second step, because opening them needs the store (async)
+//! and the master key: [`Config::load`] and [`Config::parse`] record them in
+//! [`Config::stored_secrets`] and leave the field unset, and
+//! [`Config::resolve_stored_secrets`] (or [`Config::resolve_stored`] with
+//! any lookup) fills them in. A config with unresolved stored secrets is
+//! incomplete; resolve before building connectors.
 //!
 //! ```toml
 //! database = "postgres://roster@db.internal/roster"   # default: SQLite in data_dir
@@ -20,6 +30,8 @@
 //! policy_ids = ["E5A1B2C3D4E5F100"]  # optional: read only these workspaces
 //! username = "aa_roster_example_com"  # partnerUserID (alias: partner_user_id)
 //! secret = { env = "EXPENSIFY_PARTNER_SECRET" }   # (alias: partner_user_secret)
+//! # or, sealed in the database by `roster secret set expensify-partner-secret`:
+//! # secret = { stored = "expensify-partner-secret" }
 //!
 //! [connections.bill]
 //! app = "bill-spend-expense"
@@ -36,6 +48,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use roster_secrets::{ExposeSecret, Keyring};
+use roster_store::Store;
 
 /// A config problem, naming the file and what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +76,36 @@ pub enum ConfigError {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum SecretRef {
+    /// An environment variable.
     Env { env: String },
+    /// A file (trimmed), relative to the config file.
     File { file: PathBuf },
+    /// A secret sealed in roster's database under this name.
+    Stored { stored: String },
+}
+
+/// A `{ stored = "name" }` secret not yet resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSecretRef {
+    /// The connection id (the `[connections.<id>]` table).
+    pub connection: String,
+    /// The stored secret's name.
+    pub name: String,
+}
+
+impl StoredSecretRef {
+    fn place(&self) -> String {
+        format!("connections.{}.secret", self.connection)
+    }
+}
+
+/// Just where roster keeps its data: enough for commands that manage the
+/// store itself (`roster secret ...`) without the rest of the config
+/// (policy, connection secrets) having to be valid.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub database: String,
+    pub data_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -168,6 +211,10 @@ pub struct Config {
     pub catalog_dir: Option<PathBuf>,
     pub hr_csv: Option<PathBuf>,
     pub connections: Vec<ConnectionConfig>,
+    /// `{ stored = "..." }` secrets still to resolve (their connection's
+    /// `secret` is `None` until then); empty once
+    /// [`Config::resolve_stored`] succeeded.
+    pub stored_secrets: Vec<StoredSecretRef>,
 }
 
 impl Config {
@@ -180,25 +227,26 @@ impl Config {
         Self::parse(path, &text, &|name| std::env::var(name).ok())
     }
 
+    /// Reads only `database` and `data_dir` from a config file (for
+    /// commands that manage the store itself).
+    pub fn load_storage(path: &Path) -> Result<StorageConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw = parse_raw(path, &text)?;
+        Ok(storage(&raw, path))
+    }
+
     /// Parses config text; `env` looks up environment variables (a
     /// parameter so tests need not touch the process environment).
+    /// `{ stored = ... }` secrets are left for [`Config::resolve_stored`].
     pub fn parse(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| roster_core::policy::line_col(text, s.start))
-                .unwrap_or((1, 1));
-            ConfigError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().to_string(),
-            }
-        })?;
+        let raw = parse_raw(path, text)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -211,15 +259,8 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let data_dir = raw
-            .data_dir
-            .as_deref()
-            .map(resolve)
-            .unwrap_or_else(default_data_dir);
-        let database = raw
-            .database
-            .clone()
-            .unwrap_or_else(|| data_dir.join("roster.db").display().to_string());
+        let StorageConfig { database, data_dir } = storage(&raw, path);
+        let mut stored_secrets = Vec::new();
         let policy = raw.policy.as_deref().map(resolve).ok_or_else(|| {
             invalid("`policy` is required: the path of the policy TOML file".into())
         })?;
@@ -227,11 +268,13 @@ impl Config {
         for (id, c) in &raw.connections {
             let secret = match &c.secret {
                 None => None,
-                Some(SecretRef::Env { env: name }) => Some(Secret::new(env(name).ok_or_else(|| {
-                    invalid(format!(
-                        "connections.{id}.secret: environment variable {name} is not set"
-                    ))
-                })?)),
+                Some(SecretRef::Env { env: name }) => {
+                    Some(Secret::new(env(name).ok_or_else(|| {
+                        invalid(format!(
+                            "connections.{id}.secret: environment variable {name} is not set"
+                        ))
+                    })?))
+                }
                 Some(SecretRef::File { file }) => {
                     let p = resolve(file);
                     let s = std::fs::read_to_string(&p).map_err(|e| {
@@ -241,6 +284,15 @@ impl Config {
                         ))
                     })?;
                     Some(Secret::new(s.trim().to_string()))
+                }
+                Some(SecretRef::Stored { stored }) => {
+                    roster_secrets::check_name(stored)
+                        .map_err(|e| invalid(format!("connections.{id}.secret: {e}")))?;
+                    stored_secrets.push(StoredSecretRef {
+                        connection: id.clone(),
+                        name: stored.clone(),
+                    });
+                    None
                 }
             };
             connections.push(ConnectionConfig {
@@ -269,8 +321,128 @@ impl Config {
             catalog_dir: raw.catalog_dir.as_deref().map(resolve),
             hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
             connections,
+            stored_secrets,
         })
     }
+
+    /// Resolves every `{ stored = "name" }` secret through `lookup`, which
+    /// returns the secret's opened value, `None` when no secret has that
+    /// name, or an error message (which must not contain the value). On
+    /// error nothing is changed.
+    pub fn resolve_stored(
+        &mut self,
+        lookup: &dyn Fn(&str) -> Result<Option<String>, String>,
+    ) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: self.path.clone(),
+            message,
+        };
+        let mut found = Vec::with_capacity(self.stored_secrets.len());
+        for r in &self.stored_secrets {
+            let value = lookup(&r.name)
+                .map_err(|e| invalid(format!("{}: {e}", r.place())))?
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{}: no stored secret named {:?}; store it with `roster secret set {}`",
+                        r.place(),
+                        r.name,
+                        r.name
+                    ))
+                })?;
+            found.push((r.connection.clone(), Secret::new(value)));
+        }
+        for (connection, secret) in found {
+            if let Some(c) = self.connections.iter_mut().find(|c| c.id == connection) {
+                c.secret = Some(secret);
+            }
+        }
+        self.stored_secrets.clear();
+        Ok(())
+    }
+
+    /// Resolves `{ stored = "name" }` secrets from the store, opening them
+    /// with the master key ([`Keyring::load_existing`]: `ROSTER_MASTER_KEY`
+    /// or `<data_dir>/master.key`; never created here). Does nothing, and
+    /// needs no key, when the config names no stored secret.
+    pub async fn resolve_stored_secrets(&mut self, store: &Store) -> Result<(), ConfigError> {
+        if self.stored_secrets.is_empty() {
+            return Ok(());
+        }
+        let keyring = Keyring::load_existing(&self.data_dir).map_err(|e| ConfigError::Invalid {
+            path: self.path.clone(),
+            message: format!("cannot open stored secrets: {e}"),
+        })?;
+        self.resolve_stored_with(store, &keyring).await
+    }
+
+    /// [`Config::resolve_stored_secrets`] with a given keyring.
+    pub async fn resolve_stored_with(
+        &mut self,
+        store: &Store,
+        keyring: &Keyring,
+    ) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: self.path.clone(),
+            message,
+        };
+        // Fetched and opened up front: the lookup below is synchronous.
+        let mut opened = BTreeMap::new();
+        for r in &self.stored_secrets {
+            if opened.contains_key(&r.name) {
+                continue;
+            }
+            let sealed = store
+                .secret(&r.name)
+                .await
+                .map_err(|e| invalid(format!("{}: {e}", r.place())))?;
+            let value = match sealed {
+                None => None,
+                Some(sealed) => Some(
+                    keyring
+                        .open_string(&sealed, &r.name)
+                        .map_err(|e| invalid(format!("{}: {e}", r.place())))?,
+                ),
+            };
+            opened.insert(r.name.clone(), value);
+        }
+        self.resolve_stored(&|name| {
+            Ok(opened
+                .get(name)
+                .and_then(Option::as_ref)
+                .map(|s| s.expose_secret().to_string()))
+        })
+    }
+}
+
+fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| roster_core::policy::line_col(text, s.start))
+            .unwrap_or((1, 1));
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().to_string(),
+        }
+    })
+}
+
+/// `data_dir` (relative to the config file; default [`default_data_dir`])
+/// and `database` (default: `roster.db` in `data_dir`).
+fn storage(raw: &RawConfig, path: &Path) -> StorageConfig {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let data_dir = match raw.data_dir.as_deref() {
+        Some(p) if p.is_absolute() => p.to_path_buf(),
+        Some(p) => base.join(p),
+        None => default_data_dir(),
+    };
+    let database = raw
+        .database
+        .clone()
+        .unwrap_or_else(|| data_dir.join("roster.db").display().to_string());
+    StorageConfig { database, data_dir }
 }
 
 /// `$XDG_DATA_HOME/roster` (or the platform's equivalent), else `./.roster`.
@@ -316,11 +488,7 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert_eq!(
-            c.connections[0]
-                .secret
-                .as_ref()
-                .unwrap()
-                .expose(),
+            c.connections[0].secret.as_ref().unwrap().expose(),
             "hunter2"
         );
     }
@@ -337,6 +505,111 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("databse"), "{err}");
         assert!(err.to_string().starts_with("r.toml:2:"), "{err}");
+    }
+
+    const STORED: &str = "policy = \"p.toml\"\n[connections.expensify]\napp = \"expensify\"\nsecret = { stored = \"expensify-partner-secret\" }\n[connections.bill]\napp = \"bill-spend-expense\"\nsecret = { env = \"BILL\" }\n";
+
+    #[test]
+    fn stored_secrets_are_recorded_then_resolved_through_the_lookup() {
+        let mut c =
+            Config::parse(Path::new("r.toml"), STORED, &|_| Some("bill-token".into())).unwrap();
+        assert_eq!(
+            c.stored_secrets,
+            [StoredSecretRef {
+                connection: "expensify".into(),
+                name: "expensify-partner-secret".into()
+            }]
+        );
+        let exp = |c: &Config| c.connections.iter().find(|c| c.id == "expensify").cloned();
+        assert!(
+            exp(&c).unwrap().secret.is_none(),
+            "unresolved until resolved"
+        );
+
+        c.resolve_stored(&|name| {
+            Ok((name == "expensify-partner-secret").then(|| "s3cret".to_string()))
+        })
+        .unwrap();
+        assert!(c.stored_secrets.is_empty());
+        assert_eq!(exp(&c).unwrap().secret.unwrap().expose(), "s3cret");
+        let bill = c.connections.iter().find(|c| c.id == "bill").unwrap();
+        assert_eq!(bill.secret.as_ref().unwrap().expose(), "bill-token");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_missing_stored_secret_says_how_to_store_it() {
+        let mut c = Config::parse(Path::new("r.toml"), STORED, &|_| Some("x".into())).unwrap();
+        let err = c.resolve_stored(&|_| Ok(None)).unwrap_err().to_string();
+        assert!(err.contains("connections.expensify.secret"), "{err}");
+        assert!(
+            err.contains("roster secret set expensify-partner-secret"),
+            "{err}"
+        );
+        let err = c
+            .resolve_stored(&|_| Err("SEC-006 cannot open".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SEC-006"), "{err}");
+        // Nothing changed by the failures.
+        assert_eq!(c.stored_secrets.len(), 1);
+
+        let bad = STORED.replace("expensify-partner-secret", "no spaces allowed");
+        let err = Config::parse(Path::new("r.toml"), &bad, &|_| Some("x".into())).unwrap_err();
+        assert!(err.to_string().contains("SEC-009"), "{err}");
+    }
+
+    #[test]
+    fn load_storage_needs_neither_policy_nor_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\n[connections.x]\napp = \"expensify\"\nsecret = { env = \"UNSET_VARIABLE_FOR_TEST\" }\n",
+        )
+        .unwrap();
+        let s = Config::load_storage(&path).unwrap();
+        assert_eq!(s.data_dir, dir.path().join("d"));
+        assert_eq!(
+            s.database,
+            dir.path().join("d/roster.db").display().to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn stored_secrets_resolve_from_the_store_with_the_keyring() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("r.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let keyring = Keyring::load_from(None, dir.path(), true).unwrap();
+        let sealed = keyring.seal(b"s3cret", "expensify-partner-secret").unwrap();
+        store
+            .put_secret("expensify-partner-secret", &sealed, 1)
+            .await
+            .unwrap();
+        let mut c = Config::parse(Path::new("r.toml"), STORED, &|_| Some("x".into())).unwrap();
+        c.resolve_stored_with(&store, &keyring).await.unwrap();
+        let exp = c.connections.iter().find(|c| c.id == "expensify").unwrap();
+        assert_eq!(exp.secret.as_ref().unwrap().expose(), "s3cret");
+
+        // A value stored under another name does not open under this one.
+        store
+            .put_secret(
+                "expensify-partner-secret",
+                &keyring.seal(b"x", "other").unwrap(),
+                2,
+            )
+            .await
+            .unwrap();
+        let mut c = Config::parse(Path::new("r.toml"), STORED, &|_| Some("x".into())).unwrap();
+        let err = c
+            .resolve_stored_with(&store, &keyring)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SEC-006"), "{err}");
+        store.close().await;
     }
 
     #[test]

@@ -81,12 +81,15 @@ impl Engine {
         let actions = self.store.actions(plan_id).await?;
         let now = self.now();
         let mut out = Vec::new();
-        for stored in actions {
-            if stored.state != ActionState::Pending
-                || self.connector_supports(&stored.action.connection, stored.action.operation)
-            {
-                continue;
-            }
+        let manual: Vec<_> = actions
+            .into_iter()
+            .filter(|s| {
+                s.state == ActionState::Pending
+                    && !self.connector_supports(&s.action.connection, s.action.operation)
+            })
+            .collect();
+        let files = self.import_files(plan_id, &manual).await?;
+        for stored in manual {
             let a = &stored.action;
             let (path, reason, mut steps) = self.path_for(a).unwrap_or((
                 Path::Manual,
@@ -137,6 +140,24 @@ impl Engine {
                     capitalise(a.operation.as_str()),
                     a.email
                 ));
+            }
+            if a.operation == Operation::Create
+                && let Some(file) = files.get(&a.connection)
+            {
+                if path == Path::Csv {
+                    steps.insert(
+                        0,
+                        format!(
+                            "Import {} in {app_name} (it adds everyone in this plan at once; CSV import cannot remove people).",
+                            file.display()
+                        ),
+                    );
+                } else {
+                    steps.push(format!(
+                        "Or invite everyone in this plan at once with the bulk-invite file {}.",
+                        file.display()
+                    ));
+                }
             }
             if a.operation == Operation::Update && !a.changes.is_empty() {
                 for c in &a.changes {
@@ -210,6 +231,76 @@ impl Engine {
                 .await?;
             }
             out.push(task);
+        }
+        Ok(out)
+    }
+
+    /// Writes one import file per connection for the creates a person will
+    /// carry out (BILL S&E's add-only CSV, Spendesk's bulk-invite xlsx),
+    /// when the engine has a place for exports. Names come from the source
+    /// of truth when the policy does not set them.
+    async fn import_files(
+        &self,
+        plan_id: &PlanId,
+        manual: &[roster_store::StoredAction],
+    ) -> Result<BTreeMap<ConnectionId, std::path::PathBuf>, EngineError> {
+        let mut out = BTreeMap::new();
+        let Some(dir) = &self.exports_dir else {
+            return Ok(out);
+        };
+        let mut by_connection: BTreeMap<&ConnectionId, Vec<Action>> = BTreeMap::new();
+        for s in manual
+            .iter()
+            .filter(|s| s.action.operation == Operation::Create)
+        {
+            let mut a = s.action.clone();
+            if let Some(id) = &a.employee_id
+                && let Some(p) = self.store.person_by_employee_id(id).await?
+            {
+                a.attributes
+                    .entry("first_name".into())
+                    .or_insert(p.first_name.clone());
+                a.attributes
+                    .entry("last_name".into())
+                    .or_insert(p.last_name.clone());
+                a.attributes
+                    .entry("cost_center".into())
+                    .or_insert(p.cost_center.clone());
+            }
+            by_connection
+                .entry(&s.action.connection)
+                .or_default()
+                .push(a);
+        }
+        for (connection, actions) in by_connection {
+            let app = self
+                .bindings
+                .get(connection)
+                .map(|b| b.app.clone())
+                .unwrap_or_else(|| connection.to_string());
+            let file = match crate::files::import_file_for(&app, &actions) {
+                Ok(Some(f)) => f,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(%connection, error = %e, "no import file: a row could not be written");
+                    continue;
+                }
+            };
+            let path = crate::files::write_export(
+                dir,
+                plan_id.as_str(),
+                connection.as_str(),
+                file.ext,
+                &file.bytes,
+            )
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
+            self.audit(
+                "export.written",
+                &path.display().to_string(),
+                json!({ "connection": connection.as_str(), "rows": actions.len(), "plan": plan_id.as_str() }),
+            )
+            .await?;
+            out.insert(connection.clone(), path);
         }
         Ok(out)
     }

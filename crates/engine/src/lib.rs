@@ -6,9 +6,15 @@
 
 pub mod bench;
 pub mod config;
+pub mod executor;
+pub mod files;
 pub mod governance;
+pub mod human;
 pub mod reports;
 pub mod run;
 pub mod sample;
+pub mod service;
+pub mod targeted;
 
+pub use executor::ExecutorOptions;
 pub use run::{ApplyReport, Engine, EngineError, ReadOutcome};

@@ -5,8 +5,10 @@
 //!    driver follows pages and reports completeness) and stores what it saw.
 //! 3. [`Engine::plan`] loads people and observed accounts from the store,
 //!    runs the pure [`roster_core::reconcile`], and stores the plan.
-//! 4. [`Engine::apply`] hands each connection's pending actions to its
-//!    connector in batches and records every result.
+//! 4. [`Engine::apply`] enqueues the plan's actions as durable tasks and
+//!    runs them through the connectors in batches (see
+//!    [`crate::executor`]); [`Engine::run_worker`] runs queued tasks until
+//!    stopped.
 //!
 //! Every step goes to the audit log. A connection whose read fails is left
 //! out of the plan entirely: no action is planned against a state roster
@@ -16,11 +18,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use roster_connectors::driver::{self, DriverOptions, Progress};
-use roster_connectors::{ActionResult, Connector, RateLimiter};
+use roster_connectors::{Connector, RateLimiter};
 use roster_core::{ConnectionId, Operation, Person, Plan, Policy, reconcile_with};
 use roster_store::{ActionState, AuditEvent, PlanId, Store, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::executor::{Executor, ExecutorOptions, Mode};
 
 /// An engine failure. Connector failures for single actions are results,
 /// not errors; these are failures of the run itself.
@@ -56,6 +61,12 @@ pub struct ApplyReport {
     pub failed: Vec<(ConnectionId, String, String)>,
     pub skipped: usize,
     pub manual: usize,
+    /// Actions still queued when `apply` returned: retries due later than
+    /// [`crate::ExecutorOptions::apply_max_wait`], or held by a quarantine.
+    /// The next `apply` (or a running worker) carries them on.
+    pub pending: usize,
+    /// Connections quarantined, with the reason.
+    pub quarantined: Vec<(ConnectionId, String)>,
 }
 
 impl ApplyReport {
@@ -78,6 +89,15 @@ pub struct Engine {
     /// Who the audit log names for the engine's own steps.
     pub actor: String,
     clock: fn() -> OffsetDateTime,
+    /// The app catalog: manual checklists and path choices for actions no
+    /// connector can carry out.
+    pub catalog: Option<roster_catalog::Catalog>,
+    /// Which catalog app each connection is, with its settings.
+    pub bindings: BTreeMap<ConnectionId, crate::human::AppBinding>,
+    /// Where import files for people (CSV, xlsx) are written; `None`: none.
+    pub exports_dir: Option<std::path::PathBuf>,
+    /// How plans are executed as durable tasks (see [`crate::executor`]).
+    pub executor: ExecutorOptions,
 }
 
 pub(crate) fn ms(t: OffsetDateTime) -> i64 {
@@ -93,6 +113,10 @@ impl Engine {
             driver: DriverOptions::default(),
             actor: "roster".to_string(),
             clock: OffsetDateTime::now_utc,
+            catalog: None,
+            bindings: BTreeMap::new(),
+            exports_dir: None,
+            executor: ExecutorOptions::default(),
         }
     }
 
@@ -114,11 +138,28 @@ impl Engine {
             .insert(connector.id().clone(), Wired { connector, limiter });
     }
 
+    /// Whether a registered connector can carry out `op` on `connection`.
+    pub fn connector_supports(&self, connection: &ConnectionId, op: Operation) -> bool {
+        self.connectors
+            .get(connection)
+            .is_some_and(|w| w.connector.capabilities().supports(op))
+    }
+
     pub fn connector_ids(&self) -> Vec<ConnectionId> {
         self.connectors.keys().cloned().collect()
     }
 
-    async fn audit(
+    /// The connector and rate limiter serving `connection`.
+    pub(crate) fn connection_parts(
+        &self,
+        connection: &ConnectionId,
+    ) -> Option<(&dyn Connector, &RateLimiter)> {
+        self.connectors
+            .get(connection)
+            .map(|w| (&*w.connector, &w.limiter))
+    }
+
+    pub(crate) async fn audit(
         &self,
         kind: &str,
         subject: &str,
@@ -244,104 +285,65 @@ impl Engine {
             }),
         )
         .await?;
+        // The fresh read is what verifies (or reopens) human tasks.
+        self.verify_tasks(&plan).await?;
         Ok((id, plan))
     }
 
-    /// Applies every pending (or previously failed) action of a stored
-    /// plan. Actions for a connection with no connector become manual.
+    /// Applies a stored plan durably, resuming wherever an earlier apply
+    /// (or a crashed process) left it.
+    ///
+    /// Its pending and failed actions are enqueued as tasks (once: an
+    /// action that already has a task keeps it, and dead letters of this
+    /// plan get a fresh attempt budget, since asking again is what an
+    /// operator re-running `apply` means). Actions for a connection with no
+    /// connector become manual. The executor then runs this plan's tasks
+    /// until they are settled, or only retries due later than
+    /// [`ExecutorOptions::apply_max_wait`] or a quarantined connection
+    /// remain. The report covers the whole plan, not only this call.
     pub async fn apply(
         &self,
         plan_id: &PlanId,
         progress: &mut (dyn FnMut(&ConnectionId, &Progress<'_>) + Send),
     ) -> Result<ApplyReport, EngineError> {
-        let stored = self.store.actions(plan_id).await?;
         if self.store.plan(plan_id).await?.is_none() {
             return Err(EngineError::PlanNotFound(plan_id.to_string()));
         }
         self.audit("plan.apply_started", plan_id.as_str(), json!({}))
             .await?;
-        let mut by_connection: BTreeMap<ConnectionId, Vec<(usize, roster_core::Action)>> =
-            BTreeMap::new();
-        for a in stored {
-            if matches!(a.state, ActionState::Pending | ActionState::Failed) {
-                by_connection
-                    .entry(a.action.connection.clone())
-                    .or_default()
-                    .push((a.index, a.action));
+        let (enqueued, manual) = self.enqueue_plan(plan_id).await?;
+        tracing::info!(
+            plan = %plan_id,
+            new = enqueued.inserted,
+            existing = enqueued.existing,
+            manual,
+            "plan tasks enqueued"
+        );
+
+        let connections = self.connector_ids();
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        Executor::new(self, Some(plan_id.clone()), progress)
+            .run(connections.clone(), Mode::UntilSettled, stop_rx)
+            .await?;
+
+        let mut report = ApplyReport::default();
+        for a in self.store.actions(plan_id).await? {
+            let connection = a.action.connection.clone();
+            match a.state {
+                ActionState::Done => *report.applied.entry(connection).or_insert(0) += 1,
+                ActionState::Failed => report.failed.push((
+                    connection,
+                    a.action.email.to_string(),
+                    a.detail.unwrap_or_default(),
+                )),
+                ActionState::Skipped => report.skipped += 1,
+                ActionState::Pending | ActionState::Running => report.pending += 1,
+                ActionState::Manual => report.manual += 1,
             }
         }
-        let mut report = ApplyReport::default();
-        for (connection, actions) in by_connection {
-            let Some(wired) = self.connectors.get(&connection) else {
-                for (idx, action) in &actions {
-                    let detail = format!(
-                        "no automated path for {connection}: {} {} by hand",
-                        action.operation, action.email
-                    );
-                    self.store
-                        .set_action_state(
-                            plan_id,
-                            *idx,
-                            ActionState::Manual,
-                            Some(detail),
-                            ms(self.now()),
-                        )
-                        .await?;
-                    report.manual += 1;
-                }
-                continue;
-            };
-            for (idx, _) in &actions {
-                self.store
-                    .set_action_state(plan_id, *idx, ActionState::Running, None, ms(self.now()))
-                    .await?;
-            }
-            let mut p = |pr: &Progress<'_>| progress(&connection, pr);
-            let results = driver::apply_all(
-                &*wired.connector,
-                actions.iter().map(|(_, a)| a.clone()).collect(),
-                false,
-                &wired.limiter,
-                &self.driver,
-                &mut p,
-            )
-            .await;
-            for ((idx, action), result) in actions.iter().zip(results) {
-                let subject = format!("{connection}:{}", action.email.normalized());
-                let (state, detail, kind) = match &result {
-                    ActionResult::Applied => (ActionState::Done, None, "action.applied"),
-                    ActionResult::Failed { reason, .. } => {
-                        report.failed.push((
-                            connection.clone(),
-                            action.email.to_string(),
-                            reason.clone(),
-                        ));
-                        (ActionState::Failed, Some(reason.clone()), "action.failed")
-                    }
-                    ActionResult::Skipped { reason } => {
-                        report.skipped += 1;
-                        (ActionState::Skipped, Some(reason.clone()), "action.skipped")
-                    }
-                };
-                if state == ActionState::Done {
-                    *report.applied.entry(connection.clone()).or_insert(0) += 1;
-                }
-                self.store
-                    .set_action_state(plan_id, *idx, state, detail.clone(), ms(self.now()))
-                    .await?;
-                self.audit(
-                    kind,
-                    &subject,
-                    json!({
-                        "plan": plan_id.as_str(),
-                        "action": idx,
-                        "operation": action.operation.as_str(),
-                        "reason": action.reason,
-                        "detail": detail,
-                        "deprovision": action.operation == Operation::Deactivate,
-                    }),
-                )
-                .await?;
+        for c in &connections {
+            if let Some(reason) = self.store.queue_status(c, None).await?.quarantined {
+                report.quarantined.push((c.clone(), reason));
             }
         }
         self.audit(
@@ -352,9 +354,91 @@ impl Engine {
                 "failed": report.failed.len(),
                 "skipped": report.skipped,
                 "manual": report.manual,
+                "pending": report.pending,
+                "quarantined": report.quarantined.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+                "worker": self.executor.worker_id,
             }),
         )
         .await?;
         Ok(report)
+    }
+
+    /// Hands a stored plan to the task queue without running it (a
+    /// worker, [`Engine::run_worker`], picks it up). Idempotent: actions
+    /// that have a task keep it. This plan's dead letters get a fresh
+    /// attempt budget, and actions for a connection with no connector
+    /// become manual. Returns what was enqueued and how many actions became
+    /// manual.
+    pub async fn enqueue_plan(
+        &self,
+        plan_id: &PlanId,
+    ) -> Result<(roster_store::EnqueueReport, usize), EngineError> {
+        if self.store.plan(plan_id).await?.is_none() {
+            return Err(EngineError::PlanNotFound(plan_id.to_string()));
+        }
+        let stored = self.store.actions(plan_id).await?;
+        let mut manual = 0usize;
+        for a in &stored {
+            if matches!(a.state, ActionState::Pending | ActionState::Failed)
+                && !self.connectors.contains_key(&a.action.connection)
+            {
+                let detail = format!(
+                    "no automated path for {}: {} {} by hand",
+                    a.action.connection, a.action.operation, a.action.email
+                );
+                self.store
+                    .set_action_state(
+                        plan_id,
+                        a.index,
+                        ActionState::Manual,
+                        Some(detail),
+                        ms(self.now()),
+                    )
+                    .await?;
+                manual += 1;
+            }
+        }
+        let connections = self.connector_ids();
+        let now = ms(self.now());
+        self.store.requeue_dead_tasks(plan_id, None, now).await?;
+        let enqueued = self
+            .store
+            .enqueue_plan_tasks(plan_id, &connections, self.executor.max_attempts, now)
+            .await?;
+        Ok((enqueued, manual))
+    }
+
+    /// Runs every plan's tasks, for every connection, until `stop`
+    /// completes (`roster run`). Batches in flight when `stop` fires are
+    /// finished and recorded first.
+    ///
+    /// Leases of an earlier process with the same
+    /// [`ExecutorOptions::worker_id`] are released at start: that process
+    /// is known to be gone, so its tasks need not wait for the lease to
+    /// expire.
+    pub async fn run_worker(&self, stop: impl Future<Output = ()>) -> Result<(), EngineError> {
+        let released = self
+            .store
+            .release_leases_of(&self.executor.worker_id, ms(self.now()))
+            .await?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                worker = %self.executor.worker_id,
+                "released the leases of this worker's previous run"
+            );
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut quiet = |_: &ConnectionId, _: &Progress<'_>| {};
+        let executor = Executor::new(self, None, &mut quiet);
+        let work = executor.run(self.connector_ids(), Mode::Forever, stop_rx);
+        let mut work = std::pin::pin!(work);
+        tokio::select! {
+            done = &mut work => return done,
+            () = stop => {
+                let _ = stop_tx.send(true);
+            }
+        }
+        work.await
     }
 }

@@ -139,7 +139,11 @@ pub fn company(size: usize, seed: u64, today: Date, connection: &ConnectionId) -
         // Department heads and the CEO are never churned, so the org chart
         // holds together.
         let is_head = i < DEPARTMENTS.len() * 2;
-        let roll: u32 = if is_head { 1000 } else { rng.random_range(0..100) };
+        let roll: u32 = if is_head {
+            1000
+        } else {
+            rng.random_range(0..100)
+        };
         match roll {
             0..=3 => {
                 // Joiner: in HR, started in the last week, no account yet.
@@ -192,14 +196,17 @@ pub fn company(size: usize, seed: u64, today: Date, connection: &ConnectionId) -
     // Orphans: accounts nobody in HR owns (a contractor, a shared login).
     let orphans = (n / 100).max(1);
     for k in 0..orphans {
-        let email = Email::parse(&format!("contractor{k}@{domain}")).unwrap_or_else(|_| unreachable!());
+        let email =
+            Email::parse(&format!("contractor{k}@{domain}")).unwrap_or_else(|_| unreachable!());
         accounts.push(Account {
             connection: connection.clone(),
             key: AccountKey::new(email.normalized()),
             email: Some(email),
             employee_id: None,
             active: true,
-            attributes: [("role".to_string(), "user".to_string())].into_iter().collect(),
+            attributes: [("role".to_string(), "user".to_string())]
+                .into_iter()
+                .collect(),
         });
     }
     mix.orphans = orphans;
@@ -263,7 +270,12 @@ mod tests {
         assert!(mix.joiners > 0 && mix.leavers > 0 && mix.movers > 0 && mix.manager_changes > 0);
         let policy = Policy::parse("demo.toml", &demo_policy(&c)).expect("demo policy parses");
         let observed = vec![Observed::complete(c.clone(), sample.accounts.clone())];
-        let plan = reconcile(&sample.people, &observed, &policy, today().midnight().assume_utc());
+        let plan = reconcile(
+            &sample.people,
+            &observed,
+            &policy,
+            today().midnight().assume_utc(),
+        );
         let counts = plan.counts();
         use roster_core::Operation::*;
         assert_eq!(counts.get(&Create).copied().unwrap_or(0), mix.joiners);

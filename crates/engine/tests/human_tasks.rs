@@ -177,3 +177,76 @@ async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
     }
     engine.store.verify_audit().await.unwrap();
 }
+
+#[tokio::test]
+async fn bill_spend_without_enterprise_gets_an_add_only_csv_and_a_manual_offboarding() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    let policy = Policy::parse(
+        "p.toml",
+        "[[rules]]\nname = \"finance-bill\"\nconnection = \"bill\"\nwhen = { department = [\"Finance\"] }\nset = { role = \"MEMBER\" }\n",
+    )
+    .unwrap();
+    // Roster can read BILL S&E (say, from an export a person attests), not write it.
+    let accounts = Arc::new(Mutex::new(vec![member("u-2", "bob@acme.example", true)]));
+    for a in accounts.lock().unwrap().iter_mut() {
+        a.connection = ConnectionId::new("bill");
+    }
+    let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
+    engine.exports_dir = Some(dir.path().to_path_buf());
+    engine.bind(
+        ConnectionId::new("bill"),
+        AppBinding {
+            app: "bill-spend-expense".into(),
+            ..AppBinding::default()
+        },
+    );
+    engine.add_connector(Arc::new(ReadOnly {
+        id: ConnectionId::new("bill"),
+        accounts,
+    }));
+    let mut alice = person("E1", "alice@acme.example", EmploymentStatus::Active);
+    alice.first_name = "Alice".into();
+    alice.last_name = "Smith".into();
+    engine
+        .import_people(
+            &[
+                alice,
+                person("E2", "bob@acme.example", EmploymentStatus::Terminated),
+            ],
+            "test",
+        )
+        .await
+        .unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (plan_id, _) = engine.plan(None).await.unwrap();
+    let tasks = engine.route_manual(&plan_id).await.unwrap();
+    let create = tasks
+        .iter()
+        .find(|t| t.kind == "create")
+        .expect("a create task");
+    let file = dir
+        .path()
+        .join("exports")
+        .join(plan_id.as_str())
+        .join("bill.csv");
+    let csv = std::fs::read_to_string(&file).expect("the add-only import file");
+    assert!(csv.starts_with("First Name,Last Name,Email,Role"), "{csv}");
+    assert!(
+        csv.contains("Alice,Smith,alice@acme.example,MEMBER"),
+        "{csv}"
+    );
+    assert!(
+        create.checklist[0].contains("bill.csv") && create.checklist[0].contains("cannot remove"),
+        "{:?}",
+        create.checklist
+    );
+    let off = tasks
+        .iter()
+        .find(|t| t.kind == "deactivate")
+        .expect("offboarding is manual");
+    assert_eq!(off.subject_email, "bob@acme.example");
+    assert!(!off.checklist.is_empty());
+}

@@ -59,10 +59,13 @@ impl Store {
     /// Records a decision. The caller checks the hash against the stored
     /// plan; the store refuses a hash that does not match it.
     pub async fn record_approval(&self, record: &ApprovalRecord) -> Result<(), StoreError> {
-        let stored = self.plan(&record.plan_id).await?.ok_or_else(|| StoreError::NotFound {
-            what: "plan",
-            key: record.plan_id.to_string(),
-        })?;
+        let stored = self
+            .plan(&record.plan_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "plan",
+                key: record.plan_id.to_string(),
+            })?;
         if stored.hash != record.plan_hash {
             return Err(StoreError::Invalid(format!(
                 "approval is for plan hash {} but plan {} has hash {}",
@@ -72,7 +75,10 @@ impl Store {
         let id = format!(
             "{}:{}:{}:{}",
             record.plan_id,
-            record.action_idx.map(|i| i.to_string()).unwrap_or_else(|| "*".into()),
+            record
+                .action_idx
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "*".into()),
             record.at_ms,
             record.actor
         );

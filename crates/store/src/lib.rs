@@ -51,10 +51,16 @@ mod accounts;
 pub mod audit;
 mod connections;
 mod error;
+mod governance;
+mod human_tasks;
 mod people;
 mod plans;
+mod reports;
+mod scim;
+mod secrets;
 mod sql;
 mod target;
+pub mod tasks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -67,15 +73,27 @@ pub use accounts::{AccountSighting, ObservationInfo};
 pub use audit::{AuditEvent, AuditRecord, AuditReport, GENESIS_HASH};
 pub use connections::ConnectionRecord;
 pub use error::{AuditError, StoreError};
+pub use governance::{ApprovalRecord, Decision, MatchResolution};
+pub use human_tasks::{HumanTask, HumanTaskState};
 pub use plans::{ActionState, PlanId, PlanStatus, StoredAction, StoredPlan};
+pub use reports::ActionStateRow;
+pub use scim::{
+    ScimDeleted, ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimResourceWrite,
+    ScimStoreError, ScimTokenRecord, ScimWriteOutcome, scim_fold,
+};
+pub use secrets::SecretMeta;
 pub use target::Backend;
+pub use tasks::{
+    EnqueueReport, ExecState, QUARANTINED, QueueStatus, ReapedTask, Task, TaskFilter, TaskFinish,
+    TaskOutcome, TaskResult,
+};
 
 // Re-exported so callers name the types the store speaks in.
 pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person, Plan};
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 5;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

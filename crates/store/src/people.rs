@@ -84,14 +84,19 @@ impl Store {
     }
 
     /// Everyone in the current snapshot, ordered by employee ID.
+    ///
+    /// The database concatenates the JSON bodies into one array
+    /// (`string_agg`), so the snapshot costs one row through the driver
+    /// instead of one per person.
     pub async fn people(&self) -> Result<Vec<Person>, StoreError> {
-        let rows = sqlx::query("SELECT employee_id, data FROM person")
-            .fetch_all(&self.read)
+        let row = sqlx::query("SELECT string_agg(data, ',') AS body FROM person")
+            .fetch_one(&self.read)
             .await?;
-        let mut out = rows
-            .iter()
-            .map(decode_person)
-            .collect::<Result<Vec<_>, _>>()?;
+        let Some(body) = row.try_get::<Option<String>, _>("body")? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Person> = serde_json::from_str(&format!("[{body}]"))
+            .map_err(|e| StoreError::corrupt("person", "snapshot", e))?;
         // Sorted here, not in SQL: PostgreSQL's collation would order text
         // differently from SQLite's byte order.
         out.sort_by(|a, b| a.employee_id.cmp(&b.employee_id));
@@ -108,29 +113,32 @@ impl Store {
 
     /// The person whose primary address is `email` (compared
     /// case-insensitively), or failing that, whose alias it is. If several
-    /// match, the first by employee ID in the database's collation wins;
-    /// correlation, not the store, decides what an ambiguous address means.
+    /// match, the lowest employee ID (byte order, the same on both engines)
+    /// wins; correlation, not the store, decides what an ambiguous address
+    /// means.
+    ///
+    /// The rows are picked in Rust rather than with `ORDER BY employee_id
+    /// LIMIT 1`: without fresh statistics PostgreSQL answers that by walking
+    /// the primary key and filtering every row (24 ms at 100k people)
+    /// instead of using the address index (0.1 ms).
     pub async fn person_by_email(&self, email: &Email) -> Result<Option<Person>, StoreError> {
         let key = email.normalized();
-        let primary = sqlx::query(
-            "SELECT employee_id, data FROM person WHERE email_lc = $1 \
-             ORDER BY employee_id LIMIT 1",
-        )
-        .bind(key.clone())
-        .fetch_optional(&self.read)
-        .await?;
-        if let Some(row) = primary {
-            return decode_person(&row).map(Some);
+        let primary = sqlx::query("SELECT employee_id, data FROM person WHERE email_lc = $1")
+            .bind(key.clone())
+            .fetch_all(&self.read)
+            .await?;
+        if let Some(row) = lowest_employee_id(&primary)? {
+            return decode_person(row).map(Some);
         }
         let alias = sqlx::query(
             "SELECT p.employee_id, p.data FROM person_alias a \
              JOIN person p ON p.employee_id = a.employee_id \
-             WHERE a.email_lc = $1 ORDER BY p.employee_id LIMIT 1",
+             WHERE a.email_lc = $1",
         )
         .bind(key)
-        .fetch_optional(&self.read)
+        .fetch_all(&self.read)
         .await?;
-        alias.as_ref().map(decode_person).transpose()
+        lowest_employee_id(&alias)?.map(decode_person).transpose()
     }
 
     /// The person with this employee ID (compared exactly).
@@ -144,6 +152,18 @@ impl Store {
             .await?;
         row.as_ref().map(decode_person).transpose()
     }
+}
+
+/// The row with the lowest `employee_id`, if any.
+fn lowest_employee_id(rows: &[AnyRow]) -> Result<Option<&AnyRow>, StoreError> {
+    let mut best: Option<(String, &AnyRow)> = None;
+    for row in rows {
+        let id: String = row.try_get("employee_id")?;
+        if best.as_ref().is_none_or(|(b, _)| id < *b) {
+            best = Some((id, row));
+        }
+    }
+    Ok(best.map(|(_, r)| r))
 }
 
 fn decode_person(row: &AnyRow) -> Result<Person, StoreError> {

@@ -1051,6 +1051,70 @@ mod cases {
             "{err}"
         );
     }
+
+    pub async fn secrets_round_trip_replace_list_and_delete(fx: Fx) {
+        let s = &fx.store;
+        assert_eq!(s.secret("bill-api-token").await.unwrap(), None);
+        s.put_secret("bill-api-token", "v1:k1:AAAA-first", 1_000)
+            .await
+            .unwrap();
+        s.put_secret("expensify-partner-secret", "v1:k1:BBBB", 2_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.secret("bill-api-token").await.unwrap().as_deref(),
+            Some("v1:k1:AAAA-first")
+        );
+        // Replacing keeps the creation time and moves the update time.
+        s.put_secret("bill-api-token", "v1:k2:CCCC-second", 5_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.secret("bill-api-token").await.unwrap().as_deref(),
+            Some("v1:k2:CCCC-second")
+        );
+        let names = s.secret_names().await.unwrap();
+        let got: Vec<_> = names
+            .iter()
+            .map(|m| (m.name.as_str(), m.created_ms, m.updated_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bill-api-token", 1_000, 5_000),
+                ("expensify-partner-secret", 2_000, 2_000)
+            ]
+        );
+        assert!(s.delete_secret("bill-api-token").await.unwrap());
+        assert!(!s.delete_secret("bill-api-token").await.unwrap());
+        assert_eq!(s.secret("bill-api-token").await.unwrap(), None);
+        assert_eq!(s.secret_names().await.unwrap().len(), 1);
+
+        // Secrets survive a reopen.
+        let again = Store::open(&fx.open_url).await.unwrap();
+        assert_eq!(
+            again
+                .secret("expensify-partner-secret")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("v1:k1:BBBB")
+        );
+        again.close().await;
+    }
+
+    pub async fn secrets_refuse_plaintext(fx: Fx) {
+        let s = &fx.store;
+        let err = s
+            .put_secret("bill-api-token", "hunter2-plain", 1)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "STORE-008");
+        assert!(err.to_string().contains("bill-api-token"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "value leaked: {err}");
+        assert!(s.put_secret("", "v1:k1:AAAA", 1).await.is_err());
+        assert!(s.secret_names().await.unwrap().is_empty());
+    }
 }
 
 macro_rules! both_backends {
@@ -1097,6 +1161,8 @@ both_backends!(
     approvals_are_bound_to_the_plan_hash,
     match_resolutions_replace_per_account,
     human_tasks_dedupe_and_move_through_states,
+    secrets_round_trip_replace_list_and_delete,
+    secrets_refuse_plaintext,
 );
 
 /// Tests that only make sense for one backend.

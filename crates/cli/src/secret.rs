@@ -1,0 +1,204 @@
+//! `roster secret set|list|rm`: vendor credentials kept encrypted in
+//! roster's database.
+//!
+//! `set` reads the value from standard input (without echo on a terminal),
+//! seals it with the master key (`ROSTER_MASTER_KEY`, else
+//! `<data_dir>/master.key`, created on first use) bound to the secret's
+//! name, and stores only the sealed form. The value is never printed or
+//! logged, and nothing can show it again: a config refers to it as
+//! `secret = { stored = "NAME" }` and roster opens it when it builds the
+//! connection. `list` shows names and dates only. Every change is written
+//! to the audit log (name and key id, never the value).
+//!
+//! These commands read only `database` and `data_dir` from the config, so
+//! they work before the rest of it (policy, other secrets) is in place.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use roster_engine::config::Config;
+use roster_secrets::{Keyring, MASTER_KEY_ENV, MASTER_KEY_FILE, Zeroizing};
+use roster_store::{AuditEvent, Store};
+
+/// The longest value `set` accepts; credentials are far shorter, and a
+/// larger input is almost certainly the wrong file on stdin.
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+#[derive(Subcommand)]
+pub enum SecretCommand {
+    /// Store (or replace) a secret, encrypted. The value is read from
+    /// standard input, without echo on a terminal, and never shown again.
+    Set {
+        /// The secret's name, as used in `secret = { stored = "NAME" }`.
+        name: String,
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
+    /// List stored secrets: names and dates, never values.
+    List {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
+    /// Delete a stored secret.
+    Rm {
+        name: String,
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
+}
+
+pub async fn run(cmd: SecretCommand) -> Result<()> {
+    match cmd {
+        SecretCommand::Set { name, config } => set(&name, &config).await,
+        SecretCommand::List { config } => list(&config).await,
+        SecretCommand::Rm { name, config } => rm(&name, &config).await,
+    }
+}
+
+async fn set(name: &str, config: &std::path::Path) -> Result<()> {
+    roster_secrets::check_name(name)?;
+    let storage = load_storage(config)?;
+    let key_file = storage.data_dir.join(MASTER_KEY_FILE);
+    let key_existed =
+        std::env::var_os(MASTER_KEY_ENV).is_some_and(|v| !v.is_empty()) || key_file.exists();
+    let value = read_value(name)?;
+    let keyring = Keyring::load(&storage.data_dir)?;
+    if !key_existed {
+        eprintln!(
+            "Created the master key {}. Back it up (or move it to {MASTER_KEY_ENV}): \
+             without it, stored secrets cannot be opened.",
+            key_file.display()
+        );
+    }
+    let sealed = keyring.seal(value.as_bytes(), name)?;
+    drop(value);
+    let store = open_store(&storage.database).await?;
+    let replaced = store.secret(name).await?.is_some();
+    let now = now_ms();
+    store.put_secret(name, &sealed, now).await?;
+    store
+        .append_audit(AuditEvent {
+            at_ms: now,
+            actor: actor(),
+            kind: "secret.set".into(),
+            subject: name.to_string(),
+            data: serde_json::json!({ "key_id": keyring.current_id(), "replaced": replaced }),
+        })
+        .await?;
+    store.close().await;
+    println!(
+        "{} secret {name} (encrypted with key {}).",
+        if replaced { "Replaced" } else { "Stored" },
+        keyring.current_id()
+    );
+    println!("Use it in the config as: secret = {{ stored = \"{name}\" }}");
+    Ok(())
+}
+
+async fn list(config: &std::path::Path) -> Result<()> {
+    let storage = load_storage(config)?;
+    let store = open_store(&storage.database).await?;
+    let secrets = store.secret_names().await?;
+    store.close().await;
+    if secrets.is_empty() {
+        println!("No stored secrets.");
+        return Ok(());
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING);
+    table.set_header(["NAME", "CREATED", "UPDATED"]);
+    for s in &secrets {
+        table.add_row([s.name.clone(), date(s.created_ms), date(s.updated_ms)]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
+async fn rm(name: &str, config: &std::path::Path) -> Result<()> {
+    let storage = load_storage(config)?;
+    let store = open_store(&storage.database).await?;
+    if !store.delete_secret(name).await? {
+        store.close().await;
+        bail!("no stored secret named {name:?} (see `roster secret list`)");
+    }
+    store
+        .append_audit(AuditEvent {
+            at_ms: now_ms(),
+            actor: actor(),
+            kind: "secret.removed".into(),
+            subject: name.to_string(),
+            data: serde_json::json!({}),
+        })
+        .await?;
+    store.close().await;
+    println!("Removed secret {name}.");
+    Ok(())
+}
+
+fn load_storage(config: &std::path::Path) -> Result<roster_engine::config::StorageConfig> {
+    Config::load_storage(config).with_context(|| {
+        format!(
+            "cannot use config {} (see README \"Running roster for real\")",
+            config.display()
+        )
+    })
+}
+
+async fn open_store(database: &str) -> Result<Store> {
+    Store::open(database)
+        .await
+        .context("cannot open roster's database")
+}
+
+/// The value from the terminal (no echo) or from piped standard input
+/// (one trailing newline dropped, so `echo token | roster secret set`
+/// stores `token`).
+fn read_value(name: &str) -> Result<Zeroizing<String>> {
+    let mut value = if std::io::stdin().is_terminal() {
+        Zeroizing::new(
+            rpassword::prompt_password(format!("Value for {name} (input hidden): "))
+                .context("cannot read the value from the terminal")?,
+        )
+    } else {
+        let mut buf = Zeroizing::new(String::new());
+        std::io::stdin()
+            .take(MAX_VALUE_BYTES as u64 + 1)
+            .read_to_string(&mut buf)
+            .context("cannot read the value from standard input (is it UTF-8 text?)")?;
+        buf
+    };
+    if value.len() > MAX_VALUE_BYTES {
+        bail!("the value is longer than {MAX_VALUE_BYTES} bytes; nothing stored");
+    }
+    if value.ends_with('\n') {
+        value.pop();
+        if value.ends_with('\r') {
+            value.pop();
+        }
+    }
+    if value.is_empty() {
+        bail!("the value is empty; nothing stored");
+    }
+    Ok(value)
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+fn actor() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+}
+
+fn date(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -1,0 +1,52 @@
+//! # roster-server: roster's HTTP server
+//!
+//! For now it hosts the **SCIM 2.0 service provider** (RFC 7643/7644) that
+//! identity providers such as Okta and Entra push users and groups into;
+//! REST, UI and MCP will join it.
+//!
+//! ## Shape
+//! - [`scim_router`] builds an axum [`Router`](axum::Router) serving
+//!   `/scim/v2/{connection}/...` for every connection; [`serve`] runs any
+//!   router with graceful shutdown, limits, timeouts and request logs.
+//! - [`ScimState`] holds the [`Store`](roster_store::Store), the
+//!   [`InboundSink`] that receives a [`ScimChange`] for every inbound user
+//!   change (the hook into the identity graph), and [`ScimConfig`].
+//! - [`tokens`] creates, lists, revokes and verifies the per-connection
+//!   bearer tokens (`rst_…`, stored as SHA-256).
+//! - The protocol itself (schemas, filters, PATCH, projection, errors) is
+//!   `roster-scim`; this crate adds HTTP, storage and authorization.
+//!
+//! ## Invariants
+//! - Every request is authenticated with a token of the connection in its
+//!   path; every write is audited with actor `scim:<connection>:<prefix>`.
+//! - A write is one store transaction: a malformed or failing request
+//!   never leaves a partial change (PATCH is applied in memory, all or
+//!   nothing, and written only if the resource did not change meanwhile).
+//! - Every error response, including framework rejections, timeouts and
+//!   panics, is an RFC 7644 §3.12 JSON body with `application/scim+json`.
+//! - Filters on indexed attributes are answered by the database (see
+//!   [`service`](crate::service)); other filters scan at most
+//!   [`ScimConfig::scan_limit`] resources.
+//! - There is no global lock: requests share the store's connection pools.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
+mod bulk;
+mod error;
+mod http;
+mod resource;
+mod serve;
+pub mod service;
+pub mod sink;
+mod state;
+pub mod tokens;
+
+pub use bulk::{BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
+pub use error::SCIM_CONTENT_TYPE;
+pub use http::scim_router;
+pub use serve::{ServeOptions, serve, serve_with};
+pub use sink::{ChangeKind, ChannelSink, GroupRef, InboundSink, NullSink, ScimChange};
+pub use state::{ScimConfig, ScimState};

@@ -1,0 +1,1002 @@
+//! The SCIM operations, independent of HTTP: read, list/search, create,
+//! replace, patch, delete. The HTTP handlers and Bulk both call these.
+//!
+//! # Writes
+//!
+//! Every write is one store transaction. PATCH and PUT read the resource,
+//! compute the new body in memory (PATCH through `roster_scim::apply_patch`,
+//! which is all-or-nothing), then write it *only if the stored version is
+//! still the one read*. Without `If-Match`, a lost race re-reads and
+//! re-applies (a few times); with `If-Match`, it is `412`. After the commit
+//! the write is audited (actor `scim:<connection>:<token prefix>`) and the
+//! users concerned are announced to the [`InboundSink`](crate::InboundSink).
+//!
+//! # Lists
+//!
+//! A filter the indexes can answer (equality on id, userName, externalId,
+//! displayName, emails.value or members.value, alone, in a conjunction, or
+//! in a disjunction of such) is answered from the database; the candidates
+//! are then checked with the full filter, so extra conditions and case
+//! rules hold exactly. Any other filter scans the connection in creation
+//! order, at most [`ScimConfig::scan_limit`](crate::ScimConfig) resources.
+//! Without filter and sort, a page is read with `LIMIT/OFFSET` and the
+//! total with `COUNT(*)`. Results are always in creation order unless
+//! sorted (sorting is stable), so paging is stable.
+
+use std::collections::{HashMap, HashSet};
+
+use roster_scim::list::SortSpec;
+use roster_scim::path::AttrPath;
+use roster_scim::projection::split_attribute_list;
+use roster_scim::{Filter, ListResponse, Paging, ScimError, apply_patch, normalize, project};
+use roster_store::{
+    AuditEvent, ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimStoreError,
+};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::resource::{Relations, employee_number, render, to_write};
+use crate::sink::{ChangeKind, GroupRef, ScimChange};
+use crate::state::{Inner, now_ms};
+use crate::tokens::Caller;
+
+/// How many times a write retries after losing a race without `If-Match`.
+const WRITE_RETRIES: usize = 5;
+/// Resources read per query while scanning.
+const SCAN_PAGE: usize = 2_000;
+
+/// An `If-Match` / `If-None-Match` header, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// `*`
+    Any,
+    /// The versions named (weak comparison: `W/"3"` and `"3"` both name 3).
+    /// ETags that are not ours parse to nothing and match no version.
+    Versions(Vec<i64>),
+}
+
+impl Precondition {
+    /// Parses a header value.
+    pub fn parse(raw: &str) -> Precondition {
+        let mut versions = Vec::new();
+        for tag in raw.split(',').map(str::trim) {
+            if tag == "*" {
+                return Precondition::Any;
+            }
+            let t = tag.strip_prefix("W/").unwrap_or(tag);
+            let t = t.trim_matches('"');
+            if let Ok(v) = t.parse::<i64>() {
+                versions.push(v);
+            }
+        }
+        Precondition::Versions(versions)
+    }
+
+    /// Whether the resource at `version` satisfies it.
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::Versions(v) => v.contains(&version),
+        }
+    }
+}
+
+/// List parameters, from a query string or a `.search` body.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListQuery {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    pub start_index: Option<String>,
+    pub count: Option<String>,
+    pub attributes: Option<Vec<String>>,
+    pub excluded_attributes: Option<Vec<String>>,
+}
+
+impl ListQuery {
+    /// From `?filter=...&startIndex=...` pairs (names case-insensitive).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ListQuery {
+        let mut q = ListQuery::default();
+        for (k, v) in pairs {
+            let v = v.to_string();
+            match k.to_ascii_lowercase().as_str() {
+                "filter" => q.filter = Some(v),
+                "sortby" => q.sort_by = Some(v),
+                "sortorder" => q.sort_order = Some(v),
+                "startindex" => q.start_index = Some(v),
+                "count" => q.count = Some(v),
+                "attributes" => q.attributes = Some(split_attribute_list(&v)),
+                "excludedattributes" => q.excluded_attributes = Some(split_attribute_list(&v)),
+                _ => {}
+            }
+        }
+        q
+    }
+
+    /// From a `SearchRequest` body (RFC 7644 §3.4.3).
+    pub fn from_search_body(body: &Value) -> Result<ListQuery, ScimError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("search request must be a JSON object"))?;
+        let get = |name: &str| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
+        let text = |name: &str| -> Result<Option<String>, ScimError> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string"))),
+            }
+        };
+        let number = |name: &str| -> Result<Option<String>, ScimError> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "{name} must be an integer"
+                ))),
+            }
+        };
+        let list = |name: &str| -> Result<Option<Vec<String>>, ScimError> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(split_attribute_list(s))),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| {
+                            ScimError::invalid_value(format!("{name} must list strings"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "{name} must be an array of strings"
+                ))),
+            }
+        };
+        Ok(ListQuery {
+            filter: text("filter")?,
+            sort_by: text("sortBy")?,
+            sort_order: text("sortOrder")?,
+            start_index: number("startIndex")?,
+            count: number("count")?,
+            attributes: list("attributes")?,
+            excluded_attributes: list("excludedAttributes")?,
+        })
+    }
+}
+
+/// A projection request (`attributes` / `excludedAttributes`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Projection {
+    pub attributes: Option<Vec<String>>,
+    pub excluded: Option<Vec<String>>,
+}
+
+impl Projection {
+    /// Applies it to a full resource.
+    pub(crate) fn apply(&self, v: &Value, inner: &Inner) -> Value {
+        project(
+            v,
+            self.attributes.as_deref().filter(|a| !a.is_empty()),
+            self.excluded.as_deref(),
+            inner.registry,
+        )
+    }
+
+    /// Whether the (top-level) attribute `name` can appear in the output,
+    /// so whether it is worth loading.
+    fn wants(&self, name: &str) -> bool {
+        let names = |list: &[String]| -> bool {
+            list.iter().any(|e| {
+                let head = e.split('.').next().unwrap_or(e);
+                let last = head.rsplit(':').next().unwrap_or(head);
+                last.eq_ignore_ascii_case(name)
+            })
+        };
+        if let Some(ex) = &self.excluded
+            && ex.iter().any(|e| {
+                let last = e.rsplit(':').next().unwrap_or(e);
+                last.eq_ignore_ascii_case(name)
+            })
+        {
+            return false;
+        }
+        match &self.attributes {
+            Some(a) if !a.is_empty() => names(a),
+            _ => true,
+        }
+    }
+}
+
+/// A write's result: the stored resource rendered in full.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub resource: Value,
+    pub version: i64,
+    pub id: String,
+}
+
+fn relation_name(kind: ScimKind) -> &'static str {
+    match kind {
+        ScimKind::User => "groups",
+        ScimKind::Group => "members",
+    }
+}
+
+/// Whether a filter refers to the top-level attribute `name`.
+fn mentions(f: &Filter, name: &str) -> bool {
+    let p = |a: &AttrPath| a.name.eq_ignore_ascii_case(name);
+    match f {
+        Filter::Compare { path, .. } | Filter::Present(path) => p(path),
+        Filter::ValuePath { attr, .. } => p(attr),
+        Filter::And(items) | Filter::Or(items) => items.iter().any(|i| mentions(i, name)),
+        Filter::Not(inner) => mentions(inner, name),
+    }
+}
+
+fn index_for(kind: ScimKind, path: &AttrPath) -> Option<ScimIndex> {
+    let n = path.name.as_str();
+    let sub = path.sub_attr.as_deref();
+    let is = |a: &str| n.eq_ignore_ascii_case(a);
+    match (kind, sub) {
+        (_, None) if is("id") => Some(ScimIndex::Id),
+        (_, None) if is("externalId") => Some(ScimIndex::ExternalId),
+        (_, None) if is("displayName") => Some(ScimIndex::DisplayName),
+        (ScimKind::User, None) if is("userName") => Some(ScimIndex::UserName),
+        (ScimKind::User, Some(s)) if is("emails") && s.eq_ignore_ascii_case("value") => {
+            Some(ScimIndex::Email)
+        }
+        (ScimKind::Group, Some(s)) if is("members") && s.eq_ignore_ascii_case("value") => {
+            Some(ScimIndex::Member)
+        }
+        _ => None,
+    }
+}
+
+/// The index lookups whose union contains every match of `f`, if any.
+fn index_plan(f: &Filter, kind: ScimKind) -> Option<Vec<(ScimIndex, String)>> {
+    match f {
+        Filter::Or(items) => {
+            let mut all = Vec::new();
+            for i in items {
+                all.extend(index_plan(i, kind)?);
+            }
+            Some(all)
+        }
+        Filter::And(items) => items.iter().find_map(|i| index_plan(i, kind)),
+        other => {
+            let (path, value) = other.as_indexed_eq()?;
+            Some(vec![(index_for(kind, &path)?, value)])
+        }
+    }
+}
+
+fn kind_of_endpoint(kind: ScimKind) -> &'static str {
+    match kind {
+        ScimKind::User => "user",
+        ScimKind::Group => "group",
+    }
+}
+
+impl Inner {
+    /// Loads the membership data of `rs` (all of one kind).
+    async fn relations(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        rs: &[&ScimResource],
+    ) -> Result<Rel, ApiError> {
+        let ids: Vec<String> = rs.iter().map(|r| r.id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(Rel::None);
+        }
+        Ok(match kind {
+            ScimKind::Group => Rel::Members(self.store.scim_members(connection, &ids).await?),
+            ScimKind::User => Rel::Groups(self.store.scim_groups_of(connection, &ids).await?),
+        })
+    }
+
+    /// One resource rendered in full (membership loaded when `with_rel`).
+    pub(crate) async fn read(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        id: &str,
+        base: &str,
+        with_rel: bool,
+    ) -> Result<(ScimResource, Value), ApiError> {
+        let r = self
+            .store
+            .scim_get(connection, kind, id)
+            .await?
+            .ok_or_else(|| ScimError::not_found(format!("{kind} {id} not found")))?;
+        let rel = if with_rel {
+            self.relations(connection, kind, &[&r]).await?
+        } else {
+            Rel::None
+        };
+        let v = rel.render(&r, base);
+        Ok((r, v))
+    }
+
+    /// GET `/{Users|Groups}/{id}` with projection.
+    pub(crate) async fn get(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        id: &str,
+        base: &str,
+        projection: &Projection,
+    ) -> Result<(i64, Value), ApiError> {
+        let with_rel = projection.wants(relation_name(kind));
+        let (r, v) = self.read(connection, kind, id, base, with_rel).await?;
+        Ok((r.version, projection.apply(&v, self)))
+    }
+
+    /// Checks group members: each must be a User or Group of this
+    /// connection; their `type` is set from what they are.
+    async fn resolve_members(
+        &self,
+        connection: &str,
+        members: &mut [ScimMember],
+    ) -> Result<(), ApiError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
+        let kinds = self.store.scim_kinds_of(connection, &ids).await?;
+        for m in members.iter_mut() {
+            let k = kinds.get(&m.value).ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "member {:?} is not a User or Group of this connection",
+                    m.value
+                ))
+            })?;
+            m.member_type = Some(k.as_str().to_string());
+        }
+        Ok(())
+    }
+
+    /// POST `/{Users|Groups}`.
+    pub(crate) async fn create(
+        &self,
+        caller: &Caller,
+        kind: ScimKind,
+        body: Value,
+        base: &str,
+    ) -> Result<Written, ApiError> {
+        let normalized = normalize(body, self.registry, kind.as_str())?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut write = to_write(kind, &id, normalized)?;
+        if let Some(ms) = write.members.as_mut() {
+            self.resolve_members(&caller.connection, ms).await?;
+        }
+        let members = write.members.clone().unwrap_or_default();
+        let at = now_ms();
+        let stored = self
+            .store
+            .scim_create(&caller.connection, kind, write, at)
+            .await?;
+        let rel = match kind {
+            ScimKind::Group => Rel::Members(HashMap::from([(id.clone(), members.clone())])),
+            ScimKind::User => Rel::Groups(HashMap::new()),
+        };
+        let v = rel.render(&stored, base);
+        self.audit(caller, "created", &stored, at).await;
+        match kind {
+            ScimKind::User => self.notify_user(&stored, &[], ChangeKind::Created),
+            ScimKind::Group => {
+                let ids: Vec<String> = members.into_iter().map(|m| m.value).collect();
+                self.notify_members(&caller.connection, &ids).await;
+            }
+        }
+        Ok(Written {
+            version: stored.version,
+            id,
+            resource: v,
+        })
+    }
+
+    /// PUT `/{Users|Groups}/{id}`.
+    pub(crate) async fn replace(
+        &self,
+        caller: &Caller,
+        kind: ScimKind,
+        id: &str,
+        body: Value,
+        if_match: Option<&Precondition>,
+        base: &str,
+    ) -> Result<Written, ApiError> {
+        let normalized = normalize(body, self.registry, kind.as_str())?;
+        let template = to_write(kind, id, normalized)?;
+        self.write_loop(caller, kind, id, if_match, base, |_cur, _json| {
+            Ok(template.clone())
+        })
+        .await
+    }
+
+    /// PATCH `/{Users|Groups}/{id}`.
+    pub(crate) async fn patch(
+        &self,
+        caller: &Caller,
+        kind: ScimKind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&Precondition>,
+        base: &str,
+    ) -> Result<Written, ApiError> {
+        // The target is resolved first (404 before 400), as a client
+        // patching a deleted resource needs to learn that it is gone.
+        self.write_loop(caller, kind, id, if_match, base, |_cur, json| {
+            let mut patched = json.clone();
+            apply_patch(&mut patched, body, self.registry, kind.as_str())?;
+            let normalized = normalize(patched, self.registry, kind.as_str())?;
+            to_write(kind, id, normalized)
+        })
+        .await
+    }
+
+    /// The read-compute-write loop of PUT and PATCH.
+    async fn write_loop(
+        &self,
+        caller: &Caller,
+        kind: ScimKind,
+        id: &str,
+        if_match: Option<&Precondition>,
+        base: &str,
+        compute: impl Fn(&ScimResource, &Value) -> Result<roster_store::ScimResourceWrite, ScimError>,
+    ) -> Result<Written, ApiError> {
+        let conn = caller.connection.as_str();
+        let mut attempt = 0;
+        loop {
+            let (cur, cur_json) = self.read(conn, kind, id, base, true).await?;
+            if let Some(p) = if_match
+                && !p.matches(cur.version)
+            {
+                return Err(ScimError::precondition_failed(format!(
+                    "{kind} {id} is at version {}, not the one in If-Match",
+                    crate::resource::etag(cur.version)
+                ))
+                .into());
+            }
+            let mut write = compute(&cur, &cur_json)?;
+            let cur_members = current_members(&cur_json);
+            if let Some(ms) = write.members.as_mut() {
+                // Only members not already in the group need checking.
+                let known: HashSet<&str> = cur_members.iter().map(|m| m.value.as_str()).collect();
+                let mut fresh: Vec<ScimMember> = ms
+                    .iter()
+                    .filter(|m| !known.contains(m.value.as_str()))
+                    .cloned()
+                    .collect();
+                self.resolve_members(conn, &mut fresh).await?;
+                let fresh_types: HashMap<String, Option<String>> = fresh
+                    .into_iter()
+                    .map(|m| (m.value, m.member_type))
+                    .collect();
+                let cur_types: HashMap<&str, Option<&String>> = cur_members
+                    .iter()
+                    .map(|m| (m.value.as_str(), m.member_type.as_ref()))
+                    .collect();
+                for m in ms.iter_mut() {
+                    m.member_type = match fresh_types.get(&m.value) {
+                        Some(t) => t.clone(),
+                        None => cur_types.get(m.value.as_str()).and_then(|t| t.cloned()),
+                    };
+                }
+            }
+            let unchanged = write.data == cur.data
+                && match &write.members {
+                    None => true,
+                    Some(ms) => *ms == cur_members,
+                };
+            if unchanged {
+                return Ok(Written {
+                    version: cur.version,
+                    id: cur.id.clone(),
+                    resource: cur_json,
+                });
+            }
+            let new_members = write.members.clone();
+            let at = now_ms();
+            match self
+                .store
+                .scim_replace(conn, kind, write, cur.version, at)
+                .await
+            {
+                Ok(outcome) => {
+                    let stored = outcome.resource;
+                    let (v, groups) = match kind {
+                        ScimKind::Group => {
+                            let ms = new_members.unwrap_or(cur_members);
+                            let rel = Rel::Members(HashMap::from([(stored.id.clone(), ms)]));
+                            (rel.render(&stored, base), Vec::new())
+                        }
+                        ScimKind::User => {
+                            let gs = self
+                                .store
+                                .scim_groups_of(conn, std::slice::from_ref(&stored.id))
+                                .await?
+                                .remove(&stored.id)
+                                .unwrap_or_default();
+                            let rel = Rel::Groups(HashMap::from([(stored.id.clone(), gs.clone())]));
+                            (rel.render(&stored, base), gs)
+                        }
+                    };
+                    self.audit(caller, "updated", &stored, at).await;
+                    match kind {
+                        ScimKind::User => {
+                            let was = cur.active.unwrap_or(true);
+                            let is = stored.active.unwrap_or(true);
+                            let ck = match (was, is) {
+                                (true, false) => ChangeKind::Deactivated,
+                                (false, true) => ChangeKind::Reactivated,
+                                _ => ChangeKind::Updated,
+                            };
+                            self.notify_user(&stored, &groups, ck);
+                        }
+                        ScimKind::Group => {
+                            // A rename changes every member's group list.
+                            let renamed = cur.display_name != stored.display_name;
+                            let mut ids: Vec<String> = if renamed {
+                                let v: Vec<String> =
+                                    current_members(&v).into_iter().map(|m| m.value).collect();
+                                v.into_iter().chain(outcome.members_removed).collect()
+                            } else {
+                                outcome
+                                    .members_added
+                                    .into_iter()
+                                    .chain(outcome.members_removed)
+                                    .collect()
+                            };
+                            ids.sort();
+                            ids.dedup();
+                            self.notify_members(conn, &ids).await;
+                        }
+                    }
+                    return Ok(Written {
+                        version: stored.version,
+                        id: stored.id.clone(),
+                        resource: v,
+                    });
+                }
+                Err(ScimStoreError::VersionMismatch { .. })
+                    if if_match.is_none() && attempt < WRITE_RETRIES =>
+                {
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// DELETE `/{Users|Groups}/{id}`.
+    pub(crate) async fn delete(
+        &self,
+        caller: &Caller,
+        kind: ScimKind,
+        id: &str,
+        if_match: Option<&Precondition>,
+    ) -> Result<(), ApiError> {
+        let conn = caller.connection.as_str();
+        let expected = match if_match {
+            None | Some(Precondition::Any) => None,
+            Some(p) => {
+                let cur = self
+                    .store
+                    .scim_get(conn, kind, id)
+                    .await?
+                    .ok_or_else(|| ScimError::not_found(format!("{kind} {id} not found")))?;
+                if !p.matches(cur.version) {
+                    return Err(ScimError::precondition_failed(format!(
+                        "{kind} {id} has been modified"
+                    ))
+                    .into());
+                }
+                Some(cur.version)
+            }
+        };
+        let at = now_ms();
+        let deleted = self.store.scim_delete(conn, kind, id, expected, at).await?;
+        self.audit(caller, "deleted", &deleted.resource, at).await;
+        match kind {
+            ScimKind::User => self.notify_user(&deleted.resource, &[], ChangeKind::Deleted),
+            ScimKind::Group => self.notify_members(conn, &deleted.former_members).await,
+        }
+        Ok(())
+    }
+
+    /// GET `/{Users|Groups}` and `POST .../.search`; `kinds` has both for a
+    /// search at the root.
+    pub(crate) async fn list(
+        &self,
+        connection: &str,
+        kinds: &[ScimKind],
+        q: &ListQuery,
+        base: &str,
+    ) -> Result<Value, ApiError> {
+        let cfg = &self.config;
+        let paging = Paging::from_query(
+            q.start_index.as_deref(),
+            q.count.as_deref(),
+            cfg.default_count,
+            usize::try_from(cfg.max_results).unwrap_or(usize::MAX),
+        )?;
+        let filter = match q.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(f) => Some(Filter::parse_validated(f, self.registry)?),
+        };
+        let sort = match q.sort_by.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(SortSpec::parse(s, q.sort_order.as_deref())?),
+        };
+        let projection = Projection {
+            attributes: q.attributes.clone(),
+            excluded: q.excluded_attributes.clone(),
+        };
+
+        // Fast path: one resource type, no filter, no sort.
+        if let ([kind], None, None) = (kinds, &filter, &sort) {
+            let total = self.store.scim_count(connection, *kind).await?;
+            let total = usize::try_from(total).unwrap_or(usize::MAX);
+            let range = paging.range(total);
+            let page = if range.is_empty() {
+                Vec::new()
+            } else {
+                self.store
+                    .scim_page(connection, *kind, range.start, range.len())
+                    .await?
+            };
+            let resources = self
+                .render_page(connection, *kind, &page, base, &projection)
+                .await?;
+            return Ok(ListResponse::new(total, paging.start_index, resources).to_json());
+        }
+
+        let mut matched: Vec<(ScimResource, Value)> = Vec::new();
+        for kind in kinds {
+            let rel_name = relation_name(*kind);
+            let need_rel = filter.as_ref().is_some_and(|f| mentions(f, rel_name))
+                || sort
+                    .as_ref()
+                    .is_some_and(|s| s.path.name.eq_ignore_ascii_case(rel_name));
+            let candidates_plan = filter.as_ref().and_then(|f| index_plan(f, *kind));
+            match candidates_plan {
+                Some(keys) => {
+                    let mut cands: Vec<ScimResource> = Vec::new();
+                    let mut seen = HashSet::new();
+                    for (index, value) in keys {
+                        for r in self
+                            .store
+                            .scim_find(connection, *kind, index, &value)
+                            .await?
+                        {
+                            if seen.insert(r.seq) {
+                                cands.push(r);
+                            }
+                        }
+                    }
+                    cands.sort_by_key(|r| r.seq);
+                    self.match_into(
+                        connection,
+                        *kind,
+                        cands,
+                        filter.as_ref(),
+                        need_rel,
+                        base,
+                        &mut matched,
+                    )
+                    .await?;
+                }
+                None => {
+                    let n = self.store.scim_count(connection, *kind).await?;
+                    if n > cfg.scan_limit {
+                        return Err(ScimError::too_many(format!(
+                            "this query would scan {n} resources (limit {}); filter with eq on \
+                             id, userName, externalId, displayName or emails.value",
+                            cfg.scan_limit
+                        ))
+                        .into());
+                    }
+                    let mut after = 0i64;
+                    loop {
+                        let chunk = self
+                            .store
+                            .scim_scan(connection, *kind, after, SCAN_PAGE)
+                            .await?;
+                        let Some(last) = chunk.last() else { break };
+                        after = last.seq;
+                        let done = chunk.len() < SCAN_PAGE;
+                        self.match_into(
+                            connection,
+                            *kind,
+                            chunk,
+                            filter.as_ref(),
+                            need_rel,
+                            base,
+                            &mut matched,
+                        )
+                        .await?;
+                        if done {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(s) = &sort {
+            matched.sort_by(|a, b| s.compare(&a.1, &b.1, self.registry));
+        }
+        let total = matched.len();
+        let range = paging.range(total);
+        let page: Vec<(ScimResource, Value)> = matched
+            .into_iter()
+            .skip(range.start)
+            .take(range.len())
+            .collect();
+        let mut resources = Vec::with_capacity(page.len());
+        // Render the page with membership (grouped by kind, order kept).
+        let mut by_kind: HashMap<ScimKind, Rel> = HashMap::new();
+        for kind in kinds {
+            let rs: Vec<&ScimResource> = page
+                .iter()
+                .filter(|(r, _)| r.kind == *kind)
+                .map(|(r, _)| r)
+                .collect();
+            if projection.wants(relation_name(*kind)) {
+                by_kind.insert(*kind, self.relations(connection, *kind, &rs).await?);
+            }
+        }
+        for (r, _) in &page {
+            let full = match by_kind.get(&r.kind) {
+                Some(rel) => rel.render(r, base),
+                None => Rel::None.render(r, base),
+            };
+            resources.push(projection.apply(&full, self));
+        }
+        Ok(ListResponse::new(total, paging.start_index, resources).to_json())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn match_into(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        cands: Vec<ScimResource>,
+        filter: Option<&Filter>,
+        need_rel: bool,
+        base: &str,
+        out: &mut Vec<(ScimResource, Value)>,
+    ) -> Result<(), ApiError> {
+        let rel = if need_rel {
+            let refs: Vec<&ScimResource> = cands.iter().collect();
+            self.relations(connection, kind, &refs).await?
+        } else {
+            Rel::None
+        };
+        for r in cands {
+            let v = rel.render(&r, base);
+            if filter.is_none_or(|f| f.matches(&v, self.registry)) {
+                out.push((r, v));
+            }
+        }
+        Ok(())
+    }
+
+    async fn render_page(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        page: &[ScimResource],
+        base: &str,
+        projection: &Projection,
+    ) -> Result<Vec<Value>, ApiError> {
+        let rel = if projection.wants(relation_name(kind)) {
+            let refs: Vec<&ScimResource> = page.iter().collect();
+            self.relations(connection, kind, &refs).await?
+        } else {
+            Rel::None
+        };
+        Ok(page
+            .iter()
+            .map(|r| projection.apply(&rel.render(r, base), self))
+            .collect())
+    }
+
+    /// Records a committed write. A failing audit append is logged, not
+    /// returned: the write has happened and a client retry would only
+    /// conflict.
+    async fn audit(&self, caller: &Caller, what: &str, r: &ScimResource, at: i64) {
+        let event = AuditEvent {
+            at_ms: at,
+            actor: caller.actor(),
+            kind: format!("scim.{}.{what}", kind_of_endpoint(r.kind)),
+            subject: format!("scim:{}:{}:{}", caller.connection, r.kind, r.id),
+            data: json!({
+                "id": r.id,
+                "userName": r.user_name,
+                "displayName": r.display_name,
+                "externalId": r.external_id,
+                "active": r.active,
+                "version": r.version,
+            }),
+        };
+        if let Err(e) = self.store.append_audit(event).await {
+            tracing::error!(error = %e, id = %r.id, "audit append failed after a SCIM write");
+        }
+    }
+
+    fn notify_user(&self, r: &ScimResource, groups: &[ScimGroupRef], kind: ChangeKind) {
+        self.sink.notify(ScimChange {
+            connection: r.connection.clone(),
+            user_id: r.id.clone(),
+            user_name: r.user_name.clone().unwrap_or_default(),
+            external_id: r.external_id.clone(),
+            employee_number: employee_number(&r.data),
+            active: r.active.unwrap_or(true),
+            kind,
+            groups: groups
+                .iter()
+                .map(|g| GroupRef {
+                    id: g.group_id.clone(),
+                    display_name: g.display_name.clone().unwrap_or_default(),
+                })
+                .collect(),
+        });
+    }
+
+    /// Announces an `Updated` change for each user among `ids` (group
+    /// members whose memberships changed). Failures are logged: the write
+    /// has committed.
+    async fn notify_members(&self, connection: &str, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let users = match self
+            .store
+            .scim_get_many(connection, ScimKind::User, ids)
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "loading group members to notify failed");
+                return;
+            }
+        };
+        let uids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+        let mut groups = match self.store.scim_groups_of(connection, &uids).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "loading memberships to notify failed");
+                return;
+            }
+        };
+        for u in &users {
+            let gs = groups.remove(&u.id).unwrap_or_default();
+            self.notify_user(u, &gs, ChangeKind::Updated);
+        }
+    }
+}
+
+/// The members listed in a rendered group (for diffing).
+fn current_members(v: &Value) -> Vec<ScimMember> {
+    v.get("members")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| {
+                    Some(ScimMember {
+                        value: m.get("value")?.as_str()?.to_string(),
+                        member_type: m.get("type").and_then(Value::as_str).map(str::to_string),
+                        display: m.get("display").and_then(Value::as_str).map(str::to_string),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Loaded membership for a batch of resources of one kind.
+enum Rel {
+    None,
+    Members(HashMap<String, Vec<ScimMember>>),
+    Groups(HashMap<String, Vec<ScimGroupRef>>),
+}
+
+impl Rel {
+    fn render(&self, r: &ScimResource, base: &str) -> Value {
+        match self {
+            Rel::None => render(r, Relations::None, base),
+            Rel::Members(m) => render(
+                r,
+                Relations::Members(m.get(&r.id).map(Vec::as_slice).unwrap_or(&[])),
+                base,
+            ),
+            Rel::Groups(g) => render(
+                r,
+                Relations::Groups(g.get(&r.id).map(Vec::as_slice).unwrap_or(&[])),
+                base,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roster_scim::SchemaRegistry;
+
+    #[test]
+    fn preconditions_parse_weak_and_strong_tags() {
+        assert_eq!(Precondition::parse("*"), Precondition::Any);
+        let p = Precondition::parse("W/\"3\", \"5\"");
+        assert!(p.matches(3) && p.matches(5) && !p.matches(4));
+        assert!(!Precondition::parse("\"abc\"").matches(0));
+    }
+
+    #[test]
+    fn index_plans() {
+        let reg = SchemaRegistry::standard();
+        let plan = |s: &str, k| index_plan(&Filter::parse_validated(s, reg).expect(s), k);
+        assert_eq!(
+            plan("userName eq \"A\"", ScimKind::User),
+            Some(vec![(ScimIndex::UserName, "A".into())])
+        );
+        assert_eq!(
+            plan(
+                "emails[type eq \"work\"].value eq \"a@x\" and active eq true",
+                ScimKind::User
+            ),
+            Some(vec![(ScimIndex::Email, "a@x".into())])
+        );
+        assert_eq!(
+            plan("userName eq \"a\" or externalId eq \"b\"", ScimKind::User),
+            Some(vec![
+                (ScimIndex::UserName, "a".into()),
+                (ScimIndex::ExternalId, "b".into())
+            ])
+        );
+        assert_eq!(
+            plan("userName eq \"a\" or active eq true", ScimKind::User),
+            None
+        );
+        assert_eq!(plan("userName co \"a\"", ScimKind::User), None);
+        assert_eq!(plan("not (userName eq \"a\")", ScimKind::User), None);
+        assert_eq!(
+            plan("members[value eq \"u1\"]", ScimKind::Group),
+            Some(vec![(ScimIndex::Member, "u1".into())])
+        );
+        assert_eq!(
+            plan("displayName eq \"Ops\"", ScimKind::Group),
+            Some(vec![(ScimIndex::DisplayName, "Ops".into())])
+        );
+        // userName is not a Group attribute: no index, a scan finds nothing.
+        assert_eq!(plan("userName eq \"a\"", ScimKind::Group), None);
+    }
+
+    #[test]
+    fn projection_wants() {
+        let p = Projection {
+            attributes: None,
+            excluded: Some(vec!["members".into()]),
+        };
+        assert!(!p.wants("members"));
+        let p = Projection {
+            attributes: Some(vec!["displayName".into()]),
+            excluded: None,
+        };
+        assert!(!p.wants("members"));
+        let p = Projection {
+            attributes: Some(vec!["members.value".into()]),
+            excluded: None,
+        };
+        assert!(p.wants("members"));
+        assert!(Projection::default().wants("groups"));
+    }
+}

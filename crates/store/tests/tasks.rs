@@ -1,0 +1,684 @@
+//! The task queue on both backends.
+//!
+//! Same pattern as `store.rs`: every case in `cases` runs as
+//! `sqlite::<case>` (a fresh temp file) and `postgres::<case>` (a fresh
+//! schema in `ROSTER_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). Unreachable PostgreSQL is a
+//! printed skip, unless `ROSTER_REQUIRE_POSTGRES=1`.
+
+mod harness {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use roster_store::Store;
+    use sqlx::{AnyConnection, AssertSqlSafe, Connection};
+
+    /// What a case gets: an open store and the URL it was opened with
+    /// (to open more handles on the same database).
+    pub struct Fx {
+        pub store: Store,
+        pub open_url: String,
+    }
+
+    pub async fn run_sqlite<F, Fut>(_name: &str, case: F)
+    where
+        F: FnOnce(Fx) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("roster.db");
+        let open_url = path.to_str().expect("utf-8 path").to_string();
+        let store = Store::open(&open_url).await.expect("open sqlite store");
+        let keep = store.clone();
+        let fx = Fx { store, open_url };
+        let outcome = tokio::spawn(case(fx)).await;
+        keep.close().await;
+        drop(dir);
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    fn postgres_base_url() -> String {
+        std::env::var("ROSTER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    pub async fn run_postgres<F, Fut>(name: &str, case: F)
+    where
+        F: FnOnce(Fx) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        sqlx::any::install_default_drivers();
+        let base = postgres_base_url();
+        let admin =
+            tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&base)).await;
+        let mut admin = match admin {
+            Ok(Ok(c)) => c,
+            failure => {
+                let why = match failure {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out after 5 s".to_string(),
+                };
+                if std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!(
+                        "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=1) but the server in \
+                         ROSTER_TEST_POSTGRES_URL is unreachable: {why}"
+                    );
+                }
+                let shown = url::Url::parse(&base)
+                    .map(|mut u| {
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    })
+                    .unwrap_or_default();
+                eprintln!("SKIP postgres::{name}: PostgreSQL at {shown:?} unreachable ({why})");
+                return;
+            }
+        };
+
+        // A schema of its own per test, so parallel tests never see each
+        // other's tables (or each other's audit chains).
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut schema = format!(
+            "rt_{}_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos,
+            name
+        );
+        schema.truncate(63);
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create test schema");
+
+        let mut url = url::Url::parse(&base).expect("postgres test URL");
+        url.query_pairs_mut()
+            .append_pair("options[search_path]", &schema);
+        let url = url.to_string();
+
+        let store = Store::open(&url).await.expect("open postgres store");
+        let keep = store.clone();
+        let fx = Fx {
+            store,
+            open_url: url,
+        };
+        let outcome = tokio::spawn(case(fx)).await;
+        keep.close().await;
+        let dropped = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&mut admin)
+            .await;
+        let _ = admin.close().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        dropped.expect("drop test schema");
+    }
+}
+
+mod fixtures {
+    use std::collections::BTreeMap;
+
+    use roster_core::plan::Action;
+    use roster_core::{AccountKey, ConnectionId, Email, EmployeeId, Operation, Plan};
+    use roster_store::{AuditEvent, PlanId, Store};
+
+    pub const T0: i64 = 1_700_000_000_000;
+
+    pub fn action(conn: &str, op: Operation, i: usize) -> Action {
+        let mail = format!("user{i}@example.com");
+        Action {
+            connection: ConnectionId::new(conn),
+            operation: op,
+            employee_id: Some(EmployeeId::new(format!("E{i}"))),
+            email: Email::parse(&mail).expect("test email"),
+            account: (op != Operation::Create).then(|| AccountKey::new(mail.clone())),
+            attributes: BTreeMap::from([("policy_id".to_string(), "P1".to_string())]),
+            changes: vec![],
+            reason: format!("{op} for the test"),
+        }
+    }
+
+    /// A plan with `n` expensify actions (creates, updates, deactivations
+    /// in turn) and one slack action at the end.
+    pub fn plan(n: usize) -> Plan {
+        let ops = [Operation::Create, Operation::Update, Operation::Deactivate];
+        let mut actions: Vec<Action> = (0..n).map(|i| action("expensify", ops[i % 3], i)).collect();
+        actions.push(action("slack", Operation::Deactivate, n));
+        Plan {
+            actions,
+            findings: vec![],
+            classification: BTreeMap::new(),
+            observed_digest: "digest".into(),
+            approvals: BTreeMap::new(),
+        }
+    }
+
+    pub async fn saved(s: &Store, n: usize) -> PlanId {
+        s.save_plan(&plan(n), T0).await.expect("save plan")
+    }
+
+    pub fn exp() -> ConnectionId {
+        ConnectionId::new("expensify")
+    }
+
+    pub fn slack() -> ConnectionId {
+        ConnectionId::new("slack")
+    }
+
+    pub fn event(kind: &str, subject: &str) -> AuditEvent {
+        AuditEvent {
+            at_ms: T0,
+            actor: "test".into(),
+            kind: kind.into(),
+            subject: subject.into(),
+            data: serde_json::json!({ "subject": subject }),
+        }
+    }
+}
+
+mod cases {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use roster_store::tasks::idempotency_key;
+    use roster_store::{
+        ActionState, ExecState, Store, TaskFilter, TaskFinish, TaskOutcome, TaskResult,
+    };
+
+    use crate::fixtures::*;
+    use crate::harness::Fx;
+
+    const LEASE: i64 = 1_000;
+
+    fn done(id: i64, attempt: u32) -> TaskFinish {
+        TaskFinish {
+            id,
+            attempt,
+            result: TaskResult::Done {
+                outcome: TaskOutcome::Applied,
+                detail: None,
+            },
+            audit: Some(event("action.applied", &format!("task-{id}"))),
+        }
+    }
+
+    async fn action_state(s: &Store, plan: &roster_store::PlanId, idx: usize) -> ActionState {
+        s.actions(plan).await.unwrap()[idx].state
+    }
+
+    pub async fn enqueue_is_idempotent(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 5).await;
+        let first = s.enqueue_plan_tasks(&plan, &[exp()], 4, T0).await.unwrap();
+        assert_eq!((first.inserted, first.existing), (5, 0));
+        let again = s
+            .enqueue_plan_tasks(&plan, &[exp(), slack()], 4, T0 + 1)
+            .await
+            .unwrap();
+        // Only the slack action is new the second time.
+        assert_eq!((again.inserted, again.existing), (1, 5));
+        let third = s
+            .enqueue_plan_tasks(&plan, &[exp(), slack()], 4, T0 + 2)
+            .await
+            .unwrap();
+        assert_eq!((third.inserted, third.existing), (0, 6));
+
+        let tasks = s.tasks(&TaskFilter::default()).await.unwrap();
+        assert_eq!(tasks.len(), 6);
+        let stored = s.plan(&plan).await.unwrap().unwrap();
+        for t in &tasks {
+            assert_eq!(t.state, ExecState::Ready);
+            assert_eq!((t.attempts, t.max_attempts), (0, 4));
+            let action = &stored.plan.actions[t.action_idx];
+            assert_eq!(
+                t.idempotency_key,
+                idempotency_key(&plan, &stored.hash, t.action_idx, action)
+            );
+            assert_eq!(t.operation, action.operation.as_str());
+        }
+        let keys: BTreeSet<&str> = tasks.iter().map(|t| t.idempotency_key.as_str()).collect();
+        assert_eq!(keys.len(), 6);
+
+        // A second saved copy of the same content gets its own tasks.
+        let copy = saved(s, 5).await;
+        let r = s.enqueue_plan_tasks(&copy, &[exp()], 4, T0).await.unwrap();
+        assert_eq!(r.inserted, 5);
+    }
+
+    pub async fn claim_finish_mirrors_plan_and_audits(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 3).await;
+        s.enqueue_plan_tasks(&plan, &[exp()], 4, T0).await.unwrap();
+
+        let claimed = s
+            .claim_tasks(&exp(), Some(&plan), "w1", 2, LEASE, T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            claimed.iter().map(|t| t.action_idx).collect::<Vec<_>>(),
+            vec![0, 1],
+            "oldest first"
+        );
+        for t in &claimed {
+            assert_eq!(t.state, ExecState::Running);
+            assert_eq!(t.attempts, 1);
+            assert_eq!(t.lease_owner.as_deref(), Some("w1"));
+            assert_eq!(t.lease_until_ms, Some(T0 + LEASE));
+            assert_eq!(
+                action_state(s, &plan, t.action_idx).await,
+                ActionState::Running
+            );
+        }
+        // Running tasks are not claimable again.
+        let more = s
+            .claim_tasks(&exp(), None, "w2", 10, LEASE, T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            more.iter().map(|t| t.action_idx).collect::<Vec<_>>(),
+            vec![2]
+        );
+
+        let before = s.verify_audit().await.unwrap().events;
+        let accepted = s
+            .finish_tasks(
+                "w1",
+                vec![done(claimed[0].id, 1), done(claimed[1].id, 1)],
+                T0 + 5,
+            )
+            .await
+            .unwrap();
+        assert_eq!(accepted, vec![true, true]);
+        assert_eq!(action_state(s, &plan, 0).await, ActionState::Done);
+        let after = s.verify_audit().await.unwrap().events;
+        assert_eq!(after, before + 2, "one audit event per finished task");
+
+        // Finishing again, or as another owner, is refused and changes
+        // nothing (no audit event either).
+        let again = s
+            .finish_tasks("w1", vec![done(claimed[0].id, 1)], T0 + 6)
+            .await
+            .unwrap();
+        assert_eq!(again, vec![false]);
+        let stolen = s
+            .finish_tasks("w1", vec![done(more[0].id, 1)], T0 + 6)
+            .await
+            .unwrap();
+        assert_eq!(stolen, vec![false]);
+        assert_eq!(action_state(s, &plan, 2).await, ActionState::Running);
+        assert_eq!(s.verify_audit().await.unwrap().events, after);
+
+        let counts = s.task_counts(&plan).await.unwrap();
+        assert_eq!(counts.get(&ExecState::Done), Some(&2));
+        assert_eq!(counts.get(&ExecState::Running), Some(&1));
+        let done_tasks = s
+            .tasks(&TaskFilter {
+                plan_id: Some(plan.clone()),
+                state: Some(ExecState::Done),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            done_tasks
+                .iter()
+                .all(|t| t.outcome == Some(TaskOutcome::Applied) && t.lease_owner.is_none())
+        );
+    }
+
+    pub async fn retry_waits_then_dead_letters(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 1).await;
+        s.enqueue_plan_tasks(&plan, &[exp()], 2, T0).await.unwrap();
+        let t = s
+            .claim_tasks(&exp(), None, "w", 5, LEASE, T0)
+            .await
+            .unwrap()
+            .remove(0);
+        let retry = TaskFinish {
+            id: t.id,
+            attempt: 1,
+            result: TaskResult::Retry {
+                run_at_ms: T0 + 5_000,
+                error: "CONN-0003 transient failure: 503".into(),
+                uncertain: true,
+                refund: false,
+            },
+            audit: None,
+        };
+        assert_eq!(
+            s.finish_tasks("w", vec![retry], T0 + 10).await.unwrap(),
+            vec![true]
+        );
+        let actions = s.actions(&plan).await.unwrap();
+        assert_eq!(actions[0].state, ActionState::Pending);
+        assert!(
+            actions[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("attempt 1 of 2")
+        );
+
+        // Not due yet; due at run_at.
+        assert!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 4_999)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let status = s.queue_status(&exp(), Some(&plan)).await.unwrap();
+        assert_eq!(
+            (status.retry_wait, status.next_run_at_ms),
+            (1, Some(T0 + 5_000))
+        );
+        let t = s
+            .claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 5_000)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(t.attempts, 2);
+        assert!(t.uncertain, "a lost call keeps the task uncertain");
+
+        let dead = TaskFinish {
+            id: t.id,
+            attempt: 2,
+            result: TaskResult::Dead {
+                reason: "CONN-0003 transient failure: 503 (2 of 2 attempts)".into(),
+            },
+            audit: Some(event("action.failed", "x")),
+        };
+        assert_eq!(
+            s.finish_tasks("w", vec![dead], T0 + 5_010).await.unwrap(),
+            vec![true]
+        );
+        let actions = s.actions(&plan).await.unwrap();
+        assert_eq!(actions[0].state, ActionState::Failed);
+        assert!(
+            actions[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("2 of 2 attempts")
+        );
+        assert_eq!(s.queue_status(&exp(), None).await.unwrap().open(), 0);
+
+        // The dead letter can be given another go.
+        assert_eq!(
+            s.requeue_dead_tasks(&plan, None, T0 + 6_000).await.unwrap(),
+            1
+        );
+        let t = s
+            .claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 6_000)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(t.attempts, 1, "fresh attempt budget");
+    }
+
+    pub async fn refunded_attempts_do_not_count(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 1).await;
+        s.enqueue_plan_tasks(&plan, &[exp()], 3, T0).await.unwrap();
+        for round in 0..5 {
+            let now = T0 + round * 10;
+            let t = s
+                .claim_tasks(&exp(), None, "w", 1, LEASE, now)
+                .await
+                .unwrap()
+                .remove(0);
+            assert_eq!(t.attempts, 1, "round {round}");
+            let r = TaskFinish {
+                id: t.id,
+                attempt: 1,
+                result: TaskResult::Retry {
+                    run_at_ms: now,
+                    error: "CONN-0001 unauthorized".into(),
+                    uncertain: false,
+                    refund: true,
+                },
+                audit: None,
+            };
+            assert_eq!(s.finish_tasks("w", vec![r], now).await.unwrap(), vec![true]);
+        }
+        let t = &s.tasks(&TaskFilter::default()).await.unwrap()[0];
+        assert_eq!((t.state, t.attempts), (ExecState::Ready, 0));
+    }
+
+    pub async fn expired_leases_are_reaped_and_fenced(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 2).await;
+        s.enqueue_plan_tasks(&plan, &[exp()], 2, T0).await.unwrap();
+        let claimed = s
+            .claim_tasks(&exp(), None, "dead-worker", 2, LEASE, T0)
+            .await
+            .unwrap();
+        // A heartbeat keeps task 0 alive; task 1's lease runs out.
+        let held = s
+            .heartbeat_tasks("dead-worker", &[claimed[0].id], T0 + 3 * LEASE, T0 + 500)
+            .await
+            .unwrap();
+        assert_eq!(held, 1);
+        assert!(
+            s.reap_expired_leases(T0 + LEASE - 1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let reaped = s.reap_expired_leases(T0 + LEASE + 1).await.unwrap();
+        assert_eq!(reaped.len(), 1);
+        assert_eq!(reaped[0].id, claimed[1].id);
+        assert_eq!(reaped[0].now, ExecState::Ready);
+        assert_eq!(reaped[0].previous_owner.as_deref(), Some("dead-worker"));
+        assert_eq!(action_state(s, &plan, 1).await, ActionState::Pending);
+
+        // The new claimer sees it as uncertain; the old owner's late result
+        // is refused.
+        let t = s
+            .claim_tasks(&exp(), None, "w2", 5, LEASE, T0 + LEASE + 2)
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(t.uncertain);
+        assert_eq!(t.attempts, 2);
+        assert_eq!(
+            s.finish_tasks("dead-worker", vec![done(t.id, 1)], T0 + LEASE + 3)
+                .await
+                .unwrap(),
+            vec![false]
+        );
+        // The heartbeat of a lost lease reports it.
+        assert_eq!(
+            s.heartbeat_tasks("dead-worker", &[t.id], T0 + 9 * LEASE, T0 + LEASE + 3)
+                .await
+                .unwrap(),
+            0
+        );
+        // Dying on the last attempt dead-letters the task.
+        let reaped = s.reap_expired_leases(T0 + 3 * LEASE).await.unwrap();
+        assert_eq!(reaped.len(), 1);
+        assert_eq!(reaped[0].id, t.id);
+        assert_eq!(reaped[0].now, ExecState::Dead);
+        assert_eq!(action_state(s, &plan, 1).await, ActionState::Failed);
+        // Task 0 (heartbeat until T0 + 3 LEASE) expires after that.
+        let reaped = s.reap_expired_leases(T0 + 3 * LEASE + 1).await.unwrap();
+        assert_eq!(
+            reaped.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![claimed[0].id]
+        );
+
+        // A restarting worker under a stable name releases its own leases.
+        let again = s
+            .claim_tasks(&exp(), None, "stable", 5, LEASE, T0 + 4 * LEASE)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            s.release_leases_of("stable", T0 + 4 * LEASE).await.unwrap(),
+            1
+        );
+        let t = &s.tasks(&TaskFilter::default()).await.unwrap()[0];
+        assert_eq!(t.state, ExecState::Ready);
+        assert!(t.uncertain);
+    }
+
+    pub async fn quarantine_stops_claims_until_resumed(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 2).await;
+        s.enqueue_plan_tasks(&plan, &[exp(), slack()], 4, T0)
+            .await
+            .unwrap();
+        // No connection record exists yet: quarantine creates one.
+        s.quarantine_connection(&exp(), "CONN-0001 unauthorized (3 batches in a row)")
+            .await
+            .unwrap();
+        let rec = s.connection(&exp()).await.unwrap().unwrap();
+        assert_eq!(rec.status, "quarantined");
+        assert!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let status = s.queue_status(&exp(), None).await.unwrap();
+        assert_eq!(status.ready, 2);
+        assert!(status.quarantined.unwrap().contains("CONN-0001"));
+        // Other connections are unaffected.
+        assert_eq!(
+            s.claim_tasks(&slack(), None, "w", 5, LEASE, T0)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        assert!(!s.resume_connection(&slack(), T0).await.unwrap());
+        assert!(s.resume_connection(&exp(), T0 + 1).await.unwrap());
+        assert_eq!(s.connection(&exp()).await.unwrap().unwrap().status, "ok");
+        assert_eq!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 1)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    pub async fn cancel_skips_unstarted_tasks(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 3).await;
+        s.enqueue_plan_tasks(&plan, &[exp()], 4, T0).await.unwrap();
+        let running = s
+            .claim_tasks(&exp(), None, "w", 1, LEASE, T0)
+            .await
+            .unwrap();
+        assert_eq!(s.cancel_plan_tasks(&plan, T0 + 1).await.unwrap(), 2);
+        let actions = s.actions(&plan).await.unwrap();
+        assert_eq!(actions[0].state, ActionState::Running);
+        assert_eq!(actions[1].state, ActionState::Skipped);
+        assert!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 2)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The running one still finishes normally.
+        assert_eq!(
+            s.finish_tasks("w", vec![done(running[0].id, 1)], T0 + 3)
+                .await
+                .unwrap(),
+            vec![true]
+        );
+    }
+
+    /// Several claimers, each with its own store handle (its own pool, as
+    /// separate worker processes would have), drain one queue. No task may
+    /// be handed out twice, and none may be left behind.
+    pub async fn concurrent_claimers_never_share_a_task(fx: Fx) {
+        const N: usize = 600;
+        let s = &fx.store;
+        let plan = saved(s, N).await;
+        s.enqueue_plan_tasks(&plan, &[exp()], 4, T0).await.unwrap();
+        let mut handles = Vec::new();
+        for w in 0..4 {
+            let store = Arc::new(Store::open(&fx.open_url).await.unwrap());
+            handles.push(tokio::spawn(async move {
+                let owner = format!("w{w}");
+                let mut got = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_tasks(&exp(), None, &owner, 7, 60_000, T0)
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for t in &batch {
+                        assert_eq!(t.lease_owner.as_deref(), Some(owner.as_str()));
+                        assert_eq!(t.attempts, 1, "claimed twice: {t:?}");
+                    }
+                    got.extend(batch.iter().map(|t| t.id));
+                    tokio::task::yield_now().await;
+                }
+                store.close().await;
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        let mut per_worker = Vec::new();
+        for h in handles {
+            let got = h.await.unwrap();
+            per_worker.push(got.len());
+            all.extend(got);
+        }
+        let unique: BTreeSet<i64> = all.iter().copied().collect();
+        assert_eq!(
+            all.len(),
+            N,
+            "every task claimed exactly once ({per_worker:?})"
+        );
+        assert_eq!(unique.len(), N);
+        let counts = s.task_counts(&plan).await.unwrap();
+        assert_eq!(counts.get(&ExecState::Running), Some(&(N as u64)));
+    }
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::harness::run_sqlite(stringify!($case), crate::cases::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::harness::run_postgres(stringify!($case), crate::cases::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    enqueue_is_idempotent,
+    claim_finish_mirrors_plan_and_audits,
+    retry_waits_then_dead_letters,
+    refunded_attempts_do_not_count,
+    expired_leases_are_reaped_and_fenced,
+    quarantine_stops_claims_until_resumed,
+    cancel_skips_unstarted_tasks,
+    concurrent_claimers_never_share_a_task,
+);

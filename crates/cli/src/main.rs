@@ -6,9 +6,11 @@
 //! 2 usage error from clap).
 
 mod apps;
+mod bench;
 mod demo;
 mod govern;
 mod ops;
+mod report;
 mod secret;
 mod service;
 mod tasks;
@@ -47,6 +49,12 @@ enum Command {
     /// Run continuously: a full reconciliation on a schedule, workers draining
     /// the queue, reminders for overdue tasks.
     Run(service::RunArgs),
+    /// Reports: orphaned accounts, automation coverage (gap nodes), leavers.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
+    /// Benchmarks (build with --release).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Vendor credentials stored encrypted in roster's database.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -130,6 +138,8 @@ fn main() -> ExitCode {
             Command::Matches(cmd) => govern::matches(cmd, cli.catalog_dir.as_deref()).await,
             Command::Policy(cmd) => govern::policy(cmd),
             Command::Secret(cmd) => secret::run(cmd).await,
+            Command::Report(cmd) => report::run(cmd, cli.catalog_dir.as_deref()).await,
+            Command::Bench(cmd) => bench::run(cmd).await,
             Command::Run(args) => service::run(args, cli.catalog_dir.as_deref()).await,
             Command::Connections(cmd) => {
                 service::connections(cmd, cli.catalog_dir.as_deref()).await

@@ -44,6 +44,8 @@ pub enum AuditCommand {
         #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
         config: PathBuf,
     },
+    /// Export audit events as JSON lines.
+    Export(crate::report::AuditExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -270,6 +272,7 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
                 report.events, report.head
             );
         }
+        AuditCommand::Export(args) => crate::report::audit_export(args).await?,
     }
     Ok(())
 }

@@ -158,13 +158,24 @@ fn add_config_connections(into: &mut Vec<ConnectionInfo>, config: &Config) {
         if into.iter().any(|i| i.id == id) {
             continue;
         }
-        let mut settings = ConnectionSettings::default();
-        settings.plan = c.plan.clone();
-        settings.idp = c.idp.clone();
-        if c.partner_user_secret.is_some() {
-            settings
-                .credentials
-                .insert(CredentialKind::PartnerCredentials);
+        let mut settings = ConnectionSettings {
+            plan: c.plan.clone(),
+            idp: c.idp.clone(),
+            ..ConnectionSettings::default()
+        };
+        if c.secret.is_some() {
+            // The config names a secret, not its kind; infer the kind the
+            // catalog's paths ask for from how the connection is set up.
+            let kind = if c.app == "expensify" {
+                CredentialKind::PartnerCredentials
+            } else if c.path.as_deref() == Some("scim") {
+                CredentialKind::ScimToken
+            } else if c.username.is_some() {
+                CredentialKind::ApiClient
+            } else {
+                CredentialKind::ApiToken
+            };
+            settings.credentials.insert(kind);
         }
         into.push(ConnectionInfo {
             id,

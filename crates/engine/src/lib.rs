@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod executor;
 pub mod files;
+pub mod gateway;
 pub mod governance;
 pub mod human;
 pub mod reports;

@@ -263,7 +263,9 @@ impl Engine {
         &self,
         readable: Option<&[ConnectionId]>,
     ) -> Result<(PlanId, Plan), EngineError> {
-        let people = self.store.people().await?;
+        let mut people = self.store.people().await?;
+        // What IdPs pushed to the SCIM gateway is intent too.
+        self.fold_gateway(&mut people).await?;
         let observed = self.governed_observations(readable).await?;
         let resolutions = self.resolutions().await?;
         let now = self.now();

@@ -69,9 +69,18 @@ impl Engine {
             PersonRef::EmployeeId(id) => self.store.person_by_employee_id(id).await?,
             PersonRef::Email(e) => self.store.person_by_email(e).await?,
         };
-        let Some(person) = person else {
-            return Ok(None);
+        let mut person = match person {
+            Some(p) => p,
+            // Someone only an IdP pushed to the gateway.
+            None => match who {
+                PersonRef::Email(e) => match self.gateway_person(e).await? {
+                    Some(p) => p,
+                    None => return Ok(None),
+                },
+                PersonRef::EmployeeId(_) => return Ok(None),
+            },
         };
+        self.fold_gateway_for(&mut person).await?;
         let addresses = self.addresses(&person);
         let candidates = self
             .store

@@ -1,0 +1,460 @@
+//! The SCIM part of the store (`scim.rs`), on both backends.
+//!
+//! Same pattern as `store.rs`: every case in `cases` runs as
+//! `sqlite::<case>` and `postgres::<case>` (a fresh schema in the database
+//! named by `ROSTER_TEST_POSTGRES_URL`). PostgreSQL cases skip with a note
+//! when it is unreachable, unless `ROSTER_REQUIRE_POSTGRES=1`.
+
+#[allow(dead_code)] // Shared with store.rs; not every helper is used here.
+mod harness {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use roster_store::{Backend, Store};
+    use sqlx::{AnyConnection, AssertSqlSafe, Connection};
+
+    /// What a case gets: an open store and a URL to reach the same
+    /// database behind the store's back.
+    pub struct Fx {
+        pub store: Store,
+        pub raw_url: String,
+        /// The URL the store was opened with (to reopen it).
+        pub open_url: String,
+        pub backend: Backend,
+    }
+
+    impl Fx {
+        /// Runs `sql` on a separate connection, as an attacker or an
+        /// operator with database access would.
+        pub async fn raw(&self, sql: &str) {
+            let mut conn = AnyConnection::connect(&self.raw_url)
+                .await
+                .expect("raw connect");
+            sqlx::query(AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("raw SQL {sql:?} failed: {e}"));
+            conn.close().await.expect("raw close");
+        }
+    }
+
+    pub async fn run_sqlite<F, Fut>(_name: &str, case: F)
+    where
+        F: FnOnce(Fx) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("roster.db");
+        let open_url = path.to_str().expect("utf-8 path").to_string();
+        let store = Store::open(&open_url).await.expect("open sqlite store");
+        let keep = store.clone();
+        let fx = Fx {
+            store,
+            raw_url: format!("sqlite://{open_url}"),
+            open_url,
+            backend: Backend::Sqlite,
+        };
+        let outcome = tokio::spawn(case(fx)).await;
+        keep.close().await;
+        drop(dir);
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    fn postgres_base_url() -> String {
+        std::env::var("ROSTER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    pub async fn run_postgres<F, Fut>(name: &str, case: F)
+    where
+        F: FnOnce(Fx) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        sqlx::any::install_default_drivers();
+        let base = postgres_base_url();
+        let admin =
+            tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&base)).await;
+        let mut admin = match admin {
+            Ok(Ok(c)) => c,
+            failure => {
+                let why = match failure {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out after 5 s".to_string(),
+                };
+                if std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!(
+                        "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=1) but the server in \
+                         ROSTER_TEST_POSTGRES_URL is unreachable: {why}"
+                    );
+                }
+                let shown = url::Url::parse(&base)
+                    .map(|mut u| {
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    })
+                    .unwrap_or_default();
+                eprintln!("SKIP postgres::{name}: PostgreSQL at {shown:?} unreachable ({why})");
+                return;
+            }
+        };
+
+        // A schema of its own per test, so parallel tests never see each
+        // other's tables (or each other's audit chains).
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut schema = format!(
+            "rt_{}_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos,
+            name
+        );
+        schema.truncate(63);
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create test schema");
+
+        let mut url = url::Url::parse(&base).expect("postgres test URL");
+        url.query_pairs_mut()
+            .append_pair("options[search_path]", &schema);
+        let url = url.to_string();
+
+        let store = Store::open(&url).await.expect("open postgres store");
+        let keep = store.clone();
+        let fx = Fx {
+            store,
+            raw_url: url.clone(),
+            open_url: url,
+            backend: Backend::Postgres,
+        };
+        let outcome = tokio::spawn(case(fx)).await;
+        keep.close().await;
+        let dropped = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&mut admin)
+            .await;
+        let _ = admin.close().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        dropped.expect("drop test schema");
+    }
+}
+
+mod cases {
+    use roster_store::{
+        ScimIndex, ScimKind, ScimMember, ScimResourceWrite, ScimStoreError, ScimTokenRecord,
+        StoreError,
+    };
+    use serde_json::json;
+
+    use crate::harness::Fx;
+
+    const C: &str = "okta";
+
+    fn user(id: &str, user_name: &str) -> ScimResourceWrite {
+        ScimResourceWrite {
+            id: id.into(),
+            user_name: Some(user_name.into()),
+            display_name: Some(format!("Display {id}")),
+            external_id: Some(format!("Ext-{id}")),
+            active: Some(true),
+            emails: vec![user_name.to_string(), format!("{id}@Home.example")],
+            members: None,
+            data: json!({"userName": user_name, "title": "t"}),
+        }
+    }
+
+    fn group(id: &str, name: &str, members: &[&str]) -> ScimResourceWrite {
+        ScimResourceWrite {
+            id: id.into(),
+            user_name: None,
+            display_name: Some(name.into()),
+            external_id: None,
+            active: None,
+            emails: vec![],
+            members: Some(
+                members
+                    .iter()
+                    .map(|m| ScimMember {
+                        value: m.to_string(),
+                        member_type: Some("User".into()),
+                        display: None,
+                    })
+                    .collect(),
+            ),
+            data: json!({"displayName": name}),
+        }
+    }
+
+    fn ids(rs: &[roster_store::ScimResource]) -> Vec<&str> {
+        rs.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    pub async fn resources_round_trip_and_indexes(fx: Fx) {
+        let s = &fx.store;
+        let u = s
+            .scim_create(C, ScimKind::User, user("u1", "Ünïcode.User@Example.com"), 10)
+            .await
+            .unwrap();
+        assert_eq!((u.version, u.created_ms, u.modified_ms), (1, 10, 10));
+        s.scim_create(C, ScimKind::User, user("u2", "bob@example.com"), 11)
+            .await
+            .unwrap();
+        // Same userName in another connection is fine.
+        s.scim_create("entra", ScimKind::User, user("u1", "bob@example.com"), 12)
+            .await
+            .unwrap();
+        let got = s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap();
+        assert_eq!(got.data, json!({"userName": "Ünïcode.User@Example.com", "title": "t"}));
+        assert_eq!(got.active, Some(true));
+        assert_eq!(got.user_name.as_deref(), Some("Ünïcode.User@Example.com"));
+        assert!(s.scim_get(C, ScimKind::Group, "u1").await.unwrap().is_none());
+
+        // Each index, with Unicode case folding where caseExact=false.
+        let find = |i, v: &'static str| async move { s.scim_find(C, ScimKind::User, i, v).await.unwrap() };
+        assert_eq!(ids(&find(ScimIndex::UserName, "ünïcode.user@EXAMPLE.com").await), ["u1"]);
+        assert_eq!(ids(&find(ScimIndex::Email, "U1@home.EXAMPLE").await), ["u1"]);
+        assert_eq!(ids(&find(ScimIndex::Email, "bob@example.com").await), ["u2"]);
+        assert_eq!(ids(&find(ScimIndex::ExternalId, "Ext-u2").await), ["u2"]);
+        assert!(find(ScimIndex::ExternalId, "ext-u2").await.is_empty(), "externalId is exact");
+        assert_eq!(ids(&find(ScimIndex::DisplayName, "display U1").await), ["u1"]);
+        assert_eq!(ids(&find(ScimIndex::Id, "u2").await), ["u2"]);
+        assert_eq!(s.scim_count(C, ScimKind::User).await.unwrap(), 2);
+        assert_eq!(s.scim_count("entra", ScimKind::User).await.unwrap(), 1);
+        let many = s
+            .scim_get_many(C, ScimKind::User, &["u2".into(), "nope".into(), "u1".into()])
+            .await
+            .unwrap();
+        assert_eq!(ids(&many), ["u1", "u2"], "creation order");
+    }
+
+    pub async fn user_name_is_unique_case_insensitively(fx: Fx) {
+        let s = &fx.store;
+        s.scim_create(C, ScimKind::User, user("u1", "Alice@X.com"), 1)
+            .await
+            .unwrap();
+        let err = s
+            .scim_create(C, ScimKind::User, user("u2", "alice@x.COM"), 2)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ScimStoreError::Conflict { existing_id, .. } if existing_id == "u1"),
+            "{err}"
+        );
+        let err = s
+            .scim_create(C, ScimKind::User, user("u1", "other@x.com"), 2)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ScimStoreError::Conflict { .. } | ScimStoreError::DuplicateId { .. }), "{err}");
+        // Renaming onto a taken name conflicts; onto its own name does not.
+        s.scim_create(C, ScimKind::User, user("u3", "carol@x.com"), 3)
+            .await
+            .unwrap();
+        let err = s
+            .scim_replace(C, ScimKind::User, user("u3", "ALICE@x.com"), 1, 4)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ScimStoreError::Conflict { .. }), "{err}");
+        s.scim_replace(C, ScimKind::User, user("u3", "CAROL@x.com"), 1, 4)
+            .await
+            .unwrap();
+        // Nothing half-written by the failed attempts.
+        assert_eq!(s.scim_count(C, ScimKind::User).await.unwrap(), 2);
+        assert!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "u2@home.example").await.unwrap().is_empty());
+
+        // Concurrent creates of one name: exactly one wins.
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let st = s.clone();
+            tasks.push(tokio::spawn(async move {
+                st.scim_create(C, ScimKind::User, user(&format!("r{i}"), "race@x.com"), 9).await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(ScimStoreError::Conflict { .. }) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(ok, 1);
+    }
+
+    pub async fn replace_checks_versions(fx: Fx) {
+        let s = &fx.store;
+        s.scim_create(C, ScimKind::User, user("u1", "a@x.com"), 1).await.unwrap();
+        let mut w = user("u1", "a@x.com");
+        w.active = Some(false);
+        w.emails = vec!["new@x.com".into()];
+        w.data = json!({"userName": "a@x.com", "active": false});
+        let out = s.scim_replace(C, ScimKind::User, w.clone(), 1, 5).await.unwrap();
+        assert_eq!((out.resource.version, out.resource.created_ms, out.resource.modified_ms), (2, 1, 5));
+        assert_eq!(out.resource.active, Some(false));
+        assert_eq!(out.resource.data, json!({"userName": "a@x.com", "active": false}));
+        // Emails were replaced.
+        assert!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "a@x.com").await.unwrap().is_empty());
+        assert_eq!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "NEW@x.com").await.unwrap().len(), 1);
+        // A stale version is refused and changes nothing.
+        let err = s.scim_replace(C, ScimKind::User, user("u1", "b@x.com"), 1, 6).await.unwrap_err();
+        assert!(
+            matches!(err, ScimStoreError::VersionMismatch { expected: 1, current: 2, .. }),
+            "{err}"
+        );
+        assert_eq!(s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap().user_name.as_deref(), Some("a@x.com"));
+        let err = s.scim_replace(C, ScimKind::User, user("zz", "z@x.com"), 1, 6).await.unwrap_err();
+        assert!(matches!(err, ScimStoreError::NotFound { .. }), "{err}");
+        let err = s.scim_delete(C, ScimKind::User, "u1", Some(1), 7).await.unwrap_err();
+        assert!(matches!(err, ScimStoreError::VersionMismatch { .. }), "{err}");
+        s.scim_delete(C, ScimKind::User, "u1", Some(2), 7).await.unwrap();
+        let err = s.scim_delete(C, ScimKind::User, "u1", None, 8).await.unwrap_err();
+        assert!(matches!(err, ScimStoreError::NotFound { .. }), "{err}");
+        assert!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "new@x.com").await.unwrap().is_empty());
+    }
+
+    pub async fn membership_diffs_and_cascades(fx: Fx) {
+        let s = &fx.store;
+        for (id, n) in [("u1", "a@x"), ("u2", "b@x"), ("u3", "c@x")] {
+            s.scim_create(C, ScimKind::User, user(id, n), 1).await.unwrap();
+        }
+        let g = s.scim_create(C, ScimKind::Group, group("g1", "Eng", &["u1", "u2", "u1"]), 2).await.unwrap();
+        assert_eq!(g.version, 1);
+        let m = s.scim_members(C, &["g1".into()]).await.unwrap();
+        let vals: Vec<&str> = m["g1"].iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(vals, ["u1", "u2"], "deduplicated, in order");
+        // Members' versions moved: User.groups changed.
+        assert_eq!(s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap().version, 2);
+        assert_eq!(s.scim_get(C, ScimKind::User, "u3").await.unwrap().unwrap().version, 1);
+
+        let out = s.scim_replace(C, ScimKind::Group, group("g1", "Eng", &["u2", "u3"]), 1, 3).await.unwrap();
+        assert_eq!(out.members_added, ["u3"]);
+        assert_eq!(out.members_removed, ["u1"]);
+        let m = s.scim_members(C, &["g1".into()]).await.unwrap();
+        let vals: Vec<&str> = m["g1"].iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(vals, ["u2", "u3"], "kept members keep their place");
+        // members: None leaves membership alone.
+        let mut rename = group("g1", "Engineering", &[]);
+        rename.members = None;
+        let out = s.scim_replace(C, ScimKind::Group, rename, 2, 4).await.unwrap();
+        assert!(out.members_added.is_empty() && out.members_removed.is_empty());
+        let gs = s.scim_groups_of(C, &["u2".into(), "u1".into()]).await.unwrap();
+        assert_eq!(gs["u2"][0].group_id, "g1");
+        assert_eq!(gs["u2"][0].display_name.as_deref(), Some("Engineering"));
+        assert!(!gs.contains_key("u1"));
+        assert_eq!(
+            s.scim_find(C, ScimKind::Group, ScimIndex::Member, "u3").await.unwrap().len(),
+            1
+        );
+        assert_eq!(
+            s.scim_kinds_of(C, &["u1".into(), "g1".into(), "x".into()]).await.unwrap().len(),
+            2
+        );
+
+        // Deleting a member removes it from the group and bumps the group.
+        let gv = s.scim_get(C, ScimKind::Group, "g1").await.unwrap().unwrap().version;
+        let d = s.scim_delete(C, ScimKind::User, "u3", None, 5).await.unwrap();
+        assert_eq!(d.former_groups, ["g1"]);
+        assert_eq!(s.scim_get(C, ScimKind::Group, "g1").await.unwrap().unwrap().version, gv + 1);
+        let m = s.scim_members(C, &["g1".into()]).await.unwrap();
+        assert_eq!(m["g1"].len(), 1);
+        // Deleting the group reports its former members.
+        let d = s.scim_delete(C, ScimKind::Group, "g1", None, 6).await.unwrap();
+        assert_eq!(d.former_members, ["u2"]);
+        assert!(s.scim_groups_of(C, &["u2".into()]).await.unwrap().is_empty());
+    }
+
+    pub async fn scan_and_page_in_creation_order(fx: Fx) {
+        let s = &fx.store;
+        let writes: Vec<ScimResourceWrite> = (0..2_500)
+            .map(|i| user(&format!("id-{:05}", 2_500 - i), &format!("user{i}@x.com")))
+            .collect();
+        s.scim_import(C, ScimKind::User, writes, 1).await.unwrap();
+        assert_eq!(s.scim_count(C, ScimKind::User).await.unwrap(), 2_500);
+        let page = s.scim_page(C, ScimKind::User, 10, 3).await.unwrap();
+        let names: Vec<&str> = page.iter().filter_map(|r| r.user_name.as_deref()).collect();
+        assert_eq!(names, ["user10@x.com", "user11@x.com", "user12@x.com"]);
+        assert!(s.scim_page(C, ScimKind::User, 0, 0).await.unwrap().is_empty());
+        let mut after = 0;
+        let mut seen = 0;
+        loop {
+            let chunk = s.scim_scan(C, ScimKind::User, after, 1_000).await.unwrap();
+            let Some(last) = chunk.last() else { break };
+            assert!(chunk.windows(2).all(|w| w[0].seq < w[1].seq));
+            after = last.seq;
+            seen += chunk.len();
+        }
+        assert_eq!(seen, 2_500);
+        let hit = s.scim_find(C, ScimKind::User, ScimIndex::UserName, "USER2499@x.com").await.unwrap();
+        assert_eq!(ids(&hit), ["id-00001"]);
+        // Imports refuse duplicates as a whole.
+        let err = s
+            .scim_import(C, ScimKind::User, vec![user("fresh", "x@x"), user("dup", "user1@x.com")], 2)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ScimStoreError::Store(StoreError::Invalid(_))), "{err}");
+        assert!(s.scim_get(C, ScimKind::User, "fresh").await.unwrap().is_none());
+    }
+
+    pub async fn tokens_round_trip(fx: Fx) {
+        let s = &fx.store;
+        let rec = |p: &str, c: &str, at| ScimTokenRecord {
+            prefix: p.into(),
+            connection: c.into(),
+            hash: "ab".repeat(32),
+            created_ms: at,
+            last_used_ms: None,
+            revoked_ms: None,
+        };
+        s.scim_token_insert(&rec("rst_aaaaaaaa", C, 1)).await.unwrap();
+        s.scim_token_insert(&rec("rst_bbbbbbbb", "entra", 2)).await.unwrap();
+        let dup = s.scim_token_insert(&rec("rst_aaaaaaaa", C, 3)).await.unwrap_err();
+        assert!(matches!(dup, StoreError::Invalid(_)), "{dup}");
+        assert_eq!(s.scim_tokens(None).await.unwrap().len(), 2);
+        assert_eq!(s.scim_tokens(Some(C)).await.unwrap(), vec![rec("rst_aaaaaaaa", C, 1)]);
+        s.scim_token_touch("rst_aaaaaaaa", 50).await.unwrap();
+        assert!(s.scim_token_revoke("rst_aaaaaaaa", 60).await.unwrap());
+        assert!(!s.scim_token_revoke("rst_aaaaaaaa", 70).await.unwrap());
+        assert!(!s.scim_token_revoke("rst_nonexist", 70).await.unwrap());
+        let t = s.scim_token("rst_aaaaaaaa").await.unwrap().unwrap();
+        assert_eq!((t.last_used_ms, t.revoked_ms), (Some(50), Some(60)));
+        assert!(s.scim_token("rst_zzzzzzzz").await.unwrap().is_none());
+    }
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::harness::run_sqlite(stringify!($case), crate::cases::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::harness::run_postgres(stringify!($case), crate::cases::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    resources_round_trip_and_indexes,
+    user_name_is_unique_case_insensitively,
+    replace_checks_versions,
+    membership_diffs_and_cascades,
+    scan_and_page_in_creation_order,
+    tokens_round_trip,
+);

@@ -520,7 +520,7 @@ fn csv_verb(op: Operation) -> &'static str {
     match op {
         Operation::Create => "add people",
         Operation::Update => "update people",
-        Operation::Deactivate => "remove people",
+        Operation::Deactivate | Operation::Delete => "remove people",
         Operation::Read | Operation::Reactivate => "do that",
     }
 }

@@ -459,7 +459,7 @@ impl CsvFacts {
         let f = match op {
             Operation::Create => &self.adds,
             Operation::Update => &self.updates,
-            Operation::Deactivate => &self.removes,
+            Operation::Deactivate | Operation::Delete => &self.removes,
             Operation::Read | Operation::Reactivate => return None,
         };
         Some(*self.available.value() == Tri::Yes && f.as_ref().is_some_and(|f| *f.value()))
@@ -487,6 +487,9 @@ impl ManualSteps {
             Operation::Update => Some(&self.update),
             Operation::Deactivate => Some(&self.deactivate),
             Operation::Reactivate => Some(&self.reactivate),
+            // Deleting after a grace period is roster policy, not a vendor
+            // workflow; the catalog has no checklist for it.
+            Operation::Delete => None,
         }
     }
 }

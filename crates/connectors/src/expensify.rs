@@ -567,6 +567,12 @@ impl ExpensifyConnector {
                     .collect())
             }
             Operation::Read => Err("read is not a change".into()),
+            // Terminating already removes the employee from the workspace;
+            // Expensify keeps no suspended state to delete afterwards.
+            Operation::Delete => Err(format!(
+                "Expensify has no delete beyond termination; {} was already removed from its workspaces",
+                a.email
+            )),
         }
     }
 }

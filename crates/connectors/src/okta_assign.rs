@@ -378,6 +378,13 @@ impl OktaAssignConnector {
             )
         };
         match a.operation {
+            Operation::Delete => Ok(ActionResult::failed(
+                format!(
+                    "deleting {} is not an Okta assignment: unassigning already deprovisions; delete it in {} by hand",
+                    a.email, self.config.app_name
+                ),
+                false,
+            )),
             Operation::Create | Operation::Reactivate => {
                 let id = match self.okta_user_id(a).await? {
                     Ok(id) => id,

@@ -557,7 +557,7 @@ impl ScimConnector {
                     }
                 }
             }
-            Operation::Create | Operation::Read => {}
+            Operation::Create | Operation::Read | Operation::Delete => {}
         }
         ops
     }
@@ -569,6 +569,35 @@ impl ScimConnector {
         }
         match a.operation {
             Operation::Read => Ok(ActionResult::skipped("read is not a change")),
+            Operation::Delete => {
+                let Some(id) = &a.account else {
+                    return Ok(ActionResult::failed(
+                        format!("no SCIM id for {}: read {} first", a.email, a.connection),
+                        false,
+                    ));
+                };
+                let req = self.request(reqwest::Method::DELETE, &format!("/Users/{}", id.as_str()));
+                match self.call(req).await {
+                    Ok(_) => {
+                        self.versions().remove(id.as_str());
+                        Ok(ActionResult::Applied)
+                    }
+                    Err(ConnectorError::Vendor { code, .. }) if code.starts_with("404") => {
+                        Ok(ActionResult::skipped(format!(
+                            "{} no longer exists in {}; nothing to delete",
+                            a.email, self.config.app_name
+                        )))
+                    }
+                    Err(ConnectorError::Vendor { code, detail }) => Ok(ActionResult::failed(
+                        format!(
+                            "{} refused to delete {} (HTTP {code}): {detail}",
+                            self.config.app_name, a.email
+                        ),
+                        false,
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
             Operation::Create => {
                 let body = self.create_body(a);
                 let req = self
@@ -695,6 +724,7 @@ impl Connector for ScimConnector {
             .with(Operation::Update, one)
             .with(Operation::Reactivate, one)
             .with(Operation::Deactivate, one)
+            .with(Operation::Delete, one)
             .with_rate_limits(self.config.rate_limits.clone())
     }
 

@@ -84,10 +84,17 @@ impl<'a> Correlator<'a> {
     /// The lookup key of an address: lower-cased, with its domain replaced
     /// by the first domain of its equivalence group.
     pub fn canonical(&self, email: &Email) -> String {
-        let local = email.local_part().to_lowercase();
-        let domain = email.domain().to_lowercase();
-        let domain = self.domain_alias.get(&domain).cloned().unwrap_or(domain);
-        format!("{local}@{domain}")
+        let lower = email.normalized();
+        if self.domain_alias.is_empty() {
+            return lower;
+        }
+        match lower.split_once('@') {
+            Some((local, domain)) => match self.domain_alias.get(domain) {
+                Some(first) => format!("{local}@{first}"),
+                None => lower,
+            },
+            None => lower,
+        }
     }
 
     /// Does this address belong to this person (primary or alias)?

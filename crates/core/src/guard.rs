@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use crate::ids::ConnectionId;
 use crate::model::Observed;
-use crate::plan::{Operation, Plan};
+use crate::plan::Plan;
 use crate::policy::Policy;
 
 /// Fills `plan.approvals` from the policy. `observed` gives each
@@ -80,7 +80,7 @@ pub fn mark_approvals_with_counts(
                 ),
             );
         }
-        if a.operation != Operation::Deactivate {
+        if !a.operation.is_deprovision() {
             continue;
         }
         let n = deprovisions.get(&a.connection).copied().unwrap_or(0);

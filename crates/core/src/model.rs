@@ -6,6 +6,7 @@
 //! edge between them (a link) is computed by [`crate::correlate`]; it is never
 //! stored on either side, so a new read can never leave a stale link behind.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -83,19 +84,31 @@ impl Person {
     /// Built-in fields come first; anything else is looked up in
     /// `attributes`. `groups` is not a scalar and is handled by selectors.
     pub fn attribute(&self, name: &str) -> Option<String> {
+        self.attribute_str(name).map(Cow::into_owned)
+    }
+
+    /// [`Person::attribute`] without copying what the person already holds
+    /// as a string (the planner asks millions of times per run).
+    pub fn attribute_str(&self, name: &str) -> Option<Cow<'_, str>> {
         match name {
-            "employee_id" => Some(self.employee_id.to_string()),
-            "email" => Some(self.email.to_string()),
-            "first_name" => Some(self.first_name.clone()),
-            "last_name" => Some(self.last_name.clone()),
-            "display_name" => Some(self.display_name()),
-            "department" => Some(self.department.clone()),
-            "cost_center" => Some(self.cost_center.clone()),
-            "manager_email" => self.manager_email.as_ref().map(|e| e.to_string()),
-            "status" => Some(self.status.as_str().to_string()),
-            "start_date" => self.start_date.map(|d| d.to_string()),
-            "end_date" => self.end_date.map(|d| d.to_string()),
-            other => self.attributes.get(other).cloned(),
+            "employee_id" => Some(Cow::Borrowed(self.employee_id.as_str())),
+            "email" => Some(Cow::Borrowed(self.email.as_str())),
+            "first_name" => Some(Cow::Borrowed(&self.first_name)),
+            "last_name" => Some(Cow::Borrowed(&self.last_name)),
+            "display_name" => Some(Cow::Owned(self.display_name())),
+            "department" => Some(Cow::Borrowed(&self.department)),
+            "cost_center" => Some(Cow::Borrowed(&self.cost_center)),
+            "manager_email" => self
+                .manager_email
+                .as_ref()
+                .map(|e| Cow::Borrowed(e.as_str())),
+            "status" => Some(Cow::Borrowed(self.status.as_str())),
+            "start_date" => self.start_date.map(|d| Cow::Owned(d.to_string())),
+            "end_date" => self.end_date.map(|d| Cow::Owned(d.to_string())),
+            other => self
+                .attributes
+                .get(other)
+                .map(|v| Cow::Borrowed(v.as_str())),
         }
     }
 

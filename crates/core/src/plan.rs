@@ -26,6 +26,10 @@ pub enum Operation {
     Update,
     Deactivate,
     Reactivate,
+    /// Remove a suspended account for good, once the connection's grace
+    /// period is over. Not one of [`Operation::ALL`]: the catalog describes
+    /// the five lifecycle operations; deletion is a policy choice on top.
+    Delete,
 }
 
 impl Operation {
@@ -44,12 +48,14 @@ impl Operation {
             Operation::Update => "update",
             Operation::Deactivate => "deactivate",
             Operation::Reactivate => "reactivate",
+            Operation::Delete => "delete",
         }
     }
 
     pub fn parse(s: &str) -> Option<Operation> {
         Operation::ALL
             .into_iter()
+            .chain([Operation::Delete])
             .find(|o| o.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
@@ -62,12 +68,13 @@ impl Operation {
             Operation::Update => '~',
             Operation::Deactivate => '-',
             Operation::Reactivate => '^',
+            Operation::Delete => 'x',
         }
     }
 
     /// Does this operation take access away?
     pub fn is_deprovision(self) -> bool {
-        matches!(self, Operation::Deactivate)
+        matches!(self, Operation::Deactivate | Operation::Delete)
     }
 }
 
@@ -236,11 +243,15 @@ impl Plan {
             format!(" {} action(s) need approval.", self.approvals.len())
         };
         format!(
-            "Plan: {} to create, {} to update, {} to reactivate, {} to deactivate; {} finding{}.{approvals}",
+            "Plan: {} to create, {} to update, {} to reactivate, {} to deactivate{}; {} finding{}.{approvals}",
             n(Operation::Create),
             n(Operation::Update),
             n(Operation::Reactivate),
             n(Operation::Deactivate),
+            match n(Operation::Delete) {
+                0 => String::new(),
+                d => format!(", {d} to delete"),
+            },
             self.findings.len(),
             if self.findings.len() == 1 { "" } else { "s" }
         )
@@ -248,30 +259,59 @@ impl Plan {
 }
 
 /// A digest of observed state, independent of the order accounts came in.
+///
+/// Each account is hashed field by field (length-prefixed, so no two
+/// different accounts can feed the hasher the same bytes), the per-account
+/// hashes are sorted, and the connection's digest is taken over them.
 pub fn observed_digest(observed: &[Observed]) -> String {
-    let mut parts: Vec<Vec<u8>> = observed
+    fn put(h: &mut Sha256, s: &str) {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    let mut parts: Vec<[u8; 32]> = observed
         .iter()
         .map(|o| {
-            let mut accounts: Vec<Vec<u8>> = o
+            let mut accounts: Vec<[u8; 32]> = o
                 .accounts
                 .iter()
-                .map(|a| serde_json::to_vec(a).unwrap_or_default())
+                .map(|a| {
+                    let mut h = Sha256::new();
+                    put(&mut h, a.connection.as_str());
+                    put(&mut h, a.key.as_str());
+                    put(
+                        &mut h,
+                        a.email.as_ref().map(|e| e.as_str()).unwrap_or("\u{0}"),
+                    );
+                    put(
+                        &mut h,
+                        a.employee_id
+                            .as_ref()
+                            .map(|e| e.as_str())
+                            .unwrap_or("\u{0}"),
+                    );
+                    h.update([u8::from(a.active)]);
+                    h.update((a.attributes.len() as u64).to_le_bytes());
+                    for (k, v) in &a.attributes {
+                        put(&mut h, k);
+                        put(&mut h, v);
+                    }
+                    h.finalize().into()
+                })
                 .collect();
-            accounts.sort();
+            accounts.sort_unstable();
             let mut h = Sha256::new();
-            h.update(o.connection.as_str().as_bytes());
+            put(&mut h, o.connection.as_str());
             h.update([u8::from(o.complete)]);
-            for a in accounts {
-                h.update(&a);
-                h.update(b"\n");
+            for a in &accounts {
+                h.update(a);
             }
-            h.finalize().to_vec()
+            h.finalize().into()
         })
         .collect();
-    parts.sort();
+    parts.sort_unstable();
     let mut h = Sha256::new();
-    for p in parts {
-        h.update(&p);
+    for p in &parts {
+        h.update(p);
     }
     hex::encode(h.finalize())
 }
@@ -335,7 +375,7 @@ pub fn render(plan: &Plan) -> String {
                         );
                     }
                 }
-                Operation::Deactivate | Operation::Read => {}
+                Operation::Deactivate | Operation::Delete | Operation::Read => {}
             }
         }
         for f in plan.findings.iter().filter(|f| &f.connection == conn) {
@@ -352,4 +392,70 @@ pub fn render(plan: &Plan) -> String {
     out.push_str(&plan.summary_line());
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::AccountKey;
+    use crate::model::Account;
+
+    fn account(key: &str, role: &str) -> Account {
+        Account {
+            connection: ConnectionId::new("app"),
+            key: AccountKey::new(key),
+            email: Email::parse(&format!("{key}@acme.example")).ok(),
+            employee_id: None,
+            active: true,
+            attributes: [("role".to_string(), role.to_string())]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn observed_digest_ignores_order_and_sees_every_change() {
+        let a = Observed::complete(
+            ConnectionId::new("app"),
+            vec![account("a", "user"), account("b", "user")],
+        );
+        let b = Observed::complete(
+            ConnectionId::new("app"),
+            vec![account("b", "user"), account("a", "user")],
+        );
+        assert_eq!(
+            observed_digest(std::slice::from_ref(&a)),
+            observed_digest(&[b])
+        );
+        let mut changed = a.clone();
+        changed.accounts[1]
+            .attributes
+            .insert("role".into(), "admin".into());
+        assert_ne!(
+            observed_digest(std::slice::from_ref(&a)),
+            observed_digest(&[changed])
+        );
+        let mut inactive = a.clone();
+        inactive.accounts[0].active = false;
+        assert_ne!(
+            observed_digest(std::slice::from_ref(&a)),
+            observed_digest(&[inactive])
+        );
+        let mut incomplete = a.clone();
+        incomplete.complete = false;
+        assert_ne!(
+            observed_digest(std::slice::from_ref(&a)),
+            observed_digest(&[incomplete])
+        );
+        // Field boundaries are unambiguous: moving text between key and
+        // value changes the digest.
+        let mut x = a.clone();
+        x.accounts[0].attributes = [("ro".to_string(), "leuser".to_string())]
+            .into_iter()
+            .collect();
+        assert_ne!(
+            observed_digest(std::slice::from_ref(&a)),
+            observed_digest(&[x])
+        );
+    }
 }

@@ -16,6 +16,7 @@
 //! sensitive = false           # true: every action needs approval
 //! max_deprovisions = 25       # more than this in one plan: deactivations wait for approval
 //! max_deprovision_percent = 10
+//! grace_days = 30             # suspend leavers now, delete 30 days after their end date
 //!
 //! [tables.workspace_by_cost_center]
 //! "CC-100" = "E5A1B2C3D4E5F601"
@@ -131,6 +132,10 @@ pub struct ConnectionPolicy {
     /// The same as a share of the connection's active accounts (0–100).
     #[serde(default)]
     pub max_deprovision_percent: Option<f64>,
+    /// Grace period: a leaver's account is deactivated (suspended) at once
+    /// and deleted for good this many days after their end date.
+    #[serde(default)]
+    pub grace_days: Option<u32>,
 }
 
 /// Plan-wide approval rules.
@@ -324,10 +329,29 @@ impl Policy {
 
     /// What this person should have in this connection, if anything.
     pub fn entitlement(&self, person: &Person, connection: &ConnectionId) -> Option<Entitlement> {
+        self.entitlement_among(&self.rules_for(connection), person, connection)
+    }
+
+    /// The rules about one connection, in file order.
+    pub fn rules_for(&self, connection: &ConnectionId) -> Vec<&Rule> {
+        self.rules
+            .iter()
+            .filter(|r| &r.connection == connection)
+            .collect()
+    }
+
+    /// [`Policy::entitlement`] given the connection's rules (from
+    /// [`Policy::rules_for`]), so a run over many people selects them once.
+    pub fn entitlement_among(
+        &self,
+        connection_rules: &[&Rule],
+        person: &Person,
+        connection: &ConnectionId,
+    ) -> Option<Entitlement> {
         let mut granted = false;
         let mut attributes = BTreeMap::new();
         let mut rules = Vec::new();
-        for rule in self.rules.iter().filter(|r| &r.connection == connection) {
+        for rule in connection_rules.iter().copied() {
             if !rule.matches(person) {
                 continue;
             }
@@ -378,10 +402,10 @@ impl Policy {
                 table,
                 default,
             } => {
-                let key = person.attribute(lookup)?;
+                let key = person.attribute_str(lookup)?;
                 self.tables
                     .get(table)
-                    .and_then(|t| t.get(&key))
+                    .and_then(|t| t.get(key.as_ref()))
                     .cloned()
                     .or_else(|| default.clone())
             }
@@ -414,7 +438,7 @@ fn selector_matches(person: &Person, key: &str, values: &[String]) -> bool {
             .iter()
             .any(|g| values.iter().any(|v| v.eq_ignore_ascii_case(g)));
     }
-    match person.attribute(key) {
+    match person.attribute_str(key) {
         Some(actual) => values.iter().any(|v| v.eq_ignore_ascii_case(&actual)),
         None => false,
     }
@@ -446,7 +470,7 @@ fn fill_template(template: &str, person: &Person) -> Option<String> {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
         let end = after.find('}')?;
-        let value = person.attribute(&after[..end])?;
+        let value = person.attribute_str(&after[..end])?;
         if value.is_empty() {
             return None;
         }

@@ -108,19 +108,13 @@ pub fn reconcile_with(
         }
         reconcile_connection(&correlator, &resolved, people, obs, policy, now, &mut plan);
     }
-    plan.actions.sort_by(|a, b| {
+    plan.actions.sort_by_cached_key(|a| {
         (
-            &a.connection,
+            a.connection.clone(),
             op_rank(a.operation),
             a.email.normalized(),
-            &a.account,
+            a.account.clone(),
         )
-            .cmp(&(
-                &b.connection,
-                op_rank(b.operation),
-                b.email.normalized(),
-                &b.account,
-            ))
     });
     plan.findings.sort_by(|a, b| {
         (&a.connection, a.kind, &a.email, &a.account).cmp(&(
@@ -140,7 +134,8 @@ fn op_rank(op: Operation) -> u8 {
         Operation::Reactivate => 1,
         Operation::Update => 2,
         Operation::Deactivate => 3,
-        Operation::Read => 4,
+        Operation::Delete => 4,
+        Operation::Read => 5,
     }
 }
 
@@ -274,8 +269,9 @@ fn reconcile_connection(
     }
 
     // 2–3. Compare each person's entitlement with their account.
+    let connection_rules = policy.rules_for(connection);
     for (i, person) in people.iter().enumerate() {
-        let entitlement = policy.entitlement(person, connection);
+        let entitlement = policy.entitlement_among(&connection_rules, person, connection);
         let account = linked.get(&i).copied();
         match (entitlement, account) {
             (Some(_), None) if held.contains(&i) => {
@@ -355,10 +351,38 @@ fn reconcile_connection(
                     account: Some(account.key.clone()),
                     attributes: BTreeMap::new(),
                     changes: Vec::new(),
-                    reason: leaver_reason(person, connection, now),
+                    reason: match settings.grace_days {
+                        Some(g) => format!(
+                            "{}; suspended now, deleted {g} days after the end date",
+                            leaver_reason(person, connection, now)
+                        ),
+                        None => leaver_reason(person, connection, now),
+                    },
                 });
             }
-            (None, Some(_)) => class.inactive += 1,
+            (None, Some(account)) => {
+                class.inactive += 1;
+                if let Some(grace) = settings.grace_days
+                    && may_deprovision
+                    && person.status == EmploymentStatus::Terminated
+                    && let Some(end) = person.end_date
+                    && (now.date() - end).whole_days() >= i64::from(grace)
+                {
+                    plan.actions.push(Action {
+                        connection: connection.clone(),
+                        operation: Operation::Delete,
+                        employee_id: Some(person.employee_id.clone()),
+                        email: account.email.clone().unwrap_or_else(|| person.email.clone()),
+                        account: Some(account.key.clone()),
+                        attributes: BTreeMap::new(),
+                        changes: Vec::new(),
+                        reason: format!(
+                            "{} left on {end}; the account is suspended and {connection}'s grace period of {grace} days is over",
+                            person.display_name()
+                        ),
+                    });
+                }
+            }
             (None, None) => {}
         }
     }

@@ -99,6 +99,10 @@ impl<'a> Correlator<'a> {
 
     /// Does this address belong to this person (primary or alias)?
     pub fn is_address_of(&self, email: &Email, person: &Person) -> bool {
+        // Fast path, no allocation: the same address up to case.
+        if email.as_str().eq_ignore_ascii_case(person.email.as_str()) {
+            return true;
+        }
         let key = self.canonical(email);
         key == self.canonical(&person.email)
             || person.aliases.iter().any(|a| self.canonical(a) == key)

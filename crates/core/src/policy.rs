@@ -216,11 +216,22 @@ pub struct Policy {
 
 /// What the policy wants one person to have in one connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entitlement {
+pub struct Entitlement<'p> {
     pub connection: ConnectionId,
-    pub attributes: BTreeMap<String, String>,
+    /// Attribute name (borrowed from the policy) → desired value.
+    pub attributes: BTreeMap<&'p str, String>,
     /// The names of the rules that granted it, for the plan's reasons.
-    pub rules: Vec<String>,
+    pub rules: Vec<&'p str>,
+}
+
+impl Entitlement<'_> {
+    /// The attributes with owned names, as an action carries them.
+    pub fn owned_attributes(&self) -> BTreeMap<String, String> {
+        self.attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
 }
 
 impl Policy {
@@ -328,7 +339,7 @@ impl Policy {
     }
 
     /// What this person should have in this connection, if anything.
-    pub fn entitlement(&self, person: &Person, connection: &ConnectionId) -> Option<Entitlement> {
+    pub fn entitlement(&self, person: &Person, connection: &ConnectionId) -> Option<Entitlement<'_>> {
         self.entitlement_among(&self.rules_for(connection), person, connection)
     }
 
@@ -342,12 +353,12 @@ impl Policy {
 
     /// [`Policy::entitlement`] given the connection's rules (from
     /// [`Policy::rules_for`]), so a run over many people selects them once.
-    pub fn entitlement_among(
-        &self,
-        connection_rules: &[&Rule],
+    pub fn entitlement_among<'p>(
+        &'p self,
+        connection_rules: &[&'p Rule],
         person: &Person,
         connection: &ConnectionId,
-    ) -> Option<Entitlement> {
+    ) -> Option<Entitlement<'p>> {
         let mut granted = false;
         let mut attributes = BTreeMap::new();
         let mut rules = Vec::new();
@@ -359,14 +370,14 @@ impl Policy {
                 return None;
             }
             granted = true;
-            rules.push(rule.name.clone());
+            rules.push(rule.name.as_str());
             for (attr, value) in &rule.set {
                 match self.evaluate(value, person) {
                     Some(v) => {
-                        attributes.insert(attr.clone(), v);
+                        attributes.insert(attr.as_str(), v);
                     }
                     None => {
-                        attributes.remove(attr);
+                        attributes.remove(attr.as_str());
                     }
                 }
             }

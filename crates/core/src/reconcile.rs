@@ -279,7 +279,7 @@ fn reconcile_connection(
             }
             (Some(ent), None) => {
                 class.missing += 1;
-                let mut attributes = ent.attributes.clone();
+                let mut attributes = ent.owned_attributes();
                 attributes.insert(EMAIL_ATTRIBUTE.into(), person.email.to_string());
                 plan.actions.push(Action {
                     connection: connection.clone(),
@@ -299,7 +299,12 @@ fn reconcile_connection(
             }
             (Some(ent), Some(account)) => {
                 let changes = diff(correlator, person, account, &ent.attributes, &managed);
-                let mut attributes = ent.attributes.clone();
+                if account.active && changes.is_empty() {
+                    // Linked and as desired: the common case, kept cheap.
+                    class.linked += 1;
+                    continue;
+                }
+                let mut attributes = ent.owned_attributes();
                 attributes.insert(EMAIL_ATTRIBUTE.into(), person.email.to_string());
                 if !account.active {
                     class.drifted += 1;
@@ -389,7 +394,7 @@ fn reconcile_connection(
     plan.classification.insert(connection.clone(), class);
 }
 
-fn quote_rules(rules: &[String]) -> String {
+fn quote_rules(rules: &[&str]) -> String {
     rules
         .iter()
         .map(|r| format!("{r:?}"))
@@ -398,7 +403,7 @@ fn quote_rules(rules: &[String]) -> String {
 }
 
 /// `rule "a" grants` or `rules "a" + "b" grant`.
-fn grants(rules: &[String]) -> String {
+fn grants(rules: &[&str]) -> String {
     if rules.len() == 1 {
         format!("rule {} grants", quote_rules(rules))
     } else {
@@ -408,7 +413,7 @@ fn grants(rules: &[String]) -> String {
 
 /// Says where each changed value comes from: the address from the source of
 /// truth, everything else from the policy's rules.
-fn update_reason(changes: &[AttributeChange], rules: &[String]) -> String {
+fn update_reason(changes: &[AttributeChange], rules: &[&str]) -> String {
     let mut parts = Vec::new();
     if changes.iter().any(|c| c.name == EMAIL_ATTRIBUTE) {
         parts.push("the person's address changed in the source of truth".to_string());
@@ -468,7 +473,7 @@ fn diff(
     correlator: &Correlator<'_>,
     person: &Person,
     account: &Account,
-    desired: &BTreeMap<String, String>,
+    desired: &BTreeMap<&str, String>,
     managed: &[String],
 ) -> Vec<AttributeChange> {
     let mut changes = Vec::new();
@@ -482,7 +487,7 @@ fn diff(
         });
     }
     for name in managed {
-        let Some(want) = desired.get(name) else {
+        let Some(want) = desired.get(name.as_str()) else {
             continue;
         };
         let have = account.attributes.get(name);

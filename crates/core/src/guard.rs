@@ -55,16 +55,34 @@ pub fn mark_approvals_with_counts(
         }
     }
     let total: usize = deprovisions.values().sum();
-    let roles: BTreeMap<(&ConnectionId, &str), &str> = observed
+    // Roles of the accounts being deprovisioned only: a company has a
+    // million accounts and a plan a few hundred deactivations.
+    let wanted: std::collections::HashSet<(&str, &str)> = plan
+        .actions
         .iter()
-        .flat_map(|o| {
-            o.accounts.iter().filter_map(move |a| {
-                a.attributes
-                    .get("role")
-                    .map(|r| ((&o.connection, a.key.as_str()), r.as_str()))
-            })
+        .filter(|a| a.operation.is_deprovision())
+        .filter_map(|a| {
+            a.account
+                .as_ref()
+                .map(|k| (a.connection.as_str(), k.as_str()))
         })
         .collect();
+    let mut roles: std::collections::HashMap<(&str, &str), &str> = std::collections::HashMap::new();
+    if !wanted.is_empty() {
+        for o in observed {
+            if !deprovisions.contains_key(&o.connection) {
+                continue;
+            }
+            for a in &o.accounts {
+                let k = (o.connection.as_str(), a.key.as_str());
+                if wanted.contains(&k)
+                    && let Some(r) = a.attributes.get("role")
+                {
+                    roles.insert(k, r.as_str());
+                }
+            }
+        }
+    }
 
     let mut note = |i: usize, why: String| {
         approvals.entry(i).or_insert(why);
@@ -124,7 +142,7 @@ pub fn mark_approvals_with_counts(
         }
         if policy.approvals.deprovision_admins
             && let Some(key) = &a.account
-            && let Some(role) = roles.get(&(&a.connection, key.as_str()))
+            && let Some(role) = roles.get(&(a.connection.as_str(), key.as_str()))
             && (role.eq_ignore_ascii_case("admin") || role.eq_ignore_ascii_case("owner"))
         {
             note(i, format!("deactivates an {} {role}", a.connection));

@@ -339,7 +339,11 @@ impl Policy {
     }
 
     /// What this person should have in this connection, if anything.
-    pub fn entitlement(&self, person: &Person, connection: &ConnectionId) -> Option<Entitlement<'_>> {
+    pub fn entitlement(
+        &self,
+        person: &Person,
+        connection: &ConnectionId,
+    ) -> Option<Entitlement<'_>> {
         self.entitlement_among(&self.rules_for(connection), person, connection)
     }
 

@@ -98,15 +98,53 @@ pub fn reconcile_with(
     };
     let mut by_connection: BTreeMap<&ConnectionId, &Observed> = BTreeMap::new();
     for o in observed {
-        by_connection.insert(&o.connection, o);
-    }
-    for (connection, obs) in by_connection {
-        if !governed.contains(connection) {
-            // No rule speaks about this app: roster reads it (for reports)
-            // but plans nothing for it.
-            continue;
+        // No rule speaks about an ungoverned app: roster reads it (for
+        // reports) but plans nothing for it.
+        if governed.contains(&o.connection) {
+            by_connection.insert(&o.connection, o);
         }
-        reconcile_connection(&correlator, &resolved, people, obs, policy, now, &mut plan);
+    }
+    // Connections are independent: plan them on every core, then merge.
+    // The merged plan is sorted below, so the result does not depend on
+    // which thread did what.
+    let work: Vec<&Observed> = by_connection.into_values().collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(work.len().max(1));
+    let chunk = work.len().div_ceil(threads).max(1);
+    let partials: Vec<Plan> = std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .chunks(chunk)
+            .map(|part| {
+                let (correlator, resolved) = (&correlator, &resolved);
+                scope.spawn(move || {
+                    let mut partial = Plan::default();
+                    for obs in part {
+                        reconcile_connection(
+                            correlator,
+                            resolved,
+                            people,
+                            obs,
+                            policy,
+                            now,
+                            &mut partial,
+                        );
+                    }
+                    partial
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for partial in partials {
+        plan.actions.extend(partial.actions);
+        plan.findings.extend(partial.findings);
+        plan.classification.extend(partial.classification);
     }
     plan.actions.sort_by_cached_key(|a| {
         (

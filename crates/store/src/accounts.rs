@@ -174,17 +174,33 @@ impl Store {
     /// connection.
     pub async fn all_observed(&self) -> Result<Vec<Observed>, StoreError> {
         let infos = self.observations().await?;
-        let mut out = Vec::with_capacity(infos.len());
-        for info in infos {
-            let accounts = self.last_read_accounts(&info).await?;
-            out.push(Observed {
-                connection: info.connection,
-                accounts,
-                complete: info.complete,
-                incomplete_reason: info.incomplete_reason,
+        // Connections load concurrently (the read pool has several
+        // connections) and decode on blocking threads: a large company's
+        // accounts are hundreds of megabytes of JSON.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, info) in infos.into_iter().enumerate() {
+            let store = self.clone();
+            tasks.spawn(async move {
+                let accounts = store.last_read_accounts(&info).await?;
+                Ok::<_, StoreError>((
+                    i,
+                    Observed {
+                        connection: info.connection,
+                        accounts,
+                        complete: info.complete,
+                        incomplete_reason: info.incomplete_reason,
+                    },
+                ))
             });
         }
-        Ok(out)
+        let mut out = Vec::with_capacity(tasks.len());
+        while let Some(joined) = tasks.join_next().await {
+            let done =
+                joined.map_err(|e| StoreError::Invalid(format!("loading accounts failed: {e}")))?;
+            out.push(done?);
+        }
+        out.sort_by_key(|(i, _)| *i);
+        Ok(out.into_iter().map(|(_, o)| o).collect())
     }
 
     /// The accounts the read `info` describes, in the order it returned
@@ -209,10 +225,15 @@ impl Store {
         let Some(body) = row.try_get::<Option<String>, _>("body")? else {
             return Ok(Vec::new());
         };
-        let mut accounts: Vec<(i64, Account)> = serde_json::from_str(&format!("[{body}]"))
-            .map_err(|e| StoreError::corrupt("account", info.connection.as_str(), e))?;
-        accounts.sort_unstable_by_key(|(ord, _)| *ord);
-        Ok(accounts.into_iter().map(|(_, a)| a).collect())
+        let connection = info.connection.as_str().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut accounts: Vec<(i64, Account)> = serde_json::from_str(&format!("[{body}]"))
+                .map_err(|e| StoreError::corrupt("account", &connection, e))?;
+            accounts.sort_unstable_by_key(|(ord, _)| *ord);
+            Ok(accounts.into_iter().map(|(_, a)| a).collect())
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("decoding accounts failed: {e}")))?
     }
 
     /// Metadata of the last read of `connection`.

@@ -79,7 +79,8 @@ pub use plans::{ActionState, PlanId, PlanStatus, StoredAction, StoredPlan};
 pub use reports::ActionStateRow;
 pub use scim::{
     ScimDeleted, ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimResourceWrite,
-    ScimStoreError, ScimTokenRecord, ScimWriteOutcome, scim_fold,
+    ScimStoreError, ScimTokenRecord, ScimWriteJob, ScimWriteOp, ScimWriteOutcome, ScimWriteResult,
+    scim_fold,
 };
 pub use secrets::SecretMeta;
 pub use target::Backend;
@@ -263,12 +264,10 @@ fn sqlite_pool_options(max: u32) -> AnyPoolOptions {
                     .await?;
                 // A full reconciliation reads every account; SQLite's default
                 // 2 MiB page cache makes that grow worse than linearly with
-                // the company. 64 MiB of cache and a memory-mapped file keep
-                // the read proportional (memory is only used as pages are).
+                // the company. 64 MiB of cache keeps
+                // the read proportional. (No mmap: mapped pages would count
+                // against the process's memory as the file grows.)
                 sqlx::query("PRAGMA cache_size = -65536")
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("PRAGMA mmap_size = 1073741824")
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query("PRAGMA temp_store = MEMORY")

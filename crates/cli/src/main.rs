@@ -12,6 +12,7 @@ mod govern;
 mod ops;
 mod report;
 mod secret;
+mod serve;
 mod service;
 mod tasks;
 
@@ -46,6 +47,11 @@ enum Command {
     Plan(ops::PlanArgs),
     /// Apply a stored plan.
     Apply(ops::ApplyArgs),
+    /// Serve the SCIM gateway IdPs push to, and run continuously.
+    Serve(serve::ServeArgs),
+    /// The SCIM gateway's tokens.
+    #[command(subcommand)]
+    Scim(serve::ScimCommand),
     /// Run continuously: a full reconciliation on a schedule, workers draining
     /// the queue, reminders for overdue tasks.
     Run(service::RunArgs),
@@ -140,6 +146,8 @@ fn main() -> ExitCode {
             Command::Secret(cmd) => secret::run(cmd).await,
             Command::Report(cmd) => report::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Serve(args) => serve::serve(args, cli.catalog_dir.as_deref()).await,
+            Command::Scim(cmd) => serve::scim(cmd).await,
             Command::Run(args) => service::run(args, cli.catalog_dir.as_deref()).await,
             Command::Connections(cmd) => {
                 service::connections(cmd, cli.catalog_dir.as_deref()).await

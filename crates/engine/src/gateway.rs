@@ -91,7 +91,10 @@ impl Engine {
         for conn in self.gateway_connections().await? {
             let mut after = 0;
             loop {
-                let page = self.store.scim_scan(&conn, ScimKind::User, after, SCAN).await?;
+                let page = self
+                    .store
+                    .scim_scan(&conn, ScimKind::User, after, SCAN)
+                    .await?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 let ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
@@ -118,12 +121,22 @@ impl Engine {
         for conn in self.gateway_connections().await? {
             let mut found = self
                 .store
-                .scim_find(&conn, ScimKind::User, ScimIndex::UserName, person.email.as_str())
+                .scim_find(
+                    &conn,
+                    ScimKind::User,
+                    ScimIndex::UserName,
+                    person.email.as_str(),
+                )
                 .await?;
             if found.is_empty() {
                 found = self
                     .store
-                    .scim_find(&conn, ScimKind::User, ScimIndex::Email, person.email.as_str())
+                    .scim_find(
+                        &conn,
+                        ScimKind::User,
+                        ScimIndex::Email,
+                        person.email.as_str(),
+                    )
                     .await?;
             }
             let ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
@@ -216,7 +229,11 @@ fn apply_overlay(conn: &str, users: Vec<Pushed>, people: &mut Vec<Person>) {
                     department: String::new(),
                     cost_center: String::new(),
                     manager_email: None,
-                    status: if u.active { EmploymentStatus::Active } else { EmploymentStatus::Terminated },
+                    status: if u.active {
+                        EmploymentStatus::Active
+                    } else {
+                        EmploymentStatus::Terminated
+                    },
                     start_date: None,
                     end_date: None,
                     groups: u.groups,

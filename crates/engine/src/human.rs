@@ -180,11 +180,9 @@ impl Engine {
                     });
             let created_ms = ms(now);
             let task = HumanTask {
-                id: format!(
-                    "T-{}-{}",
-                    &plan_id.as_str()[..8.min(plan_id.as_str().len())],
-                    stored.index
-                ),
+                // The plan id's tail is its random part (UUIDv7): ids stay
+                // unique across plans made in the same millisecond.
+                id: format!("T-{}-{}", tail(plan_id.as_str(), 8), stored.index),
                 dedupe_key: intent_key(a),
                 connection: a.connection.to_string(),
                 kind: kind.to_string(),
@@ -446,6 +444,11 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The last `n` characters of an id (ASCII hex, so slicing is safe).
+fn tail(s: &str, n: usize) -> &str {
+    s.get(s.len().saturating_sub(n)..).unwrap_or(s)
 }
 
 fn capitalise(s: &str) -> String {

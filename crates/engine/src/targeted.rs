@@ -28,6 +28,18 @@ pub enum PersonRef {
     Email(Email),
 }
 
+impl PersonRef {
+    /// Who an inbound identity (a SCIM push: `userName`, maybe an
+    /// `employeeNumber`) is about: the address when it is one, else the
+    /// employee number.
+    pub fn from_identifiers(user_name: &str, employee_number: Option<&str>) -> Option<PersonRef> {
+        if let Ok(e) = Email::parse(user_name) {
+            return Some(PersonRef::Email(e));
+        }
+        employee_number.map(|n| PersonRef::EmployeeId(EmployeeId::new(n)))
+    }
+}
+
 impl std::fmt::Display for PersonRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

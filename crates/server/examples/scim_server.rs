@@ -13,7 +13,7 @@
 //! It stops on Ctrl-C / SIGTERM or when stdin closes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use roster_server::{NullSink, ScimConfig, ScimState, scim_router, serve, tokens};
@@ -141,9 +141,11 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     serve(listener, scim_router(state), shutdown).await?;
-    tokio::time::sleep(Duration::from_millis(10)).await;
     store.close().await;
-    Ok(())
+    drop(tmp);
+    // The stdin watcher runs on a blocking thread that the runtime would
+    // wait for at shutdown (a read on an open pipe never returns): exit now.
+    std::process::exit(0)
 }
 
 #[cfg(unix)]

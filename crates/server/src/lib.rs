@@ -43,6 +43,7 @@ pub mod service;
 pub mod sink;
 mod state;
 pub mod tokens;
+mod writer;
 
 pub use bulk::{BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
 pub use error::SCIM_CONTENT_TYPE;

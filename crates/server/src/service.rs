@@ -7,9 +7,13 @@
 //! compute the new body in memory (PATCH through `roster_scim::apply_patch`,
 //! which is all-or-nothing), then write it *only if the stored version is
 //! still the one read*. Without `If-Match`, a lost race re-reads and
-//! re-applies (a few times); with `If-Match`, it is `412`. After the commit
-//! the write is audited (actor `scim:<connection>:<token prefix>`) and the
-//! users concerned are announced to the [`InboundSink`](crate::InboundSink).
+//! re-applies (a few times); with `If-Match`, it is `412`. Writers of the
+//! same resource in this process queue on a striped lock first, so they
+//! rarely race at all. The write's audit record (actor
+//! `scim:<connection>:<token prefix>`) commits in the same transaction,
+//! through the group-commit [`writer`](crate::writer). After the commit
+//! the users concerned are announced to the
+//! [`InboundSink`](crate::InboundSink).
 //!
 //! # Lists
 //!
@@ -30,14 +34,15 @@ use roster_scim::path::AttrPath;
 use roster_scim::projection::split_attribute_list;
 use roster_scim::{Filter, ListResponse, Paging, ScimError, apply_patch, normalize, project};
 use roster_store::{
-    AuditEvent, ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimStoreError,
+    ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimStoreError, ScimWriteJob,
+    ScimWriteOp, ScimWriteResult, scim_fold,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::resource::{Relations, employee_number, render, to_write};
 use crate::sink::{ChangeKind, GroupRef, ScimChange};
-use crate::state::{Inner, now_ms};
+use crate::state::Inner;
 use crate::tokens::Caller;
 
 /// How many times a write retries after losing a race without `If-Match`.
@@ -276,13 +281,6 @@ fn index_plan(f: &Filter, kind: ScimKind) -> Option<Vec<(ScimIndex, String)>> {
     }
 }
 
-fn kind_of_endpoint(kind: ScimKind) -> &'static str {
-    match kind {
-        ScimKind::User => "user",
-        ScimKind::Group => "group",
-    }
-}
-
 impl Inner {
     /// Loads the membership data of `rs` (all of one kind).
     async fn relations(
@@ -377,17 +375,18 @@ impl Inner {
             self.resolve_members(&caller.connection, ms).await?;
         }
         let members = write.members.clone().unwrap_or_default();
-        let at = now_ms();
-        let stored = self
-            .store
-            .scim_create(&caller.connection, kind, write, at)
-            .await?;
+        let stored = match self
+            .submit(caller, ScimWriteOp::Create { kind, write })
+            .await?
+        {
+            ScimWriteResult::Created(r) => r,
+            _ => return Err(ScimError::internal("unexpected write result").into()),
+        };
         let rel = match kind {
             ScimKind::Group => Rel::Members(HashMap::from([(id.clone(), members.clone())])),
             ScimKind::User => Rel::Groups(HashMap::new()),
         };
         let v = rel.render(&stored, base);
-        self.audit(caller, "created", &stored, at).await;
         match kind {
             ScimKind::User => self.notify_user(&stored, &[], ChangeKind::Created),
             ScimKind::Group => {
@@ -452,6 +451,7 @@ impl Inner {
         compute: impl Fn(&ScimResource, &Value) -> Result<roster_store::ScimResourceWrite, ScimError>,
     ) -> Result<Written, ApiError> {
         let conn = caller.connection.as_str();
+        let _guard = self.write_lock(conn, id).lock().await;
         let mut attempt = 0;
         loop {
             let (cur, cur_json) = self.read(conn, kind, id, base, true).await?;
@@ -503,13 +503,18 @@ impl Inner {
                 });
             }
             let new_members = write.members.clone();
-            let at = now_ms();
-            match self
-                .store
-                .scim_replace(conn, kind, write, cur.version, at)
-                .await
-            {
-                Ok(outcome) => {
+            let user_name_changed = write.user_name.as_deref().map(scim_fold)
+                != cur.user_name.as_deref().map(scim_fold);
+            let emails_changed = email_set(&write.emails) != email_set(&emails_of(&cur.data));
+            let op = ScimWriteOp::Replace {
+                kind,
+                write,
+                expected_version: cur.version,
+                user_name_changed,
+                emails_changed,
+            };
+            match self.submit(caller, op).await {
+                Ok(ScimWriteResult::Replaced(outcome)) => {
                     let stored = outcome.resource;
                     let (v, groups) = match kind {
                         ScimKind::Group => {
@@ -518,17 +523,12 @@ impl Inner {
                             (rel.render(&stored, base), Vec::new())
                         }
                         ScimKind::User => {
-                            let gs = self
-                                .store
-                                .scim_groups_of(conn, std::slice::from_ref(&stored.id))
-                                .await?
-                                .remove(&stored.id)
-                                .unwrap_or_default();
+                            // A user write does not change memberships.
+                            let gs = current_groups(&cur_json);
                             let rel = Rel::Groups(HashMap::from([(stored.id.clone(), gs.clone())]));
                             (rel.render(&stored, base), gs)
                         }
                     };
-                    self.audit(caller, "updated", &stored, at).await;
                     match kind {
                         ScimKind::User => {
                             let was = cur.active.unwrap_or(true);
@@ -565,6 +565,7 @@ impl Inner {
                         resource: v,
                     });
                 }
+                Ok(_) => return Err(ScimError::internal("unexpected write result").into()),
                 Err(ScimStoreError::VersionMismatch { .. })
                     if if_match.is_none() && attempt < WRITE_RETRIES =>
                 {
@@ -585,6 +586,7 @@ impl Inner {
         if_match: Option<&Precondition>,
     ) -> Result<(), ApiError> {
         let conn = caller.connection.as_str();
+        let _guard = self.write_lock(conn, id).lock().await;
         let expected = match if_match {
             None | Some(Precondition::Any) => None,
             Some(p) => {
@@ -602,9 +604,15 @@ impl Inner {
                 Some(cur.version)
             }
         };
-        let at = now_ms();
-        let deleted = self.store.scim_delete(conn, kind, id, expected, at).await?;
-        self.audit(caller, "deleted", &deleted.resource, at).await;
+        let op = ScimWriteOp::Delete {
+            kind,
+            id: id.to_string(),
+            expected_version: expected,
+        };
+        let deleted = match self.submit(caller, op).await? {
+            ScimWriteResult::Deleted(d) => d,
+            _ => return Err(ScimError::internal("unexpected write result").into()),
+        };
         match kind {
             ScimKind::User => self.notify_user(&deleted.resource, &[], ChangeKind::Deleted),
             ScimKind::Group => self.notify_members(conn, &deleted.former_members).await,
@@ -809,27 +817,18 @@ impl Inner {
             .collect())
     }
 
-    /// Records a committed write. A failing audit append is logged, not
-    /// returned: the write has happened and a client retry would only
-    /// conflict.
-    async fn audit(&self, caller: &Caller, what: &str, r: &ScimResource, at: i64) {
-        let event = AuditEvent {
-            at_ms: at,
-            actor: caller.actor(),
-            kind: format!("scim.{}.{what}", kind_of_endpoint(r.kind)),
-            subject: format!("scim:{}:{}:{}", caller.connection, r.kind, r.id),
-            data: json!({
-                "id": r.id,
-                "userName": r.user_name,
-                "displayName": r.display_name,
-                "externalId": r.external_id,
-                "active": r.active,
-                "version": r.version,
-            }),
+    /// Runs a write through the group-commit writer, audited as `caller`.
+    async fn submit(
+        &self,
+        caller: &Caller,
+        op: ScimWriteOp,
+    ) -> Result<ScimWriteResult, ScimStoreError> {
+        let job = ScimWriteJob {
+            connection: caller.connection.clone(),
+            op,
+            actor: Some(caller.actor()),
         };
-        if let Err(e) = self.store.append_audit(event).await {
-            tracing::error!(error = %e, id = %r.id, "audit append failed after a SCIM write");
-        }
+        self.writer.submit(&self.store, job).await
     }
 
     fn notify_user(&self, r: &ScimResource, groups: &[ScimGroupRef], kind: ChangeKind) {
@@ -882,6 +881,45 @@ impl Inner {
             self.notify_user(u, &gs, ChangeKind::Updated);
         }
     }
+}
+
+/// The groups listed in a rendered user.
+fn current_groups(v: &Value) -> Vec<ScimGroupRef> {
+    v.get("groups")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| {
+                    Some(ScimGroupRef {
+                        group_id: g.get("value")?.as_str()?.to_string(),
+                        display_name: g.get("display").and_then(Value::as_str).map(str::to_string),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `emails[*].value` of a stored body.
+fn emails_of(data: &Value) -> Vec<String> {
+    data.get("emails")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.get("value").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The email index rows a list of addresses gives.
+fn email_set(emails: &[String]) -> std::collections::BTreeSet<String> {
+    emails
+        .iter()
+        .map(|e| scim_fold(e))
+        .filter(|e| !e.is_empty())
+        .collect()
 }
 
 /// The members listed in a rendered group (for diffing).

@@ -69,6 +69,28 @@ pub(crate) struct Inner {
     pub(crate) config: ScimConfig,
     pub(crate) registry: &'static SchemaRegistry,
     pub(crate) tokens: TokenVerifier,
+    /// Striped per-resource write locks: writers of the same resource in
+    /// this process queue instead of racing (and retrying); writers of
+    /// different resources almost never share a stripe. Writers in other
+    /// processes are still handled by the store's version check.
+    pub(crate) write_locks: Vec<tokio::sync::Mutex<()>>,
+    /// The group-commit writer all SCIM writes go through.
+    pub(crate) writer: crate::writer::Writer,
+}
+
+/// Number of write-lock stripes.
+const WRITE_LOCK_STRIPES: usize = 1024;
+
+impl Inner {
+    /// The write lock of one resource.
+    pub(crate) fn write_lock(&self, connection: &str, id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        connection.hash(&mut h);
+        id.hash(&mut h);
+        let i = usize::try_from(h.finish() % WRITE_LOCK_STRIPES as u64).unwrap_or(0);
+        &self.write_locks[i]
+    }
 }
 
 /// What the SCIM router needs: the store, where inbound changes go, and
@@ -103,6 +125,10 @@ impl ScimState {
                 config,
                 registry: SchemaRegistry::standard(),
                 tokens,
+                write_locks: (0..WRITE_LOCK_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+                writer: crate::writer::Writer::new(),
             }),
         }
     }

@@ -294,7 +294,7 @@ async fn sorting_paging_and_projection() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         r.body["Resources"][0],
-        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": r.body["Resources"][0]["id"], "userName": "carol@y.org"})
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENT], "id": r.body["Resources"][0]["id"], "userName": "carol@y.org"})
     );
     let r = s
         .req(

@@ -177,10 +177,18 @@ impl Store {
         // Connections load concurrently (the read pool has several
         // connections) and decode on blocking threads: a large company's
         // accounts are hundreds of megabytes of JSON.
+        // Two at a time: one connection's JSON body is large, and memory,
+        // not speed, is the limit past two cores.
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(2));
         let mut tasks = tokio::task::JoinSet::new();
         for (i, info) in infos.into_iter().enumerate() {
             let store = self.clone();
+            let permits = permits.clone();
             tasks.spawn(async move {
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| StoreError::Invalid(format!("loading accounts failed: {e}")))?;
                 let accounts = store.last_read_accounts(&info).await?;
                 Ok::<_, StoreError>((
                     i,
@@ -215,7 +223,7 @@ impl Store {
     /// without an `ORDER BY` inside it, which would sort the JSON bodies.
     async fn last_read_accounts(&self, info: &ObservationInfo) -> Result<Vec<Account>, StoreError> {
         let row = sqlx::query(
-            "SELECT string_agg('[' || CAST(ord AS TEXT) || ',' || data || ']', ',') AS body \
+            "SELECT '[' || string_agg('[' || CAST(ord AS TEXT) || ',' || data || ']', ',') || ']' AS body \
              FROM account WHERE connection = $1 AND seen_gen = $2",
         )
         .bind(info.connection.as_str().to_string())
@@ -227,7 +235,7 @@ impl Store {
         };
         let connection = info.connection.as_str().to_string();
         tokio::task::spawn_blocking(move || {
-            let mut accounts: Vec<(i64, Account)> = serde_json::from_str(&format!("[{body}]"))
+            let mut accounts: Vec<(i64, Account)> = serde_json::from_str(&body)
                 .map_err(|e| StoreError::corrupt("account", &connection, e))?;
             accounts.sort_unstable_by_key(|(ord, _)| *ord);
             Ok(accounts.into_iter().map(|(_, a)| a).collect())

@@ -28,8 +28,11 @@
 //!
 //! # Invariants
 //!
-//! * Every write runs in one transaction: the row, its emails and its
-//!   membership change together or not at all.
+//! * Every write runs in one transaction: the row, its emails, its
+//!   membership and (for audited writes) its audit record change together
+//!   or not at all. [`Store::scim_write_batch`] puts several concurrent
+//!   writes in one transaction (group commit); a refused write in a batch
+//!   changes nothing and does not affect the others.
 //! * `version` starts at 1 and grows by one on every change of the
 //!   resource's representation, including membership changes seen through
 //!   `User.groups`; writes take the version they read
@@ -47,11 +50,15 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use crate::audit::{AuditEvent, canonical_json, event_hash};
 use crate::sql::{Val, insert_rows};
 use crate::{Store, StoreError, to_i64};
 
 /// IDs per `IN (...)` list; far below both engines' parameter limits.
 const IN_CHUNK: usize = 500;
+/// Rows per multi-row write statement (about a thousand parameters: see
+/// `sql.rs` on why more is slower on SQLite).
+const MAX_ROWS_PER_STMT: usize = 80;
 
 /// The two SCIM resource types roster serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -414,36 +421,265 @@ async fn user_name_taken(
     Ok((Some(id.as_str()) != except_id).then_some(id))
 }
 
-impl Store {
-    /// Creates a resource at `at_ms` (version 1).
-    ///
-    /// Fails with [`ScimStoreError::Conflict`] when the userName is taken
-    /// in this connection (case-insensitively), and
-    /// [`ScimStoreError::DuplicateId`] when the id is.
-    pub async fn scim_create(
-        &self,
-        connection: &str,
+/// One write in a batch (see [`Store::scim_write_batch`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScimWriteOp {
+    /// Create a resource (version 1).
+    Create {
         kind: ScimKind,
         write: ScimResourceWrite,
-        at_ms: i64,
-    ) -> Result<ScimResource, ScimStoreError> {
-        let data = data_text(&write)?;
-        let mut tx = self.write.begin().await?;
+    },
+    /// Replace a resource still at `expected_version`. The flags let the
+    /// store skip work: the caller read the resource and knows whether the
+    /// userName (uniqueness check) or the emails (index rows) changed.
+    Replace {
+        kind: ScimKind,
+        write: ScimResourceWrite,
+        expected_version: i64,
+        user_name_changed: bool,
+        emails_changed: bool,
+    },
+    /// Delete a resource (at `expected_version`, when given).
+    Delete {
+        kind: ScimKind,
+        id: String,
+        expected_version: Option<i64>,
+    },
+}
+
+/// A write, its connection, and who to record it as in the audit log
+/// (`None`: not audited, for imports and tests).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScimWriteJob {
+    pub connection: String,
+    pub op: ScimWriteOp,
+    pub actor: Option<String>,
+}
+
+/// What a successful write did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScimWriteResult {
+    Created(ScimResource),
+    Replaced(ScimWriteOutcome),
+    Deleted(ScimDeleted),
+}
+
+impl ScimWriteResult {
+    /// The resource written (as it was, for a delete).
+    pub fn resource(&self) -> &ScimResource {
+        match self {
+            ScimWriteResult::Created(r) => r,
+            ScimWriteResult::Replaced(o) => &o.resource,
+            ScimWriteResult::Deleted(d) => &d.resource,
+        }
+    }
+}
+
+/// The result of one job: a logical refusal is `Ok(Err(..))`; a database
+/// failure (which aborts the whole batch) is `Err(..)`.
+type JobResult = Result<Result<ScimWriteResult, ScimStoreError>, StoreError>;
+
+fn audit_event_for(
+    connection: &str,
+    actor: &str,
+    result: &ScimWriteResult,
+    at_ms: i64,
+) -> AuditEvent {
+    let r = result.resource();
+    let what = match result {
+        ScimWriteResult::Created(_) => "created",
+        ScimWriteResult::Replaced(_) => "updated",
+        ScimWriteResult::Deleted(_) => "deleted",
+    };
+    let kind = match r.kind {
+        ScimKind::User => "user",
+        ScimKind::Group => "group",
+    };
+    AuditEvent {
+        at_ms,
+        actor: actor.to_string(),
+        kind: format!("scim.{kind}.{what}"),
+        subject: format!("scim:{connection}:{}:{}", r.kind, r.id),
+        data: serde_json::json!({
+            "id": r.id,
+            "userName": r.user_name,
+            "displayName": r.display_name,
+            "externalId": r.external_id,
+            "active": r.active,
+            "version": r.version,
+        }),
+    }
+}
+
+/// Appends `events` to the audit chain inside the caller's transaction,
+/// with the chain layout of [`crate::audit`]: the head row is advanced by
+/// `events.len()` in one statement (which also locks it until commit),
+/// the hashes are chained in memory, and the events are inserted together.
+/// A write and its audit record therefore commit together or not at all.
+async fn append_audit_in_tx(
+    conn: &mut AnyConnection,
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = to_i64(events.len());
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(n)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::corrupt("audit_head", "1", "the audit head row is missing"))?;
+    let last: i64 = head.try_get("seq")?;
+    let mut prev: String = head.try_get("hash")?;
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let seq_i = last - n + 1 + to_i64(i);
+        let seq = u64::try_from(seq_i)
+            .map_err(|_| StoreError::corrupt("audit_head", "1", format!("negative seq {seq_i}")))?;
+        let data = canonical_json(&e.data);
+        let hash = event_hash(&prev, seq, e.at_ms, &e.actor, &e.kind, &e.subject, &data);
+        rows.push(vec![
+            Val::Int(seq_i),
+            Val::Int(e.at_ms),
+            Val::Text(e.actor.clone()),
+            Val::Text(e.kind.clone()),
+            Val::Text(e.subject.clone()),
+            Val::Text(data),
+            Val::Text(prev.clone()),
+            Val::Text(hash.clone()),
+        ]);
+        prev = hash;
+    }
+    insert_rows(
+        conn,
+        "INSERT INTO audit_event (seq, at_ms, actor, kind, subject, data, prev_hash, hash)",
+        "",
+        8,
+        rows,
+    )
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(prev)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn current_version(
+    conn: &mut AnyConnection,
+    connection: &str,
+    kind: ScimKind,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
+        "SELECT version FROM scim_resource WHERE connection = $1 AND kind = $2 AND id = $3",
+    )
+    .bind(connection.to_string())
+    .bind(kind.as_str())
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get("version")?),
+        None => None,
+    })
+}
+
+async fn do_create(
+    conn: &mut AnyConnection,
+    connection: &str,
+    kind: ScimKind,
+    write: ScimResourceWrite,
+    at_ms: i64,
+) -> JobResult {
+    let data = data_text(&write)?;
+    // ON CONFLICT DO NOTHING: a taken userName (or id) inserts nothing and
+    // raises no error, so the rest of a batch is unaffected.
+    let inserted = sqlx::query(
+        "INSERT INTO scim_resource (connection, kind, id, user_name, user_name_lc, \
+         display_name, display_name_lc, external_id, active, version, created_ms, \
+         modified_ms, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) \
+         ON CONFLICT DO NOTHING RETURNING seq",
+    )
+    .bind(connection.to_string())
+    .bind(kind.as_str())
+    .bind(write.id.clone())
+    .bind(write.user_name.clone())
+    .bind(write.user_name.as_deref().map(scim_fold))
+    .bind(write.display_name.clone())
+    .bind(write.display_name.as_deref().map(scim_fold))
+    .bind(write.external_id.clone())
+    .bind(write.active)
+    .bind(at_ms)
+    .bind(data)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = inserted else {
         if let Some(un) = &write.user_name
-            && let Some(existing_id) = user_name_taken(&mut tx, connection, kind, un, None).await?
+            && let Some(existing_id) = user_name_taken(conn, connection, kind, un, None).await?
         {
-            return Err(ScimStoreError::Conflict {
+            return Ok(Err(ScimStoreError::Conflict {
                 kind,
                 user_name: un.clone(),
                 existing_id,
-            });
+            }));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO scim_resource (connection, kind, id, user_name, user_name_lc, \
-             display_name, display_name_lc, external_id, active, version, created_ms, \
-             modified_ms, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) \
-             RETURNING seq",
-        )
+        return Ok(Err(ScimStoreError::DuplicateId { kind, id: write.id }));
+    };
+    let seq: i64 = row.try_get("seq")?;
+    insert_emails(conn, connection, &write.id, &write.emails).await?;
+    if let Some(members) = &write.members {
+        let members = dedup_members(members);
+        insert_members(conn, connection, &write.id, &members, 0).await?;
+        let ids: Vec<String> = members.into_iter().map(|m| m.value).collect();
+        bump_versions(conn, connection, &ids, at_ms).await?;
+    }
+    Ok(Ok(ScimWriteResult::Created(ScimResource {
+        connection: connection.to_string(),
+        kind,
+        id: write.id,
+        seq,
+        version: 1,
+        created_ms: at_ms,
+        modified_ms: at_ms,
+        user_name: write.user_name,
+        display_name: write.display_name,
+        external_id: write.external_id,
+        active: write.active,
+        data: write.data,
+    })))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn do_replace(
+    conn: &mut AnyConnection,
+    connection: &str,
+    kind: ScimKind,
+    write: ScimResourceWrite,
+    expected_version: i64,
+    user_name_changed: bool,
+    emails_changed: bool,
+    at_ms: i64,
+) -> JobResult {
+    let data = data_text(&write)?;
+    if user_name_changed
+        && let Some(un) = &write.user_name
+        && let Some(existing_id) =
+            user_name_taken(conn, connection, kind, un, Some(&write.id)).await?
+    {
+        return Ok(Err(ScimStoreError::Conflict {
+            kind,
+            user_name: un.clone(),
+            existing_id,
+        }));
+    }
+    let sql = format!(
+        "UPDATE scim_resource SET user_name = $4, user_name_lc = $5, display_name = $6, \
+         display_name_lc = $7, external_id = $8, active = $9, version = version + 1, \
+         modified_ms = $10, data = $11 \
+         WHERE connection = $1 AND kind = $2 AND id = $3 AND version = $12 RETURNING {COLS}"
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
         .bind(connection.to_string())
         .bind(kind.as_str())
         .bind(write.id.clone())
@@ -455,46 +691,651 @@ impl Store {
         .bind(write.active)
         .bind(at_ms)
         .bind(data)
-        .fetch_one(&mut *tx)
-        .await;
-        let seq: i64 = match inserted {
-            Ok(row) => row.try_get("seq")?,
-            Err(e) if is_unique_violation(&e) => {
-                // Lost a race with a concurrent create (PostgreSQL), or the
-                // id itself is taken.
-                return Err(match &write.user_name {
-                    Some(un) => ScimStoreError::Conflict {
-                        kind,
-                        user_name: un.clone(),
-                        existing_id: String::new(),
-                    },
-                    None => ScimStoreError::DuplicateId { kind, id: write.id },
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        insert_emails(&mut tx, connection, &write.id, &write.emails).await?;
-        if let Some(members) = &write.members {
-            let members = dedup_members(members);
-            insert_members(&mut tx, connection, &write.id, &members, 0).await?;
-            let ids: Vec<String> = members.into_iter().map(|m| m.value).collect();
-            bump_versions(&mut tx, connection, &ids, at_ms).await?;
+        .bind(expected_version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Err(
+            match current_version(conn, connection, kind, &write.id).await? {
+                None => ScimStoreError::NotFound { kind, id: write.id },
+                Some(current) => ScimStoreError::VersionMismatch {
+                    kind,
+                    id: write.id,
+                    expected: expected_version,
+                    current,
+                },
+            },
+        ));
+    };
+    let resource = decode(&row)?;
+
+    if emails_changed {
+        sqlx::query("DELETE FROM scim_email WHERE connection = $1 AND resource_id = $2")
+            .bind(connection.to_string())
+            .bind(write.id.clone())
+            .execute(&mut *conn)
+            .await?;
+        insert_emails(conn, connection, &write.id, &write.emails).await?;
+    }
+
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    if let Some(members) = &write.members {
+        let members = dedup_members(members);
+        let rows = sqlx::query(
+            "SELECT member_id, member_type, display, ord FROM scim_member \
+             WHERE connection = $1 AND group_id = $2",
+        )
+        .bind(connection.to_string())
+        .bind(write.id.clone())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut current: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+        let mut max_ord = -1i64;
+        for r in &rows {
+            let ord: i64 = r.try_get("ord")?;
+            max_ord = max_ord.max(ord);
+            current.insert(
+                r.try_get("member_id")?,
+                (r.try_get("member_type")?, r.try_get("display")?),
+            );
         }
-        tx.commit().await?;
-        Ok(ScimResource {
-            connection: connection.to_string(),
+        let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
+        removed = current
+            .keys()
+            .filter(|k| !wanted.contains(k.as_str()))
+            .cloned()
+            .collect();
+        removed.sort();
+        let mut new_members = Vec::new();
+        for m in &members {
+            match current.get(&m.value) {
+                None => new_members.push(m.clone()),
+                Some((t, d)) if *t != m.member_type || *d != m.display => {
+                    sqlx::query(
+                        "UPDATE scim_member SET member_type = $4, display = $5 \
+                         WHERE connection = $1 AND group_id = $2 AND member_id = $3",
+                    )
+                    .bind(connection.to_string())
+                    .bind(write.id.clone())
+                    .bind(m.value.clone())
+                    .bind(m.member_type.clone())
+                    .bind(m.display.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Some(_) => {}
+            }
+        }
+        for chunk in removed.chunks(IN_CHUNK) {
+            let sql = format!(
+                "DELETE FROM scim_member WHERE connection = $1 AND group_id = $2 \
+                 AND member_id IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(connection.to_string())
+                .bind(write.id.clone());
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        insert_members(conn, connection, &write.id, &new_members, max_ord + 1).await?;
+        added = new_members.into_iter().map(|m| m.value).collect();
+        let touched: Vec<String> = added.iter().chain(removed.iter()).cloned().collect();
+        bump_versions(conn, connection, &touched, at_ms).await?;
+    }
+    Ok(Ok(ScimWriteResult::Replaced(ScimWriteOutcome {
+        resource,
+        members_added: added,
+        members_removed: removed,
+    })))
+}
+
+async fn do_delete(
+    conn: &mut AnyConnection,
+    connection: &str,
+    kind: ScimKind,
+    id: &str,
+    expected_version: Option<i64>,
+    at_ms: i64,
+) -> JobResult {
+    let sql = format!(
+        "DELETE FROM scim_resource WHERE connection = $1 AND kind = $2 AND id = $3 \
+         AND ($4 < 0 OR version = $4) RETURNING {COLS}"
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(connection.to_string())
+        .bind(kind.as_str())
+        .bind(id.to_string())
+        .bind(expected_version.unwrap_or(-1))
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Err(
+            match current_version(conn, connection, kind, id).await? {
+                None => ScimStoreError::NotFound {
+                    kind,
+                    id: id.to_string(),
+                },
+                Some(current) => ScimStoreError::VersionMismatch {
+                    kind,
+                    id: id.to_string(),
+                    expected: expected_version.unwrap_or(-1),
+                    current,
+                },
+            },
+        ));
+    };
+    let resource = decode(&row)?;
+    sqlx::query("DELETE FROM scim_email WHERE connection = $1 AND resource_id = $2")
+        .bind(connection.to_string())
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let former_members: Vec<String> = sqlx::query(
+        "DELETE FROM scim_member WHERE connection = $1 AND group_id = $2 RETURNING member_id",
+    )
+    .bind(connection.to_string())
+    .bind(id.to_string())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get("member_id"))
+    .collect::<Result<_, _>>()?;
+    let former_groups: Vec<String> = sqlx::query(
+        "DELETE FROM scim_member WHERE connection = $1 AND member_id = $2 RETURNING group_id",
+    )
+    .bind(connection.to_string())
+    .bind(id.to_string())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get("group_id"))
+    .collect::<Result<_, _>>()?;
+    let touched: Vec<String> = former_members
+        .iter()
+        .chain(former_groups.iter())
+        .cloned()
+        .collect();
+    bump_versions(conn, connection, &touched, at_ms).await?;
+    Ok(Ok(ScimWriteResult::Deleted(ScimDeleted {
+        resource,
+        former_members,
+        former_groups,
+    })))
+}
+
+async fn run_job(conn: &mut AnyConnection, job: ScimWriteJob, at_ms: i64) -> JobResult {
+    let c = job.connection.as_str();
+    match job.op {
+        ScimWriteOp::Create { kind, write } => do_create(conn, c, kind, write, at_ms).await,
+        ScimWriteOp::Replace {
             kind,
-            id: write.id,
-            seq,
-            version: 1,
-            created_ms: at_ms,
-            modified_ms: at_ms,
-            user_name: write.user_name,
-            display_name: write.display_name,
-            external_id: write.external_id,
-            active: write.active,
-            data: write.data,
-        })
+            write,
+            expected_version,
+            user_name_changed,
+            emails_changed,
+        } => {
+            do_replace(
+                conn,
+                c,
+                kind,
+                write,
+                expected_version,
+                user_name_changed,
+                emails_changed,
+                at_ms,
+            )
+            .await
+        }
+        ScimWriteOp::Delete {
+            kind,
+            id,
+            expected_version,
+        } => do_delete(conn, c, kind, &id, expected_version, at_ms).await,
+    }
+}
+
+type Slots = Vec<Option<Result<ScimWriteResult, ScimStoreError>>>;
+
+/// Creates of `idx` (plain, without members) as multi-row inserts.
+async fn create_many(
+    conn: &mut AnyConnection,
+    jobs: &[ScimWriteJob],
+    idx: &[usize],
+    results: &mut Slots,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    const COLS_PER_ROW: usize = 12;
+    let mut emails = Vec::new();
+    for chunk in idx.chunks(MAX_ROWS_PER_STMT) {
+        let values = (0..chunk.len())
+            .map(|r| format!("({}, 1)", placeholders(r * COLS_PER_ROW + 1, COLS_PER_ROW)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO scim_resource (connection, kind, id, user_name, user_name_lc, \
+             display_name, display_name_lc, external_id, active, created_ms, modified_ms, \
+             data, version) VALUES {values} ON CONFLICT DO NOTHING RETURNING connection, id, seq"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for &i in chunk {
+            let ScimWriteOp::Create { kind, write } = &jobs[i].op else {
+                continue;
+            };
+            q = q
+                .bind(jobs[i].connection.clone())
+                .bind(kind.as_str())
+                .bind(write.id.clone())
+                .bind(write.user_name.clone())
+                .bind(write.user_name.as_deref().map(scim_fold))
+                .bind(write.display_name.clone())
+                .bind(write.display_name.as_deref().map(scim_fold))
+                .bind(write.external_id.clone())
+                .bind(write.active)
+                .bind(at_ms)
+                .bind(at_ms)
+                .bind(data_text(write)?);
+        }
+        let mut seqs: HashMap<(String, String), i64> = HashMap::new();
+        for row in q.fetch_all(&mut *conn).await? {
+            seqs.insert(
+                (row.try_get("connection")?, row.try_get("id")?),
+                row.try_get("seq")?,
+            );
+        }
+        for &i in chunk {
+            let job = &jobs[i];
+            let ScimWriteOp::Create { kind, write } = &job.op else {
+                continue;
+            };
+            let kind = *kind;
+            let key = (job.connection.clone(), write.id.clone());
+            results[i] = Some(match seqs.remove(&key) {
+                Some(seq) => {
+                    for e in unique_emails(&write.emails) {
+                        emails.push(vec![
+                            Val::Text(job.connection.clone()),
+                            Val::Text(write.id.clone()),
+                            Val::Text(e),
+                        ]);
+                    }
+                    Ok(ScimWriteResult::Created(ScimResource {
+                        connection: job.connection.clone(),
+                        kind,
+                        id: write.id.clone(),
+                        seq,
+                        version: 1,
+                        created_ms: at_ms,
+                        modified_ms: at_ms,
+                        user_name: write.user_name.clone(),
+                        display_name: write.display_name.clone(),
+                        external_id: write.external_id.clone(),
+                        active: write.active,
+                        data: write.data.clone(),
+                    }))
+                }
+                None => Err(match &write.user_name {
+                    Some(un) => match user_name_taken(conn, &job.connection, kind, un, None).await?
+                    {
+                        Some(existing_id) => ScimStoreError::Conflict {
+                            kind,
+                            user_name: un.clone(),
+                            existing_id,
+                        },
+                        None => ScimStoreError::DuplicateId {
+                            kind,
+                            id: write.id.clone(),
+                        },
+                    },
+                    None => ScimStoreError::DuplicateId {
+                        kind,
+                        id: write.id.clone(),
+                    },
+                }),
+            });
+        }
+    }
+    if !emails.is_empty() {
+        insert_rows(
+            conn,
+            "INSERT INTO scim_email (connection, resource_id, value_lc)",
+            "ON CONFLICT DO NOTHING",
+            3,
+            emails,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replaces of `idx` (same userName, no membership change; distinct
+/// resources) as multi-row `UPDATE ... FROM (VALUES ...)` statements.
+async fn replace_many(
+    conn: &mut AnyConnection,
+    jobs: &[ScimWriteJob],
+    idx: &[usize],
+    results: &mut Slots,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    const COLS_PER_ROW: usize = 11;
+    let mut email_rows = Vec::new();
+    let mut email_owners: Vec<(String, String)> = Vec::new();
+    for chunk in idx.chunks(MAX_ROWS_PER_STMT) {
+        let values = (0..chunk.len())
+            .map(|r| format!("({})", placeholders(r * COLS_PER_ROW + 2, COLS_PER_ROW)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The CTE's columns are prefixed so RETURNING stays unambiguous.
+        let sql = format!(
+            "WITH v (v_connection, v_kind, v_id, v_user_name, v_user_name_lc, v_display_name, \
+             v_display_name_lc, v_external_id, v_active, v_data, v_expected) AS (VALUES {values}) \
+             UPDATE scim_resource SET user_name = v_user_name, user_name_lc = v_user_name_lc, \
+             display_name = v_display_name, display_name_lc = v_display_name_lc, \
+             external_id = v_external_id, active = v_active, version = version + 1, \
+             modified_ms = $1, data = v_data FROM v \
+             WHERE connection = v_connection AND kind = v_kind AND id = v_id \
+             AND version = v_expected RETURNING {COLS}"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at_ms);
+        for &i in chunk {
+            let ScimWriteOp::Replace {
+                kind,
+                write,
+                expected_version,
+                ..
+            } = &jobs[i].op
+            else {
+                continue;
+            };
+            q = q
+                .bind(jobs[i].connection.clone())
+                .bind(kind.as_str())
+                .bind(write.id.clone())
+                .bind(write.user_name.clone())
+                .bind(write.user_name.as_deref().map(scim_fold))
+                .bind(write.display_name.clone())
+                .bind(write.display_name.as_deref().map(scim_fold))
+                .bind(write.external_id.clone())
+                .bind(write.active)
+                .bind(data_text(write)?)
+                .bind(*expected_version);
+        }
+        let mut updated: HashMap<(String, String, String), ScimResource> = HashMap::new();
+        for row in q.fetch_all(&mut *conn).await? {
+            let r = decode(&row)?;
+            updated.insert(
+                (
+                    r.connection.clone(),
+                    r.kind.as_str().to_string(),
+                    r.id.clone(),
+                ),
+                r,
+            );
+        }
+        for &i in chunk {
+            let job = &jobs[i];
+            let ScimWriteOp::Replace {
+                kind,
+                write,
+                expected_version,
+                emails_changed,
+                ..
+            } = &job.op
+            else {
+                continue;
+            };
+            let kind = *kind;
+            let key = (
+                job.connection.clone(),
+                kind.as_str().to_string(),
+                write.id.clone(),
+            );
+            results[i] = Some(match updated.remove(&key) {
+                Some(resource) => {
+                    if *emails_changed {
+                        email_owners.push((job.connection.clone(), write.id.clone()));
+                        for e in unique_emails(&write.emails) {
+                            email_rows.push(vec![
+                                Val::Text(job.connection.clone()),
+                                Val::Text(write.id.clone()),
+                                Val::Text(e),
+                            ]);
+                        }
+                    }
+                    Ok(ScimWriteResult::Replaced(ScimWriteOutcome {
+                        resource,
+                        members_added: Vec::new(),
+                        members_removed: Vec::new(),
+                    }))
+                }
+                None => Err(
+                    match current_version(conn, &job.connection, kind, &write.id).await? {
+                        None => ScimStoreError::NotFound {
+                            kind,
+                            id: write.id.clone(),
+                        },
+                        Some(current) => ScimStoreError::VersionMismatch {
+                            kind,
+                            id: write.id.clone(),
+                            expected: *expected_version,
+                            current,
+                        },
+                    },
+                ),
+            });
+        }
+    }
+    for (connection, id) in &email_owners {
+        sqlx::query("DELETE FROM scim_email WHERE connection = $1 AND resource_id = $2")
+            .bind(connection.clone())
+            .bind(id.clone())
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !email_rows.is_empty() {
+        insert_rows(
+            conn,
+            "INSERT INTO scim_email (connection, resource_id, value_lc)",
+            "ON CONFLICT DO NOTHING",
+            3,
+            email_rows,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A database error from a single-job batch, as the caller should see it:
+/// a unique violation is a lost creation race (a conflict).
+fn classify(e: StoreError, op: &ScimWriteOp) -> ScimStoreError {
+    if let StoreError::Database(db) = &e
+        && is_unique_violation(db)
+    {
+        let (kind, write) = match op {
+            ScimWriteOp::Create { kind, write } | ScimWriteOp::Replace { kind, write, .. } => {
+                (*kind, write)
+            }
+            ScimWriteOp::Delete { .. } => return e.into(),
+        };
+        return match &write.user_name {
+            Some(un) => ScimStoreError::Conflict {
+                kind,
+                user_name: un.clone(),
+                existing_id: String::new(),
+            },
+            None => ScimStoreError::DuplicateId {
+                kind,
+                id: write.id.clone(),
+            },
+        };
+    }
+    e.into()
+}
+
+impl Store {
+    /// Runs several SCIM writes in **one transaction**, each audited (when
+    /// it has an actor) in the same transaction, and returns one result
+    /// per job, in order.
+    ///
+    /// A job that is refused (conflict, not found, version mismatch)
+    /// changes nothing and does not affect the others: refusals are
+    /// detected without raising database errors. A database error aborts
+    /// the whole batch (`Err`), nothing is written, and the caller may
+    /// retry the jobs one by one to isolate it. Batching amortizes the
+    /// commit and the audit-chain update over concurrent requests (group
+    /// commit), which is what makes writes fast on SQLite's single writer.
+    pub async fn scim_write_batch(
+        &self,
+        jobs: Vec<ScimWriteJob>,
+        at_ms: i64,
+    ) -> Result<Vec<Result<ScimWriteResult, ScimStoreError>>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let n = jobs.len();
+        let mut results: Vec<Option<Result<ScimWriteResult, ScimStoreError>>> =
+            (0..n).map(|_| None).collect();
+        // The common shapes (a plain create, a replace that changes
+        // neither userName nor membership) run as one multi-row statement
+        // each; the rest run one by one. Jobs of one batch are concurrent
+        // requests, so any order among them is a valid serialization.
+        let mut creates = Vec::new();
+        let mut replaces = Vec::new();
+        let mut others = Vec::new();
+        let mut replaced_ids = HashSet::new();
+        for (i, job) in jobs.iter().enumerate() {
+            match &job.op {
+                ScimWriteOp::Create { write, .. } if write.members.is_none() => creates.push(i),
+                ScimWriteOp::Replace {
+                    kind,
+                    write,
+                    user_name_changed: false,
+                    ..
+                } if write.members.is_none()
+                    && replaced_ids.insert((job.connection.as_str(), *kind, write.id.as_str())) =>
+                {
+                    replaces.push(i)
+                }
+                _ => others.push(i),
+            }
+        }
+        create_many(&mut tx, &jobs, &creates, &mut results, at_ms).await?;
+        replace_many(&mut tx, &jobs, &replaces, &mut results, at_ms).await?;
+        for i in others {
+            results[i] = Some(run_job(&mut tx, jobs[i].clone(), at_ms).await?);
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut events = Vec::new();
+        for (job, r) in jobs.iter().zip(results) {
+            let r = r.unwrap_or_else(|| {
+                Err(StoreError::Invalid("internal: job left without a result".into()).into())
+            });
+            if let (Ok(ok), Some(actor)) = (&r, &job.actor) {
+                events.push(audit_event_for(&job.connection, actor, ok, at_ms));
+            }
+            out.push(r);
+        }
+        append_audit_in_tx(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One job in its own transaction; database errors are classified
+    /// (a unique violation from a lost race is a conflict).
+    pub async fn scim_write(
+        &self,
+        job: ScimWriteJob,
+        at_ms: i64,
+    ) -> Result<ScimWriteResult, ScimStoreError> {
+        let op = job.op.clone();
+        match self.scim_write_batch(vec![job], at_ms).await {
+            Ok(mut rs) => rs.pop().unwrap_or_else(|| {
+                Err(StoreError::Invalid("internal: empty batch result".into()).into())
+            }),
+            Err(e) => Err(classify(e, &op)),
+        }
+    }
+
+    /// Creates a resource at `at_ms` (version 1), unaudited.
+    ///
+    /// Fails with [`ScimStoreError::Conflict`] when the userName is taken
+    /// in this connection (case-insensitively), and
+    /// [`ScimStoreError::DuplicateId`] when the id is.
+    pub async fn scim_create(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        write: ScimResourceWrite,
+        at_ms: i64,
+    ) -> Result<ScimResource, ScimStoreError> {
+        let job = ScimWriteJob {
+            connection: connection.to_string(),
+            op: ScimWriteOp::Create { kind, write },
+            actor: None,
+        };
+        match self.scim_write(job, at_ms).await? {
+            ScimWriteResult::Created(r) => Ok(r),
+            _ => Err(StoreError::Invalid("internal: unexpected write result".into()).into()),
+        }
+    }
+
+    /// Replaces a resource's content if it is still at `expected_version`
+    /// (unaudited); the version becomes `expected_version + 1` and
+    /// `created_ms` is kept.
+    ///
+    /// For a group with `members: Some(..)`, membership is brought to that
+    /// list (members already present keep their place) and the members
+    /// added or removed have their versions bumped.
+    pub async fn scim_replace(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        write: ScimResourceWrite,
+        expected_version: i64,
+        at_ms: i64,
+    ) -> Result<ScimWriteOutcome, ScimStoreError> {
+        let job = ScimWriteJob {
+            connection: connection.to_string(),
+            op: ScimWriteOp::Replace {
+                kind,
+                write,
+                expected_version,
+                user_name_changed: true,
+                emails_changed: true,
+            },
+            actor: None,
+        };
+        match self.scim_write(job, at_ms).await? {
+            ScimWriteResult::Replaced(o) => Ok(o),
+            _ => Err(StoreError::Invalid("internal: unexpected write result".into()).into()),
+        }
+    }
+
+    /// Deletes a resource (if still at `expected_version`, when given),
+    /// unaudited: its emails, its members, and its memberships in other
+    /// groups, whose versions are bumped.
+    pub async fn scim_delete(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        id: &str,
+        expected_version: Option<i64>,
+        at_ms: i64,
+    ) -> Result<ScimDeleted, ScimStoreError> {
+        let job = ScimWriteJob {
+            connection: connection.to_string(),
+            op: ScimWriteOp::Delete {
+                kind,
+                id: id.to_string(),
+                expected_version,
+            },
+            actor: None,
+        };
+        match self.scim_write(job, at_ms).await? {
+            ScimWriteResult::Deleted(d) => Ok(d),
+            _ => Err(StoreError::Invalid("internal: unexpected write result".into()).into()),
+        }
     }
 
     /// Creates many users or groups in one transaction, without uniqueness
@@ -807,254 +1648,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Replaces a resource's content if it is still at `expected_version`;
-    /// the version becomes `expected_version + 1`. `created_ms` is kept.
-    ///
-    /// For a group with `members: Some(..)`, membership is brought to that
-    /// list (members already present keep their place) and the members
-    /// added or removed have their versions bumped.
-    pub async fn scim_replace(
-        &self,
-        connection: &str,
-        kind: ScimKind,
-        write: ScimResourceWrite,
-        expected_version: i64,
-        at_ms: i64,
-    ) -> Result<ScimWriteOutcome, ScimStoreError> {
-        let data = data_text(&write)?;
-        let mut tx = self.write.begin().await?;
-        if let Some(un) = &write.user_name
-            && let Some(existing_id) =
-                user_name_taken(&mut tx, connection, kind, un, Some(&write.id)).await?
-        {
-            return Err(ScimStoreError::Conflict {
-                kind,
-                user_name: un.clone(),
-                existing_id,
-            });
-        }
-        let sql = format!(
-            "UPDATE scim_resource SET user_name = $4, user_name_lc = $5, display_name = $6, \
-             display_name_lc = $7, external_id = $8, active = $9, version = version + 1, \
-             modified_ms = $10, data = $11 \
-             WHERE connection = $1 AND kind = $2 AND id = $3 AND version = $12 RETURNING {COLS}"
-        );
-        let updated = sqlx::query(AssertSqlSafe(sql))
-            .bind(connection.to_string())
-            .bind(kind.as_str())
-            .bind(write.id.clone())
-            .bind(write.user_name.clone())
-            .bind(write.user_name.as_deref().map(scim_fold))
-            .bind(write.display_name.clone())
-            .bind(write.display_name.as_deref().map(scim_fold))
-            .bind(write.external_id.clone())
-            .bind(write.active)
-            .bind(at_ms)
-            .bind(data)
-            .bind(expected_version)
-            .fetch_optional(&mut *tx)
-            .await;
-        let row = match updated {
-            Ok(Some(row)) => row,
-            Ok(None) => {
-                let current = sqlx::query(
-                    "SELECT version FROM scim_resource WHERE connection = $1 AND kind = $2 \
-                     AND id = $3",
-                )
-                .bind(connection.to_string())
-                .bind(kind.as_str())
-                .bind(write.id.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-                return Err(match current {
-                    None => ScimStoreError::NotFound { kind, id: write.id },
-                    Some(r) => ScimStoreError::VersionMismatch {
-                        kind,
-                        id: write.id,
-                        expected: expected_version,
-                        current: r.try_get("version")?,
-                    },
-                });
-            }
-            Err(e) if is_unique_violation(&e) => {
-                return Err(ScimStoreError::Conflict {
-                    kind,
-                    user_name: write.user_name.unwrap_or_default(),
-                    existing_id: String::new(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let resource = decode(&row)?;
-
-        sqlx::query("DELETE FROM scim_email WHERE connection = $1 AND resource_id = $2")
-            .bind(connection.to_string())
-            .bind(write.id.clone())
-            .execute(&mut *tx)
-            .await?;
-        insert_emails(&mut tx, connection, &write.id, &write.emails).await?;
-
-        let mut added = Vec::new();
-        let mut removed = Vec::new();
-        if let Some(members) = &write.members {
-            let members = dedup_members(members);
-            let rows = sqlx::query(
-                "SELECT member_id, member_type, display, ord FROM scim_member \
-                 WHERE connection = $1 AND group_id = $2",
-            )
-            .bind(connection.to_string())
-            .bind(write.id.clone())
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut current: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
-            let mut max_ord = -1i64;
-            for r in &rows {
-                let ord: i64 = r.try_get("ord")?;
-                max_ord = max_ord.max(ord);
-                current.insert(
-                    r.try_get("member_id")?,
-                    (r.try_get("member_type")?, r.try_get("display")?),
-                );
-            }
-            let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
-            removed = current
-                .keys()
-                .filter(|k| !wanted.contains(k.as_str()))
-                .cloned()
-                .collect();
-            removed.sort();
-            let mut new_members = Vec::new();
-            for m in &members {
-                match current.get(&m.value) {
-                    None => new_members.push(m.clone()),
-                    Some((t, d)) if *t != m.member_type || *d != m.display => {
-                        sqlx::query(
-                            "UPDATE scim_member SET member_type = $4, display = $5 \
-                             WHERE connection = $1 AND group_id = $2 AND member_id = $3",
-                        )
-                        .bind(connection.to_string())
-                        .bind(write.id.clone())
-                        .bind(m.value.clone())
-                        .bind(m.member_type.clone())
-                        .bind(m.display.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Some(_) => {}
-                }
-            }
-            for chunk in removed.chunks(IN_CHUNK) {
-                let sql = format!(
-                    "DELETE FROM scim_member WHERE connection = $1 AND group_id = $2 \
-                     AND member_id IN ({})",
-                    placeholders(3, chunk.len())
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql))
-                    .bind(connection.to_string())
-                    .bind(write.id.clone());
-                for id in chunk {
-                    q = q.bind(id.clone());
-                }
-                q.execute(&mut *tx).await?;
-            }
-            insert_members(&mut tx, connection, &write.id, &new_members, max_ord + 1).await?;
-            added = new_members.into_iter().map(|m| m.value).collect();
-            let touched: Vec<String> = added.iter().chain(removed.iter()).cloned().collect();
-            bump_versions(&mut tx, connection, &touched, at_ms).await?;
-        }
-        tx.commit().await?;
-        Ok(ScimWriteOutcome {
-            resource,
-            members_added: added,
-            members_removed: removed,
-        })
-    }
-
-    /// Deletes a resource (if still at `expected_version`, when given),
-    /// its emails, its members, and its memberships in other groups, whose
-    /// versions are bumped.
-    pub async fn scim_delete(
-        &self,
-        connection: &str,
-        kind: ScimKind,
-        id: &str,
-        expected_version: Option<i64>,
-        at_ms: i64,
-    ) -> Result<ScimDeleted, ScimStoreError> {
-        let mut tx = self.write.begin().await?;
-        let sql = format!(
-            "DELETE FROM scim_resource WHERE connection = $1 AND kind = $2 AND id = $3 \
-             AND ($4 < 0 OR version = $4) RETURNING {COLS}"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(connection.to_string())
-            .bind(kind.as_str())
-            .bind(id.to_string())
-            .bind(expected_version.unwrap_or(-1))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            let current = sqlx::query(
-                "SELECT version FROM scim_resource WHERE connection = $1 AND kind = $2 AND id = $3",
-            )
-            .bind(connection.to_string())
-            .bind(kind.as_str())
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Err(match current {
-                None => ScimStoreError::NotFound {
-                    kind,
-                    id: id.to_string(),
-                },
-                Some(r) => ScimStoreError::VersionMismatch {
-                    kind,
-                    id: id.to_string(),
-                    expected: expected_version.unwrap_or(-1),
-                    current: r.try_get("version")?,
-                },
-            });
-        };
-        let resource = decode(&row)?;
-        sqlx::query("DELETE FROM scim_email WHERE connection = $1 AND resource_id = $2")
-            .bind(connection.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let former_members: Vec<String> = sqlx::query(
-            "DELETE FROM scim_member WHERE connection = $1 AND group_id = $2 RETURNING member_id",
-        )
-        .bind(connection.to_string())
-        .bind(id.to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("member_id"))
-        .collect::<Result<_, _>>()?;
-        let former_groups: Vec<String> = sqlx::query(
-            "DELETE FROM scim_member WHERE connection = $1 AND member_id = $2 RETURNING group_id",
-        )
-        .bind(connection.to_string())
-        .bind(id.to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("group_id"))
-        .collect::<Result<_, _>>()?;
-        let touched: Vec<String> = former_members
-            .iter()
-            .chain(former_groups.iter())
-            .cloned()
-            .collect();
-        bump_versions(&mut tx, connection, &touched, at_ms).await?;
-        tx.commit().await?;
-        Ok(ScimDeleted {
-            resource,
-            former_members,
-            former_groups,
-        })
     }
 
     /// Stores a new token record. Fails with [`StoreError::Invalid`] if the

@@ -201,7 +201,12 @@ mod cases {
     pub async fn resources_round_trip_and_indexes(fx: Fx) {
         let s = &fx.store;
         let u = s
-            .scim_create(C, ScimKind::User, user("u1", "Ünïcode.User@Example.com"), 10)
+            .scim_create(
+                C,
+                ScimKind::User,
+                user("u1", "Ünïcode.User@Example.com"),
+                10,
+            )
             .await
             .unwrap();
         assert_eq!((u.version, u.created_ms, u.modified_ms), (1, 10, 10));
@@ -213,24 +218,52 @@ mod cases {
             .await
             .unwrap();
         let got = s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap();
-        assert_eq!(got.data, json!({"userName": "Ünïcode.User@Example.com", "title": "t"}));
+        assert_eq!(
+            got.data,
+            json!({"userName": "Ünïcode.User@Example.com", "title": "t"})
+        );
         assert_eq!(got.active, Some(true));
         assert_eq!(got.user_name.as_deref(), Some("Ünïcode.User@Example.com"));
-        assert!(s.scim_get(C, ScimKind::Group, "u1").await.unwrap().is_none());
+        assert!(
+            s.scim_get(C, ScimKind::Group, "u1")
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // Each index, with Unicode case folding where caseExact=false.
-        let find = |i, v: &'static str| async move { s.scim_find(C, ScimKind::User, i, v).await.unwrap() };
-        assert_eq!(ids(&find(ScimIndex::UserName, "ünïcode.user@EXAMPLE.com").await), ["u1"]);
-        assert_eq!(ids(&find(ScimIndex::Email, "U1@home.EXAMPLE").await), ["u1"]);
-        assert_eq!(ids(&find(ScimIndex::Email, "bob@example.com").await), ["u2"]);
+        let find =
+            |i, v: &'static str| async move { s.scim_find(C, ScimKind::User, i, v).await.unwrap() };
+        assert_eq!(
+            ids(&find(ScimIndex::UserName, "ünïcode.user@EXAMPLE.com").await),
+            ["u1"]
+        );
+        assert_eq!(
+            ids(&find(ScimIndex::Email, "U1@home.EXAMPLE").await),
+            ["u1"]
+        );
+        assert_eq!(
+            ids(&find(ScimIndex::Email, "bob@example.com").await),
+            ["u2"]
+        );
         assert_eq!(ids(&find(ScimIndex::ExternalId, "Ext-u2").await), ["u2"]);
-        assert!(find(ScimIndex::ExternalId, "ext-u2").await.is_empty(), "externalId is exact");
-        assert_eq!(ids(&find(ScimIndex::DisplayName, "display U1").await), ["u1"]);
+        assert!(
+            find(ScimIndex::ExternalId, "ext-u2").await.is_empty(),
+            "externalId is exact"
+        );
+        assert_eq!(
+            ids(&find(ScimIndex::DisplayName, "display U1").await),
+            ["u1"]
+        );
         assert_eq!(ids(&find(ScimIndex::Id, "u2").await), ["u2"]);
         assert_eq!(s.scim_count(C, ScimKind::User).await.unwrap(), 2);
         assert_eq!(s.scim_count("entra", ScimKind::User).await.unwrap(), 1);
         let many = s
-            .scim_get_many(C, ScimKind::User, &["u2".into(), "nope".into(), "u1".into()])
+            .scim_get_many(
+                C,
+                ScimKind::User,
+                &["u2".into(), "nope".into(), "u1".into()],
+            )
             .await
             .unwrap();
         assert_eq!(ids(&many), ["u1", "u2"], "creation order");
@@ -253,7 +286,13 @@ mod cases {
             .scim_create(C, ScimKind::User, user("u1", "other@x.com"), 2)
             .await
             .unwrap_err();
-        assert!(matches!(err, ScimStoreError::Conflict { .. } | ScimStoreError::DuplicateId { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ScimStoreError::Conflict { .. } | ScimStoreError::DuplicateId { .. }
+            ),
+            "{err}"
+        );
         // Renaming onto a taken name conflicts; onto its own name does not.
         s.scim_create(C, ScimKind::User, user("u3", "carol@x.com"), 3)
             .await
@@ -268,14 +307,20 @@ mod cases {
             .unwrap();
         // Nothing half-written by the failed attempts.
         assert_eq!(s.scim_count(C, ScimKind::User).await.unwrap(), 2);
-        assert!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "u2@home.example").await.unwrap().is_empty());
+        assert!(
+            s.scim_find(C, ScimKind::User, ScimIndex::Email, "u2@home.example")
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // Concurrent creates of one name: exactly one wins.
         let mut tasks = Vec::new();
         for i in 0..8 {
             let st = s.clone();
             tasks.push(tokio::spawn(async move {
-                st.scim_create(C, ScimKind::User, user(&format!("r{i}"), "race@x.com"), 9).await
+                st.scim_create(C, ScimKind::User, user(&format!("r{i}"), "race@x.com"), 9)
+                    .await
             }));
         }
         let mut ok = 0;
@@ -291,50 +336,140 @@ mod cases {
 
     pub async fn replace_checks_versions(fx: Fx) {
         let s = &fx.store;
-        s.scim_create(C, ScimKind::User, user("u1", "a@x.com"), 1).await.unwrap();
+        s.scim_create(C, ScimKind::User, user("u1", "a@x.com"), 1)
+            .await
+            .unwrap();
         let mut w = user("u1", "a@x.com");
         w.active = Some(false);
         w.emails = vec!["new@x.com".into()];
         w.data = json!({"userName": "a@x.com", "active": false});
-        let out = s.scim_replace(C, ScimKind::User, w.clone(), 1, 5).await.unwrap();
-        assert_eq!((out.resource.version, out.resource.created_ms, out.resource.modified_ms), (2, 1, 5));
+        let out = s
+            .scim_replace(C, ScimKind::User, w.clone(), 1, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                out.resource.version,
+                out.resource.created_ms,
+                out.resource.modified_ms
+            ),
+            (2, 1, 5)
+        );
         assert_eq!(out.resource.active, Some(false));
-        assert_eq!(out.resource.data, json!({"userName": "a@x.com", "active": false}));
+        assert_eq!(
+            out.resource.data,
+            json!({"userName": "a@x.com", "active": false})
+        );
         // Emails were replaced.
-        assert!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "a@x.com").await.unwrap().is_empty());
-        assert_eq!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "NEW@x.com").await.unwrap().len(), 1);
-        // A stale version is refused and changes nothing.
-        let err = s.scim_replace(C, ScimKind::User, user("u1", "b@x.com"), 1, 6).await.unwrap_err();
         assert!(
-            matches!(err, ScimStoreError::VersionMismatch { expected: 1, current: 2, .. }),
+            s.scim_find(C, ScimKind::User, ScimIndex::Email, "a@x.com")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.scim_find(C, ScimKind::User, ScimIndex::Email, "NEW@x.com")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // A stale version is refused and changes nothing.
+        let err = s
+            .scim_replace(C, ScimKind::User, user("u1", "b@x.com"), 1, 6)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ScimStoreError::VersionMismatch {
+                    expected: 1,
+                    current: 2,
+                    ..
+                }
+            ),
             "{err}"
         );
-        assert_eq!(s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap().user_name.as_deref(), Some("a@x.com"));
-        let err = s.scim_replace(C, ScimKind::User, user("zz", "z@x.com"), 1, 6).await.unwrap_err();
+        assert_eq!(
+            s.scim_get(C, ScimKind::User, "u1")
+                .await
+                .unwrap()
+                .unwrap()
+                .user_name
+                .as_deref(),
+            Some("a@x.com")
+        );
+        let err = s
+            .scim_replace(C, ScimKind::User, user("zz", "z@x.com"), 1, 6)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ScimStoreError::NotFound { .. }), "{err}");
-        let err = s.scim_delete(C, ScimKind::User, "u1", Some(1), 7).await.unwrap_err();
-        assert!(matches!(err, ScimStoreError::VersionMismatch { .. }), "{err}");
-        s.scim_delete(C, ScimKind::User, "u1", Some(2), 7).await.unwrap();
-        let err = s.scim_delete(C, ScimKind::User, "u1", None, 8).await.unwrap_err();
+        let err = s
+            .scim_delete(C, ScimKind::User, "u1", Some(1), 7)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ScimStoreError::VersionMismatch { .. }),
+            "{err}"
+        );
+        s.scim_delete(C, ScimKind::User, "u1", Some(2), 7)
+            .await
+            .unwrap();
+        let err = s
+            .scim_delete(C, ScimKind::User, "u1", None, 8)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ScimStoreError::NotFound { .. }), "{err}");
-        assert!(s.scim_find(C, ScimKind::User, ScimIndex::Email, "new@x.com").await.unwrap().is_empty());
+        assert!(
+            s.scim_find(C, ScimKind::User, ScimIndex::Email, "new@x.com")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     pub async fn membership_diffs_and_cascades(fx: Fx) {
         let s = &fx.store;
         for (id, n) in [("u1", "a@x"), ("u2", "b@x"), ("u3", "c@x")] {
-            s.scim_create(C, ScimKind::User, user(id, n), 1).await.unwrap();
+            s.scim_create(C, ScimKind::User, user(id, n), 1)
+                .await
+                .unwrap();
         }
-        let g = s.scim_create(C, ScimKind::Group, group("g1", "Eng", &["u1", "u2", "u1"]), 2).await.unwrap();
+        let g = s
+            .scim_create(
+                C,
+                ScimKind::Group,
+                group("g1", "Eng", &["u1", "u2", "u1"]),
+                2,
+            )
+            .await
+            .unwrap();
         assert_eq!(g.version, 1);
         let m = s.scim_members(C, &["g1".into()]).await.unwrap();
         let vals: Vec<&str> = m["g1"].iter().map(|m| m.value.as_str()).collect();
         assert_eq!(vals, ["u1", "u2"], "deduplicated, in order");
         // Members' versions moved: User.groups changed.
-        assert_eq!(s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap().version, 2);
-        assert_eq!(s.scim_get(C, ScimKind::User, "u3").await.unwrap().unwrap().version, 1);
+        assert_eq!(
+            s.scim_get(C, ScimKind::User, "u1")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            2
+        );
+        assert_eq!(
+            s.scim_get(C, ScimKind::User, "u3")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            1
+        );
 
-        let out = s.scim_replace(C, ScimKind::Group, group("g1", "Eng", &["u2", "u3"]), 1, 3).await.unwrap();
+        let out = s
+            .scim_replace(C, ScimKind::Group, group("g1", "Eng", &["u2", "u3"]), 1, 3)
+            .await
+            .unwrap();
         assert_eq!(out.members_added, ["u3"]);
         assert_eq!(out.members_removed, ["u1"]);
         let m = s.scim_members(C, &["g1".into()]).await.unwrap();
@@ -343,32 +478,67 @@ mod cases {
         // members: None leaves membership alone.
         let mut rename = group("g1", "Engineering", &[]);
         rename.members = None;
-        let out = s.scim_replace(C, ScimKind::Group, rename, 2, 4).await.unwrap();
+        let out = s
+            .scim_replace(C, ScimKind::Group, rename, 2, 4)
+            .await
+            .unwrap();
         assert!(out.members_added.is_empty() && out.members_removed.is_empty());
-        let gs = s.scim_groups_of(C, &["u2".into(), "u1".into()]).await.unwrap();
+        let gs = s
+            .scim_groups_of(C, &["u2".into(), "u1".into()])
+            .await
+            .unwrap();
         assert_eq!(gs["u2"][0].group_id, "g1");
         assert_eq!(gs["u2"][0].display_name.as_deref(), Some("Engineering"));
         assert!(!gs.contains_key("u1"));
         assert_eq!(
-            s.scim_find(C, ScimKind::Group, ScimIndex::Member, "u3").await.unwrap().len(),
+            s.scim_find(C, ScimKind::Group, ScimIndex::Member, "u3")
+                .await
+                .unwrap()
+                .len(),
             1
         );
         assert_eq!(
-            s.scim_kinds_of(C, &["u1".into(), "g1".into(), "x".into()]).await.unwrap().len(),
+            s.scim_kinds_of(C, &["u1".into(), "g1".into(), "x".into()])
+                .await
+                .unwrap()
+                .len(),
             2
         );
 
         // Deleting a member removes it from the group and bumps the group.
-        let gv = s.scim_get(C, ScimKind::Group, "g1").await.unwrap().unwrap().version;
-        let d = s.scim_delete(C, ScimKind::User, "u3", None, 5).await.unwrap();
+        let gv = s
+            .scim_get(C, ScimKind::Group, "g1")
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
+        let d = s
+            .scim_delete(C, ScimKind::User, "u3", None, 5)
+            .await
+            .unwrap();
         assert_eq!(d.former_groups, ["g1"]);
-        assert_eq!(s.scim_get(C, ScimKind::Group, "g1").await.unwrap().unwrap().version, gv + 1);
+        assert_eq!(
+            s.scim_get(C, ScimKind::Group, "g1")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            gv + 1
+        );
         let m = s.scim_members(C, &["g1".into()]).await.unwrap();
         assert_eq!(m["g1"].len(), 1);
         // Deleting the group reports its former members.
-        let d = s.scim_delete(C, ScimKind::Group, "g1", None, 6).await.unwrap();
+        let d = s
+            .scim_delete(C, ScimKind::Group, "g1", None, 6)
+            .await
+            .unwrap();
         assert_eq!(d.former_members, ["u2"]);
-        assert!(s.scim_groups_of(C, &["u2".into()]).await.unwrap().is_empty());
+        assert!(
+            s.scim_groups_of(C, &["u2".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     pub async fn scan_and_page_in_creation_order(fx: Fx) {
@@ -381,7 +551,12 @@ mod cases {
         let page = s.scim_page(C, ScimKind::User, 10, 3).await.unwrap();
         let names: Vec<&str> = page.iter().filter_map(|r| r.user_name.as_deref()).collect();
         assert_eq!(names, ["user10@x.com", "user11@x.com", "user12@x.com"]);
-        assert!(s.scim_page(C, ScimKind::User, 0, 0).await.unwrap().is_empty());
+        assert!(
+            s.scim_page(C, ScimKind::User, 0, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let mut after = 0;
         let mut seen = 0;
         loop {
@@ -392,15 +567,147 @@ mod cases {
             seen += chunk.len();
         }
         assert_eq!(seen, 2_500);
-        let hit = s.scim_find(C, ScimKind::User, ScimIndex::UserName, "USER2499@x.com").await.unwrap();
+        let hit = s
+            .scim_find(C, ScimKind::User, ScimIndex::UserName, "USER2499@x.com")
+            .await
+            .unwrap();
         assert_eq!(ids(&hit), ["id-00001"]);
         // Imports refuse duplicates as a whole.
         let err = s
-            .scim_import(C, ScimKind::User, vec![user("fresh", "x@x"), user("dup", "user1@x.com")], 2)
+            .scim_import(
+                C,
+                ScimKind::User,
+                vec![user("fresh", "x@x"), user("dup", "user1@x.com")],
+                2,
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, ScimStoreError::Store(StoreError::Invalid(_))), "{err}");
-        assert!(s.scim_get(C, ScimKind::User, "fresh").await.unwrap().is_none());
+        assert!(
+            matches!(err, ScimStoreError::Store(StoreError::Invalid(_))),
+            "{err}"
+        );
+        assert!(
+            s.scim_get(C, ScimKind::User, "fresh")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    pub async fn write_batches_commit_with_their_audit_records(fx: Fx) {
+        use roster_store::{ScimWriteJob, ScimWriteOp, ScimWriteResult};
+        let s = &fx.store;
+        s.append_audit(roster_store::AuditEvent {
+            at_ms: 1,
+            actor: "someone".into(),
+            kind: "other.event".into(),
+            subject: "x".into(),
+            data: json!({}),
+        })
+        .await
+        .unwrap();
+        let job = |op, actor: Option<&str>| ScimWriteJob {
+            connection: C.into(),
+            op,
+            actor: actor.map(str::to_string),
+        };
+        let create = |id: &str, un: &str| ScimWriteOp::Create {
+            kind: ScimKind::User,
+            write: user(id, un),
+        };
+        let results = s
+            .scim_write_batch(
+                vec![
+                    job(create("u1", "a@x"), Some("scim:okta:rst_1")),
+                    job(create("u2", "A@X"), Some("scim:okta:rst_1")),
+                    job(create("u3", "c@x"), None),
+                    job(
+                        ScimWriteOp::Replace {
+                            kind: ScimKind::User,
+                            write: user("u1", "a@x"),
+                            expected_version: 1,
+                            user_name_changed: false,
+                            emails_changed: false,
+                        },
+                        Some("scim:okta:rst_2"),
+                    ),
+                    job(
+                        ScimWriteOp::Replace {
+                            kind: ScimKind::User,
+                            write: user("u3", "c@x"),
+                            expected_version: 7,
+                            user_name_changed: false,
+                            emails_changed: true,
+                        },
+                        Some("scim:okta:rst_2"),
+                    ),
+                    job(
+                        ScimWriteOp::Delete {
+                            kind: ScimKind::User,
+                            id: "nope".into(),
+                            expected_version: None,
+                        },
+                        Some("scim:okta:rst_2"),
+                    ),
+                ],
+                50,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(results[0], Ok(ScimWriteResult::Created(_))));
+        assert!(
+            matches!(results[1], Err(ScimStoreError::Conflict { .. })),
+            "{:?}",
+            results[1]
+        );
+        assert!(matches!(results[2], Ok(ScimWriteResult::Created(_))));
+        match &results[3] {
+            Ok(ScimWriteResult::Replaced(o)) => assert_eq!(o.resource.version, 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(
+                results[4],
+                Err(ScimStoreError::VersionMismatch {
+                    current: 1,
+                    expected: 7,
+                    ..
+                })
+            ),
+            "{:?}",
+            results[4]
+        );
+        assert!(matches!(results[5], Err(ScimStoreError::NotFound { .. })));
+        // Audited: the two successful jobs with actors, chained after the
+        // existing event; refused and actor-less jobs are not.
+        let events = s.audit_since(0).await.unwrap();
+        let kinds: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.actor.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("other.event", "someone"),
+                ("scim.user.created", "scim:okta:rst_1"),
+                ("scim.user.updated", "scim:okta:rst_2")
+            ]
+        );
+        assert_eq!(events[1].subject, "scim:okta:User:u1");
+        assert_eq!(events[2].data["version"], 2);
+        let report = s.verify_audit().await.unwrap();
+        assert_eq!(report.events, 3);
+        // A later ordinary append continues the same chain.
+        s.append_audit(roster_store::AuditEvent {
+            at_ms: 60,
+            actor: "someone".into(),
+            kind: "other.event".into(),
+            subject: "y".into(),
+            data: json!({}),
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.verify_audit().await.unwrap().events, 4);
     }
 
     pub async fn tokens_round_trip(fx: Fx) {
@@ -413,12 +720,22 @@ mod cases {
             last_used_ms: None,
             revoked_ms: None,
         };
-        s.scim_token_insert(&rec("rst_aaaaaaaa", C, 1)).await.unwrap();
-        s.scim_token_insert(&rec("rst_bbbbbbbb", "entra", 2)).await.unwrap();
-        let dup = s.scim_token_insert(&rec("rst_aaaaaaaa", C, 3)).await.unwrap_err();
+        s.scim_token_insert(&rec("rst_aaaaaaaa", C, 1))
+            .await
+            .unwrap();
+        s.scim_token_insert(&rec("rst_bbbbbbbb", "entra", 2))
+            .await
+            .unwrap();
+        let dup = s
+            .scim_token_insert(&rec("rst_aaaaaaaa", C, 3))
+            .await
+            .unwrap_err();
         assert!(matches!(dup, StoreError::Invalid(_)), "{dup}");
         assert_eq!(s.scim_tokens(None).await.unwrap().len(), 2);
-        assert_eq!(s.scim_tokens(Some(C)).await.unwrap(), vec![rec("rst_aaaaaaaa", C, 1)]);
+        assert_eq!(
+            s.scim_tokens(Some(C)).await.unwrap(),
+            vec![rec("rst_aaaaaaaa", C, 1)]
+        );
         s.scim_token_touch("rst_aaaaaaaa", 50).await.unwrap();
         assert!(s.scim_token_revoke("rst_aaaaaaaa", 60).await.unwrap());
         assert!(!s.scim_token_revoke("rst_aaaaaaaa", 70).await.unwrap());
@@ -457,4 +774,5 @@ both_backends!(
     membership_diffs_and_cascades,
     scan_and_page_in_creation_order,
     tokens_round_trip,
+    write_batches_commit_with_their_audit_records,
 );

@@ -1,0 +1,173 @@
+//! `roster serve` (the SCIM gateway plus the service) and
+//! `roster scim token create|list|revoke`.
+//!
+//! IdPs push to `/scim/v2/{connection}/`. Every inbound change is an event
+//! for one person: roster plans just them at once and carries the change
+//! out through whatever path the connection's app has (a Spendesk
+//! deprovision push becomes an offboarding task within a second).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use roster_engine::service::{self, Event, ServiceOptions};
+use roster_engine::targeted::PersonRef;
+use roster_server::{ChannelSink, ScimChange, ScimState, scim_router, tokens};
+use tokio::sync::{mpsc, watch};
+
+use crate::ops::{engine_for, load_config};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+    config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ROSTER_LISTEN")]
+    listen: SocketAddr,
+    /// Minutes between full reconciliations.
+    #[arg(long, default_value_t = 15)]
+    every: u64,
+    /// Only plan: never apply without `roster apply`.
+    #[arg(long)]
+    plan_only: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ScimCommand {
+    /// SCIM bearer tokens for IdPs pushing to roster.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for a connection; it is printed once, stored hashed.
+    Create {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        connection: String,
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
+    /// List tokens: prefix, connection, creation and last use only.
+    List {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        connection: Option<String>,
+    },
+    /// Revoke a token by its prefix.
+    Revoke {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+        prefix: String,
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
+}
+
+/// The person an inbound SCIM change is about.
+pub fn person_of(change: &ScimChange) -> Option<PersonRef> {
+    PersonRef::from_identifiers(&change.user_name, change.employee_number.as_deref())
+}
+
+pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
+    let config = load_config(&args.config)?;
+    let engine = Arc::new(engine_for(&config, catalog_dir).await?);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (sink, mut changes) = ChannelSink::new();
+    // Inbound SCIM changes → events for one person each.
+    tokio::spawn(async move {
+        while let Some(change) = changes.recv().await {
+            match person_of(&change) {
+                Some(who) => {
+                    let _ = events_tx.send(Event::Person(who));
+                }
+                None => {
+                    tracing::warn!(user = %change.user_name, "SCIM change names no address or employee number")
+                }
+            }
+        }
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let opts = ServiceOptions {
+        full_interval: Duration::from_secs(args.every.max(1) * 60),
+        hr_csv: config.hr_csv.clone(),
+        auto_apply: !args.plan_only,
+    };
+    let svc = tokio::spawn(service::run(engine.clone(), opts, events_rx, stop_rx));
+    let state = ScimState::new(engine.store.clone(), sink);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    eprintln!(
+        "roster serve: SCIM gateway at http://{}/scim/v2/<connection>/ (tokens: roster scim token create --connection NAME); full reconciliation every {} min",
+        listener.local_addr()?,
+        args.every.max(1)
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping…");
+    };
+    roster_server::serve(listener, scim_router(state), shutdown)
+        .await
+        .context("the HTTP server failed")?;
+    let _ = stop_tx.send(true);
+    svc.await.context("the service task failed")??;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp() * 1000
+}
+
+pub async fn scim(cmd: ScimCommand) -> Result<()> {
+    let ScimCommand::Token(cmd) = cmd;
+    match cmd {
+        TokenCommand::Create {
+            config,
+            connection,
+            by,
+        } => {
+            let config = load_config(&config)?;
+            let store = roster_store::Store::open(&config.database).await?;
+            let created = tokens::create_token(&store, &connection, &by, now_ms()).await?;
+            println!("{}", created.token);
+            eprintln!(
+                "SCIM token {} for connection {connection}: shown once, stored hashed. IdP base URL: http://HOST/scim/v2/{connection}",
+                created.info.prefix
+            );
+        }
+        TokenCommand::List { config, connection } => {
+            let config = load_config(&config)?;
+            let store = roster_store::Store::open(&config.database).await?;
+            for t in tokens::list_tokens(&store, connection.as_deref()).await? {
+                println!(
+                    "{}  {:<20} created {}  last used {}{}",
+                    t.prefix,
+                    t.connection,
+                    crate::ops::due(Some(t.created_ms)),
+                    t.last_used_ms
+                        .map(|m| crate::ops::due(Some(m)))
+                        .unwrap_or_else(|| "never".into()),
+                    if t.revoked_ms.is_some() {
+                        "  REVOKED"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke { config, prefix, by } => {
+            let config = load_config(&config)?;
+            let store = roster_store::Store::open(&config.database).await?;
+            let t = tokens::revoke_token(&store, &prefix, &by, now_ms()).await?;
+            println!("revoked {} ({})", t.prefix, t.connection);
+        }
+    }
+    Ok(())
+}

@@ -37,6 +37,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::{AuditError, StoreError};
+use crate::sql::{Val, insert_rows};
 use crate::{Backend, Store};
 
 /// The `prev_hash` of the first event.
@@ -157,59 +158,12 @@ impl Store {
     /// Appends `event` to the log and returns it with its sequence number
     /// and hashes.
     pub async fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError> {
-        let data = canonical_json(&event.data);
         let mut tx = self.write.begin().await?;
-        // Taking the next number and locking the head in one statement:
-        // concurrent appenders queue here until this transaction ends.
-        let head =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::corrupt("audit_head", "1", "the audit head row is missing")
-                })?;
-        let seq_i: i64 = head.try_get("seq")?;
-        let prev_hash: String = head.try_get("hash")?;
-        let seq = u64::try_from(seq_i)
-            .map_err(|_| StoreError::corrupt("audit_head", "1", format!("negative seq {seq_i}")))?;
-        let hash = event_hash(
-            &prev_hash,
-            seq,
-            event.at_ms,
-            &event.actor,
-            &event.kind,
-            &event.subject,
-            &data,
-        );
-        sqlx::query(
-            "INSERT INTO audit_event (seq, at_ms, actor, kind, subject, data, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(seq_i)
-        .bind(event.at_ms)
-        .bind(event.actor.clone())
-        .bind(event.kind.clone())
-        .bind(event.subject.clone())
-        .bind(data)
-        .bind(prev_hash.clone())
-        .bind(hash.clone())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(hash.clone())
-            .execute(&mut *tx)
-            .await?;
+        let mut records = append_in_tx(&mut tx, std::slice::from_ref(&event)).await?;
         tx.commit().await?;
-        Ok(AuditRecord {
-            seq,
-            at_ms: event.at_ms,
-            actor: event.actor,
-            kind: event.kind,
-            subject: event.subject,
-            data: event.data,
-            prev_hash,
-            hash,
-        })
+        records
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("audit_event", "?", "no record appended"))
     }
 
     /// Events that happened at or after `at_ms`, in sequence order.
@@ -344,6 +298,72 @@ fn decode_record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     })
+}
+
+/// Appends `events` to the chain inside the caller's transaction, so they
+/// commit (or not) with the state change they record. The head row is
+/// advanced by `events.len()` in one statement, which also locks it until
+/// commit — concurrent appenders queue there — and the hashes are chained
+/// in memory. Every append in roster goes through here.
+pub(crate) async fn append_in_tx(
+    conn: &mut sqlx::AnyConnection,
+    events: &[AuditEvent],
+) -> Result<Vec<AuditRecord>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = i64::try_from(events.len())
+        .map_err(|_| StoreError::Invalid("too many audit events in one append".into()))?;
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(n)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::corrupt("audit_head", "1", "the audit head row is missing"))?;
+    let last: i64 = head.try_get("seq")?;
+    let mut prev: String = head.try_get("hash")?;
+    let mut rows = Vec::with_capacity(events.len());
+    let mut records = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let seq_i = last - n + 1 + i as i64;
+        let seq = u64::try_from(seq_i)
+            .map_err(|_| StoreError::corrupt("audit_head", "1", format!("negative seq {seq_i}")))?;
+        let data = canonical_json(&e.data);
+        let hash = event_hash(&prev, seq, e.at_ms, &e.actor, &e.kind, &e.subject, &data);
+        rows.push(vec![
+            Val::Int(seq_i),
+            Val::Int(e.at_ms),
+            Val::Text(e.actor.clone()),
+            Val::Text(e.kind.clone()),
+            Val::Text(e.subject.clone()),
+            Val::Text(data),
+            Val::Text(prev.clone()),
+            Val::Text(hash.clone()),
+        ]);
+        records.push(AuditRecord {
+            seq,
+            at_ms: e.at_ms,
+            actor: e.actor.clone(),
+            kind: e.kind.clone(),
+            subject: e.subject.clone(),
+            data: e.data.clone(),
+            prev_hash: prev.clone(),
+            hash: hash.clone(),
+        });
+        prev = hash;
+    }
+    insert_rows(
+        conn,
+        "INSERT INTO audit_event (seq, at_ms, actor, kind, subject, data, prev_hash, hash)",
+        "",
+        8,
+        rows,
+    )
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(prev)
+        .execute(&mut *conn)
+        .await?;
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::audit::{AuditEvent, canonical_json, event_hash};
+use crate::audit::AuditEvent;
 use crate::sql::{Val, insert_rows};
 use crate::{Store, StoreError, to_i64};
 
@@ -509,60 +509,6 @@ fn audit_event_for(
             "version": r.version,
         }),
     }
-}
-
-/// Appends `events` to the audit chain inside the caller's transaction,
-/// with the chain layout of [`crate::audit`]: the head row is advanced by
-/// `events.len()` in one statement (which also locks it until commit),
-/// the hashes are chained in memory, and the events are inserted together.
-/// A write and its audit record therefore commit together or not at all.
-async fn append_audit_in_tx(
-    conn: &mut AnyConnection,
-    events: &[AuditEvent],
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let n = to_i64(events.len());
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
-        .bind(n)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::corrupt("audit_head", "1", "the audit head row is missing"))?;
-    let last: i64 = head.try_get("seq")?;
-    let mut prev: String = head.try_get("hash")?;
-    let mut rows = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let seq_i = last - n + 1 + to_i64(i);
-        let seq = u64::try_from(seq_i)
-            .map_err(|_| StoreError::corrupt("audit_head", "1", format!("negative seq {seq_i}")))?;
-        let data = canonical_json(&e.data);
-        let hash = event_hash(&prev, seq, e.at_ms, &e.actor, &e.kind, &e.subject, &data);
-        rows.push(vec![
-            Val::Int(seq_i),
-            Val::Int(e.at_ms),
-            Val::Text(e.actor.clone()),
-            Val::Text(e.kind.clone()),
-            Val::Text(e.subject.clone()),
-            Val::Text(data),
-            Val::Text(prev.clone()),
-            Val::Text(hash.clone()),
-        ]);
-        prev = hash;
-    }
-    insert_rows(
-        conn,
-        "INSERT INTO audit_event (seq, at_ms, actor, kind, subject, data, prev_hash, hash)",
-        "",
-        8,
-        rows,
-    )
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(prev)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 async fn current_version(
@@ -1236,7 +1182,7 @@ impl Store {
             }
             out.push(r);
         }
-        append_audit_in_tx(&mut tx, &events).await?;
+        crate::audit::append_in_tx(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -63,7 +63,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use roster_core::{Action, ConnectionId};
 
-use crate::audit::{AuditEvent, canonical_json, event_hash};
+use crate::audit::AuditEvent;
 use crate::plans::{ActionState, PlanId};
 use crate::sql::{Val, bind_val, get_bool, values_placeholders};
 use crate::{Backend, Store, StoreError, to_i64};
@@ -560,7 +560,7 @@ impl Store {
             };
             mirror_action(&mut tx, &task, mirror(state, outcome), detail, now_ms).await?;
             if let Some(event) = &f.audit {
-                append_audit_in(&mut tx, event).await?;
+                crate::audit::append_in_tx(&mut tx, std::slice::from_ref(event)).await?;
             }
             accepted.push(true);
         }
@@ -924,50 +924,6 @@ async fn mirror_action(
     .bind(to_i64(task.action_idx))
     .execute(&mut *conn)
     .await?;
-    Ok(())
-}
-
-/// Appends `event` to the audit chain inside the caller's transaction, so
-/// the event commits (or not) with the state change it records. The same
-/// chain layout as [`Store::append_audit`]: lock the head by bumping its
-/// sequence, insert the event linked to the head's hash, move the head.
-async fn append_audit_in(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), StoreError> {
-    let data = canonical_json(&event.data);
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::corrupt("audit_head", "1", "the audit head row is missing"))?;
-    let seq_i: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
-    let seq = u64::try_from(seq_i)
-        .map_err(|_| StoreError::corrupt("audit_head", "1", format!("negative seq {seq_i}")))?;
-    let hash = event_hash(
-        &prev_hash,
-        seq,
-        event.at_ms,
-        &event.actor,
-        &event.kind,
-        &event.subject,
-        &data,
-    );
-    sqlx::query(
-        "INSERT INTO audit_event (seq, at_ms, actor, kind, subject, data, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(seq_i)
-    .bind(event.at_ms)
-    .bind(event.actor.clone())
-    .bind(event.kind.clone())
-    .bind(event.subject.clone())
-    .bind(data)
-    .bind(prev_hash)
-    .bind(hash.clone())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(hash)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 

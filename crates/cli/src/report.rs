@@ -47,6 +47,8 @@ pub enum ReportCommand {
     Coverage(ReportArgs),
     /// Every leaver's accounts: which are still open and how long closing each took.
     Leavers(ReportArgs),
+    /// Human tasks per app: open, past their SLA, flagged, verified.
+    Tasks(ReportArgs),
 }
 
 #[derive(Args)]
@@ -110,6 +112,7 @@ pub async fn run(cmd: ReportCommand, catalog_dir: Option<&Path>) -> Result<()> {
         ReportCommand::Orphans(a) => (a, "orphans"),
         ReportCommand::Coverage(a) => (a, "coverage"),
         ReportCommand::Leavers(a) => (a, "leavers"),
+        ReportCommand::Tasks(a) => (a, "tasks"),
     };
     let opened = open(&args.source, true).await?;
     let mut data = reports::load(&opened.store).await?;
@@ -130,6 +133,14 @@ pub async fn run(cmd: ReportCommand, catalog_dir: Option<&Path>) -> Result<()> {
             }
             let r = reports::coverage(&data, &catalog, &opened.policy);
             emit(args.json, &r, || reports::render_coverage(&r))?
+        }
+        "tasks" => {
+            let tasks = opened.store.human_tasks(&[]).await?;
+            let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            let r = roster_engine::human::task_report(&tasks, now);
+            emit(args.json, &r, || {
+                roster_engine::human::render_task_report(&r)
+            })?
         }
         _ => {
             let r = reports::leavers(&data, &opened.policy, OffsetDateTime::now_utc());

@@ -458,3 +458,150 @@ fn capitalise(s: &str) -> String {
         None => String::new(),
     }
 }
+
+/// Human work per connection, for `roster report tasks`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TaskCounts {
+    pub open: usize,
+    /// Open (or reopened) past their due date: past the connection's SLA.
+    pub past_sla: usize,
+    /// Reported done but contradicted by a read.
+    pub flagged: usize,
+    /// Reported done, waiting for the next read.
+    pub awaiting_verification: usize,
+    pub verified: usize,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TaskReport {
+    pub at_ms: i64,
+    pub by_connection: BTreeMap<String, TaskCounts>,
+    /// Tasks past their SLA, most overdue first.
+    pub overdue: Vec<HumanTask>,
+}
+
+/// Counts tasks by connection and state, and lists those past their SLA.
+pub fn task_report(tasks: &[HumanTask], now_ms: i64) -> TaskReport {
+    let mut report = TaskReport {
+        at_ms: now_ms,
+        ..TaskReport::default()
+    };
+    for t in tasks {
+        let c = report
+            .by_connection
+            .entry(t.connection.clone())
+            .or_default();
+        match t.state {
+            HumanTaskState::Open | HumanTaskState::Reopened => {
+                c.open += 1;
+                if t.flagged {
+                    c.flagged += 1;
+                }
+                if t.due_ms.is_some_and(|d| d < now_ms) {
+                    c.past_sla += 1;
+                    report.overdue.push(t.clone());
+                }
+            }
+            HumanTaskState::Done => c.awaiting_verification += 1,
+            HumanTaskState::Verified => c.verified += 1,
+            HumanTaskState::Cancelled => {}
+        }
+    }
+    report.overdue.sort_by_key(|t| t.due_ms);
+    report
+}
+
+/// `roster report tasks` as text.
+pub fn render_task_report(r: &TaskReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:>6} {:>9} {:>8} {:>10} {:>9}",
+        "connection", "open", "past SLA", "flagged", "to verify", "verified"
+    );
+    for (c, n) in &r.by_connection {
+        let _ = writeln!(
+            out,
+            "{c:<20} {:>6} {:>9} {:>8} {:>10} {:>9}",
+            n.open, n.past_sla, n.flagged, n.awaiting_verification, n.verified
+        );
+    }
+    if !r.overdue.is_empty() {
+        let _ = writeln!(out, "\npast their SLA, most overdue first:");
+        for t in &r.overdue {
+            let hours = t.due_ms.map(|d| (r.at_ms - d) / 3_600_000).unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "  {}  {} ({} h overdue){}",
+                t.id,
+                t.title,
+                hours,
+                if t.flagged { " [flagged]" } else { "" }
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, state: HumanTaskState, due: i64, flagged: bool) -> HumanTask {
+        HumanTask {
+            id: id.into(),
+            dedupe_key: id.into(),
+            connection: "spendesk".into(),
+            kind: "deactivate".into(),
+            subject_email: format!("{id}@acme.example"),
+            employee_id: None,
+            account_key: None,
+            plan_id: None,
+            action_idx: None,
+            title: format!("Deactivate {id}"),
+            checklist: vec![],
+            assignee: None,
+            state,
+            flagged,
+            note: None,
+            evidence: None,
+            due_ms: Some(due),
+            reminded_ms: None,
+            escalated_ms: None,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn tasks_past_their_sla_are_counted_and_listed_most_overdue_first() {
+        let now = 100 * 3_600_000;
+        let tasks = vec![
+            task("a", HumanTaskState::Open, now - 3_600_000, false),
+            task("b", HumanTaskState::Reopened, now - 10 * 3_600_000, true),
+            task("c", HumanTaskState::Open, now + 3_600_000, false),
+            task("d", HumanTaskState::Done, now - 3_600_000, false),
+            task("e", HumanTaskState::Verified, now - 3_600_000, false),
+        ];
+        let r = task_report(&tasks, now);
+        let c = &r.by_connection["spendesk"];
+        assert_eq!(
+            (
+                c.open,
+                c.past_sla,
+                c.flagged,
+                c.awaiting_verification,
+                c.verified
+            ),
+            (3, 2, 1, 1, 1)
+        );
+        let ids: Vec<&str> = r.overdue.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, vec!["b", "a"]);
+        let text = render_task_report(&r);
+        assert!(
+            text.contains("b  Deactivate b (10 h overdue) [flagged]"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Fuzzes the SCIM filter parser and the PATCH applier with cargo-fuzz
+# (libFuzzer) for a bounded time each: FUZZ_SECONDS (default 60) per target.
+#
+#   ./scripts/fuzz.sh            # both targets, 60 s each
+#   FUZZ_SECONDS=600 ./scripts/fuzz.sh filter
+#
+# cargo-fuzz wants a nightly compiler for sanitizers; with --sanitizer none
+# stable works when RUSTC_BOOTSTRAP=1 lets it pass its -Z flags. Crashes are
+# written under crates/scim/fuzz/artifacts/<target>/ and fail the script.
+# The same inputs' invariants also run in the ordinary test suite
+# (roster-scim's fuzz smoke test), so CI covers them without libFuzzer.
+set -euo pipefail
+cd "$(dirname "$0")/../crates/scim"
+
+seconds="${FUZZ_SECONDS:-60}"
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(filter patch)
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz (cargo install cargo-fuzz --locked)" >&2
+  cargo install cargo-fuzz --locked
+fi
+
+for t in "${targets[@]}"; do
+  echo "=== fuzzing $t for ${seconds}s"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" --sanitizer none -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1
+done

@@ -26,6 +26,13 @@ pub struct PlanArgs {
     /// Also write the plan (JSON) to this file.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Plan only this connection (the others are neither read nor planned).
+    #[arg(long)]
+    connection: Option<String>,
+    /// Plan only this person (an address or an employee ID), from what the
+    /// store holds and a fresh read of the apps.
+    #[arg(long)]
+    person: Option<String>,
 }
 
 #[derive(Args)]
@@ -199,7 +206,35 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
             .await?;
         eprintln!("imported {} people from {}", people.len(), hr.display());
     }
-    let (id, plan) = engine.plan(Some(&readable)).await?;
+    if let Some(only) = &args.connection {
+        anyhow::ensure!(
+            config.connections.iter().any(|c| &c.id == only),
+            "no connection {only:?} in {}; configured: {}",
+            args.config.display(),
+            config
+                .connections
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        readable.retain(|c| c.as_str() == only);
+    }
+    let (id, plan) = match &args.person {
+        Some(who) => {
+            let person = match roster_core::Email::parse(who) {
+                Ok(e) => roster_engine::targeted::PersonRef::Email(e),
+                Err(_) => roster_engine::targeted::PersonRef::EmployeeId(
+                    roster_core::EmployeeId::new(who.as_str()),
+                ),
+            };
+            engine
+                .plan_person(&person)
+                .await?
+                .with_context(|| format!("no person {who} in the source of truth"))?
+        }
+        None => engine.plan(Some(&readable)).await?,
+    };
     if let Some(out) = &args.out {
         std::fs::write(out, serde_json::to_string_pretty(&plan)?)
             .with_context(|| format!("cannot write {}", out.display()))?;

@@ -526,3 +526,33 @@ fn policy_check_reports_file_line_and_column() {
     assert!(stderr.contains("bad.toml:4:"), "{stderr}");
     assert!(stderr.contains("retired"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_can_be_scoped_to_one_person_or_connection() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E1,alice@acme.example,Alice,Smith,Finance,CC-1,boss@acme.example,active,2020-01-01,\n\
+         E9,gone@acme.example,Gone,Person,Finance,CC-1,,terminated,2020-01-01,2026-11-01\n",
+    );
+    let c = config.clone();
+    let (out, stdout, stderr) =
+        blocking(move || roster_with(&c, &["plan", "--person", "GONE@acme.example"])).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("- deactivate gone@acme.example (E9)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("alice"), "only that person: {stdout}");
+
+    let c = config.clone();
+    let (out, _, stderr) =
+        blocking(move || roster_with(&c, &["plan", "--connection", "slack"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("no connection \"slack\"") && stderr.contains("expensify"),
+        "{stderr}"
+    );
+}

@@ -6,122 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). Unreachable PostgreSQL is a
 //! printed skip, unless `ROSTER_REQUIRE_POSTGRES=1`.
 
-mod harness {
-    use std::future::Future;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-    use roster_store::Store;
-    use sqlx::{AnyConnection, AssertSqlSafe, Connection};
-
-    /// What a case gets: an open store and the URL it was opened with
-    /// (to open more handles on the same database).
-    pub struct Fx {
-        pub store: Store,
-        pub open_url: String,
-    }
-
-    pub async fn run_sqlite<F, Fut>(_name: &str, case: F)
-    where
-        F: FnOnce(Fx) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("roster.db");
-        let open_url = path.to_str().expect("utf-8 path").to_string();
-        let store = Store::open(&open_url).await.expect("open sqlite store");
-        let keep = store.clone();
-        let fx = Fx { store, open_url };
-        let outcome = tokio::spawn(case(fx)).await;
-        keep.close().await;
-        drop(dir);
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
-    }
-
-    fn postgres_base_url() -> String {
-        std::env::var("ROSTER_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-    }
-
-    pub async fn run_postgres<F, Fut>(name: &str, case: F)
-    where
-        F: FnOnce(Fx) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        sqlx::any::install_default_drivers();
-        let base = postgres_base_url();
-        let admin =
-            tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&base)).await;
-        let mut admin = match admin {
-            Ok(Ok(c)) => c,
-            failure => {
-                let why = match failure {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out after 5 s".to_string(),
-                };
-                if std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!(
-                        "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=1) but the server in \
-                         ROSTER_TEST_POSTGRES_URL is unreachable: {why}"
-                    );
-                }
-                let shown = url::Url::parse(&base)
-                    .map(|mut u| {
-                        let _ = u.set_password(None);
-                        u.to_string()
-                    })
-                    .unwrap_or_default();
-                eprintln!("SKIP postgres::{name}: PostgreSQL at {shown:?} unreachable ({why})");
-                return;
-            }
-        };
-
-        // A schema of its own per test, so parallel tests never see each
-        // other's tables (or each other's audit chains).
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mut schema = format!(
-            "rt_{}_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos,
-            name
-        );
-        schema.truncate(63);
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-            .execute(&mut admin)
-            .await
-            .expect("create test schema");
-
-        let mut url = url::Url::parse(&base).expect("postgres test URL");
-        url.query_pairs_mut()
-            .append_pair("options[search_path]", &schema);
-        let url = url.to_string();
-
-        let store = Store::open(&url).await.expect("open postgres store");
-        let keep = store.clone();
-        let fx = Fx {
-            store,
-            open_url: url,
-        };
-        let outcome = tokio::spawn(case(fx)).await;
-        keep.close().await;
-        let dropped = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(&mut admin)
-            .await;
-        let _ = admin.close().await;
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
-        dropped.expect("drop test schema");
-    }
-}
+mod common;
+use common::harness;
 
 mod fixtures {
     use std::collections::BTreeMap;
@@ -649,27 +535,6 @@ mod cases {
         let counts = s.task_counts(&plan).await.unwrap();
         assert_eq!(counts.get(&ExecState::Running), Some(&(N as u64)));
     }
-}
-
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::harness::run_sqlite(stringify!($case), crate::cases::$case).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::harness::run_postgres(stringify!($case), crate::cases::$case).await;
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

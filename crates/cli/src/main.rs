@@ -21,6 +21,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Planning a large company allocates millions of small strings; mimalloc
+// is markedly faster at that than the system allocator and fragments less
+// across the worker threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "roster",

@@ -9,6 +9,10 @@
 
 use roster_engine::bench::{self, BenchOptions};
 
+// The same allocator as the `roster` binary, so the figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opts = BenchOptions::default();
     let mut baseline = None;

@@ -264,10 +264,10 @@ fn sqlite_pool_options(max: u32) -> AnyPoolOptions {
                     .await?;
                 // A full reconciliation reads every account; SQLite's default
                 // 2 MiB page cache makes that grow worse than linearly with
-                // the company. 64 MiB of cache keeps
+                // the company. 16 MiB of cache per connection keeps
                 // the read proportional. (No mmap: mapped pages would count
                 // against the process's memory as the file grows.)
-                sqlx::query("PRAGMA cache_size = -65536")
+                sqlx::query("PRAGMA cache_size = -16384")
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query("PRAGMA temp_store = MEMORY")

@@ -69,6 +69,45 @@ pub enum SimCommand {
         #[arg(long, default_value_t = 3)]
         policies: usize,
     },
+    /// A generic SCIM 2.0 app (Bill.com / BILL S&E direct SCIM).
+    ScimApp {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value = "sim-scim-token")]
+        token: String,
+        /// Users to seed.
+        #[arg(long, default_value_t = 25)]
+        users: usize,
+    },
+    /// BILL Spend & Expense's v3 spend users API.
+    BillSpend {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value = "sim-bill-token")]
+        api_token: String,
+        #[arg(long, default_value_t = 25)]
+        users: usize,
+    },
+    /// Spendesk's read-only members API.
+    Spendesk {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value = "sim-spendesk-key")]
+        client_id: String,
+        #[arg(long, default_value = "sim-spendesk-secret")]
+        client_secret: String,
+        #[arg(long, default_value_t = 25)]
+        members: usize,
+    },
+    /// Okta's users and app-assignment endpoints.
+    Okta {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value = "sim-okta-token")]
+        api_token: String,
+        #[arg(long, default_value_t = 25)]
+        users: usize,
+    },
 }
 
 pub(crate) fn load_config(path: &Path) -> Result<Config> {
@@ -332,6 +371,75 @@ pub async fn sim(cmd: SimCommand) -> Result<()> {
             println!("partnerUserID {partner_user_id}; press Ctrl-C to stop");
             tokio::signal::ctrl_c().await?;
             sim.shutdown().await;
+        }
+        SimCommand::ScimApp { port, token, users } => {
+            use roster_sim::scim_app::{ScimSim, ScimSimConfig};
+            let sim = ScimSim::start(ScimSimConfig::new(token).with_port(port).with_seed(users))
+                .await
+                .context("cannot start the SCIM app simulator")?;
+            println!(
+                "SCIM app simulator at {} (bearer token as given); press Ctrl-C to stop",
+                sim.url()
+            );
+            tokio::signal::ctrl_c().await?;
+        }
+        SimCommand::BillSpend {
+            port,
+            api_token,
+            users,
+        } => {
+            use roster_sim::bill_spend::{BillSim, BillSimConfig};
+            let sim = BillSim::start(
+                BillSimConfig::new(api_token)
+                    .with_port(port)
+                    .with_seed(users),
+            )
+            .await
+            .context("cannot start the BILL S&E simulator")?;
+            println!(
+                "BILL S&E v3 simulator at {} (header apiToken); press Ctrl-C to stop",
+                sim.url()
+            );
+            tokio::signal::ctrl_c().await?;
+        }
+        SimCommand::Spendesk {
+            port,
+            client_id,
+            client_secret,
+            members,
+        } => {
+            use roster_sim::spendesk::{SpendeskSim, SpendeskSimConfig};
+            let sim = SpendeskSim::start(
+                SpendeskSimConfig::new(client_id, client_secret)
+                    .with_port(port)
+                    .with_seed(members),
+            )
+            .await
+            .context("cannot start the Spendesk simulator")?;
+            println!(
+                "Spendesk read API simulator at {} (POST /auth/token with Basic auth); press Ctrl-C to stop",
+                sim.url()
+            );
+            tokio::signal::ctrl_c().await?;
+        }
+        SimCommand::Okta {
+            port,
+            api_token,
+            users,
+        } => {
+            use roster_sim::okta::{OktaSim, OktaSimConfig};
+            let sim = OktaSim::start(
+                OktaSimConfig::new(api_token)
+                    .with_port(port)
+                    .with_seed(users),
+            )
+            .await
+            .context("cannot start the Okta simulator")?;
+            println!(
+                "Okta simulator at {} (Authorization: SSWS <token>); press Ctrl-C to stop",
+                sim.url()
+            );
+            tokio::signal::ctrl_c().await?;
         }
     }
     Ok(())

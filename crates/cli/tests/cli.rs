@@ -556,3 +556,49 @@ async fn plan_can_be_scoped_to_one_person_or_connection() {
         "{stderr}"
     );
 }
+
+/// `roster sim NAME` runs each simulator alone on loopback.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_simulator_runs_standalone() {
+    use std::io::BufRead;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bin = assert_cmd::cargo::cargo_bin("roster");
+    for (name, path, auth) in [
+        ("expensify", "", ""),
+        ("scim-app", "/Users?count=1", "Bearer sim-scim-token"),
+        ("bill-spend", "/v3/spend/users?max=1", ""),
+        ("okta", "/api/v1/users?limit=1", "SSWS sim-okta-token"),
+        ("spendesk", "", ""),
+    ] {
+        let mut child = std::process::Command::new(&bin)
+            .args(["sim", name, "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("{name} printed no URL: {first:?}"))
+            .to_string();
+        if !path.is_empty() {
+            let mut req = reqwest::Client::new().get(format!("{url}{path}"));
+            if name == "bill-spend" {
+                req = req.header("apiToken", "sim-bill-token");
+            } else {
+                req = req.header("Authorization", auth);
+            }
+            let status = req.send().await.unwrap().status();
+            assert!(status.is_success(), "{name}: {status}");
+        } else {
+            // Reachable at all (these speak POST): any HTTP answer will do.
+            reqwest::Client::new().post(&url).send().await.unwrap();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

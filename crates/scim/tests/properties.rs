@@ -374,3 +374,13 @@ fn fuzz_entry_points_survive_random_and_mutated_input() {
         failures[0]
     );
 }
+
+/// Found by `scripts/fuzz.sh` (cargo-fuzz, filter target): a large number
+/// printed and parsed back must be the same number. serde_json's default
+/// float parser is not correctly rounded; the workspace enables its
+/// `float_roundtrip` feature.
+#[test]
+fn fuzz_regression_large_number_round_trips() {
+    let input = b"NE.E\nLE\n666666666666666666666666666666666666666666666666666666666666666666666660";
+    roster_scim::fuzz::check_filter(input).unwrap();
+}

@@ -22,6 +22,11 @@
 //! It prints one line per type: requests per second, p50/p99/max latency,
 //! and non-2xx answers (which are counted, not hidden).
 
+// The allocator the `roster` binary uses, so the server measured here
+// allocates as the real one does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -381,6 +381,7 @@ fn fuzz_entry_points_survive_random_and_mutated_input() {
 /// `float_roundtrip` feature.
 #[test]
 fn fuzz_regression_large_number_round_trips() {
-    let input = b"NE.E\nLE\n666666666666666666666666666666666666666666666666666666666666666666666660";
+    let input =
+        b"NE.E\nLE\n666666666666666666666666666666666666666666666666666666666666666666666660";
     roster_scim::fuzz::check_filter(input).unwrap();
 }

@@ -4,63 +4,21 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use roster_catalog::Catalog;
-use roster_connectors::{
-    ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest,
-    OperationSupport, Page, Validation,
-};
 use roster_core::{
-    Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Operation, Person,
-    Policy,
+    Account, AccountKey, ConnectionId, Email, EmploymentStatus, Operation, Person, Policy,
 };
 use roster_engine::Engine;
 use roster_engine::human::AppBinding;
 use roster_store::{ActionState, HumanTaskState, Store};
 
-/// An app that can be read and never written.
-struct ReadOnly {
-    id: ConnectionId,
-    accounts: Arc<Mutex<Vec<Account>>>,
-}
-
-#[async_trait]
-impl Connector for ReadOnly {
-    fn id(&self) -> &ConnectionId {
-        &self.id
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with(Operation::Read, OperationSupport::supported(100))
-    }
-    async fn validate(&self) -> Result<Validation, ConnectorError> {
-        Ok(Validation::new(Vec::new()))
-    }
-    async fn list_accounts(&self, _req: ListRequest) -> Result<Page, ConnectorError> {
-        Ok(Page::new(self.accounts.lock().unwrap().clone(), None))
-    }
-    async fn apply(&self, _req: ApplyRequest) -> Result<ApplyResponse, ConnectorError> {
-        Err(ConnectorError::Unsupported {
-            operation: Operation::Deactivate,
-        })
-    }
-}
+mod common;
+use common::ReadOnly;
 
 fn person(id: &str, email: &str, status: EmploymentStatus) -> Person {
-    Person {
-        employee_id: EmployeeId::new(id),
-        email: Email::parse(email).unwrap(),
-        aliases: vec![],
-        first_name: "Bob".into(),
-        last_name: "Jones".into(),
-        department: "Finance".into(),
-        cost_center: "CC-1".into(),
-        manager_email: None,
-        status,
-        start_date: None,
-        end_date: None,
-        groups: vec![],
-        attributes: Default::default(),
-    }
+    let mut p = common::person(id, email, "Bob", status);
+    p.last_name = "Jones".into();
+    p
 }
 
 fn member(key: &str, email: &str, active: bool) -> Account {

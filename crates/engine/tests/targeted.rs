@@ -2,11 +2,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use roster_connectors::{
-    ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest,
-    OperationSupport, Page, Validation,
-};
 use roster_core::{
     Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Operation, Person,
     Policy,
@@ -15,48 +10,16 @@ use roster_engine::Engine;
 use roster_engine::targeted::PersonRef;
 use roster_store::Store;
 
-struct Fixed {
-    id: ConnectionId,
-    accounts: Arc<Mutex<Vec<Account>>>,
-}
-
-#[async_trait]
-impl Connector for Fixed {
-    fn id(&self) -> &ConnectionId {
-        &self.id
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with(Operation::Read, OperationSupport::supported(1000))
-    }
-    async fn validate(&self) -> Result<Validation, ConnectorError> {
-        Ok(Validation::new(Vec::new()))
-    }
-    async fn list_accounts(&self, _req: ListRequest) -> Result<Page, ConnectorError> {
-        Ok(Page::new(self.accounts.lock().unwrap().clone(), None))
-    }
-    async fn apply(&self, _req: ApplyRequest) -> Result<ApplyResponse, ConnectorError> {
-        Err(ConnectorError::Unsupported {
-            operation: Operation::Create,
-        })
-    }
-}
+mod common;
+use common::ReadOnly as Fixed;
 
 fn person(i: usize, status: EmploymentStatus) -> Person {
-    Person {
-        employee_id: EmployeeId::new(format!("E{i}")),
-        email: Email::parse(&format!("p{i}@acme.example")).unwrap(),
-        aliases: vec![],
-        first_name: format!("P{i}"),
-        last_name: "Test".into(),
-        department: "Finance".into(),
-        cost_center: "CC-1".into(),
-        manager_email: None,
+    common::person(
+        &format!("E{i}"),
+        &format!("p{i}@acme.example"),
+        &format!("P{i}"),
         status,
-        start_date: None,
-        end_date: None,
-        groups: vec![],
-        attributes: Default::default(),
-    }
+    )
 }
 
 fn account(key: &str, email: &str, emp: Option<&str>) -> Account {

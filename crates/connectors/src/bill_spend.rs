@@ -24,7 +24,6 @@
 //! semaphore shared by every call on this connector, because the driver may
 //! run reads and writes of one connection side by side.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ use roster_core::{Account, AccountKey, Action, ConnectionId, Email, Operation};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, text, wire_attributes};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
     ListRequest, OperationSupport, Page, PageToken, RateWindow, SecretString, Validation,
@@ -143,14 +142,6 @@ fn decode_token(t: &PageToken) -> Result<(bool, Option<String>), ConnectorError>
     Ok((retired, (!next.is_empty()).then(|| next.to_string())))
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// BILL's error body: an array of `{code, message}` (or one object).
 fn error_message(body: &Value) -> Option<String> {
     let first = match body {
@@ -242,18 +233,16 @@ impl BillSpendConnector {
 
     fn account_from(&self, u: &Value) -> Option<Account> {
         let id = text(u, "id")?;
-        let mut attributes = BTreeMap::new();
-        for (wire, name) in [
-            ("firstName", attr::FIRST_NAME),
-            ("lastName", attr::LAST_NAME),
-            ("role", attr::ROLE),
-            ("uuid", attr::UUID),
-            ("email", attr::EMAIL),
-        ] {
-            if let Some(v) = text(u, wire) {
-                attributes.insert(name.to_string(), v);
-            }
-        }
+        let attributes = wire_attributes(
+            u,
+            &[
+                ("firstName", attr::FIRST_NAME),
+                ("lastName", attr::LAST_NAME),
+                ("role", attr::ROLE),
+                ("uuid", attr::UUID),
+                ("email", attr::EMAIL),
+            ],
+        );
         Some(Account {
             connection: self.config.connection.clone(),
             key: AccountKey::new(id),

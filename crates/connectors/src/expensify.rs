@@ -53,6 +53,7 @@ use roster_core::{Account, AccountKey, Action, ConnectionId, Email, EmployeeId, 
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use crate::http::{text, wire_attributes};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
     ListRequest, Merge, OperationSupport, Page, PageToken, RateWindow, SecretString, Validation,
@@ -397,24 +398,22 @@ impl ExpensifyConnector {
 
     fn account_from(&self, policy_id: &str, e: &Value) -> Option<Account> {
         let email = text(e, "email")?;
-        let mut attributes = BTreeMap::new();
+        let mut attributes = wire_attributes(
+            e,
+            &[
+                ("submitsTo", attr::MANAGER_EMAIL),
+                ("role", attr::ROLE),
+                ("forwardsTo", attr::APPROVES_TO),
+                ("approvalLimit", attr::APPROVAL_LIMIT),
+                ("overLimitForwardsTo", attr::OVER_LIMIT_APPROVER),
+                ("firstName", attr::FIRST_NAME),
+                ("lastName", attr::LAST_NAME),
+                ("customField1", attr::CUSTOM_FIELD1),
+                ("customField2", attr::CUSTOM_FIELD2),
+            ],
+        );
         attributes.insert(attr::POLICY_ID.to_string(), policy_id.to_string());
         attributes.insert(attr::POLICY_IDS.to_string(), policy_id.to_string());
-        for (wire, name) in [
-            ("submitsTo", attr::MANAGER_EMAIL),
-            ("role", attr::ROLE),
-            ("forwardsTo", attr::APPROVES_TO),
-            ("approvalLimit", attr::APPROVAL_LIMIT),
-            ("overLimitForwardsTo", attr::OVER_LIMIT_APPROVER),
-            ("firstName", attr::FIRST_NAME),
-            ("lastName", attr::LAST_NAME),
-            ("customField1", attr::CUSTOM_FIELD1),
-            ("customField2", attr::CUSTOM_FIELD2),
-        ] {
-            if let Some(v) = text(e, wire) {
-                attributes.insert(name.to_string(), v);
-            }
-        }
         Some(Account {
             connection: self.config.connection.clone(),
             key: AccountKey::new(email.to_lowercase()),
@@ -581,15 +580,6 @@ struct PolicySummary {
     id: String,
     name: String,
     role: String,
-}
-
-/// A field as text: strings as they are (empty → `None`), numbers printed.
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 fn split_ids(list: &str) -> Vec<String> {

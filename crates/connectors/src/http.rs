@@ -14,6 +14,7 @@
 //! | 408, 5xx | `Transient` |
 //! | other 4xx | `Vendor` |
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -162,6 +163,31 @@ impl Answer {
             ),
         })
     }
+}
+
+/// A JSON scalar as text: a non-blank string (trimmed) or a number; with
+/// `bools`, a boolean too. Vendors send ids and limits either way.
+pub(crate) fn scalar(v: &Value, bools: bool) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) if bools => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `v[key]` as text (see [`scalar`]).
+pub(crate) fn text(v: &Value, key: &str) -> Option<String> {
+    scalar(v.get(key)?, false)
+}
+
+/// roster attributes from a vendor record: each `(wire field, attribute)`
+/// pair whose field holds text.
+pub(crate) fn wire_attributes(v: &Value, fields: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fields
+        .iter()
+        .filter_map(|(wire, name)| text(v, wire).map(|t| (name.to_string(), t)))
+        .collect()
 }
 
 #[cfg(test)]

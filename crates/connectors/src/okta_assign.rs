@@ -45,7 +45,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LINK};
 use roster_core::{Account, AccountKey, Action, ConnectionId, Email, Operation};
 use serde_json::{Map, Value, json};
 
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, scalar, text};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
     ListRequest, OperationSupport, Page, PageToken, RateLimitInfo, RateWindow, SecretString,
@@ -130,15 +130,6 @@ pub struct OktaAssignConnector {
 
 const VENDOR: &str = "Okta";
 const TOKEN_PREFIX: &str = "okta-v1:";
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
 
 /// The `rel="next"` target of `Link` headers (one comma-joined header or
 /// several).
@@ -273,7 +264,7 @@ impl OktaAssignConnector {
         let mut attributes = BTreeMap::new();
         if let Some(Value::Object(p)) = au.get("profile") {
             for (k, v) in p {
-                if let Some(v) = text(&json!({"v": v}), "v") {
+                if let Some(v) = scalar(v, true) {
                     attributes.insert(k.clone(), v);
                 }
             }

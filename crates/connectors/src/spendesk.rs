@@ -21,7 +21,6 @@
 //!   `role`, `team`, `cost_center`, `approval_policy` (absent when unset,
 //!   which is how a JIT-created member looks).
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ use roster_core::{Account, AccountKey, ConnectionId, Email, Operation};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, text, wire_attributes};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
     ListRequest, OperationSupport, Page, PageToken, RateWindow, SecretString, Validation,
@@ -111,14 +110,6 @@ pub struct SpendeskConnector {
 
 const VENDOR: &str = "Spendesk";
 const TOKEN_PREFIX: &str = "spendesk-v1:";
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
 
 fn error_message(body: &Value) -> Option<String> {
     let e = body.get("error")?;
@@ -224,20 +215,18 @@ impl SpendeskConnector {
 
     fn account_from(&self, m: &Value) -> Option<Account> {
         let id = text(m, "id")?;
-        let mut attributes = BTreeMap::new();
-        for (wire, name) in [
-            ("firstName", attr::FIRST_NAME),
-            ("lastName", attr::LAST_NAME),
-            ("role", attr::ROLE),
-            ("team", attr::TEAM),
-            ("costCenter", attr::COST_CENTER),
-            ("approvalPolicy", attr::APPROVAL_POLICY),
-            ("email", attr::EMAIL),
-        ] {
-            if let Some(v) = text(m, wire) {
-                attributes.insert(name.to_string(), v);
-            }
-        }
+        let attributes = wire_attributes(
+            m,
+            &[
+                ("firstName", attr::FIRST_NAME),
+                ("lastName", attr::LAST_NAME),
+                ("role", attr::ROLE),
+                ("team", attr::TEAM),
+                ("costCenter", attr::COST_CENTER),
+                ("approvalPolicy", attr::APPROVAL_POLICY),
+                ("email", attr::EMAIL),
+            ],
+        );
         Some(Account {
             connection: self.config.connection.clone(),
             key: AccountKey::new(id),

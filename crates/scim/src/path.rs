@@ -13,7 +13,16 @@
 
 use crate::error::ScimError;
 use crate::filter::Filter;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{LazyLock, Mutex};
+
+/// Longest path text [`PatchPath::parse`] remembers.
+const PARSED_CACHE_MAX_TEXT: usize = 160;
+/// Most path texts [`PatchPath::parse`] remembers.
+const PARSED_CACHE_MAX_ENTRIES: usize = 1024;
+static PARSED: LazyLock<Mutex<HashMap<String, PatchPath>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// An attribute path: optional schema URN, attribute name, optional
 /// sub-attribute.
@@ -144,7 +153,31 @@ pub struct PatchPath {
 
 impl PatchPath {
     /// Parses a PATCH path. Errors are `400 invalidPath` with the position.
+    ///
+    /// Successful parses of short texts are remembered: every request
+    /// carries the same few keys (`userName`, `emails`, the enterprise URN,
+    /// …), each normalized through this parser, and the grammar's lexer
+    /// costs far more than a map lookup.
     pub fn parse(s: &str) -> Result<PatchPath, ScimError> {
+        if s.len() > PARSED_CACHE_MAX_TEXT {
+            return PatchPath::parse_uncached(s);
+        }
+        if let Some(hit) = PARSED.lock().ok().and_then(|cache| cache.get(s).cloned()) {
+            return Ok(hit);
+        }
+        let parsed = PatchPath::parse_uncached(s)?;
+        if let Ok(mut cache) = PARSED.lock() {
+            // Bounded: texts come from clients, so a flood of distinct
+            // ones starts the cache over rather than growing it.
+            if cache.len() >= PARSED_CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(s.to_string(), parsed.clone());
+        }
+        Ok(parsed)
+    }
+
+    fn parse_uncached(s: &str) -> Result<PatchPath, ScimError> {
         use scim_v2::filter::PatchPath as V2;
         let parsed: V2 = s.parse().map_err(|e| {
             ScimError::invalid_path(format!(
@@ -250,5 +283,30 @@ mod tests {
         let q = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:x")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!q.spells_urn(crate::ENTERPRISE_USER_SCHEMA));
+    }
+
+    #[test]
+    fn remembered_parses_answer_like_fresh_ones_even_past_the_bound() {
+        // More distinct texts than the cache holds, each parsed twice, in
+        // an order that makes the cache start over mid-way.
+        let texts: Vec<String> = (0..PARSED_CACHE_MAX_ENTRIES + 50)
+            .map(|i| format!(r#"emails[type eq "t{i}"].value"#))
+            .collect();
+        for t in texts.iter().chain(texts.iter().rev()) {
+            let cached = PatchPath::parse(t).unwrap_or_else(|e| panic!("{e}"));
+            let fresh = PatchPath::parse_uncached(t).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(cached, fresh, "{t}");
+        }
+        // Errors are never remembered as successes.
+        for _ in 0..2 {
+            assert!(PatchPath::parse("emails[type eq]").is_err());
+        }
+        let long = format!("a{}", "b".repeat(PARSED_CACHE_MAX_TEXT));
+        assert_eq!(
+            PatchPath::parse(&long)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .attr,
+            AttrPath::new(long.clone())
+        );
     }
 }

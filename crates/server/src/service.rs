@@ -369,7 +369,7 @@ impl Inner {
         base: &str,
     ) -> Result<Written, ApiError> {
         let normalized = normalize(body, self.registry, kind.as_str())?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = uuid::Uuid::now_v7().to_string();
         let mut write = to_write(kind, &id, normalized)?;
         if let Some(ms) = write.members.as_mut() {
             self.resolve_members(&caller.connection, ms).await?;

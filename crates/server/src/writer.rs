@@ -9,10 +9,17 @@
 //! database error is retried job by job, so one bad job cannot fail its
 //! neighbours.
 //!
+//! The writer also keeps the SQLite WAL short without stalling: while
+//! writes keep coming it starts a passive checkpoint beside itself (on a
+//! reader connection) every [`CHECKPOINT_EVERY`], so its own commits rarely
+//! reach the store's automatic checkpoint, which runs inside a commit.
+//!
 //! The task is started on first use (so [`ScimState`](crate::ScimState) can
 //! be built outside a runtime) and ends when the state is dropped.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use roster_store::{ScimStoreError, ScimWriteJob, ScimWriteResult, Store};
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +28,8 @@ use crate::state::now_ms;
 
 /// Most jobs in one transaction.
 pub(crate) const MAX_BATCH: usize = 64;
+/// How often the writer starts a WAL checkpoint while writes keep coming.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Jobs waiting for the writer before submitters wait for room.
 const QUEUE: usize = 1024;
 
@@ -63,6 +72,8 @@ fn closed() -> ScimStoreError {
 }
 
 async fn run(store: Store, mut rx: mpsc::Receiver<(ScimWriteJob, Reply)>) {
+    let checkpointing = Arc::new(AtomicBool::new(false));
+    let mut last_checkpoint = Instant::now();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -87,6 +98,21 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(ScimWriteJob, Reply)>) {
                     let _ = reply.send(store.scim_write(job, at).await);
                 }
             }
+        }
+        // Checkpoint beside the writer rather than in its commits: one at a
+        // time, at most every CHECKPOINT_EVERY while writes keep coming.
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+            && !checkpointing.swap(true, Ordering::AcqRel)
+        {
+            last_checkpoint = Instant::now();
+            let store = store.clone();
+            let flag = checkpointing.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.checkpoint_wal().await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                }
+                flag.store(false, Ordering::Release);
+            });
         }
     }
 }

@@ -105,12 +105,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const PG_POOL_SIZE: u32 = 8;
 const SQLITE_READERS: u32 = 4;
 
+/// What a [`Store::checkpoint_wal`] pass found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalCheckpoint {
+    /// Pages (frames) in the write-ahead log.
+    pub wal_frames: i64,
+    /// Of those, the ones now copied into the database file.
+    pub checkpointed_frames: i64,
+}
+
 /// A handle on the database. Cheap to clone; clones share the pools.
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
     /// Where the store lives, without secrets, for messages.
     target: String,
+    /// An in-memory SQLite database (one connection, no WAL).
+    in_memory: bool,
     /// Writes (and, for PostgreSQL and in-memory SQLite, reads too). For
     /// SQLite this pool has exactly one connection.
     write: AnyPool,
@@ -180,6 +191,7 @@ impl Store {
         let store = Store {
             backend: target.backend,
             target: target.display.clone(),
+            in_memory: target.in_memory,
             write,
             read,
         };
@@ -204,6 +216,25 @@ impl Store {
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get::<Option<i64>, _>("v")?.unwrap_or(0))
+    }
+
+    /// Copies committed WAL pages into the SQLite database file without
+    /// blocking the writer (a `PASSIVE` checkpoint, run on a reader
+    /// connection), so a busy writer does not pay for checkpoints in its
+    /// own commits. A no-op on PostgreSQL and in-memory SQLite.
+    pub async fn checkpoint_wal(&self) -> Result<Option<WalCheckpoint>, StoreError> {
+        if self.backend != Backend::Sqlite || self.in_memory {
+            return Ok(None);
+        }
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&self.read)
+            .await?;
+        // Columns: busy, log (frames in the WAL), checkpointed (frames
+        // copied into the database file).
+        Ok(Some(WalCheckpoint {
+            wal_frames: row.try_get::<i64, _>(1)?,
+            checkpointed_frames: row.try_get::<i64, _>(2)?,
+        }))
     }
 
     /// Closes the pools, waiting for in-flight work. On SQLite this also
@@ -271,6 +302,15 @@ fn sqlite_pool_options(max: u32) -> AnyPoolOptions {
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query("PRAGMA temp_store = MEMORY")
+                    .execute(&mut *conn)
+                    .await?;
+                // The writer checkpoints inside its commit once the WAL
+                // holds this many pages (≈40 MiB), a stall for everything
+                // queued behind it. SQLite's default (1,000) made that a
+                // large share of a busy writer's time; long-running writers
+                // (the SCIM server) checkpoint beside the writer instead
+                // (`checkpoint_wal`), and this bound stays as the backstop.
+                sqlx::query("PRAGMA wal_autocheckpoint = 10000")
                     .execute(&mut *conn)
                     .await?;
                 Ok(())

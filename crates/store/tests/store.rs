@@ -1054,6 +1054,33 @@ mod single {
     }
 
     #[tokio::test]
+    async fn wal_checkpoint_copies_committed_pages_beside_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.db");
+        let s = Store::open(path.to_str().unwrap()).await.unwrap();
+        let people: Vec<_> = (0..2_000)
+            .map(|i| person(&format!("E{i}"), &format!("p{i}@example.com")))
+            .collect();
+        s.replace_people(&people).await.unwrap();
+        let ck = s
+            .checkpoint_wal()
+            .await
+            .unwrap()
+            .expect("a file store has a WAL");
+        assert!(ck.wal_frames > 0, "{ck:?}");
+        assert_eq!(ck.checkpointed_frames, ck.wal_frames, "{ck:?}");
+        // The data is in the database file itself now: a copy of the file
+        // alone (no WAL) holds it.
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let c = Store::open(copy.to_str().unwrap()).await.unwrap();
+        assert_eq!(c.people_count().await.unwrap(), 2_000);
+        // Nothing to do where there is no WAL.
+        let m = Store::open("sqlite::memory:").await.unwrap();
+        assert_eq!(m.checkpoint_wal().await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn bare_path_creates_parent_directories() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/deeper/roster.db");

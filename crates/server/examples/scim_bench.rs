@@ -45,13 +45,27 @@ struct Args {
     only: Vec<String>,
 }
 
+const USAGE: &str = "\
+usage: scim_bench roster|peer [options]
+
+  roster                 roster's SCIM server on SQLite, seeded through the store
+  peer                   PyPI scim2-server 0.8.3 (.venv, see scripts/python-tools.sh),
+                         seeded over HTTP
+  --users N              users stored before the load (default: roster 100000, peer 5000)
+  --db URL               roster's database (default: a SQLite file in a temp dir)
+  --duration SECONDS     per request type, after a 1 s warm-up (default 10, at most 120)
+  --concurrency N        workers, one request in flight each (default 16)
+  --only TYPES           comma-separated subset of filter,get,patch,post";
+
 fn parse_args() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
-    let target = it
-        .next()
-        .context("usage: scim_bench roster|peer [options]")?;
+    let target = it.next().context(USAGE)?;
+    if target == "--help" || target == "-h" {
+        println!("{USAGE}");
+        std::process::exit(0);
+    }
     if target != "roster" && target != "peer" {
-        bail!("target must be roster or peer, not {target}");
+        bail!("target must be roster or peer, not {target}\n\n{USAGE}");
     }
     let mut a = Args {
         users: if target == "roster" { 100_000 } else { 5_000 },
@@ -69,7 +83,11 @@ fn parse_args() -> anyhow::Result<Args> {
             "--duration" => a.duration = Duration::from_secs_f64(val()?.parse()?),
             "--concurrency" => a.concurrency = val()?.parse()?,
             "--only" => a.only = val()?.split(',').map(str::to_string).collect(),
-            other => bail!("unknown option {other}"),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown option {other}\n\n{USAGE}"),
         }
     }
     if a.duration > Duration::from_secs(120) {
@@ -241,7 +259,7 @@ async fn start_peer(
     }
     // Seed over HTTP with the same concurrency, bounded by a time budget.
     let t = Instant::now();
-    let budget = Duration::from_secs(300);
+    let budget = Duration::from_secs(900);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {

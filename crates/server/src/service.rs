@@ -506,12 +506,16 @@ impl Inner {
             let user_name_changed = write.user_name.as_deref().map(scim_fold)
                 != cur.user_name.as_deref().map(scim_fold);
             let emails_changed = email_set(&write.emails) != email_set(&emails_of(&cur.data));
+            let columns_changed = write.user_name != cur.user_name
+                || write.display_name != cur.display_name
+                || write.external_id != cur.external_id;
             let op = ScimWriteOp::Replace {
                 kind,
                 write,
                 expected_version: cur.version,
                 user_name_changed,
                 emails_changed,
+                columns_changed,
             };
             match self.submit(caller, op).await {
                 Ok(ScimWriteResult::Replaced(outcome)) => {

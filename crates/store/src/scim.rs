@@ -431,13 +431,19 @@ pub enum ScimWriteOp {
     },
     /// Replace a resource still at `expected_version`. The flags let the
     /// store skip work: the caller read the resource and knows whether the
-    /// userName (uniqueness check) or the emails (index rows) changed.
+    /// userName (uniqueness check), the emails (index rows), or any of the
+    /// indexed columns changed. `true` is always safe.
     Replace {
         kind: ScimKind,
         write: ScimResourceWrite,
         expected_version: i64,
+        /// The userName differs case-insensitively (uniqueness is checked).
         user_name_changed: bool,
         emails_changed: bool,
+        /// userName, displayName or externalId differ at all (even in
+        /// case). When `false` only `active` and the data are written, so
+        /// the indexes on those columns are not touched.
+        columns_changed: bool,
     },
     /// Delete a resource (at `expected_version`, when given).
     Delete {
@@ -823,6 +829,7 @@ async fn run_job(conn: &mut AnyConnection, job: ScimWriteJob, at_ms: i64) -> Job
             expected_version,
             user_name_changed,
             emails_changed,
+            columns_changed: _,
         } => {
             do_replace(
                 conn,
@@ -958,7 +965,10 @@ async fn create_many(
 }
 
 /// Replaces of `idx` (same userName, no membership change; distinct
-/// resources) as multi-row `UPDATE ... FROM (VALUES ...)` statements.
+/// resources) as multi-row `UPDATE ... FROM (VALUES ...)` statements: one
+/// shape for replaces that leave the indexed columns as they are (a PATCH
+/// of `active`, most IdP updates), which then stay untouched, and one for
+/// the rest.
 async fn replace_many(
     conn: &mut AnyConnection,
     jobs: &[ScimWriteJob],
@@ -966,25 +976,49 @@ async fn replace_many(
     results: &mut Slots,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    const COLS_PER_ROW: usize = 11;
     let mut email_rows = Vec::new();
     let mut email_owners: Vec<(String, String)> = Vec::new();
-    for chunk in idx.chunks(MAX_ROWS_PER_STMT) {
+    let (full, data_only): (Vec<usize>, Vec<usize>) = idx.iter().partition(|&&i| {
+        matches!(
+            jobs[i].op,
+            ScimWriteOp::Replace {
+                columns_changed: true,
+                ..
+            }
+        )
+    });
+    let chunks = full
+        .chunks(MAX_ROWS_PER_STMT)
+        .map(|c| (c, true))
+        .chain(data_only.chunks(MAX_ROWS_PER_STMT).map(|c| (c, false)));
+    for (chunk, with_columns) in chunks {
+        let cols_per_row = if with_columns { 11 } else { 6 };
         let values = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * COLS_PER_ROW + 2, COLS_PER_ROW)))
+            .map(|r| format!("({})", placeholders(r * cols_per_row + 2, cols_per_row)))
             .collect::<Vec<_>>()
             .join(", ");
         // The CTE's columns are prefixed so RETURNING stays unambiguous.
-        let sql = format!(
-            "WITH v (v_connection, v_kind, v_id, v_user_name, v_user_name_lc, v_display_name, \
-             v_display_name_lc, v_external_id, v_active, v_data, v_expected) AS (VALUES {values}) \
-             UPDATE scim_resource SET user_name = v_user_name, user_name_lc = v_user_name_lc, \
-             display_name = v_display_name, display_name_lc = v_display_name_lc, \
-             external_id = v_external_id, active = v_active, version = version + 1, \
-             modified_ms = $1, data = v_data FROM v \
-             WHERE connection = v_connection AND kind = v_kind AND id = v_id \
-             AND version = v_expected RETURNING {COLS}"
-        );
+        let sql = if with_columns {
+            format!(
+                "WITH v (v_connection, v_kind, v_id, v_user_name, v_user_name_lc, v_display_name, \
+                 v_display_name_lc, v_external_id, v_active, v_data, v_expected) AS (VALUES {values}) \
+                 UPDATE scim_resource SET user_name = v_user_name, user_name_lc = v_user_name_lc, \
+                 display_name = v_display_name, display_name_lc = v_display_name_lc, \
+                 external_id = v_external_id, active = v_active, version = version + 1, \
+                 modified_ms = $1, data = v_data FROM v \
+                 WHERE connection = v_connection AND kind = v_kind AND id = v_id \
+                 AND version = v_expected RETURNING {COLS}"
+            )
+        } else {
+            format!(
+                "WITH v (v_connection, v_kind, v_id, v_active, v_data, v_expected) \
+                 AS (VALUES {values}) \
+                 UPDATE scim_resource SET active = v_active, version = version + 1, \
+                 modified_ms = $1, data = v_data FROM v \
+                 WHERE connection = v_connection AND kind = v_kind AND id = v_id \
+                 AND version = v_expected RETURNING {COLS}"
+            )
+        };
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at_ms);
         for &i in chunk {
             let ScimWriteOp::Replace {
@@ -999,12 +1033,16 @@ async fn replace_many(
             q = q
                 .bind(jobs[i].connection.clone())
                 .bind(kind.as_str())
-                .bind(write.id.clone())
-                .bind(write.user_name.clone())
-                .bind(write.user_name.as_deref().map(scim_fold))
-                .bind(write.display_name.clone())
-                .bind(write.display_name.as_deref().map(scim_fold))
-                .bind(write.external_id.clone())
+                .bind(write.id.clone());
+            if with_columns {
+                q = q
+                    .bind(write.user_name.clone())
+                    .bind(write.user_name.as_deref().map(scim_fold))
+                    .bind(write.display_name.clone())
+                    .bind(write.display_name.as_deref().map(scim_fold))
+                    .bind(write.external_id.clone());
+            }
+            q = q
                 .bind(write.active)
                 .bind(data_text(write)?)
                 .bind(*expected_version);
@@ -1249,6 +1287,7 @@ impl Store {
                 expected_version,
                 user_name_changed: true,
                 emails_changed: true,
+                columns_changed: true,
             },
             actor: None,
         };

@@ -488,6 +488,7 @@ mod cases {
                             expected_version: 1,
                             user_name_changed: false,
                             emails_changed: false,
+                            columns_changed: false,
                         },
                         Some("scim:okta:rst_2"),
                     ),
@@ -498,6 +499,7 @@ mod cases {
                             expected_version: 7,
                             user_name_changed: false,
                             emails_changed: true,
+                            columns_changed: true,
                         },
                         Some("scim:okta:rst_2"),
                     ),
@@ -570,6 +572,65 @@ mod cases {
         assert_eq!(s.verify_audit().await.unwrap().events, 4);
     }
 
+    pub async fn replaces_that_keep_the_indexed_columns_write_only_the_rest(fx: Fx) {
+        use roster_store::{ScimIndex, ScimWriteJob, ScimWriteOp, ScimWriteResult};
+        let s = &fx.store;
+        s.scim_create(C, ScimKind::User, user("u1", "a@x"), 1)
+            .await
+            .unwrap();
+        let replace = |write: ScimResourceWrite, expected_version, columns_changed| ScimWriteJob {
+            connection: C.into(),
+            op: ScimWriteOp::Replace {
+                kind: ScimKind::User,
+                write,
+                expected_version,
+                user_name_changed: false,
+                emails_changed: false,
+                columns_changed,
+            },
+            actor: None,
+        };
+        // A deactivation (what Okta's PATCH carries): the indexed columns
+        // are left alone, and every lookup still finds the user.
+        let mut off = user("u1", "a@x");
+        off.active = Some(false);
+        off.data = json!({"userName": "a@x", "title": "gone"});
+        let r = s
+            .scim_write_batch(vec![replace(off, 1, false)], 2)
+            .await
+            .unwrap();
+        assert!(matches!(r[0], Ok(ScimWriteResult::Replaced(_))), "{r:?}");
+        let got = s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap();
+        assert_eq!(
+            (got.version, got.active, got.modified_ms, &got.data["title"]),
+            (2, Some(false), 2, &json!("gone"))
+        );
+        for (index, value) in [
+            (ScimIndex::UserName, "A@X"),
+            (ScimIndex::ExternalId, "Ext-u1"),
+            (ScimIndex::DisplayName, "display U1"),
+        ] {
+            let found = s.scim_find(C, ScimKind::User, index, value).await.unwrap();
+            assert_eq!(ids(&found), ["u1"], "{index:?} {value}");
+        }
+        // A rename goes through the full shape: the index follows.
+        let mut renamed = user("u1", "a@x");
+        renamed.display_name = Some("Someone Else".into());
+        s.scim_write_batch(vec![replace(renamed, 2, true)], 3)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        let by = |name: &'static str| async move {
+            s.scim_find(C, ScimKind::User, ScimIndex::DisplayName, name)
+                .await
+                .unwrap()
+        };
+        assert_eq!(ids(&by("someone else").await), ["u1"]);
+        assert!(by("Display u1").await.is_empty());
+    }
+
     pub async fn tokens_round_trip(fx: Fx) {
         let s = &fx.store;
         let rec = |p: &str, c: &str, at| ScimTokenRecord {
@@ -614,4 +675,5 @@ both_backends!(
     scan_and_page_in_creation_order,
     tokens_round_trip,
     write_batches_commit_with_their_audit_records,
+    replaces_that_keep_the_indexed_columns_write_only_the_rest,
 );

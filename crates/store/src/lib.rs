@@ -223,7 +223,9 @@ impl Store {
     /// connection), so a busy writer does not pay for checkpoints in its
     /// own commits. A no-op on PostgreSQL and in-memory SQLite.
     pub async fn checkpoint_wal(&self) -> Result<Option<WalCheckpoint>, StoreError> {
-        if self.backend != Backend::Sqlite || self.in_memory {
+        // A closed store (shutting down) has nothing left to checkpoint:
+        // closing the last connection checkpoints the WAL itself.
+        if self.backend != Backend::Sqlite || self.in_memory || self.read.is_closed() {
             return Ok(None);
         }
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")

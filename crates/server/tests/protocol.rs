@@ -854,3 +854,45 @@ async fn discovery_documents() {
     assert_eq!(ent.body["id"], ENT);
     s.stop().await;
 }
+
+/// While writes keep coming, the writer checkpoints the WAL beside itself:
+/// the database file alone (a copy without its WAL) soon holds what was
+/// written, long before the in-commit backstop would run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_writes_are_checkpointed_into_the_database_file() {
+    let s = start().await;
+    for i in 0..40 {
+        s.create_user(&format!("ck{i}@example.com")).await;
+    }
+    let copy = s.db_path.with_file_name("copy.db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    loop {
+        // The writer checks at most every 200 ms, after a commit.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.create_user(&format!("late{n}@example.com")).await;
+        n += 1;
+        // A copy taken mid-checkpoint may be torn: that counts as not yet.
+        let _ = std::fs::remove_file(&copy);
+        std::fs::copy(&s.db_path, &copy).expect("copy the database file");
+        let in_file = match roster_store::Store::open(copy.to_str().expect("utf-8")).await {
+            Ok(c) => {
+                let count = c
+                    .scim_count(CONN, roster_store::ScimKind::User)
+                    .await
+                    .unwrap_or(0);
+                c.close().await;
+                count
+            }
+            Err(_) => 0,
+        };
+        if in_file >= 40 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after {n} more writes the database file holds {in_file} of the 40 users"
+        );
+    }
+    s.stop().await;
+}

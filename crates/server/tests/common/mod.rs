@@ -23,6 +23,8 @@ pub struct TestServer {
     pub token: String,
     pub token_prefix: String,
     pub store: Store,
+    /// The store's SQLite file.
+    pub db_path: std::path::PathBuf,
     pub changes: mpsc::UnboundedReceiver<ScimChange>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -77,7 +79,8 @@ pub async fn start() -> TestServer {
 pub async fn start_with(config: ScimConfig) -> TestServer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path().join("roster.db").to_str().expect("utf-8"))
+    let db_path = dir.path().join("roster.db");
+    let store = Store::open(db_path.to_str().expect("utf-8"))
         .await
         .expect("open store");
     let created = tokens::create_token(&store, CONN, "test", 1)
@@ -101,6 +104,7 @@ pub async fn start_with(config: ScimConfig) -> TestServer {
         token_prefix: created.info.prefix.clone(),
         token: created.token,
         store,
+        db_path,
         changes,
         http,
         stop: Some(tx),

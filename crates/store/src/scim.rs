@@ -51,7 +51,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::audit::AuditEvent;
-use crate::sql::{Val, insert_rows};
+use crate::sql::{Val, bind_val, insert_rows, values_placeholders};
 use crate::{Store, StoreError, to_i64};
 
 /// IDs per `IN (...)` list; far below both engines' parameter limits.
@@ -303,13 +303,9 @@ fn unique_emails(emails: &[String]) -> Vec<String> {
         .collect()
 }
 
-async fn insert_emails(
-    conn: &mut AnyConnection,
-    connection: &str,
-    id: &str,
-    emails: &[String],
-) -> Result<(), StoreError> {
-    let rows: Vec<Vec<Val>> = unique_emails(emails)
+/// `scim_email` rows (connection, resource_id, value_lc) for one resource.
+fn email_rows(connection: &str, id: &str, emails: &[String]) -> Vec<Vec<Val>> {
+    unique_emails(emails)
         .into_iter()
         .map(|e| {
             vec![
@@ -318,7 +314,14 @@ async fn insert_emails(
                 Val::Text(e),
             ]
         })
-        .collect();
+        .collect()
+}
+
+/// Inserts `scim_email` rows built by [`email_rows`].
+async fn insert_email_rows(
+    conn: &mut AnyConnection,
+    rows: Vec<Vec<Val>>,
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -330,6 +333,47 @@ async fn insert_emails(
         rows,
     )
     .await
+}
+
+async fn insert_emails(
+    conn: &mut AnyConnection,
+    connection: &str,
+    id: &str,
+    emails: &[String],
+) -> Result<(), StoreError> {
+    insert_email_rows(conn, email_rows(connection, id, emails)).await
+}
+
+/// The head of every `scim_resource` insert; [`resource_row`] gives the
+/// values in this order.
+const RESOURCE_INSERT: &str = "INSERT INTO scim_resource (connection, kind, id, user_name, \
+     user_name_lc, display_name, display_name_lc, external_id, active, version, created_ms, \
+     modified_ms, data)";
+const RESOURCE_COLS: usize = 13;
+
+/// A new resource's row for [`RESOURCE_INSERT`]: version 1, created and
+/// modified at `at_ms`.
+fn resource_row(
+    connection: &str,
+    kind: ScimKind,
+    write: &ScimResourceWrite,
+    at_ms: i64,
+) -> Result<Vec<Val>, StoreError> {
+    Ok(vec![
+        Val::Text(connection.to_string()),
+        Val::Text(kind.as_str().to_string()),
+        Val::Text(write.id.clone()),
+        Val::OptText(write.user_name.clone()),
+        Val::OptText(write.user_name.as_deref().map(scim_fold)),
+        Val::OptText(write.display_name.clone()),
+        Val::OptText(write.display_name.as_deref().map(scim_fold)),
+        Val::OptText(write.external_id.clone()),
+        Val::OptBool(write.active),
+        Val::Int(1),
+        Val::Int(at_ms),
+        Val::Int(at_ms),
+        Val::Text(data_text(write)?),
+    ])
 }
 
 async fn insert_members(
@@ -544,28 +588,17 @@ async fn do_create(
     write: ScimResourceWrite,
     at_ms: i64,
 ) -> JobResult {
-    let data = data_text(&write)?;
     // ON CONFLICT DO NOTHING: a taken userName (or id) inserts nothing and
     // raises no error, so the rest of a batch is unaffected.
-    let inserted = sqlx::query(
-        "INSERT INTO scim_resource (connection, kind, id, user_name, user_name_lc, \
-         display_name, display_name_lc, external_id, active, version, created_ms, \
-         modified_ms, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) \
-         ON CONFLICT DO NOTHING RETURNING seq",
-    )
-    .bind(connection.to_string())
-    .bind(kind.as_str())
-    .bind(write.id.clone())
-    .bind(write.user_name.clone())
-    .bind(write.user_name.as_deref().map(scim_fold))
-    .bind(write.display_name.clone())
-    .bind(write.display_name.as_deref().map(scim_fold))
-    .bind(write.external_id.clone())
-    .bind(write.active)
-    .bind(at_ms)
-    .bind(data)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = format!(
+        "{RESOURCE_INSERT} VALUES {} ON CONFLICT DO NOTHING RETURNING seq",
+        values_placeholders(RESOURCE_COLS, 1)
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for v in resource_row(connection, kind, &write, at_ms)? {
+        q = bind_val(q, v);
+    }
+    let inserted = q.fetch_optional(&mut *conn).await?;
     let Some(row) = inserted else {
         if let Some(un) = &write.user_name
             && let Some(existing_id) = user_name_taken(conn, connection, kind, un, None).await?
@@ -861,36 +894,20 @@ async fn create_many(
     results: &mut Slots,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    const COLS_PER_ROW: usize = 12;
     let mut emails = Vec::new();
     for chunk in idx.chunks(MAX_ROWS_PER_STMT) {
-        let values = (0..chunk.len())
-            .map(|r| format!("({}, 1)", placeholders(r * COLS_PER_ROW + 1, COLS_PER_ROW)))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
-            "INSERT INTO scim_resource (connection, kind, id, user_name, user_name_lc, \
-             display_name, display_name_lc, external_id, active, created_ms, modified_ms, \
-             data, version) VALUES {values} ON CONFLICT DO NOTHING RETURNING connection, id, seq"
+            "{RESOURCE_INSERT} VALUES {} ON CONFLICT DO NOTHING RETURNING connection, id, seq",
+            values_placeholders(RESOURCE_COLS, chunk.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for &i in chunk {
             let ScimWriteOp::Create { kind, write } = &jobs[i].op else {
                 continue;
             };
-            q = q
-                .bind(jobs[i].connection.clone())
-                .bind(kind.as_str())
-                .bind(write.id.clone())
-                .bind(write.user_name.clone())
-                .bind(write.user_name.as_deref().map(scim_fold))
-                .bind(write.display_name.clone())
-                .bind(write.display_name.as_deref().map(scim_fold))
-                .bind(write.external_id.clone())
-                .bind(write.active)
-                .bind(at_ms)
-                .bind(at_ms)
-                .bind(data_text(write)?);
+            for v in resource_row(&jobs[i].connection, *kind, write, at_ms)? {
+                q = bind_val(q, v);
+            }
         }
         let mut seqs: HashMap<(String, String), i64> = HashMap::new();
         for row in q.fetch_all(&mut *conn).await? {
@@ -908,13 +925,7 @@ async fn create_many(
             let key = (job.connection.clone(), write.id.clone());
             results[i] = Some(match seqs.remove(&key) {
                 Some(seq) => {
-                    for e in unique_emails(&write.emails) {
-                        emails.push(vec![
-                            Val::Text(job.connection.clone()),
-                            Val::Text(write.id.clone()),
-                            Val::Text(e),
-                        ]);
-                    }
+                    emails.extend(email_rows(&job.connection, &write.id, &write.emails));
                     Ok(ScimWriteResult::Created(ScimResource {
                         connection: job.connection.clone(),
                         kind,
@@ -951,17 +962,7 @@ async fn create_many(
             });
         }
     }
-    if !emails.is_empty() {
-        insert_rows(
-            conn,
-            "INSERT INTO scim_email (connection, resource_id, value_lc)",
-            "ON CONFLICT DO NOTHING",
-            3,
-            emails,
-        )
-        .await?;
-    }
-    Ok(())
+    insert_email_rows(conn, emails).await
 }
 
 /// Replaces of `idx` (same userName, no membership change; distinct
@@ -976,7 +977,7 @@ async fn replace_many(
     results: &mut Slots,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let mut email_rows = Vec::new();
+    let mut new_emails = Vec::new();
     let mut email_owners: Vec<(String, String)> = Vec::new();
     let (full, data_only): (Vec<usize>, Vec<usize>) = idx.iter().partition(|&&i| {
         matches!(
@@ -1081,13 +1082,7 @@ async fn replace_many(
                 Some(resource) => {
                     if *emails_changed {
                         email_owners.push((job.connection.clone(), write.id.clone()));
-                        for e in unique_emails(&write.emails) {
-                            email_rows.push(vec![
-                                Val::Text(job.connection.clone()),
-                                Val::Text(write.id.clone()),
-                                Val::Text(e),
-                            ]);
-                        }
+                        new_emails.extend(email_rows(&job.connection, &write.id, &write.emails));
                     }
                     Ok(ScimWriteResult::Replaced(ScimWriteOutcome {
                         resource,
@@ -1119,17 +1114,7 @@ async fn replace_many(
             .execute(&mut *conn)
             .await?;
     }
-    if !email_rows.is_empty() {
-        insert_rows(
-            conn,
-            "INSERT INTO scim_email (connection, resource_id, value_lc)",
-            "ON CONFLICT DO NOTHING",
-            3,
-            email_rows,
-        )
-        .await?;
-    }
-    Ok(())
+    insert_email_rows(conn, new_emails).await
 }
 
 /// A database error from a single-job batch, as the caller should see it:
@@ -1333,67 +1318,24 @@ impl Store {
         writes: Vec<ScimResourceWrite>,
         at_ms: i64,
     ) -> Result<(), ScimStoreError> {
+        let mut rows = Vec::with_capacity(writes.len());
         let mut emails = Vec::new();
         for w in &writes {
-            for e in unique_emails(&w.emails) {
-                emails.push(vec![
-                    Val::Text(connection.to_string()),
-                    Val::Text(w.id.clone()),
-                    Val::Text(e),
-                ]);
-            }
+            rows.push(resource_row(connection, kind, w, at_ms)?);
+            emails.extend(email_rows(connection, &w.id, &w.emails));
         }
         let mut tx = self.write.begin().await?;
-        // Rows are bound by hand rather than through `insert_rows` because
-        // `active` is a nullable boolean, which must be bound as one.
-        const COLS_PER_ROW: usize = 12;
-        for chunk in writes.chunks(1_000 / COLS_PER_ROW) {
-            let values = (0..chunk.len())
-                .map(|r| format!("({}, 1)", placeholders(r * COLS_PER_ROW + 1, COLS_PER_ROW)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO scim_resource (connection, kind, id, user_name, user_name_lc, \
-                 display_name, display_name_lc, external_id, active, created_ms, modified_ms, \
-                 data, version) VALUES {values}"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for w in chunk {
-                q = q
-                    .bind(connection.to_string())
-                    .bind(kind.as_str())
-                    .bind(w.id.clone())
-                    .bind(w.user_name.clone())
-                    .bind(w.user_name.as_deref().map(scim_fold))
-                    .bind(w.display_name.clone())
-                    .bind(w.display_name.as_deref().map(scim_fold))
-                    .bind(w.external_id.clone())
-                    .bind(w.active)
-                    .bind(at_ms)
-                    .bind(at_ms)
-                    .bind(data_text(w)?);
+        match insert_rows(&mut tx, RESOURCE_INSERT, "", RESOURCE_COLS, rows).await {
+            Ok(()) => {}
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+                return Err(StoreError::Invalid(format!(
+                    "import into {connection}: a userName or id is already used ({e})"
+                ))
+                .into());
             }
-            match q.execute(&mut *tx).await {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Invalid(format!(
-                        "import into {connection}: a userName or id is already used ({e})"
-                    ))
-                    .into());
-                }
-                Err(e) => return Err(e.into()),
-            }
+            Err(e) => return Err(e.into()),
         }
-        if !emails.is_empty() {
-            insert_rows(
-                &mut tx,
-                "INSERT INTO scim_email (connection, resource_id, value_lc)",
-                "ON CONFLICT DO NOTHING",
-                3,
-                emails,
-            )
-            .await?;
-        }
+        insert_email_rows(&mut tx, emails).await?;
         tx.commit().await?;
         Ok(())
     }

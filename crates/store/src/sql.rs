@@ -19,6 +19,7 @@ pub(crate) enum Val {
     OptText(Option<String>),
     Int(i64),
     Bool(bool),
+    OptBool(Option<bool>),
 }
 
 pub(crate) fn bind_val<'q>(
@@ -30,6 +31,7 @@ pub(crate) fn bind_val<'q>(
         Val::OptText(s) => q.bind(s),
         Val::Int(i) => q.bind(i),
         Val::Bool(b) => q.bind(b),
+        Val::OptBool(b) => q.bind(b),
     }
 }
 

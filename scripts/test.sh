@@ -7,8 +7,11 @@
 # ./.venv first.
 #
 # Set ROSTER_REQUIRE_POSTGRES=0 to let the PostgreSQL half skip (with a note)
-# when no server is reachable; by default it is required, so a missing
-# database fails the run instead of passing quietly.
+# when no server is reachable; by default it is required (scripts/postgres.sh
+# starts the local cluster when it is down), so a missing database fails the
+# run instead of passing quietly. The store tests themselves fail on an
+# unreachable server unless ROSTER_REQUIRE_POSTGRES=0, also under a bare
+# `cargo nextest run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,12 @@ export ROSTER_REQUIRE_POSTGRES="${ROSTER_REQUIRE_POSTGRES:-1}"
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "cargo-nextest not found; installing it (cargo install cargo-nextest --locked)" >&2
   cargo install cargo-nextest --locked
+fi
+
+# The PostgreSQL half needs a server: start the local one if it is down
+# (unless the PostgreSQL half is waived).
+if [ "$ROSTER_REQUIRE_POSTGRES" != "0" ]; then
+  ./scripts/postgres.sh
 fi
 
 # Independent SCIM peers and conformance tools (PyPI) used by the tests.

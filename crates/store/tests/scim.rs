@@ -2,8 +2,8 @@
 //!
 //! Same pattern as `store.rs`: every case in `cases` runs as
 //! `sqlite::<case>` and `postgres::<case>` (a fresh schema in the database
-//! named by `ROSTER_TEST_POSTGRES_URL`). PostgreSQL cases skip with a note
-//! when it is unreachable, unless `ROSTER_REQUIRE_POSTGRES=1`.
+//! named by `ROSTER_TEST_POSTGRES_URL`). PostgreSQL cases fail when it is
+//! unreachable, unless `ROSTER_REQUIRE_POSTGRES=0` waives them.
 
 mod common;
 use common::harness;

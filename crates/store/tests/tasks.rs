@@ -3,8 +3,8 @@
 //! Same pattern as `store.rs`: every case in `cases` runs as
 //! `sqlite::<case>` (a fresh temp file) and `postgres::<case>` (a fresh
 //! schema in `ROSTER_TEST_POSTGRES_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/test`). Unreachable PostgreSQL is a
-//! printed skip, unless `ROSTER_REQUIRE_POSTGRES=1`.
+//! `postgres://postgres@127.0.0.1:5432/test`). Unreachable PostgreSQL fails
+//! the case, unless `ROSTER_REQUIRE_POSTGRES=0` waives it.
 
 mod common;
 use common::harness;

@@ -1,7 +1,7 @@
 //! Shared by the store's test files: the harness that gives every case a
 //! fresh store on SQLite (a temp file) and on PostgreSQL (its own schema in
 //! `ROSTER_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
-//! unreachable is a printed skip unless `ROSTER_REQUIRE_POSTGRES=1`), and the
+//! unreachable fails the case unless `ROSTER_REQUIRE_POSTGRES=0`), and the
 //! `both_backends!` macro that instantiates each case for both.
 
 #![allow(dead_code)] // Not every test file uses every helper.
@@ -85,10 +85,14 @@ pub mod harness {
                     Ok(Err(e)) => e.to_string(),
                     _ => "timed out after 5 s".to_string(),
                 };
-                if std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                // Required unless explicitly waived: a suite whose PostgreSQL
+                // half quietly skips would pass while testing nothing there.
+                if std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("0") {
                     panic!(
-                        "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=1) but the server in \
-                         ROSTER_TEST_POSTGRES_URL is unreachable: {why}"
+                        "PostgreSQL is required but the server in ROSTER_TEST_POSTGRES_URL is \
+                         unreachable: {why}. Start it (scripts/postgres.sh does), point \
+                         ROSTER_TEST_POSTGRES_URL at one, or set ROSTER_REQUIRE_POSTGRES=0 to skip \
+                         the PostgreSQL half on purpose"
                     );
                 }
                 let shown = url::Url::parse(&base)

@@ -73,6 +73,11 @@ enum Command {
     /// Connections and their health.
     #[command(subcommand)]
     Connections(service::ConnectionsCommand),
+    /// Kill switch: stop every write to a connection (all without a name),
+    /// in every roster process, until `roster resume`. Plans still compute.
+    Pause(service::PauseArgs),
+    /// Lift a `roster pause` (of that connection; of all without a name).
+    Resume(service::PauseArgs),
     /// Approve a plan's actions that wait for approval (bound to its hash).
     Approve(govern::DecideArgs),
     /// Reject them: rejected actions never run.
@@ -158,6 +163,8 @@ fn main() -> ExitCode {
             Command::Connections(cmd) => {
                 service::connections(cmd, cli.catalog_dir.as_deref()).await
             }
+            Command::Pause(args) => service::pause(args).await,
+            Command::Resume(args) => service::resume(args).await,
             Command::Tasks { config, all, json } => {
                 tasks::list(&config, all, json, cli.catalog_dir.as_deref()).await
             }

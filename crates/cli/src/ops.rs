@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use roster_catalog::Catalog;
 use roster_catalog::{ConnectionSettings, CredentialKind};
 use roster_connectors::SecretString;
+use roster_connectors::driver::{Progress, REPORT_WAITS_OVER};
 use roster_connectors::registry::{self, ConnectorSettings};
 use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
 use roster_engine::Engine;
@@ -213,7 +214,7 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         None => None,
     };
     let engine = engine_for(&config, catalog_dir).await?;
-    let outcomes = engine.read(&mut |_, _| {}).await?;
+    let outcomes = engine.read(&mut show_progress).await?;
     let mut readable = Vec::new();
     for o in &outcomes {
         match &o.error {
@@ -301,12 +302,14 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
     } else {
         PlanId::new(args.plan.clone())
     };
-    engine.ensure_applicable(&id).await?;
+    engine
+        .ensure_applicable_with_progress(&id, &mut show_progress)
+        .await?;
     let tasks = engine.route_manual(&id).await?;
     for t in &tasks {
         println!("task {}: {} (due {})", t.id, t.title, due(t.due_ms));
     }
-    let report = engine.apply(&id, &mut |_, _| {}).await?;
+    let report = engine.apply(&id, &mut show_progress).await?;
     println!(
         "applied {} action(s), {} failed, {} skipped, {} manual",
         report.applied_total(),
@@ -317,6 +320,21 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
     for (c, who, why) in &report.failed {
         println!("  failed: {c} {who}: {why}");
     }
+    for (c, why) in &report.paused {
+        println!(
+            "  {c}: writes {why}; its actions stay queued until `roster resume` \
+             (then `roster apply {id}` or a running worker carries them out)"
+        );
+    }
+    for (c, why) in &report.quarantined {
+        println!("  {c}: quarantined ({why}); `roster connections resume {c}` after fixing it");
+    }
+    if report.pending > 0 {
+        println!(
+            "{} action(s) still queued; `roster apply {id}` again (or `roster run`) carries them on",
+            report.pending
+        );
+    }
     if !report.failed.is_empty() {
         bail!(
             "{} action(s) failed; run `roster apply {id}` again to retry them",
@@ -324,6 +342,27 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints what a person waiting at the terminal should know: a stall for
+/// an app's rate window or a retry the app asked for (waits over a second;
+/// routine pacing stays quiet).
+pub(crate) fn show_progress(connection: &ConnectionId, p: &Progress<'_>) {
+    match p {
+        Progress::Waiting { delay } => eprintln!(
+            "waiting {} s for {connection}'s rate window",
+            delay.as_secs_f64().ceil() as u64
+        ),
+        Progress::Retrying {
+            delay,
+            attempt,
+            error,
+        } if *delay > REPORT_WAITS_OVER => eprintln!(
+            "{connection}: attempt {attempt} failed ({error}); retrying in {} s",
+            delay.as_secs_f64().ceil() as u64
+        ),
+        _ => {}
+    }
 }
 
 pub(crate) fn due(ms: Option<i64>) -> String {

@@ -25,6 +25,21 @@ pub struct RunArgs {
     pub plan_only: bool,
 }
 
+/// `roster pause` / `roster resume`: the kill switch.
+#[derive(Args)]
+pub struct PauseArgs {
+    #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+    pub config: PathBuf,
+    /// The connection; without one, every connection.
+    pub connection: Option<String>,
+    /// Who (recorded in the audit log). Defaults to $USER.
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
+    /// Why (recorded in the audit log and shown while paused).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum ConnectionsCommand {
     /// Every connection with its status (ok, quarantined, ...) and why.
@@ -65,6 +80,100 @@ pub async fn run(args: RunArgs, catalog_dir: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// An engine over the config's store only: pausing and resuming need no
+/// connector, so no vendor secret.
+async fn bare_engine(config: &roster_engine::config::Config) -> Result<roster_engine::Engine> {
+    let store = roster_store::Store::open(&config.database).await?;
+    Ok(roster_engine::Engine::new(
+        store,
+        roster_core::Policy::default(),
+    ))
+}
+
+fn named_connection(
+    config: &roster_engine::config::Config,
+    name: Option<&str>,
+) -> Result<Option<ConnectionId>> {
+    let Some(name) = name else { return Ok(None) };
+    anyhow::ensure!(
+        config.connections.iter().any(|c| c.id == name),
+        "no connection {name:?} in the config; configured: {}",
+        config
+            .connections
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Some(ConnectionId::new(name)))
+}
+
+/// `roster pause [CONNECTION]`: stop every write until `roster resume`.
+pub async fn pause(args: PauseArgs) -> Result<()> {
+    let config = load_config(&args.config)?;
+    let connection = named_connection(&config, args.connection.as_deref())?;
+    let engine = bare_engine(&config).await?;
+    let new = engine
+        .pause_writes(connection.as_ref(), &args.by, args.reason.as_deref())
+        .await?;
+    let scope = connection
+        .as_ref()
+        .map_or_else(|| "every connection".to_string(), |c| c.to_string());
+    let resume = connection.as_ref().map_or_else(
+        || "roster resume".to_string(),
+        |c| format!("roster resume {c}"),
+    );
+    println!(
+        "{} writes to {scope}: batches in flight finish, nothing new starts, in every roster \
+         process. Plans still compute. Lift with `{resume}`.",
+        if new {
+            "Paused"
+        } else {
+            "Still paused (updated who and why):"
+        }
+    );
+    Ok(())
+}
+
+/// `roster resume [CONNECTION]`: lift a pause.
+pub async fn resume(args: PauseArgs) -> Result<()> {
+    let config = load_config(&args.config)?;
+    let connection = named_connection(&config, args.connection.as_deref())?;
+    let engine = bare_engine(&config).await?;
+    let lifted = engine.resume_writes(connection.as_ref(), &args.by).await?;
+    let scope = connection
+        .as_ref()
+        .map_or_else(|| "every connection".to_string(), |c| c.to_string());
+    if lifted {
+        println!("Writes to {scope} resume; queued work runs.");
+    } else {
+        println!("{scope} was not paused; nothing to do.");
+    }
+    // Say what still holds writes back, so "resume" never looks like it
+    // did more than it did.
+    for p in engine.store.pauses().await? {
+        if connection.is_none() || p.connection.is_none() || p.connection == connection {
+            println!(
+                "still paused: {} (by {}{}); `roster resume{}` lifts it",
+                p.scope_label(),
+                p.actor,
+                p.reason.map(|r| format!(": {r}")).unwrap_or_default(),
+                p.connection.map(|c| format!(" {c}")).unwrap_or_default()
+            );
+        }
+    }
+    if let Some(c) = &connection
+        && let Some(rec) = engine.store.connection(c).await?
+        && rec.status == roster_store::QUARANTINED
+    {
+        println!(
+            "{c} is also quarantined by roster ({}); `roster connections resume {c}` lifts that",
+            rec.status_reason.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 pub async fn connections(cmd: ConnectionsCommand, catalog_dir: Option<&Path>) -> Result<()> {
     match cmd {
         ConnectionsCommand::List { config } => {
@@ -73,18 +182,25 @@ pub async fn connections(cmd: ConnectionsCommand, catalog_dir: Option<&Path>) ->
             let stored = engine.store.connections().await?;
             for c in &config.connections {
                 let rec = stored.iter().find(|r| r.id.as_str() == c.id);
+                let pause = engine
+                    .store
+                    .pause_of(&ConnectionId::new(c.id.as_str()))
+                    .await?;
                 println!(
-                    "{:<20} {:<20} {}{}",
+                    "{:<20} {:<20} {}{}{}",
                     c.id,
                     c.app,
                     rec.map(|r| r.status.as_str()).unwrap_or("ok"),
                     rec.and_then(|r| r.status_reason.as_deref())
                         .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    pause.map(|p| paused_note(&p)).unwrap_or_default()
                 );
             }
         }
         ConnectionsCommand::Resume { config, name } => {
+            // `roster resume` lifts a person's pause; this lifts roster's
+            // own quarantine. Different decisions, different commands.
             let config = load_config(&config)?;
             let engine = engine_for(&config, catalog_dir).await?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
@@ -100,4 +216,28 @@ pub async fn connections(cmd: ConnectionsCommand, catalog_dir: Option<&Path>) ->
         }
     }
     Ok(())
+}
+
+/// ` [paused by alice since 2026-12-06T22:40:00Z: vendor incident]`.
+pub(crate) fn paused_note(p: &roster_store::PauseRecord) -> String {
+    let since = time::OffsetDateTime::from_unix_timestamp(p.paused_ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    format!(
+        " [paused{} by {} since {since}{}]",
+        if p.connection.is_none() {
+            " (all connections)"
+        } else {
+            ""
+        },
+        p.actor,
+        p.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )
 }

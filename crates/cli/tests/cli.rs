@@ -602,3 +602,92 @@ async fn every_simulator_runs_standalone() {
         child.wait().unwrap();
     }
 }
+
+/// The kill switch end to end: `roster pause` stops `apply` from writing
+/// (plans still compute), `connections list` shows who paused it, and
+/// `roster resume` lets the same plan run. The whole sequence, plan then
+/// applies back to back, stays within Expensify's documented window (the
+/// simulator enforces the real 5 per 10 s): successive commands share the
+/// store's rate budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_stops_writes_until_resume() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E1,alice@acme.example,Alice,Smith,Finance,CC-1,boss@acme.example,active,2020-01-01,\n\
+         E9,gone@acme.example,Gone,Person,Finance,CC-1,,terminated,2020-01-01,2026-11-01\n",
+    );
+    let c = config.clone();
+    let (out, _, stderr) =
+        blocking(move || roster_with(&c, &["pause", "expensfy", "--reason", "typo"])).await;
+    assert_eq!(out.status.code(), Some(1), "unknown names are refused");
+    assert!(stderr.contains("configured: expensify"), "{stderr}");
+
+    let c = config.clone();
+    let (out, stdout, stderr) =
+        blocking(move || roster_with(&c, &["pause", "expensify", "--reason", "vendor incident"]))
+            .await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Paused writes to expensify"), "{stdout}");
+
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || roster_with(&c, &["plan"])).await;
+    assert!(out.status.success(), "plans still compute: {stderr}");
+    assert!(
+        stdout.contains("- deactivate gone@acme.example"),
+        "{stdout}"
+    );
+
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || roster_with(&c, &["apply", "latest"])).await;
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("applied 0 action(s)"), "{stdout}");
+    assert!(
+        stdout.contains("expensify: writes paused by test-admin: vendor incident"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 action(s) still queued"), "{stdout}");
+    assert!(
+        sim.handle().effects().is_empty(),
+        "nothing written while paused"
+    );
+
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || roster_with(&c, &["connections", "list"])).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("[paused by test-admin since") && stdout.contains(": vendor incident]"),
+        "{stdout}"
+    );
+
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || roster_with(&c, &["resume", "expensify"])).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Writes to expensify resume"), "{stdout}");
+
+    let c = config.clone();
+    let (out, stdout, stderr) = blocking(move || roster_with(&c, &["apply", "latest"])).await;
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("applied 2 action(s), 0 failed"), "{stdout}");
+    let h = sim.handle();
+    assert!(
+        h.employee("AAAA000000000001", "alice@acme.example")
+            .is_some()
+    );
+    assert!(
+        h.employee("AAAA000000000001", "gone@acme.example")
+            .is_none()
+    );
+    assert_eq!(
+        h.counters().rate_limit_violations,
+        0,
+        "plan and applies back to back stayed within 5 per 10 s"
+    );
+
+    let c = config.clone();
+    let (_, stdout, _) = blocking(move || roster_with(&c, &["audit", "export"])).await;
+    assert!(stdout.contains("connection.paused"), "{stdout}");
+    assert!(stdout.contains("connection.resumed"), "{stdout}");
+}

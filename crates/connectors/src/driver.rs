@@ -12,13 +12,17 @@
 //!   reason. Reconciliation never deprovisions on an incomplete read.
 //! * [`apply_all`] batches actions by the connector's capabilities (never
 //!   two actions for the same account in one batch, so per-person results
-//!   stay unambiguous), paces every call through the [`RateLimiter`], and
+//!   stay unambiguous), paces every call through the connection's
+//!   [`RateBudget`] (in-memory [`crate::RateLimiter`], or the engine's
+//!   store-backed budget shared by every process), and
 //!   retries retryable failures with exponential backoff and jitter
 //!   (`backon`), waiting at least as long as the app's `Retry-After`.
 //!   Retries are safe because connector writes are idempotent upserts of
 //!   desired state.
-//! * Every call, first attempt or retry, goes through the limiter, so the
-//!   app's documented limits hold for the whole run.
+//! * Every call, first attempt or retry, goes through the budget
+//!   ([`wait_turn`]), so the app's documented limits hold for the whole
+//!   run. A wait longer than a second is reported as
+//!   [`Progress::Waiting`], so a person sees why nothing moves.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -29,8 +33,12 @@ use roster_core::{Account, Action, Observed, Operation};
 
 use crate::{
     ActionResult, ApplyRequest, Connector, ConnectorError, ListRequest, Merge, PageToken,
-    RateLimitInfo, RateLimiter,
+    RateBudget, RateLimitInfo, Turn,
 };
+
+/// Waits shorter than this are not reported: pacing inside a burst is
+/// routine, a stall is news.
+pub const REPORT_WAITS_OVER: Duration = Duration::from_secs(1);
 
 /// How hard the driver tries.
 #[derive(Clone, Debug)]
@@ -92,15 +100,30 @@ pub enum Progress<'a> {
     PageRead { page: u32, accounts: usize },
     /// `done` of `total` actions have a final result.
     Applied { done: usize, total: usize },
+    /// The next request waits `delay` for the app's rate window (its
+    /// documented limits, or a hold it asked for). Reported only for waits
+    /// over [`REPORT_WAITS_OVER`].
+    Waiting { delay: Duration },
 }
 
-/// Applies the app's own rate-limit signal to the shared limiter.
-fn note_rate_limit(limiter: &RateLimiter, info: Option<RateLimitInfo>) {
+/// Waits for a turn in `budget`, reporting long waits.
+pub async fn wait_turn(budget: &dyn RateBudget, progress: &mut (dyn FnMut(&Progress<'_>) + Send)) {
+    while let Turn::Wait(delay) = budget.try_turn().await {
+        if delay > REPORT_WAITS_OVER {
+            progress(&Progress::Waiting { delay });
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Applies the app's own rate-limit signal to the shared budget: nothing
+/// left in its window means everyone waits for the reset.
+pub async fn note_rate_limit(budget: &dyn RateBudget, info: Option<RateLimitInfo>) {
     if let Some(info) = info
         && info.remaining == Some(0)
         && let Some(reset) = info.reset_after
     {
-        limiter.pause_for(reset);
+        budget.hold_for(reset).await;
     }
 }
 
@@ -121,10 +144,10 @@ impl GaveUp {
 }
 
 /// The delay before the next attempt, or `None` to stop.
-fn next_delay(
-    backoff: &mut impl Iterator<Item = Duration>,
+async fn next_delay(
+    backoff: &mut (impl Iterator<Item = Duration> + Send),
     error: &ConnectorError,
-    limiter: &RateLimiter,
+    limiter: &dyn RateBudget,
     opts: &DriverOptions,
 ) -> Option<Duration> {
     if !error.is_retryable() {
@@ -134,8 +157,8 @@ fn next_delay(
     match error.retry_after() {
         Some(after) if after > opts.max_retry_after => None,
         Some(after) => {
-            // Everyone sharing the limiter waits, not only this caller.
-            limiter.pause_for(after);
+            // Everyone sharing the budget waits, not only this caller.
+            limiter.hold_for(after).await;
             Some(delay.max(after))
         }
         None => Some(delay),
@@ -144,7 +167,7 @@ fn next_delay(
 
 /// Runs one call through the limiter with retries.
 async fn with_retry<T, F, Fut>(
-    limiter: &RateLimiter,
+    limiter: &dyn RateBudget,
     opts: &DriverOptions,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
     mut call: F,
@@ -157,11 +180,11 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        limiter.until_ready().await;
+        wait_turn(limiter, progress).await;
         match call().await {
             Ok(v) => return Ok(v),
             Err(error) => {
-                let Some(delay) = next_delay(&mut backoff, &error, limiter, opts) else {
+                let Some(delay) = next_delay(&mut backoff, &error, limiter, opts).await else {
                     return Err(GaveUp {
                         error,
                         attempts: attempt,
@@ -186,7 +209,7 @@ where
 /// reason.
 pub async fn read_all(
     connector: &dyn Connector,
-    limiter: &RateLimiter,
+    limiter: &dyn RateBudget,
     opts: &DriverOptions,
 ) -> Result<Observed, ConnectorError> {
     read_all_with_progress(connector, limiter, opts, &mut |_| {}).await
@@ -195,7 +218,7 @@ pub async fn read_all(
 /// [`read_all`] with a progress callback.
 pub async fn read_all_with_progress(
     connector: &dyn Connector,
-    limiter: &RateLimiter,
+    limiter: &dyn RateBudget,
     opts: &DriverOptions,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
 ) -> Result<Observed, ConnectorError> {
@@ -234,7 +257,7 @@ pub async fn read_all_with_progress(
             }
         };
         pages += 1;
-        note_rate_limit(limiter, page.rate_limit);
+        note_rate_limit(limiter, page.rate_limit).await;
         if page.total.is_some() {
             total = page.total;
         }
@@ -297,7 +320,7 @@ pub async fn read_all_with_progress(
 async fn enrich_deactivations(
     connector: &dyn Connector,
     actions: &mut [Action],
-    limiter: &RateLimiter,
+    limiter: &dyn RateBudget,
     opts: &DriverOptions,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
 ) -> BTreeMap<usize, ActionResult> {
@@ -386,7 +409,7 @@ pub async fn apply_all(
     connector: &dyn Connector,
     actions: Vec<Action>,
     dry_run: bool,
-    limiter: &RateLimiter,
+    limiter: &dyn RateBudget,
     opts: &DriverOptions,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
 ) -> Vec<ActionResult> {
@@ -460,7 +483,7 @@ async fn apply_batch(
     actions: &[Action],
     batch: Vec<usize>,
     dry_run: bool,
-    limiter: &RateLimiter,
+    limiter: &dyn RateBudget,
     opts: &DriverOptions,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
     results: &mut [Option<ActionResult>],
@@ -471,7 +494,7 @@ async fn apply_batch(
     let mut attempt = 0;
     while !pending.is_empty() {
         attempt += 1;
-        limiter.until_ready().await;
+        wait_turn(limiter, progress).await;
         let req = ApplyRequest::new(
             pending
                 .iter()
@@ -492,7 +515,7 @@ async fn apply_batch(
                 return;
             }
             Ok(resp) => {
-                note_rate_limit(limiter, resp.rate_limit);
+                note_rate_limit(limiter, resp.rate_limit).await;
                 let mut retry = Vec::new();
                 for (&i, r) in pending.iter().zip(resp.results) {
                     if matches!(
@@ -518,7 +541,7 @@ async fn apply_batch(
             }
             Err(e) => e,
         };
-        match next_delay(&mut backoff, &error, limiter, opts) {
+        match next_delay(&mut backoff, &error, limiter, opts).await {
             Some(delay) => {
                 tracing::debug!(attempt, ?delay, %error, "retrying apply");
                 progress(&Progress::Retrying {
@@ -561,7 +584,7 @@ mod tests {
     use roster_core::{AccountKey, ConnectionId, Email};
 
     use super::*;
-    use crate::{ApplyResponse, Capabilities, OperationSupport, Page, Validation};
+    use crate::{ApplyResponse, Capabilities, OperationSupport, Page, RateLimiter, Validation};
 
     /// A scripted connector: pages by index, apply answers from a queue.
     struct Fake {
@@ -788,6 +811,86 @@ mod tests {
             applied,
             vec![vec!["a@x.com", "b@x.com"], vec!["c@x.com"], vec!["C@x.com"]]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_waits_for_the_window_are_reported() {
+        let f = Fake::new();
+        // One request per 7 s: the second batch waits about 7 s.
+        let l = RateLimiter::new(vec![crate::RateWindow::new(1, Duration::from_secs(7))]);
+        let mut waits = Vec::new();
+        let results = apply_all(
+            &f,
+            vec![
+                action(Operation::Create, "a@x.com"),
+                action(Operation::Create, "b@x.com"),
+                action(Operation::Create, "c@x.com"),
+            ],
+            false,
+            &l,
+            &fast(),
+            &mut |p| {
+                if let Progress::Waiting { delay } = p {
+                    waits.push(*delay);
+                }
+            },
+        )
+        .await;
+        assert!(results.iter().all(ActionResult::is_applied));
+        assert_eq!(waits.len(), 1, "{waits:?}");
+        assert!(
+            waits[0] > Duration::from_secs(6) && waits[0] <= Duration::from_millis(7_070),
+            "{waits:?}"
+        );
+
+        // Short waits are routine pacing, not news.
+        let f = Fake::new();
+        let l = RateLimiter::new(vec![crate::RateWindow::new(1, Duration::from_millis(300))]);
+        let mut reported = 0;
+        apply_all(
+            &f,
+            vec![
+                action(Operation::Create, "a@x.com"),
+                action(Operation::Create, "b@x.com"),
+                action(Operation::Create, "c@x.com"),
+            ],
+            false,
+            &l,
+            &fast(),
+            &mut |p| {
+                if matches!(p, Progress::Waiting { .. }) {
+                    reported += 1;
+                }
+            },
+        )
+        .await;
+        assert_eq!(reported, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exhausted_window_holds_every_caller_until_its_reset() {
+        let l = RateLimiter::unlimited();
+        note_rate_limit(
+            &l,
+            Some(RateLimitInfo::new(Some(3), Some(Duration::from_secs(9)))),
+        )
+        .await;
+        assert_eq!(l.try_turn().await, Turn::Go, "requests left: no hold");
+        note_rate_limit(
+            &l,
+            Some(RateLimitInfo::new(Some(0), Some(Duration::from_secs(9)))),
+        )
+        .await;
+        let mut waits = Vec::new();
+        let started = tokio::time::Instant::now();
+        wait_turn(&l, &mut |p| {
+            if let Progress::Waiting { delay } = p {
+                waits.push(*delay);
+            }
+        })
+        .await;
+        assert!(started.elapsed() >= Duration::from_secs(9));
+        assert_eq!(waits, vec![Duration::from_secs(9)]);
     }
 
     #[tokio::test]

@@ -48,7 +48,6 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::RETRY_AFTER;
 use roster_core::{Account, AccountKey, Action, ConnectionId, Email, EmployeeId, Operation};
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -264,12 +263,7 @@ impl ExpensifyConnector {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::http::retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| self.transport_error(e))?;
         let body: Option<Value> = serde_json::from_str(&text).ok();
         let message = body

@@ -52,13 +52,22 @@ pub(crate) fn base_url(raw: &str, what: &str) -> Result<String, ConnectorError> 
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// `Retry-After` in whole seconds (the HTTP-date form is ignored).
+/// `Retry-After` as a wait from now, in either of its forms (RFC 9110
+/// §10.2.3): delta-seconds (`120`) or an HTTP-date (`Sun, 06 Nov 1994
+/// 08:49:37 GMT`, and the obsolete RFC 850 and asctime forms). A date in
+/// the past means "now" (zero); an unreadable value is ignored.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+/// [`retry_after`] against a given clock, so both forms are testable.
+pub(crate) fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// A transport failure, scrubbed of `secrets`.
@@ -207,6 +216,50 @@ mod tests {
         assert_eq!(
             status_error("X", StatusCode::TOO_MANY_REQUESTS, &h, "", "").retry_after(),
             Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_770); // 1994-11-06 08:49:30 UTC
+        let h = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v.parse().unwrap());
+            h
+        };
+        assert_eq!(
+            retry_after_at(&h("120"), now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(retry_after_at(&h(" 0 "), now), Some(Duration::ZERO));
+        // IMF-fixdate, seven seconds ahead of the clock.
+        assert_eq!(
+            retry_after_at(&h("Sun, 06 Nov 1994 08:49:37 GMT"), now),
+            Some(Duration::from_secs(7))
+        );
+        // The obsolete forms a server may still send.
+        assert_eq!(
+            retry_after_at(&h("Sunday, 06-Nov-94 08:49:37 GMT"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after_at(&h("Sun Nov  6 08:49:37 1994"), now),
+            Some(Duration::from_secs(7))
+        );
+        // A date already past: go now.
+        assert_eq!(
+            retry_after_at(&h("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_at(&h("soon"), now), None);
+        assert_eq!(retry_after_at(&HeaderMap::new(), now), None);
+        // Through the real clock: a date a minute ahead is about a minute.
+        let ahead = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(61));
+        let got = retry_after(&h(&ahead)).unwrap();
+        assert!(
+            got > Duration::from_secs(55) && got <= Duration::from_secs(61),
+            "{got:?}"
         );
     }
 

@@ -64,7 +64,7 @@ use async_trait::async_trait;
 use roster_core::{Account, Action, ConnectionId, Operation};
 
 pub use error::ConnectorError;
-pub use limiter::{RateLimiter, RateWindow};
+pub use limiter::{RateBudget, RateLimiter, RateWindow, Turn};
 pub use secret::SecretString;
 
 /// An opaque continuation token issued by a connector.

@@ -126,6 +126,10 @@ pub struct OktaAssignConnector {
     config: OktaAssignConfig,
     base: String,
     client: reqwest::Client,
+    /// Okta's `X-Rate-Limit-*` from the latest answer, handed to the
+    /// driver with the page or batch it belongs to (one batch may take
+    /// several requests; the latest word counts).
+    last_rate: std::sync::Mutex<Option<RateLimitInfo>>,
 }
 
 const VENDOR: &str = "Okta";
@@ -164,12 +168,14 @@ fn rate_info(headers: &HeaderMap) -> Option<RateLimitInfo> {
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
     let remaining = num("x-rate-limit-remaining")?;
+    // The reset is an epoch second; wait until that second has begun,
+    // measured against the sub-second clock (truncating now would end the
+    // wait up to a second early).
     let reset_after = num("x-rate-limit-reset").map(|at| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        Duration::from_secs(at.saturating_sub(now))
+            .unwrap_or_default();
+        Duration::from_secs(at).saturating_sub(now)
     });
     Some(RateLimitInfo::new(
         Some(remaining.min(u32::MAX as u64) as u32),
@@ -200,6 +206,7 @@ impl OktaAssignConnector {
             config,
             base,
             client,
+            last_rate: std::sync::Mutex::new(None),
         })
     }
 
@@ -227,6 +234,18 @@ impl OktaAssignConnector {
 
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<(Answer, Value), ConnectorError> {
         let answer = Answer::of(VENDOR, req, &[&self.config.api_token]).await?;
+        let info = rate_info(&answer.headers);
+        if info.is_some() {
+            *self.last_rate.lock().unwrap_or_else(|p| p.into_inner()) = info;
+        }
+        if answer.status.as_u16() == 429 {
+            // Okta says when the window resets rather than `Retry-After`;
+            // either tells the driver how long to hold everyone back.
+            return Err(ConnectorError::RateLimited {
+                retry_after: http::retry_after(&answer.headers)
+                    .or_else(|| info.and_then(|i| i.reset_after)),
+            });
+        }
         let body = if answer.text.trim().is_empty() {
             Value::Null
         } else {
@@ -585,11 +604,16 @@ impl Connector for OktaAssignConnector {
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ConnectorError> {
+        *self.last_rate.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let mut results = Vec::with_capacity(req.actions.len());
         for a in &req.actions {
             results.push(self.apply_one(a, req.dry_run).await?);
         }
-        Ok(ApplyResponse::new(results))
+        let mut resp = ApplyResponse::new(results);
+        if let Some(info) = *self.last_rate.lock().unwrap_or_else(|p| p.into_inner()) {
+            resp = resp.with_rate_limit(info);
+        }
+        Ok(resp)
     }
 }
 

@@ -233,3 +233,94 @@ async fn expensify_connector_conforms() {
     s.update = Some((xattr::ROLE.into(), "auditor".into()));
     run(s).await;
 }
+
+/// Okta tells every caller how much of the org's window is left
+/// (`X-Rate-Limit-Remaining`, `-Reset`). Other integrations share that
+/// window, so roster's own documented budget can't know it is spent: the
+/// driver must hold back when Okta says 0 is left. Here the org allows 3
+/// requests per second while the connector's budget would allow 300 per
+/// minute; only the headers keep roster within the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_holds_back_when_the_window_is_spent() {
+    let mut config = OktaSimConfig::new("okta-token")
+        .with_app(OktaApp::new("0oabill", "BILL Spend & Expense"))
+        .with_rate_limit(3, Duration::from_secs(1));
+    for i in 0..5 {
+        config = config.with_user(OktaUser::new(
+            &format!("person{i}@example.com"),
+            &format!("First{i}"),
+            "Last",
+        ));
+    }
+    let sim = OktaSim::start(config).await.unwrap();
+    let mut c = OktaAssignConfig::new(
+        ConnectionId::new("bill-spend-expense"),
+        sim.url(),
+        SecretString::new("okta-token"),
+        "0oabill",
+    );
+    c.timeout = Duration::from_secs(10);
+    let connector = OktaAssignConnector::new(c).unwrap();
+    let budget = roster_connectors::RateLimiter::new(connector.capabilities().rate_limits);
+    let actions: Vec<roster_core::Action> = (0..5)
+        .map(|i| {
+            let id = sim.user(&format!("person{i}@example.com")).unwrap().id;
+            roster_core::Action {
+                connection: connector.id().clone(),
+                operation: roster_core::Operation::Reactivate,
+                employee_id: None,
+                email: roster_core::Email::parse(&format!("person{i}@example.com")).unwrap(),
+                account: Some(roster_core::AccountKey::new(id)),
+                attributes: BTreeMap::new(),
+                changes: Vec::new(),
+                reason: "test".into(),
+            }
+        })
+        .collect();
+    let opts = roster_connectors::driver::DriverOptions {
+        page_size: Some(1),
+        // Any 429 would be retried and still pass; count them instead.
+        max_attempts: 1,
+        ..testkit::fast_driver()
+    };
+    let started = std::time::Instant::now();
+    let results = tokio::time::timeout(
+        Duration::from_secs(30),
+        roster_connectors::driver::apply_all(
+            &connector,
+            actions,
+            false,
+            &budget,
+            &opts,
+            &mut |_| {},
+        ),
+    )
+    .await
+    .expect("in time");
+    assert!(
+        results
+            .iter()
+            .all(roster_connectors::ActionResult::is_applied),
+        "{results:?}"
+    );
+    let o = tokio::time::timeout(
+        Duration::from_secs(30),
+        roster_connectors::driver::read_all(&connector, &budget, &opts),
+    )
+    .await
+    .expect("in time")
+    .expect("read");
+    assert!(o.complete);
+    assert_eq!(o.accounts.len(), 5);
+    let counters = sim.handle().counters();
+    assert!(
+        counters.requests >= 10,
+        "more than three windows' worth: {counters:?}"
+    );
+    assert_eq!(counters.rate_limit_violations, 0, "{counters:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}: the spent windows were waited out",
+        started.elapsed()
+    );
+}

@@ -634,8 +634,17 @@ mod pacing {
         const CHANGES: usize = 5_000;
         const BATCH: usize = 100;
         let sim = start(scaled_sim().with_seed(1, 0)).await;
-        let c = connector_with(&sim, |c| c.batch_size = BATCH as u32);
-        let l = limiter(&c);
+        // A 100-employee job on a loaded machine can take seconds to
+        // answer; a timeout here would be a retry, not a second batch.
+        let c = connector_with(&sim, |c| {
+            c.batch_size = BATCH as u32;
+            c.timeout = Duration::from_secs(60);
+        });
+        // The margin covers the delay between our clock and the
+        // simulator's admission (body parsing of 100 employees under load):
+        // with the default 5 ms a busy CI core let a request arrive early,
+        // the app answered 429, and the retry made a 51st request.
+        let l = limiter(&c).with_margin(Duration::from_millis(40));
         let requests = CHANGES.div_ceil(BATCH);
         let minimum = l.minimum_span(requests);
         let actions: Vec<Action> = (0..CHANGES)

@@ -25,10 +25,13 @@
 //!    create, reactivate or deactivate that is uncertain, is preceded by a
 //!    fresh read. An account already gone (or already present as desired)
 //!    makes the task `done` without sending anything.
-//! 4. **Call** the connector once for the batch, through the connection's
-//!    [`RateLimiter`] (configured from the catalog's documented limits),
-//!    while a heartbeat extends the leases every
-//!    [`ExecutorOptions::heartbeat`].
+//! 4. **Call** the connector once for the batch, after taking a turn in
+//!    the connection's rate budget (the connector's documented limits,
+//!    counted in the store so every process shares them; see
+//!    [`crate::budget`]), while a heartbeat extends the leases every
+//!    [`ExecutorOptions::heartbeat`]. If a person paused the connection
+//!    while the batch waited for its turn, nothing is sent: the tasks go
+//!    back to the queue with their attempt refunded.
 //! 5. **Settle** every task in one transaction with its plan action and
 //!    audit event ([`Store::finish_tasks`]): `done`, `retry_wait` (with
 //!    exponential backoff and jitter, never sooner than the app's
@@ -42,7 +45,7 @@
 //! outcome in memory, which a crash would lose, and a whole-call failure
 //! reaches its caller only as text, without the `Retry-After` the durable
 //! retry needs. The task table owns retries here; the driver's pieces that
-//! fit (the limiter, `read_all` for checks) are reused.
+//! fit (the rate budget's `wait_turn`, `read_all` for checks) are reused.
 //!
 //! # Why no effect is applied twice or lost
 //!
@@ -105,6 +108,15 @@
 //! The failure window lives in the worker's memory; a restart starts it
 //! afresh, which only delays a quarantine.
 //!
+//! # Pause (the kill switch)
+//!
+//! A pause is a person's decision, not roster's: `roster pause [NAME]`
+//! ([`Engine::pause_writes`]) makes every worker in every process stop
+//! claiming the connection's tasks (all connections without a name) until
+//! `roster resume`. Batches already sent finish and are recorded; a batch
+//! claimed but still waiting for its rate turn is released unsent. While
+//! paused, `apply` returns with the work queued and says who paused it.
+//!
 //! [`Store::claim_tasks`]: roster_store::Store::claim_tasks
 //! [`Store::enqueue_plan_tasks`]: roster_store::Store::enqueue_plan_tasks
 //! [`Store::finish_tasks`]: roster_store::Store::finish_tasks
@@ -117,7 +129,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use roster_connectors::driver::{self, Progress};
-use roster_connectors::{ActionResult, ApplyRequest, Connector, ConnectorError, RateLimiter};
+use roster_connectors::{ActionResult, ApplyRequest, Connector, ConnectorError, RateBudget};
 use roster_core::{Account, Action, ConnectionId, Observed, Operation};
 use roster_store::tasks::idempotency_key;
 use roster_store::{
@@ -398,6 +410,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                 let mut nap = self.opts.idle_poll;
                 if let Some(next) = status.next_run_at_ms
                     && status.quarantined.is_none()
+                    && status.paused.is_none()
                 {
                     let until = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
                     nap = nap.min(until.max(Duration::from_millis(10)));
@@ -409,6 +422,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                     let idle_too_long =
                         idle_since.get_or_insert_with(Instant::now).elapsed() > idle_cap;
                     if status.quarantined.is_some()
+                        || status.paused.is_some()
                         || status.open() == 0
                         || only_far_retries
                         || idle_too_long
@@ -515,7 +529,7 @@ impl<'e, 'p> Executor<'e, 'p> {
         &self,
         connection: &ConnectionId,
         connector: &dyn Connector,
-        limiter: &RateLimiter,
+        limiter: &dyn RateBudget,
         claimed: Vec<Task>,
         health: &mut Health,
     ) -> Result<usize, EngineError> {
@@ -588,10 +602,16 @@ impl<'e, 'p> Executor<'e, 'p> {
         };
         if caps.supports(Operation::Read) && work.iter().any(needs_read) {
             let ids: Vec<i64> = work.iter().map(|w| w.task.id).collect();
+            let mut report = |p: &Progress<'_>| self.report(connection, p);
             let read = self
                 .with_heartbeat(
                     &ids,
-                    driver::read_all(connector, limiter, &self.engine.driver),
+                    driver::read_all_with_progress(
+                        connector,
+                        limiter,
+                        &self.engine.driver,
+                        &mut report,
+                    ),
                 )
                 .await;
             match read {
@@ -614,7 +634,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                     let (checked, rest): (Vec<Work>, Vec<Work>) =
                         work.into_iter().partition(|w| needs_read(w));
                     for w in checked {
-                        let r = self.failure_result(&w.task, &e, limiter, health);
+                        let r = self.failure_result(&w.task, &e, limiter, health).await;
                         settled.push((w.task, Some(w.action), r));
                     }
                     work = rest;
@@ -626,12 +646,41 @@ impl<'e, 'p> Executor<'e, 'p> {
             let ids: Vec<i64> = work.iter().map(|w| w.task.id).collect();
             let call_start = settled.len();
             let req = ApplyRequest::new(work.iter().map(|w| w.action.clone()).collect(), false);
-            let answer = self
+            let sent = self
                 .with_heartbeat(&ids, async {
-                    limiter.until_ready().await;
-                    connector.apply(req).await
+                    let mut report = |p: &Progress<'_>| self.report(connection, p);
+                    driver::wait_turn(limiter, &mut report).await;
+                    // The kill switch may have been pulled while we waited.
+                    if let Some(pause) = self.engine.store.pause_of(connection).await? {
+                        return Ok::<_, EngineError>(Err(pause));
+                    }
+                    Ok(Ok(connector.apply(req).await))
                 })
-                .await;
+                .await?;
+            let answer = match sent {
+                Ok(answer) => answer,
+                Err(pause) => {
+                    let why = format!(
+                        "not sent: {} paused by {}",
+                        pause.scope_label(),
+                        pause.actor
+                    );
+                    let now = self.now_ms();
+                    for w in work {
+                        settled.push((
+                            w.task,
+                            Some(w.action),
+                            TaskResult::Retry {
+                                run_at_ms: now,
+                                error: why.clone(),
+                                uncertain: false,
+                                refund: true,
+                            },
+                        ));
+                    }
+                    return self.settle(settled).await;
+                }
+            };
             match answer {
                 Ok(resp) if resp.results.len() != work.len() => {
                     let why = format!(
@@ -645,12 +694,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                 }
                 Ok(resp) => {
                     health.auth_failures_in_a_row = 0;
-                    if let Some(info) = resp.rate_limit
-                        && info.remaining == Some(0)
-                        && let Some(reset) = info.reset_after
-                    {
-                        limiter.pause_for(reset);
-                    }
+                    driver::note_rate_limit(limiter, resp.rate_limit).await;
                     for (w, r) in work.into_iter().zip(resp.results) {
                         let result = match r {
                             ActionResult::Applied => TaskResult::Done {
@@ -680,7 +724,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                     let now = self.now_ms();
                     let mut retry: Option<(u32, i64)> = None;
                     for w in work {
-                        let r = self.failure_result(&w.task, &e, limiter, health);
+                        let r = self.failure_result(&w.task, &e, limiter, health).await;
                         if let TaskResult::Retry { run_at_ms, .. } = &r {
                             retry.get_or_insert((w.task.attempts, *run_at_ms));
                         }
@@ -741,11 +785,11 @@ impl<'e, 'p> Executor<'e, 'p> {
     }
 
     /// What a whole-call failure means for one task.
-    fn failure_result(
+    async fn failure_result(
         &self,
         task: &Task,
         e: &ConnectorError,
-        limiter: &RateLimiter,
+        limiter: &dyn RateBudget,
         health: &mut Health,
     ) -> TaskResult {
         match classify(e) {
@@ -762,8 +806,8 @@ impl<'e, 'p> Executor<'e, 'p> {
                 maybe_applied,
             } => {
                 if let Some(after) = retry_after {
-                    // Everyone sharing the limiter waits, not only us.
-                    limiter.pause_for(after);
+                    // Everyone sharing the budget waits, in every process.
+                    limiter.hold_for(after).await;
                 }
                 self.retry_or_dead(task, e.to_string(), retry_after, maybe_applied)
             }

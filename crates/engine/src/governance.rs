@@ -4,9 +4,21 @@
 //! `roster apply` refuses a plan (a) whose observed state has changed since
 //! it was computed, or (b) that holds an action needing approval which no
 //! one approved. Rejected actions are marked skipped and never run.
+//!
+//! The freshness check applies to a plan that has not started applying.
+//! Once its actions are queued as tasks, a re-read shows the effects of its
+//! own finished actions, so the digest can no longer match; an apply after
+//! a crash (or after `apply` returned with work still queued) resumes the
+//! plan's unfinished tasks instead. They stay safe without the digest: an
+//! interrupted task comes back *uncertain* and reads the app before it acts
+//! (see [`crate::executor`]), and approvals are still required.
+//!
+//! Also here: the kill switch ([`Engine::pause_writes`]), a person's stop
+//! on every write, audited with who pulled it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use roster_connectors::driver::Progress;
 use roster_core::plan::observed_digest;
 use roster_core::{ConnectionId, FindingKind, Observed, Resolution};
 use roster_store::{ActionState, ApprovalRecord, Decision, MatchResolution, PlanId, StoredPlan};
@@ -145,6 +157,17 @@ impl Engine {
     /// is decided (rejected ones are marked skipped), and re-reading the
     /// plan's connections gives the state the plan was computed from.
     pub async fn ensure_applicable(&self, plan_id: &PlanId) -> Result<(), EngineError> {
+        self.ensure_applicable_with_progress(plan_id, &mut |_, _| {})
+            .await
+    }
+
+    /// [`Engine::ensure_applicable`], reporting the re-read's progress
+    /// (waits for a rate window, retries).
+    pub async fn ensure_applicable_with_progress(
+        &self,
+        plan_id: &PlanId,
+        progress: &mut (dyn FnMut(&ConnectionId, &Progress<'_>) + Send),
+    ) -> Result<(), EngineError> {
         let stored = self.stored_plan(plan_id).await?;
         let status = self.approval_status(plan_id).await?;
         if !status.waiting.is_empty() {
@@ -174,10 +197,21 @@ impl Engine {
                 )
                 .await?;
         }
+        // A plan whose apply started is resumed, not re-judged (module
+        // docs): its own done actions changed what a re-read would see.
+        let started = self.store.task_counts(plan_id).await?;
+        if started.values().any(|n| *n > 0) {
+            tracing::info!(
+                plan = %plan_id,
+                tasks = ?started,
+                "the plan has started applying; resuming its unfinished actions"
+            );
+            return Ok(());
+        }
         // Freshness: re-read what the plan saw and compare digests.
         let connections: BTreeSet<ConnectionId> =
             stored.plan.classification.keys().cloned().collect();
-        let outcomes = self.read(&mut |_, _| {}).await?;
+        let outcomes = self.read(progress).await?;
         for o in &outcomes {
             if connections.contains(&o.connection)
                 && let Some(e) = &o.error
@@ -197,6 +231,55 @@ impl Engine {
             )));
         }
         Ok(())
+    }
+
+    /// The kill switch: stops every write to `connection` (`None`: to every
+    /// connection) in every process sharing the store, until
+    /// [`Engine::resume_writes`]. Batches already sent finish; nothing new
+    /// is claimed. Reads and plans go on. Audited with `actor`. Returns
+    /// false if that scope was already paused (the actor and reason are
+    /// updated).
+    pub async fn pause_writes(
+        &self,
+        connection: Option<&ConnectionId>,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, EngineError> {
+        let now = ms(self.now());
+        let new = self
+            .store
+            .pause_writes(connection, actor, reason, now)
+            .await?;
+        self.audit_as(
+            actor,
+            "connection.paused",
+            connection.map_or("*", |c| c.as_str()),
+            json!({ "reason": reason, "already_paused": !new }),
+        )
+        .await?;
+        Ok(new)
+    }
+
+    /// Lifts a pause set by [`Engine::pause_writes`] for the same scope
+    /// (`None` lifts the all-connections pause only). Audited with
+    /// `actor`. Returns false if that scope was not paused.
+    pub async fn resume_writes(
+        &self,
+        connection: Option<&ConnectionId>,
+        actor: &str,
+    ) -> Result<bool, EngineError> {
+        let now = ms(self.now());
+        let lifted = self.store.resume_writes(connection, now).await?;
+        if lifted {
+            self.audit_as(
+                actor,
+                "connection.resumed",
+                connection.map_or("*", |c| c.as_str()),
+                json!({}),
+            )
+            .await?;
+        }
+        Ok(lifted)
     }
 
     /// The match queue: accounts from the latest plan that roster would not

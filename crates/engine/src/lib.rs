@@ -5,6 +5,7 @@
 //! applies it through connectors and writes every step to the audit log.
 
 pub mod bench;
+pub mod budget;
 pub mod config;
 pub mod executor;
 pub mod files;
@@ -17,5 +18,6 @@ pub mod sample;
 pub mod service;
 pub mod targeted;
 
+pub use budget::StoreBudget;
 pub use executor::ExecutorOptions;
 pub use run::{ApplyReport, Engine, EngineError, ReadOutcome};

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use roster_connectors::driver::{self, DriverOptions, Progress};
-use roster_connectors::{Connector, RateLimiter};
+use roster_connectors::{Connector, RateBudget};
 use roster_core::{ConnectionId, Operation, Person, Plan, Policy, reconcile_with};
 use roster_store::{ActionState, AuditEvent, PlanId, Store, StoreError};
 use serde_json::json;
@@ -67,6 +67,9 @@ pub struct ApplyReport {
     pub pending: usize,
     /// Connections quarantined, with the reason.
     pub quarantined: Vec<(ConnectionId, String)>,
+    /// Connections a person paused (`roster pause`), with who and why:
+    /// their actions stay queued until `roster resume`.
+    pub paused: Vec<(ConnectionId, String)>,
 }
 
 impl ApplyReport {
@@ -77,7 +80,7 @@ impl ApplyReport {
 
 struct Wired {
     connector: Arc<dyn Connector>,
-    limiter: RateLimiter,
+    budget: Arc<dyn RateBudget>,
 }
 
 /// The engine: a store, a policy and the connectors.
@@ -130,12 +133,27 @@ impl Engine {
         (self.clock)()
     }
 
-    /// Registers a connector; its rate limiter comes from its declared
-    /// (documented) limits.
+    /// Registers a connector. Its requests are paced by a rate budget in
+    /// the store ([`crate::StoreBudget`]) built from its declared
+    /// (documented) limits, shared with every process using this database.
     pub fn add_connector(&mut self, connector: Arc<dyn Connector>) {
-        let limiter = RateLimiter::new(connector.capabilities().rate_limits.clone());
+        let budget = Arc::new(crate::StoreBudget::new(
+            self.store.clone(),
+            connector.id().clone(),
+            connector.capabilities().rate_limits.clone(),
+        ));
+        self.add_connector_with_budget(connector, budget);
+    }
+
+    /// Registers a connector paced by `budget` instead (a budget with a
+    /// wider margin for tests on busy machines, or an in-memory one).
+    pub fn add_connector_with_budget(
+        &mut self,
+        connector: Arc<dyn Connector>,
+        budget: Arc<dyn RateBudget>,
+    ) {
         self.connectors
-            .insert(connector.id().clone(), Wired { connector, limiter });
+            .insert(connector.id().clone(), Wired { connector, budget });
     }
 
     /// Whether a registered connector can carry out `op` on `connection`.
@@ -149,14 +167,14 @@ impl Engine {
         self.connectors.keys().cloned().collect()
     }
 
-    /// The connector and rate limiter serving `connection`.
+    /// The connector and rate budget serving `connection`.
     pub(crate) fn connection_parts(
         &self,
         connection: &ConnectionId,
-    ) -> Option<(&dyn Connector, &RateLimiter)> {
+    ) -> Option<(&dyn Connector, &dyn RateBudget)> {
         self.connectors
             .get(connection)
-            .map(|w| (&*w.connector, &w.limiter))
+            .map(|w| (&*w.connector, &*w.budget))
     }
 
     pub(crate) async fn audit(
@@ -208,7 +226,7 @@ impl Engine {
             let mut p = |pr: &Progress<'_>| progress(id, pr);
             let result = driver::read_all_with_progress(
                 &*wired.connector,
-                &wired.limiter,
+                &*wired.budget,
                 &self.driver,
                 &mut p,
             )
@@ -344,8 +362,12 @@ impl Engine {
             }
         }
         for c in &connections {
-            if let Some(reason) = self.store.queue_status(c, None).await?.quarantined {
+            let status = self.store.queue_status(c, None).await?;
+            if let Some(reason) = status.quarantined {
                 report.quarantined.push((c.clone(), reason));
+            }
+            if let Some(why) = status.paused {
+                report.paused.push((c.clone(), why));
             }
         }
         self.audit(
@@ -358,6 +380,7 @@ impl Engine {
                 "manual": report.manual,
                 "pending": report.pending,
                 "quarantined": report.quarantined.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+                "paused": report.paused.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
                 "worker": self.executor.worker_id,
             }),
         )

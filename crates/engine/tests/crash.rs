@@ -14,6 +14,12 @@
 //! effect exists at the vendor but not in the store; the test checks that
 //! it was hit, and that the restarted worker did not apply it twice.
 //!
+//! Every worker takes its rate turns from the store, so the restarts
+//! together stay within the app's window: the simulator must count no
+//! request over its limits. A restarted worker also passes the check
+//! `roster apply` makes before applying: a plan whose apply has started is
+//! resumed, never called stale because of its own effects.
+//!
 //! The worker is this test binary itself, re-run with `--ignored --exact
 //! crash_worker_process` and its instructions in environment variables, so
 //! no extra binary ships with the engine.
@@ -33,7 +39,7 @@ use roster_connectors::{
 };
 use roster_core::plan::{Action, AttributeChange};
 use roster_core::{Account, AccountKey, ConnectionId, Email, EmployeeId, Operation, Plan, Policy};
-use roster_engine::{Engine, ExecutorOptions};
+use roster_engine::{Engine, ExecutorOptions, StoreBudget};
 use roster_sim::expensify::{Effect, EffectKind, ExpensifySim, ExpensifySimConfig, seed_policies};
 use roster_store::{ActionState, ExecState, PlanId, PlanStatus, Store, TaskFilter, TaskOutcome};
 
@@ -246,7 +252,16 @@ async fn crash_worker_process() {
         linger: Duration::from_millis(LINGER_MS),
     };
     let mut engine = Engine::new(store.clone(), Policy::default());
-    engine.add_connector(Arc::new(connector));
+    let connector = Arc::new(connector);
+    // The engine's store-backed budget, with a wider margin than the
+    // default for these 100 ms test windows on a busy machine.
+    let budget = StoreBudget::new(
+        store.clone(),
+        connector.id().clone(),
+        connector.capabilities().rate_limits,
+    )
+    .with_margin(Duration::from_millis(40));
+    engine.add_connector_with_budget(connector, Arc::new(budget));
     engine.executor = ExecutorOptions {
         worker_id,
         lease: Duration::from_millis(LEASE_MS),
@@ -258,10 +273,18 @@ async fn crash_worker_process() {
         ..ExecutorOptions::default()
     };
     engine.driver.initial_backoff = Duration::from_millis(50);
-    let report = engine
-        .apply(&PlanId::new(plan), &mut |_, _| {})
-        .await
-        .expect("apply");
+    let plan = PlanId::new(plan);
+    let started = store.task_counts(&plan).await.expect("task counts");
+    if !started.is_empty() {
+        // What `roster apply` checks first. The plan's digest is not the
+        // apps' (its own effects, and a made-up digest): a started plan
+        // must resume anyway.
+        engine
+            .ensure_applicable(&plan)
+            .await
+            .expect("a started plan resumes instead of being called stale");
+    }
+    let report = engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
     println!(
         "worker finished: applied {}, failed {}, pending {}",
         report.applied_total(),
@@ -513,6 +536,10 @@ async fn crash_test() {
     assert_eq!(applied_per_action.len(), plan.actions.len());
     assert!(applied_per_action.values().all(|n| *n == 1));
     let counters = sim.counters();
+    assert_eq!(
+        counters.rate_limit_violations, 0,
+        "restarted workers share one rate budget: no request over the app's window"
+    );
     eprintln!(
         "crash test: {} actions, {kills} kills ({caught_in_window} caught applied-but-unrecorded), \
          {retried} tasks retried, {already} found already applied, {} effects, {} requests \

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use roster_connectors::driver::Progress;
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector, attr};
-use roster_connectors::{RateWindow, SecretString};
+use roster_connectors::{Connector, RateLimiter, RateWindow, SecretString};
 use roster_core::plan::Action;
 use roster_core::{ConnectionId, Email, EmployeeId, Operation, Plan, Policy};
-use roster_engine::{Engine, ExecutorOptions};
+use roster_engine::{Engine, ExecutorOptions, StoreBudget};
 use roster_sim::expensify::{
     EffectKind, ExpensifySim, ExpensifySimConfig, Fault, RunningSim, seed_policies,
 };
-use roster_store::{ActionState, ExecState, PlanId, Store, TaskFilter, TaskOutcome};
+use roster_store::{ActionState, Decision, ExecState, PlanId, Store, TaskFilter, TaskOutcome};
 
 const USER: &str = "roster_durable@example.com";
 const SECRET: &str = "durable-secret";
@@ -37,24 +37,48 @@ async fn fixture(sim_config: impl FnOnce(ExpensifySimConfig) -> ExpensifySimConf
     .await
     .expect("simulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("roster.db").display().to_string())
-        .await
-        .expect("store");
+    let engine = engine_over(&db_path(&dir), &sim.url(), 0.01).await;
+    let policy = seed_policies(2, 0)[0].id.clone();
+    Fx {
+        sim,
+        engine,
+        _dir: dir,
+        policy,
+    }
+}
+
+fn db_path(dir: &tempfile::TempDir) -> String {
+    dir.path().join("roster.db").display().to_string()
+}
+
+/// An engine over the store at `db` (its own handle, as another process
+/// would have) with its own connector to the simulator at `url`, windows
+/// scaled by `scale`, paced by the store-backed budget.
+async fn engine_over(db: &str, url: &str, scale: f64) -> Engine {
+    let store = Store::open(db).await.expect("store");
     let mut config = ExpensifyConfig::new(
         ConnectionId::new("expensify"),
         USER,
         SecretString::new(SECRET),
     )
-    .with_base_url(sim.url());
+    .with_base_url(url);
     config.batch_size = 10;
     config.rate_limits = roster_connectors::expensify::documented_rate_limits()
         .into_iter()
-        .map(|w: RateWindow| w.scaled(0.01))
+        .map(|w: RateWindow| w.scaled(scale))
         .collect();
+    let connector = Arc::new(ExpensifyConnector::new(config).expect("connector"));
+    // The store-backed budget the engine installs by default, with a wider
+    // margin: scaled windows are short, and two busy cores delay requests
+    // between our clock and the simulator's by more than the default 5 ms.
+    let budget = StoreBudget::new(
+        store.clone(),
+        connector.id().clone(),
+        connector.capabilities().rate_limits,
+    )
+    .with_margin(Duration::from_millis(40));
     let mut engine = Engine::new(store, Policy::default());
-    engine.add_connector(Arc::new(
-        ExpensifyConnector::new(config).expect("connector"),
-    ));
+    engine.add_connector_with_budget(connector, Arc::new(budget));
     engine.executor = ExecutorOptions {
         lease: Duration::from_secs(5),
         heartbeat: Duration::from_millis(500),
@@ -67,13 +91,7 @@ async fn fixture(sim_config: impl FnOnce(ExpensifySimConfig) -> ExpensifySimConf
     };
     engine.driver.initial_backoff = Duration::from_millis(20);
     engine.driver.max_attempts = 2;
-    let policy = seed_policies(2, 0)[0].id.clone();
-    Fx {
-        sim,
-        engine,
-        _dir: dir,
-        policy,
-    }
+    engine
 }
 
 fn create(n: usize, policy: &str) -> Action {
@@ -121,7 +139,15 @@ fn added(fx: &Fx) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_responses_are_retried_without_applying_twice() {
-    let fx = fixture(|c| c).await;
+    let mut fx = fixture(|c| c).await;
+    // The order is deterministic, not a race with the retry timer: the
+    // first two batches are lost, the third goes through, and only then
+    // (a fixed 2 s later, no jitter) are the lost ones retried. With a
+    // short jittered backoff a loaded machine let a retry of batch 1 (and
+    // its check-read) take the second fault instead, changing how many
+    // tasks were rechecked.
+    fx.engine.executor.initial_backoff = Duration::from_secs(2);
+    fx.engine.executor.jitter = false;
     let plan = save(&fx.engine, (0..30).map(|n| create(n, &fx.policy)).collect()).await;
     // The first two calls are processed by the app, but the answers are
     // lost (HTTP 500 after applying).
@@ -353,4 +379,303 @@ async fn a_connection_whose_actions_keep_failing_is_quarantined() {
     assert!(report.quarantined[0].1.contains("5 of the last 5 batches"));
     assert_eq!(fx.sim.counters().jobs.get("update:employees"), Some(&5));
     assert!(fx.sim.effects().is_empty());
+}
+
+fn hires(plan: &str, range: std::ops::Range<usize>) -> Vec<Action> {
+    range.map(|n| create(n, plan)).collect()
+}
+
+/// Two engines on one store, as two processes (say `roster run` and a
+/// `roster apply`), each with its own connector: together they never
+/// exceed the app's window, because their turns come from the store. The
+/// control shows the same work with a budget per process trips the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_sharing_a_store_share_the_rate_budget() {
+    const SCALE: f64 = 0.05; // 5 per 500 ms, 20 per 3 s
+    let fx = fixture(|c| c).await;
+    let sim = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(SCALE)
+            .with_seed(2, 5),
+    )
+    .await
+    .expect("simulator");
+    let db = db_path(&fx._dir);
+    let mut a = engine_over(&db, &sim.url(), SCALE).await;
+    let mut b = engine_over(&db, &sim.url(), SCALE).await;
+    for e in [&mut a, &mut b] {
+        e.executor.worker_id = format!("w-{}", rand_suffix());
+    }
+    let pa = save(&a, hires(&fx.policy, 0..50)).await;
+    let pb = save(&b, hires(&fx.policy, 50..100)).await;
+    let started = Instant::now();
+    let (mut qa, mut qb) = (
+        |_: &ConnectionId, _: &Progress<'_>| {},
+        |_: &ConnectionId, _: &Progress<'_>| {},
+    );
+    let (ra, rb) = tokio::join!(a.apply(&pa, &mut qa), b.apply(&pb, &mut qb));
+    let elapsed = started.elapsed();
+    assert_eq!(
+        ra.unwrap().applied_total() + rb.unwrap().applied_total(),
+        100
+    );
+    let counters = sim.counters();
+    assert_eq!(counters.rate_limit_violations, 0, "{counters:?}");
+    assert_eq!(counters.requests, 10, "one request per batch of 10");
+    // Ten requests under 5 per 500 ms: the second five waited for the
+    // first to leave the window, whichever engine sent them.
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+
+    // Control: a budget per process, the same work, the app pushes back.
+    let control = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(SCALE)
+            .with_seed(2, 5),
+    )
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().unwrap();
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let mut e = engine_over(&db_path(&dir), &control.url(), SCALE).await;
+        let mut config = ExpensifyConfig::new(
+            ConnectionId::new("expensify"),
+            USER,
+            SecretString::new(SECRET),
+        )
+        .with_base_url(control.url());
+        config.batch_size = 10;
+        config.rate_limits = roster_connectors::expensify::documented_rate_limits()
+            .into_iter()
+            .map(|w: RateWindow| w.scaled(SCALE))
+            .collect();
+        let c = Arc::new(ExpensifyConnector::new(config).unwrap());
+        let own = Arc::new(RateLimiter::new(c.capabilities().rate_limits));
+        e.add_connector_with_budget(c, own);
+        e.executor.worker_id = format!("w-{}", rand_suffix());
+        engines.push(e);
+    }
+    let pa = save(&engines[0], hires(&fx.policy, 0..50)).await;
+    let pb = save(&engines[1], hires(&fx.policy, 50..100)).await;
+    let (mut qa, mut qb) = (
+        |_: &ConnectionId, _: &Progress<'_>| {},
+        |_: &ConnectionId, _: &Progress<'_>| {},
+    );
+    let (ra, rb) = tokio::join!(
+        engines[0].apply(&pa, &mut qa),
+        engines[1].apply(&pb, &mut qb)
+    );
+    assert_eq!(
+        ra.unwrap().applied_total() + rb.unwrap().applied_total(),
+        100
+    );
+    assert!(
+        control.counters().rate_limit_violations > 0,
+        "without a shared budget two processes exceed the window"
+    );
+}
+
+fn rand_suffix() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Successive commands (each a new engine on the same store, as `roster
+/// plan` then `roster apply` are new processes) read back to back and stay
+/// within the window together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successive_commands_stay_within_the_window() {
+    const SCALE: f64 = 0.05;
+    let fx = fixture(|c| c).await;
+    let sim = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(SCALE)
+            .with_seed(3, 5),
+    )
+    .await
+    .expect("simulator");
+    let db = db_path(&fx._dir);
+    let mut waited = Vec::new();
+    for _ in 0..4 {
+        let e = engine_over(&db, &sim.url(), SCALE).await;
+        let outcomes = e
+            .read(&mut |_, p| {
+                if let Progress::Waiting { delay } = p {
+                    waited.push(*delay);
+                }
+            })
+            .await
+            .expect("read");
+        assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+        e.store.close().await;
+    }
+    let counters = sim.counters();
+    assert!(
+        counters.requests > 5,
+        "the reads together need more than one window: {counters:?}"
+    );
+    assert_eq!(counters.rate_limit_violations, 0, "{counters:?}");
+    assert!(waited.is_empty(), "waits under a second are not reported");
+}
+
+/// The kill switch: while paused, apply leaves the work queued and sends
+/// nothing; resumed, the same plan runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_connection_gets_no_writes_until_resumed() {
+    let fx = fixture(|c| c).await;
+    let id = ConnectionId::new("expensify");
+    let plan = save(&fx.engine, hires(&fx.policy, 0..12)).await;
+    assert!(
+        fx.engine
+            .pause_writes(Some(&id), "alice", Some("vendor incident"))
+            .await
+            .unwrap()
+    );
+    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert_eq!(report.applied_total(), 0);
+    assert_eq!(report.pending, 12, "{report:?}");
+    assert_eq!(report.paused.len(), 1, "{report:?}");
+    assert!(report.paused[0].1.contains("alice"), "{report:?}");
+    assert!(report.quarantined.is_empty(), "a pause is not a quarantine");
+    assert_eq!(fx.sim.counters().requests, 0, "nothing was sent");
+    let tasks = fx.engine.store.tasks(&TaskFilter::default()).await.unwrap();
+    assert_eq!(tasks.len(), 12);
+    assert!(tasks.iter().all(|t| t.state == ExecState::Ready));
+
+    // Plans still compute while paused: reads are not writes.
+    let outcomes = fx.engine.read(&mut |_, _| {}).await.unwrap();
+    assert!(outcomes[0].error.is_none());
+    assert!(fx.sim.effects().is_empty());
+
+    // A pause of everything holds too, and lifting expensify's own pause
+    // does not lift it.
+    assert!(fx.engine.pause_writes(None, "bob", None).await.unwrap());
+    assert!(fx.engine.resume_writes(Some(&id), "alice").await.unwrap());
+    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert_eq!(report.pending, 12);
+    assert!(report.paused[0].1.contains("bob"), "{report:?}");
+    assert!(fx.sim.effects().is_empty());
+
+    assert!(fx.engine.resume_writes(None, "bob").await.unwrap());
+    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert_eq!(report.applied_total(), 12, "{report:?}");
+    assert!(report.paused.is_empty());
+    assert_eq!(added(&fx), 12);
+
+    let audit = fx.engine.store.audit_since(0).await.unwrap();
+    let switches: Vec<(String, String, String)> = audit
+        .iter()
+        .filter(|e| e.kind.starts_with("connection.paused") || e.kind == "connection.resumed")
+        .map(|e| (e.kind.clone(), e.subject.clone(), e.actor.clone()))
+        .collect();
+    let want = |k: &str, s: &str, a: &str| (k.to_string(), s.to_string(), a.to_string());
+    assert_eq!(
+        switches,
+        vec![
+            want("connection.paused", "expensify", "alice"),
+            want("connection.paused", "*", "bob"),
+            want("connection.resumed", "expensify", "alice"),
+            want("connection.resumed", "*", "bob"),
+        ]
+    );
+}
+
+const HR: &str = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date";
+
+/// A process dies mid-apply (here: the apply is dropped once the app has
+/// applied something, its leases left behind). A new process's apply
+/// resumes the plan instead of calling it stale, finishes it, applies no
+/// effect twice and stays within the app's window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
+    let mut fx = fixture(|c| c).await;
+    fx.engine.executor.lease = Duration::from_millis(800);
+    fx.engine.executor.heartbeat = Duration::from_millis(200);
+    let policy = format!(
+        "[tables.ws]\n\"CC-1\" = \"{}\"\n\n[[rules]]\nname = \"everyone\"\nconnection = \"expensify\"\n\
+         set = {{ role = \"user\", manager_email = \"boss@example.com\", policy_id = {{ lookup = \"cost_center\", table = \"ws\" }} }}\n",
+        fx.policy
+    );
+    fx.engine.policy = Policy::parse("policy.toml", &policy).expect("policy");
+    let mut csv = format!("{HR}\n");
+    for n in 0..60 {
+        csv.push_str(&format!(
+            "J{n},joiner{n}@example.com,Jo,Iner{n},Finance,CC-1,,active,2020-01-01,\n"
+        ));
+    }
+    let people = roster_core::hr_csv::parse("people.csv", &csv).expect("people");
+    fx.engine
+        .import_people(&people, "people.csv")
+        .await
+        .unwrap();
+    let outcomes = fx.engine.read(&mut |_, _| {}).await.unwrap();
+    let readable: Vec<ConnectionId> = outcomes.iter().map(|o| o.connection.clone()).collect();
+    let (plan, planned) = fx.engine.plan(Some(&readable)).await.expect("plan");
+    let creates = planned
+        .actions
+        .iter()
+        .filter(|a| a.operation == Operation::Create)
+        .count();
+    assert_eq!(creates, 60, "{planned:?}");
+    if !fx
+        .engine
+        .approval_status(&plan)
+        .await
+        .unwrap()
+        .waiting
+        .is_empty()
+    {
+        fx.engine
+            .decide(&plan, None, Decision::Approved, "test", "hires")
+            .await
+            .unwrap();
+    }
+    fx.engine.ensure_applicable(&plan).await.expect("fresh");
+
+    // The crash: stop the apply as soon as the app shows an effect.
+    let sim = fx.sim.handle().clone();
+    let crash = async move {
+        while sim.effects().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let mut quiet = |_: &ConnectionId, _: &Progress<'_>| {};
+    tokio::select! {
+        r = fx.engine.apply(&plan, &mut quiet) => panic!("finished before the crash: {r:?}"),
+        () = crash => {}
+    }
+    let before = fx.sim.effects().len();
+    assert!(before < 60, "the crash left work to do");
+
+    // A new process: its own store handle, engine and worker id.
+    let mut again = engine_over(&db_path(&fx._dir), &fx.sim.url(), 0.01).await;
+    again.policy = fx.engine.policy.clone();
+    again.executor.lease = Duration::from_millis(800);
+    again
+        .ensure_applicable(&plan)
+        .await
+        .expect("a started plan resumes; its own effects do not make it stale");
+    let report = again.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert_eq!(report.applied_total(), 60, "{report:?}");
+    assert!(report.failed.is_empty() && report.pending == 0);
+    let mut seen = std::collections::BTreeMap::new();
+    for e in fx.sim.effects() {
+        assert_eq!(e.kind, EffectKind::Added, "{e:?}");
+        *seen.entry(e.email.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 60);
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "an effect applied twice: {seen:?}"
+    );
+    assert_eq!(fx.sim.counters().rate_limit_violations, 0);
+
+    // A plan that has not started applying is still checked: the app
+    // changed since this one was computed (the hires above).
+    let (stale, _) = fx.engine.plan(Some(&readable)).await.expect("plan");
+    assert!(fx.sim.handle().put_employee(
+        &fx.policy,
+        roster_sim::expensify::SimEmployee::new("late@example.com", "boss@example.com", "L1"),
+    ));
+    let err = again.ensure_applicable(&stale).await.unwrap_err();
+    assert!(err.to_string().contains("stale"), "{err}");
 }

@@ -503,8 +503,13 @@ impl FaultHost for Shared {
         let Some((limit, remaining, reset)) = self.core.rate_usage() else {
             return;
         };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
-        let reset_at = now + common::ceil_secs(reset);
+        // The epoch second by which the window has room again, rounded
+        // up from the precise instant: a client that waits for it never
+        // comes back early.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let reset_at = common::ceil_secs(now + reset);
         let h = response.headers_mut();
         for (name, v) in [
             ("x-rate-limit-limit", limit as u64),

@@ -55,6 +55,7 @@ mod governance;
 mod human_tasks;
 mod people;
 mod plans;
+mod rates;
 mod reports;
 mod scim;
 mod secrets;
@@ -76,6 +77,7 @@ pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use human_tasks::{HumanTask, HumanTaskState};
 pub use plans::{ActionState, PlanId, PlanStatus, StoredAction, StoredPlan};
+pub use rates::{ALL_CONNECTIONS, PauseRecord};
 pub use reports::ActionStateRow;
 pub use scim::{
     ScimDeleted, ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimResourceWrite,
@@ -94,7 +96,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 7;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

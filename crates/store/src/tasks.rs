@@ -49,9 +49,10 @@
 //!   task's audit event is appended in that transaction too, so the plan,
 //!   the queue and the audit log never disagree, whatever instant the
 //!   process dies at.
-//! * **Quarantine is enforced here.** Claims skip every connection whose
-//!   status is [`QUARANTINED`], for every worker process, until
-//!   [`Store::resume_connection`] lifts it.
+//! * **Quarantine and pause are enforced here.** Claims skip every
+//!   connection whose status is [`QUARANTINED`], for every worker process,
+//!   until [`Store::resume_connection`] lifts it, and every connection a
+//!   person paused ([`Store::pause_writes`]) until [`Store::resume_writes`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -65,6 +66,7 @@ use roster_core::{Action, ConnectionId};
 
 use crate::audit::AuditEvent;
 use crate::plans::{ActionState, PlanId};
+use crate::rates::ALL_CONNECTIONS;
 use crate::sql::{Val, bind_val, get_bool, values_placeholders};
 use crate::{Backend, Store, StoreError, to_i64};
 
@@ -288,6 +290,9 @@ pub struct QueueStatus {
     pub next_run_at_ms: Option<i64>,
     /// The connection's status reason, when it is quarantined.
     pub quarantined: Option<String>,
+    /// Who paused writes to the connection and why, when a person did
+    /// (`roster pause`).
+    pub paused: Option<String>,
 }
 
 impl QueueStatus {
@@ -387,7 +392,7 @@ impl Store {
     /// Claims up to `limit` due tasks of `connection` for `owner`, oldest
     /// first, leasing them until `now_ms + lease_ms` and counting one
     /// attempt each. With `plan`, only that plan's tasks. Nothing is
-    /// claimed for a quarantined connection.
+    /// claimed for a quarantined or paused connection.
     pub async fn claim_tasks(
         &self,
         connection: &ConnectionId,
@@ -419,6 +424,8 @@ impl Store {
              AND state IN ('ready', 'retry_wait') AND run_at_ms <= $3{plan_clause} \
              AND NOT EXISTS (SELECT 1 FROM connection c WHERE c.id = task.connection \
              AND c.status = '{QUARANTINED}') \
+             AND NOT EXISTS (SELECT 1 FROM connection_pause p \
+             WHERE p.scope = task.connection OR p.scope = '{ALL_CONNECTIONS}') \
              ORDER BY id LIMIT $5{lock}) \
              RETURNING {TASK_COLUMNS}"
         );
@@ -784,6 +791,13 @@ impl Store {
             && c.status == QUARANTINED
         {
             status.quarantined = Some(c.status_reason.unwrap_or_default());
+        }
+        if let Some(p) = self.pause_of(connection).await? {
+            status.paused = Some(format!(
+                "paused by {}{}",
+                p.actor,
+                p.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ));
         }
         Ok(status)
     }

@@ -458,6 +458,157 @@ mod cases {
         );
     }
 
+    pub async fn pause_stops_claims_until_resumed(fx: Fx) {
+        let s = &fx.store;
+        let plan = saved(s, 2).await;
+        s.enqueue_plan_tasks(&plan, &[exp(), slack()], 4, T0)
+            .await
+            .unwrap();
+        assert!(
+            s.pause_writes(Some(&exp()), "alice", Some("vendor incident"), T0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.pause_writes(Some(&exp()), "bob", None, T0 + 1)
+                .await
+                .unwrap(),
+            "pausing again is not a new pause"
+        );
+        assert!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 2)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let status = s.queue_status(&exp(), None).await.unwrap();
+        assert_eq!(status.ready, 2);
+        assert_eq!(status.paused.as_deref(), Some("paused by bob"));
+        assert!(status.quarantined.is_none(), "a pause is not a quarantine");
+        assert_eq!(s.connection(&exp()).await.unwrap(), None);
+        // Pausing everything stops the other connection too.
+        assert!(
+            s.pause_writes(None, "carol", Some("audit"), T0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.claim_tasks(&slack(), None, "w", 5, LEASE, T0 + 2)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let all = s.pauses().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].connection, None);
+        assert_eq!(all[0].scope_label(), "all connections");
+        assert_eq!(
+            s.pause_of(&slack()).await.unwrap().unwrap().actor,
+            "carol",
+            "the all-connections pause covers a connection without its own"
+        );
+        assert_eq!(s.pause_of(&exp()).await.unwrap().unwrap().actor, "bob");
+        // Lifting the global pause leaves expensify's own in force.
+        assert!(s.resume_writes(None, T0 + 3).await.unwrap());
+        assert!(!s.resume_writes(None, T0 + 3).await.unwrap());
+        assert_eq!(
+            s.claim_tasks(&slack(), None, "w", 5, LEASE, T0 + 3)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 3)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A quarantine lifted does not lift a pause, and the reverse.
+        s.quarantine_connection(&exp(), "CONN-0001").await.unwrap();
+        assert!(s.resume_connection(&exp(), T0 + 4).await.unwrap());
+        assert!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 4)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.resume_writes(Some(&exp()), T0 + 5).await.unwrap());
+        assert_eq!(
+            s.claim_tasks(&exp(), None, "w", 5, LEASE, T0 + 5)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(s.pauses().await.unwrap().is_empty());
+    }
+
+    /// Turns taken from two stores on the same database at once (as two
+    /// processes would) never exceed the rule: the check and the record
+    /// are one atomic step.
+    pub async fn rate_turns_are_atomic_across_stores(fx: Fx) {
+        let a = fx.store.clone();
+        let b = Store::open(&fx.open_url).await.unwrap();
+        const MAX: usize = 5;
+        // At most MAX requests in any 1,000 ms.
+        let rule = |sent: &[i64], hold: Option<i64>, now: i64| -> i64 {
+            let recent: Vec<i64> = sent.iter().copied().filter(|t| now - t < 1_000).collect();
+            let at = if recent.len() >= MAX {
+                recent[recent.len() - MAX] + 1_000
+            } else {
+                now
+            };
+            at.max(hold.unwrap_or(now))
+        };
+        let mut joins = Vec::new();
+        for i in 0..24 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            joins.push(tokio::spawn(async move {
+                s.take_rate_turn(&exp(), 1_000, T0, |sent, hold| rule(sent, hold, T0))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut went = 0;
+        for j in joins {
+            match j.await.unwrap() {
+                None => went += 1,
+                Some(at) => assert_eq!(at, T0 + 1_000),
+            }
+        }
+        assert_eq!(went, MAX, "exactly the window's worth went");
+        assert_eq!(a.rate_requests_since(&exp(), 0).await.unwrap(), MAX as u64);
+        // Another connection has its own budget.
+        assert_eq!(
+            b.take_rate_turn(&slack(), 1_000, T0, |sent, hold| rule(sent, hold, T0))
+                .await
+                .unwrap(),
+            None
+        );
+        // A hold the app asked for is seen by every store; a shorter one
+        // later does not shorten it.
+        a.hold_rate_budget(&exp(), T0 + 5_000).await.unwrap();
+        b.hold_rate_budget(&exp(), T0 + 3_000).await.unwrap();
+        let later = T0 + 2_000;
+        assert_eq!(
+            b.take_rate_turn(&exp(), 1_000, later, |sent, hold| rule(sent, hold, later))
+                .await
+                .unwrap(),
+            Some(T0 + 5_000)
+        );
+        // Past the hold: room again, and the old requests were pruned.
+        let after = T0 + 5_000;
+        assert_eq!(
+            a.take_rate_turn(&exp(), 1_000, after, |sent, hold| rule(sent, hold, after))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(a.rate_requests_since(&exp(), 0).await.unwrap(), 1);
+        b.close().await;
+    }
+
     pub async fn cancel_skips_unstarted_tasks(fx: Fx) {
         let s = &fx.store;
         let plan = saved(s, 3).await;
@@ -544,6 +695,8 @@ both_backends!(
     refunded_attempts_do_not_count,
     expired_leases_are_reaped_and_fenced,
     quarantine_stops_claims_until_resumed,
+    pause_stops_claims_until_resumed,
+    rate_turns_are_atomic_across_stores,
     cancel_skips_unstarted_tasks,
     concurrent_claimers_never_share_a_task,
 );

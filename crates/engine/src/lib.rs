@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod egress;
 pub mod executor;
 pub mod files;
 pub mod gateway;

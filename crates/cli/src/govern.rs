@@ -8,6 +8,7 @@ use roster_core::{AccountKey, ConnectionId, EmployeeId, Policy};
 use roster_store::{Decision, MatchResolution, PlanId};
 
 use crate::ops::{engine_for, load_config};
+use crate::suggest::did_you_mean;
 
 #[derive(Args)]
 pub struct DecideArgs {
@@ -143,6 +144,14 @@ pub async fn matches(cmd: MatchesCommand, catalog_dir: Option<&Path>) -> Result<
             } else {
                 person.map(EmployeeId::new)
             };
+            check_names(
+                &config,
+                &engine,
+                &connection,
+                &account,
+                employee_id.as_ref(),
+            )
+            .await?;
             engine
                 .resolve_match(MatchResolution {
                     connection: ConnectionId::new(connection.as_str()),
@@ -163,6 +172,46 @@ pub async fn matches(cmd: MatchesCommand, catalog_dir: Option<&Path>) -> Result<
                 ),
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuses a resolution naming a connection, an account or a person that
+/// does not exist: a typo would otherwise be stored as a decision about
+/// nothing (or, for a person, link an account to the wrong one).
+async fn check_names(
+    config: &roster_engine::config::Config,
+    engine: &roster_engine::Engine,
+    connection: &str,
+    account: &str,
+    person: Option<&EmployeeId>,
+) -> Result<()> {
+    let configured = || config.connections.iter().map(|c| c.id.as_str());
+    anyhow::ensure!(
+        configured().any(|c| c == connection),
+        "no connection {connection:?} in the config{}; configured: {}",
+        did_you_mean(connection, configured()),
+        configured().collect::<Vec<_>>().join(", ")
+    );
+    let observed = engine
+        .store
+        .observed(&ConnectionId::new(connection))
+        .await?
+        .with_context(|| format!("{connection} has never been read; run `roster plan` first"))?;
+    let keys = || observed.accounts.iter().map(|a| a.key.as_str());
+    anyhow::ensure!(
+        keys().any(|k| k == account),
+        "no account {account:?} in {connection}'s last read{} (see `roster matches list`)",
+        did_you_mean(account, keys())
+    );
+    if let Some(e) = person
+        && engine.store.person_by_employee_id(e).await?.is_none()
+    {
+        let people = engine.store.people().await?;
+        anyhow::bail!(
+            "no person with employee ID {e} in the source of truth{}",
+            did_you_mean(e.as_str(), people.iter().map(|p| p.employee_id.as_str()))
+        );
     }
     Ok(())
 }

@@ -5,15 +5,34 @@
 //! what to say to a person and which exit code to use (0 ok, 1 failure,
 //! 2 usage error from clap).
 
+// Every module prints through `output`, so a closed pipe ends the process
+// quietly instead of panicking (see output.rs). These macros shadow std's
+// for the modules declared below them.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::out(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::output::out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! eprintln {
+    () => { $crate::output::err(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::err(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+mod output;
+
 mod apps;
 mod bench;
 mod demo;
 mod govern;
 mod ops;
+mod plans;
 mod report;
 mod secret;
 mod serve;
 mod service;
+mod suggest;
 mod tasks;
 
 use std::path::PathBuf;
@@ -53,6 +72,8 @@ enum Command {
     Plan(ops::PlanArgs),
     /// Apply a stored plan.
     Apply(ops::ApplyArgs),
+    /// Stored plans and where each stands; `plans show ID|latest` shows one.
+    Plans(plans::PlansArgs),
     /// Serve the SCIM gateway IdPs push to, and run continuously.
     Serve(serve::ServeArgs),
     /// The SCIM gateway's tokens.
@@ -136,6 +157,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
             Command::Apply(args) => ops::apply(args, cli.catalog_dir.as_deref()).await,
+            Command::Plans(args) => plans::run(args, cli.catalog_dir.as_deref()).await,
             Command::Approve(args) => {
                 govern::decide(
                     args,
@@ -175,6 +197,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {

@@ -24,7 +24,8 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     json: bool,
-    /// Also write the plan (JSON) to this file.
+    /// Also write the plan to this file: JSON with its `id`, `hash` and
+    /// `plan`, as `--json` prints.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     out: Option<PathBuf>,
     /// Plan only this connection (the others are neither read nor planned).
@@ -203,6 +204,20 @@ fn binding(c: &roster_engine::config::ConnectionConfig, path: Option<&str>) -> A
 
 pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
+    if let Some(only) = &args.connection {
+        anyhow::ensure!(
+            config.connections.iter().any(|c| &c.id == only),
+            "no connection {only:?} in {}{}; configured: {}",
+            args.config.display(),
+            crate::suggest::did_you_mean(only, config.connections.iter().map(|c| c.id.as_str())),
+            config
+                .connections
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     // Check every input before touching anything: a bad HR row refuses the
     // whole file, and nothing is imported or read.
     let people = match &config.hr_csv {
@@ -213,7 +228,12 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         }
         None => None,
     };
-    let engine = engine_for(&config, catalog_dir).await?;
+    let mut engine = engine_for(&config, catalog_dir).await?;
+    if let Some(only) = &args.connection {
+        // Only that connection is read and planned: the other apps receive
+        // no request at all.
+        engine.retain_connectors(&[ConnectionId::new(only.as_str())]);
+    }
     let outcomes = engine.read(&mut show_progress).await?;
     let mut readable = Vec::new();
     for o in &outcomes {
@@ -246,20 +266,6 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
             .await?;
         eprintln!("imported {} people from {}", people.len(), hr.display());
     }
-    if let Some(only) = &args.connection {
-        anyhow::ensure!(
-            config.connections.iter().any(|c| &c.id == only),
-            "no connection {only:?} in {}; configured: {}",
-            args.config.display(),
-            config
-                .connections
-                .iter()
-                .map(|c| c.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        readable.retain(|c| c.as_str() == only);
-    }
     let (id, plan) = match &args.person {
         Some(who) => {
             let person = match roster_core::Email::parse(who) {
@@ -275,13 +281,15 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         }
         None => engine.plan(Some(&readable)).await?,
     };
+    // The file carries the plan's ID and hash, as `--json` does: a plan on
+    // its own cannot be approved or applied by anyone holding only the file.
+    let document = serde_json::json!({ "id": id.as_str(), "hash": plan.hash(), "plan": plan });
     if let Some(out) = &args.out {
-        std::fs::write(out, serde_json::to_string_pretty(&plan)?)
+        std::fs::write(out, serde_json::to_string_pretty(&document)?)
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     if args.json {
-        let out = serde_json::json!({ "id": id.as_str(), "hash": plan.hash(), "plan": plan });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
         print!("{}", render(&plan));
         println!("\nSaved as plan {id}. Apply it with: roster apply {id}");

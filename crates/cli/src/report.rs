@@ -55,7 +55,8 @@ pub enum ReportCommand {
 pub struct AuditExportArgs {
     #[command(flatten)]
     source: Source,
-    /// Export events at or after this time: RFC 3339 (2026-11-25T09:00:00Z) or unix milliseconds.
+    /// Export events at or after this time: a date (2026-11-25, from midnight UTC),
+    /// RFC 3339 (2026-11-25T09:00:00Z) or unix milliseconds.
     #[arg(long, default_value = "0")]
     since: String,
     /// Write to this file instead of standard output.

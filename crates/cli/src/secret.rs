@@ -40,6 +40,8 @@ pub enum SecretCommand {
     List {
         #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
         config: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Delete a stored secret.
     Rm {
@@ -52,7 +54,7 @@ pub enum SecretCommand {
 pub async fn run(cmd: SecretCommand) -> Result<()> {
     match cmd {
         SecretCommand::Set { name, config } => set(&name, &config).await,
-        SecretCommand::List { config } => list(&config).await,
+        SecretCommand::List { config, json } => list(&config, json).await,
         SecretCommand::Rm { name, config } => rm(&name, &config).await,
     }
 }
@@ -97,11 +99,25 @@ async fn set(name: &str, config: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-async fn list(config: &std::path::Path) -> Result<()> {
+async fn list(config: &std::path::Path, json: bool) -> Result<()> {
     let storage = load_storage(config)?;
     let store = open_store(&storage.database).await?;
     let secrets = store.secret_names().await?;
     store.close().await;
+    if json {
+        let rows: Vec<serde_json::Value> = secrets
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "created": date(s.created_ms),
+                    "updated": date(s.updated_ms),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
     if secrets.is_empty() {
         println!("No stored secrets.");
         return Ok(());

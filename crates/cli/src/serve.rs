@@ -59,6 +59,8 @@ pub enum TokenCommand {
         config: PathBuf,
         #[arg(long)]
         connection: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a token by its prefix.
     Revoke {
@@ -110,10 +112,11 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         args.every.max(1)
     );
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = crate::service::shutdown_signal().await;
         eprintln!("stopping…");
     };
-    roster_server::serve(listener, scim_router(state), shutdown)
+    let options = roster_server::scim_serve_options(state.config());
+    roster_server::serve_with(listener, scim_router(state), shutdown, options)
         .await
         .context("the HTTP server failed")?;
     let _ = stop_tx.send(true);
@@ -134,6 +137,23 @@ pub async fn scim(cmd: ScimCommand) -> Result<()> {
             by,
         } => {
             let config = load_config(&config)?;
+            // A token for a connection roster.toml lacks would let an IdP
+            // push intent nothing acts on (or, after a later rename, act on
+            // the wrong app): refuse it, as a typo most likely.
+            anyhow::ensure!(
+                config.connections.iter().any(|c| c.id == connection),
+                "no connection {connection:?} in the config{}; configured: {}",
+                crate::suggest::did_you_mean(
+                    &connection,
+                    config.connections.iter().map(|c| c.id.as_str())
+                ),
+                config
+                    .connections
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             let store = roster_store::Store::open(&config.database).await?;
             let created = tokens::create_token(&store, &connection, &by, now_ms()).await?;
             println!("{}", created.token);
@@ -142,10 +162,24 @@ pub async fn scim(cmd: ScimCommand) -> Result<()> {
                 created.info.prefix
             );
         }
-        TokenCommand::List { config, connection } => {
+        TokenCommand::List {
+            config,
+            connection,
+            json,
+        } => {
             let config = load_config(&config)?;
             let store = roster_store::Store::open(&config.database).await?;
-            for t in tokens::list_tokens(&store, connection.as_deref()).await? {
+            let list = tokens::list_tokens(&store, connection.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!(
+                    "No SCIM tokens; create one with: roster scim token create --connection NAME"
+                );
+            }
+            for t in list {
                 println!(
                     "{}  {:<20} created {}  last used {}{}",
                     t.prefix,

@@ -66,14 +66,12 @@ pub async fn run(args: RunArgs, catalog_dir: Option<&Path>) -> Result<()> {
         auto_apply: !args.plan_only,
     };
     eprintln!(
-        "roster run: full reconciliation every {} min{}; Ctrl-C stops after the current step",
+        "roster run: full reconciliation every {} min{}; Ctrl-C (or SIGTERM) stops after the current step",
         args.every.max(1),
         if args.plan_only { " (plan only)" } else { "" }
     );
     let svc = tokio::spawn(service::run(engine, opts, rx, stop_rx));
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    shutdown_signal().await?;
     eprintln!("stopping…");
     let _ = stop_tx.send(true);
     svc.await.context("the service task failed")??;
@@ -171,6 +169,26 @@ pub async fn resume(args: PauseArgs) -> Result<()> {
             rec.status_reason.unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+/// Waits for Ctrl-C, or SIGTERM on Unix (what service managers and
+/// container runtimes send), so either stops a long-running command
+/// cleanly after its current step.
+pub(crate) async fn shutdown_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
     Ok(())
 }
 

@@ -1,27 +1,10 @@
 //! End-to-end tests of the `roster` binary, as a user runs it.
 
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
-
-fn roster() -> Command {
-    let mut c = Command::cargo_bin("roster").expect("roster binary");
-    c.env_remove("ROSTER_CATALOG_DIR")
-        .env_remove("ROSTER_CONFIG");
-    c
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
-
-fn run(mut cmd: Command) -> (Output, String, String) {
-    let out = cmd.output().expect("runs");
-    let (o, e) = (text(&out.stdout), text(&out.stderr));
-    (out, o, e)
-}
+mod common;
+use common::*;
+use roster_sim::expensify::SimEmployee;
 
 #[test]
 fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
@@ -223,57 +206,6 @@ fn a_malformed_catalog_file_names_file_field_and_reason() {
     assert!(stderr.contains("bogus_field"), "{stderr}");
 }
 
-const HR_HEADER: &str = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date";
-
-const POLICY: &str = r#"
-[tables.ws]
-"CC-1" = "AAAA000000000001"
-
-[[rules]]
-name = "everyone"
-connection = "expensify"
-set = { role = "user", manager_email = "{manager_email}", policy_id = { lookup = "cost_center", table = "ws" } }
-"#;
-
-fn write_deployment(dir: &Path, sim_url: &str, people_rows: &str) -> std::path::PathBuf {
-    std::fs::write(
-        dir.join("people.csv"),
-        format!("{HR_HEADER}\n{people_rows}"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
-    let config = dir.join("roster.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"policy = "policy.toml"
-data_dir = "data"
-
-[source]
-hr_csv = "people.csv"
-
-[connections.expensify]
-app = "expensify"
-base_url = "{sim_url}"
-partner_user_id = "partner"
-partner_user_secret = {{ env = "TEST_EXPENSIFY_SECRET" }}
-"#
-        ),
-    )
-    .unwrap();
-    config
-}
-
-async fn start_sim() -> roster_sim::expensify::RunningSim {
-    let policy =
-        SimPolicy::new("AAAA000000000001", "Workspace 1", "it@acme.example").with_employee(
-            SimEmployee::new("gone@acme.example", "boss@acme.example", "E9"),
-        );
-    ExpensifySim::start(ExpensifySimConfig::new("partner", "right-secret").with_policies([policy]))
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vendor_401_fails_clearly_and_changes_nothing() {
     let sim = start_sim().await;
@@ -392,20 +324,6 @@ async fn plan_then_apply_against_a_configured_deployment() {
         h.employee("AAAA000000000001", "gone@acme.example")
             .is_none()
     );
-}
-
-fn roster_with(config: &Path, args: &[&str]) -> (Output, String, String) {
-    let mut cmd = roster();
-    cmd.env("TEST_EXPENSIFY_SECRET", "right-secret")
-        .env("USER", "test-admin")
-        .args(args)
-        .arg("--config")
-        .arg(config);
-    run(cmd)
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -42,7 +42,12 @@
 //! okta_app_id = "0oa1bill2spend3"
 //! secret = { env = "OKTA_API_TOKEN" }
 //! default_manager_email = "ceo@example.com"   # for people with no manager
+//! # allow_private_network = true   # base_url may be a private or link-local address
 //! ```
+//!
+//! Every `base_url` is checked at load ([`crate::egress`]): cloud metadata
+//! addresses are refused, link-local and private-network ones unless
+//! `allow_private_network = true` is set on the connection or at the top.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -149,11 +154,18 @@ pub struct RawConnection {
     pub assignee: Option<String>,
     /// Who hears when a manual task is overdue.
     pub escalate_to: Option<String>,
+    /// Allow `base_url` to be a link-local or private-network address
+    /// (see [`crate::egress`]); default: the top-level setting.
+    pub allow_private_network: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Allow every connection's `base_url` to be a link-local or
+    /// private-network address (see [`crate::egress`]); default false.
+    #[serde(default)]
+    pub allow_private_network: bool,
     pub database: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub policy: Option<PathBuf>,
@@ -266,6 +278,11 @@ impl Config {
         })?;
         let mut connections = Vec::new();
         for (id, c) in &raw.connections {
+            if let Some(url) = &c.base_url {
+                let allow = c.allow_private_network.unwrap_or(raw.allow_private_network);
+                crate::egress::check_url(url, allow)
+                    .map_err(|e| invalid(format!("connections.{id}.base_url: {e}")))?;
+            }
             let secret = match &c.secret {
                 None => None,
                 Some(SecretRef::Env { env: name }) => {
@@ -479,6 +496,55 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("connections.expensify.secret"), "{msg}");
         assert!(msg.contains("EXP_SECRET"), "{msg}");
+    }
+
+    #[test]
+    fn base_urls_refuse_metadata_and_private_addresses_unless_allowed() {
+        let conn = |url: &str, extra: &str| {
+            format!(
+                "policy = \"p.toml\"\n{extra}[connections.okta]\napp = \"okta\"\nbase_url = \"{url}\"\n"
+            )
+        };
+        let err = Config::parse(Path::new("r.toml"), &conn("http://10.0.0.7", ""), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("connections.okta.base_url")
+                && err.contains("EGRESS-003")
+                && err.contains("allow_private_network = true"),
+            "{err}"
+        );
+        // The opt-in, at the top or on the connection, admits it.
+        for text in [
+            conn("http://10.0.0.7", "allow_private_network = true\n"),
+            conn("http://10.0.0.7", "").replace(
+                "app = \"okta\"",
+                "app = \"okta\"\nallow_private_network = true",
+            ),
+        ] {
+            Config::parse(Path::new("r.toml"), &text, &no_env).unwrap();
+        }
+        // A connection can opt out of a global opt-in.
+        let text = conn("http://10.0.0.7", "allow_private_network = true\n").replace(
+            "app = \"okta\"",
+            "app = \"okta\"\nallow_private_network = false",
+        );
+        assert!(Config::parse(Path::new("r.toml"), &text, &no_env).is_err());
+        // Metadata never; loopback always.
+        let err = Config::parse(
+            Path::new("r.toml"),
+            &conn("http://169.254.169.254", "allow_private_network = true\n"),
+            &no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("EGRESS-002"), "{err}");
+        Config::parse(
+            Path::new("r.toml"),
+            &conn("http://127.0.0.1:9", ""),
+            &no_env,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! the action becomes a task for a person, with the catalog's checklist for
 //! that app and operation, a due date from the connection's SLA, and an
 //! assignee. The person marks it done with evidence; **the next read
-//! decides**: if the next plan no longer needs the change, the task is
-//! `verified`; if it still does, a task marked done is `reopened` and
-//! flagged, because the person's word and the app disagree.
+//! decides**: if the next plan no longer needs the change, a task marked
+//! done is `verified`, and one nobody marked done is `cancelled` with the
+//! reason its need vanished (the person left; the change was made outside
+//! roster), never passed off as verified work. If the plan still needs
+//! the change, a task marked done is `reopened` and flagged, because the
+//! person's word and the app disagree.
 //!
 //! Until verified, an offboarding task is open risk: the leaver still has
 //! access, and reports say so.
@@ -15,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use roster_catalog::{ConnectionSettings, Path};
-use roster_core::{Action, ConnectionId, Operation, Plan};
+use roster_core::{Action, ConnectionId, Email, Operation, Plan};
 use roster_store::{ActionState, HumanTask, HumanTaskState, PlanId};
 use serde::Deserialize;
 use serde_json::json;
@@ -304,9 +307,13 @@ impl Engine {
     }
 
     /// Verification by the next read: given a plan computed from a fresh
-    /// read, every task whose change the plan no longer needs is verified;
-    /// a task marked done whose change is still needed is reopened and
-    /// flagged. Returns (verified, reopened) counts.
+    /// read, every task whose change the plan no longer needs is closed:
+    /// `verified` when someone marked it done and the read shows its effect
+    /// (or a JIT onboarding's account appeared: the person's sign-in is the
+    /// work), else `cancelled` with the reason its need vanished (the
+    /// person left, the change was made outside roster, the policy
+    /// changed). A task marked done whose change is still needed is
+    /// reopened and flagged. Returns (verified, reopened) counts.
     pub async fn verify_tasks(&self, plan: &Plan) -> Result<(usize, usize), EngineError> {
         let read: BTreeSet<&ConnectionId> = plan.classification.keys().collect();
         let still_needed: BTreeMap<String, &Action> =
@@ -326,26 +333,11 @@ impl Engine {
             if !read.iter().any(|c| c.as_str() == t.connection) {
                 continue;
             }
-            // A JIT onboarding is verified when the account exists: the
-            // create is no longer planned (a follow-up update may be).
             let needed = still_needed.contains_key(&t.dedupe_key);
             if !needed {
-                self.store
-                    .set_human_task_state(
-                        &t.id,
-                        HumanTaskState::Verified,
-                        Some("confirmed by the next read".into()),
-                        None,
-                        now,
-                    )
-                    .await?;
-                self.audit(
-                    "task.verified",
-                    &t.id,
-                    json!({ "connection": t.connection, "subject": t.subject_email }),
-                )
-                .await?;
-                verified += 1;
+                if self.close_unneeded_task(&t, now).await? == HumanTaskState::Verified {
+                    verified += 1;
+                }
             } else if t.state == HumanTaskState::Done {
                 self.store
                     .set_human_task_state(
@@ -365,6 +357,111 @@ impl Engine {
             }
         }
         Ok((verified, reopened))
+    }
+
+    /// Closes a task the latest plan no longer needs, as verified or
+    /// cancelled (see [`Engine::verify_tasks`]); returns the state set.
+    async fn close_unneeded_task(
+        &self,
+        t: &HumanTask,
+        now: i64,
+    ) -> Result<HumanTaskState, EngineError> {
+        let effect = self.task_effect_observed(t).await?;
+        let jit_account_appeared = t.kind == "jit-onboarding" && effect == Some(true);
+        let marked_done = t.state == HumanTaskState::Done;
+        if (marked_done && effect != Some(false)) || jit_account_appeared {
+            let note = if jit_account_appeared && !marked_done {
+                "the account appeared in the next read (signed in through SSO)"
+            } else {
+                "confirmed by the next read"
+            };
+            self.store
+                .set_human_task_state(
+                    &t.id,
+                    HumanTaskState::Verified,
+                    Some(note.into()),
+                    None,
+                    now,
+                )
+                .await?;
+            self.audit(
+                "task.verified",
+                &t.id,
+                json!({ "connection": t.connection, "subject": t.subject_email }),
+            )
+            .await?;
+            return Ok(HumanTaskState::Verified);
+        }
+        // Nobody did this work (or what they did is not what the app
+        // shows): its need vanished, which is not a verification.
+        let reason = if effect == Some(true) {
+            "no longer needed: the app already shows the change, made outside roster; nobody marked this task done".to_string()
+        } else if !self.subject_still_here(t).await? {
+            format!(
+                "no longer needed: {} is no longer active in the source of truth",
+                t.subject_email
+            )
+        } else {
+            "no longer needed: the latest plan no longer asks for this change (the policy or the person's attributes changed)".to_string()
+        };
+        self.store
+            .set_human_task_state(
+                &t.id,
+                HumanTaskState::Cancelled,
+                Some(reason.clone()),
+                None,
+                now,
+            )
+            .await?;
+        self.audit(
+            "task.cancelled",
+            &t.id,
+            json!({ "connection": t.connection, "subject": t.subject_email, "reason": reason }),
+        )
+        .await?;
+        Ok(HumanTaskState::Cancelled)
+    }
+
+    /// Whether the last read of the task's app shows what the task asked
+    /// for: `Some(true|false)` for creating, reactivating and deactivating
+    /// an account; `None` when the read alone cannot tell (an update).
+    async fn task_effect_observed(&self, t: &HumanTask) -> Result<Option<bool>, EngineError> {
+        let Ok(email) = Email::parse(&t.subject_email) else {
+            return Ok(None);
+        };
+        let accounts = self.store.accounts_by_email(&email).await?;
+        // A deactivation names its account; other work is about whichever
+        // account the person has in that app.
+        let active = accounts.iter().any(|a| {
+            a.connection.as_str() == t.connection
+                && a.active
+                && match (t.kind.as_str(), t.account_key.as_deref()) {
+                    ("deactivate" | "delete", Some(k)) => a.key.as_str() == k,
+                    _ => true,
+                }
+        });
+        Ok(match t.kind.as_str() {
+            "create" | "reactivate" | "jit-onboarding" => Some(active),
+            "deactivate" | "delete" => Some(!active),
+            _ => None,
+        })
+    }
+
+    /// Whether the task's person is still someone roster provisions: in
+    /// the source of truth and not terminated.
+    async fn subject_still_here(&self, t: &HumanTask) -> Result<bool, EngineError> {
+        let person = match &t.employee_id {
+            Some(id) => {
+                self.store
+                    .person_by_employee_id(&roster_core::EmployeeId::new(id.as_str()))
+                    .await?
+            }
+            None => match Email::parse(&t.subject_email) {
+                Ok(e) => self.store.person_by_email(&e).await?,
+                Err(_) => None,
+            },
+        };
+        Ok(person.is_some_and(|p| p.status != roster_core::EmploymentStatus::Terminated))
     }
 
     /// A person reports a task done, with evidence. Verification waits for

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod budget;
 pub mod config;
+pub mod egress;
 pub mod executor;
 pub mod files;
 pub mod gateway;

@@ -61,9 +61,10 @@ use time::format_description::well_known::Rfc3339;
 pub enum ReportError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A `--since` value that is neither RFC 3339 nor unix milliseconds.
+    /// A `--since` value that is neither a date, RFC 3339 nor unix
+    /// milliseconds.
     #[error(
-        "REPORT-001 {0:?} is not a time: give RFC 3339 (2026-11-25T09:00:00Z) or unix milliseconds"
+        "REPORT-001 {0:?} is not a time: give a date (2026-11-25, midnight UTC), RFC 3339 (2026-11-25T09:00:00Z) or unix milliseconds"
     )]
     BadTime(String),
 }
@@ -991,12 +992,17 @@ pub fn render_leavers(r: &LeaversReport) -> String {
 
 // ---------------------------------------------------------------- audit
 
-/// Parses `--since`: RFC 3339 (`2026-11-25T09:00:00Z`) or unix
-/// milliseconds (`1795597200000`).
+/// Parses `--since`: a date (`2026-11-25`, the start of that day in UTC),
+/// RFC 3339 (`2026-11-25T09:00:00Z`) or unix milliseconds
+/// (`1795597200000`).
 pub fn parse_since(s: &str) -> Result<i64, ReportError> {
     let t = s.trim();
     if let Ok(ms) = t.parse::<i64>() {
         return Ok(ms);
+    }
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(t, day) {
+        return Ok(to_ms(date.midnight().assume_utc()));
     }
     OffsetDateTime::parse(t, &Rfc3339)
         .map(to_ms)
@@ -1074,10 +1080,17 @@ mod tests {
             parse_since("2023-11-14T23:13:20+01:00").ok(),
             Some(1_700_000_000_000)
         );
-        assert!(matches!(
-            parse_since("yesterday"),
-            Err(ReportError::BadTime(_))
-        ));
+        assert_eq!(
+            parse_since("2023-11-14").ok(),
+            Some(1_699_920_000_000),
+            "a date is its midnight UTC"
+        );
+        for bad in ["yesterday", "2023-13-01", "2023-11-14 10:00"] {
+            assert!(
+                matches!(parse_since(bad), Err(ReportError::BadTime(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

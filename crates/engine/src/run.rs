@@ -167,6 +167,12 @@ impl Engine {
         self.connectors.keys().cloned().collect()
     }
 
+    /// Drops every connector but those of `keep`, so that `read`, `apply`
+    /// and the service touch only these apps (`roster plan --connection`).
+    pub fn retain_connectors(&mut self, keep: &[ConnectionId]) {
+        self.connectors.retain(|id, _| keep.contains(id));
+    }
+
     /// The connector and rate budget serving `connection`.
     pub(crate) fn connection_parts(
         &self,

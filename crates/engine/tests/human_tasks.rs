@@ -208,3 +208,102 @@ async fn bill_spend_without_enterprise_gets_an_add_only_csv_and_a_manual_offboar
     assert_eq!(off.subject_email, "bob@acme.example");
     assert!(!off.checklist.is_empty());
 }
+
+/// A task whose need vanished without anyone doing it is cancelled with
+/// the reason, never "verified": a leaver's account closed outside roster,
+/// and an onboarding for someone who left before it happened.
+#[tokio::test]
+async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    let policy = Policy::parse(
+        "p.toml",
+        "[[rules]]\nname = \"finance-spendesk\"\nconnection = \"spendesk\"\nwhen = { department = [\"Finance\"] }\n",
+    )
+    .unwrap();
+    let accounts = Arc::new(Mutex::new(vec![member("m-2", "bob@acme.example", true)]));
+    let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
+    engine.bind(
+        ConnectionId::new("spendesk"),
+        AppBinding {
+            app: "spendesk".into(),
+            ..AppBinding::default()
+        },
+    );
+    engine.add_connector(Arc::new(ReadOnly {
+        id: ConnectionId::new("spendesk"),
+        accounts: accounts.clone(),
+    }));
+    let mut carol = person("E3", "carol@acme.example", EmploymentStatus::Active);
+    carol.first_name = "Carol".into();
+    engine
+        .import_people(
+            &[
+                person("E2", "bob@acme.example", EmploymentStatus::Terminated),
+                carol.clone(),
+            ],
+            "test",
+        )
+        .await
+        .unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (plan_id, plan) = engine.plan(None).await.unwrap();
+    assert_eq!(plan.actions.len(), 2, "{plan:?}");
+    let tasks = engine.route_manual(&plan_id).await.unwrap();
+    assert_eq!(tasks.len(), 2);
+    let task_for = |email: &str| tasks.iter().find(|t| t.subject_email == email).unwrap().id.clone();
+    let (bob_task, carol_task) = (task_for("bob@acme.example"), task_for("carol@acme.example"));
+
+    // Someone closes Bob's account in the app, never touching the task;
+    // Carol leaves before she was ever onboarded.
+    accounts.lock().unwrap()[0].active = false;
+    carol.status = EmploymentStatus::Terminated;
+    engine
+        .import_people(
+            &[
+                person("E2", "bob@acme.example", EmploymentStatus::Terminated),
+                carol,
+            ],
+            "test",
+        )
+        .await
+        .unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (_, plan) = engine.plan(None).await.unwrap();
+    assert!(plan.actions.is_empty(), "{plan:?}");
+
+    let bob = engine.store.human_task(&bob_task).await.unwrap().unwrap();
+    assert_eq!(bob.state, HumanTaskState::Cancelled);
+    let carol = engine.store.human_task(&carol_task).await.unwrap().unwrap();
+    assert_eq!(carol.state, HumanTaskState::Cancelled);
+    assert!(
+        carol
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("carol@acme.example is no longer active"),
+        "{:?}",
+        carol.note
+    );
+    assert!(
+        bob.note.as_deref().unwrap().contains("made outside roster"),
+        "{:?}",
+        bob.note
+    );
+    let kinds: Vec<String> = engine
+        .store
+        .audit_since(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "task.cancelled").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "task.verified"), "{kinds:?}");
+}

@@ -52,7 +52,7 @@ pub fn scim_router(state: ScimState) -> Router {
     let cfg = state.config();
     // The router-wide limit is the larger one (Bulk's); the handlers apply
     // the per-endpoint limit and answer 413 in SCIM's format.
-    let limit = cfg.max_body_bytes.max(cfg.bulk_max_payload_bytes);
+    let limit = cfg.max_request_bytes();
     Router::new()
         .route("/scim/v2/{connection}", any(not_found))
         .route("/scim/v2/{connection}/", any(not_found))

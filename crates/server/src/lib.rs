@@ -48,6 +48,6 @@ mod writer;
 pub use bulk::{BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
 pub use error::SCIM_CONTENT_TYPE;
 pub use http::scim_router;
-pub use serve::{ServeOptions, serve, serve_with};
+pub use serve::{ServeOptions, scim_serve_options, serve, serve_with};
 pub use sink::{ChangeKind, ChannelSink, GroupRef, InboundSink, NullSink, ScimChange};
 pub use state::{ScimConfig, ScimState};

@@ -36,6 +36,25 @@ impl Default for ServeOptions {
     }
 }
 
+/// Headroom of the outer body cap over the SCIM router's own limit: a body
+/// slightly over the advertised size reaches the router, which answers 413
+/// in SCIM's error format; only a grossly larger one meets the outer cap's
+/// bare 413.
+const SCIM_OUTER_HEADROOM: usize = 64 * 1024;
+
+/// Server-wide limits for serving the SCIM router of `config`. The outer
+/// body cap follows the largest body SCIM accepts (the advertised Bulk
+/// `maxPayloadSize`), never an unrelated constant that could refuse a
+/// request the discovery document invites.
+pub fn scim_serve_options(config: &crate::ScimConfig) -> ServeOptions {
+    ServeOptions {
+        max_body_bytes: config
+            .max_request_bytes()
+            .saturating_add(SCIM_OUTER_HEADROOM),
+        ..ServeOptions::default()
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then stops
 /// accepting connections and waits for in-flight requests to finish.
 pub async fn serve(

@@ -52,6 +52,15 @@ impl Default for ScimConfig {
 }
 
 impl ScimConfig {
+    /// The largest request body any SCIM endpoint accepts: Bulk's
+    /// advertised `maxPayloadSize`, or the plain limit if that is larger.
+    /// Both the router's limit and the server's outer cap
+    /// ([`crate::scim_serve_options`]) use it, so a Bulk request of exactly
+    /// the advertised size is never cut off by a lower layer.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_body_bytes.max(self.bulk_max_payload_bytes)
+    }
+
     /// The `/ServiceProviderConfig` this configuration implies.
     pub fn service_provider_config(&self) -> ServiceProviderConfig {
         ServiceProviderConfig::default()

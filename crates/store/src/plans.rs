@@ -273,6 +273,22 @@ impl Store {
         }
     }
 
+    /// The `limit` most recently created plans, newest first (same order
+    /// and tie-break as [`Store::latest_plan`]).
+    pub async fn recent_plans(&self, limit: usize) -> Result<Vec<StoredPlan>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, hash, created_ms, data FROM plan ORDER BY created_ms DESC, id DESC LIMIT $1",
+        )
+        .bind(to_i64(limit))
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.finish_plan(row).await?);
+        }
+        Ok(out)
+    }
+
     /// Moves action `action_index` of plan `plan_id` to `state`, recording
     /// `detail` and the time. A `done` action cannot change
     /// ([`StoreError::InvalidTransition`]); setting the state it already has

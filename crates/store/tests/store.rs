@@ -403,6 +403,15 @@ mod cases {
         assert_eq!(stored.created_ms, 5_000);
         assert_eq!(stored.status, PlanStatus::Pending);
         assert_eq!(s.latest_plan().await.unwrap().unwrap().id, id);
+        let recent: Vec<PlanId> = s
+            .recent_plans(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(recent, vec![id.clone(), old.clone()], "newest first");
+        assert_eq!(s.recent_plans(1).await.unwrap().len(), 1, "limited");
         assert_eq!(
             s.plan(&old).await.unwrap().unwrap().status,
             PlanStatus::Done,

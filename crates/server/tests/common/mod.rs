@@ -7,7 +7,10 @@
 use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
-use roster_server::{ChannelSink, ScimChange, ScimConfig, ScimState, scim_router, serve, tokens};
+use roster_server::{
+    ChannelSink, ScimChange, ScimConfig, ScimState, scim_router, scim_serve_options, serve_with,
+    tokens,
+};
 use roster_store::Store;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -87,13 +90,20 @@ pub async fn start_with(config: ScimConfig) -> TestServer {
         .await
         .expect("token");
     let (sink, changes) = ChannelSink::new();
+    let options = scim_serve_options(&config);
     let state = ScimState::with_config(store.clone(), sink, config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, scim_router(state), async move {
-        let _ = rx.await;
-    }));
+    // As `roster serve` does: the outer body cap follows the SCIM config.
+    let task = tokio::spawn(serve_with(
+        listener,
+        scim_router(state),
+        async move {
+            let _ = rx.await;
+        },
+        options,
+    ));
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()

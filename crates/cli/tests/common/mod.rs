@@ -1,0 +1,94 @@
+//! Helpers shared by the binary-level tests: spawning `roster`, a
+//! one-connection deployment (HR file, policy, roster.toml) against an
+//! Expensify simulator.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
+
+/// `roster`, with no config or catalog inherited from the environment.
+pub fn roster() -> Command {
+    let mut c = Command::cargo_bin("roster").expect("roster binary");
+    c.env_remove("ROSTER_CATALOG_DIR")
+        .env_remove("ROSTER_CONFIG");
+    c
+}
+
+pub fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+pub fn run(mut cmd: Command) -> (Output, String, String) {
+    let out = cmd.output().expect("runs");
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    (out, o, e)
+}
+
+pub const HR_HEADER: &str = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date";
+
+pub const POLICY: &str = r#"
+[tables.ws]
+"CC-1" = "AAAA000000000001"
+
+[[rules]]
+name = "everyone"
+connection = "expensify"
+set = { role = "user", manager_email = "{manager_email}", policy_id = { lookup = "cost_center", table = "ws" } }
+"#;
+
+pub fn write_deployment(dir: &Path, sim_url: &str, people_rows: &str) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("people.csv"),
+        format!("{HR_HEADER}\n{people_rows}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
+    let config = dir.join("roster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"policy = "policy.toml"
+data_dir = "data"
+
+[source]
+hr_csv = "people.csv"
+
+[connections.expensify]
+app = "expensify"
+base_url = "{sim_url}"
+partner_user_id = "partner"
+partner_user_secret = {{ env = "TEST_EXPENSIFY_SECRET" }}
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+pub async fn start_sim() -> roster_sim::expensify::RunningSim {
+    let policy =
+        SimPolicy::new("AAAA000000000001", "Workspace 1", "it@acme.example").with_employee(
+            SimEmployee::new("gone@acme.example", "boss@acme.example", "E9"),
+        );
+    ExpensifySim::start(ExpensifySimConfig::new("partner", "right-secret").with_policies([policy]))
+        .await
+        .unwrap()
+}
+
+pub fn roster_with(config: &Path, args: &[&str]) -> (Output, String, String) {
+    let mut cmd = roster();
+    cmd.env("TEST_EXPENSIFY_SECRET", "right-secret")
+        .env("USER", "test-admin")
+        .args(args)
+        .arg("--config")
+        .arg(config);
+    run(cmd)
+}
+
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}

@@ -242,8 +242,13 @@ impl OktaAssignConnector {
             // Okta says when the window resets rather than `Retry-After`;
             // either tells the driver how long to hold everyone back.
             return Err(ConnectorError::RateLimited {
-                retry_after: http::retry_after(&answer.headers)
-                    .or_else(|| info.and_then(|i| i.reset_after)),
+                retry_after: http::retry_after(&answer.headers).or_else(|| {
+                    // Only a spent window says when to come back; a 429
+                    // with requests left (concurrency, a burst rule) gets
+                    // the usual backoff.
+                    info.filter(|i| i.remaining == Some(0))
+                        .and_then(|i| i.reset_after)
+                }),
             });
         }
         let body = if answer.text.trim().is_empty() {

@@ -5,6 +5,7 @@
 //! what to say to a person and which exit code to use (0 ok, 1 failure,
 //! 2 usage error from clap).
 
+mod anchor;
 mod apps;
 mod bench;
 mod demo;
@@ -126,7 +127,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        let result = match cli.command {
             Command::Apps(cmd) => apps::run(cmd, cli.catalog_dir.as_deref()),
             Command::Demo(args) => demo::run(args).await,
             Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
@@ -164,7 +165,10 @@ fn main() -> ExitCode {
             Command::Task(cmd) => tasks::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Audit(cmd) => ops::audit(cmd).await,
             Command::Sim(cmd) => ops::sim(cmd).await,
-        }
+        };
+        // Anchor whatever the command appended to the audit log.
+        anchor::finish().await;
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -162,10 +162,13 @@ async fn the_engine_checkpoints_to_a_file_witness_and_verify_catches_a_cut_tail(
     assert_eq!(ok.unwitnessed_events(), 1, "the erasure event itself");
     assert!(ok.render().contains("4 event payload(s) erased"));
     engine.checkpoint_audit().await.unwrap();
+    let erasure_seq = erased.record_seq.unwrap();
+    append(&fx.store, 3, "bob@example.com").await;
+    engine.checkpoint_audit().await.unwrap();
 
     // The attack: delete the last events and rewrite the head row. The
     // chain alone still verifies...
-    cut_tail(&fx, head - 2).await;
+    cut_tail(&fx, erasure_seq).await;
     fx.store.verify_audit().await.unwrap();
     // ...the witness does not.
     let err = anchor::verify(&fx.store, &fx.cfg, &[]).await.unwrap_err();
@@ -173,13 +176,19 @@ async fn the_engine_checkpoints_to_a_file_witness_and_verify_catches_a_cut_tail(
     let msg = err.to_string();
     assert!(msg.starts_with("AUDIT-015"), "{msg}");
     assert!(
-        msg.contains(&format!("checkpoint of event {}", head + 1)),
+        msg.contains(&format!("checkpoint of event {}", erasure_seq + 3)),
         "{msg}"
     );
     assert!(
-        msg.contains(&format!("ends at event {}", head - 2)),
+        msg.contains(&format!("ends at event {erasure_seq}")),
         "{msg}"
     );
+
+    // Cutting the erasure record too leaves tombstones nobody declared:
+    // the chain check itself names them.
+    cut_tail(&fx, erasure_seq - 1).await;
+    let err = anchor::verify(&fx.store, &fx.cfg, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("audit.erased"), "{err}");
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ macro_rules! eprintln {
 
 mod output;
 
+mod anchor;
 mod apps;
 mod bench;
 mod demo;
@@ -152,7 +153,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        let result = match cli.command {
             Command::Apps(cmd) => apps::run(cmd, cli.catalog_dir.as_deref()),
             Command::Demo(args) => demo::run(args).await,
             Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
@@ -193,7 +194,10 @@ fn main() -> ExitCode {
             Command::Task(cmd) => tasks::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Audit(cmd) => ops::audit(cmd).await,
             Command::Sim(cmd) => ops::sim(cmd).await,
-        }
+        };
+        // Anchor whatever the command appended to the audit log.
+        anchor::finish().await;
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

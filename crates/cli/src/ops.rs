@@ -48,13 +48,49 @@ pub struct ApplyArgs {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain; names the first bad event.
+    /// Check the audit log's hash chain and the signed checkpoints its
+    /// witnesses hold; names the first problem.
     Verify {
         #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
         config: PathBuf,
+        /// Also check the checkpoints in this JSON-lines file (e.g. what a
+        /// webhook witness received). Repeatable.
+        #[arg(long = "checkpoints", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
     },
     /// Export audit events as JSON lines.
     Export(crate::report::AuditExportArgs),
+    /// Print the public key that signs audit checkpoints (created on first use).
+    Key {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
+    /// Sign the chain head now and deliver queued checkpoints to the witnesses.
+    Checkpoint {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
+    /// Erase event payloads (personal data) while the chain still verifies:
+    /// each becomes {"erased": true, "reason": ...}, and an audit.erased
+    /// event records what was erased (not the data).
+    Erase {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+        /// Events about this person (employee ID or email; the person's
+        /// other addresses and ID are found in the store).
+        #[arg(long, value_name = "EMPLOYEE_ID|EMAIL")]
+        person: Option<String>,
+        /// Events before this date (2026-01-01, RFC 3339 or unix ms): a
+        /// retention policy.
+        #[arg(long, value_name = "DATE")]
+        before: Option<String>,
+        /// Why (recorded): an erasure request's reference, a retention rule.
+        #[arg(long)]
+        reason: String,
+        /// Who erases (recorded). Defaults to $USER.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        actor: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,7 +177,14 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
         .await
         .context("cannot resolve stored secrets")?;
     let config = &resolved;
+    let anchor = roster_engine::anchor::AuditAnchor::from_config(&config.audit)
+        .context("cannot set up audit checkpoints ([audit] in the config)")?
+        .map(std::sync::Arc::new);
+    if let Some(a) = &anchor {
+        crate::anchor::register(a.clone(), store.clone());
+    }
     let mut engine = Engine::new(store, policy);
+    engine.anchor = anchor;
     engine.exports_dir = Some(config.data_dir.clone());
     for c in &config.connections {
         let id = ConnectionId::new(c.id.as_str());
@@ -382,18 +425,127 @@ pub(crate) fn due(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "no due date".into())
 }
 
+/// `database`, `data_dir` and `[audit]` only: the audit commands need no
+/// policy and no vendor secret.
+fn load_storage(path: &Path) -> Result<roster_engine::config::StorageConfig> {
+    Config::load_storage(path).with_context(|| {
+        format!(
+            "cannot use config {} (see README \"Running roster for real\")",
+            path.display()
+        )
+    })
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// `2026-01-01` (midnight UTC), RFC 3339, or unix milliseconds.
+fn parse_date(s: &str) -> Result<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s.trim(), &format) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() * 1000);
+    }
+    roster_engine::reports::parse_since(s)
+        .with_context(|| format!("{s:?} is not a date (2026-01-01, RFC 3339 or unix ms)"))
+}
+
 pub async fn audit(cmd: AuditCommand) -> Result<()> {
+    use roster_engine::anchor::{self, AuditAnchor, SigningKey};
     match cmd {
-        AuditCommand::Verify { config } => {
-            let config = load_config(&config)?;
-            let store = Store::open(&config.database).await?;
-            let report = store.verify_audit().await?;
-            println!(
-                "audit log OK: {} events, head {}",
-                report.events, report.head
-            );
+        AuditCommand::Verify {
+            config,
+            checkpoints,
+        } => {
+            let storage = load_storage(&config)?;
+            let store = Store::open(&storage.database).await?;
+            let result = anchor::verify(&store, &storage.audit, &checkpoints).await;
+            store.close().await;
+            let report = result?;
+            print!("{}", report.render());
         }
         AuditCommand::Export(args) => crate::report::audit_export(args).await?,
+        AuditCommand::Key { config } => {
+            let storage = load_storage(&config)?;
+            let key = SigningKey::load_or_create(&storage.audit.signing_key)?;
+            println!("{}", key.public_hex());
+            eprintln!(
+                "audit signing key: {} (Ed25519; keep it off the database's host if you can)",
+                key.path().display()
+            );
+        }
+        AuditCommand::Checkpoint { config } => {
+            let storage = load_storage(&config)?;
+            let Some(anchor) = AuditAnchor::from_config(&storage.audit)? else {
+                bail!(
+                    "no [audit] witness in {}; nothing to checkpoint to",
+                    config.display()
+                );
+            };
+            let store = Store::open(&storage.database).await?;
+            let outcome = anchor.checkpoint(&store, now_ms()).await;
+            store.close().await;
+            let outcome = outcome?;
+            match outcome.signed {
+                Some(seq) => println!("signed a checkpoint of event {seq}"),
+                None => println!("the chain head is already checkpointed"),
+            }
+            for w in &outcome.witnesses {
+                println!(
+                    "  {}: {} delivered, {} queued",
+                    w.witness, w.delivered, w.pending
+                );
+            }
+            let warnings = outcome.warnings();
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            if !warnings.is_empty() {
+                bail!("{} witness(es) unreachable", warnings.len());
+            }
+        }
+        AuditCommand::Erase {
+            config,
+            person,
+            before,
+            reason,
+            actor,
+        } => {
+            let storage = load_storage(&config)?;
+            let selector = roster_engine::erasure::EraseSelector {
+                person,
+                before_ms: before.as_deref().map(parse_date).transpose()?,
+            };
+            let store = Store::open(&storage.database).await?;
+            let report =
+                roster_engine::erasure::erase(&store, &selector, &reason, &actor, now_ms()).await;
+            // The erasure event is anchored like any other.
+            if let Some(a) = AuditAnchor::from_config(&storage.audit)? {
+                crate::anchor::register(std::sync::Arc::new(a), store.clone());
+            }
+            let report = report?;
+            match report.record_seq {
+                Some(seq) => println!(
+                    "erased the payloads of {} event(s); recorded as event {seq} (audit.erased)",
+                    report.erased
+                ),
+                None => println!("nothing to erase"),
+            }
+            if report.already_erased > 0 {
+                println!(
+                    "  {} matching event(s) were already erased",
+                    report.already_erased
+                );
+            }
+            if report.legacy > 0 {
+                println!(
+                    "  {} matching event(s) predate payload hashing (hash version 1) and were \
+                     left as they are: erasing them would break the chain",
+                    report.legacy
+                );
+            }
+        }
     }
     Ok(())
 }

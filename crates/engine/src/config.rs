@@ -43,6 +43,15 @@
 //! secret = { env = "OKTA_API_TOKEN" }
 //! default_manager_email = "ceo@example.com"   # for people with no manager
 //! # allow_private_network = true   # base_url may be a private or link-local address
+//!
+//! [audit]
+//! # Signed checkpoints of the audit chain go to witnesses the database's
+//! # owner cannot rewrite (see `crate::anchor`). One table or a list.
+//! witness = [{ file = "/mnt/witness/roster-audit.jsonl" },
+//!            { webhook = "https://siem.example.com/roster-checkpoints" }]
+//! signing_key = "/etc/roster/audit-signing.key"   # default: <data_dir>/audit-signing.key
+//! previous_keys = []                 # public keys (hex) of replaced signing keys
+//! checkpoint_interval_secs = 60      # `roster run` / `serve`
 //! ```
 //!
 //! Every `base_url` is checked at load ([`crate::egress`]): cloud metadata
@@ -105,13 +114,60 @@ impl StoredSecretRef {
 }
 
 /// Just where roster keeps its data: enough for commands that manage the
-/// store itself (`roster secret ...`) without the rest of the config
-/// (policy, connection secrets) having to be valid.
+/// store itself (`roster secret ...`, `roster audit ...`) without the rest
+/// of the config (policy, connection secrets) having to be valid.
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
     pub database: String,
     pub data_dir: PathBuf,
+    /// `[audit]`: witnesses and the checkpoint signing key.
+    pub audit: AuditConfig,
 }
+
+/// One witness as written in `[audit] witness`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum RawWitness {
+    /// An append-only JSON-lines file, meant to live on another volume.
+    File { file: PathBuf },
+    /// An HTTP(S) endpoint that receives each checkpoint as a JSON POST.
+    Webhook { webhook: String },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    witness: Option<OneOrMany<RawWitness>>,
+    signing_key: Option<PathBuf>,
+    #[serde(default)]
+    previous_keys: Vec<String>,
+    checkpoint_interval_secs: Option<u64>,
+}
+
+/// Where audit checkpoints go and what signs them (see `crate::anchor`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Witnesses, paths resolved against the config file. Empty: the audit
+    /// log is not anchored outside the database.
+    pub witnesses: Vec<RawWitness>,
+    /// The Ed25519 signing key file (created on first use, mode 0600).
+    pub signing_key: PathBuf,
+    /// Public keys (hex) of earlier signing keys whose checkpoints are
+    /// still trusted.
+    pub previous_keys: Vec<String>,
+    /// How often `roster run` / `serve` checkpoint.
+    pub checkpoint_interval: std::time::Duration,
+}
+
+/// The signing key's file name in the data directory.
+pub const AUDIT_SIGNING_KEY_FILE: &str = "audit-signing.key";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,6 +229,8 @@ pub struct RawConfig {
     pub source: Option<RawSource>,
     #[serde(default)]
     pub connections: BTreeMap<String, RawConnection>,
+    #[serde(default)]
+    pub audit: RawAudit,
 }
 
 /// A secret value: redacted in Debug, never Display.
@@ -227,6 +285,8 @@ pub struct Config {
     /// `secret` is `None` until then); empty once
     /// [`Config::resolve_stored`] succeeded.
     pub stored_secrets: Vec<StoredSecretRef>,
+    /// `[audit]`: witnesses and the checkpoint signing key.
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -247,7 +307,7 @@ impl Config {
             source,
         })?;
         let raw = parse_raw(path, &text)?;
-        Ok(storage(&raw, path))
+        storage(&raw, path)
     }
 
     /// Parses config text; `env` looks up environment variables (a
@@ -271,7 +331,11 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let StorageConfig { database, data_dir } = storage(&raw, path);
+        let StorageConfig {
+            database,
+            data_dir,
+            audit,
+        } = storage(&raw, path)?;
         let mut stored_secrets = Vec::new();
         let policy = raw.policy.as_deref().map(resolve).ok_or_else(|| {
             invalid("`policy` is required: the path of the policy TOML file".into())
@@ -339,6 +403,7 @@ impl Config {
             hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
             connections,
             stored_secrets,
+            audit,
         })
     }
 
@@ -446,20 +511,81 @@ fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
     })
 }
 
-/// `data_dir` (relative to the config file; default [`default_data_dir`])
-/// and `database` (default: `roster.db` in `data_dir`).
-fn storage(raw: &RawConfig, path: &Path) -> StorageConfig {
+/// `data_dir` (relative to the config file; default [`default_data_dir`]),
+/// `database` (default: `roster.db` in `data_dir`) and `[audit]`.
+fn storage(raw: &RawConfig, path: &Path) -> Result<StorageConfig, ConfigError> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
     let data_dir = match raw.data_dir.as_deref() {
-        Some(p) if p.is_absolute() => p.to_path_buf(),
-        Some(p) => base.join(p),
+        Some(p) => resolve(p),
         None => default_data_dir(),
     };
     let database = raw
         .database
         .clone()
         .unwrap_or_else(|| data_dir.join("roster.db").display().to_string());
-    StorageConfig { database, data_dir }
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let a = &raw.audit;
+    let witnesses = match &a.witness {
+        None => Vec::new(),
+        Some(OneOrMany::One(w)) => vec![w.clone()],
+        Some(OneOrMany::Many(ws)) => ws.clone(),
+    };
+    let mut resolved = Vec::with_capacity(witnesses.len());
+    for w in witnesses {
+        resolved.push(match w {
+            RawWitness::File { file } => RawWitness::File {
+                file: resolve(&file),
+            },
+            RawWitness::Webhook { webhook } => {
+                let ok = webhook.starts_with("https://") || webhook.starts_with("http://");
+                if !ok {
+                    return Err(invalid(format!(
+                        "audit.witness: webhook {webhook:?} must be an http(s) URL"
+                    )));
+                }
+                RawWitness::Webhook { webhook }
+            }
+        });
+    }
+    for k in &a.previous_keys {
+        if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(format!(
+                "audit.previous_keys: {k:?} is not an Ed25519 public key (64 hex digits, as \
+                 printed by `roster audit key`)"
+            )));
+        }
+    }
+    let interval = a.checkpoint_interval_secs.unwrap_or(60);
+    if interval == 0 {
+        return Err(invalid(
+            "audit.checkpoint_interval_secs must be at least 1".into(),
+        ));
+    }
+    let audit = AuditConfig {
+        witnesses: resolved,
+        signing_key: a
+            .signing_key
+            .as_deref()
+            .map(resolve)
+            .unwrap_or_else(|| data_dir.join(AUDIT_SIGNING_KEY_FILE)),
+        previous_keys: a.previous_keys.iter().map(|k| k.to_lowercase()).collect(),
+        checkpoint_interval: std::time::Duration::from_secs(interval),
+    };
+    Ok(StorageConfig {
+        database,
+        data_dir,
+        audit,
+    })
 }
 
 /// `$XDG_DATA_HOME/roster` (or the platform's equivalent), else `./.roster`.
@@ -676,6 +802,39 @@ mod tests {
             .to_string();
         assert!(err.contains("SEC-006"), "{err}");
         store.close().await;
+    }
+
+    #[test]
+    fn audit_witnesses_are_one_or_many_and_paths_resolve() {
+        let one =
+            "policy = \"p.toml\"\ndata_dir = \"d\"\n[audit]\nwitness = { file = \"w/a.jsonl\" }\n";
+        let c = Config::parse(Path::new("/etc/r/roster.toml"), one, &no_env).unwrap();
+        assert_eq!(
+            c.audit.witnesses,
+            [RawWitness::File {
+                file: PathBuf::from("/etc/r/w/a.jsonl")
+            }]
+        );
+        assert_eq!(
+            c.audit.signing_key,
+            PathBuf::from("/etc/r/d/audit-signing.key")
+        );
+        let many = "policy = \"p.toml\"\n[audit]\nwitness = [{ file = \"/w.jsonl\" }, { webhook = \"http://127.0.0.1:9/x\" }]\nsigning_key = \"k\"\ncheckpoint_interval_secs = 5\n";
+        let c = Config::parse(Path::new("/etc/r/roster.toml"), many, &no_env).unwrap();
+        assert_eq!(c.audit.witnesses.len(), 2);
+        assert_eq!(c.audit.signing_key, PathBuf::from("/etc/r/k"));
+        assert_eq!(c.audit.checkpoint_interval.as_secs(), 5);
+        let none = Config::parse(Path::new("r.toml"), "policy = \"p\"\n", &no_env).unwrap();
+        assert!(none.audit.witnesses.is_empty());
+
+        let bad = "policy = \"p\"\n[audit]\nwitness = { webhook = \"ftp://x\" }\n";
+        let err = Config::parse(Path::new("r.toml"), bad, &no_env).unwrap_err();
+        assert!(err.to_string().contains("audit.witness"), "{err}");
+        let bad = "policy = \"p\"\n[audit]\nprevious_keys = [\"abc\"]\n";
+        let err = Config::parse(Path::new("r.toml"), bad, &no_env).unwrap_err();
+        assert!(err.to_string().contains("audit.previous_keys"), "{err}");
+        let typo = "policy = \"p\"\n[audit]\nwitnes = { file = \"x\" }\n";
+        assert!(Config::parse(Path::new("r.toml"), typo, &no_env).is_err());
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! through its connector, runs [`roster_core::reconcile`], stores the plan,
 //! applies it through connectors and writes every step to the audit log.
 
+pub mod anchor;
 pub mod bench;
 pub mod budget;
 pub mod config;
 pub mod egress;
+pub mod erasure;
 pub mod executor;
 pub mod files;
 pub mod gateway;

@@ -101,6 +101,9 @@ pub struct Engine {
     pub exports_dir: Option<std::path::PathBuf>,
     /// How plans are executed as durable tasks (see [`crate::executor`]).
     pub executor: ExecutorOptions,
+    /// Signs audit checkpoints and hands them to witnesses outside the
+    /// database (see [`crate::anchor`]); `None`: not anchored.
+    pub anchor: Option<Arc<crate::anchor::AuditAnchor>>,
 }
 
 pub(crate) fn ms(t: OffsetDateTime) -> i64 {
@@ -120,6 +123,19 @@ impl Engine {
             bindings: BTreeMap::new(),
             exports_dir: None,
             executor: ExecutorOptions::default(),
+            anchor: None,
+        }
+    }
+
+    /// Checkpoints the audit chain head to the witnesses, if an anchor is
+    /// configured (see [`crate::anchor::AuditAnchor::checkpoint`]). A
+    /// witness that is down is a warning in the outcome, not an error.
+    pub async fn checkpoint_audit(
+        &self,
+    ) -> Result<Option<crate::anchor::CheckpointOutcome>, crate::anchor::AnchorError> {
+        match &self.anchor {
+            None => Ok(None),
+            Some(a) => a.checkpoint(&self.store, ms(self.now())).await.map(Some),
         }
     }
 

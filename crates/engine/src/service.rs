@@ -134,6 +134,20 @@ impl Engine {
     }
 }
 
+/// One audit checkpoint pass; problems are logged (a witness that is down
+/// never stops the service).
+async fn checkpoint(engine: &Engine) {
+    match engine.checkpoint_audit().await {
+        Ok(Some(outcome)) => {
+            for w in outcome.warnings() {
+                tracing::warn!("{w}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
+    }
+}
+
 /// Runs the service until `stop` turns true: a worker, the periodic full
 /// run, and events from `events`.
 pub async fn run(
@@ -155,9 +169,19 @@ pub async fn run(
     };
     let mut tick = tokio::time::interval(opts.full_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Audit checkpoints: the chain head is signed and sent to the witnesses
+    // on their own schedule, so events from the worker and the SCIM
+    // gateway are anchored even between reconciliations.
+    let anchor_every = engine
+        .anchor
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |a| a.interval);
+    let mut anchor_tick = tokio::time::interval(anchor_every);
+    anchor_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            _ = anchor_tick.tick(), if engine.anchor.is_some() => checkpoint(&engine).await,
             _ = tick.tick() => {
                 match engine.full_run(&opts).await {
                     Ok(s) => tracing::info!(plan = ?s.plan, actions = s.actions, queued = s.queued, tasks = s.tasks, waiting = s.awaiting_approval, "full reconciliation"),
@@ -177,6 +201,8 @@ pub async fn run(
             }
         }
     }
+    // Whatever the last moments appended.
+    checkpoint(&engine).await;
     match worker.await {
         Ok(r) => r,
         Err(e) => Err(EngineError::Refused(format!(

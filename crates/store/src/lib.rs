@@ -49,6 +49,7 @@
 
 mod accounts;
 pub mod audit;
+mod checkpoints;
 mod connections;
 mod error;
 mod governance;
@@ -71,7 +72,10 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 pub use accounts::{AccountSighting, ObservationInfo};
-pub use audit::{AuditEvent, AuditRecord, AuditReport, GENESIS_HASH};
+pub use audit::{
+    AuditErasure, AuditEvent, AuditRecord, AuditReport, ErasureCandidates, GENESIS_HASH,
+};
+pub use checkpoints::{CheckpointRow, WitnessState};
 pub use connections::ConnectionRecord;
 pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
@@ -96,7 +100,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -650,14 +650,14 @@ mod cases {
         // link from the next event.
         let recs = append_n(&fx.store, 4).await;
         let r = &recs[1];
-        let forged = roster_store::audit::event_hash(
+        let forged = roster_store::audit::event_hash_v2(
             &r.prev_hash,
             2,
             r.at_ms,
             "mallory",
             &r.kind,
             &r.subject,
-            &roster_store::audit::canonical_json(&r.data),
+            r.data_hash.as_deref().unwrap(),
         );
         fx.raw(&format!(
             "UPDATE audit_event SET actor = 'mallory', hash = '{forged}' WHERE seq = 2"
@@ -665,6 +665,224 @@ mod cases {
         .await;
         let (seq, reason) = broken_at(fx.store.verify_audit().await);
         assert_eq!(seq, 3, "{reason}");
+    }
+
+    pub async fn audit_legacy_v1_chain_still_verifies(fx: Fx) {
+        // A log written before schema 8: version-1 rows (hash over the
+        // payload; no payload hash), then new events appended on top.
+        let mut prev = GENESIS_HASH.to_string();
+        for i in 1..=3u64 {
+            let data =
+                roster_store::audit::canonical_json(&json!({"n": i, "email": "old@example.com"}));
+            let hash = roster_store::audit::event_hash(
+                &prev,
+                i,
+                10 * i as i64,
+                "roster",
+                "plan.created",
+                "p",
+                &data,
+            );
+            fx.raw(&format!(
+                "INSERT INTO audit_event (seq, at_ms, actor, kind, subject, data, prev_hash, hash) \
+                 VALUES ({i}, {}, 'roster', 'plan.created', 'p', '{data}', '{prev}', '{hash}')",
+                10 * i
+            ))
+            .await;
+            prev = hash;
+        }
+        fx.raw(&format!(
+            "UPDATE audit_head SET seq = 3, hash = '{prev}' WHERE id = 1"
+        ))
+        .await;
+        let recs = append_n(&fx.store, 2).await;
+        assert_eq!(recs[0].seq, 4);
+        assert_eq!(
+            recs[0].prev_hash, prev,
+            "new events chain onto the old ones"
+        );
+        let report = fx.store.verify_audit().await.unwrap();
+        assert_eq!((report.events, report.legacy, report.erased), (5, 3, 0));
+        let back = fx.store.audit_since(0).await.unwrap();
+        assert_eq!(back[0].hash_version, 1);
+        assert_eq!(back[0].data_hash, None);
+        assert_eq!(back[4].hash_version, 2);
+
+        // Old events cannot be erased (it would break the chain); they are
+        // counted instead.
+        let found = fx
+            .store
+            .audit_erasure_candidates(None, &["old@example.com".to_string()])
+            .await
+            .unwrap();
+        assert_eq!((found.erasable.len(), found.legacy), (0, 3));
+
+        // And editing a version-1 event is still caught.
+        fx.raw("UPDATE audit_event SET data = REPLACE(data, 'old@', 'new@') WHERE seq = 2")
+            .await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 2, "{reason}");
+    }
+
+    pub async fn audit_erasure_keeps_the_chain_verifiable(fx: Fx) {
+        let s = &fx.store;
+        for (i, who) in [
+            "ann@example.com",
+            "bob@example.com",
+            "ann@example.com",
+            "xann@example.com",
+        ]
+        .iter()
+        .enumerate()
+        {
+            s.append_audit(AuditEvent {
+                at_ms: 1_000 * (i as i64 + 1),
+                actor: "roster".into(),
+                kind: "account.deactivated".into(),
+                subject: format!("expensify:{who}"),
+                data: json!({"email": who, "employee_id": format!("E{i}"), "reason": "left"}),
+            })
+            .await
+            .unwrap();
+        }
+        let head_before = s.audit_head().await.unwrap();
+        let found = s
+            .audit_erasure_candidates(None, &["ANN@example.com".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(found.erasable, [1, 3], "whole tokens only: not xann@");
+        let done = s
+            .erase_audit_payloads(
+                &found.erasable,
+                "request 42",
+                json!({"person": true}),
+                "dpo",
+                9_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.erased, [1, 3]);
+        let rec = done.record.unwrap();
+        assert_eq!((rec.seq, rec.kind.as_str()), (5, "audit.erased"));
+        assert_eq!(rec.data["seqs"], json!([[1, 1], [3, 3]]));
+        assert!(
+            !rec.data.to_string().contains("ann@"),
+            "the record names no data"
+        );
+
+        let report = s.verify_audit().await.unwrap();
+        assert_eq!((report.events, report.erased), (5, 2));
+        let back = s.audit_since(0).await.unwrap();
+        assert!(back[0].erased);
+        assert_eq!(
+            back[0].data,
+            json!({"erased": true, "reason": "request 42"})
+        );
+        assert_eq!(back[0].hash, recs_hash(&back, 1), "hashes are unchanged");
+        assert!(!back[1].erased);
+        assert_eq!(back[1].data["email"], "bob@example.com");
+        // Hashes of the erased events did not change, so the old head
+        // (a witnessed checkpoint) still matches.
+        assert_eq!(
+            s.audit_hashes_at(&[head_before.0]).await.unwrap()[&head_before.0],
+            head_before.1
+        );
+
+        // Erasing again finds nothing new and appends nothing.
+        let again = s
+            .audit_erasure_candidates(None, &["ann@example.com".into()])
+            .await
+            .unwrap();
+        assert_eq!((again.erasable.len(), again.already_erased), (0, 2));
+        let none = s
+            .erase_audit_payloads(&[1, 3, 5], "x", json!({}), "dpo", 9_500)
+            .await
+            .unwrap();
+        assert!(
+            none.erased.is_empty() && none.record.is_none(),
+            "audit.erased events are never erased"
+        );
+
+        // Retention: everything before t=2500 that is still intact.
+        let old = s.audit_erasure_candidates(Some(2_500), &[]).await.unwrap();
+        assert_eq!(old.erasable, [2]);
+    }
+
+    fn recs_hash(recs: &[roster_store::AuditRecord], seq: u64) -> String {
+        recs.iter().find(|r| r.seq == seq).unwrap().hash.clone()
+    }
+
+    pub async fn audit_undeclared_erasure_and_payload_edits_are_detected(fx: Fx) {
+        append_n(&fx.store, 4).await;
+        // A tombstone nobody recorded: erasure outside roster.
+        fx.raw("UPDATE audit_event SET data = '{\"erased\":true,\"reason\":\"x\"}', data_salt = NULL WHERE seq = 2")
+            .await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 2, "{reason}");
+        assert!(reason.contains("audit.erased"), "{reason}");
+    }
+
+    pub async fn audit_edited_payload_hash_is_detected(fx: Fx) {
+        append_n(&fx.store, 3).await;
+        fx.raw("UPDATE audit_event SET data = '{\"n\":0}', data_hash = 'ff' WHERE seq = 2")
+            .await;
+        let (seq, reason) = broken_at(fx.store.verify_audit().await);
+        assert_eq!(seq, 2, "{reason}");
+    }
+
+    pub async fn checkpoint_queue_round_trip(fx: Fx) {
+        let s = &fx.store;
+        let recs = append_n(s, 3).await;
+        assert_eq!(s.audit_head().await.unwrap(), (3, recs[2].hash.clone()));
+        let hashes = s.audit_hashes_at(&[1, 3, 9]).await.unwrap();
+        assert_eq!(hashes.len(), 2);
+        assert_eq!(hashes[&1], recs[0].hash);
+
+        let ws = ["file:/w".to_string(), "webhook:http://x".to_string()];
+        assert_eq!(s.last_queued_checkpoint("file:/w").await.unwrap(), None);
+        s.queue_checkpoint(&ws, 3, &recs[2].hash, 100, "{\"seq\":3}")
+            .await
+            .unwrap();
+        assert_eq!(s.last_queued_checkpoint("file:/w").await.unwrap(), Some(3));
+        let pending = s.pending_checkpoints("webhook:http://x").await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].seq, pending[0].body.as_str()),
+            (3, "{\"seq\":3}")
+        );
+
+        s.checkpoint_failed(pending[0].id, "HTTP 500", 200)
+            .await
+            .unwrap();
+        s.checkpoint_failed(pending[0].id, "HTTP 503", 300)
+            .await
+            .unwrap();
+        let st = s.witness_state("webhook:http://x").await.unwrap();
+        assert_eq!(st.pending, 1);
+        assert_eq!(
+            st.failing_since_ms,
+            Some(200),
+            "the outage began at the first failure"
+        );
+        assert_eq!(st.last_error.as_deref(), Some("HTTP 503"));
+        assert_eq!(st.last_delivered, None);
+
+        s.checkpoint_delivered(pending[0].id, 400).await.unwrap();
+        let st = s.witness_state("webhook:http://x").await.unwrap();
+        assert_eq!((st.pending, st.failing_since_ms), (0, None));
+        assert_eq!(st.last_delivered, Some((3, 100)));
+        assert_eq!(
+            s.delivered_checkpoints("webhook:http://x")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            s.pending_checkpoints("file:/w").await.unwrap().len(),
+            1,
+            "per witness"
+        );
     }
 
     pub async fn replace_people_100k(fx: Fx) {
@@ -1004,6 +1222,11 @@ both_backends!(
     audit_detects_deleted_tail,
     audit_detects_swapped_events,
     audit_detects_forged_rehashed_event,
+    audit_legacy_v1_chain_still_verifies,
+    audit_erasure_keeps_the_chain_verifiable,
+    audit_undeclared_erasure_and_payload_edits_are_detected,
+    audit_edited_payload_hash_is_detected,
+    checkpoint_queue_round_trip,
     replace_people_100k,
     reopen_keeps_data_and_schema_version,
     newer_schema_is_refused,

@@ -32,6 +32,7 @@ use std::path::Path as FsPath;
 
 use include_dir::{Dir, include_dir};
 use roster_core::Operation;
+use roster_core::text::edit_distance;
 use serde::Serialize;
 
 use crate::fact::check_as_of;
@@ -593,20 +594,6 @@ fn check_idp_references(apps: &BTreeMap<String, App>, problems: &mut Vec<Problem
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,13 +603,6 @@ mod tests {
         let t = "a = 1\nbb = 2\n";
         assert_eq!(location_of(t, 0), Location { line: 1, column: 1 });
         assert_eq!(location_of(t, 7), Location { line: 2, column: 2 });
-    }
-
-    #[test]
-    fn edit_distance_basics() {
-        assert_eq!(edit_distance("expensfy", "expensify"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("okta", "okta"), 0);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use comfy_table::{ContentArrangement, Table, presets};
 use roster_catalog::{Catalog, ConnectionSettings, CredentialKind};
 use roster_connectors::SecretString;
 use roster_connectors::registry::{self, ConnectorSettings};
+use roster_core::vocabulary::Vocabulary;
 use roster_core::{ConnectionId, Email, EmploymentStatus, Operation, Person, Plan, Policy, hr_csv};
 use roster_engine::human::AppBinding;
 use roster_engine::{Engine, sample};
@@ -204,6 +205,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin()?);
     engine.exports_dir = Some(data_dir.clone());
     wire(&mut engine, &sims)?;
+    // The demo's plans are checked like any other: against the connections
+    // it wired and the columns of the HR file it wrote.
+    let mut connections = engine.connector_ids();
+    connections.extend(engine.bindings.keys().cloned());
+    engine.vocabulary = Some(Vocabulary::new(
+        connections,
+        hr_csv::extra_columns(&std::fs::read_to_string(&hr_path)?),
+    ));
 
     // 1. Source of truth.
     let people = hr_csv::parse(

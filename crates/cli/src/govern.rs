@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use roster_core::vocabulary::PolicyProblems;
 use roster_core::{AccountKey, ConnectionId, EmployeeId, Policy};
+use roster_engine::config::Config;
 use roster_store::{Decision, MatchResolution, PlanId};
 
 use crate::ops::{engine_for, load_config};
@@ -64,8 +66,17 @@ pub enum MatchesCommand {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Check a policy file; errors name file, line and column.
-    Check { file: PathBuf },
+    /// Check a policy: its syntax, and that every connection and attribute
+    /// it names exists in the config and the sources. Errors name file,
+    /// line and column.
+    Check {
+        /// The policy file (default: the config's `policy`).
+        file: Option<PathBuf>,
+        /// The roster config to check against (default: roster.toml, when
+        /// it exists; without one only the syntax is checked).
+        #[arg(long, short, env = "ROSTER_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 async fn resolve_plan_id(engine: &roster_engine::Engine, raw: &str) -> Result<PlanId> {
@@ -218,10 +229,37 @@ async fn check_names(
 
 pub fn policy(cmd: PolicyCommand) -> Result<()> {
     match cmd {
-        PolicyCommand::Check { file } => {
+        PolicyCommand::Check { file, config } => {
+            // An explicit config must exist; the default one is optional.
+            let config = config.or_else(|| {
+                let default = PathBuf::from("roster.toml");
+                default.exists().then_some(default)
+            });
+            let context = config
+                .as_deref()
+                .map(|c| {
+                    Config::load_policy_context(c).with_context(|| {
+                        format!("cannot use config {} to check the policy", c.display())
+                    })
+                })
+                .transpose()?;
+            let file = match (file, &context) {
+                (Some(f), _) => f,
+                (None, Some(c)) => c.policy.clone(),
+                (None, None) => bail!(
+                    "no policy to check: give a policy file, or a config with --config (no roster.toml here)"
+                ),
+            };
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let policy = Policy::parse(&file.display().to_string(), &text)?;
+            if let Some(context) = &context {
+                let vocabulary = context.vocabulary()?;
+                let problems = policy.check_against(&vocabulary);
+                if !problems.is_empty() {
+                    return Err(PolicyProblems(problems).into());
+                }
+            }
             println!(
                 "{}: OK ({} rule(s) over {} connection(s): {})",
                 file.display(),
@@ -234,6 +272,15 @@ pub fn policy(cmd: PolicyCommand) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            match &context {
+                Some(c) => println!(
+                    "checked against {}: every connection and attribute the policy names exists",
+                    c.config.display()
+                ),
+                None => println!(
+                    "only the syntax was checked: no config found, so connection and attribute names were not (pass --config roster.toml)"
+                ),
+            }
         }
     }
     Ok(())

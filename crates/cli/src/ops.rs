@@ -186,6 +186,14 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
     let mut engine = Engine::new(store, policy);
     engine.anchor = anchor;
     engine.exports_dir = Some(config.data_dir.clone());
+    // Every plan checks the policy against what the deployment provides.
+    // A command that never plans should not fail for an unreadable HR file,
+    // so a vocabulary that cannot be built is left out here; `roster plan`
+    // builds it itself and refuses on failure.
+    match config.policy_context().vocabulary() {
+        Ok(v) => engine.vocabulary = Some(v),
+        Err(e) => tracing::warn!(error = %e, "the policy cannot be checked against the sources"),
+    }
     for c in &config.connections {
         let id = ConnectionId::new(c.id.as_str());
         let path = c
@@ -272,6 +280,10 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         None => None,
     };
     let mut engine = engine_for(&config, catalog_dir).await?;
+    // Refuse before reading or importing anything: a policy that names
+    // what does not exist would plan removals nobody asked for.
+    engine.vocabulary = Some(config.policy_context().vocabulary()?);
+    engine.check_policy()?;
     if let Some(only) = &args.connection {
         // Only that connection is read and planned: the other apps receive
         // no request at all.

@@ -423,12 +423,18 @@ fn policy_check_reports_file_line_and_column() {
     let good = dir.path().join("good.toml");
     std::fs::write(&good, POLICY).unwrap();
     let mut cmd = roster();
-    cmd.args(["policy", "check"]).arg(&good);
+    cmd.current_dir(dir.path())
+        .args(["policy", "check"])
+        .arg(&good);
     let (out, stdout, _) = run(cmd);
     assert!(out.status.success());
     assert!(
         stdout.contains("OK (1 rule(s) over 1 connection(s): expensify)"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("only the syntax was checked"),
+        "no config, so it says what it did not check: {stdout}"
     );
 
     let bad = dir.path().join("bad.toml");
@@ -443,6 +449,79 @@ fn policy_check_reports_file_line_and_column() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("bad.toml:4:"), "{stderr}");
     assert!(stderr.contains("retired"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_naming_what_the_config_lacks_fails_check_and_plan() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_deployment(
+        dir.path(),
+        &sim.url(),
+        "E1,alice@acme.example,Alice,Smith,Finance,CC-1,,active,2020-01-01,\n",
+    );
+    // A misspelled selector key: it would match nobody, and the plan would
+    // take Expensify away from everyone.
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[tables.ws]\n\"CC-1\" = \"AAAA000000000001\"\n\n[[rules]]\nname = \"everyone\"\nconnection = \"expensify\"\nwhen = { staus = [\"active\"] }\nset = { role = \"user\", policy_id = { lookup = \"cost_center\", table = \"ws\" } }\n",
+    )
+    .unwrap();
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || {
+        let mut cmd = roster();
+        // No secret in the environment: checking a policy needs none.
+        cmd.args(["policy", "check", "--config"]).arg(&c);
+        run(cmd)
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("policy.toml:7:10:"), "{stderr}");
+    assert!(stderr.contains("did you mean \"status\""), "{stderr}");
+
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || roster_with(&c, &["plan"])).await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did you mean \"status\""), "{stderr}");
+    assert!(stderr.contains("nothing was planned"), "{stderr}");
+    assert_eq!(sim.handle().counters().requests, 0, "no app was even read");
+
+    // A rule for a connection roster.toml does not configure.
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[[rules]]\nname = \"everyone\"\nconnection = \"expensfy\"\nset = { role = \"user\" }\n",
+    )
+    .unwrap();
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || {
+        let mut cmd = roster();
+        cmd.current_dir(c.parent().unwrap())
+            .args(["policy", "check"]);
+        run(cmd)
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("policy.toml:3:14:"), "{stderr}");
+    assert!(
+        stderr.contains("\"expensfy\" is not configured"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean \"expensify\""), "{stderr}");
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || roster_with(&c, &["plan"])).await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did you mean \"expensify\""), "{stderr}");
+
+    // The deployment's policy passes against its config.
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    let (out, stdout, stderr) = blocking(move || {
+        let mut cmd = roster();
+        cmd.args(["policy", "check", "--config"]).arg(&config);
+        run(cmd)
+    })
+    .await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("checked against"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -152,6 +152,34 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Person>, HrCsvError> {
     }
 }
 
+/// The header's columns beyond the required ones, `aliases` and `groups`
+/// (lower-cased, as [`parse`] names them): the free attributes the file
+/// gives people, which policy rules may name. A column counts even when
+/// every row leaves it empty, since rules are checked against the file's
+/// shape, not against today's values. Empty when the header is unreadable
+/// ([`parse`] reports that).
+pub fn extra_columns(text: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let Ok(headers) = reader.headers() else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = headers
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| {
+            !h.is_empty()
+                && !REQUIRED_COLUMNS.contains(&h.as_str())
+                && h != "aliases"
+                && h != "groups"
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn parse_row(
     col: &HashMap<&str, usize>,
     headers: &[String],
@@ -282,6 +310,14 @@ mod tests {
             people[1].manager_email.as_ref().unwrap().as_str(),
             "alice@acme.com"
         );
+    }
+
+    #[test]
+    fn extra_columns_are_the_free_attributes_even_when_empty() {
+        let text = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date,Location,groups,aliases,badge\n\
+                    E1,a@acme.com,A,S,F,CC,,active,2020-01-01,,,,,\n";
+        assert_eq!(extra_columns(text), vec!["badge", "location"]);
+        assert_eq!(extra_columns(HEADER), Vec::<String>::new());
     }
 
     #[test]

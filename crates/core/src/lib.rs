@@ -25,6 +25,8 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;
+pub mod text;
+pub mod vocabulary;
 
 pub use ids::{AccountKey, ConnectionId, Email, EmployeeId};
 pub use model::{Account, EmploymentStatus, Observed, Person};

@@ -80,6 +80,23 @@ pub struct Person {
 }
 
 impl Person {
+    /// The built-in attributes every person has, by the names policy rules
+    /// use for them (see [`Person::attribute_str`]). Any other attribute
+    /// comes from the source: an extra HR column, or the SCIM gateway.
+    pub const BUILTIN_ATTRIBUTES: [&'static str; 11] = [
+        "employee_id",
+        "email",
+        "first_name",
+        "last_name",
+        "display_name",
+        "department",
+        "cost_center",
+        "manager_email",
+        "status",
+        "start_date",
+        "end_date",
+    ];
+
     /// The value of a named source attribute, as policy rules see it.
     /// Built-in fields come first; anything else is looked up in
     /// `attributes`. `groups` is not a scalar and is handled by selectors.
@@ -156,6 +173,34 @@ impl Observed {
             accounts,
             complete: true,
             incomplete_reason: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_attribute_is_answered_from_the_person_not_the_free_map() {
+        let date = Date::from_calendar_date(2020, time::Month::January, 1).ok();
+        let p = Person {
+            employee_id: EmployeeId::new("E1"),
+            email: Email::parse("a@acme.example").unwrap_or_else(|_| unreachable!()),
+            aliases: Vec::new(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            department: "D".into(),
+            cost_center: "CC".into(),
+            manager_email: Email::parse("m@acme.example").ok(),
+            status: EmploymentStatus::Active,
+            start_date: date,
+            end_date: date,
+            groups: Vec::new(),
+            attributes: BTreeMap::new(),
+        };
+        for name in Person::BUILTIN_ATTRIBUTES {
+            assert!(p.attribute_str(name).is_some(), "{name}");
         }
     }
 }

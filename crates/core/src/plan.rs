@@ -143,6 +143,9 @@ pub enum FindingKind {
     Duplicate,
     /// The read was incomplete: deprovisions were withheld.
     IncompleteRead,
+    /// A rule's `lookup` table has no value some person needs (and no
+    /// default): that person's create, update or reactivation is withheld.
+    UnresolvedLookup,
 }
 
 impl FindingKind {
@@ -152,6 +155,7 @@ impl FindingKind {
             FindingKind::Ambiguous => "ambiguous",
             FindingKind::Duplicate => "duplicate",
             FindingKind::IncompleteRead => "incomplete_read",
+            FindingKind::UnresolvedLookup => "unresolved_lookup",
         }
     }
 }
@@ -199,6 +203,104 @@ pub struct Plan {
     /// run, with the reason (see [`crate::guard`]).
     #[serde(default)]
     pub approvals: BTreeMap<usize, String>,
+    /// Set when the policy changed since the last applied plan: what the
+    /// change alone causes. Informational: not part of [`Plan::hash`], since
+    /// it describes the plan rather than adding to what it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_change: Option<PolicyChange>,
+}
+
+/// The policy differs from the one the last applied plan was computed
+/// under; `effect` is what the difference alone causes on today's people
+/// and accounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    /// The last applied plan.
+    pub since_plan: String,
+    /// When it was applied (ms since the Unix epoch).
+    pub applied_ms: i64,
+    /// SHA-256 of its policy's text, and of today's.
+    pub previous_policy_hash: String,
+    pub policy_hash: String,
+    pub effect: PolicyEffect,
+}
+
+/// Actions one plan has that another, computed from the same people and
+/// accounts under a different policy, does not: counted by what they do to
+/// access.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyEffect {
+    /// Deactivations and deletions.
+    pub removals: usize,
+    /// Creations and reactivations.
+    pub grants: usize,
+    /// Attribute updates (including a different update of the same account).
+    pub updates: usize,
+}
+
+impl PolicyEffect {
+    pub fn is_empty(&self) -> bool {
+        self.removals == 0 && self.grants == 0 && self.updates == 0
+    }
+}
+
+/// What `new` does that `before` would not: the actions of `new` with no
+/// counterpart in `before` — the same operation on the same account (or
+/// person), and for an update the same changes. Reasons may differ, since
+/// they name rules; a grant with other attributes is still the same grant. With `before`
+/// the plan under the old policy and `new` the plan under the current one,
+/// both from the same inputs, this is what the policy change alone causes.
+pub fn policy_effect(before: &Plan, new: &Plan) -> PolicyEffect {
+    let mut seen: std::collections::HashMap<String, Vec<&Action>> =
+        std::collections::HashMap::with_capacity(before.actions.len());
+    for a in &before.actions {
+        seen.entry(a.key()).or_default().push(a);
+    }
+    let mut effect = PolicyEffect::default();
+    for a in &new.actions {
+        // A grant or removal is the same one whatever its attributes; an
+        // update is the same only if it changes the same things.
+        let same = seen.get(&a.key()).is_some_and(|olds| {
+            a.operation != Operation::Update
+                || olds
+                    .iter()
+                    .any(|o| o.attributes == a.attributes && o.changes == a.changes)
+        });
+        if same {
+            continue;
+        }
+        match a.operation {
+            Operation::Deactivate | Operation::Delete => effect.removals += 1,
+            Operation::Create | Operation::Reactivate => effect.grants += 1,
+            Operation::Update => effect.updates += 1,
+            Operation::Read => {}
+        }
+    }
+    effect
+}
+
+impl PolicyChange {
+    /// `policy changed since plan X (applied ...): the change alone causes
+    /// N removals, M grants, K updates`.
+    pub fn summary(&self) -> String {
+        let applied = time::OffsetDateTime::from_unix_timestamp(self.applied_ms.div_euclid(1000))
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| format!("{} ms", self.applied_ms));
+        let e = &self.effect;
+        let n =
+            |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        format!(
+            "policy changed since plan {} (applied {applied}): the change alone causes {}, {}, {}",
+            self.since_plan,
+            n(e.removals, "removal", "removals"),
+            n(e.grants, "grant", "grants"),
+            n(e.updates, "update", "updates"),
+        )
+    }
 }
 
 impl Plan {
@@ -402,6 +504,9 @@ pub fn render(plan: &Plan) -> String {
             let _ = writeln!(out, "      {}", f.detail);
         }
     }
+    if let Some(change) = &plan.policy_change {
+        let _ = writeln!(out, "{}.", change.summary());
+    }
     out.push_str(&plan.summary_line());
     out.push('\n');
     out
@@ -412,6 +517,83 @@ mod tests {
     use super::*;
     use crate::ids::AccountKey;
     use crate::model::Account;
+
+    fn act(op: Operation, key: &str, attrs: &[(&str, &str)]) -> Action {
+        Action {
+            connection: ConnectionId::new("app"),
+            operation: op,
+            employee_id: None,
+            email: Email::parse(&format!("{key}@acme.example")).unwrap_or_else(|_| unreachable!()),
+            account: (op != Operation::Create).then(|| AccountKey::new(key)),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            changes: Vec::new(),
+            reason: format!("{op} {key}"),
+        }
+    }
+
+    fn plan_of(actions: Vec<Action>) -> Plan {
+        Plan {
+            actions,
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn policy_effect_counts_only_what_the_new_plan_adds() {
+        let before = plan_of(vec![
+            act(Operation::Deactivate, "leaver", &[]),
+            act(Operation::Create, "joiner", &[("ws", "W1")]),
+            act(Operation::Update, "mover", &[("ws", "W2")]),
+        ]);
+        let mut same_but_reworded = act(Operation::Deactivate, "leaver", &[]);
+        same_but_reworded.reason = "rule renamed".into();
+        let new = plan_of(vec![
+            same_but_reworded,
+            act(Operation::Deactivate, "still-here-1", &[]),
+            act(Operation::Delete, "still-here-2", &[]),
+            act(Operation::Create, "joiner", &[("ws", "W9")]),
+            act(Operation::Create, "new-joiner", &[]),
+            act(Operation::Reactivate, "back", &[]),
+            act(Operation::Update, "mover", &[("ws", "W2")]),
+            act(Operation::Update, "other", &[("role", "admin")]),
+        ]);
+        assert_eq!(
+            policy_effect(&before, &new),
+            PolicyEffect {
+                removals: 2,
+                grants: 2,
+                updates: 1
+            }
+        );
+        assert!(policy_effect(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn a_policy_change_is_rendered_before_the_summary() {
+        let mut plan = plan_of(vec![act(Operation::Deactivate, "a", &[])]);
+        plan.policy_change = Some(PolicyChange {
+            since_plan: "P1".into(),
+            applied_ms: 1_764_000_000_000,
+            previous_policy_hash: "old".into(),
+            policy_hash: "new".into(),
+            effect: PolicyEffect {
+                removals: 1,
+                grants: 0,
+                updates: 2,
+            },
+        });
+        let text = render(&plan);
+        assert!(
+            text.contains("policy changed since plan P1 (applied 2025-11-24T16:00:00Z): the change alone causes 1 removal, 0 grants, 2 updates.\nPlan: "),
+            "{text}"
+        );
+        let hash = plan.hash();
+        plan.policy_change = None;
+        assert_eq!(plan.hash(), hash, "informational only");
+    }
 
     fn account(key: &str, role: &str) -> Account {
         Account {

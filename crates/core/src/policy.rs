@@ -45,6 +45,27 @@
 //!   excludes people who match it.
 //! * An attribute whose template names a source attribute the person lacks
 //!   (say, `{manager_email}` for the CEO) is left unset, not set to "".
+//! * A `lookup` whose table has no value for the person's key, and no
+//!   `default`, leaves the entitlement *unresolved*
+//!   ([`Entitlement::unresolved`]): the plan creates, updates or reactivates
+//!   nothing for that person in that connection and says which table lacks
+//!   which key. An account is never created without, say, its workspace.
+//!
+//! # Checked against reality
+//!
+//! [`Policy::parse`] checks what the file alone can tell (syntax, unknown
+//! fields, tables, statuses, placeholders' shape). What a policy names must
+//! also exist: [`Policy::check_against`] (in [`crate::vocabulary`]) takes
+//! the [`Vocabulary`](crate::vocabulary::Vocabulary) of the deployment — the
+//! connections `roster.toml` configures and the attributes the sources
+//! provide (the built-in person fields, `group`/`groups`, the HR file's
+//! extra columns, `gateway.<connection>`) — and reports every `when` or
+//! `unless` key, `lookup` attribute, `{placeholder}`, rule connection and
+//! `[connections.X]` section that names nothing, each with
+//! file:line:column and the closest known name ("did you mean"). A typo
+//! in a selector would otherwise match nobody, and the next plan would
+//! take the app away from everyone the rule granted it to. `roster policy
+//! check` and every plan run this check and refuse to go on when it fails.
 
 use std::collections::BTreeMap;
 
@@ -198,10 +219,22 @@ pub struct Rule {
     pub set: BTreeMap<String, AttributeValue>,
 }
 
+/// The file a policy was parsed from, and its text: kept so later checks
+/// can point at a place in it, and so a plan can record exactly which
+/// policy it was computed under.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicySource {
+    pub file: String,
+    pub text: String,
+}
+
 /// A validated policy.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// Set by [`Policy::parse`]; `None` for a policy built in code.
+    #[serde(skip)]
+    pub source: Option<PolicySource>,
     #[serde(default)]
     pub correlation: CorrelationSettings,
     #[serde(default)]
@@ -222,6 +255,39 @@ pub struct Entitlement<'p> {
     pub attributes: BTreeMap<&'p str, String>,
     /// The names of the rules that granted it, for the plan's reasons.
     pub rules: Vec<&'p str>,
+    /// Attributes whose lookup found no value (and had no default). While
+    /// any remain, the person gets no create, update or reactivation in
+    /// this connection: an account must not be made without them.
+    pub unresolved: Vec<UnresolvedLookup<'p>>,
+}
+
+/// A `lookup` that found nothing for one person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnresolvedLookup<'p> {
+    /// The account attribute the rule sets (e.g. `policy_id`).
+    pub attribute: &'p str,
+    /// The person attribute looked up (e.g. `cost_center`).
+    pub lookup: &'p str,
+    pub table: &'p str,
+    /// The person's value of `lookup`; `None` when they have none.
+    pub key: Option<String>,
+}
+
+impl std::fmt::Display for UnresolvedLookup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.key {
+            Some(key) => write!(
+                f,
+                "{}: table {:?} has no entry for {} = {key:?} and no default",
+                self.attribute, self.table, self.lookup
+            ),
+            None => write!(
+                f,
+                "{}: the person has no {} to look up in table {:?}, and there is no default",
+                self.attribute, self.lookup, self.table
+            ),
+        }
+    }
 }
 
 impl Entitlement<'_> {
@@ -238,7 +304,7 @@ impl Policy {
     /// Parses and validates a policy file's text. `file` is only used to
     /// name the place of an error.
     pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = toml::from_str(text).map_err(|e| {
+        let mut policy: Policy = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             PolicyError {
                 file: file.to_string(),
@@ -257,7 +323,24 @@ impl Policy {
                 message,
             }
         })?;
+        policy.source = Some(PolicySource {
+            file: file.to_string(),
+            text: text.to_string(),
+        });
         Ok(policy)
+    }
+
+    /// The text this policy was parsed from, if it was.
+    pub fn text(&self) -> Option<&str> {
+        self.source.as_ref().map(|s| s.text.as_str())
+    }
+
+    /// SHA-256 (hex) of the policy's text: what a stored plan records to
+    /// tell whether the policy changed since.
+    pub fn text_hash(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        self.text()
+            .map(|t| hex::encode(Sha256::digest(t.as_bytes())))
     }
 
     /// Checks references the TOML grammar cannot. On failure returns a
@@ -366,6 +449,7 @@ impl Policy {
         let mut granted = false;
         let mut attributes = BTreeMap::new();
         let mut rules = Vec::new();
+        let mut unresolved: Vec<UnresolvedLookup<'p>> = Vec::new();
         for rule in connection_rules.iter().copied() {
             if !rule.matches(person) {
                 continue;
@@ -376,12 +460,19 @@ impl Policy {
             granted = true;
             rules.push(rule.name.as_str());
             for (attr, value) in &rule.set {
-                match self.evaluate(value, person) {
-                    Some(v) => {
+                // A later rule's value replaces an earlier one's, whether
+                // that earlier one resolved or not.
+                unresolved.retain(|u| u.attribute != attr.as_str());
+                match self.evaluate(attr, value, person) {
+                    Evaluated::Value(v) => {
                         attributes.insert(attr.as_str(), v);
                     }
-                    None => {
+                    Evaluated::Unset => {
                         attributes.remove(attr.as_str());
+                    }
+                    Evaluated::Unresolved(u) => {
+                        attributes.remove(attr.as_str());
+                        unresolved.push(u);
                     }
                 }
             }
@@ -390,6 +481,7 @@ impl Policy {
             connection: connection.clone(),
             attributes,
             rules,
+            unresolved,
         })
     }
 
@@ -409,23 +501,49 @@ impl Policy {
         set.into_iter().collect()
     }
 
-    fn evaluate(&self, value: &AttributeValue, person: &Person) -> Option<String> {
+    fn evaluate<'p>(
+        &'p self,
+        attribute: &'p str,
+        value: &'p AttributeValue,
+        person: &Person,
+    ) -> Evaluated<'p> {
         match value {
-            AttributeValue::Template(t) => fill_template(t, person),
+            AttributeValue::Template(t) => match fill_template(t, person) {
+                Some(v) => Evaluated::Value(v),
+                None => Evaluated::Unset,
+            },
             AttributeValue::Lookup {
                 lookup,
                 table,
                 default,
             } => {
-                let key = person.attribute_str(lookup)?;
-                self.tables
-                    .get(table)
-                    .and_then(|t| t.get(key.as_ref()))
-                    .cloned()
-                    .or_else(|| default.clone())
+                // An empty value is no key: it says the source has nothing.
+                let key = person.attribute_str(lookup).filter(|k| !k.is_empty());
+                let found = key
+                    .as_ref()
+                    .and_then(|k| self.tables.get(table).and_then(|t| t.get(k.as_ref())));
+                match (found, default) {
+                    (Some(v), _) => Evaluated::Value(v.clone()),
+                    (None, Some(d)) => Evaluated::Value(d.clone()),
+                    (None, None) => Evaluated::Unresolved(UnresolvedLookup {
+                        attribute,
+                        lookup,
+                        table,
+                        key: key.map(|k| k.into_owned()),
+                    }),
+                }
             }
         }
     }
+}
+
+/// One `set` value, evaluated for one person.
+enum Evaluated<'p> {
+    Value(String),
+    /// A template named an attribute the person lacks: leave it unset.
+    Unset,
+    /// A lookup found nothing and has no default: withhold the account.
+    Unresolved(UnresolvedLookup<'p>),
 }
 
 impl Rule {
@@ -460,7 +578,7 @@ fn selector_matches(person: &Person, key: &str, values: &[String]) -> bool {
 }
 
 /// The placeholder names in a template, or why it is malformed.
-fn placeholders(template: &str) -> Result<Vec<String>, String> {
+pub(crate) fn placeholders(template: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {

@@ -315,6 +315,19 @@ fn reconcile_connection(
             (Some(_), None) if held.contains(&i) => {
                 class.missing += 1;
             }
+            // A lookup found no value: creating, updating or reactivating
+            // the account without it (say, without its workspace) is worse
+            // than waiting, so the person's account is left as it is and a
+            // person is told which table lacks which key.
+            (Some(ent), account) if !ent.unresolved.is_empty() => {
+                if account.is_some() {
+                    class.drifted += 1;
+                } else {
+                    class.missing += 1;
+                }
+                plan.findings
+                    .push(unresolved_finding(person, connection, &ent, account));
+            }
             (Some(ent), None) => {
                 class.missing += 1;
                 let mut attributes = ent.owned_attributes();
@@ -430,6 +443,37 @@ fn reconcile_connection(
         }
     }
     plan.classification.insert(connection.clone(), class);
+}
+
+fn unresolved_finding(
+    person: &Person,
+    connection: &ConnectionId,
+    ent: &crate::policy::Entitlement<'_>,
+    account: Option<&Account>,
+) -> Finding {
+    let what = ent
+        .unresolved
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let withheld = match account {
+        None => "no account is created",
+        Some(a) if !a.active => "the account is not reactivated or changed",
+        Some(_) => "the account is not changed",
+    };
+    Finding {
+        connection: connection.clone(),
+        kind: FindingKind::UnresolvedLookup,
+        account: account.map(|a| a.key.clone()),
+        email: Some(person.email.clone()),
+        detail: format!(
+            "{} ({}): {} {connection}, but {what}; {withheld} until the table has a value (or the rule a default)",
+            person.display_name(),
+            person.employee_id,
+            grants(&ent.rules)
+        ),
+    }
 }
 
 fn quote_rules(rules: &[&str]) -> String {

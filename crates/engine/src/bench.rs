@@ -195,6 +195,7 @@ pub async fn reconcile_person(
         plan.findings.retain(|f| match f.kind {
             FindingKind::IncompleteRead => true,
             FindingKind::Orphan => false,
+            FindingKind::UnresolvedLookup => f.email.as_ref() == Some(&people[0].email),
             FindingKind::Ambiguous | FindingKind::Duplicate => f
                 .account
                 .as_ref()

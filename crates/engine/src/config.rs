@@ -63,6 +63,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use roster_core::ConnectionId;
+use roster_core::vocabulary::Vocabulary;
 use roster_secrets::{ExposeSecret, Keyring};
 use roster_store::Store;
 
@@ -168,6 +170,44 @@ pub struct AuditConfig {
 
 /// The signing key's file name in the data directory.
 pub const AUDIT_SIGNING_KEY_FILE: &str = "audit-signing.key";
+
+/// What a policy is checked against: where the policy and the HR file are,
+/// and which connections are configured. Read without resolving any
+/// secret, so `roster policy check` needs none.
+#[derive(Clone, Debug)]
+pub struct PolicyContext {
+    pub config: PathBuf,
+    pub policy: PathBuf,
+    pub hr_csv: Option<PathBuf>,
+    pub connections: Vec<String>,
+}
+
+impl PolicyContext {
+    /// The deployment's [`Vocabulary`]: its connections, and the attributes
+    /// its sources provide (reads the HR file's header for its extra
+    /// columns).
+    pub fn vocabulary(&self) -> Result<Vocabulary, ConfigError> {
+        let extra = match &self.hr_csv {
+            Some(hr) => {
+                let text = std::fs::read_to_string(hr).map_err(|e| ConfigError::Invalid {
+                    path: self.config.clone(),
+                    message: format!(
+                        "source.hr_csv: cannot read {} to learn its columns: {e}",
+                        hr.display()
+                    ),
+                })?;
+                roster_core::hr_csv::extra_columns(&text)
+            }
+            None => Vec::new(),
+        };
+        Ok(Vocabulary::new(
+            self.connections
+                .iter()
+                .map(|c| ConnectionId::new(c.as_str())),
+            extra,
+        ))
+    }
+}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -308,6 +348,42 @@ impl Config {
         })?;
         let raw = parse_raw(path, &text)?;
         storage(&raw, path)
+    }
+
+    /// Reads only what checking a policy needs ([`PolicyContext`]): no
+    /// secret is resolved.
+    pub fn load_policy_context(path: &Path) -> Result<PolicyContext, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw = parse_raw(path, &text)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &Path| base.join(p);
+        let policy = raw
+            .policy
+            .as_deref()
+            .map(resolve)
+            .ok_or_else(|| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "`policy` is required: the path of the policy TOML file".into(),
+            })?;
+        Ok(PolicyContext {
+            config: path.to_path_buf(),
+            policy,
+            hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
+            connections: raw.connections.into_keys().collect(),
+        })
+    }
+
+    /// This config's [`PolicyContext`].
+    pub fn policy_context(&self) -> PolicyContext {
+        PolicyContext {
+            config: self.path.clone(),
+            policy: self.policy.clone(),
+            hr_csv: self.hr_csv.clone(),
+            connections: self.connections.iter().map(|c| c.id.clone()).collect(),
+        }
     }
 
     /// Parses config text; `env` looks up environment variables (a

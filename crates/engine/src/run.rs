@@ -19,8 +19,12 @@ use std::sync::Arc;
 
 use roster_connectors::driver::{self, DriverOptions, Progress};
 use roster_connectors::{Connector, RateBudget};
-use roster_core::{ConnectionId, Operation, Person, Plan, Policy, reconcile_with};
-use roster_store::{ActionState, AuditEvent, PlanId, Store, StoreError};
+use roster_core::plan::{PolicyChange, policy_effect};
+use roster_core::vocabulary::{PolicyProblems, Vocabulary};
+use roster_core::{
+    ConnectionId, Observed, Operation, Person, Plan, Policy, Resolution, reconcile_with,
+};
+use roster_store::{ActionState, AuditEvent, PlanId, PlanPolicy, Store, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -41,6 +45,12 @@ pub enum EngineError {
     /// what to do instead.
     #[error("{0}")]
     Refused(String),
+    /// The policy names connections or attributes the deployment does not
+    /// have ([`Engine::vocabulary`]); nothing is planned until it is fixed.
+    #[error(
+        "{0}\nnothing was planned; fix the policy (`roster policy check` lists the same problems)"
+    )]
+    PolicyUnsound(#[from] PolicyProblems),
 }
 
 /// How reading one connection went.
@@ -104,6 +114,10 @@ pub struct Engine {
     /// Signs audit checkpoints and hands them to witnesses outside the
     /// database (see [`crate::anchor`]); `None`: not anchored.
     pub anchor: Option<Arc<crate::anchor::AuditAnchor>>,
+    /// What the deployment provides (configured connections, source
+    /// attributes). When set, every plan first checks the policy against
+    /// it ([`Engine::check_policy`]) and refuses to plan on any problem.
+    pub vocabulary: Option<Vocabulary>,
 }
 
 pub(crate) fn ms(t: OffsetDateTime) -> i64 {
@@ -124,6 +138,7 @@ impl Engine {
             exports_dir: None,
             executor: ExecutorOptions::default(),
             anchor: None,
+            vocabulary: None,
         }
     }
 
@@ -137,6 +152,69 @@ impl Engine {
             None => Ok(None),
             Some(a) => a.checkpoint(&self.store, ms(self.now())).await.map(Some),
         }
+    }
+
+    /// Checks the policy against [`Engine::vocabulary`] (when set): every
+    /// name it uses must exist, or nothing is planned.
+    pub fn check_policy(&self) -> Result<(), EngineError> {
+        let Some(vocabulary) = &self.vocabulary else {
+            return Ok(());
+        };
+        let problems = self.policy.check_against(vocabulary);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyProblems(problems).into())
+        }
+    }
+
+    /// The policy as a plan records it (its text and hash), when it was
+    /// parsed from text.
+    pub(crate) fn plan_policy(&self) -> Option<PlanPolicy> {
+        Some(PlanPolicy {
+            hash: self.policy.text_hash()?,
+            text: self.policy.text()?.to_string(),
+        })
+    }
+
+    /// When the policy differs from the one the last applied plan was
+    /// computed under: what the difference alone causes, found by planning
+    /// the same people and accounts under the old policy too and comparing
+    /// ([`policy_effect`]).
+    async fn policy_change(
+        &self,
+        people: &[Person],
+        observed: &[Observed],
+        resolutions: &[Resolution],
+        now: OffsetDateTime,
+        plan: &Plan,
+    ) -> Result<Option<PolicyChange>, EngineError> {
+        let Some(current) = self.policy.text_hash() else {
+            return Ok(None);
+        };
+        let Some(last) = self.store.last_applied_plan().await? else {
+            return Ok(None);
+        };
+        let Some(previous) = last.policy.filter(|p| p.hash != current) else {
+            return Ok(None);
+        };
+        let old = match Policy::parse(&format!("policy of plan {}", last.id), &previous.text) {
+            Ok(old) => old,
+            Err(e) => {
+                // A policy this build can no longer read cannot be
+                // compared; the plan itself is still sound.
+                tracing::warn!(plan = %last.id, error = %e, "cannot re-read the last applied plan's policy");
+                return Ok(None);
+            }
+        };
+        let before = reconcile_with(people, observed, &old, resolutions, now);
+        Ok(Some(PolicyChange {
+            since_plan: last.id.to_string(),
+            applied_ms: last.applied_ms,
+            previous_policy_hash: previous.hash,
+            policy_hash: current,
+            effect: policy_effect(&before, plan),
+        }))
     }
 
     /// Uses `clock` instead of the system clock (tests).
@@ -303,14 +381,21 @@ impl Engine {
         &self,
         readable: Option<&[ConnectionId]>,
     ) -> Result<(PlanId, Plan), EngineError> {
+        self.check_policy()?;
         let mut people = self.store.people().await?;
         // What IdPs pushed to the SCIM gateway is intent too.
         self.fold_gateway(&mut people).await?;
         let observed = self.governed_observations(readable).await?;
         let resolutions = self.resolutions().await?;
         let now = self.now();
-        let plan = reconcile_with(&people, &observed, &self.policy, &resolutions, now);
-        let id = self.store.save_plan(&plan, ms(now)).await?;
+        let mut plan = reconcile_with(&people, &observed, &self.policy, &resolutions, now);
+        plan.policy_change = self
+            .policy_change(&people, &observed, &resolutions, now, &plan)
+            .await?;
+        let id = self
+            .store
+            .save_plan_under(&plan, ms(now), self.plan_policy().as_ref())
+            .await?;
         let counts: BTreeMap<&str, usize> = plan
             .counts()
             .into_iter()
@@ -324,6 +409,8 @@ impl Engine {
                 "observed_digest": plan.observed_digest,
                 "actions": counts,
                 "findings": plan.findings.len(),
+                "policy_hash": self.policy.text_hash(),
+                "policy_change": plan.policy_change,
             }),
         )
         .await?;
@@ -423,6 +510,11 @@ impl Engine {
         if self.store.plan(plan_id).await?.is_none() {
             return Err(EngineError::PlanNotFound(plan_id.to_string()));
         }
+        // From here on the plan counts as applied: the next plan compares
+        // its policy with this one's.
+        self.store
+            .mark_plan_applied(plan_id, ms(self.now()))
+            .await?;
         let stored = self.store.actions(plan_id).await?;
         let mut manual = 0usize;
         for a in &stored {

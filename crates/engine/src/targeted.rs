@@ -77,6 +77,7 @@ impl Engine {
         &self,
         who: &PersonRef,
     ) -> Result<Option<(PlanId, Plan)>, EngineError> {
+        self.check_policy()?;
         let person = match who {
             PersonRef::EmployeeId(id) => self.store.person_by_employee_id(id).await?,
             PersonRef::Email(e) => self.store.person_by_email(e).await?,
@@ -155,7 +156,10 @@ impl Engine {
         mark_approvals_with_counts(&mut plan, &self.policy, &observed, &active_counts);
         // Orphan findings cannot arise (every account kept is this
         // person's); keep the plan to actions and this person's findings.
-        let id = self.store.save_plan(&plan, ms(now)).await?;
+        let id = self
+            .store
+            .save_plan_under(&plan, ms(now), self.plan_policy().as_ref())
+            .await?;
         self.audit(
             "plan.created",
             id.as_str(),

@@ -174,6 +174,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
         classification: BTreeMap::new(),
         observed_digest: "crash-test".into(),
         approvals: BTreeMap::new(),
+        ..Plan::default()
     };
     (plan, expected)
 }

@@ -121,6 +121,7 @@ async fn save(engine: &Engine, actions: Vec<Action>) -> PlanId {
         classification: BTreeMap::new(),
         observed_digest: "d".into(),
         approvals: BTreeMap::new(),
+        ..Plan::default()
     };
     engine
         .store

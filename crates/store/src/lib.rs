@@ -80,7 +80,9 @@ pub use connections::ConnectionRecord;
 pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use human_tasks::{HumanTask, HumanTaskState};
-pub use plans::{ActionState, PlanId, PlanStatus, StoredAction, StoredPlan};
+pub use plans::{
+    ActionState, AppliedPlan, PlanId, PlanPolicy, PlanStatus, StoredAction, StoredPlan,
+};
 pub use rates::{ALL_CONNECTIONS, PauseRecord};
 pub use reports::ActionStateRow;
 pub use scim::{
@@ -100,7 +102,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 10;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -177,6 +177,23 @@ pub struct StoredPlan {
     pub status: PlanStatus,
 }
 
+/// The policy a plan was computed under: the hash of its text, and the
+/// text, so a later plan can re-evaluate under it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanPolicy {
+    pub hash: String,
+    pub text: String,
+}
+
+/// The last plan handed to execution, with the policy it was computed
+/// under (`None` for a plan saved without one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedPlan {
+    pub id: PlanId,
+    pub applied_ms: i64,
+    pub policy: Option<PlanPolicy>,
+}
+
 /// One action of a saved plan with its execution state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAction {
@@ -194,6 +211,17 @@ pub struct StoredAction {
 impl Store {
     /// Saves `plan` with every action `pending`, and returns its new ID.
     pub async fn save_plan(&self, plan: &Plan, created_ms: i64) -> Result<PlanId, StoreError> {
+        self.save_plan_under(plan, created_ms, None).await
+    }
+
+    /// [`Store::save_plan`], recording the policy the plan was computed
+    /// under (see [`Store::last_applied_plan`]).
+    pub async fn save_plan_under(
+        &self,
+        plan: &Plan,
+        created_ms: i64,
+        policy: Option<&PlanPolicy>,
+    ) -> Result<PlanId, StoreError> {
         let id = PlanId::generate(created_ms);
         let hash = plan.hash();
         let data = serde_json::to_string(plan)
@@ -217,13 +245,18 @@ impl Store {
             .collect();
 
         let mut tx = self.write.begin().await?;
-        sqlx::query("INSERT INTO plan (id, hash, created_ms, data) VALUES ($1, $2, $3, $4)")
-            .bind(id.0.clone())
-            .bind(hash)
-            .bind(created_ms)
-            .bind(data)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO plan (id, hash, created_ms, data, policy_hash, policy_text) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.0.clone())
+        .bind(hash)
+        .bind(created_ms)
+        .bind(data)
+        .bind(policy.map(|p| p.hash.clone()))
+        .bind(policy.map(|p| p.text.clone()))
+        .execute(&mut *tx)
+        .await?;
         // Small statements: sqlx-sqlite looks up every parameter's name and
         // SQLite walks the parameter list to answer, so binding costs
         // O(params²) per statement (see `sql::MAX_PARAMS`). At 8 columns the
@@ -287,6 +320,43 @@ impl Store {
             out.push(self.finish_plan(row).await?);
         }
         Ok(out)
+    }
+
+    /// Records that a plan was handed to execution (applied, or queued for
+    /// a worker). The first time counts; later calls change nothing.
+    /// [`StoreError::NotFound`] if there is no such plan.
+    pub async fn mark_plan_applied(&self, id: &PlanId, at_ms: i64) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE plan SET applied_ms = COALESCE(applied_ms, $1) WHERE id = $2")
+                .bind(at_ms)
+                .bind(id.0.clone())
+                .execute(&self.write)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "plan",
+                key: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The plan most recently handed to execution, with its policy.
+    pub async fn last_applied_plan(&self) -> Result<Option<AppliedPlan>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, applied_ms, policy_hash, policy_text FROM plan \
+             WHERE applied_ms IS NOT NULL ORDER BY applied_ms DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hash: Option<String> = row.try_get("policy_hash")?;
+        let text: Option<String> = row.try_get("policy_text")?;
+        Ok(Some(AppliedPlan {
+            id: PlanId(row.try_get("id")?),
+            applied_ms: row.try_get("applied_ms")?,
+            policy: hash.zip(text).map(|(hash, text)| PlanPolicy { hash, text }),
+        }))
     }
 
     /// Moves action `action_index` of plan `plan_id` to `state`, recording

@@ -99,8 +99,8 @@ mod cases {
 
     use roster_core::{ConnectionId, EmployeeId, EmploymentStatus, Operation};
     use roster_store::{
-        ActionState, AuditError, AuditEvent, Backend, ConnectionRecord, GENESIS_HASH, PlanId,
-        PlanStatus, SCHEMA_VERSION, Store, StoreError,
+        ActionState, AppliedPlan, AuditError, AuditEvent, Backend, ConnectionRecord, GENESIS_HASH,
+        PlanId, PlanPolicy, PlanStatus, SCHEMA_VERSION, Store, StoreError,
     };
     use serde_json::json;
 
@@ -523,6 +523,55 @@ mod cases {
             "{err}"
         );
         assert!(err.to_string().contains("hash"), "{err}");
+    }
+
+    pub async fn plans_record_their_policy_and_when_they_were_applied(fx: Fx) {
+        let s = &fx.store;
+        assert_eq!(s.last_applied_plan().await.unwrap(), None);
+        let v1 = PlanPolicy {
+            hash: "h1".into(),
+            text: "[[rules]]\nname = \"it's\"\n".into(),
+        };
+        let first = s.save_plan_under(&plan(), 1_000, Some(&v1)).await.unwrap();
+        let untracked = s.save_plan(&plan(), 2_000).await.unwrap();
+        let v2 = PlanPolicy {
+            hash: "h2".into(),
+            text: "# v2\n".into(),
+        };
+        let unapplied = s.save_plan_under(&plan(), 3_000, Some(&v2)).await.unwrap();
+        assert_eq!(
+            s.last_applied_plan().await.unwrap(),
+            None,
+            "saving is not applying"
+        );
+
+        s.mark_plan_applied(&first, 5_000).await.unwrap();
+        // The first time counts.
+        s.mark_plan_applied(&first, 9_000).await.unwrap();
+        assert_eq!(
+            s.last_applied_plan().await.unwrap(),
+            Some(AppliedPlan {
+                id: first.clone(),
+                applied_ms: 5_000,
+                policy: Some(v1.clone()),
+            })
+        );
+        s.mark_plan_applied(&untracked, 6_000).await.unwrap();
+        assert_eq!(
+            s.last_applied_plan().await.unwrap(),
+            Some(AppliedPlan {
+                id: untracked,
+                applied_ms: 6_000,
+                policy: None,
+            }),
+            "a plan saved without a policy says so"
+        );
+        let err = s
+            .mark_plan_applied(&PlanId::new("nope"), 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        assert!(s.plan(&unapplied).await.unwrap().is_some());
     }
 
     fn event(i: i64) -> AuditEvent {
@@ -1214,6 +1263,7 @@ both_backends!(
     incomplete_read_round_trips,
     plan_save_load_and_action_states,
     plan_tampering_is_detected,
+    plans_record_their_policy_and_when_they_were_applied,
     audit_chain_append_and_verify,
     audit_appends_serialize,
     audit_detects_edited_event,

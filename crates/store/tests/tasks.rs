@@ -44,6 +44,7 @@ mod fixtures {
             classification: BTreeMap::new(),
             observed_digest: "digest".into(),
             approvals: BTreeMap::new(),
+            ..Plan::default()
         }
     }
 

@@ -20,6 +20,14 @@
 //!   `isTerminated` for the old policy, after the new one so they are never
 //!   left without a workspace. An address change is sent as the same
 //!   `employeeID` with the new `employeeEmail`; Expensify merges the two.
+//!   Since Expensify renames only through a matching `employeeID`, a
+//!   rename first sends the account's own address with the person's
+//!   `employeeID` (a no-op when it already carries it), so the rename
+//!   always lands on that account and never creates a second one.
+//! * Records are upserts by address: a create for an address some account
+//!   already holds would take that account over. The connector declares
+//!   [`Capabilities::upserts_by_address`], so the executor reads the app
+//!   before a create and refuses one whose address is taken.
 //! * **Deactivate** sends `isTerminated` for every policy the account is in
 //!   (`policy_ids`, else `policy_id`). Plans carry no attributes on a
 //!   deactivation, so the connector declares
@@ -508,7 +516,30 @@ impl ExpensifyConnector {
                     rec.insert("overLimitApprover".into(), json!(approver));
                 }
                 rec.insert("isTerminated".into(), json!(false));
-                let mut out = vec![Value::Object(rec)];
+                let mut out = Vec::new();
+                if let Some(key) = &a.account
+                    && key.as_str() != a.email.normalized()
+                {
+                    // A rename. Expensify keys records by address and only
+                    // renames through a matching employeeID; sent alone,
+                    // the new address would become a second, empty
+                    // account. So the account is first keyed to its
+                    // person under its own address, then renamed.
+                    let home = a
+                        .changes
+                        .iter()
+                        .find(|c| c.name == attr::POLICY_ID)
+                        .and_then(|c| c.before.as_deref())
+                        .filter(|old| !old.is_empty())
+                        .unwrap_or(policy);
+                    out.push(json!({
+                        "employeeEmail": key.as_str(),
+                        "managerEmail": manager,
+                        "employeeID": employee_id,
+                        "policyID": home,
+                    }));
+                }
+                out.push(Value::Object(rec));
                 if a.operation == Operation::Update
                     && let Some(old) = a
                         .changes
@@ -657,6 +688,7 @@ impl Connector for ExpensifyConnector {
             .with_rate_limits(self.config.rate_limits.clone())
             .with_dry_run(true)
             .with_deactivate_needs_current_attributes(true)
+            .with_upserts_by_address(true)
     }
 
     async fn validate(&self) -> Result<Validation, ConnectorError> {

@@ -123,6 +123,11 @@ pub struct Capabilities {
     /// attributes (e.g. Expensify: which policies to remove it from); the
     /// driver fills them from a fresh read before applying.
     pub deactivate_needs_current_attributes: bool,
+    /// Writes are upserts keyed by address (Expensify): a create for an
+    /// address some account already holds would overwrite that account.
+    /// The executor reads the app before such a create and refuses it when
+    /// the address is taken by an account that is not the action's person's.
+    pub upserts_by_address: bool,
 }
 
 impl Capabilities {
@@ -133,6 +138,7 @@ impl Capabilities {
             rate_limits: Vec::new(),
             dry_run: false,
             deactivate_needs_current_attributes: false,
+            upserts_by_address: false,
         }
     }
 
@@ -153,6 +159,11 @@ impl Capabilities {
 
     pub fn with_deactivate_needs_current_attributes(mut self, needs: bool) -> Self {
         self.deactivate_needs_current_attributes = needs;
+        self
+    }
+
+    pub fn with_upserts_by_address(mut self, upserts: bool) -> Self {
+        self.upserts_by_address = upserts;
         self
     }
 

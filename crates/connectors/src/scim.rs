@@ -80,6 +80,9 @@ pub mod attr {
     pub const EXTERNAL_ID: &str = "external_id";
     /// The account's address (roster's reconcile sets it on every write).
     pub const EMAIL: &str = "email";
+    /// The enterprise extension's `employeeNumber`; written only when a
+    /// match resolution re-keys an account to its person.
+    pub const EMPLOYEE_ID: &str = "employee_id";
 }
 
 /// How to reach one SCIM server.
@@ -291,6 +294,8 @@ fn scim_path(name: &str) -> Option<String> {
     Some(match name {
         attr::FIRST_NAME => "name.givenName".into(),
         attr::LAST_NAME => "name.familyName".into(),
+        // Re-keying an account to the person a resolution linked it to.
+        attr::EMPLOYEE_ID => format!("{ENTERPRISE_SCHEMA}:employeeNumber"),
         attr::DISPLAY_NAME => "displayName".into(),
         attr::DEPARTMENT => format!("{ENTERPRISE_SCHEMA}:department"),
         attr::COST_CENTER => format!("{ENTERPRISE_SCHEMA}:costCenter"),

@@ -9,6 +9,19 @@
 //!
 //! Emails compare case-insensitively, and addresses in equivalent domains
 //! (`alice@acme.io` = `alice@acme.com` when configured) compare equal.
+//!
+//! One identifier alone never hands an account to a person when the app's
+//! own record says otherwise, because a link decides whose history the
+//! account carries from then on:
+//!
+//! * matched by address, but the account carries a *different* employee ID
+//!   (an address reused by a new hire after its owner left), or a name that
+//!   shares neither first nor last name with the person: a conflict;
+//! * matched by employee ID under an address that is not the person's (a
+//!   rename would follow): only when the account's name agrees with the
+//!   person's (first or last name). A disagreeing name is a reused employee
+//!   ID; no name at all leaves nothing to confirm it. Both are conflicts,
+//!   which a person settles with `roster matches resolve`.
 
 use std::collections::HashMap;
 
@@ -108,6 +121,22 @@ impl<'a> Correlator<'a> {
             || person.aliases.iter().any(|a| self.canonical(a) == key)
     }
 
+    /// The people (by index) whose primary address or alias `email` is.
+    pub fn people_with_address(&self, email: &Email) -> Vec<usize> {
+        let key = self.canonical(email);
+        let mut found: Vec<usize> = self
+            .by_email
+            .get(&key)
+            .into_iter()
+            .chain(self.by_alias.get(&key))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
     pub fn correlate(&self, account: &Account) -> Match {
         let mut candidate: Option<(usize, MatchedBy)> = None;
         for rule in &self.settings.order {
@@ -167,8 +196,60 @@ impl<'a> Correlator<'a> {
             }
         }
         match candidate {
-            Some((i, by)) => Match::Person(i, by),
+            Some((i, by)) => match self.contradiction(account, i, by) {
+                Some(why) => Match::Ambiguous(why, vec![i]),
+                None => Match::Person(i, by),
+            },
             None => Match::None,
+        }
+    }
+
+    /// Why the app's record of `account` says it is not person `i`'s,
+    /// though one identifier matched (see the module docs).
+    fn contradiction(&self, account: &Account, i: usize, by: MatchedBy) -> Option<String> {
+        let person = &self.people[i];
+        let who = format!("{} ({})", person.email, person.employee_id);
+        let uses_ids = self.settings.order.contains(&CorrelationRule::EmployeeId);
+        match by {
+            MatchedBy::Resolved => None,
+            MatchedBy::EmployeeId => {
+                let email = account.email.as_ref()?;
+                if self.is_address_of(email, person) {
+                    return None;
+                }
+                match names_agree(account, person) {
+                    Some(true) => None,
+                    Some(false) => Some(format!(
+                        "employee ID {} is {who}'s, but the account under {email} belongs to {} in the app; \
+                         an employee ID reused for someone new? roster will not rename it",
+                        person.employee_id,
+                        account_name(account)
+                    )),
+                    None => Some(format!(
+                        "employee ID {} is {who}'s, but the account is under {email}, which is not theirs, \
+                         and the app gives no name to confirm it is the same person; roster will not rename it",
+                        person.employee_id
+                    )),
+                }
+            }
+            MatchedBy::Email | MatchedBy::Alias => {
+                if uses_ids
+                    && let Some(id) = &account.employee_id
+                    && id != &person.employee_id
+                {
+                    return Some(format!(
+                        "the address is {who}'s, but the account carries employee ID {id}; \
+                         an address reused after its owner left?"
+                    ));
+                }
+                if names_agree(account, person) == Some(false) {
+                    return Some(format!(
+                        "the address is {who}'s, but the account belongs to {} in the app",
+                        account_name(account)
+                    ));
+                }
+                None
+            }
         }
     }
 
@@ -182,6 +263,40 @@ impl<'a> Correlator<'a> {
         names.sort();
         names.join(", ")
     }
+}
+
+/// The first and last name the app holds for the account, when it holds
+/// any (connectors read them as `first_name` / `last_name`).
+fn account_names(account: &Account) -> (Option<&str>, Option<&str>) {
+    let get = |k: &str| {
+        account
+            .attributes
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    (get("first_name"), get("last_name"))
+}
+
+/// `Some(true)` when the app's first or last name for the account equals
+/// the person's (case-insensitively: a marriage changes one, rarely both),
+/// `Some(false)` when it names someone else, `None` when it has no name.
+fn names_agree(account: &Account, person: &Person) -> Option<bool> {
+    let (first, last) = account_names(account);
+    if first.is_none() && last.is_none() {
+        return None;
+    }
+    let same =
+        |have: Option<&str>, want: &str| have.is_some_and(|h| h.eq_ignore_ascii_case(want.trim()));
+    Some(same(first, &person.first_name) || same(last, &person.last_name))
+}
+
+fn account_name(account: &Account) -> String {
+    let (first, last) = account_names(account);
+    format!(
+        "{:?}",
+        format!("{} {}", first.unwrap_or(""), last.unwrap_or("")).trim()
+    )
 }
 
 fn rule_name(rule: CorrelationRule) -> &'static str {

@@ -15,13 +15,28 @@
 //! Invariants: an ambiguous or duplicate account is never acted on; an
 //! incomplete read never yields a deactivation; the same inputs always give
 //! the same plan, byte for byte.
+//!
+//! Identity invariant: an account is only ever changed in place, under its
+//! own key, for the person it is linked to. Apps that write whole records
+//! keyed by address or employee ID (Expensify) would otherwise turn a
+//! create or a rename into a takeover of someone else's account, so:
+//!
+//! * a create is withheld while any account in the app (linked to someone
+//!   else, ignored, or unlinked) holds the person's address or employee ID;
+//! * a rename is withheld (the rest of the update still goes) while the new
+//!   address is held by another account or belongs to another person, or
+//!   another account carries the person's employee ID;
+//! * an update or reactivation is addressed to the account's current
+//!   address unless it renames it;
+//! * an account's employee ID is only ever changed to that of the person a
+//!   resolution (`roster matches resolve`) linked it to.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
 use crate::correlate::{Correlator, Match, MatchedBy};
-use crate::ids::{AccountKey, ConnectionId, EmployeeId};
+use crate::ids::{AccountKey, ConnectionId, Email, EmployeeId};
 use crate::model::{Account, EmploymentStatus, Observed, Person};
 use crate::plan::{
     Action, AttributeChange, Classification, Finding, FindingKind, Operation, Plan, observed_digest,
@@ -31,6 +46,60 @@ use crate::policy::{OrphanHandling, Policy};
 /// The attribute that carries an account's address. Compared against the
 /// person's addresses (primary and aliases), never against the policy.
 pub const EMAIL_ATTRIBUTE: &str = "email";
+
+/// The change that re-keys an account to its resolved person's employee ID.
+pub const EMPLOYEE_ID_ATTRIBUTE: &str = "employee_id";
+
+/// The accounts of one connection by lower-cased address and by employee
+/// ID: what a create or a rename would land on. Built only when a plan
+/// needs one (most runs have few creates and renames).
+struct Holders<'a> {
+    by_address: HashMap<String, Vec<&'a Account>>,
+    by_employee_id: HashMap<&'a str, Vec<&'a Account>>,
+}
+
+impl<'a> Holders<'a> {
+    fn new(accounts: &'a [Account]) -> Self {
+        let mut h = Holders {
+            by_address: HashMap::new(),
+            by_employee_id: HashMap::new(),
+        };
+        for a in accounts {
+            if let Some(e) = &a.email {
+                h.by_address.entry(e.normalized()).or_default().push(a);
+            }
+            // An inactive account keeps its employee ID in apps that list
+            // them (SCIM), where a create never merges by ID; apps that do
+            // merge by ID (Expensify) list no inactive accounts.
+            if a.active
+                && let Some(id) = &a.employee_id
+            {
+                h.by_employee_id.entry(id.as_str()).or_default().push(a);
+            }
+        }
+        h
+    }
+
+    /// An account other than `except` under this address.
+    fn address(&self, email: &Email, except: Option<&AccountKey>) -> Option<&'a Account> {
+        self.by_address
+            .get(&email.normalized())
+            .into_iter()
+            .flatten()
+            .find(|a| Some(&a.key) != except)
+            .copied()
+    }
+
+    /// An active account other than `except` carrying this employee ID.
+    fn employee_id(&self, id: &EmployeeId, except: Option<&AccountKey>) -> Option<&'a Account> {
+        self.by_employee_id
+            .get(id.as_str())
+            .into_iter()
+            .flatten()
+            .find(|a| Some(&a.key) != except)
+            .copied()
+    }
+}
 
 /// Reconciles every governed connection in `observed`.
 ///
@@ -56,7 +125,7 @@ pub struct Resolution {
 }
 
 /// A resolution, looked up against this run's people.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Resolved {
     Person(usize),
     PersonGone,
@@ -118,13 +187,14 @@ pub fn reconcile_with(
         let handles: Vec<_> = work
             .chunks(chunk)
             .map(|part| {
-                let (correlator, resolved) = (&correlator, &resolved);
+                let (correlator, resolved, by_id) = (&correlator, &resolved, &by_id);
                 scope.spawn(move || {
                     let mut partial = Plan::default();
                     for obs in part {
                         reconcile_connection(
                             correlator,
                             resolved,
+                            by_id,
                             people,
                             obs,
                             policy,
@@ -177,9 +247,36 @@ fn op_rank(op: Operation) -> u8 {
     }
 }
 
+/// A resolution made for an account that the app now shows to be
+/// somebody else's in every respect: its employee ID and its address both
+/// belong to one other person. In apps keyed by address (Expensify), that
+/// is a new account under a reused address, not the one a person decided
+/// about, so the decision no longer applies to it.
+fn stale_resolution(
+    correlator: &Correlator<'_>,
+    people: &[Person],
+    by_id: &HashMap<&str, usize>,
+    account: &Account,
+    resolution: Resolved,
+) -> bool {
+    let (Some(id), Some(email)) = (&account.employee_id, &account.email) else {
+        return false;
+    };
+    let Some(&j) = by_id.get(id.as_str()) else {
+        return false;
+    };
+    let other = match resolution {
+        Resolved::Person(i) => i != j,
+        Resolved::Ignore | Resolved::PersonGone => true,
+    };
+    other && correlator.is_address_of(email, &people[j])
+}
+
+#[allow(clippy::too_many_arguments)]
 fn reconcile_connection(
     correlator: &Correlator<'_>,
     resolved: &HashMap<(&str, &str), Resolved>,
+    by_id: &HashMap<&str, usize>,
     people: &[Person],
     obs: &Observed,
     policy: &Policy,
@@ -212,7 +309,10 @@ fn reconcile_connection(
     let mut matches: HashMap<usize, Vec<(&Account, MatchedBy)>> = HashMap::new();
     let mut held: HashSet<usize> = HashSet::new();
     for account in &obs.accounts {
-        let outcome = match resolved.get(&(connection.as_str(), account.key.as_str())) {
+        let resolution = resolved
+            .get(&(connection.as_str(), account.key.as_str()))
+            .filter(|r| !stale_resolution(correlator, people, by_id, account, **r));
+        let outcome = match resolution {
             Some(Resolved::Ignore) => {
                 class.ignored += 1;
                 continue;
@@ -273,7 +373,7 @@ fn reconcile_connection(
             Match::None => class.inactive += 1,
         }
     }
-    let mut linked: HashMap<usize, &Account> = HashMap::with_capacity(matches.len());
+    let mut linked: HashMap<usize, (&Account, MatchedBy)> = HashMap::with_capacity(matches.len());
     for (i, mut candidates) in matches {
         let person = &people[i];
         candidates.sort_by_key(|(a, by)| {
@@ -289,7 +389,7 @@ fn reconcile_connection(
                 a.key.clone(),
             )
         });
-        let primary = candidates[0].0;
+        let (primary, primary_by) = candidates[0];
         for (dup, _) in &candidates[1..] {
             class.unmatched += 1;
             plan.findings.push(Finding {
@@ -303,14 +403,35 @@ fn reconcile_connection(
                 ),
             });
         }
-        linked.insert(i, primary);
+        linked.insert(i, (primary, primary_by));
     }
+    let owner_of: HashMap<&str, usize> = linked
+        .iter()
+        .map(|(i, (a, _))| (a.key.as_str(), *i))
+        .collect();
+    let mut holders: Option<Holders<'_>> = None;
+    // Who an account belongs to, in words, for the findings below.
+    let describe = |a: &Account| -> String {
+        let who = match owner_of.get(a.key.as_str()) {
+            Some(&j) => format!("linked to {} ({})", people[j].email, people[j].employee_id),
+            None => "linked to no one".to_string(),
+        };
+        format!(
+            "account {} ({}, employee ID {}; {who})",
+            a.key,
+            a.email.as_ref().map(|e| e.as_str()).unwrap_or("no address"),
+            a.employee_id.as_ref().map(|e| e.as_str()).unwrap_or("none")
+        )
+    };
 
     // 2–3. Compare each person's entitlement with their account.
     let connection_rules = policy.rules_for(connection);
     for (i, person) in people.iter().enumerate() {
         let entitlement = policy.entitlement_among(&connection_rules, person, connection);
-        let account = linked.get(&i).copied();
+        let (account, linked_by) = match linked.get(&i) {
+            Some((a, by)) => (Some(*a), Some(*by)),
+            None => (None, None),
+        };
         match (entitlement, account) {
             (Some(_), None) if held.contains(&i) => {
                 class.missing += 1;
@@ -330,6 +451,30 @@ fn reconcile_connection(
             }
             (Some(ent), None) => {
                 class.missing += 1;
+                let h = holders.get_or_insert_with(|| Holders::new(&obs.accounts));
+                let taken = h
+                    .address(&person.email, None)
+                    .map(|a| (a, "address"))
+                    .or_else(|| {
+                        h.employee_id(&person.employee_id, None)
+                            .map(|a| (a, "employee ID"))
+                    });
+                if let Some((holder, what)) = taken {
+                    plan.findings.push(Finding {
+                        connection: connection.clone(),
+                        kind: FindingKind::Ambiguous,
+                        account: Some(holder.key.clone()),
+                        email: Some(person.email.clone()),
+                        detail: format!(
+                            "no account created for {} ({}): their {what} is held by {}; a create would take that account over. \
+                             Resolve it with `roster matches resolve`, or remove it in {connection}",
+                            person.email,
+                            person.employee_id,
+                            describe(holder)
+                        ),
+                    });
+                    continue;
+                }
                 let mut attributes = ent.owned_attributes();
                 attributes.insert(EMAIL_ATTRIBUTE.into(), person.email.to_string());
                 plan.actions.push(Action {
@@ -349,21 +494,87 @@ fn reconcile_connection(
                 });
             }
             (Some(ent), Some(account)) => {
-                let changes = diff(correlator, person, account, &ent.attributes, &managed);
-                if account.active && changes.is_empty() {
+                let mut changes = diff(correlator, person, account, &ent.attributes, &managed);
+                if account.active && changes.is_empty() && linked_by != Some(MatchedBy::Resolved) {
                     // Linked and as desired: the common case, kept cheap.
                     class.linked += 1;
                     continue;
                 }
+                if linked_by == Some(MatchedBy::Resolved)
+                    && let Some(id) = &account.employee_id
+                    && id != &person.employee_id
+                {
+                    // A person linked this account to this person: it takes
+                    // their employee ID, so the app keys it to them.
+                    changes.push(AttributeChange {
+                        name: EMPLOYEE_ID_ATTRIBUTE.into(),
+                        before: Some(id.to_string()),
+                        after: Some(person.employee_id.to_string()),
+                    });
+                }
+                if changes.iter().any(|c| c.name == EMAIL_ATTRIBUTE) {
+                    let h = holders.get_or_insert_with(|| Holders::new(&obs.accounts));
+                    let others: Vec<usize> = correlator
+                        .people_with_address(&person.email)
+                        .into_iter()
+                        .filter(|&j| j != i)
+                        .collect();
+                    let blocked = if let Some(other) = h.address(&person.email, Some(&account.key))
+                    {
+                        Some(format!("{} is held by {}", person.email, describe(other)))
+                    } else if let Some(&j) = others.first() {
+                        Some(format!(
+                            "{} is also an address of {} ({}) in the source of truth",
+                            person.email, people[j].email, people[j].employee_id
+                        ))
+                    } else {
+                        h.employee_id(&person.employee_id, Some(&account.key))
+                            .map(|other| {
+                                format!(
+                                    "employee ID {} is also carried by {}",
+                                    person.employee_id,
+                                    describe(other)
+                                )
+                            })
+                    };
+                    if let Some(why) = blocked {
+                        changes.retain(|c| c.name != EMAIL_ATTRIBUTE);
+                        plan.findings.push(Finding {
+                            connection: connection.clone(),
+                            kind: FindingKind::Ambiguous,
+                            account: Some(account.key.clone()),
+                            email: account.email.clone(),
+                            detail: format!(
+                                "not renamed to {}: {why}; a rename would merge with or take over that account. \
+                                 The account stays under its address until that is settled",
+                                person.email
+                            ),
+                        });
+                    }
+                }
+                if account.active && changes.is_empty() {
+                    class.linked += 1;
+                    continue;
+                }
+                // The account's own address, unless this change renames it:
+                // apps that key records by address must write this account.
+                let address = if changes.iter().any(|c| c.name == EMAIL_ATTRIBUTE) {
+                    person.email.clone()
+                } else {
+                    account
+                        .email
+                        .clone()
+                        .unwrap_or_else(|| person.email.clone())
+                };
                 let mut attributes = ent.owned_attributes();
-                attributes.insert(EMAIL_ATTRIBUTE.into(), person.email.to_string());
+                attributes.insert(EMAIL_ATTRIBUTE.into(), address.to_string());
                 if !account.active {
                     class.drifted += 1;
                     plan.actions.push(Action {
                         connection: connection.clone(),
                         operation: Operation::Reactivate,
                         employee_id: Some(person.employee_id.clone()),
-                        email: person.email.clone(),
+                        email: address,
                         account: Some(account.key.clone()),
                         attributes,
                         changes,
@@ -381,7 +592,7 @@ fn reconcile_connection(
                         connection: connection.clone(),
                         operation: Operation::Update,
                         employee_id: Some(person.employee_id.clone()),
-                        email: person.email.clone(),
+                        email: address,
                         account: Some(account.key.clone()),
                         attributes,
                         changes,
@@ -500,9 +711,15 @@ fn update_reason(changes: &[AttributeChange], rules: &[&str]) -> String {
     if changes.iter().any(|c| c.name == EMAIL_ATTRIBUTE) {
         parts.push("the person's address changed in the source of truth".to_string());
     }
+    if changes.iter().any(|c| c.name == EMPLOYEE_ID_ATTRIBUTE) {
+        parts.push(
+            "a person linked this account to them (`roster matches resolve`), so it takes their employee ID"
+                .to_string(),
+        );
+    }
     let names: Vec<&str> = changes
         .iter()
-        .filter(|c| c.name != EMAIL_ATTRIBUTE)
+        .filter(|c| c.name != EMAIL_ATTRIBUTE && c.name != EMPLOYEE_ID_ATTRIBUTE)
         .map(|c| c.name.as_str())
         .collect();
     if !names.is_empty() {

@@ -594,6 +594,7 @@ impl<'e, 'p> Executor<'e, 'p> {
             (op == Operation::Deactivate
                 && w.action.attributes.is_empty()
                 && caps.deactivate_needs_current_attributes)
+                || (op == Operation::Create && caps.upserts_by_address)
                 || (w.task.uncertain
                     && matches!(
                         op,
@@ -1039,6 +1040,30 @@ fn check_current(w: &mut Work, observed: &Observed) -> Option<TaskResult> {
             // what it can do without the current state.
             None => None,
         },
+        // An app that upserts by address would overwrite whatever account
+        // holds it: a create lands only on a free address (or on the
+        // account an earlier attempt of this very create made).
+        Operation::Create
+            if let Some(acc) = found
+                && acc.employee_id.as_ref() != w.action.employee_id.as_ref() =>
+        {
+            Some(TaskResult::Dead {
+                reason: format!(
+                    "{} already holds {} (employee ID {}); creating it for {} would take that account over, so nothing was sent",
+                    w.action.connection,
+                    w.action.email,
+                    acc.employee_id
+                        .as_ref()
+                        .map(|e| e.as_str())
+                        .unwrap_or("none"),
+                    w.action
+                        .employee_id
+                        .as_ref()
+                        .map(|e| e.as_str())
+                        .unwrap_or("no one")
+                ),
+            })
+        }
         Operation::Create | Operation::Reactivate if w.task.uncertain => match found {
             Some(acc)
                 if acc.active

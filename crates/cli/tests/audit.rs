@@ -143,7 +143,7 @@ async fn erased_payloads_still_verify_and_a_down_witness_only_warns() {
     let config = deployment(dir.path(), &witness);
 
     let c = config.clone();
-    let (out, stdout, stderr) = tokio::task::spawn_blocking(move || roster(&c, &["plan"]))
+    let (out, _stdout, stderr) = tokio::task::spawn_blocking(move || roster(&c, &["plan"]))
         .await
         .unwrap();
     assert!(out.status.success(), "the command still succeeds: {stderr}");

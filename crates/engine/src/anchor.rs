@@ -198,11 +198,7 @@ impl SigningKey {
         // one, and the loser of the race uses the winner's key.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let text = Zeroizing::new(format!("{}\n", hex::encode(seed.as_ref())));
-        let written = (|| -> std::io::Result<()> {
-            let mut f = private_file(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })();
+        let written = write_private(&tmp, text.as_bytes());
         let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
         let _ = std::fs::remove_file(&tmp);
         match linked {
@@ -266,6 +262,13 @@ impl SigningKey {
             sig: hex::encode(self.pair.sign(msg.as_bytes()).as_ref()),
         }
     }
+}
+
+/// Writes `bytes` to a new file only its owner can read, and syncs it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = private_file(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 #[cfg(unix)]

@@ -142,6 +142,7 @@ async fn okta_assignment_connector_conforms() {
             attributes: BTreeMap::new(),
             changes: Vec::new(),
             reason: "setup".into(),
+            cause: roster_core::Cause::Regrant,
         };
         assert_eq!(
             connector

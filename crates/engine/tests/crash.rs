@@ -91,6 +91,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
                 attributes: BTreeMap::new(),
                 changes: vec![],
                 reason: "left the company".into(),
+                cause: roster_core::Cause::Left,
             });
             expected.push((pid.clone(), mail, "removed"));
         }
@@ -113,6 +114,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
             ]),
             changes: vec![],
             reason: "joined".into(),
+            cause: roster_core::Cause::Grant,
         });
         expected.push((p.clone(), mail, "added"));
     }
@@ -135,6 +137,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
                     after: Some("new-boss@example.com".into()),
                 }],
                 reason: "new manager".into(),
+                cause: roster_core::Cause::Drift,
             });
             expected.push((pids[i].clone(), mail, "updated:managerEmail"));
         }
@@ -157,6 +160,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
                     after: Some(to.clone()),
                 }],
                 reason: "moved department".into(),
+                cause: roster_core::Cause::Drift,
             });
             expected.push((to.clone(), mail.clone(), "added"));
             expected.push((pids[i].clone(), mail, "removed"));
@@ -168,6 +172,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
         classification: BTreeMap::new(),
         observed_digest: "crash-test".into(),
         approvals: BTreeMap::new(),
+        guards: Default::default(),
     };
     (plan, expected)
 }

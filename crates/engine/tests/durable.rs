@@ -93,6 +93,7 @@ fn create(n: usize, policy: &str) -> Action {
         ]),
         changes: vec![],
         reason: "joined".into(),
+        cause: roster_core::Cause::Grant,
     }
 }
 
@@ -103,6 +104,7 @@ async fn save(engine: &Engine, actions: Vec<Action>) -> PlanId {
         classification: BTreeMap::new(),
         observed_digest: "d".into(),
         approvals: BTreeMap::new(),
+        guards: Default::default(),
     };
     engine
         .store

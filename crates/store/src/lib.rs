@@ -52,6 +52,7 @@ pub mod audit;
 mod connections;
 mod error;
 mod governance;
+mod guards;
 mod human_tasks;
 mod people;
 mod plans;
@@ -74,6 +75,7 @@ pub use audit::{AuditEvent, AuditRecord, AuditReport, GENESIS_HASH};
 pub use connections::ConnectionRecord;
 pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
+pub use guards::SourceBaseline;
 pub use human_tasks::{HumanTask, HumanTaskState};
 pub use plans::{ActionState, PlanId, PlanStatus, StoredAction, StoredPlan};
 pub use reports::ActionStateRow;
@@ -94,7 +96,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

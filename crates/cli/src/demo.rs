@@ -416,6 +416,7 @@ async fn start_sims(
                 .collect(),
             changes: Vec::new(),
             reason: "state before roster".into(),
+            cause: roster_core::Cause::Grant,
         })
         .collect();
     let results = roster_connectors::driver::apply_all(

@@ -35,6 +35,16 @@ pub struct PlanArgs {
     /// store holds and a fresh read of the apps.
     #[arg(long)]
     person: Option<String>,
+    /// Confirm that the people source is right although it shrank, or
+    /// terminated many people at once, since the last accepted snapshot
+    /// (the source-change guard). It becomes the accepted snapshot, and
+    /// this plan carries the deactivations it asks for.
+    #[arg(long)]
+    accept_source_change: bool,
+    /// Who confirms a source change (recorded in the audit log). Defaults
+    /// to $USER.
+    #[arg(long, env = "USER", default_value = "unknown")]
+    by: String,
 }
 
 #[derive(Args)]
@@ -315,11 +325,39 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
     if readable.is_empty() && !outcomes.is_empty() {
         bail!("no connection could be read; nothing was planned or imported");
     }
+    let mut held = None;
     if let Some((hr, people)) = people {
-        engine
+        held = engine
             .import_people(&people, &hr.display().to_string())
             .await?;
         eprintln!("imported {} people from {}", people.len(), hr.display());
+    }
+    if args.accept_source_change {
+        let counts = engine.accept_source_change(&args.by).await?;
+        eprintln!(
+            "accepted the people source as it is ({} people, {} terminated), confirmed by {}",
+            counts.people, counts.terminated, args.by
+        );
+    } else if let Some(change) = held {
+        eprintln!(
+            "warning: {}; no deactivations are planned until you confirm the source with `{}`",
+            change.detail,
+            roster_core::guard::ACCEPT_SOURCE_CHANGE
+        );
+    }
+    if let Some(only) = &args.connection {
+        anyhow::ensure!(
+            config.connections.iter().any(|c| &c.id == only),
+            "no connection {only:?} in {}; configured: {}",
+            args.config.display(),
+            config
+                .connections
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        readable.retain(|c| c.as_str() == only);
     }
     let (id, plan) = match &args.person {
         Some(who) => {

@@ -701,6 +701,7 @@ mod tests {
             attributes: BTreeMap::new(),
             changes: Vec::new(),
             reason: "test".into(),
+            cause: roster_core::Cause::default(),
         }
     }
 

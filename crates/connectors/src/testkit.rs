@@ -194,6 +194,7 @@ impl Subject {
             attributes,
             changes: Vec::new(),
             reason: "conformance suite".into(),
+            cause: roster_core::Cause::default(),
         })
     }
 }

@@ -142,6 +142,7 @@ async fn okta_assignment_connector_conforms() {
             attributes: BTreeMap::new(),
             changes: Vec::new(),
             reason: "setup".into(),
+            cause: roster_core::Cause::Regrant,
         };
         assert_eq!(
             connector
@@ -274,6 +275,7 @@ async fn okta_holds_back_when_the_window_is_spent() {
                 attributes: BTreeMap::new(),
                 changes: Vec::new(),
                 reason: "test".into(),
+                cause: roster_core::Cause::Regrant,
             }
         })
         .collect();

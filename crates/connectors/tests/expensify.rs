@@ -79,6 +79,7 @@ fn action(op: Operation, email: &str, id: Option<&str>, attrs: &[(&str, &str)]) 
             .collect(),
         changes: Vec::new(),
         reason: "test".into(),
+        cause: roster_core::Cause::default(),
     }
 }
 

@@ -46,6 +46,7 @@ fn action(
             .collect(),
         changes: Vec::new(),
         reason: "test".into(),
+        cause: roster_core::Cause::default(),
     }
 }
 

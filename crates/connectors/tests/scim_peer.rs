@@ -135,6 +135,7 @@ fn action(op: Operation, email: &str, key: Option<&str>, attrs: &[(&str, &str)])
             .collect(),
         changes: Vec::new(),
         reason: "peer test".into(),
+        cause: roster_core::Cause::default(),
     }
 }
 

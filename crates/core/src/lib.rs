@@ -28,8 +28,9 @@ pub mod reconcile;
 pub mod text;
 pub mod vocabulary;
 
+pub use guard::{GuardContext, GuardKind};
 pub use ids::{AccountKey, ConnectionId, Email, EmployeeId};
 pub use model::{Account, EmploymentStatus, Observed, Person};
-pub use plan::{Action, AttributeChange, Finding, FindingKind, Operation, Plan};
+pub use plan::{Action, AttributeChange, Cause, Finding, FindingKind, Operation, Plan};
 pub use policy::{Policy, PolicyError};
-pub use reconcile::{Resolution, reconcile, reconcile_with};
+pub use reconcile::{Resolution, reconcile, reconcile_guarded, reconcile_with};

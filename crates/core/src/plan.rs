@@ -13,6 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::guard::GuardReport;
 use crate::ids::{AccountKey, ConnectionId, Email, EmployeeId};
 use crate::model::Observed;
 
@@ -92,6 +93,79 @@ pub struct AttributeChange {
     pub after: Option<String>,
 }
 
+/// Why an action is planned: what in the world asks for it. The guards
+/// ([`crate::guard`]) judge an action by its cause: a leaver's
+/// deactivation goes at once, access taken from someone still employed
+/// waits past a small limit.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Not recorded: a plan stored before actions carried their cause.
+    #[default]
+    Unknown,
+    /// A rule grants the person an app they have no account in.
+    Grant,
+    /// A rule grants the person an app whose account is deactivated.
+    Regrant,
+    /// The account differs from what the source and the rules say.
+    Drift,
+    /// The person is terminated in the source of truth.
+    Left,
+    /// No rule grants the app any more to a person who is still active or
+    /// on leave.
+    NoLongerGranted,
+    /// An active account no person matches (`orphans = "deactivate"`).
+    Orphan,
+    /// A leaver's suspended account, past the connection's grace period.
+    GraceExpired,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 8] = [
+        Cause::Unknown,
+        Cause::Grant,
+        Cause::Regrant,
+        Cause::Drift,
+        Cause::Left,
+        Cause::NoLongerGranted,
+        Cause::Orphan,
+        Cause::GraceExpired,
+    ];
+
+    /// The stable name used in plans, JSON and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Unknown => "unknown",
+            Cause::Grant => "grant",
+            Cause::Regrant => "regrant",
+            Cause::Drift => "drift",
+            Cause::Left => "left",
+            Cause::NoLongerGranted => "no_longer_granted",
+            Cause::Orphan => "orphan",
+            Cause::GraceExpired => "grace_expired",
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        *self == Cause::Unknown
+    }
+
+    /// Does this removal take access from someone the source of truth
+    /// still lists as employed (or does not list at all)? These are the
+    /// removals a typo in a rule or a short read produces.
+    pub fn removes_from_non_leaver(self) -> bool {
+        matches!(self, Cause::NoLongerGranted | Cause::Orphan)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One thing to do to one account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
@@ -111,6 +185,10 @@ pub struct Action {
     #[serde(default)]
     pub changes: Vec<AttributeChange>,
     pub reason: String,
+    /// Why the action is planned. Left out of the JSON when unknown, so a
+    /// plan stored before causes existed keeps its content hash.
+    #[serde(default, skip_serializing_if = "Cause::is_unknown")]
+    pub cause: Cause,
 }
 
 impl Action {
@@ -146,6 +224,10 @@ pub enum FindingKind {
     /// A rule's `lookup` table has no value some person needs (and no
     /// default): that person's create, update or reactivation is withheld.
     UnresolvedLookup,
+    /// The source of truth shrank (or terminated many people at once)
+    /// since the last accepted snapshot: deprovisions were withheld until a
+    /// person confirms the source (see [`crate::guard`]).
+    SourceChange,
 }
 
 impl FindingKind {
@@ -156,6 +238,7 @@ impl FindingKind {
             FindingKind::Duplicate => "duplicate",
             FindingKind::IncompleteRead => "incomplete_read",
             FindingKind::UnresolvedLookup => "unresolved_lookup",
+            FindingKind::SourceChange => "source_change",
         }
     }
 }
@@ -203,6 +286,10 @@ pub struct Plan {
     /// run, with the reason (see [`crate::guard`]).
     #[serde(default)]
     pub approvals: BTreeMap<usize, String>,
+    /// Which guards fired, with their numbers, and the guard settings the
+    /// policy changed from the defaults (see [`crate::guard`]).
+    #[serde(default, skip_serializing_if = "GuardReport::is_empty")]
+    pub guards: GuardReport,
     /// Set when the policy changed since the last applied plan: what the
     /// change alone causes. Informational: not part of [`Plan::hash`], since
     /// it describes the plan rather than adding to what it does.
@@ -323,6 +410,11 @@ impl Plan {
         for (i, why) in &self.approvals {
             h.update(format!("approval {i}: {why}\n").as_bytes());
         }
+        // Only when present, so plans stored before guard reports existed
+        // keep their hash.
+        if !self.guards.is_empty() {
+            h.update(serde_json::to_vec(&self.guards).unwrap_or_default());
+        }
         hex::encode(h.finalize())
     }
 
@@ -433,7 +525,9 @@ pub fn observed_digest(observed: &[Observed]) -> String {
 
 /// Renders a plan for people, like `terraform plan`: grouped by
 /// connection, `+` create, `^` reactivate, `~` update (with each attribute
-/// before → after), `-` deactivate, `?` a finding; then a summary line.
+/// before → after), `-` deactivate, `?` a finding, each action with its
+/// `[cause]`; then the guards that fired and the guard settings the policy
+/// changed, and a summary line.
 pub fn render(plan: &Plan) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -457,9 +551,14 @@ pub fn render(plan: &Plan) -> String {
                 Some(id) => format!("{} ({id})", a.email),
                 None => a.email.to_string(),
             };
+            let cause = if a.cause.is_unknown() {
+                String::new()
+            } else {
+                format!("  [{}]", a.cause)
+            };
             let _ = writeln!(
                 out,
-                "  {} {:<10} {who}",
+                "  {} {:<10} {who}{cause}",
                 a.operation.sign(),
                 a.operation.as_str()
             );
@@ -507,6 +606,7 @@ pub fn render(plan: &Plan) -> String {
     if let Some(change) = &plan.policy_change {
         let _ = writeln!(out, "{}.", change.summary());
     }
+    out.push_str(&crate::guard::render_report(&plan.guards));
     out.push_str(&plan.summary_line());
     out.push('\n');
     out
@@ -531,6 +631,7 @@ mod tests {
                 .collect(),
             changes: Vec::new(),
             reason: format!("{op} {key}"),
+            cause: Cause::Unknown,
         }
     }
 

@@ -7,9 +7,14 @@
 //! order = ["employee_id", "email", "aliases"]   # the default
 //! equivalent_domains = [["acme.com", "acme.io"]]
 //!
-//! [approvals]
+//! [approvals]                 # guards; see crate::guard for the defaults
 //! deprovision_admins = true           # the default
 //! max_deprovisions_per_plan = 100
+//! max_removals = 3                    # removals from people still employed, per connection
+//! max_removal_percent = 5             # ... or this share of its active accounts, when larger
+//! max_grants = 10                     # new accounts per connection and plan
+//! max_grant_percent = 10
+//! privileged_roles = ["admin", "owner"]
 //!
 //! [connections.expensify]
 //! orphans = "report"          # or "deactivate"
@@ -157,6 +162,16 @@ pub struct ConnectionPolicy {
     /// and deleted for good this many days after their end date.
     #[serde(default)]
     pub grace_days: Option<u32>,
+    /// Overrides `[approvals]`'s limits for this connection (see
+    /// [`ApprovalSettings`] and [`crate::guard`]).
+    #[serde(default)]
+    pub max_removals: Option<usize>,
+    #[serde(default)]
+    pub max_removal_percent: Option<f64>,
+    #[serde(default)]
+    pub max_grants: Option<usize>,
+    #[serde(default)]
+    pub max_grant_percent: Option<f64>,
 }
 
 /// Plan-wide approval rules.
@@ -172,6 +187,44 @@ pub struct ApprovalSettings {
     /// approval for every deactivation.
     #[serde(default)]
     pub max_deprovisions_per_plan: Option<usize>,
+    /// Removals from people still employed (and orphans) one connection
+    /// may take in one plan without approval. Unset: the default of
+    /// [`crate::guard::DEFAULT_MAX_REMOVALS`], lowered on small apps (see
+    /// [`crate::guard`]).
+    #[serde(default)]
+    pub max_removals: Option<usize>,
+    /// The same as a share of the connection's active accounts; the larger
+    /// of the two allowances applies. Unset:
+    /// [`crate::guard::DEFAULT_MAX_REMOVAL_PERCENT`].
+    #[serde(default)]
+    pub max_removal_percent: Option<f64>,
+    /// New accounts (creates and reactivations) one connection may get in
+    /// one plan without approval. Unset:
+    /// [`crate::guard::DEFAULT_MAX_GRANTS`].
+    #[serde(default)]
+    pub max_grants: Option<usize>,
+    /// The same as a share of the connection's active accounts; the larger
+    /// applies. Unset: [`crate::guard::DEFAULT_MAX_GRANT_PERCENT`].
+    #[serde(default)]
+    pub max_grant_percent: Option<f64>,
+    /// Granting one of these roles (the account attribute `role`) waits for
+    /// approval, and so does deactivating an account that holds one (with
+    /// `deprovision_admins`). Unset: `admin` and `owner`.
+    #[serde(default)]
+    pub privileged_roles: Option<Vec<String>>,
+    /// Granting a privileged role waits for approval. Unset: yes.
+    #[serde(default)]
+    pub privileged_grants: Option<bool>,
+    /// Every removal in a connection's first plan (no plan for it has been
+    /// applied yet) waits for approval. Unset: yes.
+    #[serde(default)]
+    pub first_plan: Option<bool>,
+    /// A source with more than this share fewer people than the last
+    /// accepted snapshot, or this share of its people newly terminated,
+    /// is an incomplete read: no deactivations until a person confirms.
+    /// Unset: [`crate::guard::DEFAULT_SOURCE_CHANGE_PERCENT`].
+    #[serde(default)]
+    pub max_source_change_percent: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -183,6 +236,14 @@ impl Default for ApprovalSettings {
         ApprovalSettings {
             deprovision_admins: true,
             max_deprovisions_per_plan: None,
+            max_removals: None,
+            max_removal_percent: None,
+            max_grants: None,
+            max_grant_percent: None,
+            privileged_roles: None,
+            privileged_grants: None,
+            first_plan: None,
+            max_source_change_percent: None,
         }
     }
 }
@@ -346,18 +407,35 @@ impl Policy {
     /// Checks references the TOML grammar cannot. On failure returns a
     /// snippet to locate in the source and the message.
     fn validate(&self) -> Result<(), (String, String)> {
+        let percent = |field: &str, scope: String, p: Option<f64>| match p {
+            Some(p) if !(0.0..=100.0).contains(&p) => Err((
+                field.to_string(),
+                format!("{scope}.{field} must be between 0 and 100, got {p}"),
+            )),
+            _ => Ok(()),
+        };
         for (id, c) in &self.connections {
-            if let Some(p) = c.max_deprovision_percent
-                && !(0.0..=100.0).contains(&p)
-            {
-                return Err((
-                    "max_deprovision_percent".into(),
-                    format!(
-                        "connections.{id}.max_deprovision_percent must be between 0 and 100, got {p}"
-                    ),
-                ));
-            }
+            let scope = || format!("connections.{id}");
+            percent(
+                "max_deprovision_percent",
+                scope(),
+                c.max_deprovision_percent,
+            )?;
+            percent("max_removal_percent", scope(), c.max_removal_percent)?;
+            percent("max_grant_percent", scope(), c.max_grant_percent)?;
         }
+        let a = &self.approvals;
+        percent(
+            "max_removal_percent",
+            "approvals".into(),
+            a.max_removal_percent,
+        )?;
+        percent("max_grant_percent", "approvals".into(), a.max_grant_percent)?;
+        percent(
+            "max_source_change_percent",
+            "approvals".into(),
+            a.max_source_change_percent,
+        )?;
         let mut names = std::collections::BTreeSet::new();
         for rule in &self.rules {
             if rule.name.trim().is_empty() {

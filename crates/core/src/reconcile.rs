@@ -9,8 +9,17 @@
 //!    drifted → update; active but not entitled → deactivate (excess);
 //!    active and matching nobody → orphan (reported, or deactivated when
 //!    the connection's policy says so);
-//! 4. sort the actions deterministically and attach a reason to each;
-//! 5. mark the actions that need approval ([`crate::guard`]).
+//! 4. sort the actions deterministically and attach a reason and a
+//!    [`Cause`] to each;
+//! 5. apply the guards ([`crate::guard::judge`]): withhold deactivations
+//!    after an incomplete read or a source change, and mark the actions
+//!    that need approval.
+//!
+//! A person only an IdP pushed to the SCIM gateway for connection `C`
+//! (attribute `source = "gateway.C"`) stays in that lane: in any other
+//! connection only rules whose `when` names `source` or that connection's
+//! gateway key (`gateway.D`) can grant them anything. Reasons say where the
+//! person came from ("from HR", "pushed by the IdP for spendesk").
 //!
 //! Invariants: an ambiguous or duplicate account is never acted on; an
 //! incomplete read never yields a deactivation; the same inputs always give
@@ -36,12 +45,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use time::OffsetDateTime;
 
 use crate::correlate::{Correlator, Match, MatchedBy};
+use crate::guard::GuardContext;
 use crate::ids::{AccountKey, ConnectionId, Email, EmployeeId};
 use crate::model::{Account, EmploymentStatus, Observed, Person};
 use crate::plan::{
-    Action, AttributeChange, Classification, Finding, FindingKind, Operation, Plan, observed_digest,
+    Action, AttributeChange, Cause, Classification, Finding, FindingKind, Operation, Plan,
+    observed_digest,
 };
-use crate::policy::{OrphanHandling, Policy};
+use crate::policy::{OrphanHandling, Policy, Rule};
 
 /// The attribute that carries an account's address. Compared against the
 /// person's addresses (primary and aliases), never against the policy.
@@ -134,11 +145,35 @@ enum Resolved {
 
 /// [`reconcile`], honouring match resolutions: a resolved account is linked
 /// (or ignored) as the person decided, and never goes back to the queue.
+///
+/// Guards judge with an empty [`GuardContext`]: no connection is in its
+/// first plan and the source is taken as it is. The engine, which knows
+/// better, calls [`reconcile_guarded`].
 pub fn reconcile_with(
     people: &[Person],
     observed: &[Observed],
     policy: &Policy,
     resolutions: &[Resolution],
+    now: OffsetDateTime,
+) -> Plan {
+    reconcile_guarded(
+        people,
+        observed,
+        policy,
+        resolutions,
+        &GuardContext::default(),
+        now,
+    )
+}
+
+/// [`reconcile_with`], with what only the engine knows for the guards
+/// (first plans, whole-app counts, a source change).
+pub fn reconcile_guarded(
+    people: &[Person],
+    observed: &[Observed],
+    policy: &Policy,
+    resolutions: &[Resolution],
+    guard: &GuardContext,
     now: OffsetDateTime,
 ) -> Plan {
     let correlator = Correlator::new(people, &policy.correlation);
@@ -232,7 +267,7 @@ pub fn reconcile_with(
             &b.account,
         ))
     });
-    crate::guard::mark_approvals(&mut plan, policy, observed);
+    crate::guard::judge(&mut plan, policy, observed, guard);
     plan
 }
 
@@ -287,21 +322,8 @@ fn reconcile_connection(
     let settings = policy.connection(connection);
     let managed = policy.managed_attributes(connection);
     let mut class = Classification::default();
-    let may_deprovision = obs.complete;
-    if !obs.complete {
-        plan.findings.push(Finding {
-            connection: connection.clone(),
-            kind: FindingKind::IncompleteRead,
-            account: None,
-            email: None,
-            detail: format!(
-                "the read of {connection} may be incomplete ({}): deactivations withheld this run",
-                obs.incomplete_reason
-                    .as_deref()
-                    .unwrap_or("no reason given")
-            ),
-        });
-    }
+    // Deactivations are planned whatever the read's completeness; the
+    // guards withhold them after an incomplete read (`crate::guard`).
 
     // 1. Correlate. When several accounts match one person, the primary is
     //    the active one, then the one under the person's own address, then
@@ -353,10 +375,7 @@ fn reconcile_connection(
                             .to_string()
                     },
                 });
-                if deactivate
-                    && may_deprovision
-                    && let Some(email) = account.email.clone()
-                {
+                if deactivate && let Some(email) = account.email.clone() {
                     plan.actions.push(Action {
                         connection: connection.clone(),
                         operation: Operation::Deactivate,
@@ -367,6 +386,7 @@ fn reconcile_connection(
                         changes: Vec::new(),
                         reason: "orphan: no person in the source of truth matches this account"
                             .to_string(),
+                        cause: Cause::Orphan,
                     });
                 }
             }
@@ -427,7 +447,12 @@ fn reconcile_connection(
     // 2–3. Compare each person's entitlement with their account.
     let connection_rules = policy.rules_for(connection);
     for (i, person) in people.iter().enumerate() {
-        let entitlement = policy.entitlement_among(&connection_rules, person, connection);
+        let entitlement = if in_lane(person, connection) {
+            policy.entitlement_among(&connection_rules, person, connection)
+        } else {
+            let explicit = rules_naming_lane(&connection_rules);
+            policy.entitlement_among(&explicit, person, connection)
+        };
         let (account, linked_by) = match linked.get(&i) {
             Some((a, by)) => (Some(*a), Some(*by)),
             None => (None, None),
@@ -487,10 +512,11 @@ fn reconcile_connection(
                     changes: Vec::new(),
                     reason: format!(
                         "{} is {} and {} {connection}; no account found",
-                        person.display_name(),
+                        who(person),
                         person.status,
                         grants(&ent.rules)
                     ),
+                    cause: Cause::Grant,
                 });
             }
             (Some(ent), Some(account)) => {
@@ -580,14 +606,16 @@ fn reconcile_connection(
                         changes,
                         reason: format!(
                             "{} is {} again and {} {connection}; the account is deactivated",
-                            person.display_name(),
+                            who(person),
                             person.status,
                             grants(&ent.rules)
                         ),
+                        cause: Cause::Regrant,
                     });
                 } else if !changes.is_empty() {
                     class.drifted += 1;
-                    let reason = update_reason(&changes, &ent.rules);
+                    let reason =
+                        format!("{}: {}", who(person), update_reason(&changes, &ent.rules));
                     plan.actions.push(Action {
                         connection: connection.clone(),
                         operation: Operation::Update,
@@ -597,6 +625,7 @@ fn reconcile_connection(
                         attributes,
                         changes,
                         reason,
+                        cause: Cause::Drift,
                     });
                 } else {
                     class.linked += 1;
@@ -604,9 +633,6 @@ fn reconcile_connection(
             }
             (None, Some(account)) if account.active => {
                 class.excess += 1;
-                if !may_deprovision {
-                    continue;
-                }
                 plan.actions.push(Action {
                     connection: connection.clone(),
                     operation: Operation::Deactivate,
@@ -625,12 +651,16 @@ fn reconcile_connection(
                         ),
                         None => leaver_reason(person, connection, now),
                     },
+                    cause: if person.status == EmploymentStatus::Terminated {
+                        Cause::Left
+                    } else {
+                        Cause::NoLongerGranted
+                    },
                 });
             }
             (None, Some(account)) => {
                 class.inactive += 1;
                 if let Some(grace) = settings.grace_days
-                    && may_deprovision
                     && person.status == EmploymentStatus::Terminated
                     && let Some(end) = person.end_date
                     && (now.date() - end).whole_days() >= i64::from(grace)
@@ -645,8 +675,9 @@ fn reconcile_connection(
                         changes: Vec::new(),
                         reason: format!(
                             "{} left on {end}; the account is suspended and {connection}'s grace period of {grace} days is over",
-                            person.display_name()
+                            who(person)
                         ),
+                        cause: Cause::GraceExpired,
                     });
                 }
             }
@@ -684,6 +715,53 @@ fn unresolved_finding(
             person.employee_id,
             grants(&ent.rules)
         ),
+    }
+}
+
+/// The attribute that says where a person came from when it was not the
+/// source of truth: `gateway.C` for someone only an IdP pushed to the SCIM
+/// gateway for connection `C`.
+pub const SOURCE_ATTRIBUTE: &str = "source";
+
+/// The connection whose gateway push created this person, when the source
+/// of truth does not know them.
+pub fn pushed_for(person: &Person) -> Option<&str> {
+    person
+        .attributes
+        .get(SOURCE_ATTRIBUTE)
+        .and_then(|s| s.strip_prefix("gateway."))
+}
+
+/// Is this connection in the person's lane? Everyone from the source of
+/// truth is in every lane; a pushed person only in the connections an IdP
+/// pushed them for.
+fn in_lane(person: &Person, connection: &ConnectionId) -> bool {
+    pushed_for(person).is_none()
+        || person
+            .attributes
+            .contains_key(&format!("gateway.{connection}"))
+}
+
+/// The rules that may grant a connection to someone pushed for another:
+/// those whose `when` names `source` or a gateway key, and every deny rule.
+fn rules_naming_lane<'p>(rules: &[&'p Rule]) -> Vec<&'p Rule> {
+    rules
+        .iter()
+        .copied()
+        .filter(|r| {
+            r.deny
+                || r.when
+                    .keys()
+                    .any(|k| k == SOURCE_ATTRIBUTE || k.starts_with("gateway."))
+        })
+        .collect()
+}
+
+/// A person as reasons name them: their name and where they came from.
+fn who(person: &Person) -> String {
+    match pushed_for(person) {
+        Some(c) => format!("{} (pushed by the IdP for {c})", person.display_name()),
+        None => format!("{} (from HR)", person.display_name()),
     }
 }
 
@@ -746,23 +824,23 @@ fn leaver_reason(person: &Person, connection: &ConnectionId, now: OffsetDateTime
                 if days >= 0 {
                     format!(
                         "{} was terminated on {end} ({days} days ago); no rule grants {connection} to a leaver",
-                        person.display_name()
+                        who(person)
                     )
                 } else {
                     format!(
                         "{} is terminated with end date {end}; no rule grants {connection} to a leaver",
-                        person.display_name()
+                        who(person)
                     )
                 }
             }
             None => format!(
                 "{} is terminated; no rule grants {connection} to a leaver",
-                person.display_name()
+                who(person)
             ),
         },
         status => format!(
             "{} is {status} but no rule grants them {connection} any more",
-            person.display_name()
+            who(person)
         ),
     }
 }

@@ -193,7 +193,7 @@ pub async fn reconcile_person(
         plan.actions
             .retain(|a| a.employee_id.as_ref() == Some(target));
         plan.findings.retain(|f| match f.kind {
-            FindingKind::IncompleteRead => true,
+            FindingKind::IncompleteRead | FindingKind::SourceChange => true,
             FindingKind::Orphan => false,
             FindingKind::UnresolvedLookup => f.email.as_ref() == Some(&people[0].email),
             FindingKind::Ambiguous | FindingKind::Duplicate => f

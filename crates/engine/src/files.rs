@@ -398,6 +398,7 @@ mod tests {
                 .collect(),
             changes: Vec::new(),
             reason: "joined".into(),
+            cause: roster_core::Cause::Grant,
         }
     }
 

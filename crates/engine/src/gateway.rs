@@ -12,13 +12,18 @@
 //!   `when = { "gateway.spendesk" = ["active"] }` or `when = { group = ["Finance"] }`;
 //! * a pushed user no person matches becomes a person (the IdP is then the
 //!   source of truth for them): employee ID from `employeeNumber`, else
-//!   `externalId`, else the SCIM id; status from `active`.
+//!   `externalId`, else the SCIM id; status from `active`. They carry
+//!   `source = "gateway.C"`: a push for `C` is intent for `C` alone, so in
+//!   any other connection only a rule whose `when` names `source` or a
+//!   `gateway.*` key grants them anything (see `roster_core::reconcile`),
+//!   and plans say "pushed by the IdP for C" where others say "from HR".
 //!
 //! Matching is by employee number, then by address (userName and emails),
 //! case-insensitively.
 
 use std::collections::{BTreeMap, HashMap};
 
+use roster_core::reconcile::SOURCE_ATTRIBUTE;
 use roster_core::{Email, EmployeeId, EmploymentStatus, Person};
 use roster_store::{ScimIndex, ScimKind, ScimResource};
 use serde_json::Value;
@@ -240,6 +245,9 @@ fn apply_overlay(conn: &str, users: Vec<Pushed>, people: &mut Vec<Person>) {
                     attributes: Default::default(),
                 };
                 p.attributes.insert(key.clone(), state.to_string());
+                // Pushed for `conn` only: reconcile keeps them in that lane.
+                p.attributes
+                    .insert(SOURCE_ATTRIBUTE.to_string(), key.clone());
                 added.insert(p.email.normalized(), p);
             }
         }

@@ -19,10 +19,11 @@ use std::sync::Arc;
 
 use roster_connectors::driver::{self, DriverOptions, Progress};
 use roster_connectors::{Connector, RateBudget};
+use roster_core::guard::{self, GuardContext, SourceChange, SourceCounts};
 use roster_core::plan::{PolicyChange, policy_effect};
 use roster_core::vocabulary::{PolicyProblems, Vocabulary};
 use roster_core::{
-    ConnectionId, Observed, Operation, Person, Plan, Policy, Resolution, reconcile_with,
+    ConnectionId, Observed, Operation, Person, Plan, Policy, Resolution, reconcile_guarded,
 };
 use roster_store::{ActionState, AuditEvent, PlanId, PlanPolicy, Store, StoreError};
 use serde_json::json;
@@ -120,6 +121,10 @@ pub struct Engine {
     pub vocabulary: Option<Vocabulary>,
 }
 
+/// The people source the source-change guard keeps a baseline for: the
+/// store holds one people snapshot, whatever file or system it came from.
+pub const PEOPLE_SOURCE: &str = "people";
+
 pub(crate) fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -207,7 +212,7 @@ impl Engine {
                 return Ok(None);
             }
         };
-        let before = reconcile_with(people, observed, &old, resolutions, now);
+        let before = roster_core::reconcile_with(people, observed, &old, resolutions, now);
         Ok(Some(PolicyChange {
             since_plan: last.id.to_string(),
             applied_ms: last.applied_ms,
@@ -309,9 +314,117 @@ impl Engine {
     }
 
     /// Replaces the people snapshot with `people` (already validated).
-    pub async fn import_people(&self, people: &[Person], source: &str) -> Result<(), EngineError> {
+    ///
+    /// The snapshot becomes the accepted baseline of the source-change
+    /// guard when it looks fine against the last accepted one (or is the
+    /// first). When it shrank, or terminated many at once, it is stored
+    /// but not accepted: plans withhold every deactivation until a person
+    /// confirms it ([`Engine::accept_source_change`]). Returns that change.
+    pub async fn import_people(
+        &self,
+        people: &[Person],
+        source: &str,
+    ) -> Result<Option<SourceChange>, EngineError> {
         self.store.replace_people(people).await?;
-        self.audit("source.imported", source, json!({ "people": people.len() }))
+        let counts = SourceCounts::of(people);
+        self.audit(
+            "source.imported",
+            source,
+            json!({ "people": counts.people, "terminated": counts.terminated }),
+        )
+        .await?;
+        let change = self.source_check(counts, "roster").await?;
+        if let Some(c) = &change {
+            tracing::warn!(source, change = %c.detail, "source change held: deactivations withheld until confirmed");
+            self.audit(
+                "source.change_held",
+                source,
+                json!({
+                    "detail": c.detail,
+                    "accepted": { "people": c.accepted.people, "terminated": c.accepted.terminated },
+                    "current": { "people": c.current.people, "terminated": c.current.terminated },
+                }),
+            )
+            .await?;
+        }
+        Ok(change)
+    }
+
+    /// Judges `counts` against the accepted baseline: accepts it (as
+    /// `actor`) when it looks fine or nothing was accepted yet, and returns
+    /// the change otherwise.
+    async fn source_check(
+        &self,
+        counts: SourceCounts,
+        actor: &str,
+    ) -> Result<Option<SourceChange>, EngineError> {
+        let baseline = self.store.source_baseline(PEOPLE_SOURCE).await?;
+        let change = guard::source_change(
+            baseline.as_ref().map(|b| b.counts),
+            counts,
+            &self.policy.approvals,
+        );
+        if change.is_none() && baseline.is_none_or(|b| b.counts != counts) {
+            self.store
+                .accept_source(PEOPLE_SOURCE, counts, ms(self.now()), actor)
+                .await?;
+        }
+        Ok(change)
+    }
+
+    /// A person confirms the people snapshot the store holds: it becomes
+    /// the source-change guard's baseline, and the next plan carries the
+    /// deactivations it asks for (`roster plan --accept-source-change`).
+    /// Returns the accepted size.
+    pub async fn accept_source_change(&self, actor: &str) -> Result<SourceCounts, EngineError> {
+        let counts = self.store.people_counts().await?;
+        let before = self.store.source_baseline(PEOPLE_SOURCE).await?;
+        self.store
+            .accept_source(PEOPLE_SOURCE, counts, ms(self.now()), actor)
+            .await?;
+        self.audit_as(
+            actor,
+            "source.accepted",
+            PEOPLE_SOURCE,
+            json!({
+                "people": counts.people,
+                "terminated": counts.terminated,
+                "previous": before.map(|b| json!({ "people": b.counts.people, "terminated": b.counts.terminated })),
+            }),
+        )
+        .await?;
+        Ok(counts)
+    }
+
+    /// What the guards need to know that the store holds: connections no
+    /// applied plan has covered, and whether the people snapshot is a
+    /// source change not yet confirmed.
+    pub async fn guard_context(&self) -> Result<GuardContext, EngineError> {
+        let applied = self.store.applied_connections().await?;
+        let first_plan = self
+            .policy
+            .governed_connections()
+            .into_iter()
+            .filter(|c| !applied.contains(c))
+            .collect();
+        let counts = self.store.people_counts().await?;
+        let source_change = self.source_check(counts, "roster").await?;
+        Ok(GuardContext {
+            first_plan,
+            active_counts: None,
+            source_change,
+        })
+    }
+
+    /// Records that a plan is being carried out: the connections it covers
+    /// leave their first plan (see [`roster_core::guard`]).
+    pub(crate) async fn mark_applied(&self, plan_id: &PlanId) -> Result<(), EngineError> {
+        let Some(stored) = self.store.plan(plan_id).await? else {
+            return Err(EngineError::PlanNotFound(plan_id.to_string()));
+        };
+        let connections: Vec<ConnectionId> = stored.plan.classification.keys().cloned().collect();
+        self.store
+            .mark_connections_applied(&connections, plan_id.as_str(), ms(self.now()))
             .await?;
         Ok(())
     }
@@ -387,8 +500,16 @@ impl Engine {
         self.fold_gateway(&mut people).await?;
         let observed = self.governed_observations(readable).await?;
         let resolutions = self.resolutions().await?;
+        let context = self.guard_context().await?;
         let now = self.now();
-        let mut plan = reconcile_with(&people, &observed, &self.policy, &resolutions, now);
+        let mut plan = reconcile_guarded(
+            &people,
+            &observed,
+            &self.policy,
+            &resolutions,
+            &context,
+            now,
+        );
         plan.policy_change = self
             .policy_change(&people, &observed, &resolutions, now, &plan)
             .await?;
@@ -544,6 +665,7 @@ impl Engine {
             .store
             .enqueue_plan_tasks(plan_id, &connections, self.executor.max_attempts, now)
             .await?;
+        self.mark_applied(plan_id).await?;
         Ok((enqueued, manual))
     }
 

@@ -74,6 +74,11 @@ impl Engine {
             ..RunSummary::default()
         };
         if stored.plan.actions.is_empty() {
+            // Nothing to do is a plan carried out: its connections leave
+            // their first plan.
+            if auto_apply {
+                self.mark_applied(plan_id).await?;
+            }
             return Ok(summary);
         }
         let waiting = self.approval_status(plan_id).await?.waiting;

@@ -14,8 +14,7 @@
 use std::collections::BTreeMap;
 
 use roster_core::correlate::{Correlator, Match};
-use roster_core::guard::mark_approvals_with_counts;
-use roster_core::{ConnectionId, Email, EmployeeId, Observed, Person, Plan, reconcile_with};
+use roster_core::{ConnectionId, Email, EmployeeId, Observed, Person, Plan, reconcile_guarded};
 use roster_store::PlanId;
 use serde_json::json;
 
@@ -146,14 +145,18 @@ impl Engine {
         let observed: Vec<Observed> = observed.into_values().collect();
         let resolutions = self.resolutions().await?;
         let now = self.now();
-        let mut plan = reconcile_with(
+        // The same guards as a full run, judged against each app's whole
+        // population.
+        let mut context = self.guard_context().await?;
+        context.active_counts = Some(active_counts);
+        let plan = reconcile_guarded(
             std::slice::from_ref(&person),
             &observed,
             &self.policy,
             &resolutions,
+            &context,
             now,
         );
-        mark_approvals_with_counts(&mut plan, &self.policy, &observed, &active_counts);
         // Orphan findings cannot arise (every account kept is this
         // person's); keep the plan to actions and this person's findings.
         let id = self

@@ -97,6 +97,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
                 attributes: BTreeMap::new(),
                 changes: vec![],
                 reason: "left the company".into(),
+                cause: roster_core::Cause::Left,
             });
             expected.push((pid.clone(), mail, "removed"));
         }
@@ -119,6 +120,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
             ]),
             changes: vec![],
             reason: "joined".into(),
+            cause: roster_core::Cause::Grant,
         });
         expected.push((p.clone(), mail, "added"));
     }
@@ -141,6 +143,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
                     after: Some("new-boss@example.com".into()),
                 }],
                 reason: "new manager".into(),
+                cause: roster_core::Cause::Drift,
             });
             expected.push((pids[i].clone(), mail, "updated:managerEmail"));
         }
@@ -163,6 +166,7 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
                     after: Some(to.clone()),
                 }],
                 reason: "moved department".into(),
+                cause: roster_core::Cause::Drift,
             });
             expected.push((to.clone(), mail.clone(), "added"));
             expected.push((pids[i].clone(), mail, "removed"));

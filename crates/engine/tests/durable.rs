@@ -111,6 +111,7 @@ fn create(n: usize, policy: &str) -> Action {
         ]),
         changes: vec![],
         reason: "joined".into(),
+        cause: roster_core::Cause::Grant,
     }
 }
 

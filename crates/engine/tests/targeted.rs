@@ -73,6 +73,13 @@ async fn a_targeted_plan_covers_one_person_and_respects_whole_app_thresholds() {
     };
     engine.import_people(&people, "test").await.unwrap();
     engine.read(&mut |_, _| {}).await.unwrap();
+    // An earlier plan for the app was applied: it is past its first plan,
+    // where every removal would wait (the first_plan guard).
+    engine
+        .store
+        .mark_connections_applied(&[ConnectionId::new("app")], "earlier", 0)
+        .await
+        .unwrap();
 
     let (_, plan) = engine
         .plan_person(&PersonRef::Email(Email::parse("P7@ACME.example").unwrap()))

@@ -53,6 +53,7 @@ mod checkpoints;
 mod connections;
 mod error;
 mod governance;
+mod guards;
 mod human_tasks;
 mod people;
 mod plans;
@@ -79,6 +80,7 @@ pub use checkpoints::{CheckpointRow, WitnessState};
 pub use connections::ConnectionRecord;
 pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
+pub use guards::SourceBaseline;
 pub use human_tasks::{HumanTask, HumanTaskState};
 pub use plans::{
     ActionState, AppliedPlan, PlanId, PlanPolicy, PlanStatus, StoredAction, StoredPlan,

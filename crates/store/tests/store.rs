@@ -70,6 +70,7 @@ mod fixtures {
                 after: Some("P1".into()),
             }],
             reason: format!("{op} because the test says so"),
+            cause: roster_core::Cause::default(),
         }
     }
 

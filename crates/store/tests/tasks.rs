@@ -29,6 +29,7 @@ mod fixtures {
             attributes: BTreeMap::from([("policy_id".to_string(), "P1".to_string())]),
             changes: vec![],
             reason: format!("{op} for the test"),
+            cause: roster_core::Cause::default(),
         }
     }
 

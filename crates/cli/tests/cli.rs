@@ -303,6 +303,15 @@ async fn plan_then_apply_against_a_configured_deployment() {
         "{stdout}"
     );
     assert!(sim.handle().effects().is_empty(), "plan changes nothing");
+    // No plan for expensify was applied yet: its removals wait for a
+    // person (the first_plan guard).
+    assert!(
+        stdout.contains("needs approval (action #1): first_plan:"),
+        "{stdout}"
+    );
+    let c3 = config.clone();
+    let (out, _, stderr) = blocking(move || roster_with(&c3, &["approve", "latest"])).await;
+    assert!(out.status.success(), "{stderr}");
 
     let (out, stdout, stderr) = tokio::task::spawn_blocking(move || {
         let mut cmd = roster();
@@ -343,7 +352,9 @@ async fn deprovisioning_an_admin_waits_for_approval_bound_to_the_plan() {
     let (out, stdout, stderr) = blocking(move || roster_with(&c, &["plan"])).await;
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stdout.contains("needs approval (action #0): deactivates an expensify admin"),
+        stdout.contains(
+            "privileged_removal: deactivates an account in expensify that holds a privileged role"
+        ),
         "{stdout}"
     );
 
@@ -399,6 +410,10 @@ async fn a_stale_plan_is_refused() {
     );
     let c = config.clone();
     let (out, _, stderr) = blocking(move || roster_with(&c, &["plan"])).await;
+    assert!(out.status.success(), "{stderr}");
+    // The first plan's removal waits for approval (first_plan guard).
+    let c = config.clone();
+    let (out, _, stderr) = blocking(move || roster_with(&c, &["approve", "latest"])).await;
     assert!(out.status.success(), "{stderr}");
     // Someone changes Expensify by hand between plan and apply.
     sim.handle().put_employee(

@@ -1,0 +1,309 @@
+//! The safety guards end to end, with default settings: plan → approve or
+//! reject → apply against the Expensify simulator, judged by its effect
+//! log; the source-change guard across imports; and a gateway push kept in
+//! its lane.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
+use roster_connectors::{RateWindow, SecretString};
+use roster_core::{Cause, ConnectionId, EmploymentStatus, FindingKind, Operation, Person, Policy};
+use roster_engine::Engine;
+use roster_sim::expensify::{
+    EffectKind, ExpensifySim, ExpensifySimConfig, RunningSim, SimEmployee, SimPolicy,
+};
+use roster_store::{Decision, ScimKind, ScimResourceWrite, Store};
+
+const USER: &str = "guards@example.com";
+const SECRET: &str = "guards-secret";
+const POLICY_ID: &str = "AAAA000000000001";
+const PEOPLE: usize = 20;
+
+fn rules(status_key: &str) -> String {
+    format!(
+        "[[rules]]\nname = \"all\"\nconnection = \"expensify\"\nwhen = {{ {status_key} = [\"active\", \"leave\"] }}\nset = {{ role = \"user\", manager_email = \"{{manager_email}}\", policy_id = \"{POLICY_ID}\" }}\n"
+    )
+}
+
+fn people() -> Vec<Person> {
+    (0..PEOPLE)
+        .map(|i| {
+            let mut p = common::person(
+                &format!("E{i}"),
+                &format!("p{i}@acme.example"),
+                &format!("P{i}"),
+                EmploymentStatus::Active,
+            );
+            p.manager_email = Some(roster_core::Email::parse("boss@acme.example").unwrap());
+            p
+        })
+        .collect()
+}
+
+/// An Expensify tenant in line with `people()`, an engine on it, and a
+/// first plan (nothing to do) applied.
+async fn in_line() -> (RunningSim, Engine, tempfile::TempDir) {
+    let mut policy = SimPolicy::new(POLICY_ID, "Finance", "it@acme.example");
+    for i in 0..PEOPLE {
+        policy = policy.with_employee(SimEmployee::new(
+            format!("p{i}@acme.example"),
+            "boss@acme.example",
+            format!("E{i}"),
+        ));
+    }
+    let sim = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(0.01)
+            .with_policies([policy]),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    let mut engine = Engine::new(store, Policy::parse("p.toml", &rules("status")).unwrap());
+    let mut config = ExpensifyConfig::new(
+        ConnectionId::new("expensify"),
+        USER,
+        SecretString::new(SECRET),
+    )
+    .with_base_url(sim.url());
+    config.rate_limits = roster_connectors::expensify::documented_rate_limits()
+        .into_iter()
+        .map(|w: RateWindow| w.scaled(0.01))
+        .collect();
+    engine.add_connector(Arc::new(ExpensifyConnector::new(config).unwrap()));
+    engine.import_people(&people(), "hr").await.unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (id, plan) = engine.plan(None).await.unwrap();
+    assert!(
+        plan.actions.is_empty(),
+        "{}",
+        roster_core::plan::render(&plan)
+    );
+    engine.ensure_applicable(&id).await.unwrap();
+    engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    (sim, engine, dir)
+}
+
+fn removed(sim: &RunningSim) -> Vec<String> {
+    sim.handle()
+        .effects()
+        .into_iter()
+        .filter(|e| e.kind == EffectKind::Removed)
+        .map(|e| e.email)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_key_takes_nothing_from_the_employed_while_the_leaver_goes() {
+    let (sim, mut engine, _dir) = in_line().await;
+    // The typo that once deactivated every account its rule granted.
+    engine.policy = Policy::parse("p.toml", &rules("staus")).expect("parses as-is");
+    let mut hr = people();
+    hr[3].status = EmploymentStatus::Terminated;
+    engine.import_people(&hr, "hr").await.unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (id, plan) = engine.plan(None).await.unwrap();
+    let text = roster_core::plan::render(&plan);
+
+    let leaver = plan
+        .actions
+        .iter()
+        .position(|a| a.email.as_str() == "p3@acme.example")
+        .expect("the leaver's deactivation");
+    assert_eq!(plan.actions[leaver].cause, Cause::Left);
+    assert!(!plan.approvals.contains_key(&leaver), "{text}");
+    let employed: Vec<usize> = (0..plan.actions.len()).filter(|i| *i != leaver).collect();
+    assert_eq!(employed.len(), PEOPLE - 1, "{text}");
+    for i in &employed {
+        assert_eq!(plan.actions[*i].cause, Cause::NoLongerGranted);
+        assert!(plan.approvals[i].starts_with("removal_limit: "), "{text}");
+    }
+    assert!(text.contains("roster approve PLAN --action N"), "{text}");
+
+    // Apply refuses while they wait; rejecting them lets the leaver go.
+    assert!(engine.ensure_applicable(&id).await.is_err());
+    engine
+        .decide(
+            &id,
+            None,
+            Decision::Rejected,
+            "reviewer",
+            "typo in the policy",
+        )
+        .await
+        .unwrap();
+    engine.ensure_applicable(&id).await.unwrap();
+    engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    assert_eq!(removed(&sim), vec!["p3@acme.example".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_that_terminates_many_at_once_yields_no_deactivation_until_confirmed() {
+    let (sim, engine, _dir) = in_line().await;
+    let mut hr = people();
+    for i in [2, 5, 9] {
+        hr[i].status = EmploymentStatus::Terminated;
+    }
+    // 3 of 20 newly terminated is more than 5%.
+    let change = engine.import_people(&hr, "hr").await.unwrap();
+    assert!(change.is_some());
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (id, plan) = engine.plan(None).await.unwrap();
+    let text = roster_core::plan::render(&plan);
+    assert!(
+        plan.actions.iter().all(|a| !a.operation.is_deprovision()),
+        "{text}"
+    );
+    assert!(
+        plan.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::SourceChange),
+        "{text}"
+    );
+    assert!(
+        text.contains("roster plan --accept-source-change"),
+        "{text}"
+    );
+    engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    assert!(removed(&sim).is_empty());
+
+    // The same snapshot stays unaccepted, run after run.
+    let (_, again) = engine.plan(None).await.unwrap();
+    assert!(again.actions.iter().all(|a| !a.operation.is_deprovision()));
+
+    // A person confirms: the leavers go at once.
+    engine.accept_source_change("hr-lead").await.unwrap();
+    let (id, plan) = engine.plan(None).await.unwrap();
+    assert_eq!(
+        plan.actions.len(),
+        3,
+        "{}",
+        roster_core::plan::render(&plan)
+    );
+    assert!(plan.approvals.is_empty());
+    engine.ensure_applicable(&id).await.unwrap();
+    engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    let mut gone = removed(&sim);
+    gone.sort();
+    assert_eq!(
+        gone,
+        vec!["p2@acme.example", "p5@acme.example", "p9@acme.example"]
+    );
+}
+
+#[tokio::test]
+async fn a_push_for_spendesk_never_creates_an_expensify_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    let policy = Policy::parse(
+        "p.toml",
+        r#"
+[[rules]]
+name = "everyone-expensify"
+connection = "expensify"
+set = { role = "user" }
+
+[[rules]]
+name = "okta-assigns-spendesk"
+connection = "spendesk"
+when = { "gateway.spendesk" = ["active"] }
+"#,
+    )
+    .unwrap();
+    let mut engine = Engine::new(store, policy);
+    for c in ["expensify", "spendesk"] {
+        engine.add_connector(Arc::new(common::ReadOnly {
+            id: ConnectionId::new(c),
+            accounts: Arc::new(Mutex::new(Vec::new())),
+        }));
+    }
+    let hr = vec![common::person(
+        "E1",
+        "alice@acme.example",
+        "Alice",
+        EmploymentStatus::Active,
+    )];
+    engine.import_people(&hr, "hr").await.unwrap();
+    // Okta pushes someone HR does not know, for Spendesk only.
+    engine
+        .store
+        .scim_create(
+            "spendesk",
+            ScimKind::User,
+            ScimResourceWrite {
+                id: "u-1".into(),
+                user_name: Some("contractor@partner.example".into()),
+                display_name: Some("Con Tractor".into()),
+                external_id: Some("okta-1".into()),
+                active: Some(true),
+                emails: vec!["contractor@partner.example".into()],
+                members: None,
+                data: serde_json::json!({
+                    "userName": "contractor@partner.example",
+                    "name": { "givenName": "Con", "familyName": "Tractor" },
+                    "active": true,
+                }),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (_, plan) = engine.plan(None).await.unwrap();
+    let text = roster_core::plan::render(&plan);
+    let creates: Vec<(&str, &str)> = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == Operation::Create)
+        .map(|a| (a.connection.as_str(), a.email.as_str()))
+        .collect();
+    assert_eq!(
+        creates,
+        vec![
+            ("expensify", "alice@acme.example"),
+            ("spendesk", "contractor@partner.example"),
+        ],
+        "{text}"
+    );
+    assert!(text.contains("pushed by the IdP for spendesk"), "{text}");
+    assert!(text.contains("Alice Test (from HR)"), "{text}");
+
+    // A rule that names the lane explicitly may grant more.
+    engine.policy = Policy::parse(
+        "p.toml",
+        r#"
+[[rules]]
+name = "everyone-expensify"
+connection = "expensify"
+set = { role = "user" }
+
+[[rules]]
+name = "spendesk-users-expense-too"
+connection = "expensify"
+when = { source = ["gateway.spendesk"] }
+set = { role = "user" }
+
+[[rules]]
+name = "okta-assigns-spendesk"
+connection = "spendesk"
+when = { "gateway.spendesk" = ["active"] }
+"#,
+    )
+    .unwrap();
+    let (_, plan) = engine.plan(None).await.unwrap();
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| a.connection.as_str() == "expensify"
+                && a.email.as_str() == "contractor@partner.example"),
+        "{}",
+        roster_core::plan::render(&plan)
+    );
+}

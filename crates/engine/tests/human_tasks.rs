@@ -253,7 +253,14 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
     assert_eq!(plan.actions.len(), 2, "{plan:?}");
     let tasks = engine.route_manual(&plan_id).await.unwrap();
     assert_eq!(tasks.len(), 2);
-    let task_for = |email: &str| tasks.iter().find(|t| t.subject_email == email).unwrap().id.clone();
+    let task_for = |email: &str| {
+        tasks
+            .iter()
+            .find(|t| t.subject_email == email)
+            .unwrap()
+            .id
+            .clone()
+    };
     let (bob_task, carol_task) = (task_for("bob@acme.example"), task_for("carol@acme.example"));
 
     // Someone closes Bob's account in the app, never touching the task;

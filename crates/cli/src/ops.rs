@@ -374,8 +374,9 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         }
         None => engine.plan(Some(&readable)).await?,
     };
-    // The file carries the plan's ID and hash, as `--json` does: a plan on
-    // its own cannot be approved or applied by anyone holding only the file.
+    // The file carries the plan's ID and hash, as `--json` does: whoever
+    // reviews the file can name the stored plan (`roster approve ID`) and
+    // check that the content they read is the content approved.
     let document = serde_json::json!({ "id": id.as_str(), "hash": plan.hash(), "plan": plan });
     if let Some(out) = &args.out {
         std::fs::write(out, serde_json::to_string_pretty(&document)?)

@@ -623,12 +623,10 @@ fn storage(raw: &RawConfig, path: &Path) -> Result<StorageConfig, ConfigError> {
                 file: resolve(&file),
             },
             RawWitness::Webhook { webhook } => {
-                let ok = webhook.starts_with("https://") || webhook.starts_with("http://");
-                if !ok {
-                    return Err(invalid(format!(
-                        "audit.witness: webhook {webhook:?} must be an http(s) URL"
-                    )));
-                }
+                // An outbound URL like a connector's: no metadata endpoints,
+                // no private networks unless the config allows them.
+                crate::egress::check_url(&webhook, raw.allow_private_network)
+                    .map_err(|e| invalid(format!("audit.witness webhook: {e}")))?;
                 RawWitness::Webhook { webhook }
             }
         });
@@ -747,6 +745,35 @@ mod tests {
             &no_env,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn witness_webhooks_are_checked_like_connector_urls() {
+        let text = |url: &str, extra: &str| {
+            format!("policy = \"p.toml\"\n{extra}[audit]\nwitness = {{ webhook = \"{url}\" }}\n")
+        };
+        let err = Config::parse(
+            Path::new("r.toml"),
+            &text("http://169.254.169.254/latest", ""),
+            &no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("audit.witness") && err.contains("EGRESS-002"),
+            "{err}"
+        );
+        let err = Config::parse(Path::new("r.toml"), &text("http://10.1.2.3/w", ""), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EGRESS-003"), "{err}");
+        Config::parse(
+            Path::new("r.toml"),
+            &text("http://10.1.2.3/w", "allow_private_network = true\n"),
+            &no_env,
+        )
+        .unwrap();
+        Config::parse(Path::new("r.toml"), &text("ftp://x.example/w", ""), &no_env).unwrap_err();
     }
 
     #[test]

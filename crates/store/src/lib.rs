@@ -71,7 +71,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 pub use accounts::{AccountSighting, ObservationInfo};
 pub use audit::{AuditEvent, AuditRecord, AuditReport, GENESIS_HASH};
-pub use connections::ConnectionRecord;
+pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
 pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use human_tasks::{HumanTask, HumanTaskState};
@@ -94,7 +94,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 9;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

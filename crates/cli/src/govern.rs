@@ -9,7 +9,7 @@ use roster_core::{AccountKey, ConnectionId, EmployeeId, Policy};
 use roster_engine::config::Config;
 use roster_store::{Decision, MatchResolution, PlanId};
 
-use crate::ops::{engine_for, load_config};
+use crate::ops::{engine_offline, load_config};
 use crate::suggest::did_you_mean;
 
 #[derive(Args)]
@@ -98,7 +98,7 @@ pub async fn decide(
     catalog_dir: Option<&Path>,
 ) -> Result<()> {
     let config = load_config(&args.config)?;
-    let engine = engine_for(&config, catalog_dir).await?;
+    let engine = engine_offline(&config, catalog_dir).await?;
     let id = resolve_plan_id(&engine, &args.plan).await?;
     let status = engine
         .decide(&id, args.action, decision, &args.by, &args.reason)
@@ -116,7 +116,7 @@ pub async fn matches(cmd: MatchesCommand, catalog_dir: Option<&Path>) -> Result<
     match cmd {
         MatchesCommand::List { config, json } => {
             let config = load_config(&config)?;
-            let engine = engine_for(&config, catalog_dir).await?;
+            let engine = engine_offline(&config, catalog_dir).await?;
             let queue = engine.match_queue().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&queue)?);
@@ -149,7 +149,7 @@ pub async fn matches(cmd: MatchesCommand, catalog_dir: Option<&Path>) -> Result<
             reason,
         } => {
             let config = load_config(&config)?;
-            let engine = engine_for(&config, catalog_dir).await?;
+            let engine = engine_offline(&config, catalog_dir).await?;
             let employee_id = if not_a_person {
                 None
             } else {

@@ -2,8 +2,12 @@
 //!
 //! Commands parse their arguments (clap), build the engine's inputs, and
 //! print. Business rules live in the library crates; this file only decides
-//! what to say to a person and which exit code to use (0 ok, 1 failure,
-//! 2 usage error from clap).
+//! what to say to a person and which exit code to use (see [`EXIT_CODES`]:
+//! 0 ok, 1 failure, 2 usage error from clap, 3 planned but some connection
+//! could not be read completely).
+//!
+//! Logs go to stderr (`ROSTER_LOG`, default `warn`), in colour only when
+//! stderr is a terminal, so a log file or a CI capture gets plain text.
 
 // Every module prints through `output`, so a closed pipe ends the process
 // quietly instead of panicking (see output.rs). These macros shadow std's
@@ -47,12 +51,21 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The exit codes, as `roster --help` shows them.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  failure (nothing planned or applied, or some actions failed)
+  2  usage error
+  3  planned, but some connection could not be read, or only in part: the plan
+     leaves it out (or withholds its deactivations); see `roster connections list`";
+
 #[derive(Parser)]
 #[command(
     name = "roster",
     version,
     about = "Keeps every SaaS account in line with who actually works there.",
-    long_about = None
+    long_about = None,
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// A directory of app records that add to or replace the built-in catalog.
@@ -139,6 +152,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // reqwest is built without a bundled TLS provider; use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -202,6 +216,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ops::PartialRead>().is_some() => {
+            eprintln!("warning: {e}");
+            ExitCode::from(ops::PartialRead::EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {

@@ -158,6 +158,37 @@ pub enum SimCommand {
     },
 }
 
+/// `roster plan` computed and stored a plan, but some connection could
+/// not be read, or only in part: the command exits with
+/// [`PartialRead::EXIT_CODE`] so scripts and schedulers notice.
+#[derive(Debug)]
+pub(crate) struct PartialRead {
+    /// (connection, what went wrong).
+    pub problems: Vec<(String, String)>,
+}
+
+impl PartialRead {
+    pub const EXIT_CODE: u8 = 3;
+}
+
+impl std::fmt::Display for PartialRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the plan was computed, but {} connection(s) could not be read completely: ",
+            self.problems.len()
+        )?;
+        let list: Vec<String> = self
+            .problems
+            .iter()
+            .map(|(c, why)| format!("{c} ({why})"))
+            .collect();
+        write!(f, "{}", list.join("; "))
+    }
+}
+
+impl std::error::Error for PartialRead {}
+
 pub(crate) fn load_config(path: &Path) -> Result<Config> {
     Config::load(path).with_context(|| {
         format!(
@@ -167,8 +198,24 @@ pub(crate) fn load_config(path: &Path) -> Result<Config> {
     })
 }
 
-/// Builds the engine a config describes: store, policy, connectors.
+/// Builds the engine a config describes: store, policy, connectors. This
+/// is where vendor secrets are resolved, and only here.
 pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> Result<Engine> {
+    build_engine(config, catalog_dir, true).await
+}
+
+/// The engine without connectors, for commands that only read or decide
+/// on what roster's database holds (tasks, matches, approvals, reports,
+/// connection health): they need no vendor secret, so none is resolved.
+pub(crate) async fn engine_offline(config: &Config, catalog_dir: Option<&Path>) -> Result<Engine> {
+    build_engine(config, catalog_dir, false).await
+}
+
+async fn build_engine(
+    config: &Config,
+    catalog_dir: Option<&Path>,
+    with_connectors: bool,
+) -> Result<Engine> {
     let catalog = Catalog::load(config.catalog_dir.as_deref().or(catalog_dir))
         .context("cannot load the app catalog")?;
     let policy_text = std::fs::read_to_string(&config.policy)
@@ -180,12 +227,17 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
             .with_context(|| format!("connections.{}.app", c.id))?;
     }
     let store = Store::open(&config.database).await?;
-    // `{ stored = "..." }` secrets open with the store and the master key.
     let mut resolved = config.clone();
-    resolved
-        .resolve_stored_secrets(&store)
-        .await
-        .context("cannot resolve stored secrets")?;
+    if with_connectors {
+        resolved
+            .resolve_secrets(&|name| std::env::var(name).ok())
+            .context("cannot resolve the connections' secrets")?;
+        // `{ stored = "..." }` secrets open with the store and the master key.
+        resolved
+            .resolve_stored_secrets(&store)
+            .await
+            .context("cannot resolve stored secrets")?;
+    }
     let config = &resolved;
     let anchor = roster_engine::anchor::AuditAnchor::from_config(&config.audit)
         .context("cannot set up audit checkpoints ([audit] in the config)")?
@@ -211,6 +263,9 @@ pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> R
             .clone()
             .or_else(|| registry::default_path(&c.app).map(str::to_string));
         engine.bind(id.clone(), binding(c, path.as_deref()));
+        if !with_connectors {
+            continue;
+        }
         let Some(path) = path else {
             eprintln!(
                 "note: connections.{}: roster has no connector for {}; its changes become manual tasks",
@@ -242,7 +297,7 @@ fn binding(c: &roster_engine::config::ConnectionConfig, path: Option<&str>) -> A
         idp: c.idp.clone(),
         ..ConnectionSettings::default()
     };
-    if c.secret.is_some() {
+    if c.secret_ref.is_some() {
         let kind = match (c.app.as_str(), path) {
             (_, Some("scim")) => Some(CredentialKind::ScimToken),
             ("expensify", _) => Some(CredentialKind::PartnerCredentials),
@@ -301,6 +356,25 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
     }
     let outcomes = engine.read(&mut show_progress).await?;
     let mut readable = Vec::new();
+    let problems: Vec<(String, String)> = outcomes
+        .iter()
+        .filter(|o| {
+            args.connection
+                .as_deref()
+                .is_none_or(|c| c == o.connection.as_str())
+        })
+        .filter_map(|o| match (&o.error, o.complete) {
+            (Some(e), _) => Some((o.connection.to_string(), format!("read failed: {e}"))),
+            (None, false) => Some((
+                o.connection.to_string(),
+                format!(
+                    "incomplete: {}",
+                    o.incomplete_reason.as_deref().unwrap_or("no reason given")
+                ),
+            )),
+            (None, true) => None,
+        })
+        .collect();
     for o in &outcomes {
         match &o.error {
             Some(e) => eprintln!(
@@ -387,6 +461,9 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
     } else {
         print!("{}", render(&plan));
         println!("\nSaved as plan {id}. Apply it with: roster apply {id}");
+    }
+    if !problems.is_empty() {
+        return Err(PartialRead { problems }.into());
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use roster_engine::governance::ApprovalStatus;
 use roster_store::{PlanId, PlanStatus, StoredPlan};
 use serde::Serialize;
 
-use crate::ops::{due, engine_for, load_config};
+use crate::ops::{due, engine_offline, load_config};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -119,7 +119,7 @@ pub async fn run(args: PlansArgs, catalog_dir: Option<&Path>) -> Result<()> {
 
 async fn list(args: ListArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
-    let engine = engine_for(&config, catalog_dir).await?;
+    let engine = engine_offline(&config, catalog_dir).await?;
     let mut rows = Vec::new();
     for stored in engine.store.recent_plans(args.limit).await? {
         rows.push(summary(&engine, &stored).await?);
@@ -160,7 +160,7 @@ async fn list(args: ListArgs, catalog_dir: Option<&Path>) -> Result<()> {
 
 async fn show(config: &Path, raw: &str, json: bool, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(config)?;
-    let engine = engine_for(&config, catalog_dir).await?;
+    let engine = engine_offline(&config, catalog_dir).await?;
     let stored = if raw == "latest" {
         engine
             .store

@@ -175,7 +175,7 @@ fn add_config_connections(into: &mut Vec<ConnectionInfo>, config: &Config) {
             idp: c.idp.clone(),
             ..ConnectionSettings::default()
         };
-        if c.secret.is_some() {
+        if c.secret_ref.is_some() {
             // The config names a secret, not its kind; infer the kind the
             // catalog's paths ask for from how the connection is set up.
             let kind = if c.app == "expensify" {

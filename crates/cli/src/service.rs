@@ -10,7 +10,7 @@ use roster_core::ConnectionId;
 use roster_engine::service::{self, ServiceOptions};
 use tokio::sync::{mpsc, watch};
 
-use crate::ops::{engine_for, load_config};
+use crate::ops::{engine_for, engine_offline, load_config};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -42,10 +42,13 @@ pub struct PauseArgs {
 
 #[derive(Subcommand)]
 pub enum ConnectionsCommand {
-    /// Every connection with its status (ok, quarantined, ...) and why.
+    /// Every connection with its health (ok, read-failed, incomplete,
+    /// quarantined, never-read), why, and how its last read went.
     List {
         #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
         config: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Lift a quarantine after fixing its cause (say, a rotated token).
     Resume {
@@ -194,33 +197,71 @@ pub(crate) async fn shutdown_signal() -> Result<()> {
 
 pub async fn connections(cmd: ConnectionsCommand, catalog_dir: Option<&Path>) -> Result<()> {
     match cmd {
-        ConnectionsCommand::List { config } => {
+        ConnectionsCommand::List { config, json } => {
             let config = load_config(&config)?;
-            let engine = engine_for(&config, catalog_dir).await?;
+            let engine = engine_offline(&config, catalog_dir).await?;
             let stored = engine.store.connections().await?;
+            let health = engine.store.read_health().await?;
+            let mut rows: Vec<serde_json::Value> = Vec::with_capacity(config.connections.len());
             for c in &config.connections {
                 let rec = stored.iter().find(|r| r.id.as_str() == c.id);
+                let read = health.iter().find(|h| h.connection.as_str() == c.id);
+                let (status, reason) = connection_health(rec, read);
+                // A person's kill switch is not a health problem, but it
+                // stops every write, so it is shown beside the health.
                 let pause = engine
                     .store
                     .pause_of(&ConnectionId::new(c.id.as_str()))
                     .await?;
-                println!(
-                    "{:<20} {:<20} {}{}{}",
-                    c.id,
-                    c.app,
-                    rec.map(|r| r.status.as_str()).unwrap_or("ok"),
-                    rec.and_then(|r| r.status_reason.as_deref())
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default(),
-                    pause.map(|p| paused_note(&p)).unwrap_or_default()
-                );
+                rows.push(serde_json::json!({
+                    "id": c.id,
+                    "app": c.app,
+                    "status": status,
+                    "healthy": status == "ok",
+                    "reason": reason,
+                    "paused": pause.as_ref().map(|p| serde_json::json!({
+                        "all_connections": p.connection.is_none(),
+                        "by": p.actor,
+                        "since": crate::ops::due(Some(p.paused_ms)),
+                        "reason": p.reason,
+                    })),
+                    "paused_note": pause.as_ref().map(paused_note),
+                    "last_read": read.map(|h| serde_json::json!({
+                        "at": crate::ops::due(Some(h.at_ms)),
+                        "outcome": h.status.as_str(),
+                        "detail": h.detail,
+                        "failures_in_a_row": h.failures_in_a_row,
+                    })),
+                }));
+            }
+            if json {
+                for r in &mut rows {
+                    if let Some(o) = r.as_object_mut() {
+                        o.remove("paused_note");
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:<20} {:<20} {}{}{}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["app"].as_str().unwrap_or(""),
+                        r["status"].as_str().unwrap_or(""),
+                        r["reason"]
+                            .as_str()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default(),
+                        r["paused_note"].as_str().unwrap_or("")
+                    );
+                }
             }
         }
         ConnectionsCommand::Resume { config, name } => {
             // `roster resume` lifts a person's pause; this lifts roster's
             // own quarantine. Different decisions, different commands.
             let config = load_config(&config)?;
-            let engine = engine_for(&config, catalog_dir).await?;
+            let engine = engine_offline(&config, catalog_dir).await?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
             if engine
                 .store
@@ -258,4 +299,38 @@ pub(crate) fn paused_note(p: &roster_store::PauseRecord) -> String {
             .map(|r| format!(": {r}"))
             .unwrap_or_default()
     )
+}
+
+/// A connection's health in one word, and why: a quarantine first, then
+/// how its last read went. `never-read` until roster has read it once.
+fn connection_health(
+    rec: Option<&roster_store::ConnectionRecord>,
+    read: Option<&roster_store::ReadHealth>,
+) -> (&'static str, Option<String>) {
+    if let Some(r) = rec
+        && r.status == roster_store::QUARANTINED
+    {
+        return ("quarantined", r.status_reason.clone());
+    }
+    match read {
+        None => ("never-read", None),
+        Some(h) => match h.status {
+            roster_store::ReadStatus::Ok => ("ok", None),
+            roster_store::ReadStatus::Incomplete => (
+                "incomplete",
+                Some(format!(
+                    "last read incomplete: {}",
+                    h.detail.as_deref().unwrap_or("no reason given")
+                )),
+            ),
+            roster_store::ReadStatus::Failed => (
+                "read-failed",
+                Some(format!(
+                    "{} failed read(s) in a row; last: {}",
+                    h.failures_in_a_row,
+                    h.detail.as_deref().unwrap_or("no detail")
+                )),
+            ),
+        },
+    }
 }

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use roster_store::HumanTaskState;
 use sha2::{Digest, Sha256};
 
-use crate::ops::{due, engine_for, load_config};
+use crate::ops::{due, engine_offline, load_config};
 
 #[derive(Subcommand)]
 pub enum TaskCommand {
@@ -36,7 +36,7 @@ pub enum TaskCommand {
 
 pub async fn list(config: &Path, all: bool, json: bool, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(config)?;
-    let engine = engine_for(&config, catalog_dir).await?;
+    let engine = engine_offline(&config, catalog_dir).await?;
     let states: &[HumanTaskState] = if all {
         &[]
     } else {
@@ -83,7 +83,7 @@ pub async fn run(cmd: TaskCommand, catalog_dir: Option<&Path>) -> Result<()> {
     match cmd {
         TaskCommand::Show { config, id } => {
             let config = load_config(&config)?;
-            let engine = engine_for(&config, catalog_dir).await?;
+            let engine = engine_offline(&config, catalog_dir).await?;
             let t = engine
                 .store
                 .human_task(&id)
@@ -120,7 +120,7 @@ pub async fn run(cmd: TaskCommand, catalog_dir: Option<&Path>) -> Result<()> {
             by,
         } => {
             let config = load_config(&config)?;
-            let engine = engine_for(&config, catalog_dir).await?;
+            let engine = engine_offline(&config, catalog_dir).await?;
             let evidence = match evidence {
                 Some(path) => {
                     let bytes = std::fs::read(&path)

@@ -26,8 +26,9 @@
 //!   always lands on that account and never creates a second one.
 //! * Records are upserts by address: a create for an address some account
 //!   already holds would take that account over. The connector declares
-//!   [`Capabilities::upserts_by_address`], so the executor reads the app
-//!   before a create and refuses one whose address is taken.
+//!   [`Capabilities::upserts_by_address`]: plans never create over a held
+//!   address, and the executor reads the app before re-sending a create and
+//!   refuses one whose address is now taken.
 //! * **Deactivate** sends `isTerminated` for every policy the account is in
 //!   (`policy_ids`, else `policy_id`). Plans carry no attributes on a
 //!   deactivation, so the connector declares

@@ -125,8 +125,10 @@ pub struct Capabilities {
     pub deactivate_needs_current_attributes: bool,
     /// Writes are upserts keyed by address (Expensify): a create for an
     /// address some account already holds would overwrite that account.
-    /// The executor reads the app before such a create and refuses it when
-    /// the address is taken by an account that is not the action's person's.
+    /// Plans never create over a held address; the executor reads the app
+    /// again before re-sending such a create (a retry comes later than the
+    /// plan's read) and refuses it when the address is taken by an account
+    /// that is not the action's person's.
     pub upserts_by_address: bool,
 }
 

@@ -1,19 +1,21 @@
 //! roster's configuration file, read in two phases: [`RawConfig`] is the
 //! TOML as written; [`Config`] is validated, with paths resolved against the
-//! file's directory and secrets resolved from the environment or files.
+//! file's directory. Secrets are only *referenced* there.
 //!
 //! Secrets never appear inline: a secret field is `{ env = "NAME" }`,
 //! `{ file = "path" }` or `{ stored = "name" }`, so `roster.toml` can be
 //! committed and shared.
 //!
-//! `{ stored = "name" }` names a secret kept encrypted in roster's database
-//! (`roster secret set name`; see the `roster-secrets` crate). Those are
-//! resolved in a second step, because opening them needs the store (async)
-//! and the master key: [`Config::load`] and [`Config::parse`] record them in
-//! [`Config::stored_secrets`] and leave the field unset, and
+//! Secrets are resolved only when a connector is about to be built, so
+//! commands that read roster's own database (`tasks`, `matches`, `approve`,
+//! `reject`, `report`, `audit verify`, `connections list`) run on a machine
+//! that holds no vendor credential. [`Config::load`] checks the references
+//! (a stored secret's name is valid) without opening any of them;
+//! [`Config::resolve_secrets`] reads `env` and `file` secrets, and
 //! [`Config::resolve_stored_secrets`] (or [`Config::resolve_stored`] with
-//! any lookup) fills them in. A config with unresolved stored secrets is
-//! incomplete; resolve before building connectors.
+//! any lookup) opens `{ stored = "name" }` ones, which needs the store
+//! (async) and the master key. A connection's `secret` is `None` until
+//! then; resolve before building connectors.
 //!
 //! ```toml
 //! database = "postgres://roster@db.internal/roster"   # default: SQLite in data_dir
@@ -300,6 +302,10 @@ pub struct ConnectionConfig {
     pub base_url: Option<String>,
     pub policy_ids: Option<Vec<String>>,
     pub username: Option<String>,
+    /// Where the secret comes from, as configured.
+    pub secret_ref: Option<SecretRef>,
+    /// The secret itself: `None` until [`Config::resolve_secrets`] (and,
+    /// for stored ones, [`Config::resolve_stored_secrets`]) ran.
     pub secret: Option<Secret>,
     pub okta_app_id: Option<String>,
     pub options: BTreeMap<String, String>,
@@ -330,13 +336,71 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads every `{ env = .. }` and `{ file = .. }` secret (`env` looks
+    /// up environment variables). Call it when connectors are about to be
+    /// built, never for commands that only read roster's database. On
+    /// error nothing is changed; the message names the field, never a
+    /// value.
+    pub fn resolve_secrets(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let base = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let invalid = |message: String| ConfigError::Invalid {
+            path: self.path.clone(),
+            message,
+        };
+        let mut found = Vec::new();
+        for c in &self.connections {
+            let id = &c.id;
+            let value = match &c.secret_ref {
+                None | Some(SecretRef::Stored { .. }) => continue,
+                Some(SecretRef::Env { env: name }) => env(name).ok_or_else(|| {
+                    invalid(format!(
+                        "connections.{id}.secret: environment variable {name} is not set"
+                    ))
+                })?,
+                Some(SecretRef::File { file }) => {
+                    let p = if file.is_absolute() {
+                        file.clone()
+                    } else {
+                        base.join(file)
+                    };
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| {
+                            invalid(format!(
+                                "connections.{id}.secret: cannot read {}: {e}",
+                                p.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_string()
+                }
+            };
+            found.push((id.clone(), Secret::new(value)));
+        }
+        for (id, secret) in found {
+            if let Some(c) = self.connections.iter_mut().find(|c| c.id == id) {
+                c.secret = Some(secret);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. Secrets stay unresolved (see the
+    /// module docs).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(path, &text, &|name| std::env::var(name).ok())
+        Self::parse_unresolved(path, &text)
     }
 
     /// Reads only `database` and `data_dir` from a config file (for
@@ -386,14 +450,22 @@ impl Config {
         }
     }
 
-    /// Parses config text; `env` looks up environment variables (a
-    /// parameter so tests need not touch the process environment).
-    /// `{ stored = ... }` secrets are left for [`Config::resolve_stored`].
+    /// Parses config text and resolves its `env` and `file` secrets; `env`
+    /// looks up environment variables (a parameter so tests need not touch
+    /// the process environment). `{ stored = ... }` secrets are left for
+    /// [`Config::resolve_stored`].
     pub fn parse(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        let mut config = Self::parse_unresolved(path, text)?;
+        config.resolve_secrets(env)?;
+        Ok(config)
+    }
+
+    /// Parses config text without resolving any secret.
+    pub fn parse_unresolved(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw = parse_raw(path, text)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &Path| {
@@ -423,35 +495,14 @@ impl Config {
                 crate::egress::check_url(url, allow)
                     .map_err(|e| invalid(format!("connections.{id}.base_url: {e}")))?;
             }
-            let secret = match &c.secret {
-                None => None,
-                Some(SecretRef::Env { env: name }) => {
-                    Some(Secret::new(env(name).ok_or_else(|| {
-                        invalid(format!(
-                            "connections.{id}.secret: environment variable {name} is not set"
-                        ))
-                    })?))
-                }
-                Some(SecretRef::File { file }) => {
-                    let p = resolve(file);
-                    let s = std::fs::read_to_string(&p).map_err(|e| {
-                        invalid(format!(
-                            "connections.{id}.secret: cannot read {}: {e}",
-                            p.display()
-                        ))
-                    })?;
-                    Some(Secret::new(s.trim().to_string()))
-                }
-                Some(SecretRef::Stored { stored }) => {
-                    roster_secrets::check_name(stored)
-                        .map_err(|e| invalid(format!("connections.{id}.secret: {e}")))?;
-                    stored_secrets.push(StoredSecretRef {
-                        connection: id.clone(),
-                        name: stored.clone(),
-                    });
-                    None
-                }
-            };
+            if let Some(SecretRef::Stored { stored }) = &c.secret {
+                roster_secrets::check_name(stored)
+                    .map_err(|e| invalid(format!("connections.{id}.secret: {e}")))?;
+                stored_secrets.push(StoredSecretRef {
+                    connection: id.clone(),
+                    name: stored.clone(),
+                });
+            }
             connections.push(ConnectionConfig {
                 id: id.clone(),
                 app: c.app.clone(),
@@ -459,7 +510,8 @@ impl Config {
                 base_url: c.base_url.clone(),
                 policy_ids: c.policy_ids.clone(),
                 username: c.username.clone(),
-                secret,
+                secret_ref: c.secret.clone(),
+                secret: None,
                 okta_app_id: c.okta_app_id.clone(),
                 options: c.options.clone(),
                 default_manager_email: c.default_manager_email.clone(),
@@ -687,6 +739,34 @@ mod tests {
         assert_eq!(c.policy, PathBuf::from("/etc/roster/policy.toml"));
         assert_eq!(c.hr_csv, Some(PathBuf::from("/etc/roster/hr/people.csv")));
         assert_eq!(c.database, "/etc/roster/data/roster.db");
+    }
+
+    #[test]
+    fn loading_resolves_no_secret_until_asked() {
+        let text = "policy = \"p.toml\"\n[connections.expensify]\napp = \"expensify\"\n\
+                    secret = { env = \"UNSET_FOR_THIS_TEST\" }\n\
+                    [connections.bill]\napp = \"bill-com\"\nsecret = { file = \"missing.secret\" }\n";
+        let mut c = Config::parse_unresolved(Path::new("/etc/roster/roster.toml"), text)
+            .expect("references alone are enough to load");
+        assert!(c.connections.iter().all(|c| c.secret.is_none()));
+        assert!(c.connections.iter().all(|c| c.secret_ref.is_some()));
+        let err = c.resolve_secrets(&no_env).unwrap_err().to_string();
+        assert!(
+            err.contains("UNSET_FOR_THIS_TEST") || err.contains("missing.secret"),
+            "{err}"
+        );
+        assert!(
+            c.connections.iter().all(|c| c.secret.is_none()),
+            "a failed resolution changes nothing"
+        );
+        let mut c = Config::parse_unresolved(
+            Path::new("/etc/roster/roster.toml"),
+            "policy = \"p.toml\"\n[connections.expensify]\napp = \"expensify\"\nsecret = { env = \"E\" }\n",
+        )
+        .unwrap();
+        c.resolve_secrets(&|n| (n == "E").then(|| "v".to_string()))
+            .unwrap();
+        assert_eq!(c.connections[0].secret.as_ref().unwrap().expose(), "v");
     }
 
     #[test]

@@ -594,7 +594,9 @@ impl<'e, 'p> Executor<'e, 'p> {
             (op == Operation::Deactivate
                 && w.action.attributes.is_empty()
                 && caps.deactivate_needs_current_attributes)
-                || (op == Operation::Create && caps.upserts_by_address)
+                // A first attempt runs on the plan's read (checked fresh by
+                // `apply`); a re-send comes later, so it looks again.
+                || (op == Operation::Create && caps.upserts_by_address && w.task.attempts > 1)
                 || (w.task.uncertain
                     && matches!(
                         op,

@@ -13,6 +13,13 @@
 //! Every step goes to the audit log. A connection whose read fails is left
 //! out of the plan entirely: no action is planned against a state roster
 //! could not see.
+//!
+//! Every read's outcome (ok, incomplete, failed) is recorded per connection
+//! in the store and logged at WARN when it is not ok. After
+//! [`Engine::read_quarantine_after`] failed reads in a row (3 by default)
+//! the connection is quarantined, like one whose writes keep failing: reads
+//! skip it (and say so) until `roster connections resume`, so a refused
+//! credential is not hammered every cycle.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +32,9 @@ use roster_core::vocabulary::{PolicyProblems, Vocabulary};
 use roster_core::{
     ConnectionId, Observed, Operation, Person, Plan, Policy, Resolution, reconcile_guarded,
 };
-use roster_store::{ActionState, AuditEvent, PlanId, PlanPolicy, Store, StoreError};
+use roster_store::{
+    ActionState, AuditEvent, PlanId, PlanPolicy, ReadHealth, ReadStatus, Store, StoreError,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -119,7 +128,13 @@ pub struct Engine {
     /// attributes). When set, every plan first checks the policy against
     /// it ([`Engine::check_policy`]) and refuses to plan on any problem.
     pub vocabulary: Option<Vocabulary>,
+    /// Failed reads in a row after which a connection is quarantined
+    /// (0: never).
+    pub read_quarantine_after: u32,
 }
+
+/// The default for [`Engine::read_quarantine_after`].
+pub const READ_QUARANTINE_AFTER: u32 = 3;
 
 /// The people source the source-change guard keeps a baseline for: the
 /// store holds one people snapshot, whatever file or system it came from.
@@ -144,6 +159,7 @@ impl Engine {
             executor: ExecutorOptions::default(),
             anchor: None,
             vocabulary: None,
+            read_quarantine_after: READ_QUARANTINE_AFTER,
         }
     }
 
@@ -435,7 +451,22 @@ impl Engine {
         progress: &mut (dyn FnMut(&ConnectionId, &Progress<'_>) + Send),
     ) -> Result<Vec<ReadOutcome>, EngineError> {
         let mut outcomes = Vec::new();
+        let health = self.store.read_health().await?;
         for (id, wired) in &self.connectors {
+            if let Some(reason) = self.read_quarantine(id, &health).await? {
+                let error = format!(
+                    "quarantined after {reason}; not read until `roster connections resume {id}`"
+                );
+                tracing::warn!(connection = %id, "{error}");
+                outcomes.push(ReadOutcome {
+                    connection: id.clone(),
+                    accounts: 0,
+                    complete: false,
+                    incomplete_reason: None,
+                    error: Some(error),
+                });
+                continue;
+            }
             let mut p = |pr: &Progress<'_>| progress(id, pr);
             let result = driver::read_all_with_progress(
                 &*wired.connector,
@@ -448,6 +479,24 @@ impl Engine {
                 Ok(observed) => {
                     self.store
                         .replace_accounts(&observed, ms(self.now()))
+                        .await?;
+                    let status = if observed.complete {
+                        ReadStatus::Ok
+                    } else {
+                        tracing::warn!(
+                            connection = %id,
+                            reason = observed.incomplete_reason.as_deref().unwrap_or("no reason given"),
+                            "read incomplete: deactivations withheld for this connection"
+                        );
+                        ReadStatus::Incomplete
+                    };
+                    self.store
+                        .record_read(
+                            id,
+                            status,
+                            observed.incomplete_reason.as_deref(),
+                            ms(self.now()),
+                        )
                         .await?;
                     self.audit(
                         "connection.read",
@@ -468,12 +517,33 @@ impl Engine {
                     });
                 }
                 Err(e) => {
+                    let in_a_row = self
+                        .store
+                        .record_read(id, ReadStatus::Failed, Some(&e.to_string()), ms(self.now()))
+                        .await?;
+                    tracing::warn!(
+                        connection = %id,
+                        error = %e,
+                        failed_reads_in_a_row = in_a_row,
+                        "read failed: the connection is left out of this plan"
+                    );
                     self.audit(
                         "connection.read_failed",
                         id.as_str(),
-                        json!({ "error": e.to_string(), "code": e.code() }),
+                        json!({ "error": e.to_string(), "code": e.code(), "in_a_row": in_a_row }),
                     )
                     .await?;
+                    if self.read_quarantine_after > 0 && in_a_row >= self.read_quarantine_after {
+                        let reason = format!("{in_a_row} failed reads in a row (last: {e})");
+                        tracing::error!(connection = %id, %reason, "quarantining connection");
+                        self.store.quarantine_connection(id, &reason).await?;
+                        self.audit(
+                            "connection.quarantined",
+                            id.as_str(),
+                            json!({ "reason": reason, "cause": "reads" }),
+                        )
+                        .await?;
+                    }
                     outcomes.push(ReadOutcome {
                         connection: id.clone(),
                         accounts: 0,
@@ -485,6 +555,34 @@ impl Engine {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Why `id`'s reads are quarantined: it is quarantined and its reads
+    /// are what failed (a quarantine for failing writes alone still lets
+    /// plans read it).
+    async fn read_quarantine(
+        &self,
+        id: &ConnectionId,
+        health: &[ReadHealth],
+    ) -> Result<Option<String>, EngineError> {
+        let failing = health.iter().find(|h| &h.connection == id).filter(|h| {
+            self.read_quarantine_after > 0 && h.failures_in_a_row >= self.read_quarantine_after
+        });
+        let Some(h) = failing else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .connection(id)
+            .await?
+            .filter(|c| c.status == roster_store::QUARANTINED)
+            .map(|_| {
+                format!(
+                    "{} failed reads in a row (last: {})",
+                    h.failures_in_a_row,
+                    h.detail.as_deref().unwrap_or("no detail")
+                )
+            }))
     }
 
     /// Computes and stores a plan from what the store holds. Only

@@ -77,7 +77,7 @@ pub use audit::{
     AuditErasure, AuditEvent, AuditRecord, AuditReport, ErasureCandidates, GENESIS_HASH,
 };
 pub use checkpoints::{CheckpointRow, WitnessState};
-pub use connections::ConnectionRecord;
+pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
 pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;

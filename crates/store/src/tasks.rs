@@ -897,6 +897,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        // Reads start counting failures afresh: a resumed connection gets
+        // the full allowance before it is quarantined again.
+        sqlx::query("UPDATE read_health SET failures_in_a_row = 0 WHERE connection = $1")
+            .bind(id.as_str().to_string())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE task SET run_at_ms = $1, updated_ms = $1 \
              WHERE connection = $2 AND state IN ('ready', 'retry_wait') AND run_at_ms > $1",

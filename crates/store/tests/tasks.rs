@@ -418,6 +418,65 @@ mod cases {
         assert!(t.uncertain);
     }
 
+    pub async fn read_failures_count_in_a_row_and_resume_resets_them(fx: Fx) {
+        use roster_store::ReadStatus;
+        let s = &fx.store;
+        assert!(s.read_health().await.unwrap().is_empty());
+        assert_eq!(
+            s.record_read(&exp(), ReadStatus::Failed, Some("CONN-0001 refused"), T0)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.record_read(
+                &exp(),
+                ReadStatus::Failed,
+                Some("CONN-0001 refused"),
+                T0 + 1
+            )
+            .await
+            .unwrap(),
+            2
+        );
+        // Another connection's reads are its own.
+        assert_eq!(
+            s.record_read(&slack(), ReadStatus::Incomplete, Some("short listing"), T0)
+                .await
+                .unwrap(),
+            0
+        );
+        let h = s.read_health().await.unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].connection, exp());
+        assert_eq!(h[0].status, ReadStatus::Failed);
+        assert_eq!(h[0].failures_in_a_row, 2);
+        assert_eq!(h[0].at_ms, T0 + 1);
+        assert_eq!(h[0].detail.as_deref(), Some("CONN-0001 refused"));
+        assert_eq!(h[1].status, ReadStatus::Incomplete);
+        // A quarantine lifted by a person starts the count afresh.
+        s.quarantine_connection(&exp(), "2 failed reads in a row")
+            .await
+            .unwrap();
+        assert!(s.resume_connection(&exp(), T0 + 2).await.unwrap());
+        assert_eq!(s.read_health().await.unwrap()[0].failures_in_a_row, 0);
+        assert_eq!(
+            s.record_read(&exp(), ReadStatus::Failed, None, T0 + 3)
+                .await
+                .unwrap(),
+            1
+        );
+        // A read that is not a failure ends the run of failures.
+        assert_eq!(
+            s.record_read(&exp(), ReadStatus::Ok, None, T0 + 4)
+                .await
+                .unwrap(),
+            0
+        );
+        let h = s.read_health().await.unwrap();
+        assert_eq!((h[0].status, h[0].failures_in_a_row), (ReadStatus::Ok, 0));
+    }
+
     pub async fn quarantine_stops_claims_until_resumed(fx: Fx) {
         let s = &fx.store;
         let plan = saved(s, 2).await;
@@ -691,6 +750,7 @@ mod cases {
 }
 
 both_backends!(
+    read_failures_count_in_a_row_and_resume_resets_them,
     enqueue_is_idempotent,
     claim_finish_mirrors_plan_and_audits,
     retry_waits_then_dead_letters,

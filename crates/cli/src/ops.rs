@@ -514,6 +514,14 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
             report.pending
         );
     }
+    if report.held > 0 {
+        println!(
+            "{} action(s) held for approval were not applied (see `roster plans show {id}`); \
+             `roster approve {id}` (or `--action N`), then `roster apply {id}` runs them if a \
+             fresh read still calls for them; `roster reject {id}` drops them",
+            report.held
+        );
+    }
     if !report.failed.is_empty() {
         bail!(
             "{} action(s) failed; run `roster apply {id}` again to retry them",

@@ -328,6 +328,8 @@ async fn tasks_are_listed_shown_done_verified_or_cancelled() {
     assert!(none.contains("No tasks waiting for anyone"), "{none}");
 
     spendesk_ok(&config, &["plan"]).await;
+    // A connection's first plan holds its removals (the first_plan guard).
+    spendesk_ok(&config, &["approve", "latest", "--reason", "first run"]).await;
     let applied = spendesk_ok(&config, &["apply", "latest"]).await;
     assert!(applied.contains("2 manual"), "{applied}");
 

@@ -1,9 +1,12 @@
 //! Governance around a plan: approvals bound to its hash, the freshness
 //! check before apply, and the match queue.
 //!
-//! `roster apply` refuses a plan (a) whose observed state has changed since
-//! it was computed, or (b) that holds an action needing approval which no
-//! one approved. Rejected actions are marked skipped and never run.
+//! `roster apply` refuses a plan whose observed state has changed since it
+//! was computed. An action needing approval that no one approved is held:
+//! it gets no task and never runs, while the rest of the plan does (a
+//! held removal never delays a leaver's deactivation). Approved later, it
+//! runs on the next `apply` if a fresh read and plan still call for it.
+//! Rejected actions are marked skipped and never run.
 //!
 //! The freshness check applies to a plan that has not started applying.
 //! Once its actions are queued as tasks, a re-read shows the effects of its
@@ -170,21 +173,15 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let stored = self.stored_plan(plan_id).await?;
         let status = self.approval_status(plan_id).await?;
+        // Actions still waiting for approval do not block the rest: they
+        // are left out of the queue (see `Engine::enqueue_plan`) and run
+        // once approved, after a fresh read still wants them.
         if !status.waiting.is_empty() {
-            let list = status
-                .waiting
-                .iter()
-                .take(5)
-                .map(|(i, why)| {
-                    let a = &stored.plan.actions[*i];
-                    format!("#{i} {} {} {}: {why}", a.connection, a.operation, a.email)
-                })
-                .collect::<Vec<_>>()
-                .join("\n  ");
-            return Err(EngineError::Refused(format!(
-                "plan {plan_id} has {} action(s) waiting for approval (roster approve {plan_id}):\n  {list}",
-                status.waiting.len()
-            )));
+            tracing::info!(
+                plan = %plan_id,
+                held = status.waiting.len(),
+                "actions waiting for approval are held; the rest of the plan may run"
+            );
         }
         for i in &status.rejected {
             self.store
@@ -206,7 +203,9 @@ impl Engine {
                 tasks = ?started,
                 "the plan has started applying; resuming its unfinished actions"
             );
-            return Ok(());
+            return self
+                .recheck_approved_late(plan_id, &stored, &status, progress)
+                .await;
         }
         // Freshness: re-read what the plan saw and compare digests.
         let connections: BTreeSet<ConnectionId> =
@@ -229,6 +228,66 @@ impl Engine {
             return Err(EngineError::Refused(format!(
                 "plan {plan_id} is stale: the apps changed since it was computed; run `roster plan` again"
             )));
+        }
+        Ok(())
+    }
+
+    /// Actions approved after the rest of their plan ran were judged on
+    /// the plan's read, which its own finished actions have since changed,
+    /// so the plan's digest can no longer vouch for them. Each runs only if
+    /// a fresh read and plan (not stored) still want the same operation on
+    /// the same account; the others are skipped with the reason.
+    async fn recheck_approved_late(
+        &self,
+        plan_id: &PlanId,
+        stored: &StoredPlan,
+        status: &ApprovalStatus,
+        progress: &mut (dyn FnMut(&ConnectionId, &Progress<'_>) + Send),
+    ) -> Result<(), EngineError> {
+        let queued: BTreeSet<usize> = self
+            .store
+            .tasks(&roster_store::TaskFilter {
+                plan_id: Some(plan_id.clone()),
+                ..Default::default()
+            })
+            .await?
+            .iter()
+            .map(|t| t.action_idx)
+            .collect();
+        let actions = self.store.actions(plan_id).await?;
+        let late: Vec<usize> = actions
+            .iter()
+            .filter(|a| a.state == ActionState::Pending)
+            .filter(|a| status.approved.contains(&a.index) && !queued.contains(&a.index))
+            .map(|a| a.index)
+            .collect();
+        if late.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.read(progress).await?;
+        let readable: Vec<ConnectionId> = outcomes
+            .iter()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.connection.clone())
+            .collect();
+        let fresh = self.compute_plan(Some(&readable)).await?;
+        let wanted: BTreeSet<String> = fresh.actions.iter().map(|a| a.key()).collect();
+        for i in late {
+            let a = &stored.plan.actions[i];
+            if !wanted.contains(&a.key()) {
+                self.store
+                    .set_action_state(
+                        plan_id,
+                        i,
+                        ActionState::Skipped,
+                        Some(format!(
+                            "approved after the rest of the plan ran, but a fresh read no longer calls for {} {} in {}; see the next plan",
+                            a.operation, a.email, a.connection
+                        )),
+                        ms(self.now()),
+                    )
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -82,12 +82,16 @@ impl Engine {
     /// already open for the same intent).
     pub async fn route_manual(&self, plan_id: &PlanId) -> Result<Vec<HumanTask>, EngineError> {
         let actions = self.store.actions(plan_id).await?;
+        // An action waiting for approval is nobody's work yet: no task, no
+        // checklist, until a person approves it.
+        let held = self.approval_status(plan_id).await?.waiting;
         let now = self.now();
         let mut out = Vec::new();
         let manual: Vec<_> = actions
             .into_iter()
             .filter(|s| {
                 s.state == ActionState::Pending
+                    && !held.contains_key(&s.index)
                     && !self.connector_supports(&s.action.connection, s.action.operation)
             })
             .collect();

@@ -85,6 +85,9 @@ pub struct ApplyReport {
     /// [`crate::ExecutorOptions::apply_max_wait`], or held by a quarantine.
     /// The next `apply` (or a running worker) carries them on.
     pub pending: usize,
+    /// Actions waiting for a person's approval: not run, no task. Approve
+    /// them and `apply` again (see [`crate::governance`]).
+    pub held: usize,
     /// Connections quarantined, with the reason.
     pub quarantined: Vec<(ConnectionId, String)>,
     /// Connections a person paused (`roster pause`), with who and why:
@@ -438,7 +441,25 @@ impl Engine {
         let Some(stored) = self.store.plan(plan_id).await? else {
             return Err(EngineError::PlanNotFound(plan_id.to_string()));
         };
-        let connections: Vec<ConnectionId> = stored.plan.classification.keys().cloned().collect();
+        // A connection with an action still waiting for approval stays in
+        // its first plan: otherwise applying a first plan's grants would
+        // let its held removals through unguarded next time.
+        let waiting = self.approval_status(plan_id).await?.waiting;
+        let connections: Vec<ConnectionId> = stored
+            .plan
+            .classification
+            .keys()
+            .filter(|c| {
+                !waiting.keys().any(|i| {
+                    stored
+                        .plan
+                        .actions
+                        .get(*i)
+                        .is_some_and(|a| &a.connection == *c)
+                })
+            })
+            .cloned()
+            .collect();
         self.store
             .mark_connections_applied(&connections, plan_id.as_str(), ms(self.now()))
             .await?;
@@ -592,25 +613,8 @@ impl Engine {
         &self,
         readable: Option<&[ConnectionId]>,
     ) -> Result<(PlanId, Plan), EngineError> {
-        self.check_policy()?;
-        let mut people = self.store.people().await?;
-        // What IdPs pushed to the SCIM gateway is intent too.
-        self.fold_gateway(&mut people).await?;
-        let observed = self.governed_observations(readable).await?;
-        let resolutions = self.resolutions().await?;
-        let context = self.guard_context().await?;
         let now = self.now();
-        let mut plan = reconcile_guarded(
-            &people,
-            &observed,
-            &self.policy,
-            &resolutions,
-            &context,
-            now,
-        );
-        plan.policy_change = self
-            .policy_change(&people, &observed, &resolutions, now, &plan)
-            .await?;
+        let plan = self.compute_plan(readable).await?;
         let id = self
             .store
             .save_plan_under(&plan, ms(now), self.plan_policy().as_ref())
@@ -636,6 +640,35 @@ impl Engine {
         // The fresh read is what verifies (or reopens) human tasks.
         self.verify_tasks(&plan).await?;
         Ok((id, plan))
+    }
+
+    /// The plan the store's people and observations call for now, with
+    /// the policy-change report; stores and audits nothing (see
+    /// [`Engine::plan`]).
+    pub async fn compute_plan(
+        &self,
+        readable: Option<&[ConnectionId]>,
+    ) -> Result<Plan, EngineError> {
+        self.check_policy()?;
+        let mut people = self.store.people().await?;
+        // What IdPs pushed to the SCIM gateway is intent too.
+        self.fold_gateway(&mut people).await?;
+        let observed = self.governed_observations(readable).await?;
+        let resolutions = self.resolutions().await?;
+        let context = self.guard_context().await?;
+        let now = self.now();
+        let mut plan = reconcile_guarded(
+            &people,
+            &observed,
+            &self.policy,
+            &resolutions,
+            &context,
+            now,
+        );
+        plan.policy_change = self
+            .policy_change(&people, &observed, &resolutions, now, &plan)
+            .await?;
+        Ok(plan)
     }
 
     /// Applies a stored plan durably, resuming wherever an earlier apply
@@ -675,8 +708,13 @@ impl Engine {
             .await?;
 
         let mut report = ApplyReport::default();
+        let waiting = self.approval_status(plan_id).await?.waiting;
         for a in self.store.actions(plan_id).await? {
             let connection = a.action.connection.clone();
+            if a.state == ActionState::Pending && waiting.contains_key(&a.index) {
+                report.held += 1;
+                continue;
+            }
             match a.state {
                 ActionState::Done => *report.applied.entry(connection).or_insert(0) += 1,
                 ActionState::Failed => report.failed.push((
@@ -734,10 +772,20 @@ impl Engine {
         self.store
             .mark_plan_applied(plan_id, ms(self.now()))
             .await?;
+        // Actions waiting for approval are left out, and only they: a
+        // held removal never keeps a leaver's deactivation (or anything
+        // else that needs no approval) from running now.
+        let held: std::collections::BTreeSet<usize> = self
+            .approval_status(plan_id)
+            .await?
+            .waiting
+            .into_keys()
+            .collect();
         let stored = self.store.actions(plan_id).await?;
         let mut manual = 0usize;
         for a in &stored {
             if matches!(a.state, ActionState::Pending | ActionState::Failed)
+                && !held.contains(&a.index)
                 && !self.connectors.contains_key(&a.action.connection)
             {
                 let detail = format!(
@@ -761,7 +809,13 @@ impl Engine {
         self.store.requeue_dead_tasks(plan_id, None, now).await?;
         let enqueued = self
             .store
-            .enqueue_plan_tasks(plan_id, &connections, self.executor.max_attempts, now)
+            .enqueue_plan_tasks_except(
+                plan_id,
+                &connections,
+                &held,
+                self.executor.max_attempts,
+                now,
+            )
             .await?;
         self.mark_applied(plan_id).await?;
         Ok((enqueued, manual))

@@ -4,8 +4,9 @@
 //! Events (an IdP push through the SCIM gateway, say) name a person; the
 //! service plans just that person ([`Engine::plan_person`]), turns what no
 //! connector can do into human tasks, and queues the rest, which the worker
-//! picks up within its idle poll (half a second by default). A plan that
-//! needs approval is left for `roster approve` and never applied here.
+//! picks up within its idle poll (half a second by default). Actions that
+//! need approval are held for `roster approve` and never applied here; the
+//! rest of their plan is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,8 +61,9 @@ pub struct RunSummary {
 }
 
 impl Engine {
-    /// After planning: route manual work to people and queue the rest,
-    /// unless something needs approval (then nothing is applied).
+    /// After planning: route manual work to people and queue the rest.
+    /// Actions that need approval are held (no task, no checklist) until a
+    /// person approves them; they never hold back the others.
     async fn act_on(&self, plan_id: &PlanId, auto_apply: bool) -> Result<RunSummary, EngineError> {
         let stored = self
             .store
@@ -90,8 +92,12 @@ impl Engine {
                 json!({ "waiting": waiting.len(), "auto_apply": auto_apply }),
             )
             .await?;
+        }
+        if !auto_apply {
             return Ok(summary);
         }
+        // Held actions are left out of the queue; the rest (a leaver's
+        // deactivation above all) goes now.
         summary.tasks = self.route_manual(plan_id).await?.len();
         summary.queued = self.enqueue_plan(plan_id).await?.1;
         Ok(summary)

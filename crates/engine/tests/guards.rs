@@ -125,8 +125,12 @@ async fn a_misspelled_key_takes_nothing_from_the_employed_while_the_leaver_goes(
     }
     assert!(text.contains("roster approve PLAN --action N"), "{text}");
 
-    // Apply refuses while they wait; rejecting them lets the leaver go.
-    assert!(engine.ensure_applicable(&id).await.is_err());
+    // The held removals wait; the leaver goes at once.
+    engine.ensure_applicable(&id).await.unwrap();
+    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    assert_eq!(report.held, PEOPLE - 1, "{report:?}");
+    assert_eq!(removed(&sim), vec!["p3@acme.example".to_string()]);
+    // Rejected, they never run.
     engine
         .decide(
             &id,
@@ -138,7 +142,34 @@ async fn a_misspelled_key_takes_nothing_from_the_employed_while_the_leaver_goes(
         .await
         .unwrap();
     engine.ensure_applicable(&id).await.unwrap();
-    engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    assert_eq!(report.held, 0, "{report:?}");
+    assert_eq!(removed(&sim), vec!["p3@acme.example".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removal_approved_after_the_rest_ran_runs_only_if_a_fresh_plan_still_wants_it() {
+    let (sim, mut engine, _dir) = in_line().await;
+    engine.policy = Policy::parse("p.toml", &rules("staus")).expect("parses as-is");
+    let mut hr = people();
+    hr[3].status = EmploymentStatus::Terminated;
+    engine.import_people(&hr, "hr").await.unwrap();
+    engine.read(&mut |_, _| {}).await.unwrap();
+    let (id, _) = engine.plan(None).await.unwrap();
+    engine.ensure_applicable(&id).await.unwrap();
+    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    assert_eq!(report.held, PEOPLE - 1, "{report:?}");
+    // Someone fixes the typo, then (wrongly) approves the held removals of
+    // the old plan: a fresh plan no longer calls for them, so none runs.
+    engine.policy = Policy::parse("p.toml", &rules("status")).expect("parses");
+    engine
+        .decide(&id, None, Decision::Approved, "reviewer", "looks fine")
+        .await
+        .unwrap();
+    engine.ensure_applicable(&id).await.unwrap();
+    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    assert_eq!(report.skipped, PEOPLE - 1, "{report:?}");
+    assert_eq!(report.held + report.pending, 0, "{report:?}");
     assert_eq!(removed(&sim), vec!["p3@acme.example".to_string()]);
 }
 

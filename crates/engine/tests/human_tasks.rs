@@ -48,6 +48,13 @@ async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
         member("m-2", "bob@acme.example", true),
     ]));
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
+    // Not the connection's first plan: these tests are about routing
+    // manual work, not the first_plan guard (which holds every removal).
+    engine
+        .store
+        .mark_connections_applied(&[ConnectionId::new("spendesk")], "earlier", 0)
+        .await
+        .unwrap();
     engine.bind(
         ConnectionId::new("spendesk"),
         AppBinding {
@@ -153,6 +160,13 @@ async fn bill_spend_without_enterprise_gets_an_add_only_csv_and_a_manual_offboar
         a.connection = ConnectionId::new("bill");
     }
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
+    // Not the connection's first plan: these tests are about routing
+    // manual work, not the first_plan guard (which holds every removal).
+    engine
+        .store
+        .mark_connections_applied(&[ConnectionId::new("bill")], "earlier", 0)
+        .await
+        .unwrap();
     engine.exports_dir = Some(dir.path().to_path_buf());
     engine.bind(
         ConnectionId::new("bill"),
@@ -225,6 +239,13 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
     .unwrap();
     let accounts = Arc::new(Mutex::new(vec![member("m-2", "bob@acme.example", true)]));
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
+    // Not the connection's first plan: these tests are about routing
+    // manual work, not the first_plan guard (which holds every removal).
+    engine
+        .store
+        .mark_connections_applied(&[ConnectionId::new("spendesk")], "earlier", 0)
+        .await
+        .unwrap();
     engine.bind(
         ConnectionId::new("spendesk"),
         AppBinding {

@@ -305,6 +305,14 @@ fn sqlite_pool_options(max: u32) -> AnyPoolOptions {
                 sqlx::query("PRAGMA synchronous = NORMAL")
                     .execute(&mut *conn)
                     .await?;
+                // Several processes share one file (`plan` beside `serve`,
+                // the rate budget and the kill switch every writer checks):
+                // wait for another's write transaction instead of failing
+                // with "database is locked" after the 5 s default, which a
+                // loaded machine can exceed.
+                sqlx::query("PRAGMA busy_timeout = 30000")
+                    .execute(&mut *conn)
+                    .await?;
                 // A full reconciliation reads every account; SQLite's default
                 // 2 MiB page cache makes that grow worse than linearly with
                 // the company. 16 MiB of cache per connection keeps

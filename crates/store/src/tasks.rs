@@ -334,6 +334,27 @@ impl Store {
         max_attempts: u32,
         now_ms: i64,
     ) -> Result<EnqueueReport, StoreError> {
+        self.enqueue_plan_tasks_except(
+            plan_id,
+            connections,
+            &std::collections::BTreeSet::new(),
+            max_attempts,
+            now_ms,
+        )
+        .await
+    }
+
+    /// [`Store::enqueue_plan_tasks`], leaving out the actions in `held`
+    /// (by index): those waiting for a person's approval. They stay
+    /// pending with no task, so a later call can enqueue them once decided.
+    pub async fn enqueue_plan_tasks_except(
+        &self,
+        plan_id: &PlanId,
+        connections: &[ConnectionId],
+        held: &std::collections::BTreeSet<usize>,
+        max_attempts: u32,
+        now_ms: i64,
+    ) -> Result<EnqueueReport, StoreError> {
         let stored = self
             .plan(plan_id)
             .await?
@@ -346,6 +367,7 @@ impl Store {
             .iter()
             .filter(|a| matches!(a.state, ActionState::Pending | ActionState::Failed))
             .filter(|a| connections.contains(&a.action.connection))
+            .filter(|a| !held.contains(&a.index))
             .map(|a| {
                 vec![
                     Val::Text(plan_id.as_str().to_string()),

@@ -338,3 +338,135 @@ when = { "gateway.spendesk" = ["active"] }
         roster_core::plan::render(&plan)
     );
 }
+
+/// A harmful edit to the policy or the people source, as a person might
+/// make by mistake.
+#[derive(Clone, Copy, Debug)]
+enum Edit {
+    /// A key of the rule's `when` misspelled (a random letter dropped).
+    MisspellStatusKey,
+    /// The rule deleted.
+    DeleteRule,
+    /// The rule's connection misspelled: the app is no longer governed.
+    RenameConnection,
+    /// The rule widened to grant the admin role.
+    GrantAdmin,
+    /// The HR file emptied.
+    EmptySource,
+    /// The HR file cut to a random part (a half or less).
+    CutSource,
+}
+
+const EDITS: [Edit; 6] = [
+    Edit::MisspellStatusKey,
+    Edit::DeleteRule,
+    Edit::RenameConnection,
+    Edit::GrantAdmin,
+    Edit::EmptySource,
+    Edit::CutSource,
+];
+
+/// xorshift64: reproducible randomness without a dependency; the seed is
+/// in every failure message.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// "Done means" of the safe-by-default issue: random harmful edits (with
+/// a few genuine leavers mixed in) run through plan and apply with default
+/// settings and no approval against the Expensify simulator. Its effect
+/// log must show no removal of anyone HR still employs, no grant at all
+/// (the tenant is in line), no admin role handed out; and wherever the
+/// source looks whole (not cut, at most one leaver of 20) and the app is
+/// still governed, every genuine leaver gone at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_harmful_edits_never_take_or_grant_access_unasked() {
+    for seed in 1..=18u64 {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let edit = EDITS[(next(&mut state) % EDITS.len() as u64) as usize];
+        let (sim, mut engine, _dir) = in_line().await;
+        let mut hr = people();
+        let mut leavers: Vec<usize> = (0..(next(&mut state) % 3) as usize)
+            .map(|_| (next(&mut state) % PEOPLE as u64) as usize)
+            .collect();
+        leavers.sort_unstable();
+        leavers.dedup();
+        for &i in &leavers {
+            hr[i].status = EmploymentStatus::Terminated;
+        }
+        let leaver_emails: Vec<String> = leavers
+            .iter()
+            .map(|&i| format!("p{i}@acme.example"))
+            .collect();
+        let policy_text = match edit {
+            Edit::MisspellStatusKey => {
+                let cut = (next(&mut state) % "status".len() as u64) as usize;
+                let mut key = "status".to_string();
+                key.remove(cut);
+                rules(&key)
+            }
+            Edit::DeleteRule => String::new(),
+            Edit::RenameConnection => rules("status").replace("\"expensify\"", "\"expensfy\""),
+            Edit::GrantAdmin => rules("status").replace("role = \"user\"", "role = \"admin\""),
+            Edit::EmptySource | Edit::CutSource => rules("status"),
+        };
+        match edit {
+            Edit::EmptySource => hr.clear(),
+            Edit::CutSource => {
+                let keep = 1 + (next(&mut state) % (PEOPLE as u64 / 2)) as usize;
+                hr.truncate(keep);
+            }
+            _ => {}
+        }
+        let case = format!("seed {seed}: {edit:?}, leavers {leaver_emails:?}");
+        // Parsed as-is: the guards hold even where `policy check` would
+        // have caught the mistake.
+        engine.policy = Policy::parse("p.toml", &policy_text).expect("parses");
+        engine.import_people(&hr, "hr").await.unwrap();
+        engine.read(&mut |_, _| {}).await.unwrap();
+        let (id, plan) = engine.plan(None).await.unwrap();
+        let text = roster_core::plan::render(&plan);
+        engine.ensure_applicable(&id).await.unwrap();
+        engine.apply(&id, &mut |_, _| {}).await.unwrap();
+
+        let effects = sim.handle().effects();
+        for e in &effects {
+            match &e.kind {
+                EffectKind::Removed => assert!(
+                    leaver_emails.contains(&e.email),
+                    "{case}: {} removed but HR still employs them\n{text}",
+                    e.email
+                ),
+                EffectKind::Added => panic!("{case}: {} added unasked\n{text}", e.email),
+                _ => {}
+            }
+        }
+        for i in 0..PEOPLE {
+            let email = format!("p{i}@acme.example");
+            if let Some(emp) = sim.handle().employee(POLICY_ID, &email) {
+                assert_ne!(
+                    emp.role, "admin",
+                    "{case}: admin granted to {email}\n{text}"
+                );
+            }
+        }
+        // Two leavers of 20 people at once is 10% newly terminated: the
+        // source-change guard withholds them until confirmed (by design).
+        let source_whole =
+            !matches!(edit, Edit::EmptySource | Edit::CutSource) && leavers.len() <= 1;
+        let governed = !matches!(edit, Edit::DeleteRule | Edit::RenameConnection);
+        if source_whole && governed {
+            for l in &leaver_emails {
+                assert!(
+                    effects
+                        .iter()
+                        .any(|e| &e.email == l && e.kind == EffectKind::Removed),
+                    "{case}: leaver {l} not removed at once\n{text}"
+                );
+            }
+        }
+    }
+}

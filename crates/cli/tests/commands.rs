@@ -629,7 +629,14 @@ async fn run_reconciles_and_stops_cleanly_on_sigterm() {
             break;
         }
         assert!(Instant::now() < deadline, "no plan within 60 s");
-        assert!(child.try_wait().unwrap().is_none(), "run exited early");
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "run exited early ({:?}): {}",
+                out.status.code(),
+                text(&out.stderr)
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let pid = child.id().to_string();

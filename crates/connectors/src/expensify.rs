@@ -201,17 +201,7 @@ impl ExpensifyConnector {
                 ),
             });
         }
-        // reqwest is built without a bundled TLS provider (aws-lc is slow to
-        // build); install ring's unless the process already chose one.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| ConnectorError::Config {
-                detail: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let client = crate::http::client(config.timeout)?;
         Ok(ExpensifyConnector {
             config,
             url,

@@ -33,6 +33,11 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, ConnectorErro
     }
     reqwest::Client::builder()
         .timeout(timeout)
+        // Never follow a redirect: the base URL passed roster's outbound
+        // check (no metadata or private addresses unless allowed), and a
+        // redirect would carry the request, credentials and all, past it.
+        // Vendor APIs answer where they are asked.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ConnectorError::Config {
             detail: format!("cannot build the HTTP client: {e}"),

@@ -378,6 +378,9 @@ impl Witness {
                 }
                 let client = reqwest::Client::builder()
                     .timeout(WEBHOOK_TIMEOUT)
+                    // The URL passed the outbound check; a redirect must
+                    // not carry checkpoints past it.
+                    .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(|e| AnchorError::WitnessRead {
                         witness: format!("webhook:{webhook}"),

@@ -20,10 +20,11 @@
 //!   roster itself; the simulators, the demo and local egress proxies live
 //!   there.
 //!
-//! Limits: host names are not resolved at load (DNS can change after it,
-//! and a load must not depend on the network), so a public name that
-//! resolves to a private address, or a redirect to one, is not caught
-//! here. Literal addresses in every form the URL standard accepts
+//! Redirects are never followed (the connectors' and the audit webhook's
+//! HTTP clients refuse them), so a checked URL cannot hand a request on to
+//! an unchecked one. Limit: host names are not resolved at load (DNS can
+//! change after it, and a load must not depend on the network), so a
+//! public name that resolves to a private address is not caught here. Literal addresses in every form the URL standard accepts
 //! (`http://0xA9FEA9FE/`, `[::ffff:169.254.169.254]`) and the metadata
 //! host names are.
 

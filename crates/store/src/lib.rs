@@ -271,13 +271,27 @@ impl Store {
                 expected: SCHEMA_VERSION,
             });
         }
-        migrator
-            .run(&self.write)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                target: self.target.clone(),
-                source,
-            })?;
+        // SQLite has no migration lock: two processes opening a new file
+        // at once (`roster run` and a `roster plans` beside it) race through
+        // the migrations, and the loser's transaction fails on a table the
+        // winner just made, then rolls back whole. Running again skips what
+        // the other applied, so retry a few times before giving up.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.write).await {
+                Ok(()) => break,
+                Err(_) if self.backend == Backend::Sqlite && attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(source) => {
+                    return Err(StoreError::Migrate {
+                        target: self.target.clone(),
+                        source,
+                    });
+                }
+            }
+        }
         let found = self.schema_version().await?;
         if found != SCHEMA_VERSION {
             return Err(StoreError::SchemaVersion {

@@ -275,6 +275,7 @@ async fn build_engine(
         };
         let mut s = ConnectorSettings::new(id).with_path(path.clone());
         s.base_url = c.base_url.clone();
+        s.allow_private_network = c.allow_private_network;
         s.username = c.username.clone();
         s.secret = c.secret.as_ref().map(|x| SecretString::new(x.expose()));
         s.idp = c.idp.clone();

@@ -73,6 +73,9 @@ pub struct BillSpendConfig {
     /// Role for created users without a `role` attribute.
     pub default_role: String,
     pub timeout: Duration,
+    /// The endpoint may be on a private or link-local network (host names
+    /// are checked when resolved; see [`crate::egress`]).
+    pub allow_private_network: bool,
     pub rate_limits: Vec<RateWindow>,
 }
 
@@ -86,6 +89,7 @@ impl BillSpendConfig {
             max_concurrent: 3,
             default_role: "MEMBER".into(),
             timeout: Duration::from_secs(30),
+            allow_private_network: false,
             rate_limits: documented_rate_limits(),
         }
     }
@@ -168,7 +172,7 @@ impl BillSpendConnector {
                 ),
             });
         }
-        let client = http::client(config.timeout)?;
+        let client = http::client(config.timeout, config.allow_private_network)?;
         let permits = config.max_concurrent.max(1);
         Ok(BillSpendConnector {
             config,

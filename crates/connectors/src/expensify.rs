@@ -128,6 +128,9 @@ pub struct ExpensifyConfig {
     /// field is required by Expensify; typically the finance approver).
     pub default_manager_email: Option<String>,
     pub timeout: Duration,
+    /// The endpoint may be on a private or link-local network (host names
+    /// are checked when resolved; see [`crate::egress`]).
+    pub allow_private_network: bool,
     /// Reported in [`Capabilities::rate_limits`]; override only to test.
     pub rate_limits: Vec<RateWindow>,
 }
@@ -150,6 +153,7 @@ impl ExpensifyConfig {
             policies_per_page: 50,
             default_manager_email: None,
             timeout: Duration::from_secs(60),
+            allow_private_network: false,
             rate_limits: documented_rate_limits(),
         }
     }
@@ -201,7 +205,7 @@ impl ExpensifyConnector {
                 ),
             });
         }
-        let client = crate::http::client(config.timeout)?;
+        let client = crate::http::client(config.timeout, config.allow_private_network)?;
         Ok(ExpensifyConnector {
             config,
             url,

@@ -27,7 +27,10 @@ use crate::{ConnectorError, SecretString};
 /// Builds a client with a timeout. reqwest is built without a bundled TLS
 /// provider (aws-lc is slow to build); install ring's unless the process
 /// already chose one.
-pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, ConnectorError> {
+pub(crate) fn client(
+    timeout: Duration,
+    allow_private_network: bool,
+) -> Result<reqwest::Client, ConnectorError> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
@@ -38,6 +41,9 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, ConnectorErro
         // redirect would carry the request, credentials and all, past it.
         // Vendor APIs answer where they are asked.
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(std::sync::Arc::new(CheckedResolver {
+            allow_private_network,
+        }))
         .build()
         .map_err(|e| ConnectorError::Config {
             detail: format!("cannot build the HTTP client: {e}"),
@@ -276,5 +282,65 @@ mod tests {
         );
         assert!(base_url("ftp://h", "x").is_err());
         assert!(base_url("not a url", "x").is_err());
+    }
+}
+
+/// Resolves host names with the system resolver and drops the addresses
+/// the connection may not reach ([`crate::egress::permitted`]): the
+/// configured URL was checked at load, but only DNS knows where a name
+/// points when the request is made.
+struct CheckedResolver {
+    allow_private_network: bool,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_private_network;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ok: Vec<std::net::SocketAddr> = all
+                .iter()
+                .copied()
+                .filter(|a| crate::egress::permitted(a.ip(), allow))
+                .collect();
+            if ok.is_empty() && !all.is_empty() {
+                let refused = std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{host} resolves only to addresses roster may not reach ({}): cloud metadata \
+                         never, link-local and private networks only with allow_private_network = true",
+                        all.iter()
+                            .map(|a| a.ip().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                return Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod resolver_tests {
+    use reqwest::dns::Resolve;
+
+    use super::CheckedResolver;
+
+    #[tokio::test]
+    async fn loopback_names_resolve_and_every_address_is_checked() {
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let addrs: Vec<_> = CheckedResolver {
+            allow_private_network: false,
+        }
+        .resolve(name)
+        .await
+        .expect("localhost is loopback: allowed")
+        .collect();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
     }
 }

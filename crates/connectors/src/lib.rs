@@ -44,6 +44,7 @@
 
 pub mod bill_spend;
 pub mod driver;
+pub mod egress;
 mod error;
 pub mod expensify;
 mod http;

@@ -87,6 +87,9 @@ pub struct OktaAssignConfig {
     /// Assignments per page (≤ 500 in Okta; 200 is its users default).
     pub page_size: u32,
     pub timeout: Duration,
+    /// The endpoint may be on a private or link-local network (host names
+    /// are checked when resolved; see [`crate::egress`]).
+    pub allow_private_network: bool,
     /// The org's limit for these endpoints; the driver gets half of it.
     pub okta_rate_limit: RateWindow,
 }
@@ -106,6 +109,7 @@ impl OktaAssignConfig {
             app_id: app_id.into(),
             page_size: 200,
             timeout: Duration::from_secs(30),
+            allow_private_network: false,
             okta_rate_limit: RateWindow::new(600, Duration::from_secs(60)),
         }
     }
@@ -201,7 +205,7 @@ impl OktaAssignConnector {
                 ),
             });
         }
-        let client = http::client(config.timeout)?;
+        let client = http::client(config.timeout, config.allow_private_network)?;
         Ok(OktaAssignConnector {
             config,
             base,

@@ -54,6 +54,9 @@ pub struct ConnectorSettings {
     /// Expensify: `managerEmail` when the policy sets none.
     pub default_manager_email: Option<String>,
     pub timeout: Option<Duration>,
+    /// The endpoint may be on a private or link-local network
+    /// (`allow_private_network` in roster.toml).
+    pub allow_private_network: bool,
     /// Anything else, by name (e.g. `default_role` for BILL, `page_size`).
     pub options: BTreeMap<String, String>,
 }
@@ -71,6 +74,7 @@ impl ConnectorSettings {
             policy_ids: None,
             default_manager_email: None,
             timeout: None,
+            allow_private_network: false,
             options: BTreeMap::new(),
         }
     }
@@ -213,6 +217,7 @@ pub fn build(
             )?;
             let mut c = ScimConfig::new(settings.connection.clone(), url.clone(), secret()?);
             c.app_name = app.to_string();
+            c.allow_private_network = settings.allow_private_network;
             if let Some(t) = timeout {
                 c.timeout = t;
             }
@@ -249,6 +254,7 @@ pub fn build(
                 app_id.clone(),
             );
             c.app_name = app.to_string();
+            c.allow_private_network = settings.allow_private_network;
             if let Some(t) = timeout {
                 c.timeout = t;
             }
@@ -269,6 +275,7 @@ pub fn build(
             }
             c.policy_ids = settings.policy_ids.clone();
             c.default_manager_email = settings.default_manager_email.clone();
+            c.allow_private_network = settings.allow_private_network;
             if let Some(t) = timeout {
                 c.timeout = t;
             }
@@ -285,6 +292,7 @@ pub fn build(
             if let Some(n) = settings.option_u32("page_size")? {
                 c.page_size = n.clamp(1, 100);
             }
+            c.allow_private_network = settings.allow_private_network;
             if let Some(t) = timeout {
                 c.timeout = t;
             }
@@ -300,6 +308,7 @@ pub fn build(
             if let Some(url) = &settings.base_url {
                 c = c.with_base_url(url.clone());
             }
+            c.allow_private_network = settings.allow_private_network;
             if let Some(t) = timeout {
                 c.timeout = t;
             }

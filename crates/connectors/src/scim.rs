@@ -96,6 +96,9 @@ pub struct ScimConfig {
     /// Users per page (`count`); 100 is what Okta asks for.
     pub page_size: u32,
     pub timeout: Duration,
+    /// The endpoint may be on a private or link-local network (host names
+    /// are checked when resolved; see [`crate::egress`]).
+    pub allow_private_network: bool,
     /// Send `If-Match` when the server offers versions.
     pub use_etags: bool,
     /// Ask for only the mapped attributes. Turn off for servers that
@@ -116,6 +119,7 @@ impl ScimConfig {
             token,
             page_size: 100,
             timeout: Duration::from_secs(30),
+            allow_private_network: false,
             use_etags: true,
             narrow_reads: true,
             rate_limits: Vec::new(),
@@ -321,7 +325,7 @@ impl ScimConnector {
                 ),
             });
         }
-        let client = http::client(config.timeout)?;
+        let client = http::client(config.timeout, config.allow_private_network)?;
         Ok(ScimConnector {
             config,
             base,

@@ -59,6 +59,9 @@ pub struct SpendeskConfig {
     pub client_secret: SecretString,
     pub page_size: u32,
     pub timeout: Duration,
+    /// The endpoint may be on a private or link-local network (host names
+    /// are checked when resolved; see [`crate::egress`]).
+    pub allow_private_network: bool,
     pub rate_limits: Vec<RateWindow>,
 }
 
@@ -75,6 +78,7 @@ impl SpendeskConfig {
             client_secret,
             page_size: 100,
             timeout: Duration::from_secs(30),
+            allow_private_network: false,
             rate_limits: Vec::new(),
         }
     }
@@ -130,7 +134,7 @@ impl SpendeskConnector {
                 ),
             });
         }
-        let client = http::client(config.timeout)?;
+        let client = http::client(config.timeout, config.allow_private_network)?;
         Ok(SpendeskConnector {
             config,
             base,

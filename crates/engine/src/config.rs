@@ -300,6 +300,10 @@ pub struct ConnectionConfig {
     pub app: String,
     pub path: Option<String>,
     pub base_url: Option<String>,
+    /// The connection may reach private and link-local addresses (its own
+    /// setting, else the top-level one); checked again when host names
+    /// resolve (`roster_connectors::egress`).
+    pub allow_private_network: bool,
     pub policy_ids: Option<Vec<String>>,
     pub username: Option<String>,
     /// Where the secret comes from, as configured.
@@ -508,6 +512,7 @@ impl Config {
                 app: c.app.clone(),
                 path: c.path.clone(),
                 base_url: c.base_url.clone(),
+                allow_private_network: c.allow_private_network.unwrap_or(raw.allow_private_network),
                 policy_ids: c.policy_ids.clone(),
                 username: c.username.clone(),
                 secret_ref: c.secret.clone(),

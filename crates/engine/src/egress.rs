@@ -22,13 +22,17 @@
 //!
 //! Redirects are never followed (the connectors' and the audit webhook's
 //! HTTP clients refuse them), so a checked URL cannot hand a request on to
-//! an unchecked one. Limit: host names are not resolved at load (DNS can
-//! change after it, and a load must not depend on the network), so a
-//! public name that resolves to a private address is not caught here. Literal addresses in every form the URL standard accepts
+//! an unchecked one. Host names are not resolved at load (DNS can change
+//! after it, and a load must not depend on the network); the connectors'
+//! HTTP clients check every address a name resolves to when they connect
+//! (`roster_connectors::egress`, the same classification), so a public
+//! name pointing at a private or metadata address is refused there. Literal addresses in every form the URL standard accepts
 //! (`http://0xA9FEA9FE/`, `[::ffff:169.254.169.254]`) and the metadata
 //! host names are.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+use roster_connectors::egress::{Class, classify};
 
 /// Host names of cloud instance-metadata services (lower case).
 const METADATA_HOSTS: &[&str] = &[
@@ -106,57 +110,6 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<(), EgressError> {
                 "private-network"
             },
         }),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Public,
-    Loopback,
-    Metadata,
-    LinkLocal,
-    Private,
-}
-
-fn classify(ip: IpAddr) -> Class {
-    match ip {
-        IpAddr::V4(v4) => classify_v4(v4),
-        IpAddr::V6(v6) => classify_v6(v6),
-    }
-}
-
-fn classify_v4(ip: Ipv4Addr) -> Class {
-    let o = ip.octets();
-    if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
-        Class::Metadata
-    } else if ip.is_loopback() {
-        Class::Loopback
-    } else if ip.is_link_local() {
-        Class::LinkLocal
-    } else if ip.is_private()
-        // Carrier-grade NAT space, used inside some clouds' networks.
-        || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        // "This network": 0.0.0.0 reaches the local host's services.
-        || o[0] == 0
-    {
-        Class::Private
-    } else {
-        Class::Public
-    }
-}
-
-fn classify_v6(ip: Ipv6Addr) -> Class {
-    let seg = ip.segments();
-    if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
-        Class::Metadata
-    } else if ip.is_loopback() {
-        Class::Loopback
-    } else if (seg[0] & 0xffc0) == 0xfe80 {
-        Class::LinkLocal
-    } else if (seg[0] & 0xfe00) == 0xfc00 || ip.is_unspecified() {
-        Class::Private
-    } else {
-        Class::Public
     }
 }
 

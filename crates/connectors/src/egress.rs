@@ -60,6 +60,16 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
     }
 }
 
+/// An HTTP client for `timeout` that never follows redirects and resolves
+/// host names through [`permitted`]: what every connector uses, for other
+/// outbound calls (the audit log's webhook witness) to use too.
+pub fn checked_client(
+    timeout: std::time::Duration,
+    allow_private_network: bool,
+) -> Result<reqwest::Client, crate::ConnectorError> {
+    crate::http::client(timeout, allow_private_network)
+}
+
 /// May a request go to `ip`? Metadata addresses never; link-local and
 /// private ones only when the connection allows private networks.
 pub fn permitted(ip: IpAddr, allow_private: bool) -> bool {

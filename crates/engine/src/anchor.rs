@@ -367,25 +367,26 @@ pub enum Witness {
 
 impl Witness {
     /// Builds the witness a config entry describes.
-    pub fn from_config(w: &RawWitness) -> Result<Witness, AnchorError> {
+    /// `allow_private_network`: a webhook may resolve to a private or
+    /// link-local address (never a metadata one).
+    pub fn from_config(
+        w: &RawWitness,
+        allow_private_network: bool,
+    ) -> Result<Witness, AnchorError> {
         Ok(match w {
             RawWitness::File { file } => Witness::File(file.clone()),
             RawWitness::Webhook { webhook } => {
-                // reqwest is built without a bundled TLS provider; install
-                // ring's unless the process already chose one.
-                if rustls::crypto::CryptoProvider::get_default().is_none() {
-                    let _ = rustls::crypto::ring::default_provider().install_default();
-                }
-                let client = reqwest::Client::builder()
-                    .timeout(WEBHOOK_TIMEOUT)
-                    // The URL passed the outbound check; a redirect must
-                    // not carry checkpoints past it.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| AnchorError::WitnessRead {
-                        witness: format!("webhook:{webhook}"),
-                        reason: format!("cannot build the HTTP client: {e}"),
-                    })?;
+                // The URL passed the outbound check at load; the client
+                // checks what its host name resolves to and never follows a
+                // redirect past it (`roster_connectors::egress`).
+                let client = roster_connectors::egress::checked_client(
+                    WEBHOOK_TIMEOUT,
+                    allow_private_network,
+                )
+                .map_err(|e| AnchorError::WitnessRead {
+                    witness: format!("webhook:{webhook}"),
+                    reason: format!("cannot build the HTTP client: {e}"),
+                })?;
                 Witness::Webhook {
                     url: webhook.clone(),
                     client,
@@ -527,7 +528,7 @@ impl AuditAnchor {
         let witnesses = cfg
             .witnesses
             .iter()
-            .map(Witness::from_config)
+            .map(|w| Witness::from_config(w, cfg.allow_private_network))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(AuditAnchor::new(
             key,
@@ -770,7 +771,7 @@ pub async fn verify(
     let witnesses = cfg
         .witnesses
         .iter()
-        .map(Witness::from_config)
+        .map(|w| Witness::from_config(w, cfg.allow_private_network))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sources: Vec<(String, PathBuf, bool)> = witnesses
         .iter()

@@ -168,6 +168,9 @@ pub struct AuditConfig {
     pub previous_keys: Vec<String>,
     /// How often `roster run` / `serve` checkpoint.
     pub checkpoint_interval: std::time::Duration,
+    /// Webhook witnesses may be on private networks (the top-level
+    /// `allow_private_network`).
+    pub allow_private_network: bool,
 }
 
 /// The signing key's file name in the data directory.
@@ -711,6 +714,7 @@ fn storage(raw: &RawConfig, path: &Path) -> Result<StorageConfig, ConfigError> {
             .unwrap_or_else(|| data_dir.join(AUDIT_SIGNING_KEY_FILE)),
         previous_keys: a.previous_keys.iter().map(|k| k.to_lowercase()).collect(),
         checkpoint_interval: std::time::Duration::from_secs(interval),
+        allow_private_network: raw.allow_private_network,
     };
     Ok(StorageConfig {
         database,

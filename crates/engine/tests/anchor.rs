@@ -34,6 +34,7 @@ async fn setup(witnesses: Vec<RawWitness>) -> Fx {
         signing_key: dir.path().join("keys/audit-signing.key"),
         previous_keys: vec![],
         checkpoint_interval: Duration::from_secs(60),
+        allow_private_network: false,
     };
     Fx {
         _dir: dir,
@@ -457,9 +458,12 @@ async fn without_a_witness_nothing_is_signed_and_verify_says_so() {
     let report = anchor::verify(&fx.store, &fx.cfg, &[]).await.unwrap();
     assert!(report.render().contains("no [audit] witness is configured"));
     // The witness type names never leak a webhook's query string.
-    let w = Witness::from_config(&RawWitness::Webhook {
-        webhook: "http://127.0.0.1:1/x?token=s3cret".into(),
-    })
+    let w = Witness::from_config(
+        &RawWitness::Webhook {
+            webhook: "http://127.0.0.1:1/x?token=s3cret".into(),
+        },
+        false,
+    )
     .unwrap();
     assert_eq!(w.name(), "webhook:http://127.0.0.1:1/x");
 }

@@ -32,6 +32,17 @@ fn member(key: &str, email: &str, active: bool) -> Account {
     }
 }
 
+/// Marks `connection` as having had a plan applied: these tests are about
+/// routing manual work, not the first_plan guard (which holds every
+/// removal in a connection's first plan).
+async fn past_first_plan(engine: &Engine, connection: &str) {
+    engine
+        .store
+        .mark_connections_applied(&[ConnectionId::new(connection)], "earlier", 0)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,13 +59,7 @@ async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
         member("m-2", "bob@acme.example", true),
     ]));
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
-    // Not the connection's first plan: these tests are about routing
-    // manual work, not the first_plan guard (which holds every removal).
-    engine
-        .store
-        .mark_connections_applied(&[ConnectionId::new("spendesk")], "earlier", 0)
-        .await
-        .unwrap();
+    past_first_plan(&engine, "spendesk").await;
     engine.bind(
         ConnectionId::new("spendesk"),
         AppBinding {
@@ -160,13 +165,7 @@ async fn bill_spend_without_enterprise_gets_an_add_only_csv_and_a_manual_offboar
         a.connection = ConnectionId::new("bill");
     }
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
-    // Not the connection's first plan: these tests are about routing
-    // manual work, not the first_plan guard (which holds every removal).
-    engine
-        .store
-        .mark_connections_applied(&[ConnectionId::new("bill")], "earlier", 0)
-        .await
-        .unwrap();
+    past_first_plan(&engine, "bill").await;
     engine.exports_dir = Some(dir.path().to_path_buf());
     engine.bind(
         ConnectionId::new("bill"),
@@ -239,13 +238,7 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
     .unwrap();
     let accounts = Arc::new(Mutex::new(vec![member("m-2", "bob@acme.example", true)]));
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin().unwrap());
-    // Not the connection's first plan: these tests are about routing
-    // manual work, not the first_plan guard (which holds every removal).
-    engine
-        .store
-        .mark_connections_applied(&[ConnectionId::new("spendesk")], "earlier", 0)
-        .await
-        .unwrap();
+    past_first_plan(&engine, "spendesk").await;
     engine.bind(
         ConnectionId::new("spendesk"),
         AppBinding {

@@ -286,6 +286,11 @@ pub struct GuardContext {
     pub active_counts: Option<BTreeMap<ConnectionId, usize>>,
     /// Set when the source looks like an incomplete read.
     pub source_change: Option<SourceChange>,
+    /// Plan this person only (a targeted run). The other people given are
+    /// there so that an account they could also own is recognised as
+    /// shared or ambiguous, exactly as the full run would; they get no
+    /// actions, and accounts matching nobody are not this run's business.
+    pub focus: Option<crate::EmployeeId>,
 }
 
 /// A limit and how it was reached, for the plan's text.

@@ -15,6 +15,7 @@
 //! max_grants = 10                     # new accounts per connection and plan
 //! max_grant_percent = 10
 //! privileged_roles = ["admin", "owner"]
+//! separation_of_duties = "agents"     # the default; or "always", "off"
 //!
 //! [connections.expensify]
 //! orphans = "report"          # or "deactivate"
@@ -22,6 +23,7 @@
 //! max_deprovisions = 25       # more than this in one plan: deactivations wait for approval
 //! max_deprovision_percent = 10
 //! grace_days = 30             # suspend leavers now, delete 30 days after their end date
+//! approvers = ["alice", "group:finance"]  # only they approve or reject its actions
 //!
 //! [tables.workspace_by_cost_center]
 //! "CC-100" = "E5A1B2C3D4E5F601"
@@ -172,6 +174,11 @@ pub struct ConnectionPolicy {
     pub max_grants: Option<usize>,
     #[serde(default)]
     pub max_grant_percent: Option<f64>,
+    /// Who may approve or reject this connection's actions: principal
+    /// names, or `group:NAME` (see [`crate::principal`]). Unset: any
+    /// operator.
+    #[serde(default)]
+    pub approvers: Option<Vec<String>>,
 }
 
 /// Plan-wide approval rules.
@@ -225,6 +232,10 @@ pub struct ApprovalSettings {
     /// Unset: [`crate::guard::DEFAULT_SOURCE_CHANGE_PERCENT`].
     #[serde(default)]
     pub max_source_change_percent: Option<f64>,
+    /// When the principal who proposed a plan may not approve it (see
+    /// [`crate::principal`]). Unset: `agents`.
+    #[serde(default)]
+    pub separation_of_duties: Option<crate::principal::SeparationOfDuties>,
 }
 
 fn yes() -> bool {
@@ -244,6 +255,7 @@ impl Default for ApprovalSettings {
             privileged_grants: None,
             first_plan: None,
             max_source_change_percent: None,
+            separation_of_duties: None,
         }
     }
 }

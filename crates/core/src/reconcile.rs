@@ -195,6 +195,11 @@ pub fn reconcile_guarded(
             ((r.connection.as_str(), r.account.as_str()), target)
         })
         .collect();
+    let focus: Option<usize> = match &guard.focus {
+        None => None,
+        // A focus the people do not include plans no one.
+        Some(f) => Some(by_id.get(f.as_str()).copied().unwrap_or(usize::MAX)),
+    };
     let governed = policy.governed_connections();
     let mut plan = Plan {
         observed_digest: observed_digest(observed),
@@ -231,6 +236,7 @@ pub fn reconcile_guarded(
                             resolved,
                             by_id,
                             people,
+                            focus,
                             obs,
                             policy,
                             now,
@@ -313,11 +319,14 @@ fn reconcile_connection(
     resolved: &HashMap<(&str, &str), Resolved>,
     by_id: &HashMap<&str, usize>,
     people: &[Person],
+    focus: Option<usize>,
     obs: &Observed,
     policy: &Policy,
     now: OffsetDateTime,
     plan: &mut Plan,
 ) {
+    // A targeted run (see `GuardContext::focus`) decides for one person.
+    let decides_for = |i: usize| focus.is_none_or(|f| f == i);
     let connection = &obs.connection;
     let settings = policy.connection(connection);
     let managed = policy.managed_attributes(connection);
@@ -349,7 +358,11 @@ fn reconcile_connection(
             Match::Person(i, by) => matches.entry(i).or_default().push((account, by)),
             Match::Ambiguous(why, involved) => {
                 class.unmatched += 1;
+                let mine = focus.is_none_or(|f| involved.contains(&f));
                 held.extend(involved);
+                if !mine {
+                    continue;
+                }
                 plan.findings.push(Finding {
                     connection: connection.clone(),
                     kind: FindingKind::Ambiguous,
@@ -360,6 +373,9 @@ fn reconcile_connection(
                     ),
                 });
             }
+            // Orphans are the full run's business: a targeted run sees only
+            // the accounts found under one person's identifiers.
+            Match::None if focus.is_some() => {}
             Match::None if account.active => {
                 class.orphan += 1;
                 let deactivate = settings.orphans == OrphanHandling::Deactivate;
@@ -412,6 +428,9 @@ fn reconcile_connection(
         let (primary, primary_by) = candidates[0];
         for (dup, _) in &candidates[1..] {
             class.unmatched += 1;
+            if !decides_for(i) {
+                continue;
+            }
             plan.findings.push(Finding {
                 connection: connection.clone(),
                 kind: FindingKind::Duplicate,
@@ -447,6 +466,9 @@ fn reconcile_connection(
     // 2–3. Compare each person's entitlement with their account.
     let connection_rules = policy.rules_for(connection);
     for (i, person) in people.iter().enumerate() {
+        if !decides_for(i) {
+            continue;
+        }
         let entitlement = if in_lane(person, connection) {
             policy.entitlement_among(&connection_rules, person, connection)
         } else {

@@ -30,15 +30,14 @@
 //! people, reporting peak memory (`VmHWM`) after each phase next to the
 //! targets. The generator is deterministic for a seed.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use roster_core::correlate::{Correlator, Match};
 use roster_core::{
-    Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, FindingKind, Observed,
-    Person, Plan, Policy, PolicyError, reconcile,
+    Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Observed, Person, Plan,
+    Policy, PolicyError, reconcile,
 };
 use roster_store::{PlanId, Store, StoreError};
 use serde::Serialize;
@@ -54,15 +53,23 @@ pub enum BenchError {
     /// The benchmark replaces the people snapshot; it refuses a database
     /// that already holds data.
     #[error(
-        "BENCH-001 {0} is not empty ({1}); the benchmark replaces the people snapshot, so give it a fresh database"
+        "BENCH-0001 {0} is not empty ({1}); the benchmark replaces the people snapshot, so give it a fresh database"
     )]
     NotEmpty(String, String),
-    #[error("BENCH-002 no person {0} in the people snapshot")]
+    #[error("BENCH-0002 no person {0} in the people snapshot")]
     PersonNotFound(String),
-    #[error("BENCH-003 cannot create a temporary database directory: {0}")]
+    #[error("BENCH-0003 cannot create a temporary database directory: {0}")]
     TempDir(#[from] std::io::Error),
-    #[error("BENCH-004 {0}")]
+    #[error("BENCH-0004 {0}")]
     Invalid(String),
+    #[error("BENCH-0005 {0}")]
+    Engine(Box<crate::EngineError>),
+}
+
+impl BenchError {
+    fn engine(e: crate::EngineError) -> BenchError {
+        BenchError::Engine(Box::new(e))
+    }
 }
 
 // ------------------------------------------------------- targeted runs
@@ -107,11 +114,9 @@ pub struct TargetedRun {
     pub others: usize,
 }
 
-/// Plans (and with `persist`, saves the plan) for one person; see the
-/// module docs for why the result matches the full run's.
-///
-/// The plan's `classification` counts the target only; when other people
-/// had to be loaded, it is left empty rather than count them too.
+/// Plans (and with `persist`, saves the plan) for one person through the
+/// engine's one planning function ([`crate::planning`]): the code `roster
+/// plan --person` and the service's events run, not a copy.
 pub async fn reconcile_person(
     store: &Store,
     policy: &Policy,
@@ -119,122 +124,43 @@ pub async fn reconcile_person(
     now: OffsetDateTime,
     persist: bool,
 ) -> Result<TargetedRun, BenchError> {
-    let person = match who {
-        PersonSelector::Email(e) => store.person_by_email(e).await?,
-        PersonSelector::EmployeeId(id) => store.person_by_employee_id(id).await?,
-    }
-    .ok_or_else(|| BenchError::PersonNotFound(who.to_string()))?;
-
-    let mut addresses: Vec<&Email> = vec![&person.email];
-    addresses.extend(person.aliases.iter());
-    let lookups = expand_domains(addresses, policy);
-    let accounts = store
-        .accounts_for_person(&person.employee_id, &lookups)
-        .await?;
-
-    // People who could claim the same accounts.
-    let ids: Vec<EmployeeId> = accounts
-        .iter()
-        .filter_map(|a| a.employee_id.clone())
-        .filter(|id| *id != person.employee_id)
-        .collect();
-    let emails = expand_domains(accounts.iter().filter_map(|a| a.email.as_ref()), policy);
-    let others: Vec<Person> = if ids.is_empty() && emails.is_empty() {
-        Vec::new()
-    } else {
-        store
-            .people_matching(&ids, &emails)
-            .await?
-            .into_iter()
-            .filter(|p| p.employee_id != person.employee_id)
-            .collect()
+    let engine = crate::Engine::new(store.clone(), policy.clone()).at(now);
+    let scope = crate::PlanScope::Person(match who {
+        PersonSelector::Email(e) => crate::PersonRef::Email(e.clone()),
+        PersonSelector::EmployeeId(id) => crate::PersonRef::EmployeeId(id.clone()),
+    });
+    let inputs = match engine.plan_inputs(&scope).await {
+        Err(crate::EngineError::PersonNotFound(_)) => {
+            return Err(BenchError::PersonNotFound(who.to_string()));
+        }
+        other => other.map_err(BenchError::engine)?,
     };
-    let mut people = Vec::with_capacity(1 + others.len());
-    people.push(person);
-    people.extend(others);
-
-    // Keep the accounts the target is involved in.
-    let kept: Vec<Account> = {
-        let correlator = Correlator::new(&people, &policy.correlation);
-        accounts
-            .into_iter()
-            .filter(|a| match correlator.correlate(a) {
-                Match::Person(i, _) => i == 0,
-                Match::Ambiguous(_, involved) => involved.contains(&0),
-                Match::None => false,
-            })
-            .collect()
-    };
-    let kept_keys: HashSet<(ConnectionId, AccountKey)> = kept
-        .iter()
-        .map(|a| (a.connection.clone(), a.key.clone()))
-        .collect();
-    let n_accounts = kept.len();
-    let mut by_conn: BTreeMap<ConnectionId, Vec<Account>> = BTreeMap::new();
-    for a in kept {
-        by_conn.entry(a.connection.clone()).or_default().push(a);
-    }
-    let observed: Vec<Observed> = store
-        .observations()
-        .await?
-        .into_iter()
-        .map(|o| Observed {
-            accounts: by_conn.remove(&o.connection).unwrap_or_default(),
-            connection: o.connection,
-            complete: o.complete,
-            incomplete_reason: o.incomplete_reason,
-        })
-        .collect();
-
-    let mut plan = reconcile(&people, &observed, policy, now);
-    let others = people.len() - 1;
-    if others > 0 {
-        let target = &people[0].employee_id;
-        plan.actions
-            .retain(|a| a.employee_id.as_ref() == Some(target));
-        plan.findings.retain(|f| match f.kind {
-            FindingKind::IncompleteRead | FindingKind::SourceChange => true,
-            FindingKind::Orphan => false,
-            FindingKind::UnresolvedLookup => f.email.as_ref() == Some(&people[0].email),
-            FindingKind::Ambiguous | FindingKind::Duplicate => f
-                .account
-                .as_ref()
-                .is_some_and(|k| kept_keys.contains(&(f.connection.clone(), k.clone()))),
-        });
-        plan.classification.clear();
-    }
+    let plan = engine
+        .plan_from(&inputs)
+        .await
+        .map_err(BenchError::engine)?;
+    let accounts = inputs.observed.iter().map(|o| o.accounts.len()).sum();
+    let others = inputs.people.len().saturating_sub(1);
     let plan_id = if persist {
-        Some(store.save_plan(&plan, unix_ms(now)).await?)
+        Some(
+            engine
+                .save_plan(&plan, &scope, &roster_core::Principal::service())
+                .await
+                .map_err(BenchError::engine)?,
+        )
     } else {
         None
     };
-    let person = people.swap_remove(0);
+    let person = inputs
+        .person
+        .ok_or_else(|| BenchError::PersonNotFound(who.to_string()))?;
     Ok(TargetedRun {
         person,
         plan,
         plan_id,
-        accounts: n_accounts,
+        accounts,
         others,
     })
-}
-
-/// Normalized addresses, each also in every domain the policy says is
-/// equivalent to its own.
-fn expand_domains<'a>(emails: impl IntoIterator<Item = &'a Email>, policy: &Policy) -> Vec<String> {
-    let mut out = BTreeSet::new();
-    for e in emails {
-        let local = e.local_part().to_lowercase();
-        let domain = e.domain().to_lowercase();
-        out.insert(format!("{local}@{domain}"));
-        for group in &policy.correlation.equivalent_domains {
-            if group.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
-                for d in group {
-                    out.insert(format!("{local}@{}", d.to_lowercase()));
-                }
-            }
-        }
-    }
-    out.into_iter().collect()
 }
 
 // ------------------------------------------------------- generator
@@ -955,20 +881,6 @@ mod tests {
         );
         assert!(m.drifted_accounts > 0 && m.alias_accounts > 0, "{m:?}");
         a.policy().unwrap();
-    }
-
-    #[test]
-    fn domains_expand_through_equivalence_groups() {
-        let policy = Policy::parse(
-            "p.toml",
-            "[correlation]\nequivalent_domains = [[\"acme.com\", \"acme.io\"]]\n",
-        )
-        .unwrap();
-        let e = Email::parse("Alice@ACME.io").unwrap();
-        assert_eq!(
-            expand_domains([&e], &policy),
-            vec!["alice@acme.com".to_string(), "alice@acme.io".to_string()]
-        );
     }
 
     #[test]

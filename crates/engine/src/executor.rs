@@ -131,6 +131,7 @@ use rand::Rng;
 use roster_connectors::driver::{self, Progress};
 use roster_connectors::{ActionResult, ApplyRequest, Connector, ConnectorError, RateBudget};
 use roster_core::{Account, Action, ConnectionId, Observed, Operation};
+use roster_store::AuditKind;
 use roster_store::tasks::idempotency_key;
 use roster_store::{
     AuditEvent, ExecState, PlanId, StoredPlan, Task, TaskFilter, TaskFinish, TaskOutcome,
@@ -139,7 +140,7 @@ use roster_store::{
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::run::{Engine, EngineError, ms};
+use crate::engine::{Engine, EngineError, ms};
 
 /// How the executor runs tasks.
 #[derive(Clone, Debug)]
@@ -496,7 +497,7 @@ impl<'e, 'p> Executor<'e, 'p> {
         );
         self.engine
             .audit(
-                "task.lease_expired",
+                AuditKind::TaskLeaseExpired,
                 &self.opts.worker_id,
                 json!({
                     "tasks": reaped.iter().map(|r| r.id).collect::<Vec<_>>(),
@@ -777,7 +778,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                 .await?;
             self.engine
                 .audit(
-                    "connection.quarantined",
+                    AuditKind::ConnectionQuarantined,
                     connection.as_str(),
                     json!({ "reason": reason, "worker": self.opts.worker_id }),
                 )
@@ -922,13 +923,13 @@ impl<'e, 'p> Executor<'e, 'p> {
             TaskResult::Retry { .. } => return None,
             TaskResult::Done { outcome, detail } => (
                 match outcome {
-                    TaskOutcome::Skipped => "action.skipped",
-                    _ => "action.applied",
+                    TaskOutcome::Skipped => AuditKind::ActionSkipped,
+                    _ => AuditKind::ActionApplied,
                 },
                 Some(outcome.as_str()),
                 detail.clone(),
             ),
-            TaskResult::Dead { reason } => ("action.failed", None, Some(reason.clone())),
+            TaskResult::Dead { reason } => (AuditKind::ActionFailed, None, Some(reason.clone())),
         };
         let subject = match action {
             Some(a) => format!("{}:{}", task.connection, a.email.normalized()),
@@ -937,7 +938,7 @@ impl<'e, 'p> Executor<'e, 'p> {
         Some(AuditEvent {
             at_ms: now,
             actor: self.engine.actor.clone(),
-            kind: kind.to_string(),
+            kind: kind.as_str().to_string(),
             subject,
             data: json!({
                 "plan": task.plan_id.as_str(),

@@ -28,7 +28,7 @@ use roster_core::{Email, EmployeeId, EmploymentStatus, Person};
 use roster_store::{ScimIndex, ScimKind, ScimResource};
 use serde_json::Value;
 
-use crate::run::{Engine, EngineError};
+use crate::engine::{Engine, EngineError};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// Users read per store query while folding a connection.

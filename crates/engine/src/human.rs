@@ -19,11 +19,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use roster_catalog::{ConnectionSettings, Path};
 use roster_core::{Action, ConnectionId, Email, Operation, Plan};
+use roster_store::AuditKind;
 use roster_store::{ActionState, HumanTask, HumanTaskState, PlanId};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::run::{Engine, EngineError, ms};
+use crate::engine::{Engine, EngineError, ms};
 
 /// Default SLA for a manual offboarding: a leaver's access is a risk.
 pub const DEFAULT_DEPROVISION_SLA_HOURS: u32 = 24;
@@ -80,7 +81,10 @@ impl Engine {
     /// Turns every pending action no connector can carry out into a human
     /// task, and marks the action `manual`. Returns the tasks (new or
     /// already open for the same intent).
-    pub async fn route_manual(&self, plan_id: &PlanId) -> Result<Vec<HumanTask>, EngineError> {
+    pub(crate) async fn route_manual(
+        &self,
+        plan_id: &PlanId,
+    ) -> Result<Vec<HumanTask>, EngineError> {
         let actions = self.store.actions(plan_id).await?;
         // An action waiting for approval is nobody's work yet: no task, no
         // checklist, until a person approves it.
@@ -223,7 +227,7 @@ impl Engine {
                 .await?;
             if created {
                 self.audit(
-                    "task.opened",
+                    AuditKind::TaskOpened,
                     &task.id,
                     json!({
                         "connection": task.connection,
@@ -300,7 +304,7 @@ impl Engine {
             )
             .map_err(|e| EngineError::Refused(e.to_string()))?;
             self.audit(
-                "export.written",
+                AuditKind::ExportWritten,
                 &path.display().to_string(),
                 json!({ "connection": connection.as_str(), "rows": actions.len(), "plan": plan_id.as_str() }),
             )
@@ -318,7 +322,7 @@ impl Engine {
     /// person left, the change was made outside roster, the policy
     /// changed). A task marked done whose change is still needed is
     /// reopened and flagged. Returns (verified, reopened) counts.
-    pub async fn verify_tasks(&self, plan: &Plan) -> Result<(usize, usize), EngineError> {
+    pub(crate) async fn verify_tasks(&self, plan: &Plan) -> Result<(usize, usize), EngineError> {
         let read: BTreeSet<&ConnectionId> = plan.classification.keys().collect();
         let still_needed: BTreeMap<String, &Action> =
             plan.actions.iter().map(|a| (intent_key(a), a)).collect();
@@ -355,7 +359,7 @@ impl Engine {
                         now,
                     )
                     .await?;
-                self.audit("task.reopened", &t.id, json!({ "connection": t.connection, "subject": t.subject_email, "flagged": true }))
+                self.audit(AuditKind::TaskReopened, &t.id, json!({ "connection": t.connection, "subject": t.subject_email, "flagged": true }))
                     .await?;
                 reopened += 1;
             }
@@ -389,7 +393,7 @@ impl Engine {
                 )
                 .await?;
             self.audit(
-                "task.verified",
+                AuditKind::TaskVerified,
                 &t.id,
                 json!({ "connection": t.connection, "subject": t.subject_email }),
             )
@@ -418,7 +422,7 @@ impl Engine {
             )
             .await?;
         self.audit(
-            "task.cancelled",
+            AuditKind::TaskCancelled,
             &t.id,
             json!({ "connection": t.connection, "subject": t.subject_email, "reason": reason }),
         )
@@ -470,7 +474,7 @@ impl Engine {
 
     /// A person reports a task done, with evidence. Verification waits for
     /// the next read.
-    pub async fn complete_task(
+    pub(crate) async fn complete_task(
         &self,
         id: &str,
         actor: &str,
@@ -499,7 +503,7 @@ impl Engine {
             .await?;
         self.audit_as(
             actor,
-            "task.done",
+            AuditKind::TaskDone,
             id,
             json!({ "note": note, "evidence": evidence }),
         )
@@ -509,7 +513,7 @@ impl Engine {
 
     /// Reminders at half the SLA, escalation past it. Returns the tasks
     /// nudged now as (task, escalated).
-    pub async fn nudge_tasks(&self) -> Result<Vec<(HumanTask, bool)>, EngineError> {
+    pub(crate) async fn nudge_tasks(&self) -> Result<Vec<(HumanTask, bool)>, EngineError> {
         let now = ms(self.now());
         let mut out = Vec::new();
         for t in self
@@ -526,7 +530,7 @@ impl Engine {
                     .get(&ConnectionId::new(t.connection.as_str()))
                     .and_then(|b| b.escalate_to.clone());
                 self.audit(
-                    "task.escalated",
+                    AuditKind::TaskEscalated,
                     &t.id,
                     json!({ "to": to, "overdue_ms": now - due }),
                 )
@@ -535,7 +539,7 @@ impl Engine {
             } else if now >= half && t.reminded_ms.is_none() && now < due {
                 self.store.mark_human_task_nudged(&t.id, false, now).await?;
                 self.audit(
-                    "task.reminded",
+                    AuditKind::TaskReminded,
                     &t.id,
                     json!({ "assignee": t.assignee, "due_ms": due }),
                 )

@@ -1,26 +1,41 @@
-//! roster's engine: the I/O edge around the pure core.
+//! roster's engine: the I/O edge around the pure core, and the
+//! application layer every surface calls.
 //!
-//! It loads the source of truth into the store, reads every connection
-//! through its connector, runs [`roster_core::reconcile`], stores the plan,
-//! applies it through connectors and writes every step to the audit log.
+//! [`app::Roster`] is the door: plan, approve, reject, apply, pause and
+//! resume, offboard, resolve a match, complete a task, each with the
+//! authenticated principal it acts for. Below it, in layers that import
+//! only downwards: [`engine`] (the wiring: store, policy, connectors,
+//! clock, audit), [`read`], [`gateway`] (SCIM intent), [`planning`] (the
+//! one planning function), [`approval`] (the one check, [`Approved`]),
+//! [`human`] (tasks for people), [`executor`] and [`execution`] (durable
+//! tasks through the connectors), [`controls`] (kill switch, match queue).
 
 pub mod anchor;
+pub mod app;
+pub mod approval;
 pub mod bench;
 pub mod budget;
 pub mod config;
+pub mod controls;
 pub mod egress;
+pub mod engine;
 pub mod erasure;
+pub mod execution;
 pub mod executor;
 pub mod files;
 pub mod gateway;
-pub mod governance;
 pub mod human;
+pub mod planning;
+pub mod read;
 pub mod reports;
-pub mod run;
 pub mod sample;
 pub mod service;
-pub mod targeted;
 
+pub use app::{Planned, Roster};
+pub use approval::{ApprovalStatus, Approved};
 pub use budget::StoreBudget;
+pub use engine::{Engine, EngineError};
+pub use execution::{ApplyReport, Enqueued};
 pub use executor::ExecutorOptions;
-pub use run::{ApplyReport, Engine, EngineError, ReadOutcome};
+pub use planning::{PersonRef, PlanScope};
+pub use read::ReadOutcome;

@@ -49,6 +49,7 @@
 
 mod accounts;
 pub mod audit;
+mod audit_kind;
 mod checkpoints;
 mod connections;
 mod error;
@@ -76,12 +77,14 @@ pub use accounts::{AccountSighting, ObservationInfo};
 pub use audit::{
     AuditErasure, AuditEvent, AuditRecord, AuditReport, ErasureCandidates, GENESIS_HASH,
 };
+pub use audit_kind::AuditKind;
 pub use checkpoints::{CheckpointRow, WitnessState};
 pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
 pub use error::{AuditError, StoreError};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;
 pub use human_tasks::{HumanTask, HumanTaskState};
+pub use people::PersonOverride;
 pub use plans::{
     ActionState, AppliedPlan, PlanId, PlanPolicy, PlanStatus, StoredAction, StoredPlan,
 };
@@ -104,7 +107,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -171,3 +171,74 @@ fn decode_person(row: &AnyRow) -> Result<Person, StoreError> {
     let data: String = row.try_get("data")?;
     serde_json::from_str(&data).map_err(|e| StoreError::corrupt("person", id, e))
 }
+
+/// A termination an authenticated principal recorded by offboarding a
+/// person (see `roster_engine`'s offboarding): planned as the person's
+/// status whatever a slower source says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonOverride {
+    pub employee_id: EmployeeId,
+    /// The status planned for them (`terminated`).
+    pub status: String,
+    /// Who recorded it, as the audit log names principals.
+    pub actor: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+impl Store {
+    /// Records (or replaces) a person's override.
+    pub async fn set_person_override(&self, o: &PersonOverride) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM person_override WHERE employee_id = $1")
+            .bind(o.employee_id.as_str().to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO person_override (employee_id, status, actor, reason, at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(o.employee_id.as_str().to_string())
+        .bind(o.status.clone())
+        .bind(o.actor.clone())
+        .bind(o.reason.clone())
+        .bind(o.at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Lifts a person's override; false if there was none.
+    pub async fn clear_person_override(
+        &self,
+        employee_id: &EmployeeId,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM person_override WHERE employee_id = $1")
+            .bind(employee_id.as_str().to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every override, by employee ID.
+    pub async fn person_overrides(&self) -> Result<Vec<PersonOverride>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT employee_id, status, actor, reason, at_ms FROM person_override \
+             ORDER BY employee_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PersonOverride {
+                    employee_id: EmployeeId::new(r.try_get::<String, _>("employee_id")?),
+                    status: r.try_get("status")?,
+                    actor: r.try_get("actor")?,
+                    reason: r.try_get("reason")?,
+                    at_ms: r.try_get("at_ms")?,
+                })
+            })
+            .collect()
+    }
+}

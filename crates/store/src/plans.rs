@@ -175,6 +175,12 @@ pub struct StoredPlan {
     pub created_ms: i64,
     pub plan: Plan,
     pub status: PlanStatus,
+    /// The principal that proposed it (`user:alice`, `agent:claude`), as
+    /// the audit log names it; `None` for plans saved before schema 11 or
+    /// without one.
+    pub proposed_by: Option<String>,
+    /// When it was first handed to execution ([`Store::mark_plan_applied`]).
+    pub applied_ms: Option<i64>,
 }
 
 /// The policy a plan was computed under: the hash of its text, and the
@@ -222,6 +228,18 @@ impl Store {
         created_ms: i64,
         policy: Option<&PlanPolicy>,
     ) -> Result<PlanId, StoreError> {
+        self.save_plan_proposed(plan, created_ms, policy, None)
+            .await
+    }
+
+    /// [`Store::save_plan_under`], recording who proposed the plan.
+    pub async fn save_plan_proposed(
+        &self,
+        plan: &Plan,
+        created_ms: i64,
+        policy: Option<&PlanPolicy>,
+        proposed_by: Option<&str>,
+    ) -> Result<PlanId, StoreError> {
         let id = PlanId::generate(created_ms);
         let hash = plan.hash();
         let data = serde_json::to_string(plan)
@@ -246,8 +264,8 @@ impl Store {
 
         let mut tx = self.write.begin().await?;
         sqlx::query(
-            "INSERT INTO plan (id, hash, created_ms, data, policy_hash, policy_text) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO plan (id, hash, created_ms, data, policy_hash, policy_text, proposed_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.0.clone())
         .bind(hash)
@@ -255,6 +273,7 @@ impl Store {
         .bind(data)
         .bind(policy.map(|p| p.hash.clone()))
         .bind(policy.map(|p| p.text.clone()))
+        .bind(proposed_by.map(str::to_string))
         .execute(&mut *tx)
         .await?;
         // Small statements: sqlx-sqlite looks up every parameter's name and
@@ -281,10 +300,12 @@ impl Store {
 
     /// A saved plan, or `None` if there is no plan with this ID.
     pub async fn plan(&self, id: &PlanId) -> Result<Option<StoredPlan>, StoreError> {
-        let row = sqlx::query("SELECT id, hash, created_ms, data FROM plan WHERE id = $1")
-            .bind(id.0.clone())
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, hash, created_ms, data, proposed_by, applied_ms FROM plan WHERE id = $1",
+        )
+        .bind(id.0.clone())
+        .fetch_optional(&self.read)
+        .await?;
         match row {
             Some(row) => self.finish_plan(&row).await.map(Some),
             None => Ok(None),
@@ -296,7 +317,7 @@ impl Store {
         // Plans created in the same millisecond are told apart by ID; that
         // tie-break is stable but not meaningful.
         let row = sqlx::query(
-            "SELECT id, hash, created_ms, data FROM plan ORDER BY created_ms DESC, id DESC LIMIT 1",
+            "SELECT id, hash, created_ms, data, proposed_by, applied_ms FROM plan ORDER BY created_ms DESC, id DESC LIMIT 1",
         )
         .fetch_optional(&self.read)
         .await?;
@@ -310,7 +331,7 @@ impl Store {
     /// and tie-break as [`Store::latest_plan`]).
     pub async fn recent_plans(&self, limit: usize) -> Result<Vec<StoredPlan>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, hash, created_ms, data FROM plan ORDER BY created_ms DESC, id DESC LIMIT $1",
+            "SELECT id, hash, created_ms, data, proposed_by, applied_ms FROM plan ORDER BY created_ms DESC, id DESC LIMIT $1",
         )
         .bind(to_i64(limit))
         .fetch_all(&self.read)
@@ -492,6 +513,8 @@ impl Store {
             id,
             hash,
             plan,
+            proposed_by: row.try_get("proposed_by")?,
+            applied_ms: row.try_get("applied_ms")?,
         })
     }
 }

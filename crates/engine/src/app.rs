@@ -1,0 +1,521 @@
+//! The application layer: one door through which every surface plans,
+//! approves and applies.
+//!
+//! The CLI, the demo, the service, the SCIM gateway's events and every
+//! coming surface (REST, web UI, MCP) call [`Roster`], one method per use
+//! case, each with the authenticated [`Principal`] it acts for. Nothing
+//! outside this module reaches into the store or the connectors to change
+//! anything: the engine's working parts are `pub(crate)`.
+//!
+//! * **Plan** ([`Roster::plan`]) everyone, some connections or one person
+//!   with the one planning function ([`crate::planning`]); the plan is
+//!   stored as proposed by the principal. Verifying human tasks against the
+//!   fresh read is its own step ([`Roster::verify_tasks`]).
+//! * **Decide** ([`Roster::approve`], [`Roster::reject`]): bound to the
+//!   plan's hash, judged against separation of duties and app owners.
+//! * **Carry out**: [`Roster::check`] (or [`Roster::check_planned`] for a
+//!   plan just computed) is the one check; it returns [`Approved`], the
+//!   only value [`Roster::apply`] and [`Roster::enqueue`] accept.
+//! * **Whole runs** the service makes ([`Roster::reconcile`],
+//!   [`Roster::reconcile_person`]) and an explicit offboarding
+//!   ([`Roster::offboard`]) are sequences of the above, written once here.
+//!
+//! The principal is recorded in the audit log for every event the call
+//! writes (plan.created, plan.approved, plan.apply_started, ...).
+
+use std::path::PathBuf;
+
+use roster_connectors::driver::Progress;
+use roster_core::guard::{SourceChange, SourceCounts};
+use roster_core::principal::{PrincipalKind, may_decide};
+use roster_core::{ConnectionId, EmployeeId, Person, Plan, Principal, hr_csv};
+use roster_store::{
+    AuditKind, Decision, HumanTask, MatchResolution, PersonOverride, PlanId, Store,
+};
+use serde_json::json;
+
+use crate::approval::{ApprovalStatus, Approved, Freshness, JustPlanned};
+use crate::controls::QueuedMatch;
+use crate::engine::{Engine, EngineError, ms};
+use crate::execution::{ApplyReport, Enqueued};
+use crate::planning::{PersonRef, PlanScope};
+use crate::read::ReadOutcome;
+
+/// Progress of reads and applies (waits for a rate window, retries).
+pub type ProgressFn<'a> = dyn FnMut(&ConnectionId, &Progress<'_>) + Send + 'a;
+
+/// A plan just computed and stored. Carries the proof that it was planned
+/// from a fresh read, which [`Roster::check_planned`] accepts instead of
+/// reading the apps again.
+#[derive(Debug)]
+pub struct Planned {
+    pub id: PlanId,
+    pub plan: Plan,
+    /// The person a targeted plan is about.
+    pub person: Option<Person>,
+    proof: JustPlanned,
+}
+
+/// How the service's runs treat a plan.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The HR file to import before a full run, if the source is a file.
+    pub hr_csv: Option<PathBuf>,
+    /// Carry out plans without a person's go-ahead (actions that need
+    /// approval are still held). Off: every plan waits for `roster apply`.
+    pub auto_apply: bool,
+}
+
+/// What one reconciliation did, for logs and tests.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub plan: Option<PlanId>,
+    pub actions: usize,
+    /// Actions queued for the worker.
+    pub queued: usize,
+    /// Human tasks routed.
+    pub tasks: usize,
+    pub awaiting_approval: usize,
+}
+
+/// What an offboarding did.
+#[derive(Debug)]
+pub struct Offboarding {
+    pub person: Person,
+    pub plan_id: PlanId,
+    pub plan: Plan,
+    pub report: ApplyReport,
+    pub enqueued: Enqueued,
+    /// Actions still waiting for someone else's approval (an app whose
+    /// approvers do not include the principal, or an agent's offboarding).
+    pub held: Vec<(usize, String)>,
+}
+
+/// The application layer (module docs).
+pub struct Roster {
+    engine: Engine,
+}
+
+impl Roster {
+    pub fn new(engine: Engine) -> Roster {
+        Roster { engine }
+    }
+
+    /// The engine, for queries: stored plans, reports, health. Its
+    /// changing operations are not reachable from outside the crate.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The store, for queries.
+    pub fn store(&self) -> &Store {
+        &self.engine.store
+    }
+
+    /// Reads every connection; changes nothing in any app.
+    pub async fn read(
+        &self,
+        by: &Principal,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Vec<ReadOutcome>, EngineError> {
+        tracing::debug!(principal = %by, "reading every connection");
+        self.engine.read(progress).await
+    }
+
+    /// Replaces the people snapshot; returns the source change it is, if
+    /// its deactivations are withheld until someone confirms.
+    pub async fn import_people(
+        &self,
+        by: &Principal,
+        people: &[Person],
+        source: &str,
+    ) -> Result<Option<SourceChange>, EngineError> {
+        self.engine.import_people(&by.actor(), people, source).await
+    }
+
+    /// Confirms the people snapshot the store holds as the source-change
+    /// baseline.
+    pub async fn accept_source_change(&self, by: &Principal) -> Result<SourceCounts, EngineError> {
+        self.engine.accept_source_change(&by.actor()).await
+    }
+
+    /// Computes and stores the plan `scope` calls for, proposed by `by`.
+    pub async fn plan(&self, by: &Principal, scope: PlanScope) -> Result<Planned, EngineError> {
+        let plan = self.engine.compute_plan(&scope).await?;
+        let person = match &scope {
+            PlanScope::Person(who) => self.engine.find_person(who).await?,
+            _ => None,
+        };
+        let id = self.engine.save_plan(&plan, &scope, by).await?;
+        Ok(Planned {
+            proof: JustPlanned {
+                plan_id: id.clone(),
+                hash: plan.hash(),
+            },
+            id,
+            plan,
+            person,
+        })
+    }
+
+    /// The plan `scope` calls for now, neither stored nor audited.
+    pub async fn preview(&self, scope: &PlanScope) -> Result<Plan, EngineError> {
+        self.engine.compute_plan(scope).await
+    }
+
+    /// Verifies open human tasks against the read a full plan was computed
+    /// from (done work is confirmed, work undone reopens). Returns
+    /// (verified, reopened).
+    pub async fn verify_tasks(
+        &self,
+        by: &Principal,
+        planned: &Planned,
+    ) -> Result<(usize, usize), EngineError> {
+        tracing::debug!(principal = %by, plan = %planned.id, "verifying human tasks");
+        self.engine.verify_tasks(&planned.plan).await
+    }
+
+    /// Approves a plan's actions that wait for approval (or one of them).
+    pub async fn approve(
+        &self,
+        by: &Principal,
+        plan_id: &PlanId,
+        action: Option<usize>,
+        reason: &str,
+    ) -> Result<ApprovalStatus, EngineError> {
+        self.engine
+            .decide(plan_id, action, Decision::Approved, by, reason)
+            .await
+    }
+
+    /// Rejects them: rejected actions never run.
+    pub async fn reject(
+        &self,
+        by: &Principal,
+        plan_id: &PlanId,
+        action: Option<usize>,
+        reason: &str,
+    ) -> Result<ApprovalStatus, EngineError> {
+        self.engine
+            .decide(plan_id, action, Decision::Rejected, by, reason)
+            .await
+    }
+
+    pub async fn approval_status(&self, plan_id: &PlanId) -> Result<ApprovalStatus, EngineError> {
+        self.engine.approval_status(plan_id).await
+    }
+
+    /// The one check for a stored plan: re-reads its connections.
+    pub async fn check(
+        &self,
+        by: &Principal,
+        plan_id: &PlanId,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Approved, EngineError> {
+        self.engine
+            .approve_for_apply(plan_id, Freshness::Reread, by, progress)
+            .await
+    }
+
+    /// The one check for a plan this process just computed.
+    pub async fn check_planned(
+        &self,
+        by: &Principal,
+        planned: Planned,
+    ) -> Result<Approved, EngineError> {
+        let id = planned.id.clone();
+        self.engine
+            .approve_for_apply(
+                &id,
+                Freshness::JustPlanned(planned.proof),
+                by,
+                &mut |_, _| {},
+            )
+            .await
+    }
+
+    /// Carries out an approved plan now: routes manual work to people,
+    /// queues the rest and runs it until settled.
+    pub async fn apply(
+        &self,
+        approved: Approved,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<(ApplyReport, Enqueued), EngineError> {
+        self.engine.apply(approved, progress).await
+    }
+
+    /// Hands an approved plan to the queue for a worker: routes manual
+    /// work to people, queues the rest.
+    pub async fn enqueue(&self, approved: Approved) -> Result<Enqueued, EngineError> {
+        let plan_id = approved.plan_id().clone();
+        let actor = approved.by().actor();
+        let enqueued = self.engine.enqueue(&approved).await?;
+        self.engine
+            .audit_as(
+                &actor,
+                AuditKind::PlanApplyStarted,
+                plan_id.as_str(),
+                json!({
+                    "hash": approved.hash(),
+                    "held": enqueued.held,
+                    "queued": enqueued.queued,
+                    "tasks": enqueued.tasks.len(),
+                    "mode": "queued",
+                }),
+            )
+            .await?;
+        Ok(enqueued)
+    }
+
+    /// Runs queued tasks until `stop` completes (`roster run`).
+    pub async fn run_worker(&self, stop: impl Future<Output = ()>) -> Result<(), EngineError> {
+        self.engine.run_worker(stop).await
+    }
+
+    /// After planning: unless there is nothing to do, note what waits for
+    /// approval, and with `auto_apply` hand the rest to the queue.
+    async fn act_on(
+        &self,
+        by: &Principal,
+        planned: Planned,
+        auto_apply: bool,
+    ) -> Result<RunSummary, EngineError> {
+        let mut summary = RunSummary {
+            plan: Some(planned.id.clone()),
+            actions: planned.plan.actions.len(),
+            ..RunSummary::default()
+        };
+        let waiting = self.engine.approval_status(&planned.id).await?.waiting;
+        if !planned.plan.actions.is_empty() && (!waiting.is_empty() || !auto_apply) {
+            summary.awaiting_approval = waiting.len();
+            self.engine
+                .audit_as(
+                    &by.actor(),
+                    AuditKind::PlanAwaitingApproval,
+                    planned.id.as_str(),
+                    json!({ "waiting": waiting.len(), "auto_apply": auto_apply }),
+                )
+                .await?;
+        }
+        if !auto_apply {
+            return Ok(summary);
+        }
+        // Held actions are left out of the queue; the rest (a leaver's
+        // deactivation above all) goes now. A plan with nothing to do is
+        // carried out too: its connections leave their first plan.
+        let approved = self.check_planned(by, planned).await?;
+        let enqueued = self.engine.enqueue(&approved).await?;
+        summary.tasks = enqueued.tasks.len();
+        summary.queued = enqueued.queued;
+        Ok(summary)
+    }
+
+    /// A full run: import the HR file (if any), read every app, plan,
+    /// verify tasks, act, and nudge overdue tasks.
+    pub async fn reconcile(
+        &self,
+        by: &Principal,
+        opts: &RunOptions,
+    ) -> Result<RunSummary, EngineError> {
+        if let Some(path) = &opts.hr_csv {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
+            })?;
+            let people = hr_csv::parse(&path.display().to_string(), &text)
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+            self.import_people(by, &people, &path.display().to_string())
+                .await?;
+        }
+        let outcomes = self.read(by, &mut |_, _| {}).await?;
+        let readable: Vec<_> = outcomes
+            .iter()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.connection.clone())
+            .collect();
+        if readable.is_empty() && !outcomes.is_empty() {
+            return Err(EngineError::NothingRead);
+        }
+        let planned = self.plan(by, PlanScope::Connections(readable)).await?;
+        self.verify_tasks(by, &planned).await?;
+        let summary = self.act_on(by, planned, opts.auto_apply).await?;
+        self.engine.nudge_tasks().await?;
+        Ok(summary)
+    }
+
+    /// One person, now (an event: an IdP push). Someone the source of
+    /// truth does not know is logged and left alone.
+    pub async fn reconcile_person(
+        &self,
+        by: &Principal,
+        who: &PersonRef,
+        auto_apply: bool,
+    ) -> Result<RunSummary, EngineError> {
+        match self.plan(by, PlanScope::Person(who.clone())).await {
+            Err(EngineError::PersonNotFound(_)) => {
+                tracing::info!(person = %who, "event for a person the source of truth does not know");
+                Ok(RunSummary::default())
+            }
+            Err(e) => Err(e),
+            Ok(planned) => self.act_on(by, planned, auto_apply).await,
+        }
+    }
+
+    /// Offboards one person now, as `by` asked: records a termination
+    /// override (so a slower source still listing them does not
+    /// re-provision them), plans them, counts this explicit, authenticated
+    /// request as the approval of their plan's held actions where the
+    /// policy lets `by` decide, and applies it. An agent's offboarding is
+    /// not its own approval: what needs one waits for a person.
+    pub async fn offboard(
+        &self,
+        by: &Principal,
+        who: &PersonRef,
+        reason: &str,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Offboarding, EngineError> {
+        let person = self
+            .engine
+            .find_person(who)
+            .await?
+            .ok_or_else(|| EngineError::PersonNotFound(who.to_string()))?;
+        let actor = by.actor();
+        self.engine
+            .store
+            .set_person_override(&PersonOverride {
+                employee_id: person.employee_id.clone(),
+                status: "terminated".into(),
+                actor: actor.clone(),
+                reason: reason.to_string(),
+                at_ms: ms(self.engine.now()),
+            })
+            .await?;
+        self.engine
+            .audit_as(
+                &actor,
+                AuditKind::PersonOffboarded,
+                person.employee_id.as_str(),
+                json!({ "email": person.email.to_string(), "reason": reason }),
+            )
+            .await?;
+        // A fresh read of the person's apps, then their plan.
+        self.read(by, progress).await?;
+        let planned = self
+            .plan(
+                by,
+                PlanScope::Person(PersonRef::EmployeeId(person.employee_id.clone())),
+            )
+            .await?;
+        // The request is the approval, where the policy lets `by` decide.
+        let proposer = (by.kind == PrincipalKind::Agent).then_some(actor.as_str());
+        let mut held = Vec::new();
+        for (i, why) in planned.plan.approvals.clone() {
+            let connection = &planned.plan.actions[i].connection;
+            match may_decide(&self.engine.policy, by, proposer, connection, true) {
+                Ok(()) => {
+                    self.engine
+                        .decide(
+                            &planned.id,
+                            Some(i),
+                            Decision::Approved,
+                            by,
+                            &format!("offboarding: {reason}"),
+                        )
+                        .await?;
+                }
+                Err(refused) => held.push((i, format!("{why}; {refused}"))),
+            }
+        }
+        let plan_id = planned.id.clone();
+        let plan = planned.plan.clone();
+        let approved = self.check_planned(by, planned).await?;
+        let (report, enqueued) = self.apply(approved, progress).await?;
+        Ok(Offboarding {
+            person,
+            plan_id,
+            plan,
+            report,
+            enqueued,
+            held,
+        })
+    }
+
+    /// Lifts an offboarding's termination override: the source of truth
+    /// decides again. False if there was none.
+    pub async fn lift_offboarding(
+        &self,
+        by: &Principal,
+        employee_id: &EmployeeId,
+    ) -> Result<bool, EngineError> {
+        let lifted = self.engine.store.clear_person_override(employee_id).await?;
+        if lifted {
+            self.engine
+                .audit_as(
+                    &by.actor(),
+                    AuditKind::PersonOffboarded,
+                    employee_id.as_str(),
+                    json!({ "lifted": true }),
+                )
+                .await?;
+        }
+        Ok(lifted)
+    }
+
+    /// The kill switch (see [`crate::controls`]).
+    pub async fn pause(
+        &self,
+        by: &Principal,
+        connection: Option<&ConnectionId>,
+        reason: Option<&str>,
+    ) -> Result<bool, EngineError> {
+        self.engine
+            .pause_writes(connection, &by.actor(), reason)
+            .await
+    }
+
+    pub async fn resume(
+        &self,
+        by: &Principal,
+        connection: Option<&ConnectionId>,
+    ) -> Result<bool, EngineError> {
+        self.engine.resume_writes(connection, &by.actor()).await
+    }
+
+    pub async fn match_queue(&self) -> Result<Vec<QueuedMatch>, EngineError> {
+        self.engine.match_queue().await
+    }
+
+    /// Resolves one queued match, as `by`.
+    pub async fn resolve_match(
+        &self,
+        by: &Principal,
+        mut resolution: MatchResolution,
+    ) -> Result<(), EngineError> {
+        resolution.actor = by.actor();
+        self.engine.resolve_match(resolution).await
+    }
+
+    /// Marks a human task done, as `by`; the next read verifies it.
+    pub async fn complete_task(
+        &self,
+        by: &Principal,
+        id: &str,
+        note: Option<String>,
+        evidence: Option<String>,
+    ) -> Result<HumanTask, EngineError> {
+        self.engine
+            .complete_task(id, &by.actor(), note, evidence)
+            .await
+    }
+
+    /// Reminders at half a task's SLA, escalation past it.
+    pub async fn nudge_tasks(&self) -> Result<Vec<(HumanTask, bool)>, EngineError> {
+        self.engine.nudge_tasks().await
+    }
+
+    /// Checkpoints the audit chain head to the witnesses, if configured.
+    pub async fn checkpoint_audit(
+        &self,
+    ) -> Result<Option<crate::anchor::CheckpointOutcome>, crate::anchor::AnchorError> {
+        self.engine.checkpoint_audit().await
+    }
+}

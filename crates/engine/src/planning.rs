@@ -1,0 +1,532 @@
+//! Planning: the people snapshot and its guard, and the one planning
+//! function.
+//!
+//! [`Engine::compute_plan`] plans a [`PlanScope`]: everyone, some
+//! connections, or one person. All three run the same code on different
+//! inputs: [`Engine::plan_inputs`] gathers people, observations, match
+//! resolutions and the guard context, and [`reconcile_guarded`] decides. A
+//! person's inputs are the accounts found under their identifiers (employee
+//! ID and every address they go by, through the store's indexes), everyone
+//! those accounts could also belong to (so a shared or conflicting account
+//! is recognised as such, exactly as the full run would), and each app's
+//! whole population for the thresholds; the core plans for them alone
+//! ([`GuardContext::focus`]). That takes milliseconds whatever the company's
+//! size, and gives the person's part of the full plan.
+//!
+//! Computing a plan has no side effects: nothing is written, not even the
+//! source-change baseline. [`Engine::save_plan`] stores and audits one
+//! under the principal that proposed it. Verifying human tasks against a
+//! fresh read is its own step ([`crate::human`]).
+//!
+//! Termination overrides (an authenticated offboarding, see
+//! [`crate::app::Roster::offboard`]) are applied to the people planned: a
+//! person offboarded is planned as terminated whatever a slower source
+//! still says.
+
+use std::collections::BTreeMap;
+
+use roster_core::guard::{self, GuardContext, SourceChange, SourceCounts};
+use roster_core::plan::{PolicyChange, policy_effect};
+use roster_core::{
+    ConnectionId, Email, EmployeeId, EmploymentStatus, Observed, Person, Plan, Policy, Principal,
+    Resolution, reconcile_guarded,
+};
+use roster_store::{AuditKind, PlanId};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::engine::{Engine, EngineError, PEOPLE_SOURCE, ms};
+
+/// Who a targeted run is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PersonRef {
+    EmployeeId(EmployeeId),
+    Email(Email),
+}
+
+impl PersonRef {
+    /// Who an inbound identity (a SCIM push: `userName`, maybe an
+    /// `employeeNumber`) is about: the address when it is one, else the
+    /// employee number.
+    pub fn from_identifiers(user_name: &str, employee_number: Option<&str>) -> Option<PersonRef> {
+        if let Ok(e) = Email::parse(user_name) {
+            return Some(PersonRef::Email(e));
+        }
+        employee_number.map(|n| PersonRef::EmployeeId(EmployeeId::new(n)))
+    }
+
+    /// An address if it parses as one, else an employee ID (what a person
+    /// types after `--person`).
+    pub fn parse(s: &str) -> PersonRef {
+        match Email::parse(s) {
+            Ok(e) => PersonRef::Email(e),
+            Err(_) => PersonRef::EmployeeId(EmployeeId::new(s)),
+        }
+    }
+}
+
+impl std::fmt::Display for PersonRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PersonRef::EmployeeId(e) => write!(f, "{e}"),
+            PersonRef::Email(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What a plan covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanScope {
+    /// Every governed connection the store holds observations of.
+    All,
+    /// Only these connections (those whose read just succeeded).
+    Connections(Vec<ConnectionId>),
+    /// One person across every governed connection that has been read.
+    Person(PersonRef),
+}
+
+impl PlanScope {
+    /// The audit log's description of the scope.
+    fn describe(&self) -> serde_json::Value {
+        match self {
+            PlanScope::All => json!("all"),
+            PlanScope::Connections(c) => {
+                json!({ "connections": c.iter().map(|c| c.as_str()).collect::<Vec<_>>() })
+            }
+            PlanScope::Person(p) => json!({ "person": p.to_string() }),
+        }
+    }
+}
+
+/// What one reconciliation decides from.
+pub(crate) struct PlanInputs {
+    pub people: Vec<Person>,
+    pub observed: Vec<Observed>,
+    pub resolutions: Vec<Resolution>,
+    pub context: GuardContext,
+    /// The person a targeted run is about.
+    pub person: Option<Person>,
+}
+
+impl Engine {
+    /// Replaces the people snapshot with `people` (already validated).
+    ///
+    /// The snapshot becomes the accepted baseline of the source-change
+    /// guard when it looks fine against the last accepted one (or is the
+    /// first). When it shrank, or terminated many at once, it is stored
+    /// but not accepted: plans withhold every deactivation until a person
+    /// confirms it ([`Engine::accept_source_change`]). Returns that change.
+    pub(crate) async fn import_people(
+        &self,
+        actor: &str,
+        people: &[Person],
+        source: &str,
+    ) -> Result<Option<SourceChange>, EngineError> {
+        self.store.replace_people(people).await?;
+        let counts = SourceCounts::of(people);
+        self.audit_as(
+            actor,
+            AuditKind::SourceImported,
+            source,
+            json!({ "people": counts.people, "terminated": counts.terminated }),
+        )
+        .await?;
+        let change = self.source_check(counts, actor).await?;
+        if let Some(c) = &change {
+            tracing::warn!(source, change = %c.detail, "source change held: deactivations withheld until confirmed");
+            self.audit_as(
+                actor,
+                AuditKind::SourceChangeHeld,
+                source,
+                json!({
+                    "detail": c.detail,
+                    "accepted": { "people": c.accepted.people, "terminated": c.accepted.terminated },
+                    "current": { "people": c.current.people, "terminated": c.current.terminated },
+                }),
+            )
+            .await?;
+        }
+        Ok(change)
+    }
+
+    /// Judges `counts` against the accepted baseline: accepts it (as
+    /// `actor`) when it looks fine or nothing was accepted yet, and returns
+    /// the change otherwise.
+    async fn source_check(
+        &self,
+        counts: SourceCounts,
+        actor: &str,
+    ) -> Result<Option<SourceChange>, EngineError> {
+        let baseline = self.store.source_baseline(PEOPLE_SOURCE).await?;
+        let change = guard::source_change(
+            baseline.as_ref().map(|b| b.counts),
+            counts,
+            &self.policy.approvals,
+        );
+        if change.is_none() && baseline.is_none_or(|b| b.counts != counts) {
+            self.store
+                .accept_source(PEOPLE_SOURCE, counts, ms(self.now()), actor)
+                .await?;
+        }
+        Ok(change)
+    }
+
+    /// A person confirms the people snapshot the store holds: it becomes
+    /// the source-change guard's baseline, and the next plan carries the
+    /// deactivations it asks for (`roster plan --accept-source-change`).
+    /// Returns the accepted size.
+    pub(crate) async fn accept_source_change(
+        &self,
+        actor: &str,
+    ) -> Result<SourceCounts, EngineError> {
+        let counts = self.store.people_counts().await?;
+        let before = self.store.source_baseline(PEOPLE_SOURCE).await?;
+        self.store
+            .accept_source(PEOPLE_SOURCE, counts, ms(self.now()), actor)
+            .await?;
+        self.audit_as(
+            actor,
+            AuditKind::SourceAccepted,
+            PEOPLE_SOURCE,
+            json!({
+                "people": counts.people,
+                "terminated": counts.terminated,
+                "previous": before.map(|b| json!({ "people": b.counts.people, "terminated": b.counts.terminated })),
+            }),
+        )
+        .await?;
+        Ok(counts)
+    }
+
+    /// The source change the people snapshot the store holds would be,
+    /// against the accepted baseline; judges only, writes nothing.
+    async fn pending_source_change(&self) -> Result<Option<SourceChange>, EngineError> {
+        let baseline = self.store.source_baseline(PEOPLE_SOURCE).await?;
+        let counts = self.store.people_counts().await?;
+        Ok(guard::source_change(
+            baseline.as_ref().map(|b| b.counts),
+            counts,
+            &self.policy.approvals,
+        ))
+    }
+
+    /// What the guards need to know that the store holds: connections no
+    /// applied plan has covered, and whether the people snapshot is a
+    /// source change not yet confirmed.
+    pub(crate) async fn guard_context(&self) -> Result<GuardContext, EngineError> {
+        let applied = self.store.applied_connections().await?;
+        let first_plan = self
+            .policy
+            .governed_connections()
+            .into_iter()
+            .filter(|c| !applied.contains(c))
+            .collect();
+        Ok(GuardContext {
+            first_plan,
+            active_counts: None,
+            source_change: self.pending_source_change().await?,
+            focus: None,
+        })
+    }
+
+    /// The stored observations of governed connections (those the policy
+    /// speaks about), optionally only those in `readable`.
+    pub(crate) async fn governed_observations(
+        &self,
+        readable: Option<&[ConnectionId]>,
+    ) -> Result<Vec<Observed>, EngineError> {
+        let governed = self.policy.governed_connections();
+        let mut observed = self.store.all_observed().await?;
+        observed.retain(|o| {
+            governed.contains(&o.connection) && readable.is_none_or(|ok| ok.contains(&o.connection))
+        });
+        Ok(observed)
+    }
+
+    pub(crate) async fn resolutions(&self) -> Result<Vec<Resolution>, EngineError> {
+        Ok(self
+            .store
+            .match_resolutions()
+            .await?
+            .into_iter()
+            .map(|r| Resolution {
+                connection: r.connection,
+                account: r.account,
+                employee_id: r.employee_id,
+            })
+            .collect())
+    }
+
+    /// Applies termination overrides (offboardings) to `people`.
+    async fn apply_overrides(&self, people: &mut [Person]) -> Result<(), EngineError> {
+        let overrides = self.store.person_overrides().await?;
+        if overrides.is_empty() {
+            return Ok(());
+        }
+        let by_id: BTreeMap<&str, &roster_store::PersonOverride> = overrides
+            .iter()
+            .map(|o| (o.employee_id.as_str(), o))
+            .collect();
+        for p in people.iter_mut() {
+            if let Some(o) = by_id.get(p.employee_id.as_str())
+                && let Some(status) = EmploymentStatus::parse(&o.status)
+            {
+                p.status = status;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every address a person may appear under: primary, aliases, and their
+    /// spellings in equivalent domains.
+    fn addresses(&self, person: &Person) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::iter::once(&person.email).chain(person.aliases.iter()) {
+            let local = e.local_part().to_lowercase();
+            let domain = e.domain().to_lowercase();
+            out.push(format!("{local}@{domain}"));
+            for group in &self.policy.correlation.equivalent_domains {
+                if group.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+                    for d in group {
+                        out.push(format!("{local}@{}", d.to_lowercase()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The person a reference names: from the source of truth, else
+    /// someone only an IdP pushed to the gateway, with what the gateway
+    /// says about them folded in and overrides applied.
+    pub(crate) async fn find_person(&self, who: &PersonRef) -> Result<Option<Person>, EngineError> {
+        let person = match who {
+            PersonRef::EmployeeId(id) => self.store.person_by_employee_id(id).await?,
+            PersonRef::Email(e) => self.store.person_by_email(e).await?,
+        };
+        let mut person = match (person, who) {
+            (Some(p), _) => p,
+            (None, PersonRef::Email(e)) => match self.gateway_person(e).await? {
+                Some(p) => p,
+                None => return Ok(None),
+            },
+            (None, PersonRef::EmployeeId(_)) => return Ok(None),
+        };
+        self.fold_gateway_for(&mut person).await?;
+        self.apply_overrides(std::slice::from_mut(&mut person))
+            .await?;
+        Ok(Some(person))
+    }
+
+    /// Gathers what a plan of `scope` decides from (see the module docs).
+    pub(crate) async fn plan_inputs(&self, scope: &PlanScope) -> Result<PlanInputs, EngineError> {
+        let resolutions = self.resolutions().await?;
+        let mut context = self.guard_context().await?;
+        let who = match scope {
+            PlanScope::All | PlanScope::Connections(_) => {
+                let readable = match scope {
+                    PlanScope::Connections(c) => Some(c.as_slice()),
+                    _ => None,
+                };
+                let mut people = self.store.people().await?;
+                // What IdPs pushed to the SCIM gateway is intent too.
+                self.fold_gateway(&mut people).await?;
+                self.apply_overrides(&mut people).await?;
+                let observed = self.governed_observations(readable).await?;
+                return Ok(PlanInputs {
+                    people,
+                    observed,
+                    resolutions,
+                    context,
+                    person: None,
+                });
+            }
+            PlanScope::Person(who) => who,
+        };
+        let person = self
+            .find_person(who)
+            .await?
+            .ok_or_else(|| EngineError::PersonNotFound(who.to_string()))?;
+        let addresses = self.addresses(&person);
+        let candidates = self
+            .store
+            .accounts_for_person(&person.employee_id, &addresses)
+            .await?;
+        // Everyone these accounts might belong to, so a shared or
+        // conflicting account is recognised as such.
+        let ids: Vec<EmployeeId> = candidates
+            .iter()
+            .filter_map(|a| a.employee_id.clone())
+            .collect();
+        let mut emails: Vec<String> = Vec::new();
+        for a in &candidates {
+            if let Some(e) = &a.email {
+                emails.extend(self.addresses(&Person {
+                    email: e.clone(),
+                    aliases: Vec::new(),
+                    ..person.clone()
+                }));
+            }
+        }
+        emails.extend(addresses.iter().cloned());
+        emails.sort();
+        emails.dedup();
+        let mut people: Vec<Person> = self
+            .store
+            .people_matching(&ids, &emails)
+            .await?
+            .into_iter()
+            .filter(|p| p.employee_id != person.employee_id)
+            .collect();
+        self.apply_overrides(&mut people).await?;
+        people.push(person.clone());
+
+        let governed = self.policy.governed_connections();
+        let mut observed: BTreeMap<ConnectionId, Observed> = BTreeMap::new();
+        let mut active_counts: BTreeMap<ConnectionId, usize> = BTreeMap::new();
+        for info in self.store.observations().await? {
+            if !governed.contains(&info.connection) {
+                continue;
+            }
+            active_counts.insert(info.connection.clone(), info.account_count as usize);
+            observed.insert(
+                info.connection.clone(),
+                Observed {
+                    connection: info.connection,
+                    accounts: Vec::new(),
+                    complete: info.complete,
+                    incomplete_reason: info.incomplete_reason,
+                },
+            );
+        }
+        for account in candidates {
+            if let Some(o) = observed.get_mut(&account.connection) {
+                o.accounts.push(account);
+            }
+        }
+        // The same guards as a full run, judged against each app's whole
+        // population.
+        context.active_counts = Some(active_counts);
+        context.focus = Some(person.employee_id.clone());
+        Ok(PlanInputs {
+            people,
+            observed: observed.into_values().collect(),
+            resolutions,
+            context,
+            person: Some(person),
+        })
+    }
+
+    /// The plan `scope` calls for now, from what the store holds, with the
+    /// policy-change report; stores and audits nothing. Fails when the
+    /// policy names what the deployment lacks (see [`Engine::check_policy`]).
+    pub async fn compute_plan(&self, scope: &PlanScope) -> Result<Plan, EngineError> {
+        self.check_policy()?;
+        let inputs = self.plan_inputs(scope).await?;
+        self.plan_from(&inputs).await
+    }
+
+    /// Decides a plan from gathered inputs (the second half of
+    /// [`Engine::compute_plan`]).
+    pub(crate) async fn plan_from(&self, inputs: &PlanInputs) -> Result<Plan, EngineError> {
+        let now = self.now();
+        let mut plan = reconcile_guarded(
+            &inputs.people,
+            &inputs.observed,
+            &self.policy,
+            &inputs.resolutions,
+            &inputs.context,
+            now,
+        );
+        if inputs.person.is_none() {
+            plan.policy_change = self
+                .policy_change(
+                    &inputs.people,
+                    &inputs.observed,
+                    &inputs.resolutions,
+                    now,
+                    &plan,
+                )
+                .await?;
+        }
+        Ok(plan)
+    }
+
+    /// Stores a plan computed for `scope` as proposed by `by`, and audits it.
+    pub(crate) async fn save_plan(
+        &self,
+        plan: &Plan,
+        scope: &PlanScope,
+        by: &Principal,
+    ) -> Result<PlanId, EngineError> {
+        let now = self.now();
+        let actor = by.actor();
+        let id = self
+            .store
+            .save_plan_proposed(plan, ms(now), self.plan_policy().as_ref(), Some(&actor))
+            .await?;
+        let counts: BTreeMap<&str, usize> = plan
+            .counts()
+            .into_iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        self.audit_as(
+            &actor,
+            AuditKind::PlanCreated,
+            id.as_str(),
+            json!({
+                "scope": scope.describe(),
+                "hash": plan.hash(),
+                "observed_digest": plan.observed_digest,
+                "actions": counts,
+                "findings": plan.findings.len(),
+                "policy_hash": self.policy.text_hash(),
+                "policy_change": plan.policy_change,
+            }),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// When the policy differs from the one the last applied plan was
+    /// computed under: what the difference alone causes, found by planning
+    /// the same people and accounts under the old policy too and comparing
+    /// ([`policy_effect`]).
+    async fn policy_change(
+        &self,
+        people: &[Person],
+        observed: &[Observed],
+        resolutions: &[Resolution],
+        now: OffsetDateTime,
+        plan: &Plan,
+    ) -> Result<Option<PolicyChange>, EngineError> {
+        let Some(current) = self.policy.text_hash() else {
+            return Ok(None);
+        };
+        let Some(last) = self.store.last_applied_plan().await? else {
+            return Ok(None);
+        };
+        let Some(previous) = last.policy.filter(|p| p.hash != current) else {
+            return Ok(None);
+        };
+        let old = match Policy::parse(&format!("policy of plan {}", last.id), &previous.text) {
+            Ok(old) => old,
+            Err(e) => {
+                // A policy this build can no longer read cannot be
+                // compared; the plan itself is still sound.
+                tracing::warn!(plan = %last.id, error = %e, "cannot re-read the last applied plan's policy");
+                return Ok(None);
+            }
+        };
+        let before = roster_core::reconcile_with(people, observed, &old, resolutions, now);
+        Ok(Some(PolicyChange {
+            since_plan: last.id.to_string(),
+            applied_ms: last.applied_ms,
+            previous_policy_hash: previous.hash,
+            policy_hash: current,
+            effect: policy_effect(&before, plan),
+        }))
+    }
+}

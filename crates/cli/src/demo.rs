@@ -29,7 +29,8 @@ use roster_connectors::registry::{self, ConnectorSettings};
 use roster_core::vocabulary::Vocabulary;
 use roster_core::{ConnectionId, Email, EmploymentStatus, Operation, Person, Plan, Policy, hr_csv};
 use roster_engine::human::AppBinding;
-use roster_engine::{Engine, sample};
+use roster_core::{Principal, PrincipalKind};
+use roster_engine::{Engine, Planned, PlanScope, Roster, sample};
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
 use roster_sim::okta::{OktaApp, OktaSim, OktaSimConfig, OktaUser};
 use roster_sim::scim_app::{ScimSim, ScimSimConfig, user_json};
@@ -214,32 +215,32 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         hr_csv::extra_columns(&std::fs::read_to_string(&hr_path)?),
     ));
 
+    // The demo's operator: the principal every step acts for, as the
+    // operating-system user would be for `roster plan` and `roster apply`.
+    let operator = Principal::new(PrincipalKind::User, "demo-operator");
+    let roster = Roster::new(engine);
+
     // 1. Source of truth.
     let people = hr_csv::parse(
         &hr_path.display().to_string(),
         &std::fs::read_to_string(&hr_path)?,
     )?;
-    engine
-        .import_people(&people, &hr_path.display().to_string())
+    roster
+        .import_people(&operator, &people, &hr_path.display().to_string())
         .await?;
     println!("[1/6] imported {} people from the HR file", people.len());
 
     // 2-3. Read every app, plan.
-    let read = read_step(&engine, "[2/6]").await?;
-    let (plan_id, plan) = engine.plan(Some(&read)).await?;
+    let read = read_step(&roster, &operator, "[2/6]").await?;
+    let planned = plan_step(&roster, &operator, read).await?;
+    let (plan_id, plan) = (planned.id.clone(), planned.plan.clone());
     println!("\n[3/6] plan {plan_id} (hash {}):\n", &plan.hash()[..12]);
     print_plan_table(&plan, args.verbose);
     println!("      {}\n", plan.summary_line());
     if !plan.approvals.is_empty() {
         // The demo's operator approves, as `roster approve` would.
-        engine
-            .decide(
-                &plan_id,
-                None,
-                roster_store::Decision::Approved,
-                "demo-operator",
-                "reviewed in the demo",
-            )
+        roster
+            .approve(&operator, &plan_id, None, "reviewed in the demo")
             .await?;
         println!(
             "      approved {} action(s) that needed a person's approval",
@@ -249,24 +250,24 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     // 4. Apply: automated paths run; the rest become tasks.
     let mut automated: BTreeMap<ConnectionId, usize> = BTreeMap::new();
-    apply_step(&engine, &plan_id, "[4/6]", &mut automated).await?;
+    apply_step(&roster, &operator, planned, "[4/6]", &mut automated).await?;
 
     // 5. The humans do their part, then the next read checks it.
     println!("\n[5/6] people do the manual work (simulated): first SSO logins, Settings → Members");
-    play_humans(&engine, &sims, &people).await?;
-    let read = read_step(&engine, "     ").await?;
-    let (follow_id, follow) = engine.plan(Some(&read)).await?;
-    println!("      next plan: {}", follow.summary_line());
-    apply_step(&engine, &follow_id, "     ", &mut automated).await?;
-    play_humans(&engine, &sims, &people).await?;
+    play_humans(&roster, &sims, &people).await?;
+    let read = read_step(&roster, &operator, "     ").await?;
+    let follow = plan_step(&roster, &operator, read).await?;
+    println!("      next plan: {}", follow.plan.summary_line());
+    apply_step(&roster, &operator, follow, "     ", &mut automated).await?;
+    play_humans(&roster, &sims, &people).await?;
 
     // 6. A last read: nothing left to do.
-    let read = read_step(&engine, "[6/6]").await?;
-    let (last_id, last) = engine.plan(Some(&read)).await?;
-    println!("      last plan {last_id}: {}", last.summary_line());
+    let read = read_step(&roster, &operator, "[6/6]").await?;
+    let last = plan_step(&roster, &operator, read).await?;
+    println!("      last plan {}: {}", last.id, last.plan.summary_line());
 
-    summary(&engine, &automated, &last).await?;
-    let audit = engine.store.verify_audit().await?;
+    summary(roster.engine(), &automated, &last.plan).await?;
+    let audit = roster.store().verify_audit().await?;
     let c = sims.expensify.handle().counters();
     println!(
         "\n  audit log: {} events, hash chain verified (head {})",
@@ -279,10 +280,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     println!("  done in {:.1} s", started.elapsed().as_secs_f64());
 
-    if !last.actions.is_empty() {
+    if !last.plan.actions.is_empty() {
         bail!(
             "the last plan should be empty, but it has {} action(s)",
-            last.actions.len()
+            last.plan.actions.len()
         );
     }
     println!(
@@ -512,8 +513,16 @@ fn wire(engine: &mut Engine, sims: &Sims) -> Result<()> {
     Ok(())
 }
 
-async fn read_step(engine: &Engine, step: &str) -> Result<Vec<ConnectionId>> {
-    let outcomes = engine.read(&mut |_, _| {}).await?;
+/// Plans the connections just read, and verifies people's tasks against
+/// that read, as `roster plan` does.
+async fn plan_step(roster: &Roster, by: &Principal, read: Vec<ConnectionId>) -> Result<Planned> {
+    let planned = roster.plan(by, PlanScope::Connections(read)).await?;
+    roster.verify_tasks(by, &planned).await?;
+    Ok(planned)
+}
+
+async fn read_step(roster: &Roster, by: &Principal, step: &str) -> Result<Vec<ConnectionId>> {
+    let outcomes = roster.read(by, &mut |_, _| {}).await?;
     let mut ok = Vec::new();
     let mut parts = Vec::new();
     for o in outcomes {
@@ -542,14 +551,18 @@ async fn read_step(engine: &Engine, step: &str) -> Result<Vec<ConnectionId>> {
 }
 
 async fn apply_step(
-    engine: &Engine,
-    plan_id: &roster_store::PlanId,
+    roster: &Roster,
+    by: &Principal,
+    planned: Planned,
     step: &str,
     automated: &mut BTreeMap<ConnectionId, usize>,
 ) -> Result<()> {
     let t = Instant::now();
-    let tasks = engine.route_manual(plan_id).await?;
-    let report = engine.apply(plan_id, &mut |_, _| {}).await?;
+    // The plan was computed from the read just made: the one check needs
+    // no second read.
+    let approved = roster.check_planned(by, planned).await?;
+    let (report, enqueued) = roster.apply(approved, &mut |_, _| {}).await?;
+    let tasks = enqueued.tasks;
     for (c, n) in &report.applied {
         *automated.entry(c.clone()).or_insert(0) += n;
     }
@@ -572,13 +585,14 @@ async fn apply_step(
 /// Plays the people who work the task queue: a joiner signs in through SSO
 /// (Spendesk creates the account, JIT), an admin clicks through Settings →
 /// Members. Each task is then reported done, as `roster task done` would.
-async fn play_humans(engine: &Engine, sims: &Sims, people: &[Person]) -> Result<()> {
+async fn play_humans(roster: &Roster, sims: &Sims, people: &[Person]) -> Result<()> {
+    let it_ops = Principal::new(PrincipalKind::User, "it-ops@acme.example");
     let by_email: BTreeMap<String, &Person> =
         people.iter().map(|p| (p.email.normalized(), p)).collect();
     let h = sims.spendesk.handle();
     let mut done = 0;
-    for t in engine
-        .store
+    for t in roster
+        .store()
         .human_tasks(&[HumanTaskState::Open, HumanTaskState::Reopened])
         .await?
     {
@@ -601,10 +615,10 @@ async fn play_humans(engine: &Engine, sims: &Sims, people: &[Person]) -> Result<
             }
             _ => continue,
         }
-        engine
+        roster
             .complete_task(
+                &it_ops,
                 &t.id,
-                "it-ops@acme.example",
                 Some("done in the Spendesk console".into()),
                 None,
             )

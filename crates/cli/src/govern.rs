@@ -9,7 +9,7 @@ use roster_core::{AccountKey, ConnectionId, EmployeeId, Policy};
 use roster_engine::config::Config;
 use roster_store::{Decision, MatchResolution, PlanId};
 
-use crate::ops::{engine_offline, load_config};
+use crate::ops::{engine_offline, load_config, roster_offline};
 use crate::suggest::did_you_mean;
 
 #[derive(Args)]
@@ -22,9 +22,10 @@ pub struct DecideArgs {
     /// every action that needs approval.
     #[arg(long)]
     action: Option<usize>,
-    /// Who decides (recorded in the audit log). Defaults to $USER.
-    #[arg(long, env = "USER", default_value = "unknown")]
-    by: String,
+    /// Ignored unless it names someone else, which is refused: roster records
+    /// the operator who runs the command (see `[operators]` in the config).
+    #[arg(long, hide = true)]
+    by: Option<String>,
     /// Why (recorded in the audit log).
     #[arg(long, default_value = "")]
     reason: String,
@@ -57,8 +58,10 @@ pub enum MatchesCommand {
         /// The account belongs to no managed person (shared, service): leave it alone.
         #[arg(long)]
         not_a_person: bool,
-        #[arg(long, env = "USER", default_value = "unknown")]
-        by: String,
+        /// Ignored unless it names someone else, which is refused: roster records
+        /// the operator who runs the command (see `[operators]` in the config).
+        #[arg(long, hide = true)]
+        by: Option<String>,
         #[arg(long, default_value = "")]
         reason: String,
     },
@@ -98,11 +101,22 @@ pub async fn decide(
     catalog_dir: Option<&Path>,
 ) -> Result<()> {
     let config = load_config(&args.config)?;
-    let engine = engine_offline(&config, catalog_dir).await?;
-    let id = resolve_plan_id(&engine, &args.plan).await?;
-    let status = engine
-        .decide(&id, args.action, decision, &args.by, &args.reason)
-        .await?;
+    let principal = crate::principal::current(&config)?;
+    crate::principal::check_by(args.by.as_deref(), &principal)?;
+    let roster = roster_offline(&config, catalog_dir).await?;
+    let id = resolve_plan_id(roster.engine(), &args.plan).await?;
+    let status = match decision {
+        Decision::Approved => {
+            roster
+                .approve(&principal, &id, args.action, &args.reason)
+                .await?
+        }
+        Decision::Rejected => {
+            roster
+                .reject(&principal, &id, args.action, &args.reason)
+                .await?
+        }
+    };
     println!(
         "plan {id}: {} approved, {} rejected, {} still waiting",
         status.approved.len(),
@@ -149,7 +163,10 @@ pub async fn matches(cmd: MatchesCommand, catalog_dir: Option<&Path>) -> Result<
             reason,
         } => {
             let config = load_config(&config)?;
-            let engine = engine_offline(&config, catalog_dir).await?;
+            let principal = crate::principal::current(&config)?;
+            crate::principal::check_by(by.as_deref(), &principal)?;
+            let roster = roster_offline(&config, catalog_dir).await?;
+            let engine = roster.engine();
             let employee_id = if not_a_person {
                 None
             } else {
@@ -157,18 +174,18 @@ pub async fn matches(cmd: MatchesCommand, catalog_dir: Option<&Path>) -> Result<
             };
             check_names(
                 &config,
-                &engine,
+                engine,
                 &connection,
                 &account,
                 employee_id.as_ref(),
             )
             .await?;
-            engine
-                .resolve_match(MatchResolution {
+            roster
+                .resolve_match(&principal, MatchResolution {
                     connection: ConnectionId::new(connection.as_str()),
                     account: AccountKey::new(account.as_str()),
                     employee_id: employee_id.clone(),
-                    actor: by,
+                    actor: principal.actor(),
                     reason,
                     at_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
                         as i64,

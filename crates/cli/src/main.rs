@@ -33,6 +33,7 @@ mod demo;
 mod govern;
 mod ops;
 mod plans;
+mod principal;
 mod report;
 mod secret;
 mod serve;
@@ -221,7 +222,11 @@ fn main() -> ExitCode {
             ExitCode::from(ops::PartialRead::EXIT_CODE)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            // The engine's stable code first, for scripts and the docs.
+            match e.downcast_ref::<roster_engine::EngineError>() {
+                Some(engine) => eprintln!("error: {} {e}", engine.code()),
+                None => eprintln!("error: {e}"),
+            }
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }

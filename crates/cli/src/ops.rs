@@ -11,7 +11,7 @@ use roster_connectors::SecretString;
 use roster_connectors::driver::{Progress, REPORT_WAITS_OVER};
 use roster_connectors::registry::{self, ConnectorSettings};
 use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
-use roster_engine::Engine;
+use roster_engine::{Engine, PersonRef, PlanScope, Roster};
 use roster_engine::config::Config;
 use roster_engine::human::AppBinding;
 use roster_store::{PlanId, Store};
@@ -42,9 +42,10 @@ pub struct PlanArgs {
     #[arg(long)]
     accept_source_change: bool,
     /// Who confirms a source change (recorded in the audit log). Defaults
-    /// to $USER.
-    #[arg(long, env = "USER", default_value = "unknown")]
-    by: String,
+    /// Ignored unless it names someone else, which is refused: roster records
+    /// the operator who runs the command (see `[operators]` in the config).
+    #[arg(long, hide = true)]
+    by: Option<String>,
 }
 
 #[derive(Args)]
@@ -97,9 +98,9 @@ pub enum AuditCommand {
         /// Why (recorded): an erasure request's reference, a retention rule.
         #[arg(long)]
         reason: String,
-        /// Who erases (recorded). Defaults to $USER.
-        #[arg(long, env = "USER", default_value = "unknown")]
-        actor: String,
+        /// Ignored unless it names someone else, which is refused (see `--by`).
+        #[arg(long, hide = true)]
+        actor: Option<String>,
     },
 }
 
@@ -202,6 +203,16 @@ pub(crate) fn load_config(path: &Path) -> Result<Config> {
 /// is where vendor secrets are resolved, and only here.
 pub(crate) async fn engine_for(config: &Config, catalog_dir: Option<&Path>) -> Result<Engine> {
     build_engine(config, catalog_dir, true).await
+}
+
+/// The application layer over [`engine_for`]'s engine.
+pub(crate) async fn roster_for(config: &Config, catalog_dir: Option<&Path>) -> Result<Roster> {
+    Ok(Roster::new(engine_for(config, catalog_dir).await?))
+}
+
+/// The application layer over [`engine_offline`]'s engine.
+pub(crate) async fn roster_offline(config: &Config, catalog_dir: Option<&Path>) -> Result<Roster> {
+    Ok(Roster::new(engine_offline(config, catalog_dir).await?))
 }
 
 /// The engine without connectors, for commands that only read or decide
@@ -345,6 +356,8 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         }
         None => None,
     };
+    let principal = crate::principal::current(&config)?;
+    crate::principal::check_by(args.by.as_deref(), &principal)?;
     let mut engine = engine_for(&config, catalog_dir).await?;
     // Refuse before reading or importing anything: a policy that names
     // what does not exist would plan removals nobody asked for.
@@ -355,7 +368,8 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         // no request at all.
         engine.retain_connectors(&[ConnectionId::new(only.as_str())]);
     }
-    let outcomes = engine.read(&mut show_progress).await?;
+    let roster = Roster::new(engine);
+    let outcomes = roster.read(&principal, &mut show_progress).await?;
     let mut readable = Vec::new();
     let problems: Vec<(String, String)> = outcomes
         .iter()
@@ -402,16 +416,16 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
     }
     let mut held = None;
     if let Some((hr, people)) = people {
-        held = engine
-            .import_people(&people, &hr.display().to_string())
+        held = roster
+            .import_people(&principal, &people, &hr.display().to_string())
             .await?;
         eprintln!("imported {} people from {}", people.len(), hr.display());
     }
     if args.accept_source_change {
-        let counts = engine.accept_source_change(&args.by).await?;
+        let counts = roster.accept_source_change(&principal).await?;
         eprintln!(
-            "accepted the people source as it is ({} people, {} terminated), confirmed by {}",
-            counts.people, counts.terminated, args.by
+            "accepted the people source as it is ({} people, {} terminated), confirmed by {principal}",
+            counts.people, counts.terminated
         );
     } else if let Some(change) = held {
         eprintln!(
@@ -434,21 +448,16 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         );
         readable.retain(|c| c.as_str() == only);
     }
-    let (id, plan) = match &args.person {
-        Some(who) => {
-            let person = match roster_core::Email::parse(who) {
-                Ok(e) => roster_engine::targeted::PersonRef::Email(e),
-                Err(_) => roster_engine::targeted::PersonRef::EmployeeId(
-                    roster_core::EmployeeId::new(who.as_str()),
-                ),
-            };
-            engine
-                .plan_person(&person)
-                .await?
-                .with_context(|| format!("no person {who} in the source of truth"))?
-        }
-        None => engine.plan(Some(&readable)).await?,
+    let scope = match &args.person {
+        Some(who) => PlanScope::Person(PersonRef::parse(who)),
+        None => PlanScope::Connections(readable.clone()),
     };
+    let planned = roster.plan(&principal, scope).await?;
+    if args.person.is_none() {
+        // The fresh read is what verifies (or reopens) human tasks.
+        roster.verify_tasks(&principal, &planned).await?;
+    }
+    let (id, plan) = (planned.id, planned.plan);
     // The file carries the plan's ID and hash, as `--json` does: whoever
     // reviews the file can name the stored plan (`roster approve ID`) and
     // check that the content they read is the content approved.
@@ -471,10 +480,11 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
 
 pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
-    let engine = engine_for(&config, catalog_dir).await?;
+    let principal = crate::principal::current(&config)?;
+    let roster = roster_for(&config, catalog_dir).await?;
     let id = if args.plan == "latest" {
-        engine
-            .store
+        roster
+            .store()
             .latest_plan()
             .await?
             .context("there is no stored plan; run `roster plan` first")?
@@ -482,14 +492,13 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
     } else {
         PlanId::new(args.plan.clone())
     };
-    engine
-        .ensure_applicable_with_progress(&id, &mut show_progress)
-        .await?;
-    let tasks = engine.route_manual(&id).await?;
-    for t in &tasks {
+    // The one check: approvals, the plan's hash, freshness. Only what it
+    // returns can be applied.
+    let approved = roster.check(&principal, &id, &mut show_progress).await?;
+    let (report, enqueued) = roster.apply(approved, &mut show_progress).await?;
+    for t in &enqueued.tasks {
         println!("task {}: {} (due {})", t.id, t.title, due(t.due_ms));
     }
-    let report = engine.apply(&id, &mut show_progress).await?;
     println!(
         "applied {} action(s), {} failed, {} skipped, {} manual",
         report.applied_total(),
@@ -649,6 +658,9 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
             reason,
             actor,
         } => {
+            let principal = crate::principal::current(&load_config(&config)?)?;
+            crate::principal::check_by(actor.as_deref(), &principal)?;
+            let actor = principal.actor();
             let storage = load_storage(&config)?;
             let selector = roster_engine::erasure::EraseSelector {
                 person,

@@ -205,8 +205,13 @@ fn now_ms() -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// Who stores or removes a secret: the operating-system user this runs as
+/// (its real user ID, not `$USER`). Secrets are managed before (and
+/// without) a full config, so `[operators]` mapping does not apply here.
 fn actor() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    crate::principal::os_user()
+        .map(|u| roster_core::Principal::new(roster_core::PrincipalKind::User, u).actor())
+        .unwrap_or_else(|_| "user:unknown".into())
 }
 
 fn date(ms: i64) -> String {

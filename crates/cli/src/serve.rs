@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use roster_engine::service::{self, Event, ServiceOptions};
-use roster_engine::targeted::PersonRef;
+use roster_engine::PersonRef;
 use roster_server::{ChannelSink, ScimChange, ScimState, scim_router, tokens};
 use tokio::sync::{mpsc, watch};
 
@@ -50,8 +50,10 @@ pub enum TokenCommand {
         config: PathBuf,
         #[arg(long)]
         connection: String,
-        #[arg(long, env = "USER", default_value = "unknown")]
-        by: String,
+        /// Ignored unless it names someone else, which is refused: roster records
+        /// the operator who runs the command (see `[operators]` in the config).
+        #[arg(long, hide = true)]
+        by: Option<String>,
     },
     /// List tokens: prefix, connection, creation and last use only.
     List {
@@ -67,8 +69,10 @@ pub enum TokenCommand {
         #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
         config: PathBuf,
         prefix: String,
-        #[arg(long, env = "USER", default_value = "unknown")]
-        by: String,
+        /// Ignored unless it names someone else, which is refused: roster records
+        /// the operator who runs the command (see `[operators]` in the config).
+        #[arg(long, hide = true)]
+        by: Option<String>,
     },
 }
 
@@ -79,7 +83,9 @@ pub fn person_of(change: &ScimChange) -> Option<PersonRef> {
 
 pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
-    let engine = Arc::new(engine_for(&config, catalog_dir).await?);
+    let roster = Arc::new(roster_engine::Roster::new(
+        engine_for(&config, catalog_dir).await?,
+    ));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (sink, mut changes) = ChannelSink::new();
     // Inbound SCIM changes → events for one person each.
@@ -101,8 +107,8 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         hr_csv: config.hr_csv.clone(),
         auto_apply: !args.plan_only,
     };
-    let svc = tokio::spawn(service::run(engine.clone(), opts, events_rx, stop_rx));
-    let state = ScimState::new(engine.store.clone(), sink);
+    let svc = tokio::spawn(service::run(roster.clone(), opts, events_rx, stop_rx));
+    let state = ScimState::new(roster.store().clone(), sink);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
@@ -154,8 +160,11 @@ pub async fn scim(cmd: ScimCommand) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let principal = crate::principal::current(&config)?;
+            crate::principal::check_by(by.as_deref(), &principal)?;
             let store = roster_store::Store::open(&config.database).await?;
-            let created = tokens::create_token(&store, &connection, &by, now_ms()).await?;
+            let created =
+                tokens::create_token(&store, &connection, &principal.actor(), now_ms()).await?;
             println!("{}", created.token);
             eprintln!(
                 "SCIM token {} for connection {connection}: shown once, stored hashed. IdP base URL: http://HOST/scim/v2/{connection}",
@@ -198,8 +207,10 @@ pub async fn scim(cmd: ScimCommand) -> Result<()> {
         }
         TokenCommand::Revoke { config, prefix, by } => {
             let config = load_config(&config)?;
+            let principal = crate::principal::current(&config)?;
+            crate::principal::check_by(by.as_deref(), &principal)?;
             let store = roster_store::Store::open(&config.database).await?;
-            let t = tokens::revoke_token(&store, &prefix, &by, now_ms()).await?;
+            let t = tokens::revoke_token(&store, &prefix, &principal.actor(), now_ms()).await?;
             println!("revoked {} ({})", t.prefix, t.connection);
         }
     }

@@ -32,9 +32,10 @@ pub struct PauseArgs {
     pub config: PathBuf,
     /// The connection; without one, every connection.
     pub connection: Option<String>,
-    /// Who (recorded in the audit log). Defaults to $USER.
-    #[arg(long, env = "USER", default_value = "unknown")]
-    pub by: String,
+    /// Ignored unless it names someone else, which is refused: roster records
+    /// the operator who runs the command (see `[operators]` in the config).
+    #[arg(long, hide = true)]
+    pub by: Option<String>,
     /// Why (recorded in the audit log and shown while paused).
     #[arg(long)]
     pub reason: Option<String>,
@@ -60,7 +61,9 @@ pub enum ConnectionsCommand {
 
 pub async fn run(args: RunArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
-    let engine = Arc::new(engine_for(&config, catalog_dir).await?);
+    let roster = Arc::new(roster_engine::Roster::new(
+        engine_for(&config, catalog_dir).await?,
+    ));
     let (_events, rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let opts = ServiceOptions {
@@ -73,7 +76,7 @@ pub async fn run(args: RunArgs, catalog_dir: Option<&Path>) -> Result<()> {
         args.every.max(1),
         if args.plan_only { " (plan only)" } else { "" }
     );
-    let svc = tokio::spawn(service::run(engine, opts, rx, stop_rx));
+    let svc = tokio::spawn(service::run(roster, opts, rx, stop_rx));
     shutdown_signal().await?;
     eprintln!("stopping…");
     let _ = stop_tx.send(true);
@@ -113,9 +116,11 @@ fn named_connection(
 pub async fn pause(args: PauseArgs) -> Result<()> {
     let config = load_config(&args.config)?;
     let connection = named_connection(&config, args.connection.as_deref())?;
-    let engine = bare_engine(&config).await?;
-    let new = engine
-        .pause_writes(connection.as_ref(), &args.by, args.reason.as_deref())
+    let principal = crate::principal::current(&config)?;
+    crate::principal::check_by(args.by.as_deref(), &principal)?;
+    let roster = roster_engine::Roster::new(bare_engine(&config).await?);
+    let new = roster
+        .pause(&principal, connection.as_ref(), args.reason.as_deref())
         .await?;
     let scope = connection
         .as_ref()
@@ -140,8 +145,11 @@ pub async fn pause(args: PauseArgs) -> Result<()> {
 pub async fn resume(args: PauseArgs) -> Result<()> {
     let config = load_config(&args.config)?;
     let connection = named_connection(&config, args.connection.as_deref())?;
-    let engine = bare_engine(&config).await?;
-    let lifted = engine.resume_writes(connection.as_ref(), &args.by).await?;
+    let principal = crate::principal::current(&config)?;
+    crate::principal::check_by(args.by.as_deref(), &principal)?;
+    let roster = roster_engine::Roster::new(bare_engine(&config).await?);
+    let engine = roster.engine();
+    let lifted = roster.resume(&principal, connection.as_ref()).await?;
     let scope = connection
         .as_ref()
         .map_or_else(|| "every connection".to_string(), |c| c.to_string());
@@ -261,11 +269,10 @@ pub async fn connections(cmd: ConnectionsCommand, catalog_dir: Option<&Path>) ->
             // `roster resume` lifts a person's pause; this lifts roster's
             // own quarantine. Different decisions, different commands.
             let config = load_config(&config)?;
-            let engine = engine_offline(&config, catalog_dir).await?;
-            let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-            if engine
-                .store
-                .resume_connection(&ConnectionId::new(name.as_str()), now)
+            let principal = crate::principal::current(&config)?;
+            let roster = roster_engine::Roster::new(engine_offline(&config, catalog_dir).await?);
+            if roster
+                .lift_quarantine(&principal, &ConnectionId::new(name.as_str()))
                 .await?
             {
                 println!("{name} is back in service; its queued work resumes.");

@@ -29,8 +29,10 @@ pub enum TaskCommand {
         /// A note about what was done.
         #[arg(long)]
         note: Option<String>,
-        #[arg(long, env = "USER", default_value = "unknown")]
-        by: String,
+        /// Ignored unless it names someone else, which is refused: roster records
+        /// the operator who runs the command (see `[operators]` in the config).
+        #[arg(long, hide = true)]
+        by: Option<String>,
     },
 }
 
@@ -120,7 +122,9 @@ pub async fn run(cmd: TaskCommand, catalog_dir: Option<&Path>) -> Result<()> {
             by,
         } => {
             let config = load_config(&config)?;
-            let engine = engine_offline(&config, catalog_dir).await?;
+            let principal = crate::principal::current(&config)?;
+            crate::principal::check_by(by.as_deref(), &principal)?;
+            let roster = roster_engine::Roster::new(engine_offline(&config, catalog_dir).await?);
             let evidence = match evidence {
                 Some(path) => {
                     let bytes = std::fs::read(&path)
@@ -134,7 +138,9 @@ pub async fn run(cmd: TaskCommand, catalog_dir: Option<&Path>) -> Result<()> {
                 }
                 None => None,
             };
-            let t = engine.complete_task(&id, &by, note, evidence).await?;
+            let t = roster
+                .complete_task(&principal, &id, note, evidence)
+                .await?;
             println!(
                 "task {} marked done; the next `roster plan` verifies it against {}.",
                 t.id, t.connection

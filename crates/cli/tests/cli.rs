@@ -638,6 +638,9 @@ async fn pause_stops_writes_until_resume() {
         "E1,alice@acme.example,Alice,Smith,Finance,CC-1,boss@acme.example,active,2020-01-01,\n\
          E9,gone@acme.example,Gone,Person,Finance,CC-1,,terminated,2020-01-01,2026-11-01\n",
     );
+    // Who pauses is the authenticated operator (the OS user, mapped to a
+    // name), not $USER.
+    map_operator(&config, "test-admin", &[]);
     let c = config.clone();
     let (out, _, stderr) =
         blocking(move || roster_with(&c, &["pause", "expensfy", "--reason", "typo"])).await;
@@ -669,7 +672,7 @@ async fn pause_stops_writes_until_resume() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("applied 0 action(s)"), "{stdout}");
     assert!(
-        stdout.contains("expensify: writes paused by test-admin: vendor incident"),
+        stdout.contains("expensify: writes paused by user:test-admin: vendor incident"),
         "{stdout}"
     );
     assert!(stdout.contains("2 action(s) still queued"), "{stdout}");
@@ -682,7 +685,7 @@ async fn pause_stops_writes_until_resume() {
     let (out, stdout, stderr) = blocking(move || roster_with(&c, &["connections", "list"])).await;
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stdout.contains("[paused by test-admin since") && stdout.contains(": vendor incident]"),
+        stdout.contains("[paused by user:test-admin since") && stdout.contains(": vendor incident]"),
         "{stdout}"
     );
 

@@ -16,7 +16,7 @@ use roster_core::{ConnectionId, Policy};
 use roster_engine::Engine;
 use roster_engine::human::AppBinding;
 use roster_engine::service::{self, Event, ServiceOptions};
-use roster_engine::targeted::PersonRef;
+use roster_engine::PersonRef;
 use roster_server::{ChannelSink, ScimState, scim_router, tokens};
 use roster_sim::spendesk::{SpendeskSim, SpendeskSimConfig};
 use roster_store::{HumanTask, HumanTaskState, Store};
@@ -101,7 +101,7 @@ async fn okta_pushes_to_the_gateway_become_spendesk_tasks_within_a_second() {
             ..AppBinding::default()
         },
     );
-    let engine = Arc::new(engine);
+    let engine = Arc::new(roster_engine::Roster::new(engine));
 
     // The service and the gateway, wired as `roster serve` wires them.
     let (events_tx, events_rx) = mpsc::unbounded_channel();

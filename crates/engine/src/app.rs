@@ -480,6 +480,31 @@ impl Roster {
         self.engine.resume_writes(connection, &by.actor()).await
     }
 
+    /// Puts a quarantined connection back in service (after someone fixed
+    /// its cause); false if it was not quarantined.
+    pub async fn lift_quarantine(
+        &self,
+        by: &Principal,
+        connection: &ConnectionId,
+    ) -> Result<bool, EngineError> {
+        let lifted = self
+            .engine
+            .store
+            .resume_connection(connection, ms(self.engine.now()))
+            .await?;
+        if lifted {
+            self.engine
+                .audit_as(
+                    &by.actor(),
+                    AuditKind::ConnectionResumed,
+                    connection.as_str(),
+                    json!({ "quarantine": true }),
+                )
+                .await?;
+        }
+        Ok(lifted)
+    }
+
     pub async fn match_queue(&self) -> Result<Vec<QueuedMatch>, EngineError> {
         self.engine.match_queue().await
     }

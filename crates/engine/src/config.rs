@@ -54,7 +54,17 @@
 //! signing_key = "/etc/roster/audit-signing.key"   # default: <data_dir>/audit-signing.key
 //! previous_keys = []                 # public keys (hex) of replaced signing keys
 //! checkpoint_interval_secs = 60      # `roster run` / `serve`
+//!
+//! [operators.alice]                  # the operating-system user `alice`
+//! name = "alice"                     # the principal's name (default: the OS user)
+//! groups = ["it", "finance"]         # for `approvers = ["group:finance"]`
 //! ```
+//!
+//! `[operators]` maps the operating-system users who may run roster's
+//! changing commands to principals (see `roster_core::principal`). With no
+//! `[operators]`, whoever runs roster is the principal `user:<os user>`;
+//! with some, an unlisted OS user is refused. The OS user comes from the
+//! process's real user ID, never from `$USER`.
 //!
 //! Every `base_url` is checked at load ([`crate::egress`]): cloud metadata
 //! addresses are refused, link-local and private-network ones unless
@@ -276,6 +286,18 @@ pub struct RawConfig {
     pub connections: BTreeMap<String, RawConnection>,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub operators: BTreeMap<String, Operator>,
+}
+
+/// An operating-system user allowed to operate roster (`[operators.NAME]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operator {
+    /// The principal's name; default: the OS user name.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// A secret value: redacted in Debug, never Display.
@@ -340,6 +362,8 @@ pub struct Config {
     pub stored_secrets: Vec<StoredSecretRef>,
     /// `[audit]`: witnesses and the checkpoint signing key.
     pub audit: AuditConfig,
+    /// `[operators]`: OS users mapped to principals (module docs).
+    pub operators: BTreeMap<String, Operator>,
 }
 
 impl Config {
@@ -540,6 +564,7 @@ impl Config {
             connections,
             stored_secrets,
             audit,
+            operators: raw.operators,
         })
     }
 

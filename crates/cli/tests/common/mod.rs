@@ -92,3 +92,23 @@ pub fn roster_with(config: &Path, args: &[&str]) -> (Output, String, String) {
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
+
+/// The operating-system user the tests run as (what roster authenticates).
+pub fn os_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id -un");
+    text(&out.stdout).trim().to_string()
+}
+
+/// Maps the OS user the tests run as to the operator `name` (and groups)
+/// in the config's `[operators]`.
+pub fn map_operator(config: &Path, name: &str, groups: &[&str]) {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text.push_str(&format!(
+        "\n[operators.{:?}]\nname = {name:?}\ngroups = {groups:?}\n",
+        os_user()
+    ));
+    std::fs::write(config, text).unwrap();
+}

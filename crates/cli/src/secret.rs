@@ -84,7 +84,7 @@ async fn set(name: &str, config: &std::path::Path) -> Result<()> {
         .append_audit(AuditEvent {
             at_ms: now,
             actor: actor(),
-            kind: "secret.set".into(),
+            kind: roster_store::AuditKind::SecretSet.as_str().into(),
             subject: name.to_string(),
             data: serde_json::json!({ "key_id": keyring.current_id(), "replaced": replaced }),
         })
@@ -143,7 +143,7 @@ async fn rm(name: &str, config: &std::path::Path) -> Result<()> {
         .append_audit(AuditEvent {
             at_ms: now_ms(),
             actor: actor(),
-            kind: "secret.removed".into(),
+            kind: roster_store::AuditKind::SecretRemoved.as_str().into(),
             subject: name.to_string(),
             data: serde_json::json!({}),
         })

@@ -147,7 +147,7 @@ pub async fn create_token(
         .append_audit(AuditEvent {
             at_ms: now_ms,
             actor: actor.to_string(),
-            kind: "scim.token.created".into(),
+            kind: roster_store::AuditKind::ScimTokenCreated.as_str().into(),
             subject: format!("scim:{connection}:{}", record.prefix),
             data: serde_json::json!({"connection": connection, "prefix": record.prefix}),
         })
@@ -190,7 +190,7 @@ pub async fn revoke_token(
         .append_audit(AuditEvent {
             at_ms: now_ms,
             actor: actor.to_string(),
-            kind: "scim.token.revoked".into(),
+            kind: roster_store::AuditKind::ScimTokenRevoked.as_str().into(),
             subject: format!("scim:{}:{prefix}", record.connection),
             data: serde_json::json!({"connection": record.connection, "prefix": prefix}),
         })

@@ -71,6 +71,8 @@ mod http;
 pub mod lifecycle;
 pub mod okta;
 pub mod read;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,0 +1,324 @@
+//! Every source through the source conformance kit
+//! (`roster_sources::testkit`), against its simulator on loopback.
+//! Verdicts come from the simulators' own records.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use roster_connectors::SecretString;
+use roster_core::ConnectionId;
+use roster_sim::common::RateWindow as SimWindow;
+use roster_sim::graph::{GraphSim, GraphSimConfig, GraphUser};
+use roster_sim::okta::{OktaSim, OktaSimConfig, OktaUser};
+use roster_sources::entra::{EntraSource, EntraSourceConfig};
+use roster_sources::okta::{OktaSource, OktaSourceConfig};
+use roster_sources::testkit::{self, GraphOracle, OktaSourceOracle, Subject};
+use roster_sources::{RateWindow, read};
+
+const TIMEOUT: Duration = Duration::from_millis(800);
+
+async fn run(subject: Subject) {
+    let report = tokio::time::timeout(Duration::from_secs(60), testkit::run_all(&subject))
+        .await
+        .expect("the kit finishes in time");
+    match report {
+        Ok(lines) => {
+            for l in lines {
+                eprintln!("  {l}");
+            }
+        }
+        Err(e) => panic!("conformance failed: {e}"),
+    }
+}
+
+fn okta_config() -> OktaSimConfig {
+    let mut c = OktaSimConfig::new("okta-token").with_rate_limit(100, Duration::from_secs(1));
+    let states = [
+        "ACTIVE",
+        "ACTIVE",
+        "SUSPENDED",
+        "ACTIVE",
+        "DEPROVISIONED",
+        "STAGED",
+        "ACTIVE",
+        "LOCKED_OUT",
+        "ACTIVE",
+        "PASSWORD_EXPIRED",
+        "ACTIVE",
+    ];
+    for (i, s) in states.iter().enumerate() {
+        c = c.with_user(
+            OktaUser::new(&format!("p{i}@example.com"), &format!("P{i}"), "Okta")
+                .with_status(s)
+                .with_employee_number(&format!("E{i}"))
+                .with_department(if i % 2 == 0 { "Finance" } else { "Engineering" })
+                .with_cost_center(&format!("CC{}", i % 3))
+                .with_custom("title", "Analyst"),
+        );
+    }
+    c.with_group(
+        "Finance",
+        &["p0@example.com", "p2@example.com", "p4@example.com"],
+    )
+    .with_group(
+        "Engineering",
+        &["p1@example.com", "p3@example.com", "p5@example.com"],
+    )
+    .with_group(
+        "Everyone",
+        &[
+            "p0@example.com",
+            "p1@example.com",
+            "p6@example.com",
+            "p7@example.com",
+            "p8@example.com",
+        ],
+    )
+}
+
+fn okta_source(url: String) -> OktaSource {
+    let mut c = OktaSourceConfig::new(
+        ConnectionId::new("okta"),
+        url,
+        SecretString::new("okta-token"),
+    );
+    c.timeout = TIMEOUT;
+    c.rate_limit = RateWindow::new(100, Duration::from_secs(1));
+    OktaSource::new(c).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_source_conforms() {
+    let sim = OktaSim::start(okta_config()).await.unwrap();
+    let source = Arc::new(okta_source(sim.url()));
+    run(Subject::new(
+        source,
+        Arc::new(OktaSourceOracle(sim.handle().clone())),
+    ))
+    .await;
+    assert_eq!(sim.counters().rate_limit_violations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_people_carry_every_field_and_deprovisioned_users_come_from_the_status_filter() {
+    let sim = OktaSim::start(okta_config()).await.unwrap();
+    let boss = sim.user("p0@example.com").unwrap();
+    sim.update_user("p1@example.com", |u| u.manager_id = Some(boss.id.clone()));
+    let source = okta_source(sim.url());
+    let budget = roster_connectors::RateLimiter::new(Vec::new());
+    let read = read::read_all(&source, &budget, &read::ReadOptions::default())
+        .await
+        .unwrap();
+    assert!(read.complete);
+    assert_eq!(read.people.len(), 11);
+    let p1 = read
+        .people
+        .iter()
+        .find(|p| p.email.as_ref().unwrap().as_str() == "p1@example.com")
+        .unwrap();
+    assert_eq!(p1.employee_id.as_ref().unwrap().as_str(), "E1");
+    assert_eq!(p1.department.as_deref(), Some("Engineering"));
+    assert_eq!(p1.cost_center.as_deref(), Some("CC1"));
+    assert_eq!(
+        p1.attributes.get("title").map(String::as_str),
+        Some("Analyst")
+    );
+    assert_eq!(
+        p1.groups,
+        vec!["Engineering".to_string(), "Everyone".to_string()]
+    );
+    // The manager's id is resolved to an address within the read.
+    assert_eq!(
+        p1.manager,
+        Some(roster_sources::ManagerRef::Email(
+            roster_core::Email::parse("p0@example.com").unwrap()
+        ))
+    );
+    let gone = read
+        .people
+        .iter()
+        .find(|p| p.raw_state == "DEPROVISIONED")
+        .unwrap();
+    assert!(gone.lifecycle.terminates());
+    // The deactivated user came from the filtered pass, not the default one.
+    let c = sim.counters();
+    assert!(c.route("GET /api/v1/users") >= 2, "{c:?}");
+    // Exactly one person terminates: the deprovisioned one.
+    assert_eq!(
+        read.people
+            .iter()
+            .filter(|p| p.lifecycle.terminates())
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_reads_use_at_most_the_configured_share_of_the_window() {
+    // Okta allows 20 per second; roster may use half.
+    let mut c = OktaSimConfig::new("okta-token").with_rate_limit(20, Duration::from_secs(1));
+    for i in 0..40 {
+        c = c.with_user(OktaUser::new(&format!("q{i}@example.com"), "Q", "Okta"));
+    }
+    let sim = OktaSim::start(c).await.unwrap();
+    let mut cfg = OktaSourceConfig::new(
+        ConnectionId::new("okta"),
+        sim.url(),
+        SecretString::new("okta-token"),
+    );
+    cfg.rate_limit = RateWindow::new(20, Duration::from_secs(1));
+    cfg.timeout = TIMEOUT;
+    let source = OktaSource::new(cfg).unwrap();
+    let caps = roster_sources::Source::capabilities(&source);
+    assert_eq!(
+        caps.rate_limits,
+        vec![RateWindow::new(10, Duration::from_secs(1))]
+    );
+    let budget = roster_connectors::RateLimiter::new(caps.rate_limits.clone())
+        .with_margin(Duration::from_millis(40));
+    let opts = read::ReadOptions {
+        page_size: Some(2),
+        ..read::ReadOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let read = read::read_all(&source, &budget, &opts).await.unwrap();
+    assert!(read.complete && read.people.len() == 40);
+    // 20 user pages, 1 deprovisioned, 1 groups: 22 requests at 10/s
+    // take at least two seconds; nothing went over Okta's limit.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sim.counters().rate_limit_violations, 0);
+    let _ = SimWindow {
+        max_requests: 1,
+        per: Duration::from_secs(1),
+    };
+}
+
+fn graph_config() -> GraphSimConfig {
+    let mut c =
+        GraphSimConfig::new("tenant-1", "client-1", "secret-1").with_rate_limits(vec![SimWindow {
+            max_requests: 100,
+            per: Duration::from_secs(1),
+        }]);
+    for i in 0..9 {
+        c = c.with_user(
+            GraphUser::new(&format!("g{i}@example.com"), &format!("G{i}"), "Entra")
+                .with_employee_id(&format!("E{i}"))
+                .with_department(if i % 2 == 0 { "Finance" } else { "Engineering" })
+                .with_cost_center(&format!("CC{}", i % 3))
+                .with_enabled(i != 4),
+        );
+    }
+    c.with_group("Finance", &["g0@example.com", "g2@example.com"])
+        .with_group(
+            "Engineering",
+            &["g1@example.com", "g3@example.com", "g5@example.com"],
+        )
+        .with_group(
+            "Everyone",
+            &["g0@example.com", "g1@example.com", "g6@example.com"],
+        )
+}
+
+fn entra_source(url: &roster_sim::graph::RunningGraph) -> EntraSource {
+    let mut c = EntraSourceConfig::new(
+        ConnectionId::new("entra"),
+        "tenant-1",
+        "client-1",
+        SecretString::new("secret-1"),
+    );
+    c.graph_url = url.graph_url();
+    c.login_url = url.login_url();
+    c.timeout = TIMEOUT;
+    c.rate_limits = vec![RateWindow::new(50, Duration::from_secs(1))];
+    EntraSource::new(c).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_source_conforms() {
+    let sim = GraphSim::start(graph_config()).await.unwrap();
+    let source = Arc::new(entra_source(&sim));
+    run(Subject::new(
+        source,
+        Arc::new(GraphOracle(sim.handle().clone())),
+    ))
+    .await;
+    assert_eq!(sim.counters().rate_limit_violations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_renews_an_expired_access_token_and_refuses_a_bad_secret() {
+    let sim = GraphSim::start(graph_config()).await.unwrap();
+    let source = entra_source(&sim);
+    let budget = roster_connectors::RateLimiter::new(Vec::new());
+    let opts = read::ReadOptions {
+        initial_backoff: Duration::from_millis(10),
+        ..read::ReadOptions::default()
+    };
+    let first = read::read_all(&source, &budget, &opts).await.unwrap();
+    assert!(first.complete);
+    sim.expire_access_tokens();
+    let again = read::read_all(&source, &budget, &opts).await.unwrap();
+    assert!(again.complete);
+    assert_eq!(first.people, again.people);
+    assert_eq!(sim.counters().route("POST /{tenant}/oauth2/v2.0/token"), 2);
+
+    let mut c = EntraSourceConfig::new(
+        ConnectionId::new("entra"),
+        "tenant-1",
+        "client-1",
+        SecretString::new("wrong"),
+    );
+    c.graph_url = sim.graph_url();
+    c.login_url = sim.login_url();
+    let bad = EntraSource::new(c).unwrap();
+    let err = read::read_all(&bad, &budget, &opts).await.unwrap_err();
+    assert_eq!(err.code(), "SRC-0001", "{err}");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "the secret leaked: {err}"
+    );
+    let v = roster_sources::Source::validate(&bad).await.unwrap();
+    assert!(!v.ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_people_carry_every_field() {
+    let sim = GraphSim::start(graph_config()).await.unwrap();
+    let boss = sim.user("g0@example.com").unwrap();
+    sim.update_user("g1@example.com", |u| u.manager_id = Some(boss.id.clone()));
+    let source = entra_source(&sim);
+    let budget = roster_connectors::RateLimiter::new(Vec::new());
+    let read = read::read_all(&source, &budget, &read::ReadOptions::default())
+        .await
+        .unwrap();
+    assert!(read.complete);
+    assert_eq!(read.people.len(), 9);
+    let g1 = read
+        .people
+        .iter()
+        .find(|p| p.email.as_ref().unwrap().as_str() == "g1@example.com")
+        .unwrap();
+    assert_eq!(g1.employee_id.as_ref().unwrap().as_str(), "E1");
+    assert_eq!(g1.cost_center.as_deref(), Some("CC1"));
+    assert_eq!(
+        g1.groups,
+        vec!["Engineering".to_string(), "Everyone".to_string()]
+    );
+    assert_eq!(
+        g1.manager,
+        Some(roster_sources::ManagerRef::Email(
+            roster_core::Email::parse("g0@example.com").unwrap()
+        ))
+    );
+    let disabled: Vec<_> = read
+        .people
+        .iter()
+        .filter(|p| p.lifecycle.terminates())
+        .collect();
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0].raw_state, "accountEnabled=false");
+}

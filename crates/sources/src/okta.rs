@@ -369,11 +369,8 @@ impl OktaSource {
                 .and_then(|m| Email::parse(&m).ok())
                 .map(ManagerRef::Email)
         });
-        let date = |attr: &Option<String>| {
-            attr.as_deref()
-                .and_then(|a| t(a))
-                .and_then(|v| parse_date(&v))
-        };
+        let date =
+            |attr: &Option<String>| attr.as_deref().and_then(&t).and_then(|v| parse_date(&v));
         p.start_date = date(&self.config.start_date_attribute);
         p.end_date = date(&self.config.end_date_attribute);
         if let Value::Object(o) = &profile {

@@ -21,6 +21,7 @@
 //! | [`bill_spend`] | BILL Spend & Expense v3 | [`bill_spend::BillSim::start`] |
 //! | [`spendesk`] | Spendesk public API + admin console | [`spendesk::SpendeskSim::start`] |
 //! | [`okta`] | Okta Management API (+ its SCIM client, groups, System Log) | [`okta::OktaSim::start`] |
+//! | [`onelogin`] | OneLogin API v2 users and roles (+ the token endpoint) | [`onelogin::OneLoginSim::start`] |
 //! | [`graph`] | Microsoft Graph users, groups, delta (+ the token endpoint) | [`graph::GraphSim::start`] |
 //!
 //! The simulators after Expensify share [`common`]: one fault switchboard
@@ -42,5 +43,6 @@ pub mod common;
 pub mod expensify;
 pub mod graph;
 pub mod okta;
+pub mod onelogin;
 pub mod scim_app;
 pub mod spendesk;

@@ -2,7 +2,8 @@
 //! connectors' [`roster_connectors::Connector`], the one table that maps
 //! every identity provider's lifecycle states to roster's
 //! [`EmploymentStatus`] ([`lifecycle`]), and one implementation per IdP:
-//! Okta ([`okta`]) and Microsoft Entra ID through Graph ([`entra`]).
+//! Okta ([`okta`]), Microsoft Entra ID through Graph ([`entra`]) and
+//! OneLogin ([`onelogin`]).
 //!
 //! # Concepts
 //!
@@ -51,7 +52,8 @@
 //! or an OAuth service app with `okta.users.read`, `okta.groups.read`,
 //! `okta.logs.read`), [`entra`] (an app registration with the application
 //! permissions `User.Read.All` and `GroupMember.Read.All`, admin-consented;
-//! nothing that can write).
+//! nothing that can write), [`onelogin`] (an API credential with the
+//! *Read users* scope).
 //!
 //! # Public contracts
 //!
@@ -70,6 +72,7 @@ mod error;
 mod http;
 pub mod lifecycle;
 pub mod okta;
+pub mod onelogin;
 pub mod read;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -66,11 +66,14 @@ pub trait SourceOracle: Send + Sync {
     /// Adds a person; their id.
     fn add_person(&self, email: &str) -> String;
     /// Removes a person from the directory (deletion); their id.
+    /// `None` when the IdP's incremental read can't show a deletion
+    /// (OneLogin: only a full read can).
     fn remove_someone(&self) -> Option<String>;
     /// Locks `n` people out; `None` when the IdP has no lockout state.
     fn lockout_storm(&self, n: usize) -> Option<Vec<String>>;
-    /// Makes every cursor handed out so far unusable.
-    fn expire_cursors(&self);
+    /// Makes every cursor handed out so far unusable; false when the
+    /// IdP's cursors never expire (OneLogin's `updated_since`).
+    fn expire_cursors(&self) -> bool;
 }
 
 /// A source under test.
@@ -280,6 +283,11 @@ pub async fn hostile_paging(s: &Subject) -> Result<Vec<String>, String> {
 
 /// Changes since a full read, then nothing since the incremental read.
 pub async fn incremental(s: &Subject) -> Result<Vec<String>, String> {
+    if !s.source.capabilities().incremental {
+        return Ok(vec![
+            "incremental: skipped (the source reads in full only)".into(),
+        ]);
+    }
     let base = s
         .read()
         .await
@@ -292,7 +300,8 @@ pub async fn incremental(s: &Subject) -> Result<Vec<String>, String> {
         .oracle
         .change_someone()
         .ok_or("the oracle changed nobody")?;
-    let leaver = s.oracle.make_leaver().ok_or("the oracle made no leaver")?;
+    // `None`: the IdP's leavers are deletions (OneLogin), checked as such.
+    let leaver = s.oracle.make_leaver();
     let joiner = s.oracle.add_person("kit-joiner@example.com");
     let removed = s.oracle.remove_someone();
     let changes = read::read_changes(s.source.as_ref(), &s.budget, &cursor, &s.opts())
@@ -300,10 +309,13 @@ pub async fn incremental(s: &Subject) -> Result<Vec<String>, String> {
         .map_err(|e| format!("incremental read failed: {e}"))?;
     let ids: BTreeSet<&str> = changes.changed.iter().map(|p| p.id.as_str()).collect();
     for (what, id) in [
-        ("changed", &changed),
-        ("leaver", &leaver),
-        ("joiner", &joiner),
-    ] {
+        ("changed", Some(&changed)),
+        ("leaver", leaver.as_ref()),
+        ("joiner", Some(&joiner)),
+    ]
+    .into_iter()
+    .filter_map(|(w, id)| Some((w, id?)))
+    {
         if !ids.contains(id.as_str()) {
             return Err(format!(
                 "the incremental read missed the {what} {id}: {ids:?}"
@@ -331,7 +343,7 @@ pub async fn incremental(s: &Subject) -> Result<Vec<String>, String> {
                 p.id, p.raw_state, p.groups, t.raw_state, t.groups
             ));
         }
-        let should_terminate = p.id == leaver;
+        let should_terminate = leaver.as_ref() == Some(&p.id);
         if p.lifecycle.terminates() != should_terminate {
             return Err(format!(
                 "{} ({}) maps to {} in the incremental read",
@@ -349,16 +361,24 @@ pub async fn incremental(s: &Subject) -> Result<Vec<String>, String> {
     let again = read::read_changes(s.source.as_ref(), &s.budget, &changes.cursor, &s.opts())
         .await
         .map_err(|e| format!("second incremental read failed: {e}"))?;
-    if !again.changed.is_empty() || !again.removed.is_empty() {
+    // Nothing changed since: the read is empty, or (a source whose cursor
+    // overlaps the previous read, like OneLogin's `updated_since`) it
+    // repeats exactly what the first one said.
+    let news: Vec<&String> = again
+        .changed
+        .iter()
+        .filter(|p| !changes.changed.contains(p))
+        .map(|p| &p.id)
+        .collect();
+    if !news.is_empty() || !again.removed.is_empty() {
         return Err(format!(
-            "nothing changed, yet the second incremental read returned {:?} and removals {:?}",
-            again.changed.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            "nothing changed, yet the second incremental read returned {news:?} and removals {:?}",
             again.removed
         ));
     }
     violations(s, "incremental")?;
     Ok(vec![format!(
-        "incremental: {} changed, {} removed, each matching the IdP; the next read is empty",
+        "incremental: {} changed, {} removed, each matching the IdP; the next read has no news",
         changes.changed.len(),
         changes.removed.len()
     )])
@@ -366,12 +386,21 @@ pub async fn incremental(s: &Subject) -> Result<Vec<String>, String> {
 
 /// An expired cursor is a distinct error.
 pub async fn expired_cursor(s: &Subject) -> Result<Vec<String>, String> {
+    if !s.source.capabilities().incremental {
+        return Ok(vec![
+            "expired cursor: skipped (the source reads in full only)".into(),
+        ]);
+    }
     let base = s
         .read()
         .await
         .map_err(|e| format!("full read failed: {e}"))?;
     let cursor = base.cursor.ok_or("the full read handed out no cursor")?;
-    s.oracle.expire_cursors();
+    if !s.oracle.expire_cursors() {
+        return Ok(vec![
+            "expired cursor: skipped (the IdP's cursors never expire)".into(),
+        ]);
+    }
     match read::read_changes(s.source.as_ref(), &s.budget, &cursor, &s.opts()).await {
         Err(e) if e.needs_full_read() => Ok(vec![format!("expired cursor: {}", e.code())]),
         Err(e) => Err(format!("an expired cursor gave {e}, not SRC-0008")),
@@ -388,7 +417,6 @@ pub async fn lockout_storm(s: &Subject) -> Result<Vec<String>, String> {
         .read()
         .await
         .map_err(|e| format!("full read failed: {e}"))?;
-    let cursor = base.cursor.ok_or("the full read handed out no cursor")?;
     let Some(locked) = s.oracle.lockout_storm(usize::MAX) else {
         return Ok(vec![
             "lockout storm: skipped (the IdP has no lockout state)".into(),
@@ -397,63 +425,80 @@ pub async fn lockout_storm(s: &Subject) -> Result<Vec<String>, String> {
     if locked.len() < 3 {
         return Err(format!("the storm locked out only {} people", locked.len()));
     }
-    let changes = read::read_changes(s.source.as_ref(), &s.budget, &cursor, &s.opts())
-        .await
-        .map_err(|e| format!("incremental read after the storm failed: {e}"))?;
-    let ids: BTreeSet<&str> = changes.changed.iter().map(|p| p.id.as_str()).collect();
-    let missed: Vec<&String> = locked
-        .iter()
-        .filter(|l| !ids.contains(l.as_str()))
-        .collect();
-    if !missed.is_empty() {
-        return Err(format!(
-            "the incremental read missed locked-out people: {missed:?}"
-        ));
-    }
-    // A cursor may reach back past earlier changes (sources start it early
-    // rather than miss one), so earlier leavers may be read again; nobody
-    // who was not already a leaver may terminate.
-    let leavers: BTreeSet<&str> = base
-        .people
-        .iter()
-        .filter(|p| p.lifecycle.terminates())
-        .map(|p| p.id.as_str())
-        .collect();
-    let terminated: Vec<&str> = changes
-        .changed
-        .iter()
-        .filter(|p| p.lifecycle.terminates() && !leavers.contains(p.id.as_str()))
-        .map(|p| p.id.as_str())
-        .collect();
-    if !terminated.is_empty() {
-        return Err(format!("a lockout storm terminated {terminated:?}"));
-    }
-    if let Some(p) = changes
-        .changed
-        .iter()
-        .find(|p| locked.contains(&p.id) && p.lifecycle.flag != Some(LifecycleFlag::LockedOut))
-    {
-        return Err(format!(
-            "{} is locked out but flagged {:?}",
-            p.id, p.lifecycle.flag
-        ));
+    if s.source.capabilities().incremental {
+        let cursor = base
+            .cursor
+            .clone()
+            .ok_or("the full read handed out no cursor")?;
+        let changes = read::read_changes(s.source.as_ref(), &s.budget, &cursor, &s.opts())
+            .await
+            .map_err(|e| format!("incremental read after the storm failed: {e}"))?;
+        let ids: BTreeSet<&str> = changes.changed.iter().map(|p| p.id.as_str()).collect();
+        let missed: Vec<&String> = locked
+            .iter()
+            .filter(|l| !ids.contains(l.as_str()))
+            .collect();
+        if !missed.is_empty() {
+            return Err(format!(
+                "the incremental read missed locked-out people: {missed:?}"
+            ));
+        }
+        // A cursor may reach back past earlier changes (sources start it
+        // early rather than miss one), so earlier leavers may be read
+        // again; nobody who was not already a leaver may terminate.
+        let leavers: BTreeSet<&str> = base
+            .people
+            .iter()
+            .filter(|p| p.lifecycle.terminates())
+            .map(|p| p.id.as_str())
+            .collect();
+        let terminated: Vec<&str> = changes
+            .changed
+            .iter()
+            .filter(|p| p.lifecycle.terminates() && !leavers.contains(p.id.as_str()))
+            .map(|p| p.id.as_str())
+            .collect();
+        if !terminated.is_empty() {
+            return Err(format!("a lockout storm terminated {terminated:?}"));
+        }
+        if let Some(p) = changes
+            .changed
+            .iter()
+            .find(|p| locked.contains(&p.id) && p.lifecycle.flag != Some(LifecycleFlag::LockedOut))
+        {
+            return Err(format!(
+                "{} is locked out but flagged {:?}",
+                p.id, p.lifecycle.flag
+            ));
+        }
     }
     let full = s
         .read()
         .await
         .map_err(|e| format!("full read after the storm failed: {e}"))?;
-    let locked_terminated = full
+    let read_locked: Vec<_> = full
         .people
         .iter()
-        .filter(|p| locked.contains(&p.id) && p.status() == EmploymentStatus::Terminated)
-        .count();
-    if locked_terminated > 0 {
+        .filter(|p| locked.contains(&p.id))
+        .collect();
+    if read_locked.len() != locked.len() {
         return Err(format!(
-            "the full read after the storm terminates {locked_terminated} locked-out people"
+            "the full read after the storm lists {} of the {} locked-out people",
+            read_locked.len(),
+            locked.len()
+        ));
+    }
+    let terminated = read_locked
+        .iter()
+        .filter(|p| p.status() == EmploymentStatus::Terminated)
+        .count();
+    if terminated > 0 {
+        return Err(format!(
+            "the full read after the storm terminates {terminated} locked-out people"
         ));
     }
     Ok(vec![format!(
-        "lockout storm: {} locked out, all still employed in the incremental and the full read",
+        "lockout storm: {} locked out, all still employed",
         locked.len()
     )])
 }
@@ -540,8 +585,9 @@ impl SourceOracle for OktaSourceOracle {
     fn lockout_storm(&self, n: usize) -> Option<Vec<String>> {
         Some(self.0.lockout_storm(n))
     }
-    fn expire_cursors(&self) {
+    fn expire_cursors(&self) -> bool {
         self.0.expire_log();
+        true
     }
 }
 
@@ -617,7 +663,81 @@ impl SourceOracle for GraphOracle {
         // user's state, so there is nothing for a source to read.
         None
     }
-    fn expire_cursors(&self) {
+    fn expire_cursors(&self) -> bool {
         self.0.expire_delta_tokens();
+        true
+    }
+}
+
+/// The OneLogin simulator as an oracle.
+pub struct OneLoginOracle(pub roster_sim::onelogin::OneLoginHandle);
+
+impl SourceOracle for OneLoginOracle {
+    fn people(&self) -> Vec<OraclePerson> {
+        let roles = self.0.roles();
+        self.0
+            .users()
+            .into_iter()
+            .map(|u| OraclePerson {
+                id: u.id.to_string(),
+                email: u.email.to_lowercase(),
+                raw_state: u.status.to_string(),
+                groups: u
+                    .role_ids
+                    .iter()
+                    .filter_map(|r| roles.get(r).cloned())
+                    .collect(),
+            })
+            .collect()
+    }
+    fn rate_limit_violations(&self) -> u64 {
+        self.0.counters().rate_limit_violations
+    }
+    fn schedule(&self, faults: &[Fault]) {
+        self.0.schedule_faults(faults.iter().copied());
+    }
+    fn clear_faults(&self) {
+        self.0.clear_faults();
+    }
+    fn change_someone(&self) -> Option<String> {
+        let roles = self.0.roles();
+        let u = self.0.users().into_iter().find(|u| u.status == 1)?;
+        self.0.update_user(&u.email, |u| {
+            u.department = Some("Changed".into());
+            if let Some(r) = roles.keys().next()
+                && !u.role_ids.contains(r)
+            {
+                u.role_ids.push(*r);
+            }
+        });
+        Some(u.id.to_string())
+    }
+    fn make_leaver(&self) -> Option<String> {
+        // OneLogin has no "left" status: a leaver is deleted, which only a
+        // full read shows.
+        None
+    }
+    fn add_person(&self, email: &str) -> String {
+        self.0
+            .add_user(roster_sim::onelogin::OneLoginUser::new(
+                email, "Kit", "Joiner",
+            ))
+            .id
+            .to_string()
+    }
+    fn remove_someone(&self) -> Option<String> {
+        None
+    }
+    fn lockout_storm(&self, n: usize) -> Option<Vec<String>> {
+        Some(
+            self.0
+                .lockout_storm(n)
+                .into_iter()
+                .map(|id| id.to_string())
+                .collect(),
+        )
+    }
+    fn expire_cursors(&self) -> bool {
+        false
     }
 }

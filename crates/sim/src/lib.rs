@@ -22,6 +22,7 @@
 //! | [`spendesk`] | Spendesk public API + admin console | [`spendesk::SpendeskSim::start`] |
 //! | [`okta`] | Okta Management API (+ its SCIM client, groups, System Log) | [`okta::OktaSim::start`] |
 //! | [`onelogin`] | OneLogin API v2 users and roles (+ the token endpoint) | [`onelogin::OneLoginSim::start`] |
+//! | [`google`] | Google Workspace Directory API (+ the service-account token endpoint) | [`google::GoogleSim::start`] |
 //! | [`graph`] | Microsoft Graph users, groups, delta (+ the token endpoint) | [`graph::GraphSim::start`] |
 //!
 //! The simulators after Expensify share [`common`]: one fault switchboard
@@ -41,6 +42,7 @@
 pub mod bill_spend;
 pub mod common;
 pub mod expensify;
+pub mod google;
 pub mod graph;
 pub mod okta;
 pub mod onelogin;

@@ -2,8 +2,8 @@
 //! connectors' [`roster_connectors::Connector`], the one table that maps
 //! every identity provider's lifecycle states to roster's
 //! [`EmploymentStatus`] ([`lifecycle`]), and one implementation per IdP:
-//! Okta ([`okta`]), Microsoft Entra ID through Graph ([`entra`]) and
-//! OneLogin ([`onelogin`]).
+//! Okta ([`okta`]), Microsoft Entra ID through Graph ([`entra`]), Google
+//! Workspace ([`google`]) and OneLogin ([`onelogin`]).
 //!
 //! # Concepts
 //!
@@ -52,8 +52,9 @@
 //! or an OAuth service app with `okta.users.read`, `okta.groups.read`,
 //! `okta.logs.read`), [`entra`] (an app registration with the application
 //! permissions `User.Read.All` and `GroupMember.Read.All`, admin-consented;
-//! nothing that can write), [`onelogin`] (an API credential with the
-//! *Read users* scope).
+//! nothing that can write), [`google`] (a service account with
+//! domain-wide delegation of the two directory read-only scopes),
+//! [`onelogin`] (an API credential with the *Read users* scope).
 //!
 //! # Public contracts
 //!
@@ -69,7 +70,9 @@
 
 pub mod entra;
 mod error;
+pub mod google;
 mod http;
+mod jwt;
 pub mod lifecycle;
 pub mod okta;
 pub mod onelogin;

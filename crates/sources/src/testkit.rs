@@ -181,7 +181,7 @@ pub async fn full_read(s: &Subject) -> Result<Vec<String>, String> {
         ));
     }
     same(&read, s.oracle.as_ref(), "clean read")?;
-    if read.cursor.is_none() {
+    if read.cursor.is_none() && s.source.capabilities().incremental {
         return Err("a complete full read handed out no cursor".into());
     }
     violations(s, "clean read")?;
@@ -736,6 +736,64 @@ impl SourceOracle for OneLoginOracle {
                 .map(|id| id.to_string())
                 .collect(),
         )
+    }
+    fn expire_cursors(&self) -> bool {
+        false
+    }
+}
+
+/// The Google Workspace simulator as an oracle.
+pub struct GoogleOracle(pub roster_sim::google::GoogleHandle);
+
+impl SourceOracle for GoogleOracle {
+    fn people(&self) -> Vec<OraclePerson> {
+        let groups = self.0.groups();
+        self.0
+            .users()
+            .into_iter()
+            .map(|u| OraclePerson {
+                groups: groups
+                    .iter()
+                    .filter(|g| g.members.contains(&u.id))
+                    .map(|g| g.email.clone())
+                    .collect(),
+                email: u.primary_email.to_lowercase(),
+                raw_state: crate::lifecycle::google_state(u.suspended, u.archived).to_string(),
+                id: u.id,
+            })
+            .collect()
+    }
+    fn rate_limit_violations(&self) -> u64 {
+        self.0.counters().rate_limit_violations
+    }
+    fn schedule(&self, faults: &[Fault]) {
+        self.0.schedule_faults(faults.iter().copied());
+    }
+    fn clear_faults(&self) {
+        self.0.clear_faults();
+    }
+    fn change_someone(&self) -> Option<String> {
+        let u = self.0.users().into_iter().find(|u| !u.suspended)?;
+        self.0
+            .update_user(&u.id, |u| u.department = Some("Changed".into()));
+        Some(u.id)
+    }
+    fn make_leaver(&self) -> Option<String> {
+        let u = self.0.users().into_iter().rev().find(|u| !u.archived)?;
+        self.0.update_user(&u.id, |u| u.archived = true);
+        Some(u.id)
+    }
+    fn add_person(&self, email: &str) -> String {
+        self.0
+            .add_user(roster_sim::google::GoogleUser::new(email, "Kit", "Joiner"))
+            .id
+    }
+    fn remove_someone(&self) -> Option<String> {
+        None
+    }
+    fn lockout_storm(&self, _n: usize) -> Option<Vec<String>> {
+        // Google has no lockout state a directory read could show.
+        None
     }
     fn expire_cursors(&self) -> bool {
         false

@@ -32,8 +32,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use crate::common::{self, ActiveFault, Core, FaultHost, RateWindow, Running, SimError};
@@ -41,7 +39,7 @@ use crate::common::{self, ActiveFault, Core, FaultHost, RateWindow, Running, Sim
 pub use crate::common::{Counters, Fault};
 
 /// A service-account key for loopback tests only (PKCS#8 PEM).
-pub const TEST_SERVICE_ACCOUNT_KEY: &str = include_str!("testdata/google-sa-test-key.pem");
+pub const TEST_SERVICE_ACCOUNT_KEY: &str = include_str!("testdata/test-rsa-key.pem");
 /// The read-only scopes a source asks for.
 pub const USER_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
 pub const GROUP_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.group.readonly";
@@ -305,19 +303,6 @@ impl Running<GoogleHandle> {
 
 pub struct GoogleSim;
 
-/// The public half of a PKCS#8 RSA key, as ring verifies with it.
-fn public_key(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with("-----") && !l.is_empty())
-        .collect();
-    let der = STANDARD.decode(body).ok()?;
-    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).ok()?;
-    use ring::signature::KeyPair as _;
-    Some(key.public_key().as_ref().to_vec())
-}
-
 impl GoogleSim {
     pub async fn start(config: GoogleSimConfig) -> Result<RunningGoogle, SimError> {
         let mut d = Directory::default();
@@ -341,7 +326,7 @@ impl GoogleSim {
             );
         }
         let shared = Arc::new(Shared {
-            public_key: public_key(&config.key_pem).unwrap_or_default(),
+            public_key: common::rsa_public_key(&config.key_pem).unwrap_or_default(),
             core: Core::new(config.rate_limits.clone(), None),
             dir: Mutex::new(d),
             config,
@@ -456,26 +441,8 @@ async fn token(State(sh): St, Form(form): Form<BTreeMap<String, String>>) -> Res
     let Some(assertion) = form.get("assertion") else {
         return invalid_grant("no assertion");
     };
-    let parts: Vec<&str> = assertion.split('.').collect();
-    let [h, c, sig] = parts.as_slice() else {
-        return invalid_grant("the assertion is not a JWT");
-    };
-    let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else {
-        return invalid_grant("bad signature encoding");
-    };
-    let key = ring::signature::UnparsedPublicKey::new(
-        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-        &sh.public_key,
-    );
-    if key.verify(format!("{h}.{c}").as_bytes(), &sig).is_err() {
+    let Some(claims) = common::verify_rs256(assertion, &sh.public_key) else {
         return invalid_grant("Invalid JWT Signature.");
-    }
-    let Some(claims) = URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-    else {
-        return invalid_grant("bad claims");
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -82,6 +82,8 @@ pub struct OktaSimConfig {
     pub apps: Vec<OktaApp>,
     /// Group names with the logins of their members.
     pub groups: Vec<(String, Vec<String>)>,
+    /// OAuth 2.0 service apps (private-key JWT client authentication).
+    pub oauth_clients: Vec<oauth::OktaOAuthClient>,
 }
 
 impl OktaSimConfig {
@@ -94,6 +96,7 @@ impl OktaSimConfig {
             users: Vec::new(),
             apps: Vec::new(),
             groups: Vec::new(),
+            oauth_clients: Vec::new(),
         }
     }
     pub fn with_port(mut self, port: u16) -> Self {
@@ -121,6 +124,11 @@ impl OktaSimConfig {
             name.to_string(),
             logins.iter().map(|l| l.to_string()).collect(),
         ));
+        self
+    }
+    /// An OAuth service app allowed these scopes.
+    pub fn with_oauth_client(mut self, client: oauth::OktaOAuthClient) -> Self {
+        self.oauth_clients.push(client);
         self
     }
     pub fn with_app(mut self, app: OktaApp) -> Self {
@@ -351,6 +359,8 @@ struct Org {
     /// Events published before this are gone (Okta keeps 90 days);
     /// `since` earlier than it is refused.
     log_retained_from: Option<time::OffsetDateTime>,
+    /// OAuth access tokens and their scopes.
+    oauth_tokens: BTreeMap<String, Vec<String>>,
 }
 
 impl Org {
@@ -504,6 +514,7 @@ impl OktaSim {
             .route("/api/v1/groups", get(directory::list_groups))
             .route("/api/v1/groups/{id}/users", get(directory::group_users))
             .route("/api/v1/logs", get(directory::list_logs))
+            .route(oauth::TOKEN_PATH, axum::routing::post(oauth::token))
             .route("/api/v1/apps/{app}", get(get_app))
             .route("/api/v1/apps/{app}/users", get(list_app_users).post(assign))
             .route(
@@ -580,7 +591,13 @@ impl FaultHost for Shared {
         }
         r
     }
-    fn authorize(&self, headers: &HeaderMap, _path: &str) -> Result<(), Response> {
+    fn authorize(&self, headers: &HeaderMap, path: &str) -> Result<(), Response> {
+        if path == oauth::TOKEN_PATH {
+            return Ok(());
+        }
+        if let Some(t) = common::bearer(headers, "Bearer") {
+            return oauth::authorize(self, &t, path);
+        }
         match common::bearer(headers, "SSWS") {
             Some(t) if t == self.config.api_token => Ok(()),
             _ => Err(okta_error(
@@ -1327,8 +1344,10 @@ async fn push_downstream(
 }
 
 mod directory;
+mod oauth;
 
 pub use directory::{LogEvent, OktaGroup};
+pub use oauth::{OktaOAuthClient, TEST_OAUTH_KEY};
 
 #[cfg(test)]
 mod tests {

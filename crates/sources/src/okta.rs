@@ -53,7 +53,8 @@
 //! | key | meaning | default |
 //! |---|---|---|
 //! | `org_url` | `https://<org>.okta.com` | required |
-//! | `api_token` | a secret reference to an API token (sent as `SSWS`) | required |
+//! | `api_token` | a secret reference to an API token (sent as `SSWS`) | required unless OAuth |
+//! | `oauth_client_id`, `oauth_private_key`, `oauth_key_id` | an OAuth service app and its key (instead of `api_token`) | none |
 //! | `page_size` | users per page (≤ 200) | 200 |
 //! | `log_page_size` | System Log events per page (≤ 1000) | 1000 |
 //! | `rate_limit` | the org's limit for `/api/v1/users` per minute | 600 |
@@ -65,10 +66,14 @@
 //!
 //! The API token acts with its creator's rights: create it as an admin
 //! holding only the **Read-only Administrator** role (it reads users,
-//! groups and the System Log, and can change nothing). OAuth 2.0 service
-//! apps with the scopes `okta.users.read`, `okta.groups.read` and
-//! `okta.logs.read` (private-key JWT client authentication) are Okta's
-//! recommendation; that authentication is not implemented yet.
+//! groups and the System Log, and can change nothing). Better, as Okta
+//! recommends: an OAuth 2.0 **service app** ([`OktaOAuth`]: `oauth_client_id`,
+//! `oauth_private_key`, optional `oauth_key_id`) granted only the scopes
+//! `okta.users.read`, `okta.groups.read` and `okta.logs.read`, and the
+//! Read-only Administrator role. roster authenticates it with a private-key
+//! JWT (client credentials; `POST /oauth2/v1/token`), caches the access
+//! token until a minute before it expires, and fetches a new one when Okta
+//! refuses an older one.
 
 use std::time::Duration;
 
@@ -111,11 +116,39 @@ const MAPPED: [&str; 9] = [
     "managerId",
 ];
 
+/// An OAuth 2.0 service app authenticating with a private-key JWT.
+#[derive(Clone)]
+pub struct OktaOAuth {
+    pub client_id: String,
+    /// The app's private key (PEM, PKCS#8 or PKCS#1).
+    pub private_key: SecretString,
+    /// The key's id (`kid`) as registered with the app, if any.
+    pub key_id: Option<String>,
+    /// The scopes to ask for; the read-only three by default.
+    pub scopes: Vec<String>,
+}
+
+impl OktaOAuth {
+    pub fn new(client_id: impl Into<String>, private_key: SecretString) -> Self {
+        OktaOAuth {
+            client_id: client_id.into(),
+            private_key,
+            key_id: None,
+            scopes: ["okta.users.read", "okta.groups.read", "okta.logs.read"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct OktaSourceConfig {
     pub source: ConnectionId,
     pub org_url: String,
+    /// Sent as `SSWS`; unused when `oauth` is set.
     pub api_token: SecretString,
+    /// Authenticate as an OAuth service app instead of with the API token.
+    pub oauth: Option<OktaOAuth>,
     pub page_size: u32,
     pub log_page_size: u32,
     /// The org's documented limit for the users endpoints.
@@ -135,6 +168,7 @@ impl OktaSourceConfig {
             source,
             org_url: org_url.into(),
             api_token,
+            oauth: None,
             page_size: 200,
             log_page_size: 1000,
             rate_limit: RateWindow::new(600, Duration::from_secs(60)),
@@ -219,6 +253,8 @@ pub struct OktaSource {
     config: OktaSourceConfig,
     base: String,
     client: reqwest::Client,
+    oauth_key: Option<ring::signature::RsaKeyPair>,
+    token: std::sync::Mutex<Option<(SecretString, tokio::time::Instant)>>,
 }
 
 fn okta_time(t: OffsetDateTime) -> String {
@@ -253,7 +289,7 @@ fn encode<T: Serialize>(t: &T) -> Result<String, SourceError> {
 impl OktaSource {
     pub fn new(config: OktaSourceConfig) -> Result<Self, SourceError> {
         let base = http::base_url(&config.org_url, VENDOR)?;
-        if config.api_token.expose_secret().is_empty() {
+        if config.api_token.expose_secret().is_empty() && config.oauth.is_none() {
             return Err(SourceError::Config {
                 detail: format!(
                     "{}: an Okta API token is required (Admin Console → Security → API → Tokens, created by a Read-only Administrator)",
@@ -269,12 +305,97 @@ impl OktaSource {
                 ),
             });
         }
+        let oauth_key = match &config.oauth {
+            Some(o) => {
+                Some(
+                    crate::jwt::rsa_key(&o.private_key).map_err(|e| SourceError::Config {
+                        detail: format!("{}: the OAuth app's private key: {e}", config.source),
+                    })?,
+                )
+            }
+            None => None,
+        };
         let client = http::client(config.timeout, config.allow_private_network)?;
         Ok(OktaSource {
             config,
             base,
             client,
+            oauth_key,
+            token: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The `Authorization` value, and whether it was just issued (a 401
+    /// on an older OAuth token means it expired: fetch another).
+    async fn authorization(&self) -> Result<(SecretString, bool), SourceError> {
+        let (Some(o), Some(key)) = (&self.config.oauth, &self.oauth_key) else {
+            return Ok((
+                SecretString::new(format!("SSWS {}", self.config.api_token.expose_secret())),
+                true,
+            ));
+        };
+        if let Some((t, until)) = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && tokio::time::Instant::now() < until
+        {
+            return Ok((t, false));
+        }
+        let url = format!("{}/oauth2/v1/token", self.base);
+        let now = crate::jwt::now_secs();
+        let assertion = crate::jwt::sign(
+            key,
+            o.key_id.as_deref(),
+            &serde_json::json!({
+                "iss": o.client_id, "sub": o.client_id, "aud": url,
+                "iat": now, "exp": now + 300,
+                "jti": format!("{now:x}{:x}", std::process::id()),
+            }),
+        )?;
+        let scope = o.scopes.join(" ");
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", scope.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let answer = http::send(VENDOR, self.client.post(&url).form(&form), &[]).await?;
+        let body = answer.json(VENDOR)?;
+        if !answer.status.is_success() {
+            let message = match (text(&body, "error"), text(&body, "error_description")) {
+                (Some(e), Some(d)) => format!("{e}: {d}"),
+                _ => answer.status.to_string(),
+            };
+            return Err(match answer.status.as_u16() {
+                400 | 401 | 403 => SourceError::Unauthorized {
+                    detail: format!(
+                        "Okta refused source {}'s OAuth service app ({message}); check the client id, its public key, and that the scopes {scope} are granted",
+                        self.config.source
+                    ),
+                },
+                _ => roster_connectors::http::status_error(
+                    VENDOR,
+                    answer.status,
+                    &answer.headers,
+                    &message,
+                    "",
+                )
+                .into(),
+            });
+        }
+        let token = text(&body, "access_token").ok_or_else(|| SourceError::Protocol {
+            detail: "Okta's token answer has no access_token".into(),
+        })?;
+        let ttl = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
+        let until =
+            tokio::time::Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(1));
+        let value = SecretString::new(format!("Bearer {token}"));
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some((value.clone(), until));
+        Ok((value, true))
     }
 
     fn page_size(&self, hint: Option<u32>) -> u32 {
@@ -284,15 +405,19 @@ impl OktaSource {
     /// GETs `url` (absolute, checked to stay on the org).
     async fn get(&self, url: &str) -> Result<(Answer, Value), SourceError> {
         same_origin(url, &self.base)?;
+        let (auth, fresh) = self.authorization().await?;
         let req = self
             .client
             .get(url)
-            .header(
-                AUTHORIZATION,
-                format!("SSWS {}", self.config.api_token.expose_secret()),
-            )
+            .header(AUTHORIZATION, auth.expose_secret())
             .header(ACCEPT, "application/json");
-        let answer = http::send(VENDOR, req, &[&self.config.api_token]).await?;
+        let answer = http::send(VENDOR, req, &[&self.config.api_token, &auth]).await?;
+        if answer.status.as_u16() == 401 && !fresh {
+            *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(SourceError::Transient {
+                detail: "Okta refused the OAuth access token; a new one is fetched".into(),
+            });
+        }
         if answer.status.as_u16() == 429 {
             let info = rate_headers(&answer.headers);
             return Err(SourceError::RateLimited {

@@ -549,3 +549,86 @@ async fn google_refuses_an_assertion_signed_by_another_key() {
     let v = roster_sources::Source::validate(&source).await.unwrap();
     assert!(!v.ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_oauth_service_app_reads_with_its_scopes_and_renews_its_token() {
+    use roster_sim::okta::{OktaOAuthClient, TEST_OAUTH_KEY};
+    use roster_sources::okta::OktaOAuth;
+    let sim = OktaSim::start(okta_config().with_oauth_client(OktaOAuthClient::new(
+        "0oaroster",
+        TEST_OAUTH_KEY,
+        &["okta.users.read", "okta.groups.read", "okta.logs.read"],
+    )))
+    .await
+    .unwrap();
+    let mut c = OktaSourceConfig::new(ConnectionId::new("okta"), sim.url(), SecretString::new(""));
+    c.oauth = Some(OktaOAuth::new(
+        "0oaroster",
+        SecretString::new(TEST_OAUTH_KEY),
+    ));
+    c.timeout = TIMEOUT;
+    let source = OktaSource::new(c.clone()).unwrap();
+    let budget = roster_connectors::RateLimiter::new(Vec::new());
+    let opts = read::ReadOptions {
+        initial_backoff: Duration::from_millis(10),
+        ..read::ReadOptions::default()
+    };
+    let first = read::read_all(&source, &budget, &opts).await.unwrap();
+    assert!(first.complete && first.people.len() == 11);
+    let changes = read::read_changes(&source, &budget, first.cursor.as_ref().unwrap(), &opts)
+        .await
+        .unwrap();
+    sim.expire_oauth_tokens();
+    let again = read::read_changes(&source, &budget, &changes.cursor, &opts)
+        .await
+        .unwrap();
+    assert!(again.changed.iter().all(|p| changes.changed.contains(p)));
+    assert_eq!(sim.counters().route("POST /oauth2/v1/token"), 2);
+    assert!(
+        roster_sources::Source::validate(&source)
+            .await
+            .unwrap()
+            .ok()
+    );
+
+    // A service app without okta.logs.read can do full reads; validation
+    // names the missing scope for incremental ones.
+    let sim = OktaSim::start(okta_config().with_oauth_client(OktaOAuthClient::new(
+        "0oaroster",
+        TEST_OAUTH_KEY,
+        &["okta.users.read", "okta.groups.read"],
+    )))
+    .await
+    .unwrap();
+    let mut narrow = c.clone();
+    narrow.org_url = sim.url();
+    narrow.oauth.as_mut().unwrap().scopes =
+        vec!["okta.users.read".into(), "okta.groups.read".into()];
+    let source = OktaSource::new(narrow).unwrap();
+    assert!(
+        read::read_all(&source, &budget, &opts)
+            .await
+            .unwrap()
+            .complete
+    );
+    let v = roster_sources::Source::validate(&source).await.unwrap();
+    assert!(!v.ok());
+    assert!(
+        v.checks
+            .iter()
+            .any(|c| c.name == "system_log" && !c.passed && c.detail.contains("okta.logs.read")),
+        "{v:?}"
+    );
+
+    // Another key: refused, and the key never appears in the error.
+    let mut wrong = c;
+    wrong.org_url = sim.url();
+    wrong.oauth = Some(OktaOAuth::new(
+        "0oaroster",
+        SecretString::new(include_str!("other-test-key.pem")),
+    ));
+    let err = read::read_all(&OktaSource::new(wrong).unwrap(), &budget, &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SRC-0001", "{err}");
+}

@@ -119,7 +119,9 @@ async fn note_rate(
         Some(limit) => (f64::from(limit) * (1.0 - share)).floor() as u32,
         None => 0,
     };
-    if remaining <= floor {
+    // The request just answered is counted in `remaining`: exactly the
+    // share used is allowed, past it everyone waits.
+    if remaining < floor {
         tracing::debug!(
             remaining,
             floor,
@@ -403,11 +405,19 @@ mod tests {
         )
         .await;
         assert_eq!(budget.take_turn(), roster_connectors::Turn::Go);
-        // 50 left: half used, wait for the reset.
+        // 50 left: exactly half used, still allowed.
         note_rate(
             &budget,
             &caps,
             Some(SourceRateInfo::new(Some(100), Some(50), reset)),
+        )
+        .await;
+        assert_eq!(budget.take_turn(), roster_connectors::Turn::Go);
+        // 49 left: past half, wait for the reset.
+        note_rate(
+            &budget,
+            &caps,
+            Some(SourceRateInfo::new(Some(100), Some(49), reset)),
         )
         .await;
         assert!(

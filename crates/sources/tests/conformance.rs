@@ -632,3 +632,69 @@ async fn okta_oauth_service_app_reads_with_its_scopes_and_renews_its_token() {
         .unwrap_err();
     assert_eq!(err.code(), "SRC-0001", "{err}");
 }
+
+/// The benchmark, scaled in time: 50,000 Okta users at 200 per
+/// page, Okta allowing 100 requests per second and roster configured for
+/// half. The read never goes faster than the share allows (nor over
+/// Okta's limit), and takes within 10% of the slower of what the share
+/// allows and what the machine needs for the same read unpaced: pacing
+/// adds no stall of its own. (In a debug build on a shared machine the
+/// unpaced read is the slower: about 30 ms a page.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_full_read_of_50000_users_runs_at_the_configured_share() {
+    let mut c = OktaSimConfig::new("okta-token").with_rate_limit(100, Duration::from_secs(1));
+    for i in 0..50_000 {
+        c = c.with_user(OktaUser::new(&format!("b{i}@example.com"), "B", "Bench"));
+    }
+    let sim = OktaSim::start(c).await.unwrap();
+    let mut cfg = OktaSourceConfig::new(
+        ConnectionId::new("okta"),
+        sim.url(),
+        SecretString::new("okta-token"),
+    );
+    cfg.rate_limit = RateWindow::new(100, Duration::from_secs(1));
+    cfg.timeout = Duration::from_secs(10);
+    let source = OktaSource::new(cfg).unwrap();
+    let caps = roster_sources::Source::capabilities(&source);
+    let budget = roster_connectors::RateLimiter::new(caps.rate_limits.clone())
+        .with_margin(Duration::from_millis(10));
+    let opts = read::ReadOptions {
+        page_size: Some(200),
+        ..read::ReadOptions::default()
+    };
+    // The same read unpaced: what the machine itself needs per page (a
+    // debug build on a shared machine spends real time on 50,000 records).
+    let unpaced_started = std::time::Instant::now();
+    let unpaced = read::read_all(&source, &roster_connectors::RateLimiter::unlimited(), &opts)
+        .await
+        .unwrap();
+    let unpaced_took = unpaced_started.elapsed();
+    assert_eq!(unpaced.people.len(), 50_000);
+    // Let Okta's window empty again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let violations_before = sim.counters().rate_limit_violations;
+    let started = std::time::Instant::now();
+    let read = read::read_all(&source, &budget, &opts).await.unwrap();
+    let took = started.elapsed();
+    eprintln!(
+        "unpaced: {unpaced_took:.2?} ({violations_before} requests over Okta's limit, as expected unpaced)"
+    );
+    assert!(read.complete);
+    assert_eq!(read.people.len(), 50_000);
+    // 250 user pages, the DEPROVISIONED pass, the (empty) group listing.
+    let requests = read.pages as usize;
+    assert_eq!(requests, 252);
+    let fastest =
+        roster_connectors::RateLimiter::new(caps.rate_limits.clone()).minimum_span(requests);
+    eprintln!("50,000 users, {requests} requests: {took:.2?} (the share allows {fastest:.2?})");
+    assert!(
+        took >= fastest,
+        "faster than the share allows: {took:?} < {fastest:?}"
+    );
+    let bound = fastest.max(unpaced_took).mul_f64(1.10);
+    assert!(
+        took <= bound,
+        "{took:?} is more than 10% over the slower of the share ({fastest:?}) and the unpaced read ({unpaced_took:?})"
+    );
+    assert_eq!(sim.counters().rate_limit_violations, violations_before);
+}

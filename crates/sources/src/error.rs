@@ -44,6 +44,13 @@ pub enum SourceError {
     /// A page token this source did not issue (or from an older version).
     #[error("SRC-0009 invalid page token: {detail}")]
     BadToken { detail: String },
+    /// So many people changed since the cursor (a lockout storm, a bulk
+    /// import) that re-reading each would cost more requests than a full
+    /// read. Not retryable: do a full read.
+    #[error(
+        "SRC-0010 at least {changed} people changed since the cursor, more than an incremental read re-reads one by one ({max}); a full read is needed"
+    )]
+    TooManyChanges { changed: usize, max: usize },
 }
 
 fn fmt_after(d: Option<Duration>) -> String {
@@ -66,6 +73,7 @@ impl SourceError {
             SourceError::Unsupported { .. } => "SRC-0007",
             SourceError::CursorExpired { .. } => "SRC-0008",
             SourceError::BadToken { .. } => "SRC-0009",
+            SourceError::TooManyChanges { .. } => "SRC-0010",
         }
     }
 
@@ -90,7 +98,10 @@ impl SourceError {
 
     /// The incremental cursor can't be used: read everything instead.
     pub fn needs_full_read(&self) -> bool {
-        matches!(self, SourceError::CursorExpired { .. })
+        matches!(
+            self,
+            SourceError::CursorExpired { .. } | SourceError::TooManyChanges { .. }
+        )
     }
 }
 
@@ -137,6 +148,7 @@ mod tests {
             SourceError::Unsupported { what: "x".into() },
             SourceError::CursorExpired { detail: "x".into() },
             SourceError::BadToken { detail: "x".into() },
+            SourceError::TooManyChanges { changed: 9, max: 1 },
         ];
         for (i, e) in all.iter().enumerate() {
             let code = format!("SRC-{:04}", i + 1);
@@ -145,7 +157,8 @@ mod tests {
         }
         assert!(all[1].is_retryable() && all[2].is_retryable() && all[4].is_retryable());
         assert!(!all[0].is_retryable() && !all[7].is_retryable());
-        assert!(all[7].needs_full_read());
+        assert!(all[7].needs_full_read() && all[9].needs_full_read());
+        assert!(!all[9].is_retryable());
         assert!(!all[2].needs_full_read());
         assert_eq!(all[1].retry_after(), Some(Duration::from_secs(2)));
     }

@@ -25,9 +25,11 @@
 //!   re-read whole).
 //! * An incremental read returns the people who changed (re-read whole,
 //!   with their groups), the ids that were removed, and the next cursor. An
-//!   expired cursor is [`SourceError::CursorExpired`] (`SRC-0008`): do a
-//!   full read, whose result then passes the engine's shrink guard like any
-//!   other.
+//!   expired cursor is [`SourceError::CursorExpired`] (`SRC-0008`), and
+//!   more changed people than an incremental read re-reads one by one (a
+//!   lockout storm) is [`SourceError::TooManyChanges`] (`SRC-0010`); for
+//!   both ([`SourceError::needs_full_read`]) do a full read, whose result
+//!   then passes the engine's shrink guard like any other.
 //! * Rate-limit information flows back as data ([`SourceRateInfo`]) and
 //!   [`SourceError::RateLimited`].
 //!

@@ -4,11 +4,18 @@
 //!
 //! One walk, one request per call, its position in an opaque token:
 //!
-//! 1. `GET /api/v1/users?limit=N`: every user Okta lists by default (all
-//!    statuses but DEPROVISIONED), following `Link: <…>; rel="next"`.
-//! 2. `GET /api/v1/users?filter=status eq "DEPROVISIONED"`: the
+//! 1. `GET /api/v1/users?filter=status eq "DEPROVISIONED"`: the
 //!    deactivated users the default listing hides. Without this pass a
 //!    leaver would look like a person who vanished.
+//! 2. `GET /api/v1/users?limit=N`: every user Okta lists by default (all
+//!    statuses but DEPROVISIONED), following `Link: <…>; rel="next"`.
+//!
+//! The deactivated go first on purpose. A person whose status flips
+//! between the two passes is listed twice (the later, newer listing wins)
+//! or not at all; in this order the one who can go unlisted is someone
+//! being deactivated, never someone being reactivated, so the race can't
+//! take access from a person who is employed. The incremental read that
+//! follows (its cursor predates the walk) sees the flip either way.
 //! 3. `GET /api/v1/groups`, then `GET /api/v1/groups/{id}/users` for each
 //!    group: memberships, folded into each person's groups by the read
 //!    loop (one listing per group rather than one per person).
@@ -60,6 +67,7 @@
 //! | `rate_limit` | the org's limit for `/api/v1/users` per minute | 600 |
 //! | `rate_share` | the share of that limit (and of what `X-Rate-Limit-*` report) roster may use | 0.5 |
 //! | `start_date_attribute`, `end_date_attribute` | profile attributes holding dates | `startDate`, `endDate` |
+//! | `max_incremental_people` | past this many changed people (a lockout storm) an incremental read asks for a full read (`SRC-0010`) | 1000 |
 //! | `allow_private_network` | the org URL may resolve to a private address | false |
 //!
 //! # Least privilege
@@ -158,6 +166,10 @@ pub struct OktaSourceConfig {
     pub rate_share: f64,
     pub start_date_attribute: Option<String>,
     pub end_date_attribute: Option<String>,
+    /// More changed people than this in one incremental read is
+    /// [`SourceError::TooManyChanges`]: each costs two requests, a full
+    /// read one per 200 people.
+    pub max_incremental_people: usize,
     pub timeout: Duration,
     pub allow_private_network: bool,
 }
@@ -175,6 +187,7 @@ impl OktaSourceConfig {
             rate_share: 0.5,
             start_date_attribute: Some("startDate".into()),
             end_date_attribute: Some("endDate".into()),
+            max_incremental_people: 1000,
             timeout: Duration::from_secs(30),
             allow_private_network: false,
         }
@@ -524,7 +537,7 @@ impl OktaSource {
         let since = OffsetDateTime::now_utc() - SKEW;
         FullToken {
             v: 1,
-            okta: Walk::Users { url: None },
+            okta: Walk::Deprovisioned { url: None },
             since: okta_time(since),
         }
     }
@@ -610,8 +623,8 @@ impl Source for OktaSource {
                 match (next_link(&answer.headers), deprovisioned) {
                     (Some(n), false) => Some(Walk::Users { url: Some(n) }),
                     (Some(n), true) => Some(Walk::Deprovisioned { url: Some(n) }),
-                    (None, false) => Some(Walk::Deprovisioned { url: None }),
-                    (None, true) => Some(Walk::Groups { url: None }),
+                    (None, true) => Some(Walk::Users { url: None }),
+                    (None, false) => Some(Walk::Groups { url: None }),
                 }
             }
             Walk::Groups { url } => {
@@ -781,6 +794,12 @@ impl Source for OktaSource {
                         token.pending.push(id);
                     }
                 }
+            }
+            if token.pending.len() > self.config.max_incremental_people {
+                return Err(SourceError::TooManyChanges {
+                    changed: token.pending.len(),
+                    max: self.config.max_incremental_people,
+                });
             }
             // A polling query always has a next link; a page that is not
             // full means the log is drained for now.

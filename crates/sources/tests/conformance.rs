@@ -698,3 +698,37 @@ async fn okta_full_read_of_50000_users_runs_at_the_configured_share() {
     );
     assert_eq!(sim.counters().rate_limit_violations, violations_before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_storm_bigger_than_an_incremental_read_asks_for_a_full_read() {
+    let sim = OktaSim::start(okta_config()).await.unwrap();
+    let mut c = OktaSourceConfig::new(
+        ConnectionId::new("okta"),
+        sim.url(),
+        SecretString::new("okta-token"),
+    );
+    c.max_incremental_people = 3;
+    c.timeout = TIMEOUT;
+    let source = OktaSource::new(c).unwrap();
+    let budget = roster_connectors::RateLimiter::new(Vec::new());
+    let opts = read::ReadOptions::default();
+    let base = read::read_all(&source, &budget, &opts).await.unwrap();
+    let before = sim.counters().requests;
+    let locked = sim.lockout_storm(usize::MAX);
+    assert!(locked.len() > 3);
+    let err = read::read_changes(&source, &budget, base.cursor.as_ref().unwrap(), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SRC-0010", "{err}");
+    assert!(err.needs_full_read());
+    // One log page, not a request per locked-out person.
+    assert_eq!(sim.counters().requests - before, 1);
+    // The full read it asks for keeps every locked-out person employed.
+    let full = read::read_all(&source, &budget, &opts).await.unwrap();
+    assert!(
+        full.people
+            .iter()
+            .filter(|p| locked.contains(&p.id))
+            .all(|p| !p.lifecycle.terminates())
+    );
+}

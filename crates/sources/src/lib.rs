@@ -214,6 +214,51 @@ impl SourcePerson {
     pub fn status(&self) -> EmploymentStatus {
         self.lifecycle.status
     }
+
+    /// The person as roster's core knows people, for the engine's import.
+    ///
+    /// A person needs an address; one without is an error naming the IdP
+    /// id. Without an employee id, `<kind>:<IdP id>` stands in (stable, and
+    /// never equal to an HR employee id). A manager known only by an id
+    /// that the read could not resolve is left out. The IdP's own view is
+    /// kept as attributes policy rules can select on: `idp_id`,
+    /// `idp_state` (the raw state) and, when set, `idp_flag`
+    /// ([`LifecycleFlag`]).
+    pub fn to_person(&self, kind: SourceKind) -> Result<roster_core::Person, String> {
+        let email = self.email.clone().ok_or_else(|| {
+            format!(
+                "{kind} user {} has no email address; roster cannot correlate them",
+                self.id
+            )
+        })?;
+        let mut attributes = self.attributes.clone();
+        attributes.insert("idp_id".into(), self.id.clone());
+        attributes.insert("idp_state".into(), self.raw_state.clone());
+        if let Some(f) = self.lifecycle.flag {
+            attributes.insert("idp_flag".into(), f.as_str().into());
+        }
+        Ok(roster_core::Person {
+            employee_id: self
+                .employee_id
+                .clone()
+                .unwrap_or_else(|| EmployeeId::new(format!("{kind}:{}", self.id))),
+            email,
+            aliases: self.aliases.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            department: self.department.clone().unwrap_or_default(),
+            cost_center: self.cost_center.clone().unwrap_or_default(),
+            manager_email: match &self.manager {
+                Some(ManagerRef::Email(e)) => Some(e.clone()),
+                _ => None,
+            },
+            status: self.lifecycle.status,
+            start_date: self.start_date,
+            end_date: self.end_date,
+            groups: self.groups.clone(),
+            attributes,
+        })
+    }
 }
 
 /// A person gone from the directory (Graph's `@removed`, an Okta user
@@ -425,4 +470,34 @@ pub trait Source: Send + Sync {
     /// One page of an incremental read. [`SourceError::CursorExpired`]
     /// means the cursor can't be used any more: do a full read.
     async fn read_changes(&self, req: ChangesRequest) -> Result<ChangesPage, SourceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_person_becomes_a_core_person() {
+        let mut p = SourcePerson::new(
+            "00u1",
+            "LOCKED_OUT",
+            lifecycle::map(SourceKind::Okta, "LOCKED_OUT"),
+        );
+        assert!(p.to_person(SourceKind::Okta).unwrap_err().contains("00u1"));
+        p.email = Email::parse("ann@acme.example").ok();
+        p.manager = Some(ManagerRef::Id("00u9".into()));
+        p.groups = vec!["Finance".into()];
+        let person = p.to_person(SourceKind::Okta).unwrap();
+        assert_eq!(person.employee_id.as_str(), "okta:00u1");
+        assert_eq!(person.status, EmploymentStatus::Active);
+        assert_eq!(person.manager_email, None);
+        assert_eq!(person.groups, vec!["Finance".to_string()]);
+        assert_eq!(person.attribute("idp_state").as_deref(), Some("LOCKED_OUT"));
+        assert_eq!(person.attribute("idp_flag").as_deref(), Some("locked_out"));
+        p.employee_id = Some(EmployeeId::new("E7"));
+        assert_eq!(
+            p.to_person(SourceKind::Okta).unwrap().employee_id.as_str(),
+            "E7"
+        );
+    }
 }

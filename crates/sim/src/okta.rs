@@ -4,7 +4,11 @@
 //!
 //! # API
 //!
-//! * Auth: `Authorization: SSWS <api_token>`; otherwise 401 `E0000011`.
+//! * Auth: `Authorization: SSWS <api_token>`, or `Bearer` with a token
+//!   from `POST /oauth2/v1/token` (a service app's client credentials
+//!   with a private-key JWT; the token allows what its scopes allow: see
+//!   `okta/oauth.rs`); otherwise 401 `E0000011`, or 403 `E0000006` for a
+//!   missing scope.
 //! * `GET /api/v1/users` (`limit` ≤ 200, default 200; `after`; `filter` with
 //!   `eq` clauses on `status`, `id`, `profile.login`, `profile.email` joined
 //!   by `and`). DEPROVISIONED users are hidden unless the filter names a

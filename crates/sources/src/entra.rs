@@ -14,6 +14,8 @@
 //!    selection is explicit.
 //! 3. `GET /groups?$select=id,displayName`, then
 //!    `GET /groups/{id}/members/microsoft.graph.user?$select=id` per group.
+//!    Memberships are direct, as Entra assigns apps by group: a person in a
+//!    nested group is not listed in the outer one.
 //!
 //! # Incremental read: delta query
 //!

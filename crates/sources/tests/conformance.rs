@@ -732,3 +732,44 @@ async fn a_lockout_storm_bigger_than_an_incremental_read_asks_for_a_full_read() 
             .all(|p| !p.lifecycle.terminates())
     );
 }
+
+/// A read that fails part-way is never complete and hands out no cursor:
+/// the people it did not reach must not look like leavers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_cut_short_is_incomplete_and_has_no_cursor() {
+    use roster_sim::common::Fault;
+    let sim = OktaSim::start(okta_config()).await.unwrap();
+    let source = okta_source(sim.url());
+    let budget = roster_connectors::RateLimiter::new(Vec::new());
+    let opts = read::ReadOptions {
+        page_size: Some(2),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        ..read::ReadOptions::default()
+    };
+    // The deactivated pass and two user pages, then 5xx on every attempt.
+    sim.schedule_faults([
+        Fault::None,
+        Fault::None,
+        Fault::None,
+        Fault::ServerError,
+        Fault::ServerError,
+        Fault::ServerError,
+    ]);
+    let read = read::read_all(&source, &budget, &opts).await.unwrap();
+    assert!(!read.complete);
+    assert!(
+        read.incomplete_reason
+            .as_deref()
+            .unwrap()
+            .contains("SRC-0003"),
+        "{:?}",
+        read.incomplete_reason
+    );
+    assert!(read.cursor.is_none());
+    assert!(read.people.len() < 11);
+    // Failing on the very first page is an error, not an empty read.
+    sim.schedule_faults([Fault::ServerError, Fault::ServerError, Fault::ServerError]);
+    let err = read::read_all(&source, &budget, &opts).await.unwrap_err();
+    assert_eq!(err.code(), "SRC-0003");
+}

@@ -27,7 +27,7 @@ use crate::{ConnectorError, SecretString};
 /// Builds a client with a timeout. reqwest is built without a bundled TLS
 /// provider (aws-lc is slow to build); install ring's unless the process
 /// already chose one.
-pub(crate) fn client(
+pub fn client(
     timeout: Duration,
     allow_private_network: bool,
 ) -> Result<reqwest::Client, ConnectorError> {
@@ -51,7 +51,7 @@ pub(crate) fn client(
 }
 
 /// Parses and checks a base URL (http or https), without a trailing `/`.
-pub(crate) fn base_url(raw: &str, what: &str) -> Result<String, ConnectorError> {
+pub fn base_url(raw: &str, what: &str) -> Result<String, ConnectorError> {
     let url = Url::parse(raw.trim()).map_err(|e| ConnectorError::Config {
         detail: format!("{what} base_url {raw:?} is not a URL: {e}"),
     })?;
@@ -67,12 +67,12 @@ pub(crate) fn base_url(raw: &str, what: &str) -> Result<String, ConnectorError> 
 /// §10.2.3): delta-seconds (`120`) or an HTTP-date (`Sun, 06 Nov 1994
 /// 08:49:37 GMT`, and the obsolete RFC 850 and asctime forms). A date in
 /// the past means "now" (zero); an unreadable value is ignored.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     retry_after_at(headers, std::time::SystemTime::now())
 }
 
 /// [`retry_after`] against a given clock, so both forms are testable.
-pub(crate) fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+pub fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -82,11 +82,7 @@ pub(crate) fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) ->
 }
 
 /// A transport failure, scrubbed of `secrets`.
-pub(crate) fn transport(
-    vendor: &str,
-    e: reqwest::Error,
-    secrets: &[&SecretString],
-) -> ConnectorError {
+pub fn transport(vendor: &str, e: reqwest::Error, secrets: &[&SecretString]) -> ConnectorError {
     let is_decode = e.is_decode() || e.is_body();
     let e = e.without_url();
     let mut detail = e.to_string();
@@ -110,14 +106,14 @@ pub(crate) fn transport(
     }
 }
 
-pub(crate) fn scrub(text: &str, secrets: &[&SecretString]) -> String {
+pub fn scrub(text: &str, secrets: &[&SecretString]) -> String {
     secrets.iter().fold(text.to_string(), |t, s| s.scrub(&t))
 }
 
 /// Classifies a non-success HTTP status. `message` is the vendor's own
 /// explanation (already scrubbed); `credentials_hint` says what to check on
 /// 401/403.
-pub(crate) fn status_error(
+pub fn status_error(
     vendor: &str,
     status: StatusCode,
     headers: &HeaderMap,
@@ -143,7 +139,7 @@ pub(crate) fn status_error(
 }
 
 /// A response read to the end: status, headers and body text.
-pub(crate) struct Answer {
+pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub text: String,
@@ -151,7 +147,7 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// Sends `req` and reads the whole body.
-    pub(crate) async fn of(
+    pub async fn of(
         vendor: &str,
         req: reqwest::RequestBuilder,
         secrets: &[&SecretString],
@@ -175,7 +171,7 @@ impl Answer {
 
     /// The body as JSON, or a `Protocol` error (a truncated body lands
     /// here).
-    pub(crate) fn json(&self, vendor: &str) -> Result<Value, ConnectorError> {
+    pub fn json(&self, vendor: &str) -> Result<Value, ConnectorError> {
         serde_json::from_str(&self.text).map_err(|e| ConnectorError::Protocol {
             detail: format!(
                 "{vendor} answered HTTP {} with a body that is not complete JSON ({e})",
@@ -187,7 +183,7 @@ impl Answer {
 
 /// A JSON scalar as text: a non-blank string (trimmed) or a number; with
 /// `bools`, a boolean too. Vendors send ids and limits either way.
-pub(crate) fn scalar(v: &Value, bools: bool) -> Option<String> {
+pub fn scalar(v: &Value, bools: bool) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
@@ -197,13 +193,13 @@ pub(crate) fn scalar(v: &Value, bools: bool) -> Option<String> {
 }
 
 /// `v[key]` as text (see [`scalar`]).
-pub(crate) fn text(v: &Value, key: &str) -> Option<String> {
+pub fn text(v: &Value, key: &str) -> Option<String> {
     scalar(v.get(key)?, false)
 }
 
 /// roster attributes from a vendor record: each `(wire field, attribute)`
 /// pair whose field holds text.
-pub(crate) fn wire_attributes(v: &Value, fields: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub fn wire_attributes(v: &Value, fields: &[(&str, &str)]) -> BTreeMap<String, String> {
     fields
         .iter()
         .filter_map(|(wire, name)| text(v, wire).map(|t| (name.to_string(), t)))

@@ -47,7 +47,7 @@ pub mod driver;
 pub mod egress;
 mod error;
 pub mod expensify;
-mod http;
+pub mod http;
 pub mod limiter;
 pub mod okta_assign;
 pub mod registry;

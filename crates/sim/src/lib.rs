@@ -20,7 +20,10 @@
 //! | [`scim_app`] | a generic SCIM 2.0 app | [`scim_app::ScimSim::start`] |
 //! | [`bill_spend`] | BILL Spend & Expense v3 | [`bill_spend::BillSim::start`] |
 //! | [`spendesk`] | Spendesk public API + admin console | [`spendesk::SpendeskSim::start`] |
-//! | [`okta`] | Okta Management API (+ its SCIM client) | [`okta::OktaSim::start`] |
+//! | [`okta`] | Okta Management API (+ its SCIM client, groups, System Log) | [`okta::OktaSim::start`] |
+//! | [`onelogin`] | OneLogin API v2 users and roles (+ the token endpoint) | [`onelogin::OneLoginSim::start`] |
+//! | [`google`] | Google Workspace Directory API (+ the service-account token endpoint) | [`google::GoogleSim::start`] |
+//! | [`graph`] | Microsoft Graph users, groups, delta (+ the token endpoint) | [`graph::GraphSim::start`] |
 //!
 //! The simulators after Expensify share [`common`]: one fault switchboard
 //! (standing faults, per-request schedules), counters and effect log shape,
@@ -39,6 +42,9 @@
 pub mod bill_spend;
 pub mod common;
 pub mod expensify;
+pub mod google;
+pub mod graph;
 pub mod okta;
+pub mod onelogin;
 pub mod scim_app;
 pub mod spendesk;

@@ -4,7 +4,11 @@
 //!
 //! # API
 //!
-//! * Auth: `Authorization: SSWS <api_token>`; otherwise 401 `E0000011`.
+//! * Auth: `Authorization: SSWS <api_token>`, or `Bearer` with a token
+//!   from `POST /oauth2/v1/token` (a service app's client credentials
+//!   with a private-key JWT; the token allows what its scopes allow: see
+//!   `okta/oauth.rs`); otherwise 401 `E0000011`, or 403 `E0000006` for a
+//!   missing scope.
 //! * `GET /api/v1/users` (`limit` ≤ 200, default 200; `after`; `filter` with
 //!   `eq` clauses on `status`, `id`, `profile.login`, `profile.email` joined
 //!   by `and`). DEPROVISIONED users are hidden unless the filter names a
@@ -20,6 +24,10 @@
 //!   updates the app user's `credentials`/`profile`.
 //!   `DELETE /api/v1/apps/{appId}/users/{userId}` unassigns (204; 404 if not
 //!   assigned).
+//! * Groups, memberships and the System Log, for roster's Okta *source*:
+//!   see `okta/directory.rs` (`GET /api/v1/groups`, `/groups/{id}/users`,
+//!   `/users/{id}/groups`, `/logs`). The handle's changes write the events
+//!   Okta would, and [`OktaHandle::lockout_storm`] locks many out at once.
 //! * Every response carries `X-Rate-Limit-Limit`, `-Remaining` and `-Reset`
 //!   (UTC epoch seconds); over the limit → 429 `E0000047`.
 //!
@@ -76,6 +84,10 @@ pub struct OktaSimConfig {
     pub window: Duration,
     pub users: Vec<OktaUser>,
     pub apps: Vec<OktaApp>,
+    /// Group names with the logins of their members.
+    pub groups: Vec<(String, Vec<String>)>,
+    /// OAuth 2.0 service apps (private-key JWT client authentication).
+    pub oauth_clients: Vec<oauth::OktaOAuthClient>,
 }
 
 impl OktaSimConfig {
@@ -87,6 +99,8 @@ impl OktaSimConfig {
             window: Duration::from_secs(60),
             users: Vec::new(),
             apps: Vec::new(),
+            groups: Vec::new(),
+            oauth_clients: Vec::new(),
         }
     }
     pub fn with_port(mut self, port: u16) -> Self {
@@ -106,6 +120,19 @@ impl OktaSimConfig {
                 &format!("Last{i}"),
             ));
         }
+        self
+    }
+    /// A group with these members (by login).
+    pub fn with_group(mut self, name: &str, logins: &[&str]) -> Self {
+        self.groups.push((
+            name.to_string(),
+            logins.iter().map(|l| l.to_string()).collect(),
+        ));
+        self
+    }
+    /// An OAuth service app allowed these scopes.
+    pub fn with_oauth_client(mut self, client: oauth::OktaOAuthClient) -> Self {
+        self.oauth_clients.push(client);
         self
     }
     pub fn with_app(mut self, app: OktaApp) -> Self {
@@ -129,6 +156,19 @@ pub struct OktaUser {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// `profile.employeeNumber`.
+    pub employee_number: Option<String>,
+    pub department: Option<String>,
+    /// `profile.costCenter`.
+    pub cost_center: Option<String>,
+    /// `profile.managerId`: the manager's Okta id.
+    pub manager_id: Option<String>,
+    /// `profile.secondEmail`.
+    pub second_email: Option<String>,
+    /// Custom profile attributes (strings).
+    pub custom: BTreeMap<String, String>,
+    /// `lastUpdated`, set by the simulator on every change.
+    pub last_updated: String,
 }
 
 impl OktaUser {
@@ -140,7 +180,38 @@ impl OktaUser {
             email: login.to_string(),
             first_name: first.to_string(),
             last_name: last.to_string(),
+            employee_number: None,
+            department: None,
+            cost_center: None,
+            manager_id: None,
+            second_email: None,
+            custom: BTreeMap::new(),
+            last_updated: "2026-01-05T09:00:00.000Z".into(),
         }
+    }
+    pub fn with_status(mut self, status: &str) -> Self {
+        self.status = status.to_string();
+        self
+    }
+    pub fn with_employee_number(mut self, n: &str) -> Self {
+        self.employee_number = Some(n.to_string());
+        self
+    }
+    pub fn with_department(mut self, d: &str) -> Self {
+        self.department = Some(d.to_string());
+        self
+    }
+    pub fn with_cost_center(mut self, c: &str) -> Self {
+        self.cost_center = Some(c.to_string());
+        self
+    }
+    pub fn with_manager_id(mut self, id: &str) -> Self {
+        self.manager_id = Some(id.to_string());
+        self
+    }
+    pub fn with_custom(mut self, k: &str, v: &str) -> Self {
+        self.custom.insert(k.to_string(), v.to_string());
+        self
     }
 
     fn to_json(&self, base: &str) -> Value {
@@ -151,17 +222,36 @@ impl OktaUser {
             "activated": "2026-01-05T09:00:00.000Z",
             "statusChanged": "2026-01-05T09:00:00.000Z",
             "lastLogin": null,
-            "lastUpdated": "2026-01-05T09:00:00.000Z",
+            "lastUpdated": self.last_updated,
             "passwordChanged": null,
-            "profile": {
-                "firstName": self.first_name,
-                "lastName": self.last_name,
-                "email": self.email,
-                "login": self.login,
-            },
+            "profile": self.profile(),
             "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
             "_links": {"self": {"href": format!("{base}/api/v1/users/{}", self.id)}},
         })
+    }
+
+    fn profile(&self) -> Value {
+        let mut p = json!({
+            "firstName": self.first_name,
+            "lastName": self.last_name,
+            "email": self.email,
+            "login": self.login,
+        });
+        for (k, v) in [
+            ("employeeNumber", &self.employee_number),
+            ("department", &self.department),
+            ("costCenter", &self.cost_center),
+            ("managerId", &self.manager_id),
+            ("secondEmail", &self.second_email),
+        ] {
+            if let Some(v) = v {
+                p[k] = json!(v);
+            }
+        }
+        for (k, v) in &self.custom {
+            p[k.as_str()] = json!(v);
+        }
+        p
     }
 }
 
@@ -266,6 +356,15 @@ struct Org {
     effects: EffectLog,
     next: i64,
     next_front: i64,
+    /// Groups by listing order.
+    groups: BTreeMap<i64, OktaGroup>,
+    /// The System Log, oldest first.
+    log: Vec<LogEvent>,
+    /// Events published before this are gone (Okta keeps 90 days);
+    /// `since` earlier than it is refused.
+    log_retained_from: Option<time::OffsetDateTime>,
+    /// OAuth access tokens and their scopes.
+    oauth_tokens: BTreeMap<String, Vec<String>>,
 }
 
 impl Org {
@@ -316,7 +415,10 @@ impl OktaHandle {
     }
     /// Adds a user (setup). Returns it with its id.
     pub fn add_user(&self, user: OktaUser) -> OktaUser {
-        self.0.lock().insert_user(user, None)
+        let mut org = self.0.lock();
+        let u = org.insert_user(user, None);
+        org.log_event("user.lifecycle.create", &u.id, &u.login, None);
+        u
     }
     /// Sets a user's status, e.g. `DEPROVISIONED` (a deactivation in Okta).
     pub fn set_user_status(&self, id_or_login: &str, status: &str) -> bool {
@@ -324,8 +426,14 @@ impl OktaHandle {
         let Some((k, _)) = org.user(id_or_login) else {
             return false;
         };
-        if let Some(u) = org.users.get_mut(&k) {
-            u.status = status.to_string();
+        let Some(u) = org.users.get_mut(&k) else {
+            return false;
+        };
+        let was = std::mem::replace(&mut u.status, status.to_string());
+        u.last_updated = directory::now_text();
+        let (id, login) = (u.id.clone(), u.login.clone());
+        if was != status {
+            org.log_event(directory::status_event(&was, status), &id, &login, None);
         }
         true
     }
@@ -377,6 +485,9 @@ impl OktaSim {
         for u in &config.users {
             org.insert_user(u.clone(), None);
         }
+        for g in &config.groups {
+            org.insert_group(g);
+        }
         for a in &config.apps {
             org.apps.insert(a.id.clone(), a.clone());
         }
@@ -403,6 +514,11 @@ impl OktaSim {
         let routes = Router::new()
             .route("/api/v1/users", get(list_users))
             .route("/api/v1/users/{id}", get(get_user))
+            .route("/api/v1/users/{id}/groups", get(directory::user_groups))
+            .route("/api/v1/groups", get(directory::list_groups))
+            .route("/api/v1/groups/{id}/users", get(directory::group_users))
+            .route("/api/v1/logs", get(directory::list_logs))
+            .route(oauth::TOKEN_PATH, axum::routing::post(oauth::token))
             .route("/api/v1/apps/{app}", get(get_app))
             .route("/api/v1/apps/{app}/users", get(list_app_users).post(assign))
             .route(
@@ -479,7 +595,13 @@ impl FaultHost for Shared {
         }
         r
     }
-    fn authorize(&self, headers: &HeaderMap, _path: &str) -> Result<(), Response> {
+    fn authorize(&self, headers: &HeaderMap, path: &str) -> Result<(), Response> {
+        if path == oauth::TOKEN_PATH {
+            return Ok(());
+        }
+        if let Some(t) = common::bearer(headers, "Bearer") {
+            return oauth::authorize(self, &t, path);
+        }
         match common::bearer(headers, "SSWS") {
             Some(t) if t == self.config.api_token => Ok(()),
             _ => Err(okta_error(
@@ -1224,6 +1346,12 @@ async fn push_downstream(
         }
     }
 }
+
+mod directory;
+mod oauth;
+
+pub use directory::{LogEvent, OktaGroup};
+pub use oauth::{OktaOAuthClient, TEST_OAUTH_KEY};
 
 #[cfg(test)]
 mod tests {

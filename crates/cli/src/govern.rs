@@ -172,24 +172,20 @@ pub async fn matches(cmd: MatchesCommand, catalog_dir: Option<&Path>) -> Result<
             } else {
                 person.map(EmployeeId::new)
             };
-            check_names(
-                &config,
-                engine,
-                &connection,
-                &account,
-                employee_id.as_ref(),
-            )
-            .await?;
+            check_names(&config, engine, &connection, &account, employee_id.as_ref()).await?;
             roster
-                .resolve_match(&principal, MatchResolution {
-                    connection: ConnectionId::new(connection.as_str()),
-                    account: AccountKey::new(account.as_str()),
-                    employee_id: employee_id.clone(),
-                    actor: principal.actor(),
-                    reason,
-                    at_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-                        as i64,
-                })
+                .resolve_match(
+                    &principal,
+                    MatchResolution {
+                        connection: ConnectionId::new(connection.as_str()),
+                        account: AccountKey::new(account.as_str()),
+                        employee_id: employee_id.clone(),
+                        actor: principal.actor(),
+                        reason,
+                        at_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+                            as i64,
+                    },
+                )
                 .await?;
             match employee_id {
                 Some(e) => println!(

@@ -11,9 +11,9 @@ use roster_connectors::SecretString;
 use roster_connectors::driver::{Progress, REPORT_WAITS_OVER};
 use roster_connectors::registry::{self, ConnectorSettings};
 use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
-use roster_engine::{Engine, PersonRef, PlanScope, Roster};
 use roster_engine::config::Config;
 use roster_engine::human::AppBinding;
+use roster_engine::{Engine, PersonRef, PlanScope, Roster};
 use roster_store::{PlanId, Store};
 
 #[derive(Args)]

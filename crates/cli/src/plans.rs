@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use roster_core::plan::render;
-use roster_engine::Engine;
 use roster_engine::ApprovalStatus;
+use roster_engine::Engine;
 use roster_store::{PlanId, PlanStatus, StoredPlan};
 use serde::Serialize;
 

@@ -32,10 +32,11 @@ pub fn principal_for(config: &Config, os: &str) -> Result<Principal> {
         return Ok(Principal::new(PrincipalKind::User, os));
     }
     match config.operators.get(os) {
-        Some(op) => Ok(
-            Principal::new(PrincipalKind::User, op.name.clone().unwrap_or_else(|| os.into()))
-                .with_groups(op.groups.iter().cloned()),
-        ),
+        Some(op) => Ok(Principal::new(
+            PrincipalKind::User,
+            op.name.clone().unwrap_or_else(|| os.into()),
+        )
+        .with_groups(op.groups.iter().cloned())),
         None => bail!(
             "the operating-system user {os:?} is not an operator of this roster: add \
              [operators.{os}] to {} (listed: {})",

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use roster_engine::service::{self, Event, ServiceOptions};
 use roster_engine::PersonRef;
+use roster_engine::service::{self, Event, ServiceOptions};
 use roster_server::{ChannelSink, ScimChange, ScimState, scim_router, tokens};
 use tokio::sync::{mpsc, watch};
 

@@ -685,7 +685,8 @@ async fn pause_stops_writes_until_resume() {
     let (out, stdout, stderr) = blocking(move || roster_with(&c, &["connections", "list"])).await;
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stdout.contains("[paused by user:test-admin since") && stdout.contains(": vendor incident]"),
+        stdout.contains("[paused by user:test-admin since")
+            && stdout.contains(": vendor incident]"),
         "{stdout}"
     );
 

@@ -175,7 +175,10 @@ async fn separation_of_duties_and_app_owners_are_policy() {
     let c = config.clone();
     let (out, _, stderr) = blocking(move || roster_with(&c, &["approve", "latest"])).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("approvers are bob, group:finance"), "{stderr}");
+    assert!(
+        stderr.contains("approvers are bob, group:finance"),
+        "{stderr}"
+    );
     // In the finance group, she may.
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(

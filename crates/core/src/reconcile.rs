@@ -195,11 +195,11 @@ pub fn reconcile_guarded(
             ((r.connection.as_str(), r.account.as_str()), target)
         })
         .collect();
-    let focus: Option<usize> = match &guard.focus {
-        None => None,
-        // A focus the people do not include plans no one.
-        Some(f) => Some(by_id.get(f.as_str()).copied().unwrap_or(usize::MAX)),
-    };
+    // A focus the people do not include plans no one.
+    let focus: Option<usize> = guard
+        .focus
+        .as_ref()
+        .map(|f| by_id.get(f.as_str()).copied().unwrap_or(usize::MAX));
     let governed = policy.governed_connections();
     let mut plan = Plan {
         observed_digest: observed_digest(observed),

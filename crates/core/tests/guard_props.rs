@@ -199,6 +199,7 @@ proptest! {
                 SourceCounts::of(&source),
                 &policy.approvals,
             ),
+            focus: None,
         };
         let plan = reconcile_guarded(
             &source,

@@ -2,25 +2,12 @@
 //!
 //! # Targeted reconciliation
 //!
-//! [`reconcile_person`] plans for one person without loading the company:
-//! it loads the person and the accounts that carry their employee ID or one
-//! of their addresses (in every domain the policy treats as equivalent),
-//! then calls the same pure [`roster_core::reconcile`] with just them. Two
-//! things keep the result identical to that person's part of a full run:
-//!
-//! * **Other people who could claim the same accounts** are loaded too
-//!   (same employee ID, address or alias as one of the accounts), so an
-//!   account the full run would call ambiguous is ambiguous here as well,
-//!   and the person is held back from a create exactly as in a full run.
-//!   Only the target's actions and the findings about accounts that
-//!   correlate to the target are kept.
-//! * **No orphan findings**: every account loaded correlates to somebody
-//!   loaded, and accounts that correlate only to the other people are
-//!   dropped before reconciling. Orphans are a full run's business.
-//!
-//! Every connection that has been read takes part (with the person's
-//! accounts in it, possibly none), so a missing account still becomes a
-//! create and an incomplete read still withholds deactivations.
+//! [`reconcile_person`] plans for one person without loading the company,
+//! through the engine's one planning function ([`crate::planning`],
+//! `PlanScope::Person`): the same code `roster plan --person` and the
+//! service's events run. The planning module's docs say why the result is
+//! that person's part of a full run (everyone who could claim the same
+//! accounts is loaded, and the core plans for the person alone).
 //!
 //! # Benchmark
 //!
@@ -30,7 +17,7 @@
 //! people, reporting peak memory (`VmHWM`) after each phase next to the
 //! targets. The generator is deterministic for a seed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use rand::rngs::StdRng;

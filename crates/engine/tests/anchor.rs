@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use roster_core::{EmploymentStatus, Policy};
-use roster_engine::Engine;
 use roster_engine::anchor::{self, AnchorError, AuditAnchor, Checkpoint, SigningKey, Witness};
 use roster_engine::config::{AuditConfig, RawWitness};
 use roster_engine::erasure::{self, EraseSelector};
+use roster_engine::{Engine, Roster};
 use roster_store::{AuditEvent, Store};
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection};
@@ -100,10 +100,12 @@ async fn the_engine_checkpoints_to_a_file_witness_and_verify_catches_a_cut_tail(
     let mut engine = Engine::new(fx.store.clone(), Policy::parse("p", "").unwrap());
     let anchor = Arc::new(AuditAnchor::from_config(&fx.cfg).unwrap().unwrap());
     engine.anchor = Some(anchor.clone());
+    let roster = Roster::new(engine);
 
     // Real engine events: an import is audited.
-    engine
+    roster
         .import_people(
+            &roster_core::Principal::service(),
             &[common::person(
                 "E1",
                 "ann@example.com",
@@ -115,14 +117,14 @@ async fn the_engine_checkpoints_to_a_file_witness_and_verify_catches_a_cut_tail(
         .await
         .unwrap();
     append(&fx.store, 4, "ann@example.com").await;
-    let out = engine.checkpoint_audit().await.unwrap().unwrap();
+    let out = roster.checkpoint_audit().await.unwrap().unwrap();
     let head = fx.store.audit_head().await.unwrap().0;
     assert_eq!(out.signed, Some(head));
     assert_eq!(out.witnesses[0].delivered, 1);
     assert!(out.warnings().is_empty());
 
     // Nothing new: nothing signed, nothing delivered.
-    let again = engine.checkpoint_audit().await.unwrap().unwrap();
+    let again = roster.checkpoint_audit().await.unwrap().unwrap();
     assert_eq!((again.signed, again.witnesses[0].delivered), (None, 0));
 
     let text = std::fs::read_to_string(dir.path().join("witness.jsonl")).unwrap();
@@ -162,10 +164,10 @@ async fn the_engine_checkpoints_to_a_file_witness_and_verify_catches_a_cut_tail(
     assert_eq!(ok.chain.erased, 4);
     assert_eq!(ok.unwitnessed_events(), 1, "the erasure event itself");
     assert!(ok.render().contains("4 event payload(s) erased"));
-    engine.checkpoint_audit().await.unwrap();
+    roster.checkpoint_audit().await.unwrap();
     let erasure_seq = erased.record_seq.unwrap();
     append(&fx.store, 3, "bob@example.com").await;
-    engine.checkpoint_audit().await.unwrap();
+    roster.checkpoint_audit().await.unwrap();
 
     // The attack: delete the last events and rewrite the head row. The
     // chain alone still verifies...

@@ -16,9 +16,13 @@
 //!
 //! Every worker takes its rate turns from the store, so the restarts
 //! together stay within the app's window: the simulator must count no
-//! request over its limits. A restarted worker also passes the check
-//! `roster apply` makes before applying: a plan whose apply has started is
-//! resumed, never called stale because of its own effects.
+//! request over its limits. Every worker goes through the one check
+//! `roster apply` makes before applying (there is no other way to apply):
+//! the first checks the plan as a fresh one, and a restarted worker resumes
+//! a plan whose apply has started rather than re-judging it. (That a
+//! started plan's own effects never make it stale is shown with a real
+//! plan in `durable.rs`; this hand-made plan covers no governed
+//! connection, so a re-read finds it current either way.)
 //!
 //! The worker is this test binary itself, re-run with `--ignored --exact
 //! crash_worker_process` and its instructions in environment variables, so
@@ -38,8 +42,10 @@ use roster_connectors::{
     RateWindow, SecretString, Validation,
 };
 use roster_core::plan::{Action, AttributeChange};
-use roster_core::{Account, AccountKey, ConnectionId, Email, EmployeeId, Operation, Plan, Policy};
-use roster_engine::{Engine, ExecutorOptions, StoreBudget};
+use roster_core::{
+    Account, AccountKey, ConnectionId, Email, EmployeeId, Operation, Plan, Policy, Principal,
+};
+use roster_engine::{Engine, ExecutorOptions, Roster, StoreBudget};
 use roster_sim::expensify::{Effect, EffectKind, ExpensifySim, ExpensifySimConfig, seed_policies};
 use roster_store::{ActionState, ExecState, PlanId, PlanStatus, Store, TaskFilter, TaskOutcome};
 
@@ -176,7 +182,8 @@ fn plan_and_expected_effects() -> (Plan, Vec<(String, String, &'static str)>) {
         actions,
         findings: vec![],
         classification: BTreeMap::new(),
-        observed_digest: "crash-test".into(),
+        // It covers no governed connection: the digest of nothing.
+        observed_digest: roster_core::plan::observed_digest(&[]),
         approvals: BTreeMap::new(),
         ..Plan::default()
     };
@@ -279,17 +286,13 @@ async fn crash_worker_process() {
     };
     engine.driver.initial_backoff = Duration::from_millis(50);
     let plan = PlanId::new(plan);
-    let started = store.task_counts(&plan).await.expect("task counts");
-    if !started.is_empty() {
-        // What `roster apply` checks first. The plan's digest is not the
-        // apps' (its own effects, and a made-up digest): a started plan
-        // must resume anyway.
-        engine
-            .ensure_applicable(&plan)
-            .await
-            .expect("a started plan resumes instead of being called stale");
-    }
-    let report = engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    let roster = Roster::new(engine);
+    // What `roster apply` checks first: a started plan resumes.
+    let approved = roster
+        .check(&Principal::service(), &plan, &mut |_, _| {})
+        .await
+        .expect("the plan passes the check (a started one resumes)");
+    let (report, _) = roster.apply(approved, &mut |_, _| {}).await.expect("apply");
     println!(
         "worker finished: applied {}, failed {}, pending {}",
         report.applied_total(),

@@ -2,6 +2,12 @@
 //! retries after lost responses, `Retry-After`, dead letters, quarantine
 //! and its lifting, idempotent re-application, and the long-running worker.
 //! Each verdict comes from the simulator's effect log and the store.
+//!
+//! Plans are carried out the only way there is, through [`Roster`]: the
+//! one check, then apply. Most plans here are made by hand (these tests are
+//! about executing actions, not planning them); they cover no governed
+//! connection, so the check's re-read finds them current. Faults are set
+//! after the check, so that its read does not take them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,24 +17,36 @@ use roster_connectors::driver::Progress;
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector, attr};
 use roster_connectors::{Connector, RateLimiter, RateWindow, SecretString};
 use roster_core::plan::Action;
-use roster_core::{ConnectionId, Email, EmployeeId, Operation, Plan, Policy};
-use roster_engine::{Engine, ExecutorOptions, StoreBudget};
+use roster_core::principal::PrincipalKind;
+use roster_core::{ConnectionId, Email, EmployeeId, Operation, Plan, Policy, Principal};
+use roster_engine::{
+    ApplyReport, Approved, Engine, EngineError, ExecutorOptions, PlanScope, Roster, StoreBudget,
+};
 use roster_sim::expensify::{
     EffectKind, ExpensifySim, ExpensifySimConfig, Fault, RunningSim, seed_policies,
 };
-use roster_store::{ActionState, Decision, ExecState, PlanId, Store, TaskFilter, TaskOutcome};
+use roster_store::{ActionState, ExecState, PlanId, Store, TaskFilter, TaskOutcome};
 
 const USER: &str = "roster_durable@example.com";
 const SECRET: &str = "durable-secret";
 
 struct Fx {
     sim: RunningSim,
-    engine: Engine,
+    roster: Roster,
     _dir: tempfile::TempDir,
     policy: String,
 }
 
 async fn fixture(sim_config: impl FnOnce(ExpensifySimConfig) -> ExpensifySimConfig) -> Fx {
+    fixture_with(sim_config, |_| {}).await
+}
+
+/// [`fixture`], with `tweak` setting the engine up before it goes behind
+/// [`Roster`].
+async fn fixture_with(
+    sim_config: impl FnOnce(ExpensifySimConfig) -> ExpensifySimConfig,
+    tweak: impl FnOnce(&mut Engine),
+) -> Fx {
     let sim = ExpensifySim::start(sim_config(
         ExpensifySimConfig::new(USER, SECRET)
             .scaled(0.01)
@@ -37,14 +55,42 @@ async fn fixture(sim_config: impl FnOnce(ExpensifySimConfig) -> ExpensifySimConf
     .await
     .expect("simulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine_over(&db_path(&dir), &sim.url(), 0.01).await;
-    let policy = seed_policies(2, 0)[0].id.clone();
+    let mut engine = engine_over(&db_path(&dir), &sim.url(), 0.01).await;
+    tweak(&mut engine);
+    let policy = seed_policy();
     Fx {
         sim,
-        engine,
+        roster: Roster::new(engine),
         _dir: dir,
         policy,
     }
+}
+
+/// The first seeded Expensify workspace.
+fn seed_policy() -> String {
+    seed_policies(2, 0)[0].id.clone()
+}
+
+fn operator() -> Principal {
+    Principal::new(PrincipalKind::User, "operator")
+}
+
+/// The one check of a stored plan (re-reading the apps).
+async fn check(roster: &Roster, plan: &PlanId) -> Approved {
+    roster
+        .check(&operator(), plan, &mut |_, _| {})
+        .await
+        .expect("check")
+}
+
+/// Checks and applies a stored plan.
+async fn apply(roster: &Roster, plan: &PlanId) -> ApplyReport {
+    let approved = check(roster, plan).await;
+    roster
+        .apply(approved, &mut |_, _| {})
+        .await
+        .expect("apply")
+        .0
 }
 
 fn db_path(dir: &tempfile::TempDir) -> String {
@@ -115,17 +161,20 @@ fn create(n: usize, policy: &str) -> Action {
     }
 }
 
-async fn save(engine: &Engine, actions: Vec<Action>) -> PlanId {
+/// Stores a hand-made plan. It covers no governed connection (its
+/// classification is empty), so its observed digest is that of nothing
+/// and the check's re-read finds it current.
+async fn save(roster: &Roster, actions: Vec<Action>) -> PlanId {
     let plan = Plan {
         actions,
         findings: vec![],
         classification: BTreeMap::new(),
-        observed_digest: "d".into(),
+        observed_digest: roster_core::plan::observed_digest(&[]),
         approvals: BTreeMap::new(),
         ..Plan::default()
     };
-    engine
-        .store
+    roster
+        .store()
         .save_plan(&plan, 1_700_000_000_000)
         .await
         .expect("save")
@@ -141,25 +190,40 @@ fn added(fx: &Fx) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_responses_are_retried_without_applying_twice() {
-    let mut fx = fixture(|c| c).await;
     // The order is deterministic, not a race with the retry timer: the
     // first two batches are lost, the third goes through, and only then
     // (a fixed 2 s later, no jitter) are the lost ones retried. With a
     // short jittered backoff a loaded machine let a retry of batch 1 (and
     // its check-read) take the second fault instead, changing how many
     // tasks were rechecked.
-    fx.engine.executor.initial_backoff = Duration::from_secs(2);
-    fx.engine.executor.jitter = false;
-    let plan = save(&fx.engine, (0..30).map(|n| create(n, &fx.policy)).collect()).await;
+    let fx = fixture_with(
+        |c| c,
+        |e| {
+            e.executor.initial_backoff = Duration::from_secs(2);
+            e.executor.jitter = false;
+        },
+    )
+    .await;
+    let plan = save(&fx.roster, (0..30).map(|n| create(n, &fx.policy)).collect()).await;
+    let approved = check(&fx.roster, &plan).await;
     // The first two calls are processed by the app, but the answers are
     // lost (HTTP 500 after applying).
     fx.sim.set_fault_for(Fault::LoseResponse, 2);
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    let (report, _) = fx
+        .roster
+        .apply(approved, &mut |_, _| {})
+        .await
+        .expect("apply");
     assert_eq!(report.applied_total(), 30, "{report:?}");
     assert!(report.failed.is_empty() && report.pending == 0);
     assert_eq!(added(&fx), 30, "each hire added exactly once");
     assert_eq!(fx.sim.effects().len(), 30);
-    let tasks = fx.engine.store.tasks(&TaskFilter::default()).await.unwrap();
+    let tasks = fx
+        .roster
+        .store()
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap();
     let rechecked = tasks
         .iter()
         .filter(|t| t.outcome == Some(TaskOutcome::AlreadyApplied))
@@ -173,13 +237,14 @@ async fn lost_responses_are_retried_without_applying_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured_durably() {
     let fx = fixture(|c| c.with_retry_after_secs(1)).await;
-    let plan = save(&fx.engine, (0..5).map(|n| create(n, &fx.policy)).collect()).await;
+    let plan = save(&fx.roster, (0..5).map(|n| create(n, &fx.policy)).collect()).await;
+    let approved = check(&fx.roster, &plan).await;
     fx.sim.set_fault_for(Fault::RateLimitStorm, 1);
     let mut retries = Vec::new();
     let started = Instant::now();
-    let report = fx
-        .engine
-        .apply(&plan, &mut |_, p| {
+    let (report, _) = fx
+        .roster
+        .apply(approved, &mut |_, p| {
             if let Progress::Retrying { delay, .. } = p {
                 retries.push(*delay);
             }
@@ -195,7 +260,12 @@ async fn retry_after_is_honoured_durably() {
     assert_eq!(retries.len(), 1);
     assert!(retries[0] >= Duration::from_millis(900), "{retries:?}");
     assert_eq!(added(&fx), 5);
-    let t = &fx.engine.store.tasks(&TaskFilter::default()).await.unwrap()[0];
+    let t = &fx
+        .roster
+        .store()
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap()[0];
     assert_eq!(t.attempts, 2, "the 429 counted as one attempt");
 }
 
@@ -206,8 +276,8 @@ async fn refusals_become_dead_letters_with_the_vendors_reason() {
     bad.email = Email::parse("nobody@example.com").unwrap();
     let mut manual = create(98, &fx.policy);
     manual.connection = ConnectionId::new("slack");
-    let plan = save(&fx.engine, vec![create(0, &fx.policy), bad, manual]).await;
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    let plan = save(&fx.roster, vec![create(0, &fx.policy), bad, manual]).await;
+    let report = apply(&fx.roster, &plan).await;
     assert_eq!(report.applied_total(), 1);
     assert_eq!(report.manual, 1);
     assert_eq!(report.failed.len(), 1);
@@ -216,14 +286,14 @@ async fn refusals_become_dead_letters_with_the_vendors_reason() {
         "{:?}",
         report.failed
     );
-    let actions = fx.engine.store.actions(&plan).await.unwrap();
+    let actions = fx.roster.store().actions(&plan).await.unwrap();
     assert_eq!(
         actions.iter().map(|a| a.state).collect::<Vec<_>>(),
         vec![ActionState::Done, ActionState::Failed, ActionState::Manual]
     );
     let dead = fx
-        .engine
-        .store
+        .roster
+        .store()
         .tasks(&TaskFilter {
             state: Some(ExecState::Dead),
             ..TaskFilter::default()
@@ -232,7 +302,7 @@ async fn refusals_become_dead_letters_with_the_vendors_reason() {
         .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts, 1, "a refusal is not retried");
-    let audit = fx.engine.store.audit_since(0).await.unwrap();
+    let audit = fx.roster.store().audit_since(0).await.unwrap();
     assert!(
         audit
             .iter()
@@ -243,9 +313,16 @@ async fn refusals_become_dead_letters_with_the_vendors_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_quarantine_the_connection_until_resumed() {
     let fx = fixture(|c| c).await;
-    let plan = save(&fx.engine, (0..25).map(|n| create(n, &fx.policy)).collect()).await;
+    let plan = save(&fx.roster, (0..25).map(|n| create(n, &fx.policy)).collect()).await;
+    let approved = check(&fx.roster, &plan).await;
+    // Requests from here on: the check's read went through before the fault.
+    let read_requests = fx.sim.counters().requests;
     fx.sim.set_fault(Fault::Unauthorized);
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    let (report, _) = fx
+        .roster
+        .apply(approved, &mut |_, _| {})
+        .await
+        .expect("apply");
     assert_eq!(report.applied_total(), 0);
     assert_eq!(report.pending, 25, "{report:?}");
     assert!(
@@ -256,25 +333,32 @@ async fn refused_credentials_quarantine_the_connection_until_resumed() {
     assert!(report.quarantined[0].1.contains("refused"), "{report:?}");
     let requests = fx.sim.counters().requests;
     assert_eq!(
-        requests, 2,
+        requests - read_requests,
+        2,
         "quarantined after two refused batches, not hammering"
     );
     let conn = fx
-        .engine
-        .store
+        .roster
+        .store()
         .connection(&ConnectionId::new("expensify"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(conn.status, "quarantined");
-    let tasks = fx.engine.store.tasks(&TaskFilter::default()).await.unwrap();
+    let tasks = fx
+        .roster
+        .store()
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap();
     assert!(
         tasks.iter().all(|t| t.attempts == 0),
         "refusals are refunded"
     );
 
-    // Applying again while quarantined sends nothing.
-    let again = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    // Applying again while quarantined sends nothing (the plan has
+    // started, so the check resumes it without reading).
+    let again = apply(&fx.roster, &plan).await;
     assert_eq!(again.pending, 25);
     assert_eq!(fx.sim.counters().requests, requests);
 
@@ -282,12 +366,12 @@ async fn refused_credentials_quarantine_the_connection_until_resumed() {
     fx.sim.set_fault(Fault::None);
     let id = ConnectionId::new("expensify");
     let now = 1_900_000_000_000;
-    assert!(fx.engine.store.resume_connection(&id, now).await.unwrap());
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert!(fx.roster.store().resume_connection(&id, now).await.unwrap());
+    let report = apply(&fx.roster, &plan).await;
     assert_eq!(report.applied_total(), 25);
     assert!(report.quarantined.is_empty());
     assert_eq!(added(&fx), 25);
-    let audit = fx.engine.store.audit_since(0).await.unwrap();
+    let audit = fx.roster.store().audit_since(0).await.unwrap();
     assert_eq!(
         audit
             .iter()
@@ -300,20 +384,20 @@ async fn refused_credentials_quarantine_the_connection_until_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_twice_changes_nothing_the_second_time() {
     let fx = fixture(|c| c).await;
-    let plan = save(&fx.engine, (0..12).map(|n| create(n, &fx.policy)).collect()).await;
-    let first = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    let plan = save(&fx.roster, (0..12).map(|n| create(n, &fx.policy)).collect()).await;
+    let first = apply(&fx.roster, &plan).await;
     let requests = fx.sim.counters().requests;
-    let second = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    // Everything ran: the one check refuses to carry the plan out again.
+    let second = fx.roster.check(&operator(), &plan, &mut |_, _| {}).await;
     assert_eq!(first.applied_total(), 12);
-    assert_eq!(
-        second.applied_total(),
-        12,
-        "the report covers the whole plan"
+    assert!(
+        matches!(second, Err(EngineError::AlreadyApplied { .. })),
+        "{second:?}"
     );
     assert_eq!(fx.sim.counters().requests, requests, "nothing sent again");
     assert_eq!(
-        fx.engine
-            .store
+        fx.roster
+            .store()
             .tasks(&TaskFilter::default())
             .await
             .unwrap()
@@ -321,8 +405,8 @@ async fn applying_twice_changes_nothing_the_second_time() {
         12
     );
     assert_eq!(added(&fx), 12);
-    fx.engine
-        .store
+    fx.roster
+        .store()
         .verify_audit()
         .await
         .expect("audit verifies");
@@ -331,14 +415,15 @@ async fn applying_twice_changes_nothing_the_second_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_runs_enqueued_plans_until_stopped() {
     let fx = fixture(|c| c).await;
-    let a = save(&fx.engine, (0..8).map(|n| create(n, &fx.policy)).collect()).await;
-    let b = save(&fx.engine, (8..20).map(|n| create(n, &fx.policy)).collect()).await;
+    let a = save(&fx.roster, (0..8).map(|n| create(n, &fx.policy)).collect()).await;
+    let b = save(&fx.roster, (8..20).map(|n| create(n, &fx.policy)).collect()).await;
     for p in [&a, &b] {
-        let (enqueued, manual) = fx.engine.enqueue_plan(p).await.expect("enqueue");
-        assert_eq!(manual, 0);
-        assert!(enqueued.inserted > 0);
+        let approved = check(&fx.roster, p).await;
+        let enqueued = fx.roster.enqueue(approved).await.expect("enqueue");
+        assert_eq!(enqueued.manual, 0);
+        assert!(enqueued.queued > 0);
     }
-    let store = fx.engine.store.clone();
+    let store = fx.roster.store().clone();
     let stop = async move {
         loop {
             let open = store
@@ -353,13 +438,13 @@ async fn the_worker_runs_enqueued_plans_until_stopped() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), fx.engine.run_worker(stop))
+    tokio::time::timeout(Duration::from_secs(30), fx.roster.run_worker(stop))
         .await
         .expect("the worker stops when asked")
         .expect("worker");
     assert_eq!(added(&fx), 20);
     for p in [&a, &b] {
-        let actions = fx.engine.store.actions(p).await.unwrap();
+        let actions = fx.roster.store().actions(p).await.unwrap();
         assert!(actions.iter().all(|x| x.state == ActionState::Done));
     }
 }
@@ -370,11 +455,11 @@ async fn a_connection_whose_actions_keep_failing_is_quarantined() {
     // Every action names a workspace that does not exist: Expensify skips
     // each one. Batches of 10; the fifth failed batch trips the ratio.
     let plan = save(
-        &fx.engine,
+        &fx.roster,
         (0..70).map(|n| create(n, "FFFFFFFFFFFFFFFF")).collect(),
     )
     .await;
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    let report = apply(&fx.roster, &plan).await;
     assert_eq!(report.failed.len(), 50, "{report:?}");
     assert_eq!(report.pending, 20);
     assert_eq!(report.quarantined.len(), 1);
@@ -408,22 +493,30 @@ async fn engines_sharing_a_store_share_the_rate_budget() {
     for e in [&mut a, &mut b] {
         e.executor.worker_id = format!("w-{}", rand_suffix());
     }
+    let (a, b) = (Roster::new(a), Roster::new(b));
     let pa = save(&a, hires(&fx.policy, 0..50)).await;
     let pb = save(&b, hires(&fx.policy, 50..100)).await;
+    let (aa, ab) = (check(&a, &pa).await, check(&b, &pb).await);
+    // The checks' reads count too (within the window); the writes follow.
+    let read_requests = sim.counters().requests;
     let started = Instant::now();
     let (mut qa, mut qb) = (
         |_: &ConnectionId, _: &Progress<'_>| {},
         |_: &ConnectionId, _: &Progress<'_>| {},
     );
-    let (ra, rb) = tokio::join!(a.apply(&pa, &mut qa), b.apply(&pb, &mut qb));
+    let (ra, rb) = tokio::join!(a.apply(aa, &mut qa), b.apply(ab, &mut qb));
     let elapsed = started.elapsed();
     assert_eq!(
-        ra.unwrap().applied_total() + rb.unwrap().applied_total(),
+        ra.unwrap().0.applied_total() + rb.unwrap().0.applied_total(),
         100
     );
     let counters = sim.counters();
     assert_eq!(counters.rate_limit_violations, 0, "{counters:?}");
-    assert_eq!(counters.requests, 10, "one request per batch of 10");
+    assert_eq!(
+        counters.requests - read_requests,
+        10,
+        "one request per batch of 10"
+    );
     // Ten requests under 5 per 500 ms: the second five waited for the
     // first to leave the window, whichever engine sent them.
     assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
@@ -455,20 +548,18 @@ async fn engines_sharing_a_store_share_the_rate_budget() {
         let own = Arc::new(RateLimiter::new(c.capabilities().rate_limits));
         e.add_connector_with_budget(c, own);
         e.executor.worker_id = format!("w-{}", rand_suffix());
-        engines.push(e);
+        engines.push(Roster::new(e));
     }
     let pa = save(&engines[0], hires(&fx.policy, 0..50)).await;
     let pb = save(&engines[1], hires(&fx.policy, 50..100)).await;
+    let (aa, ab) = (check(&engines[0], &pa).await, check(&engines[1], &pb).await);
     let (mut qa, mut qb) = (
         |_: &ConnectionId, _: &Progress<'_>| {},
         |_: &ConnectionId, _: &Progress<'_>| {},
     );
-    let (ra, rb) = tokio::join!(
-        engines[0].apply(&pa, &mut qa),
-        engines[1].apply(&pb, &mut qb)
-    );
+    let (ra, rb) = tokio::join!(engines[0].apply(aa, &mut qa), engines[1].apply(ab, &mut qb));
     assert_eq!(
-        ra.unwrap().applied_total() + rb.unwrap().applied_total(),
+        ra.unwrap().0.applied_total() + rb.unwrap().0.applied_total(),
         100
     );
     assert!(
@@ -498,9 +589,9 @@ async fn successive_commands_stay_within_the_window() {
     let db = db_path(&fx._dir);
     let mut waited = Vec::new();
     for _ in 0..4 {
-        let e = engine_over(&db, &sim.url(), SCALE).await;
+        let e = Roster::new(engine_over(&db, &sim.url(), SCALE).await);
         let outcomes = e
-            .read(&mut |_, p| {
+            .read(&operator(), &mut |_, p| {
                 if let Progress::Waiting { delay } = p {
                     waited.push(*delay);
                 }
@@ -508,7 +599,7 @@ async fn successive_commands_stay_within_the_window() {
             .await
             .expect("read");
         assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
-        e.store.close().await;
+        e.store().close().await;
     }
     let counters = sim.counters();
     assert!(
@@ -525,45 +616,63 @@ async fn successive_commands_stay_within_the_window() {
 async fn a_paused_connection_gets_no_writes_until_resumed() {
     let fx = fixture(|c| c).await;
     let id = ConnectionId::new("expensify");
-    let plan = save(&fx.engine, hires(&fx.policy, 0..12)).await;
+    let alice = Principal::new(PrincipalKind::User, "alice");
+    let bob = Principal::new(PrincipalKind::User, "bob");
+    let plan = save(&fx.roster, hires(&fx.policy, 0..12)).await;
     assert!(
-        fx.engine
-            .pause_writes(Some(&id), "alice", Some("vendor incident"))
+        fx.roster
+            .pause(&alice, Some(&id), Some("vendor incident"))
             .await
             .unwrap()
     );
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    // Reads are not writes: the check reads the app while it is paused.
+    let approved = check(&fx.roster, &plan).await;
+    let read_requests = fx.sim.counters().requests;
+    let (report, _) = fx
+        .roster
+        .apply(approved, &mut |_, _| {})
+        .await
+        .expect("apply");
     assert_eq!(report.applied_total(), 0);
     assert_eq!(report.pending, 12, "{report:?}");
     assert_eq!(report.paused.len(), 1, "{report:?}");
     assert!(report.paused[0].1.contains("alice"), "{report:?}");
     assert!(report.quarantined.is_empty(), "a pause is not a quarantine");
-    assert_eq!(fx.sim.counters().requests, 0, "nothing was sent");
-    let tasks = fx.engine.store.tasks(&TaskFilter::default()).await.unwrap();
+    assert_eq!(
+        fx.sim.counters().requests,
+        read_requests,
+        "nothing was sent"
+    );
+    let tasks = fx
+        .roster
+        .store()
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap();
     assert_eq!(tasks.len(), 12);
     assert!(tasks.iter().all(|t| t.state == ExecState::Ready));
 
     // Plans still compute while paused: reads are not writes.
-    let outcomes = fx.engine.read(&mut |_, _| {}).await.unwrap();
+    let outcomes = fx.roster.read(&alice, &mut |_, _| {}).await.unwrap();
     assert!(outcomes[0].error.is_none());
     assert!(fx.sim.effects().is_empty());
 
     // A pause of everything holds too, and lifting expensify's own pause
     // does not lift it.
-    assert!(fx.engine.pause_writes(None, "bob", None).await.unwrap());
-    assert!(fx.engine.resume_writes(Some(&id), "alice").await.unwrap());
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert!(fx.roster.pause(&bob, None, None).await.unwrap());
+    assert!(fx.roster.resume(&alice, Some(&id)).await.unwrap());
+    let report = apply(&fx.roster, &plan).await;
     assert_eq!(report.pending, 12);
     assert!(report.paused[0].1.contains("bob"), "{report:?}");
     assert!(fx.sim.effects().is_empty());
 
-    assert!(fx.engine.resume_writes(None, "bob").await.unwrap());
-    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert!(fx.roster.resume(&bob, None).await.unwrap());
+    let report = apply(&fx.roster, &plan).await;
     assert_eq!(report.applied_total(), 12, "{report:?}");
     assert!(report.paused.is_empty());
     assert_eq!(added(&fx), 12);
 
-    let audit = fx.engine.store.audit_since(0).await.unwrap();
+    let audit = fx.roster.store().audit_since(0).await.unwrap();
     let switches: Vec<(String, String, String)> = audit
         .iter()
         .filter(|e| e.kind.starts_with("connection.paused") || e.kind == "connection.resumed")
@@ -573,10 +682,10 @@ async fn a_paused_connection_gets_no_writes_until_resumed() {
     assert_eq!(
         switches,
         vec![
-            want("connection.paused", "expensify", "alice"),
-            want("connection.paused", "*", "bob"),
-            want("connection.resumed", "expensify", "alice"),
-            want("connection.resumed", "*", "bob"),
+            want("connection.paused", "expensify", "user:alice"),
+            want("connection.paused", "*", "user:bob"),
+            want("connection.resumed", "expensify", "user:alice"),
+            want("connection.resumed", "*", "user:bob"),
         ]
     );
 }
@@ -589,15 +698,22 @@ const HR: &str = "employee_id,email,first_name,last_name,department,cost_center,
 /// effect twice and stays within the app's window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
-    let mut fx = fixture(|c| c).await;
-    fx.engine.executor.lease = Duration::from_millis(800);
-    fx.engine.executor.heartbeat = Duration::from_millis(200);
     let policy = format!(
         "[tables.ws]\n\"CC-1\" = \"{}\"\n\n[[rules]]\nname = \"everyone\"\nconnection = \"expensify\"\n\
          set = {{ role = \"user\", manager_email = \"boss@example.com\", policy_id = {{ lookup = \"cost_center\", table = \"ws\" }} }}\n",
-        fx.policy
+        seed_policy()
     );
-    fx.engine.policy = Policy::parse("policy.toml", &policy).expect("policy");
+    let policy = Policy::parse("policy.toml", &policy).expect("policy");
+    let fx = fixture_with(
+        |c| c,
+        |e| {
+            e.executor.lease = Duration::from_millis(800);
+            e.executor.heartbeat = Duration::from_millis(200);
+            e.policy = policy.clone();
+        },
+    )
+    .await;
+    let op = operator();
     let mut csv = format!("{HR}\n");
     for n in 0..60 {
         csv.push_str(&format!(
@@ -605,13 +721,19 @@ async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
         ));
     }
     let people = roster_core::hr_csv::parse("people.csv", &csv).expect("people");
-    fx.engine
-        .import_people(&people, "people.csv")
+    fx.roster
+        .import_people(&op, &people, "people.csv")
         .await
         .unwrap();
-    let outcomes = fx.engine.read(&mut |_, _| {}).await.unwrap();
+    let outcomes = fx.roster.read(&op, &mut |_, _| {}).await.unwrap();
     let readable: Vec<ConnectionId> = outcomes.iter().map(|o| o.connection.clone()).collect();
-    let (plan, planned) = fx.engine.plan(Some(&readable)).await.expect("plan");
+    let made = fx
+        .roster
+        .plan(&op, PlanScope::Connections(readable.clone()))
+        .await
+        .expect("plan");
+    let (plan, planned) = (made.id.clone(), made.plan.clone());
+    drop(made);
     let creates = planned
         .actions
         .iter()
@@ -619,19 +741,20 @@ async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
         .count();
     assert_eq!(creates, 60, "{planned:?}");
     if !fx
-        .engine
+        .roster
         .approval_status(&plan)
         .await
         .unwrap()
         .waiting
         .is_empty()
     {
-        fx.engine
-            .decide(&plan, None, Decision::Approved, "test", "hires")
+        let approver = Principal::new(PrincipalKind::User, "test");
+        fx.roster
+            .approve(&approver, &plan, None, "hires")
             .await
             .unwrap();
     }
-    fx.engine.ensure_applicable(&plan).await.expect("fresh");
+    let approved = check(&fx.roster, &plan).await;
 
     // The crash: stop the apply as soon as the app shows an effect.
     let sim = fx.sim.handle().clone();
@@ -642,7 +765,7 @@ async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
     };
     let mut quiet = |_: &ConnectionId, _: &Progress<'_>| {};
     tokio::select! {
-        r = fx.engine.apply(&plan, &mut quiet) => panic!("finished before the crash: {r:?}"),
+        r = fx.roster.apply(approved, &mut quiet) => panic!("finished before the crash: {r:?}"),
         () = crash => {}
     }
     let before = fx.sim.effects().len();
@@ -650,13 +773,14 @@ async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
 
     // A new process: its own store handle, engine and worker id.
     let mut again = engine_over(&db_path(&fx._dir), &fx.sim.url(), 0.01).await;
-    again.policy = fx.engine.policy.clone();
+    again.policy = fx.roster.engine().policy.clone();
     again.executor.lease = Duration::from_millis(800);
-    again
-        .ensure_applicable(&plan)
+    let again = Roster::new(again);
+    let approved = again
+        .check(&op, &plan, &mut |_, _| {})
         .await
         .expect("a started plan resumes; its own effects do not make it stale");
-    let report = again.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    let (report, _) = again.apply(approved, &mut |_, _| {}).await.expect("apply");
     assert_eq!(report.applied_total(), 60, "{report:?}");
     assert!(report.failed.is_empty() && report.pending == 0);
     let mut seen = std::collections::BTreeMap::new();
@@ -673,11 +797,17 @@ async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
 
     // A plan that has not started applying is still checked: the app
     // changed since this one was computed (the hires above).
-    let (stale, _) = fx.engine.plan(Some(&readable)).await.expect("plan");
+    let stale = fx
+        .roster
+        .plan(&op, PlanScope::Connections(readable))
+        .await
+        .expect("plan")
+        .id;
     assert!(fx.sim.handle().put_employee(
         &fx.policy,
         roster_sim::expensify::SimEmployee::new("late@example.com", "boss@example.com", "L1"),
     ));
-    let err = again.ensure_applicable(&stale).await.unwrap_err();
+    let err = again.check(&op, &stale, &mut |_, _| {}).await.unwrap_err();
+    assert!(matches!(err, EngineError::Stale { .. }), "{err}");
     assert!(err.to_string().contains("stale"), "{err}");
 }

@@ -9,12 +9,15 @@ use std::sync::{Arc, Mutex};
 
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
 use roster_connectors::{RateWindow, SecretString};
-use roster_core::{Cause, ConnectionId, EmploymentStatus, FindingKind, Operation, Person, Policy};
-use roster_engine::Engine;
+use roster_core::principal::PrincipalKind;
+use roster_core::{
+    Cause, ConnectionId, EmploymentStatus, FindingKind, Operation, Person, Policy, Principal,
+};
+use roster_engine::{Engine, EngineError, PlanScope, Roster};
 use roster_sim::expensify::{
     EffectKind, ExpensifySim, ExpensifySimConfig, RunningSim, SimEmployee, SimPolicy,
 };
-use roster_store::{Decision, ScimKind, ScimResourceWrite, Store};
+use roster_store::{ActionState, ScimKind, ScimResourceWrite, Store};
 
 const USER: &str = "guards@example.com";
 const SECRET: &str = "guards-secret";
@@ -42,9 +45,42 @@ fn people() -> Vec<Person> {
         .collect()
 }
 
-/// An Expensify tenant in line with `people()`, an engine on it, and a
+fn operator() -> Principal {
+    Principal::new(PrincipalKind::User, "operator")
+}
+
+/// Roster over `store` with `policy`, wired to the simulator. The engine's
+/// configuration is fixed once it is behind [`Roster`]: a test that edits
+/// the policy wires a new one over the same store.
+fn wire(store: Store, sim: &RunningSim, policy: Policy) -> Roster {
+    let mut engine = Engine::new(store, policy);
+    let mut config = ExpensifyConfig::new(
+        ConnectionId::new("expensify"),
+        USER,
+        SecretString::new(SECRET),
+    )
+    .with_base_url(sim.url());
+    config.rate_limits = roster_connectors::expensify::documented_rate_limits()
+        .into_iter()
+        .map(|w: RateWindow| w.scaled(0.01))
+        .collect();
+    engine.add_connector(Arc::new(ExpensifyConnector::new(config).unwrap()));
+    Roster::new(engine)
+}
+
+/// Checks a stored plan (re-reading the app) and applies it.
+async fn check_and_apply(
+    roster: &Roster,
+    id: &roster_store::PlanId,
+) -> Result<roster_engine::ApplyReport, EngineError> {
+    let approved = roster.check(&operator(), id, &mut |_, _| {}).await?;
+    let (report, _) = roster.apply(approved, &mut |_, _| {}).await?;
+    Ok(report)
+}
+
+/// An Expensify tenant in line with `people()`, roster on it, and a
 /// first plan (nothing to do) applied.
-async fn in_line() -> (RunningSim, Engine, tempfile::TempDir) {
+async fn in_line() -> (RunningSim, Roster, tempfile::TempDir) {
     let mut policy = SimPolicy::new(POLICY_ID, "Finance", "it@acme.example");
     for i in 0..PEOPLE {
         policy = policy.with_employee(SimEmployee::new(
@@ -64,29 +100,24 @@ async fn in_line() -> (RunningSim, Engine, tempfile::TempDir) {
     let store = Store::open(&dir.path().join("r.db").display().to_string())
         .await
         .unwrap();
-    let mut engine = Engine::new(store, Policy::parse("p.toml", &rules("status")).unwrap());
-    let mut config = ExpensifyConfig::new(
-        ConnectionId::new("expensify"),
-        USER,
-        SecretString::new(SECRET),
-    )
-    .with_base_url(sim.url());
-    config.rate_limits = roster_connectors::expensify::documented_rate_limits()
-        .into_iter()
-        .map(|w: RateWindow| w.scaled(0.01))
-        .collect();
-    engine.add_connector(Arc::new(ExpensifyConnector::new(config).unwrap()));
-    engine.import_people(&people(), "hr").await.unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (id, plan) = engine.plan(None).await.unwrap();
-    assert!(
-        plan.actions.is_empty(),
-        "{}",
-        roster_core::plan::render(&plan)
+    let roster = wire(
+        store,
+        &sim,
+        Policy::parse("p.toml", &rules("status")).unwrap(),
     );
-    engine.ensure_applicable(&id).await.unwrap();
-    engine.apply(&id, &mut |_, _| {}).await.unwrap();
-    (sim, engine, dir)
+    let op = operator();
+    roster.import_people(&op, &people(), "hr").await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+    assert!(
+        planned.plan.actions.is_empty(),
+        "{}",
+        roster_core::plan::render(&planned.plan)
+    );
+    let id = planned.id.clone();
+    drop(planned);
+    check_and_apply(&roster, &id).await.unwrap();
+    (sim, roster, dir)
 }
 
 fn removed(sim: &RunningSim) -> Vec<String> {
@@ -100,14 +131,21 @@ fn removed(sim: &RunningSim) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_misspelled_key_takes_nothing_from_the_employed_while_the_leaver_goes() {
-    let (sim, mut engine, _dir) = in_line().await;
+    let (sim, roster, _dir) = in_line().await;
     // The typo that once deactivated every account its rule granted.
-    engine.policy = Policy::parse("p.toml", &rules("staus")).expect("parses as-is");
+    let roster = wire(
+        roster.store().clone(),
+        &sim,
+        Policy::parse("p.toml", &rules("staus")).expect("parses as-is"),
+    );
+    let op = operator();
     let mut hr = people();
     hr[3].status = EmploymentStatus::Terminated;
-    engine.import_people(&hr, "hr").await.unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (id, plan) = engine.plan(None).await.unwrap();
+    roster.import_people(&op, &hr, "hr").await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+    let (id, plan) = (planned.id.clone(), planned.plan.clone());
+    drop(planned);
     let text = roster_core::plan::render(&plan);
 
     let leaver = plan
@@ -126,48 +164,65 @@ async fn a_misspelled_key_takes_nothing_from_the_employed_while_the_leaver_goes(
     assert!(text.contains("roster approve PLAN --action N"), "{text}");
 
     // The held removals wait; the leaver goes at once.
-    engine.ensure_applicable(&id).await.unwrap();
-    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    let report = check_and_apply(&roster, &id).await.unwrap();
     assert_eq!(report.held, PEOPLE - 1, "{report:?}");
     assert_eq!(removed(&sim), vec!["p3@acme.example".to_string()]);
-    // Rejected, they never run.
-    engine
-        .decide(
-            &id,
-            None,
-            Decision::Rejected,
-            "reviewer",
-            "typo in the policy",
-        )
+    // Rejected, they never run: nothing is held any more, and with the
+    // leaver gone and the rest rejected the plan has nothing left to do.
+    let reviewer = Principal::new(PrincipalKind::User, "reviewer");
+    roster
+        .reject(&reviewer, &id, None, "typo in the policy")
         .await
         .unwrap();
-    engine.ensure_applicable(&id).await.unwrap();
-    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
-    assert_eq!(report.held, 0, "{report:?}");
+    let again = check_and_apply(&roster, &id).await;
+    assert!(
+        matches!(again, Err(EngineError::AlreadyApplied { .. })),
+        "{again:?}"
+    );
+    assert!(
+        roster
+            .approval_status(&id)
+            .await
+            .unwrap()
+            .waiting
+            .is_empty()
+    );
+    let actions = roster.store().actions(&id).await.unwrap();
+    for i in &employed {
+        assert_eq!(actions[*i].state, ActionState::Skipped, "{:?}", actions[*i]);
+    }
     assert_eq!(removed(&sim), vec!["p3@acme.example".to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_removal_approved_after_the_rest_ran_runs_only_if_a_fresh_plan_still_wants_it() {
-    let (sim, mut engine, _dir) = in_line().await;
-    engine.policy = Policy::parse("p.toml", &rules("staus")).expect("parses as-is");
+    let (sim, roster, _dir) = in_line().await;
+    let roster = wire(
+        roster.store().clone(),
+        &sim,
+        Policy::parse("p.toml", &rules("staus")).expect("parses as-is"),
+    );
+    let op = operator();
     let mut hr = people();
     hr[3].status = EmploymentStatus::Terminated;
-    engine.import_people(&hr, "hr").await.unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (id, _) = engine.plan(None).await.unwrap();
-    engine.ensure_applicable(&id).await.unwrap();
-    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    roster.import_people(&op, &hr, "hr").await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let id = roster.plan(&op, PlanScope::All).await.unwrap().id;
+    let report = check_and_apply(&roster, &id).await.unwrap();
     assert_eq!(report.held, PEOPLE - 1, "{report:?}");
     // Someone fixes the typo, then (wrongly) approves the held removals of
     // the old plan: a fresh plan no longer calls for them, so none runs.
-    engine.policy = Policy::parse("p.toml", &rules("status")).expect("parses");
-    engine
-        .decide(&id, None, Decision::Approved, "reviewer", "looks fine")
+    let roster = wire(
+        roster.store().clone(),
+        &sim,
+        Policy::parse("p.toml", &rules("status")).expect("parses"),
+    );
+    let reviewer = Principal::new(PrincipalKind::User, "reviewer");
+    roster
+        .approve(&reviewer, &id, None, "looks fine")
         .await
         .unwrap();
-    engine.ensure_applicable(&id).await.unwrap();
-    let report = engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    let report = check_and_apply(&roster, &id).await.unwrap();
     assert_eq!(report.skipped, PEOPLE - 1, "{report:?}");
     assert_eq!(report.held + report.pending, 0, "{report:?}");
     assert_eq!(removed(&sim), vec!["p3@acme.example".to_string()]);
@@ -175,16 +230,18 @@ async fn a_removal_approved_after_the_rest_ran_runs_only_if_a_fresh_plan_still_w
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_source_that_terminates_many_at_once_yields_no_deactivation_until_confirmed() {
-    let (sim, engine, _dir) = in_line().await;
+    let (sim, roster, _dir) = in_line().await;
+    let op = operator();
     let mut hr = people();
     for i in [2, 5, 9] {
         hr[i].status = EmploymentStatus::Terminated;
     }
     // 3 of 20 newly terminated is more than 5%.
-    let change = engine.import_people(&hr, "hr").await.unwrap();
+    let change = roster.import_people(&op, &hr, "hr").await.unwrap();
     assert!(change.is_some());
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (id, plan) = engine.plan(None).await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+    let plan = planned.plan.clone();
     let text = roster_core::plan::render(&plan);
     assert!(
         plan.actions.iter().all(|a| !a.operation.is_deprovision()),
@@ -200,16 +257,20 @@ async fn a_source_that_terminates_many_at_once_yields_no_deactivation_until_conf
         text.contains("roster plan --accept-source-change"),
         "{text}"
     );
-    engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    let approved = roster.check_planned(&op, planned).await.unwrap();
+    roster.apply(approved, &mut |_, _| {}).await.unwrap();
     assert!(removed(&sim).is_empty());
 
     // The same snapshot stays unaccepted, run after run.
-    let (_, again) = engine.plan(None).await.unwrap();
+    let again = roster.plan(&op, PlanScope::All).await.unwrap().plan;
     assert!(again.actions.iter().all(|a| !a.operation.is_deprovision()));
 
     // A person confirms: the leavers go at once.
-    engine.accept_source_change("hr-lead").await.unwrap();
-    let (id, plan) = engine.plan(None).await.unwrap();
+    let hr_lead = Principal::new(PrincipalKind::User, "hr-lead");
+    roster.accept_source_change(&hr_lead).await.unwrap();
+    let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+    let (id, plan) = (planned.id.clone(), planned.plan.clone());
+    drop(planned);
     assert_eq!(
         plan.actions.len(),
         3,
@@ -217,8 +278,7 @@ async fn a_source_that_terminates_many_at_once_yields_no_deactivation_until_conf
         roster_core::plan::render(&plan)
     );
     assert!(plan.approvals.is_empty());
-    engine.ensure_applicable(&id).await.unwrap();
-    engine.apply(&id, &mut |_, _| {}).await.unwrap();
+    check_and_apply(&roster, &id).await.unwrap();
     let mut gone = removed(&sim);
     gone.sort();
     assert_eq!(
@@ -248,23 +308,28 @@ when = { "gateway.spendesk" = ["active"] }
 "#,
     )
     .unwrap();
-    let mut engine = Engine::new(store, policy);
-    for c in ["expensify", "spendesk"] {
-        engine.add_connector(Arc::new(common::ReadOnly {
-            id: ConnectionId::new(c),
-            accounts: Arc::new(Mutex::new(Vec::new())),
-        }));
-    }
+    let read_only = |store: Store, policy: Policy| {
+        let mut engine = Engine::new(store, policy);
+        for c in ["expensify", "spendesk"] {
+            engine.add_connector(Arc::new(common::ReadOnly {
+                id: ConnectionId::new(c),
+                accounts: Arc::new(Mutex::new(Vec::new())),
+            }));
+        }
+        Roster::new(engine)
+    };
+    let roster = read_only(store, policy);
+    let op = operator();
     let hr = vec![common::person(
         "E1",
         "alice@acme.example",
         "Alice",
         EmploymentStatus::Active,
     )];
-    engine.import_people(&hr, "hr").await.unwrap();
+    roster.import_people(&op, &hr, "hr").await.unwrap();
     // Okta pushes someone HR does not know, for Spendesk only.
-    engine
-        .store
+    roster
+        .store()
         .scim_create(
             "spendesk",
             ScimKind::User,
@@ -286,8 +351,8 @@ when = { "gateway.spendesk" = ["active"] }
         )
         .await
         .unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (_, plan) = engine.plan(None).await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let plan = roster.plan(&op, PlanScope::All).await.unwrap().plan;
     let text = roster_core::plan::render(&plan);
     let creates: Vec<(&str, &str)> = plan
         .actions
@@ -307,7 +372,7 @@ when = { "gateway.spendesk" = ["active"] }
     assert!(text.contains("Alice Test (from HR)"), "{text}");
 
     // A rule that names the lane explicitly may grant more.
-    engine.policy = Policy::parse(
+    let policy = Policy::parse(
         "p.toml",
         r#"
 [[rules]]
@@ -328,7 +393,8 @@ when = { "gateway.spendesk" = ["active"] }
 "#,
     )
     .unwrap();
-    let (_, plan) = engine.plan(None).await.unwrap();
+    let roster = read_only(roster.store().clone(), policy);
+    let plan = roster.plan(&op, PlanScope::All).await.unwrap().plan;
     assert!(
         plan.actions
             .iter()
@@ -387,7 +453,7 @@ async fn random_harmful_edits_never_take_or_grant_access_unasked() {
     for seed in 1..=18u64 {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let edit = EDITS[(next(&mut state) % EDITS.len() as u64) as usize];
-        let (sim, mut engine, _dir) = in_line().await;
+        let (sim, roster, _dir) = in_line().await;
         let mut hr = people();
         let mut leavers: Vec<usize> = (0..(next(&mut state) % 3) as usize)
             .map(|_| (next(&mut state) % PEOPLE as u64) as usize)
@@ -424,13 +490,19 @@ async fn random_harmful_edits_never_take_or_grant_access_unasked() {
         let case = format!("seed {seed}: {edit:?}, leavers {leaver_emails:?}");
         // Parsed as-is: the guards hold even where `policy check` would
         // have caught the mistake.
-        engine.policy = Policy::parse("p.toml", &policy_text).expect("parses");
-        engine.import_people(&hr, "hr").await.unwrap();
-        engine.read(&mut |_, _| {}).await.unwrap();
-        let (id, plan) = engine.plan(None).await.unwrap();
+        let roster = wire(
+            roster.store().clone(),
+            &sim,
+            Policy::parse("p.toml", &policy_text).expect("parses"),
+        );
+        let op = operator();
+        roster.import_people(&op, &hr, "hr").await.unwrap();
+        roster.read(&op, &mut |_, _| {}).await.unwrap();
+        let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+        let (id, plan) = (planned.id.clone(), planned.plan.clone());
+        drop(planned);
         let text = roster_core::plan::render(&plan);
-        engine.ensure_applicable(&id).await.unwrap();
-        engine.apply(&id, &mut |_, _| {}).await.unwrap();
+        check_and_apply(&roster, &id).await.unwrap();
 
         let effects = sim.handle().effects();
         for e in &effects {

@@ -5,12 +5,14 @@
 use std::sync::{Arc, Mutex};
 
 use roster_catalog::Catalog;
+use roster_core::principal::PrincipalKind;
 use roster_core::{
     Account, AccountKey, ConnectionId, Email, EmploymentStatus, Operation, Person, Policy,
+    Principal,
 };
-use roster_engine::Engine;
 use roster_engine::human::AppBinding;
-use roster_store::{ActionState, HumanTaskState, Store};
+use roster_engine::{Engine, PlanScope, Roster};
+use roster_store::{ActionState, HumanTask, HumanTaskState, Store};
 
 mod common;
 use common::ReadOnly;
@@ -30,6 +32,25 @@ fn member(key: &str, email: &str, active: bool) -> Account {
         active,
         attributes: Default::default(),
     }
+}
+
+fn operator() -> Principal {
+    Principal::new(PrincipalKind::User, "operator")
+}
+
+/// Plans everything and verifies human tasks against the read, as a full
+/// run does.
+async fn plan_and_verify(roster: &Roster) -> roster_engine::Planned {
+    let planned = roster.plan(&operator(), PlanScope::All).await.unwrap();
+    roster.verify_tasks(&operator(), &planned).await.unwrap();
+    planned
+}
+
+/// Carries out a plan just made: what no connector can do goes to people.
+/// Returns the plan's human tasks.
+async fn hand_over(roster: &Roster, planned: roster_engine::Planned) -> Vec<HumanTask> {
+    let approved = roster.check_planned(&operator(), planned).await.unwrap();
+    roster.enqueue(approved).await.unwrap().tasks
 }
 
 /// Marks `connection` as having had a plan applied: these tests are about
@@ -72,8 +93,11 @@ async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
         id: ConnectionId::new("spendesk"),
         accounts: accounts.clone(),
     }));
-    engine
+    let roster = Roster::new(engine);
+    let op = operator();
+    roster
         .import_people(
+            &op,
             &[
                 person("E1", "alice@acme.example", EmploymentStatus::Active),
                 person("E2", "bob@acme.example", EmploymentStatus::Terminated),
@@ -83,13 +107,14 @@ async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
         .await
         .unwrap();
 
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (plan_id, plan) = engine.plan(None).await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let planned = plan_and_verify(&roster).await;
+    let (plan_id, plan) = (planned.id.clone(), planned.plan.clone());
     assert_eq!(plan.actions.len(), 1);
     assert_eq!(plan.actions[0].operation, Operation::Deactivate);
 
     // No connector can deactivate in Spendesk: a task, with the checklist.
-    let tasks = engine.route_manual(&plan_id).await.unwrap();
+    let tasks = hand_over(&roster, planned).await;
     assert_eq!(tasks.len(), 1);
     let task = &tasks[0];
     assert_eq!(task.state, HumanTaskState::Open);
@@ -102,40 +127,41 @@ async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
         "{steps}"
     );
     assert!(task.due_ms.unwrap() > task.created_ms, "has a due date");
-    let actions = engine.store.actions(&plan_id).await.unwrap();
+    let actions = roster.store().actions(&plan_id).await.unwrap();
     assert_eq!(actions[0].state, ActionState::Manual);
     // Routing again opens nothing new.
-    assert_eq!(engine.store.human_tasks(&[]).await.unwrap().len(), 1);
+    assert_eq!(roster.store().human_tasks(&[]).await.unwrap().len(), 1);
 
     // The person says done, but did not actually deactivate Bob.
-    engine
+    let it_ops = Principal::new(PrincipalKind::User, "it-ops");
+    roster
         .complete_task(
+            &it_ops,
             &task.id,
-            "it-ops",
             Some("done".into()),
             Some("screenshot.png".into()),
         )
         .await
         .unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    engine.plan(None).await.unwrap();
-    let t = engine.store.human_task(&task.id).await.unwrap().unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    plan_and_verify(&roster).await;
+    let t = roster.store().human_task(&task.id).await.unwrap().unwrap();
     assert_eq!(t.state, HumanTaskState::Reopened, "the read disagreed");
     assert!(t.flagged);
 
     // Now they really do it; the next read verifies.
     accounts.lock().unwrap()[1].active = false;
-    engine
-        .complete_task(&task.id, "it-ops", None, None)
+    roster
+        .complete_task(&it_ops, &task.id, None, None)
         .await
         .unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (_, plan) = engine.plan(None).await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let plan = plan_and_verify(&roster).await.plan;
     assert!(plan.actions.is_empty());
-    let t = engine.store.human_task(&task.id).await.unwrap().unwrap();
+    let t = roster.store().human_task(&task.id).await.unwrap().unwrap();
     assert_eq!(t.state, HumanTaskState::Verified);
-    let kinds: Vec<String> = engine
-        .store
+    let kinds: Vec<String> = roster
+        .store()
         .audit_since(0)
         .await
         .unwrap()
@@ -145,7 +171,7 @@ async fn manual_offboarding_is_a_task_verified_by_the_next_read() {
     for k in ["task.opened", "task.done", "task.reopened", "task.verified"] {
         assert!(kinds.iter().any(|x| x == k), "audit has {k}: {kinds:?}");
     }
-    engine.store.verify_audit().await.unwrap();
+    roster.store().verify_audit().await.unwrap();
 }
 
 #[tokio::test]
@@ -181,8 +207,11 @@ async fn bill_spend_without_enterprise_gets_an_add_only_csv_and_a_manual_offboar
     let mut alice = person("E1", "alice@acme.example", EmploymentStatus::Active);
     alice.first_name = "Alice".into();
     alice.last_name = "Smith".into();
-    engine
+    let roster = Roster::new(engine);
+    let op = operator();
+    roster
         .import_people(
+            &op,
             &[
                 alice,
                 person("E2", "bob@acme.example", EmploymentStatus::Terminated),
@@ -191,9 +220,10 @@ async fn bill_spend_without_enterprise_gets_an_add_only_csv_and_a_manual_offboar
         )
         .await
         .unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (plan_id, _) = engine.plan(None).await.unwrap();
-    let tasks = engine.route_manual(&plan_id).await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let planned = plan_and_verify(&roster).await;
+    let plan_id = planned.id.clone();
+    let tasks = hand_over(&roster, planned).await;
     let create = tasks
         .iter()
         .find(|t| t.kind == "create")
@@ -252,8 +282,11 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
     }));
     let mut carol = person("E3", "carol@acme.example", EmploymentStatus::Active);
     carol.first_name = "Carol".into();
-    engine
+    let roster = Roster::new(engine);
+    let op = operator();
+    roster
         .import_people(
+            &op,
             &[
                 person("E2", "bob@acme.example", EmploymentStatus::Terminated),
                 carol.clone(),
@@ -262,10 +295,11 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
         )
         .await
         .unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (plan_id, plan) = engine.plan(None).await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let planned = plan_and_verify(&roster).await;
+    let plan = planned.plan.clone();
     assert_eq!(plan.actions.len(), 2, "{plan:?}");
-    let tasks = engine.route_manual(&plan_id).await.unwrap();
+    let tasks = hand_over(&roster, planned).await;
     assert_eq!(tasks.len(), 2);
     let task_for = |email: &str| {
         tasks
@@ -281,8 +315,9 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
     // Carol leaves before she was ever onboarded.
     accounts.lock().unwrap()[0].active = false;
     carol.status = EmploymentStatus::Terminated;
-    engine
+    roster
         .import_people(
+            &op,
             &[
                 person("E2", "bob@acme.example", EmploymentStatus::Terminated),
                 carol,
@@ -291,13 +326,18 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
         )
         .await
         .unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let (_, plan) = engine.plan(None).await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let plan = plan_and_verify(&roster).await.plan;
     assert!(plan.actions.is_empty(), "{plan:?}");
 
-    let bob = engine.store.human_task(&bob_task).await.unwrap().unwrap();
+    let bob = roster.store().human_task(&bob_task).await.unwrap().unwrap();
     assert_eq!(bob.state, HumanTaskState::Cancelled);
-    let carol = engine.store.human_task(&carol_task).await.unwrap().unwrap();
+    let carol = roster
+        .store()
+        .human_task(&carol_task)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(carol.state, HumanTaskState::Cancelled);
     assert!(
         carol
@@ -313,8 +353,8 @@ async fn a_task_nobody_did_whose_need_vanished_is_cancelled_not_verified() {
         "{:?}",
         bob.note
     );
-    let kinds: Vec<String> = engine
-        .store
+    let kinds: Vec<String> = roster
+        .store()
         .audit_since(0)
         .await
         .unwrap()

@@ -17,11 +17,12 @@ use std::time::Duration;
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
 use roster_connectors::scim::{ScimConfig, ScimConnector};
 use roster_connectors::{RateWindow, SecretString};
-use roster_core::{AccountKey, ConnectionId, EmployeeId, Policy, hr_csv};
-use roster_engine::Engine;
+use roster_core::principal::PrincipalKind;
+use roster_core::{AccountKey, ConnectionId, EmployeeId, Policy, Principal, hr_csv};
+use roster_engine::{Engine, PlanScope, Roster};
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, seed_policies};
 use roster_sim::scim_app::{ENTERPRISE_SCHEMA, ScimSim, ScimSimConfig, user_json};
-use roster_store::{Decision, MatchResolution, Store};
+use roster_store::{MatchResolution, Store};
 use serde_json::Value;
 
 const HR_HEADER: &str = "employee_id,email,first_name,last_name,department,cost_center,manager_email,status,start_date,end_date";
@@ -358,47 +359,57 @@ async fn run(kind: &str, sc: &Scenario) {
     let mut engine = Engine::new(store, policy);
     engine.add_connector(app.connector());
     engine.driver.initial_backoff = Duration::from_millis(10);
+    let roster = Roster::new(engine);
+    let tester = Principal::new(PrincipalKind::User, "tester");
     let people =
         hr_csv::parse("people.csv", &format!("{HR_HEADER}\n{}\n", sc.people)).expect("people");
-    engine
-        .import_people(&people, "people.csv")
+    roster
+        .import_people(&tester, &people, "people.csv")
         .await
         .expect("import");
     for (marker, employee_id) in &sc.resolutions {
-        engine
-            .resolve_match(MatchResolution {
-                connection: app.connection(),
-                account: app.key_of(marker),
-                employee_id: Some(EmployeeId::new(*employee_id)),
-                actor: "tester".into(),
-                reason: "checked by hand".into(),
-                at_ms: 1,
-            })
+        roster
+            .resolve_match(
+                &tester,
+                MatchResolution {
+                    connection: app.connection(),
+                    account: app.key_of(marker),
+                    employee_id: Some(EmployeeId::new(*employee_id)),
+                    actor: "tester".into(),
+                    reason: "checked by hand".into(),
+                    at_ms: 1,
+                },
+            )
             .await
             .expect("resolve");
     }
     let mut log = String::new();
     for round in 0..sc.rounds {
-        let outcomes = engine.read(&mut |_, _| {}).await.expect("read");
+        let outcomes = roster.read(&tester, &mut |_, _| {}).await.expect("read");
         assert!(
             outcomes.iter().all(|o| o.error.is_none() && o.complete),
             "{kind}: {}: read failed: {outcomes:?}",
             sc.name
         );
         let readable = vec![app.connection()];
-        let (id, plan) = engine.plan(Some(&readable)).await.expect("plan");
+        let planned = roster
+            .plan(&tester, PlanScope::Connections(readable))
+            .await
+            .expect("plan");
+        let (id, plan) = (planned.id.clone(), planned.plan.clone());
         log.push_str(&format!(
             "--- round {round}\n{}",
             roster_core::plan::render(&plan)
         ));
         if !plan.approvals.is_empty() {
             // Guards are not what this test is about; a person approves.
-            engine
-                .decide(&id, None, Decision::Approved, "tester", "identity test")
+            roster
+                .approve(&tester, &id, None, "identity test")
                 .await
                 .expect("approve");
         }
-        let report = engine.apply(&id, &mut |_, _| {}).await.expect("apply");
+        let approved = roster.check_planned(&tester, planned).await.expect("check");
+        let (report, _) = roster.apply(approved, &mut |_, _| {}).await.expect("apply");
         log.push_str(&format!("applied {report:?}\n"));
     }
     let want = match (kind, &sc.expect_scim) {

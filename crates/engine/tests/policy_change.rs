@@ -3,9 +3,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use roster_core::principal::PrincipalKind;
 use roster_core::vocabulary::Vocabulary;
-use roster_core::{Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Policy};
-use roster_engine::{Engine, EngineError};
+use roster_core::{
+    Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Policy, Principal,
+};
+use roster_engine::{Engine, EngineError, PlanScope, Planned, Roster};
 use roster_store::Store;
 
 mod common;
@@ -45,6 +48,29 @@ fn account(i: usize) -> Account {
     }
 }
 
+fn operator() -> Principal {
+    Principal::new(PrincipalKind::User, "operator")
+}
+
+/// Roster over `store` with `policy` and a read-only "app" holding
+/// `accounts`. Its configuration is fixed once behind [`Roster`]: a new
+/// policy is a new one over the same store, as a new process would be.
+fn wire(store: Store, policy: &str, accounts: &Arc<Mutex<Vec<Account>>>) -> Roster {
+    let mut engine = Engine::new(store, Policy::parse("policy.toml", policy).unwrap());
+    engine.vocabulary = Some(Vocabulary::new([ConnectionId::new("app")], []));
+    engine.add_connector(Arc::new(ReadOnly {
+        id: ConnectionId::new("app"),
+        accounts: accounts.clone(),
+    }));
+    Roster::new(engine)
+}
+
+/// Hands a plan just made to the queue (the plan counts as applied).
+async fn enqueue(roster: &Roster, planned: Planned) {
+    let approved = roster.check_planned(&operator(), planned).await.unwrap();
+    roster.enqueue(approved).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_policy_change_is_reported_with_what_it_alone_causes() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,27 +102,26 @@ async fn a_policy_change_is_reported_with_what_it_alone_causes() {
         p.department = dept.to_string();
         people.push(p);
     }
-    let mut engine = Engine::new(store, Policy::parse("policy.toml", V1).unwrap());
-    engine.vocabulary = Some(Vocabulary::new([ConnectionId::new("app")], []));
-    engine.add_connector(Arc::new(ReadOnly {
-        id: ConnectionId::new("app"),
-        accounts: Arc::new(Mutex::new((0..6).map(account).collect())),
-    }));
-    engine.import_people(&people, "test").await.unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
+    let accounts = Arc::new(Mutex::new((0..6).map(account).collect()));
+    let roster = wire(store, V1, &accounts);
+    let op = operator();
+    roster.import_people(&op, &people, "test").await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
 
     // Nothing applied yet: nothing to compare with.
-    let (first, plan) = engine.plan(None).await.unwrap();
+    let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+    let (first, plan) = (planned.id.clone(), planned.plan.clone());
     assert_eq!(plan.actions.len(), 1, "the joiner: {:?}", plan.actions);
     assert_eq!(plan.policy_change, None);
-    engine.enqueue_plan(&first).await.unwrap();
+    enqueue(&roster, planned).await;
 
     // The same policy again: no change to report.
-    let (_, plan) = engine.plan(None).await.unwrap();
+    let plan = roster.plan(&op, PlanScope::All).await.unwrap().plan;
     assert_eq!(plan.policy_change, None);
 
-    engine.policy = Policy::parse("policy.toml", V2).unwrap();
-    let (second, plan) = engine.plan(None).await.unwrap();
+    let roster = wire(roster.store().clone(), V2, &accounts);
+    let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+    let (second, plan) = (planned.id.clone(), planned.plan.clone());
     let change = plan.policy_change.clone().expect("the policy changed");
     assert_eq!(change.since_plan, first.to_string());
     assert_ne!(change.previous_policy_hash, change.policy_hash);
@@ -122,13 +147,13 @@ async fn a_policy_change_is_reported_with_what_it_alone_causes() {
     assert_eq!(json["policy_change"]["effect"]["removals"], 3, "{json}");
 
     // The stored plan keeps the report.
-    let stored = engine.store.plan(&second).await.unwrap().unwrap();
+    let stored = roster.store().plan(&second).await.unwrap().unwrap();
     assert_eq!(stored.plan.policy_change, Some(change));
 
     // Once a plan under the new policy is applied, there is nothing to
     // report any more.
-    engine.enqueue_plan(&second).await.unwrap();
-    let (_, plan) = engine.plan(None).await.unwrap();
+    enqueue(&roster, planned).await;
+    let plan = roster.plan(&op, PlanScope::All).await.unwrap().plan;
     assert_eq!(plan.policy_change, None);
 }
 
@@ -149,14 +174,15 @@ async fn a_policy_naming_what_the_deployment_lacks_plans_nothing() {
         id: ConnectionId::new("app"),
         accounts: Arc::new(Mutex::new((0..3).map(account).collect())),
     }));
-    engine.read(&mut |_, _| {}).await.unwrap();
-    let err = engine.plan(None).await.unwrap_err();
+    let roster = Roster::new(engine);
+    roster.read(&operator(), &mut |_, _| {}).await.unwrap();
+    let err = roster.plan(&operator(), PlanScope::All).await.unwrap_err();
     assert!(matches!(err, EngineError::PolicyUnsound(_)), "{err}");
     let text = err.to_string();
     assert!(text.contains("policy.toml:4:10:"), "{text}");
     assert!(text.contains("did you mean \"status\"?"), "{text}");
     assert!(
-        engine.store.latest_plan().await.unwrap().is_none(),
+        roster.store().latest_plan().await.unwrap().is_none(),
         "no plan was stored"
     );
 }

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
 use roster_connectors::{RateWindow, SecretString};
-use roster_core::{ConnectionId, Email, EmployeeId, EmploymentStatus, Person, Policy};
+use roster_core::{ConnectionId, Email, EmployeeId, EmploymentStatus, Person, Policy, Principal};
 use roster_engine::service::{self, Event, ServiceOptions};
-use roster_engine::targeted::PersonRef;
-use roster_engine::{Engine, ExecutorOptions};
+use roster_engine::{Engine, ExecutorOptions, PersonRef, Roster};
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
 use roster_store::Store;
 use tokio::sync::{mpsc, watch};
@@ -79,13 +78,14 @@ async fn an_event_about_a_leaver_is_carried_out_within_a_second() {
     let people: Vec<Person> = (0..20)
         .map(|i| person(i, EmploymentStatus::Active))
         .collect();
-    engine.import_people(&people, "hr").await.unwrap();
-    let engine = Arc::new(engine);
+    let roster = Arc::new(Roster::new(engine));
+    let hr = Principal::service();
+    roster.import_people(&hr, &people, "hr").await.unwrap();
 
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let svc = tokio::spawn(service::run(
-        engine.clone(),
+        roster.clone(),
         ServiceOptions {
             full_interval: Duration::from_secs(3600),
             hr_csv: None,
@@ -104,7 +104,7 @@ async fn an_event_about_a_leaver_is_carried_out_within_a_second() {
     // HR terminates p7; the event names them.
     let mut changed = people.clone();
     changed[7].status = EmploymentStatus::Terminated;
-    engine.import_people(&changed, "hr").await.unwrap();
+    roster.import_people(&hr, &changed, "hr").await.unwrap();
     let t = Instant::now();
     tx.send(Event::Person(PersonRef::EmployeeId(EmployeeId::new("E7"))))
         .unwrap();
@@ -129,8 +129,8 @@ async fn an_event_about_a_leaver_is_carried_out_within_a_second() {
 
     stop_tx.send(true).unwrap();
     svc.await.unwrap().unwrap();
-    let kinds: Vec<String> = engine
-        .store
+    let kinds: Vec<String> = roster
+        .store()
         .audit_since(0)
         .await
         .unwrap()
@@ -138,5 +138,5 @@ async fn an_event_about_a_leaver_is_carried_out_within_a_second() {
         .map(|r| r.kind)
         .collect();
     assert!(kinds.iter().any(|k| k == "action.applied"), "{kinds:?}");
-    engine.store.verify_audit().await.unwrap();
+    roster.store().verify_audit().await.unwrap();
 }

@@ -2,12 +2,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use roster_core::principal::PrincipalKind;
 use roster_core::{
     Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Operation, Person,
-    Policy,
+    Policy, Principal,
 };
-use roster_engine::Engine;
-use roster_engine::targeted::PersonRef;
+use roster_engine::{Engine, EngineError, PersonRef, PlanScope, Roster};
 use roster_store::Store;
 
 mod common;
@@ -63,29 +63,37 @@ async fn a_targeted_plan_covers_one_person_and_respects_whole_app_thresholds() {
     // An orphan and an account two people could own (email says p3, ID says p4).
     accounts.push(account("ghost", "ghost@acme.example", None));
     accounts.push(account("shared", "p3@acme.example", Some("E4")));
-    let engine = {
+    let roster = {
         let mut e = Engine::new(store, policy);
         e.add_connector(Arc::new(Fixed {
             id: ConnectionId::new("app"),
             accounts: Arc::new(Mutex::new(accounts)),
         }));
-        e
+        Roster::new(e)
     };
-    engine.import_people(&people, "test").await.unwrap();
-    engine.read(&mut |_, _| {}).await.unwrap();
+    let op = Principal::new(PrincipalKind::User, "operator");
+    roster.import_people(&op, &people, "test").await.unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
     // An earlier plan for the app was applied: it is past its first plan,
     // where every removal would wait (the first_plan guard).
-    engine
-        .store
+    roster
+        .store()
         .mark_connections_applied(&[ConnectionId::new("app")], "earlier", 0)
         .await
         .unwrap();
 
-    let (_, plan) = engine
-        .plan_person(&PersonRef::Email(Email::parse("P7@ACME.example").unwrap()))
+    let planned = roster
+        .plan(
+            &op,
+            PlanScope::Person(PersonRef::Email(Email::parse("P7@ACME.example").unwrap())),
+        )
         .await
-        .unwrap()
         .expect("known person");
+    assert_eq!(
+        planned.person.as_ref().map(|p| p.employee_id.as_str()),
+        Some("E7")
+    );
+    let plan = planned.plan;
     assert_eq!(plan.actions.len(), 1, "{:?}", plan.actions);
     assert_eq!(plan.actions[0].operation, Operation::Deactivate);
     assert_eq!(plan.actions[0].employee_id.as_ref().unwrap().as_str(), "E7");
@@ -101,20 +109,26 @@ async fn a_targeted_plan_covers_one_person_and_respects_whole_app_thresholds() {
     );
 
     // p3: the ambiguous account is left out, their own account is fine.
-    let (_, plan) = engine
-        .plan_person(&PersonRef::EmployeeId(EmployeeId::new("E3")))
+    let plan = roster
+        .plan(
+            &op,
+            PlanScope::Person(PersonRef::EmployeeId(EmployeeId::new("E3"))),
+        )
         .await
         .unwrap()
-        .unwrap();
+        .plan;
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
 
+    let nobody = roster
+        .plan(
+            &op,
+            PlanScope::Person(PersonRef::Email(
+                Email::parse("nobody@acme.example").unwrap(),
+            )),
+        )
+        .await;
     assert!(
-        engine
-            .plan_person(&PersonRef::Email(
-                Email::parse("nobody@acme.example").unwrap()
-            ))
-            .await
-            .unwrap()
-            .is_none()
+        matches!(nobody, Err(EngineError::PersonNotFound(_))),
+        "{nobody:?}"
     );
 }

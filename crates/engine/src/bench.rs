@@ -54,15 +54,30 @@ pub enum BenchError {
     /// The benchmark replaces the people snapshot; it refuses a database
     /// that already holds data.
     #[error(
-        "BENCH-001 {0} is not empty ({1}); the benchmark replaces the people snapshot, so give it a fresh database"
+        "BENCH-0001 {0} is not empty ({1}); the benchmark replaces the people snapshot, so give it a fresh database"
     )]
     NotEmpty(String, String),
-    #[error("BENCH-002 no person {0} in the people snapshot")]
+    #[error("BENCH-0002 no person {0} in the people snapshot")]
     PersonNotFound(String),
-    #[error("BENCH-003 cannot create a temporary database directory: {0}")]
+    #[error("BENCH-0003 cannot create a temporary database directory: {0}")]
     TempDir(#[from] std::io::Error),
-    #[error("BENCH-004 {0}")]
+    #[error("BENCH-0004 {0}")]
     Invalid(String),
+}
+
+impl BenchError {
+    /// The stable code at the start of the message (the wrapped error's
+    /// own for a store or policy failure).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BenchError::Store(e) => e.code(),
+            BenchError::Policy(e) => e.code(),
+            BenchError::NotEmpty(..) => "BENCH-0001",
+            BenchError::PersonNotFound(_) => "BENCH-0002",
+            BenchError::TempDir(_) => "BENCH-0003",
+            BenchError::Invalid(_) => "BENCH-0004",
+        }
+    }
 }
 
 // ------------------------------------------------------- targeted runs

@@ -492,6 +492,7 @@ impl Engine {
             let result = driver::read_all_with_progress(
                 &*wired.connector,
                 &*wired.budget,
+                &self.executor.retry,
                 &self.driver,
                 &mut p,
             )
@@ -813,7 +814,7 @@ impl Engine {
                 plan_id,
                 &connections,
                 &held,
-                self.executor.max_attempts,
+                self.executor.retry.max_attempts,
                 now,
             )
             .await?;

@@ -271,13 +271,15 @@ async fn crash_worker_process() {
         worker_id,
         lease: Duration::from_millis(LEASE_MS),
         heartbeat: Duration::from_millis(LEASE_MS / 5),
-        max_attempts: 12,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(2),
+        retry: roster_connectors::retry::RetryPolicy {
+            max_attempts: 12,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            ..Default::default()
+        },
         idle_poll: Duration::from_millis(50),
         ..ExecutorOptions::default()
     };
-    engine.driver.initial_backoff = Duration::from_millis(50);
     let plan = PlanId::new(plan);
     let started = store.task_counts(&plan).await.expect("task counts");
     if !started.is_empty() {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use roster_connectors::driver::Progress;
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector, attr};
+use roster_connectors::retry::RetryPolicy;
 use roster_connectors::{Connector, RateLimiter, RateWindow, SecretString};
 use roster_core::plan::Action;
 use roster_core::{ConnectionId, Email, EmployeeId, Operation, Plan, Policy};
@@ -82,15 +83,16 @@ async fn engine_over(db: &str, url: &str, scale: f64) -> Engine {
     engine.executor = ExecutorOptions {
         lease: Duration::from_secs(5),
         heartbeat: Duration::from_millis(500),
-        max_attempts: 4,
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
+        retry: RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        },
         idle_poll: Duration::from_millis(20),
         quarantine_after_auth_failures: 2,
         ..ExecutorOptions::default()
     };
-    engine.driver.initial_backoff = Duration::from_millis(20);
-    engine.driver.max_attempts = 2;
     engine
 }
 
@@ -148,8 +150,8 @@ async fn lost_responses_are_retried_without_applying_twice() {
     // short jittered backoff a loaded machine let a retry of batch 1 (and
     // its check-read) take the second fault instead, changing how many
     // tasks were rechecked.
-    fx.engine.executor.initial_backoff = Duration::from_secs(2);
-    fx.engine.executor.jitter = false;
+    fx.engine.executor.retry.initial_backoff = Duration::from_secs(2);
+    fx.engine.executor.retry.jitter = false;
     let plan = save(&fx.engine, (0..30).map(|n| create(n, &fx.policy)).collect()).await;
     // The first two calls are processed by the app, but the answers are
     // lost (HTTP 500 after applying).

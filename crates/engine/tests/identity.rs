@@ -357,7 +357,7 @@ async fn run(kind: &str, sc: &Scenario) {
     let policy = Policy::parse("policy.toml", &app.policy_toml()).expect("policy");
     let mut engine = Engine::new(store, policy);
     engine.add_connector(app.connector());
-    engine.driver.initial_backoff = Duration::from_millis(10);
+    engine.executor.retry.initial_backoff = Duration::from_millis(10);
     let people =
         hr_csv::parse("people.csv", &format!("{HR_HEADER}\n{}\n", sc.people)).expect("people");
     engine

@@ -79,7 +79,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("CONFIG-0002 {path}:{line}:{column}: {message}")]
+    /// Keeps the compiler's shape (`file:line:column: message`, so editors
+    /// jump to it), like policy errors; the code is in [`Self::code`].
+    #[error("{path}:{line}:{column}: {message}")]
     Syntax {
         path: PathBuf,
         line: usize,
@@ -91,8 +93,9 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// The stable code at the start of the message. An invalid setting's
-    /// message may name a more specific code (`EGRESS-0002`, `SEC-0006`).
+    /// The stable code, at the start of the message except for a syntax
+    /// error (which starts with its place). An invalid setting's message
+    /// may name a more specific code (`EGRESS-0002`, `SEC-0006`).
     pub fn code(&self) -> &'static str {
         match self {
             ConfigError::Read { .. } => "CONFIG-0001",

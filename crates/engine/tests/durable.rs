@@ -201,6 +201,34 @@ async fn retry_after_is_honoured_durably() {
     assert_eq!(t.attempts, 2, "the 429 counted as one attempt");
 }
 
+/// The retry policy's ceiling on `Retry-After`: an app asking for a longer
+/// pause than roster waits ends the task with the app's request in its
+/// reason, instead of holding every caller of the connection that long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_over_the_ceiling_ends_the_task_without_stalling() {
+    let mut fx = fixture(|c| c.with_retry_after_secs(30)).await;
+    fx.engine.executor.retry.max_retry_after = Duration::from_secs(5);
+    let plan = save(&fx.engine, vec![create(0, &fx.policy)]).await;
+    fx.sim.set_fault_for(Fault::RateLimitStorm, 1);
+    let started = Instant::now();
+    let report = fx.engine.apply(&plan, &mut |_, _| {}).await.expect("apply");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "nothing waited for the 30 s: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.applied_total(), 0);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let why = &report.failed[0].2;
+    assert!(
+        why.contains("CONN-0002") && why.contains("30 s") && why.contains("longer than"),
+        "{why}"
+    );
+    assert_eq!(added(&fx), 0);
+    let t = &fx.engine.store.tasks(&TaskFilter::default()).await.unwrap()[0];
+    assert_eq!((t.state, t.attempts), (ExecState::Dead, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_become_dead_letters_with_the_vendors_reason() {
     let fx = fixture(|c| c).await;

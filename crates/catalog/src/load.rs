@@ -78,18 +78,18 @@ impl fmt::Display for Problem {
 /// Errors from loading the catalog or looking an app up.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// CAT001: one or more files are malformed or inconsistent.
-    #[error("{}", join_lines(.0))]
+    /// CAT-0001: one or more files are malformed or inconsistent.
+    #[error("CAT-0001 {}", join_lines(.0))]
     Invalid(Vec<Problem>),
-    /// CAT002: a file or directory could not be read.
-    #[error("{path}: cannot read: {source}")]
+    /// CAT-0002: a file or directory could not be read.
+    #[error("CAT-0002 {path}: cannot read: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    /// CAT003: no app with this id.
-    #[error("{}", unknown_app_message(.id, .closest.as_deref(), .known))]
+    /// CAT-0003: no app with this id.
+    #[error("CAT-0003 {}", unknown_app_message(.id, .closest.as_deref(), .known))]
     UnknownApp {
         id: String,
         closest: Option<String>,
@@ -101,9 +101,9 @@ impl CatalogError {
     /// A stable code for logs, API errors and documentation.
     pub fn code(&self) -> &'static str {
         match self {
-            CatalogError::Invalid(_) => "CAT001",
-            CatalogError::Io { .. } => "CAT002",
-            CatalogError::UnknownApp { .. } => "CAT003",
+            CatalogError::Invalid(_) => "CAT-0001",
+            CatalogError::Io { .. } => "CAT-0002",
+            CatalogError::UnknownApp { .. } => "CAT-0003",
         }
     }
 

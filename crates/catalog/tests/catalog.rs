@@ -193,7 +193,7 @@ mod loader {
             msg.contains("(line "),
             "deserialize errors carry a location: {msg}"
         );
-        assert_eq!(e.code(), "CAT001");
+        assert_eq!(e.code(), "CAT-0001");
         assert_eq!(e.problems()[0].field.as_deref(), Some("scim.version"));
     }
 
@@ -356,7 +356,7 @@ reason"#,
     #[test]
     fn missing_override_dir_is_an_io_error() {
         let e = Catalog::load(Some(FsPath::new("/nonexistent/roster-catalog"))).unwrap_err();
-        assert_eq!(e.code(), "CAT002");
+        assert_eq!(e.code(), "CAT-0002");
         assert!(e.to_string().contains("/nonexistent/roster-catalog"));
     }
 
@@ -365,7 +365,7 @@ reason"#,
         let c = builtin();
         assert_eq!(c.require("okta").unwrap().name, "Okta");
         let e = c.require("expensfy").unwrap_err();
-        assert_eq!(e.code(), "CAT003");
+        assert_eq!(e.code(), "CAT-0003");
         let msg = e.to_string();
         assert!(msg.contains(r#"did you mean "expensify"?"#), "{msg}");
         assert!(msg.contains("bill-com, bill-spend-expense"), "{msg}");

@@ -420,12 +420,13 @@ async fn start_sims(
             cause: roster_core::Cause::Grant,
         })
         .collect();
-    let results = roster_connectors::driver::apply_all(
+    // One paced pass, no retries: the simulator is local and healthy, and
+    // any failure here means the demo's setup is wrong.
+    let results = roster_connectors::driver::apply_once(
         &*bill_connector,
         seed,
         false,
         &roster_connectors::RateLimiter::unlimited(),
-        &roster_connectors::driver::DriverOptions::default(),
         &mut |_| {},
     )
     .await;

@@ -124,7 +124,7 @@ async fn verify_detects_a_cut_tail_with_a_rewritten_head() {
             .await
             .unwrap();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stderr.contains("AUDIT-015"), "{stderr}");
+    assert!(stderr.contains("AUDIT-0015"), "{stderr}");
     assert!(
         stderr.contains(&format!("checkpoint of event {head}")),
         "names the cut: {stderr}"

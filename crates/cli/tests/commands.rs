@@ -448,7 +448,7 @@ async fn reports_and_audit_export_in_text_and_json() {
     }
     let err = fails(&config, &["audit", "export", "--since", "last week"]).await;
     assert!(
-        err.contains("REPORT-001") && err.contains("2026-11-25"),
+        err.contains("REPORT-0001") && err.contains("2026-11-25"),
         "{err}"
     );
     let file = dir.path().join("audit.jsonl");

@@ -181,7 +181,7 @@ fn set_refuses_empty_values_bad_names_and_unsafe_key_files() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("SEC-009"),
+        text(&out.stderr).contains("SEC-0009"),
         "{}",
         text(&out.stderr)
     );
@@ -205,7 +205,7 @@ fn set_refuses_empty_values_bad_names_and_unsafe_key_files() {
         assert!(!out.status.success());
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("SEC-003") && stderr.contains("chmod 600"),
+            stderr.contains("SEC-0003") && stderr.contains("chmod 600"),
             "{stderr}"
         );
     }

@@ -1,7 +1,7 @@
-//! The engine side of the connector interface: loops, retries and pacing.
+//! The engine side of the connector interface: the read loop and pacing.
 //!
 //! Connectors answer one request per call; this module turns that into
-//! whole reads and whole change sets.
+//! whole reads, and paces every call.
 //!
 //! * [`read_all`] follows page tokens to the end and reports honestly how
 //!   complete the listing is. A read that fails on the first page is an
@@ -9,28 +9,30 @@
 //!   runs past [`DriverOptions::max_pages`], lists fewer accounts than the
 //!   app's reported total, or sees one account twice with conflicting
 //!   content still returns what it read, with `complete = false` and the
-//!   reason. Reconciliation never deprovisions on an incomplete read.
-//! * [`apply_all`] batches actions by the connector's capabilities (never
-//!   two actions for the same account in one batch, so per-person results
-//!   stay unambiguous), paces every call through the connection's
-//!   [`RateBudget`] (in-memory [`crate::RateLimiter`], or the engine's
-//!   store-backed budget shared by every process), and
-//!   retries retryable failures with exponential backoff and jitter
-//!   (`backon`), waiting at least as long as the app's `Retry-After`.
-//!   Retries are safe because connector writes are idempotent upserts of
-//!   desired state.
-//! * Every call, first attempt or retry, goes through the budget
-//!   ([`wait_turn`]), so the app's documented limits hold for the whole
-//!   run. A wait longer than a second is reported as
-//!   [`Progress::Waiting`], so a person sees why nothing moves.
+//!   reason. Reconciliation never deprovisions on an incomplete read. A
+//!   page that fails is asked for again as the [`RetryPolicy`] says (the
+//!   one policy; the engine passes the executor's).
+//! * Every call, first attempt or retry, goes through the connection's
+//!   [`RateBudget`] ([`wait_turn`]): the in-memory [`crate::RateLimiter`],
+//!   or the engine's store-backed budget shared by every process. So the
+//!   app's documented limits hold for the whole run. A wait longer than a
+//!   second is reported as [`Progress::Waiting`], so a person sees why
+//!   nothing moves.
+//! * Writes with retries are not here: the engine's executor owns them,
+//!   because a retry that lives in memory is lost with the process and a
+//!   durable one is not. [`apply_once`] is the single paced pass over a
+//!   change set (batched by the connector's capabilities, never two actions
+//!   for one account in a batch) that reports each action's first answer
+//!   and never retries, for callers that set up state or check one answer
+//!   (the demo seeding a simulator, connector tests).
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use roster_core::{Account, Action, Observed, Operation};
 
+use crate::retry::{GiveUp, Next, RetryPolicy};
 use crate::{
     ActionResult, ApplyRequest, Connector, ConnectorError, ListRequest, Merge, PageToken,
     RateBudget, RateLimitInfo, Turn,
@@ -40,18 +42,9 @@ use crate::{
 /// routine, a stall is news.
 pub const REPORT_WAITS_OVER: Duration = Duration::from_secs(1);
 
-/// How hard the driver tries.
+/// How the driver reads. How hard it retries is the [`RetryPolicy`].
 #[derive(Clone, Debug)]
 pub struct DriverOptions {
-    /// Attempts per call, the first included.
-    pub max_attempts: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Randomise backoff delays so parallel runs don't retry in lockstep.
-    pub jitter: bool,
-    /// A `Retry-After` longer than this ends the retries instead of
-    /// stalling the run.
-    pub max_retry_after: Duration,
     /// A read that needs more pages than this is cut short (incomplete).
     pub max_pages: u32,
     /// Page size hint passed to the connector.
@@ -61,28 +54,9 @@ pub struct DriverOptions {
 impl Default for DriverOptions {
     fn default() -> Self {
         DriverOptions {
-            max_attempts: 6,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(60),
-            jitter: true,
-            max_retry_after: Duration::from_secs(300),
             max_pages: 100_000,
             page_size: None,
         }
-    }
-}
-
-impl DriverOptions {
-    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
-        let mut b = ExponentialBuilder::default()
-            .with_min_delay(self.initial_backoff)
-            .with_max_delay(self.max_backoff)
-            .with_factor(2.0)
-            .with_max_times(self.max_attempts.saturating_sub(1) as usize);
-        if self.jitter {
-            b = b.with_jitter();
-        }
-        b.build()
     }
 }
 
@@ -127,48 +101,22 @@ pub async fn note_rate_limit(budget: &dyn RateBudget, info: Option<RateLimitInfo
     }
 }
 
-/// Why retrying stopped.
+/// Why retrying a read call stopped.
 struct GaveUp {
     error: ConnectorError,
-    attempts: u32,
+    why: GiveUp,
 }
 
 impl GaveUp {
     fn describe(&self) -> String {
-        if self.attempts > 1 {
-            format!("{} (gave up after {} attempts)", self.error, self.attempts)
-        } else {
-            self.error.to_string()
-        }
+        self.why.describe(&self.error)
     }
 }
 
-/// The delay before the next attempt, or `None` to stop.
-async fn next_delay(
-    backoff: &mut (impl Iterator<Item = Duration> + Send),
-    error: &ConnectorError,
-    limiter: &dyn RateBudget,
-    opts: &DriverOptions,
-) -> Option<Duration> {
-    if !error.is_retryable() {
-        return None;
-    }
-    let delay = backoff.next()?;
-    match error.retry_after() {
-        Some(after) if after > opts.max_retry_after => None,
-        Some(after) => {
-            // Everyone sharing the budget waits, not only this caller.
-            limiter.hold_for(after).await;
-            Some(delay.max(after))
-        }
-        None => Some(delay),
-    }
-}
-
-/// Runs one call through the limiter with retries.
+/// Runs one read call through the budget, retrying as `retry` says.
 async fn with_retry<T, F, Fut>(
-    limiter: &dyn RateBudget,
-    opts: &DriverOptions,
+    budget: &dyn RateBudget,
+    retry: &RetryPolicy,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
     mut call: F,
 ) -> Result<T, GaveUp>
@@ -176,20 +124,20 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ConnectorError>>,
 {
-    let mut backoff = opts.backoff();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        wait_turn(limiter, progress).await;
-        match call().await {
+        wait_turn(budget, progress).await;
+        let error = match call().await {
             Ok(v) => return Ok(v),
-            Err(error) => {
-                let Some(delay) = next_delay(&mut backoff, &error, limiter, opts).await else {
-                    return Err(GaveUp {
-                        error,
-                        attempts: attempt,
-                    });
-                };
+            Err(error) => error,
+        };
+        match retry.after_error(attempt, &error) {
+            Next::Retry { delay, hold } => {
+                if let Some(hold) = hold {
+                    // Everyone sharing the budget waits, not only this caller.
+                    budget.hold_for(hold).await;
+                }
                 tracing::debug!(attempt, ?delay, %error, "retrying connector call");
                 progress(&Progress::Retrying {
                     attempt,
@@ -198,6 +146,7 @@ where
                 });
                 tokio::time::sleep(delay).await;
             }
+            Next::GiveUp(why) => return Err(GaveUp { error, why }),
         }
     }
 }
@@ -209,16 +158,18 @@ where
 /// reason.
 pub async fn read_all(
     connector: &dyn Connector,
-    limiter: &dyn RateBudget,
+    budget: &dyn RateBudget,
+    retry: &RetryPolicy,
     opts: &DriverOptions,
 ) -> Result<Observed, ConnectorError> {
-    read_all_with_progress(connector, limiter, opts, &mut |_| {}).await
+    read_all_with_progress(connector, budget, retry, opts, &mut |_| {}).await
 }
 
 /// [`read_all`] with a progress callback.
 pub async fn read_all_with_progress(
     connector: &dyn Connector,
-    limiter: &dyn RateBudget,
+    budget: &dyn RateBudget,
+    retry: &RetryPolicy,
     opts: &DriverOptions,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
 ) -> Result<Observed, ConnectorError> {
@@ -241,7 +192,7 @@ pub async fn read_all_with_progress(
             page_token: token.clone(),
             page_size: opts.page_size,
         };
-        let page = match with_retry(limiter, opts, progress, || {
+        let page = match with_retry(budget, retry, progress, || {
             connector.list_accounts(req.clone())
         })
         .await
@@ -257,7 +208,7 @@ pub async fn read_all_with_progress(
             }
         };
         pages += 1;
-        note_rate_limit(limiter, page.rate_limit).await;
+        note_rate_limit(budget, page.rate_limit).await;
         if page.total.is_some() {
             total = page.total;
         }
@@ -320,8 +271,7 @@ pub async fn read_all_with_progress(
 async fn enrich_deactivations(
     connector: &dyn Connector,
     actions: &mut [Action],
-    limiter: &dyn RateBudget,
-    opts: &DriverOptions,
+    budget: &dyn RateBudget,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
 ) -> BTreeMap<usize, ActionResult> {
     let mut done = BTreeMap::new();
@@ -334,7 +284,17 @@ async fn enrich_deactivations(
     if needy.is_empty() {
         return done;
     }
-    let observed = match read_all_with_progress(connector, limiter, opts, progress).await {
+    // A read retries like every read (the one policy's defaults); only
+    // the writes of `apply_once` go out once.
+    let observed = match read_all_with_progress(
+        connector,
+        budget,
+        &RetryPolicy::default(),
+        &DriverOptions::default(),
+        progress,
+    )
+    .await
+    {
         Ok(o) => o,
         Err(e) => {
             // Leave the actions as they are: the connector decides what it
@@ -399,18 +359,21 @@ fn batches(connector: &dyn Connector, actions: &[Action], todo: &[usize]) -> Vec
     out
 }
 
-/// Applies `actions` through `connector`, returning one result per action
-/// in the same order.
+/// Applies `actions` through `connector` once, returning one result per
+/// action in the same order: batched by the connector's capabilities, each
+/// call paced through `budget`, and **no retries** (a retryable failure is
+/// returned as it is; retrying is the executor's). For setting up state
+/// and for checking a connector's first answer.
 ///
-/// Unsupported operations fail without a call. A non-retryable whole-call
-/// failure fails its batch; if it is `Unauthorized` or `Config`, later
-/// batches are not attempted (they would fail the same way) and say so.
-pub async fn apply_all(
+/// Unsupported operations fail without a call. A whole-call failure fails
+/// its batch (a `Retry-After` in it holds the budget, as the app asked);
+/// if it is `Unauthorized` or `Config`, later batches are not attempted
+/// (they would fail the same way) and say so.
+pub async fn apply_once(
     connector: &dyn Connector,
     actions: Vec<Action>,
     dry_run: bool,
-    limiter: &dyn RateBudget,
-    opts: &DriverOptions,
+    budget: &dyn RateBudget,
     progress: &mut (dyn FnMut(&Progress<'_>) + Send),
 ) -> Vec<ActionResult> {
     let caps = connector.capabilities();
@@ -440,34 +403,68 @@ pub async fn apply_all(
         }
     }
     if caps.deactivate_needs_current_attributes {
-        for (i, r) in enrich_deactivations(connector, &mut actions, limiter, opts, progress).await {
+        for (i, r) in enrich_deactivations(connector, &mut actions, budget, progress).await {
             results[i] = Some(r);
         }
     }
     let todo: Vec<usize> = (0..total).filter(|i| results[*i].is_none()).collect();
-    let mut fatal: Option<String> = None;
+    let mut fatal: Option<&'static str> = None;
     for batch in batches(connector, &actions, &todo) {
-        if let Some(why) = &fatal {
+        if let Some(code) = fatal {
             for i in batch {
                 results[i] = Some(ActionResult::failed(
-                    format!("not attempted: an earlier batch failed with {why}"),
+                    format!("not attempted: an earlier batch failed with {code}"),
                     false,
                 ));
             }
             continue;
         }
-        apply_batch(
-            connector,
-            &actions,
-            batch,
+        wait_turn(budget, progress).await;
+        let req = ApplyRequest::new(
+            batch
+                .iter()
+                .filter_map(|i| actions.get(*i).cloned())
+                .collect(),
             dry_run,
-            limiter,
-            opts,
-            progress,
-            &mut results,
-            &mut fatal,
-        )
-        .await;
+        );
+        match connector.apply(req).await {
+            Ok(resp) if resp.results.len() != batch.len() => {
+                let why = format!(
+                    "the connector answered {} results for {} actions",
+                    resp.results.len(),
+                    batch.len()
+                );
+                for &i in &batch {
+                    results[i] = Some(ActionResult::failed(why.clone(), false));
+                }
+            }
+            Ok(resp) => {
+                note_rate_limit(budget, resp.rate_limit).await;
+                for (&i, r) in batch.iter().zip(resp.results) {
+                    results[i] = Some(r);
+                }
+            }
+            Err(error) => {
+                if let Some(after) = error.retry_after() {
+                    // Pacing, not retrying: the app asked every caller to
+                    // wait, so the budget holds the later batches (and
+                    // anyone else sharing it).
+                    budget.hold_for(after).await;
+                }
+                for &i in &batch {
+                    results[i] = Some(ActionResult::failed(
+                        error.to_string(),
+                        error.is_retryable(),
+                    ));
+                }
+                if matches!(
+                    error,
+                    ConnectorError::Unauthorized { .. } | ConnectorError::Config { .. }
+                ) {
+                    fatal = Some(error.code());
+                }
+            }
+        }
         let done = results.iter().filter(|r| r.is_some()).count();
         progress(&Progress::Applied { done, total });
     }
@@ -475,104 +472,6 @@ pub async fn apply_all(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| ActionResult::failed("not attempted", true)))
         .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn apply_batch(
-    connector: &dyn Connector,
-    actions: &[Action],
-    batch: Vec<usize>,
-    dry_run: bool,
-    limiter: &dyn RateBudget,
-    opts: &DriverOptions,
-    progress: &mut (dyn FnMut(&Progress<'_>) + Send),
-    results: &mut [Option<ActionResult>],
-    fatal: &mut Option<String>,
-) {
-    let mut pending = batch;
-    let mut backoff = opts.backoff();
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        attempt += 1;
-        wait_turn(limiter, progress).await;
-        let req = ApplyRequest::new(
-            pending
-                .iter()
-                .filter_map(|i| actions.get(*i).cloned())
-                .collect(),
-            dry_run,
-        );
-        let error = match connector.apply(req).await {
-            Ok(resp) if resp.results.len() != pending.len() => {
-                let why = format!(
-                    "the connector answered {} results for {} actions",
-                    resp.results.len(),
-                    pending.len()
-                );
-                for &i in &pending {
-                    results[i] = Some(ActionResult::failed(why.clone(), false));
-                }
-                return;
-            }
-            Ok(resp) => {
-                note_rate_limit(limiter, resp.rate_limit).await;
-                let mut retry = Vec::new();
-                for (&i, r) in pending.iter().zip(resp.results) {
-                    if matches!(
-                        r,
-                        ActionResult::Failed {
-                            retryable: true,
-                            ..
-                        }
-                    ) {
-                        retry.push(i);
-                    }
-                    // Provisional for retryable failures: kept if retries
-                    // run out.
-                    results[i] = Some(r);
-                }
-                if retry.is_empty() {
-                    return;
-                }
-                pending = retry;
-                let Some(delay) = backoff.next() else { return };
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            Err(e) => e,
-        };
-        match next_delay(&mut backoff, &error, limiter, opts).await {
-            Some(delay) => {
-                tracing::debug!(attempt, ?delay, %error, "retrying apply");
-                progress(&Progress::Retrying {
-                    attempt,
-                    delay,
-                    error: &error,
-                });
-                tokio::time::sleep(delay).await;
-            }
-            None => {
-                let gave_up = GaveUp {
-                    error,
-                    attempts: attempt,
-                };
-                let why = gave_up.describe();
-                for &i in &pending {
-                    results[i] = Some(ActionResult::failed(
-                        why.clone(),
-                        gave_up.error.is_retryable(),
-                    ));
-                }
-                if matches!(
-                    gave_up.error,
-                    ConnectorError::Unauthorized { .. } | ConnectorError::Config { .. }
-                ) {
-                    *fatal = Some(gave_up.error.code().to_string());
-                }
-                return;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -591,6 +490,8 @@ mod tests {
         id: ConnectionId,
         pages: Vec<(Vec<&'static str>, Option<&'static str>, Option<u64>)>,
         fail_page: Option<usize>,
+        /// Popped before each listing call.
+        list_errors: Mutex<Vec<ConnectorError>>,
         apply_errors: Mutex<Vec<ConnectorError>>,
         applied: Mutex<Vec<Vec<String>>>,
         max_batch: u32,
@@ -602,6 +503,7 @@ mod tests {
                 id: ConnectionId::new("fake"),
                 pages: Vec::new(),
                 fail_page: None,
+                list_errors: Mutex::new(Vec::new()),
                 apply_errors: Mutex::new(Vec::new()),
                 applied: Mutex::new(Vec::new()),
                 max_batch: 2,
@@ -644,6 +546,9 @@ mod tests {
                 .page_token
                 .map(|t| t.as_str().parse().unwrap_or(0))
                 .unwrap_or(0);
+            if let Some(e) = self.list_errors.lock().unwrap().pop() {
+                return Err(e);
+            }
             if self.fail_page == Some(i) {
                 return Err(ConnectorError::Vendor {
                     code: "500".into(),
@@ -683,12 +588,22 @@ mod tests {
         }
     }
 
-    fn fast() -> DriverOptions {
-        DriverOptions {
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
-            ..DriverOptions::default()
+            ..RetryPolicy::default()
         }
+    }
+
+    async fn read(f: &Fake) -> Result<Observed, ConnectorError> {
+        read_all(
+            f,
+            &RateLimiter::unlimited(),
+            &fast(),
+            &DriverOptions::default(),
+        )
+        .await
     }
 
     fn action(op: Operation, email: &str) -> Action {
@@ -712,9 +627,7 @@ mod tests {
             (vec!["a@x.com"], Some("1"), Some(5)),
             (vec!["b@x.com"], Some("1"), None),
         ];
-        let o = read_all(&f, &RateLimiter::unlimited(), &fast())
-            .await
-            .unwrap();
+        let o = read(&f).await.unwrap();
         assert!(!o.complete);
         let why = o.incomplete_reason.unwrap();
         assert!(why.contains("twice"), "{why}");
@@ -727,19 +640,13 @@ mod tests {
         let mut f = Fake::new();
         f.pages = vec![(vec!["a@x.com"], Some("1"), None), (vec![], None, None)];
         f.fail_page = Some(1);
-        let o = read_all(&f, &RateLimiter::unlimited(), &fast())
-            .await
-            .unwrap();
+        let o = read(&f).await.unwrap();
         assert!(!o.complete);
         assert_eq!(o.accounts.len(), 1);
         assert!(o.incomplete_reason.unwrap().contains("CONN-0004"));
         // The first page failing is an error: nothing was learned.
         f.fail_page = Some(0);
-        assert!(
-            read_all(&f, &RateLimiter::unlimited(), &fast())
-                .await
-                .is_err()
-        );
+        assert!(read(&f).await.is_err());
     }
 
     #[tokio::test]
@@ -749,9 +656,7 @@ mod tests {
             (vec!["a@x.com"], Some("1"), None),
             (vec!["a@x.com"], None, None),
         ];
-        let o = read_all(&f, &RateLimiter::unlimited(), &fast())
-            .await
-            .unwrap();
+        let o = read(&f).await.unwrap();
         assert!(o.complete, "identical duplicates merge");
         assert_eq!(o.accounts.len(), 1);
 
@@ -759,9 +664,7 @@ mod tests {
             (vec!["a@x.com"], Some("1"), None),
             (vec!["!a@x.com"], None, None),
         ];
-        let o = read_all(&f, &RateLimiter::unlimited(), &fast())
-            .await
-            .unwrap();
+        let o = read(&f).await.unwrap();
         assert!(!o.complete);
         assert!(o.incomplete_reason.unwrap().contains("listed twice"));
         assert_eq!(o.accounts.len(), 1);
@@ -773,9 +676,7 @@ mod tests {
         let mut f = Fake::new();
         f.pages = vec![(vec![], Some("1"), None), (vec![], None, None)];
         f.fail_page = Some(1);
-        let e = read_all(&f, &RateLimiter::unlimited(), &fast())
-            .await
-            .unwrap_err();
+        let e = read(&f).await.unwrap_err();
         assert_eq!(e.code(), "CONN-0004");
     }
 
@@ -789,15 +690,7 @@ mod tests {
             action(Operation::Deactivate, "C@x.com"),
             action(Operation::Update, "d@x.com"),
         ];
-        let results = apply_all(
-            &f,
-            actions,
-            false,
-            &RateLimiter::unlimited(),
-            &fast(),
-            &mut |_| {},
-        )
-        .await;
+        let results = apply_once(&f, actions, false, &RateLimiter::unlimited(), &mut |_| {}).await;
         assert_eq!(results.len(), 5);
         assert!(results[..4].iter().all(ActionResult::is_applied));
         assert!(matches!(
@@ -820,7 +713,7 @@ mod tests {
         // One request per 7 s: the second batch waits about 7 s.
         let l = RateLimiter::new(vec![crate::RateWindow::new(1, Duration::from_secs(7))]);
         let mut waits = Vec::new();
-        let results = apply_all(
+        let results = apply_once(
             &f,
             vec![
                 action(Operation::Create, "a@x.com"),
@@ -829,7 +722,6 @@ mod tests {
             ],
             false,
             &l,
-            &fast(),
             &mut |p| {
                 if let Progress::Waiting { delay } = p {
                     waits.push(*delay);
@@ -848,7 +740,7 @@ mod tests {
         let f = Fake::new();
         let l = RateLimiter::new(vec![crate::RateWindow::new(1, Duration::from_millis(300))]);
         let mut reported = 0;
-        apply_all(
+        apply_once(
             &f,
             vec![
                 action(Operation::Create, "a@x.com"),
@@ -857,7 +749,6 @@ mod tests {
             ],
             false,
             &l,
-            &fast(),
             &mut |p| {
                 if matches!(p, Progress::Waiting { .. }) {
                     reported += 1;
@@ -895,7 +786,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn retries_transient_errors_then_gives_up_on_fatal_ones() {
+    async fn apply_once_never_retries_and_stops_after_a_refusal() {
         let f = Fake::new();
         f.apply_errors
             .lock()
@@ -904,12 +795,11 @@ mod tests {
                 detail: "503".into(),
             });
         let mut retries = 0;
-        let results = apply_all(
+        let results = apply_once(
             &f,
             vec![action(Operation::Create, "a@x.com")],
             false,
             &RateLimiter::unlimited(),
-            &fast(),
             &mut |p| {
                 if matches!(p, Progress::Retrying { .. }) {
                     retries += 1;
@@ -917,8 +807,12 @@ mod tests {
             },
         )
         .await;
-        assert_eq!(results, vec![ActionResult::Applied]);
-        assert_eq!(retries, 1);
+        assert!(
+            matches!(&results[..], [ActionResult::Failed { reason, retryable: true }] if reason.contains("CONN-0003")),
+            "{results:?}"
+        );
+        assert_eq!(retries, 0);
+        assert!(f.applied.lock().unwrap().is_empty(), "one call, no second");
 
         let f = Fake::new();
         f.apply_errors
@@ -932,15 +826,7 @@ mod tests {
             action(Operation::Create, "b@x.com"),
             action(Operation::Create, "c@x.com"),
         ];
-        let results = apply_all(
-            &f,
-            actions,
-            false,
-            &RateLimiter::unlimited(),
-            &fast(),
-            &mut |_| {},
-        )
-        .await;
+        let results = apply_once(&f, actions, false, &RateLimiter::unlimited(), &mut |_| {}).await;
         assert!(
             matches!(&results[0], ActionResult::Failed { reason, retryable: false } if reason.contains("CONN-0001"))
         );
@@ -948,5 +834,68 @@ mod tests {
             matches!(&results[2], ActionResult::Failed { reason, .. } if reason.contains("not attempted"))
         );
         assert!(f.applied.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_retries_a_failed_page_as_the_policy_says() {
+        let mut f = Fake::new();
+        f.pages = vec![
+            (vec!["a@x.com"], Some("1"), None),
+            (vec!["b@x.com"], None, None),
+        ];
+        // Popped from the end: a rate limit with Retry-After, then a 503.
+        *f.list_errors.lock().unwrap() = vec![
+            ConnectorError::Transient {
+                detail: "503".into(),
+            },
+            ConnectorError::RateLimited {
+                retry_after: Some(Duration::from_secs(30)),
+            },
+        ];
+        let l = RateLimiter::unlimited();
+        let mut retries = Vec::new();
+        let started = tokio::time::Instant::now();
+        let o = read_all_with_progress(&f, &l, &fast(), &DriverOptions::default(), &mut |p| {
+            if let Progress::Retrying { attempt, delay, .. } = p {
+                retries.push((*attempt, *delay));
+            }
+        })
+        .await
+        .unwrap();
+        assert!(o.complete);
+        assert_eq!(o.accounts.len(), 2);
+        assert_eq!(retries.len(), 2, "{retries:?}");
+        assert_eq!(
+            retries[0],
+            (1, Duration::from_secs(30)),
+            "Retry-After is the floor"
+        );
+        assert!(started.elapsed() >= Duration::from_secs(30));
+
+        // Out of attempts: the policy's bound ends the read.
+        *f.list_errors.lock().unwrap() = (0..3)
+            .map(|_| ConnectorError::Transient {
+                detail: "503".into(),
+            })
+            .collect();
+        let two = RetryPolicy {
+            max_attempts: 2,
+            ..fast()
+        };
+        let e = read_all(&f, &l, &two, &DriverOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "CONN-0003");
+
+        // A Retry-After over the ceiling ends the retries at once.
+        *f.list_errors.lock().unwrap() = vec![ConnectorError::RateLimited {
+            retry_after: Some(Duration::from_secs(3_600)),
+        }];
+        let started = tokio::time::Instant::now();
+        let e = read_all(&f, &l, &fast(), &DriverOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "CONN-0002");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -2,8 +2,8 @@
 //! transport failures and HTTP statuses into [`ConnectorError`]s, and
 //! reading `Retry-After`.
 //!
-//! Classification (the same for every vendor, so the driver's retry policy
-//! means the same thing everywhere):
+//! Classification (the same for every vendor, so the retry policy
+//! means the same thing everywhere; see [`crate::retry`]):
 //!
 //! | what | error |
 //! |---|---|
@@ -63,22 +63,16 @@ pub fn base_url(raw: &str, what: &str) -> Result<String, ConnectorError> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// `Retry-After` as a wait from now, in either of its forms (RFC 9110
-/// §10.2.3): delta-seconds (`120`) or an HTTP-date (`Sun, 06 Nov 1994
-/// 08:49:37 GMT`, and the obsolete RFC 850 and asctime forms). A date in
-/// the past means "now" (zero); an unreadable value is ignored.
+/// The `Retry-After` header as a wait from now, in seconds or as an HTTP
+/// date ([`crate::retry::parse_retry_after`]); an unreadable value is
+/// ignored.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     retry_after_at(headers, std::time::SystemTime::now())
 }
 
 /// [`retry_after`] against a given clock, so both forms are testable.
 pub fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    crate::retry::parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, now)
 }
 
 /// A transport failure, scrubbed of `secrets`.

@@ -11,13 +11,18 @@
 //! * A [`Connector`] talks to one configured app instance (a *connection*).
 //!   It answers **one request per call**: one page of accounts, one batch of
 //!   actions. It never loops, sleeps, retries or paces itself.
-//! * The [`driver`] owns the loops: it exhausts pagination
-//!   ([`driver::read_all`]), batches and retries writes
-//!   ([`driver::apply_all`]), and paces every call through a
-//!   [`limiter::RateLimiter`] configured from the connector's documented
-//!   limits ([`Capabilities::rate_limits`]).
+//! * The [`driver`] owns the read loop: it exhausts pagination
+//!   ([`driver::read_all`]), retrying a failed page, and paces every call
+//!   through the connection's [`RateBudget`] (a [`limiter::RateLimiter`]
+//!   configured from the connector's documented limits,
+//!   [`Capabilities::rate_limits`], or the engine's store-backed budget).
+//!   Writes with retries belong to the engine's executor;
+//!   [`driver::apply_once`] is the single paced pass without retries.
+//! * [`retry::RetryPolicy`] is the one retry policy (what is retryable,
+//!   backoff with jitter, `Retry-After`), used by reads and the executor.
 //! * Rate-limit information flows back as data ([`RateLimitInfo`],
-//!   [`ConnectorError::RateLimited`]) for the driver to act on.
+//!   [`ConnectorError::RateLimited`]) for the driver and the executor to
+//!   act on.
 //! * Request and response types are small structs marked
 //!   `#[non_exhaustive]` with constructors, so fields can be added without
 //!   breaking connectors or callers (the lesson of baton's V2 interfaces).
@@ -51,6 +56,7 @@ pub mod http;
 pub mod limiter;
 pub mod okta_assign;
 pub mod registry;
+pub mod retry;
 pub mod scim;
 mod secret;
 pub mod spendesk;

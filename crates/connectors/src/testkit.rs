@@ -1,7 +1,9 @@
 //! The connector conformance suite (cargo feature `testkit`).
 //!
 //! Every connector runs the same three checks against its simulator,
-//! through the [`driver`](crate::driver), exactly as the engine would:
+//! through the [`driver`](crate::driver) and the one
+//! [`RetryPolicy`], as the engine would (writes through
+//! [`apply_resending`], the in-memory stand-in for the executor's retries):
 //!
 //! * [`exhaust_pagination`]: a clean multi-page read is complete and lists
 //!   exactly what the app holds; a read whose later pages repeat, shift,
@@ -41,7 +43,8 @@ use roster_core::{
 use roster_sim::common::{Effect, EffectKind, Fault};
 
 use crate::driver::{self, DriverOptions, Progress};
-use crate::{ActionResult, Connector, ConnectorError, RateLimiter};
+use crate::retry::{Next, RetryPolicy};
+use crate::{ActionResult, Connector, ConnectorError, RateBudget, RateLimiter};
 
 /// A fault the suite asks for; each oracle maps it to its simulator's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +119,8 @@ pub struct Subject {
     pub new_emails: Vec<String>,
     /// A page-size hint that makes the seeded data span several pages.
     pub page_size: Option<u32>,
-    pub driver: DriverOptions,
+    /// How reads and re-sends retry.
+    pub retry: RetryPolicy,
     /// One limiter for the whole suite, as the engine keeps one per
     /// connection: the app counts every request, not per read.
     limiter: RateLimiter,
@@ -132,7 +136,7 @@ impl Subject {
                 .map(|i| format!("suite-new{i}@example.com"))
                 .collect(),
             page_size: None,
-            driver: fast_driver(),
+            retry: fast_retry(),
             // A wider margin than production's: scaled test windows are
             // short, and two busy cores delay requests between our limiter
             // and the simulator's clock by more than the default 5 ms.
@@ -149,7 +153,7 @@ impl Subject {
     fn opts(&self) -> DriverOptions {
         DriverOptions {
             page_size: self.page_size,
-            ..self.driver.clone()
+            ..DriverOptions::default()
         }
     }
 
@@ -158,16 +162,21 @@ impl Subject {
     }
 
     async fn read(&self) -> Result<Observed, ConnectorError> {
-        driver::read_all(self.connector.as_ref(), self.limiter(), &self.opts()).await
+        driver::read_all(
+            self.connector.as_ref(),
+            self.limiter(),
+            &self.retry,
+            &self.opts(),
+        )
+        .await
     }
 
     async fn apply(&self, actions: Vec<Action>) -> Vec<ActionResult> {
-        driver::apply_all(
+        apply_resending(
             self.connector.as_ref(),
             actions,
-            false,
             self.limiter(),
-            &self.opts(),
+            &self.retry,
             &mut |_| {},
         )
         .await
@@ -200,15 +209,75 @@ impl Subject {
 }
 
 /// Fast retries: the suite's faults are deterministic, not load.
-pub fn fast_driver() -> DriverOptions {
-    DriverOptions {
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
         max_attempts: 10,
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
         jitter: false,
         max_retry_after: Duration::from_secs(5),
-        ..DriverOptions::default()
     }
+}
+
+/// Applies `actions` as the engine's executor would, in memory, for
+/// tests: one paced pass ([`driver::apply_once`]), then the actions that
+/// failed retryably are sent again after `retry`'s delay (a `Retry-After`
+/// already holds the budget, so the next turn waits it out), until each has
+/// a final answer or the policy gives up. Results in the order given.
+///
+/// Test support only (the crate's writes with retries are the executor's):
+/// connectors can't depend on the engine, yet their conformance is about
+/// surviving re-sends. It is blunter than the executor, which reads the
+/// app before re-sending an uncertain create or deactivation: here every
+/// re-send is blind, so a connector that passes is idempotent on its own.
+pub async fn apply_resending(
+    connector: &dyn Connector,
+    actions: Vec<Action>,
+    budget: &dyn RateBudget,
+    retry: &RetryPolicy,
+    progress: &mut (dyn FnMut(&Progress<'_>) + Send),
+) -> Vec<ActionResult> {
+    let mut pending: Vec<usize> = (0..actions.len()).collect();
+    let mut results: Vec<ActionResult> =
+        vec![ActionResult::failed("not attempted", true); actions.len()];
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        attempt += 1;
+        let batch = pending
+            .iter()
+            .filter_map(|i| actions.get(*i).cloned())
+            .collect();
+        let answers = driver::apply_once(connector, batch, false, budget, progress).await;
+        let mut again = Vec::new();
+        for (&i, r) in pending.iter().zip(answers) {
+            if matches!(
+                r,
+                ActionResult::Failed {
+                    retryable: true,
+                    ..
+                }
+            ) {
+                again.push(i);
+            }
+            results[i] = r;
+        }
+        if again.is_empty() {
+            break;
+        }
+        match retry.next(attempt, retry.max_attempts, None) {
+            Next::Retry { delay, .. } => tokio::time::sleep(delay).await,
+            Next::GiveUp(why) => {
+                for &i in &again {
+                    if let Some(ActionResult::Failed { reason, .. }) = results.get_mut(i) {
+                        *reason = why.describe(&reason.clone());
+                    }
+                }
+                break;
+            }
+        }
+        pending = again;
+    }
+    results
 }
 
 fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -251,9 +320,14 @@ async fn hostile_read(
             };
         }
     };
-    let result =
-        driver::read_all_with_progress(s.connector.as_ref(), s.limiter(), &s.opts(), &mut arm)
-            .await;
+    let result = driver::read_all_with_progress(
+        s.connector.as_ref(),
+        s.limiter(),
+        &s.retry,
+        &s.opts(),
+        &mut arm,
+    )
+    .await;
     s.oracle.clear_faults();
     if !supported {
         return Ok(None);

@@ -281,21 +281,14 @@ async fn okta_holds_back_when_the_window_is_spent() {
         .collect();
     let opts = roster_connectors::driver::DriverOptions {
         page_size: Some(1),
-        // Any 429 would be retried and still pass; count them instead.
-        max_attempts: 1,
-        ..testkit::fast_driver()
+        ..Default::default()
     };
+    // No retries anywhere: a 429 that a retry would hide fails the test.
+    let once = roster_connectors::retry::RetryPolicy::no_retries();
     let started = std::time::Instant::now();
     let results = tokio::time::timeout(
         Duration::from_secs(30),
-        roster_connectors::driver::apply_all(
-            &connector,
-            actions,
-            false,
-            &budget,
-            &opts,
-            &mut |_| {},
-        ),
+        roster_connectors::driver::apply_once(&connector, actions, false, &budget, &mut |_| {}),
     )
     .await
     .expect("in time");
@@ -307,7 +300,7 @@ async fn okta_holds_back_when_the_window_is_spent() {
     );
     let o = tokio::time::timeout(
         Duration::from_secs(30),
-        roster_connectors::driver::read_all(&connector, &budget, &opts),
+        roster_connectors::driver::read_all(&connector, &budget, &once, &opts),
     )
     .await
     .expect("in time")

@@ -1,13 +1,17 @@
 //! Onboarding, a move and offboarding through each provisioning path, plus
 //! a vendor outage in the middle of a run. Connectors are built through the
 //! registry, as the engine builds them; verdicts come from the simulators'
-//! state and effect logs.
+//! state and effect logs. Changes go out in one paced pass
+//! (`driver::apply_once`); the outage tests re-send what failed as the
+//! executor would, under the one retry policy (`testkit::apply_resending`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use roster_connectors::driver::{self, DriverOptions};
 use roster_connectors::registry::{self, ConnectorSettings};
+use roster_connectors::retry::RetryPolicy;
+use roster_connectors::testkit;
 use roster_connectors::{ActionResult, Connector, RateLimiter, SecretString};
 use roster_core::{
     AccountKey, Action, AttributeChange, ConnectionId, Email, EmployeeId, Observed, Operation,
@@ -15,12 +19,12 @@ use roster_core::{
 use roster_sim::common::{EffectKind, Fault};
 use roster_sim::scim_app::{ENTERPRISE_SCHEMA, ScimSim, ScimSimConfig};
 
-fn opts() -> DriverOptions {
-    DriverOptions {
+fn retry() -> RetryPolicy {
+    RetryPolicy {
         max_attempts: 12,
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
-        ..DriverOptions::default()
+        ..RetryPolicy::default()
     }
 }
 
@@ -75,12 +79,20 @@ impl Run {
     async fn apply(&self, actions: Vec<Action>) -> Vec<ActionResult> {
         tokio::time::timeout(
             Duration::from_secs(20),
-            driver::apply_all(
+            driver::apply_once(self.c.as_ref(), actions, false, &self.limiter, &mut |_| {}),
+        )
+        .await
+        .expect("apply finishes")
+    }
+    /// Sends, then re-sends what failed retryably, as the executor would.
+    async fn apply_resending(&self, actions: Vec<Action>) -> Vec<ActionResult> {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            testkit::apply_resending(
                 self.c.as_ref(),
                 actions,
-                false,
                 &self.limiter,
-                &opts(),
+                &retry(),
                 &mut |_| {},
             ),
         )
@@ -90,7 +102,12 @@ impl Run {
     async fn read(&self) -> Observed {
         tokio::time::timeout(
             Duration::from_secs(20),
-            driver::read_all(self.c.as_ref(), &self.limiter, &opts()),
+            driver::read_all(
+                self.c.as_ref(),
+                &self.limiter,
+                &retry(),
+                &DriverOptions::default(),
+            ),
         )
         .await
         .expect("read finishes")
@@ -316,7 +333,7 @@ mod scim_path {
             Fault::ServerError,
             Fault::ServerError,
         ]);
-        let results = run.apply(actions).await;
+        let results = run.apply_resending(actions).await;
         assert_eq!(sim.counters().faulted, 5, "the outage happened");
         // The create whose answer was lost is found on retry (409): done,
         // not duplicated.
@@ -465,7 +482,7 @@ mod bill_api {
                     &[("first_name", "P"), ("last_name", "Q")],
                 );
                 let l = RateLimiter::unlimited();
-                driver::apply_all(c.as_ref(), vec![a], false, &l, &opts(), &mut |_| {}).await
+                driver::apply_once(c.as_ref(), vec![a], false, &l, &mut |_| {}).await
             }));
         }
         for t in tasks {
@@ -673,7 +690,7 @@ mod okta_idp {
         // the connector's retry re-assigns, which retries the push.
         scim.set_fault_for(Fault::ServerError, 2);
         let r = run
-            .apply(vec![action(
+            .apply_resending(vec![action(
                 run.c.as_ref(),
                 Operation::Create,
                 "ann@example.com",

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use roster_connectors::driver::{self, DriverOptions};
+use roster_connectors::retry::RetryPolicy;
 use roster_connectors::scim::{ENTERPRISE_SCHEMA, ScimConfig, ScimConnector};
 use roster_connectors::{ActionResult, Connector, RateLimiter, SecretString};
 use roster_core::{
@@ -141,10 +142,16 @@ fn action(op: Operation, email: &str, key: Option<&str>, attrs: &[(&str, &str)])
 
 fn opts(page_size: Option<u32>) -> DriverOptions {
     DriverOptions {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
         page_size,
         ..DriverOptions::default()
+    }
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..RetryPolicy::default()
     }
 }
 
@@ -177,7 +184,7 @@ async fn crud_and_paging_against_scim2_server() {
             )
         })
         .collect();
-    let results = driver::apply_all(&c, creates, false, &l, &opts(None), &mut |_| {}).await;
+    let results = driver::apply_once(&c, creates, false, &l, &mut |_| {}).await;
     assert!(results.iter().all(ActionResult::is_applied), "{results:?}");
     let on_server = server_users(&peer).await;
     assert_eq!(on_server.len(), 5);
@@ -190,12 +197,11 @@ async fn crud_and_paging_against_scim2_server() {
 
     // A second create of the same userName is a conflict at the server and
     // a skip for roster.
-    let again = driver::apply_all(
+    let again = driver::apply_once(
         &c,
         vec![action(Operation::Create, "person0@example.com", None, &[])],
         false,
         &l,
-        &opts(None),
         &mut |_| {},
     )
     .await;
@@ -206,7 +212,9 @@ async fn crud_and_paging_against_scim2_server() {
     assert_eq!(server_users(&peer).await.len(), 5);
 
     // Page through them two at a time.
-    let o = driver::read_all(&c, &l, &opts(Some(2))).await.unwrap();
+    let o = driver::read_all(&c, &l, &retry(), &opts(Some(2)))
+        .await
+        .unwrap();
     assert!(o.complete, "{:?}", o.incomplete_reason);
     assert_eq!(o.accounts.len(), 5);
     let p3 = o
@@ -238,7 +246,7 @@ async fn crud_and_paging_against_scim2_server() {
         before: Some("Sales".into()),
         after: Some("Finance".into()),
     }];
-    let r = driver::apply_all(&c, vec![mv], false, &l, &opts(None), &mut |_| {}).await;
+    let r = driver::apply_once(&c, vec![mv], false, &l, &mut |_| {}).await;
     assert_eq!(r, vec![ActionResult::Applied]);
     assert_eq!(
         server_user(&peer, &id).await[ENTERPRISE_SCHEMA]["department"],
@@ -246,7 +254,7 @@ async fn crud_and_paging_against_scim2_server() {
     );
 
     // Leaver, then rehire; the ETags the server issues are honoured.
-    let r = driver::apply_all(
+    let r = driver::apply_once(
         &c,
         vec![action(
             Operation::Deactivate,
@@ -256,15 +264,16 @@ async fn crud_and_paging_against_scim2_server() {
         )],
         false,
         &l,
-        &opts(None),
         &mut |_| {},
     )
     .await;
     assert_eq!(r, vec![ActionResult::Applied]);
     assert_eq!(server_user(&peer, &id).await["active"], false);
-    let o = driver::read_all(&c, &l, &opts(Some(2))).await.unwrap();
+    let o = driver::read_all(&c, &l, &retry(), &opts(Some(2)))
+        .await
+        .unwrap();
     assert!(o.accounts.iter().any(|a| a.key.as_str() == id && !a.active));
-    let r = driver::apply_all(
+    let r = driver::apply_once(
         &c,
         vec![action(
             Operation::Reactivate,
@@ -274,7 +283,6 @@ async fn crud_and_paging_against_scim2_server() {
         )],
         false,
         &l,
-        &opts(None),
         &mut |_| {},
     )
     .await;

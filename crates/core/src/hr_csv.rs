@@ -49,6 +49,14 @@ pub struct HrCsvError {
     pub errors: Vec<RowError>,
 }
 
+impl HrCsvError {
+    /// The stable code: the HR file was refused (its rows say why, each
+    /// as `file:line: message`).
+    pub fn code(&self) -> &'static str {
+        "HRCSV-0001"
+    }
+}
+
 fn render(errors: &[RowError], file: &str) -> String {
     errors
         .iter()

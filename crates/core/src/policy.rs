@@ -91,6 +91,15 @@ pub struct PolicyError {
     pub message: String,
 }
 
+impl PolicyError {
+    /// The stable code of a policy error. The message keeps the compiler's
+    /// shape (`file:line:column: message`) so editors can jump to it; the
+    /// code is for logs, API answers and scripts.
+    pub fn code(&self) -> &'static str {
+        "POLICY-0001"
+    }
+}
+
 /// How an account with no matching person is treated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -72,6 +72,13 @@ impl Vocabulary {
 )]
 pub struct PolicyProblems(pub Vec<PolicyError>);
 
+impl PolicyProblems {
+    /// The stable code: names the deployment does not provide.
+    pub fn code(&self) -> &'static str {
+        "POLICY-0002"
+    }
+}
+
 /// Where the things a rule names sit in the text.
 #[derive(Default)]
 struct RulePlaces<'t> {

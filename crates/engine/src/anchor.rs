@@ -74,20 +74,20 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 #[non_exhaustive]
 pub enum AnchorError {
     /// The signing key file cannot be read, created or trusted.
-    #[error("AUDIT-010 cannot use the audit signing key {path}: {reason}")]
+    #[error("AUDIT-0010 cannot use the audit signing key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
 
-    /// The hash chain itself is broken (see the store's `AUDIT-001`).
+    /// The hash chain itself is broken (see the store's `AUDIT-0001`).
     #[error(transparent)]
     Chain(AuditError),
 
     /// A witness could not be read back.
-    #[error("AUDIT-012 cannot read witness {witness}: {reason}")]
+    #[error("AUDIT-0012 cannot read witness {witness}: {reason}")]
     WitnessRead { witness: String, reason: String },
 
     /// A checkpoint's signature does not verify.
     #[error(
-        "AUDIT-013 {witness} line {line}: the checkpoint of event {seq} has an invalid \
+        "AUDIT-0013 {witness} line {line}: the checkpoint of event {seq} has an invalid \
          signature: it was not written by roster's audit key"
     )]
     BadSignature {
@@ -98,7 +98,7 @@ pub enum AnchorError {
 
     /// A checkpoint is signed by a key this installation does not trust.
     #[error(
-        "AUDIT-014 {witness} line {line}: the checkpoint of event {seq} is signed by key \
+        "AUDIT-0014 {witness} line {line}: the checkpoint of event {seq} is signed by key \
          {key}, not by this installation's audit key ({ours}); if the signing key was \
          replaced on purpose, list the old public key in [audit] previous_keys"
     )]
@@ -113,7 +113,7 @@ pub enum AnchorError {
     /// The database ends before a witnessed checkpoint: events were cut
     /// from the end (and the head row rewritten to hide it).
     #[error(
-        "AUDIT-015 events were cut from the end of the audit log: {witness} holds a \
+        "AUDIT-0015 events were cut from the end of the audit log: {witness} holds a \
          checkpoint of event {seq} signed at {at}, but the log now ends at event {head}"
     )]
     CutTail {
@@ -125,7 +125,7 @@ pub enum AnchorError {
 
     /// The database's event at a witnessed position has another hash.
     #[error(
-        "AUDIT-016 the audit log was rewritten at or before event {seq}: {witness} holds \
+        "AUDIT-0016 the audit log was rewritten at or before event {seq}: {witness} holds \
          its hash {witnessed} (signed at {at}), the database has {stored}"
     )]
     Rewritten {
@@ -137,7 +137,7 @@ pub enum AnchorError {
     },
 
     /// The store failed.
-    #[error("AUDIT-017 {0}")]
+    #[error("AUDIT-0017 {0}")]
     Store(#[from] StoreError),
 }
 
@@ -145,15 +145,14 @@ impl AnchorError {
     /// The stable code at the start of the message.
     pub fn code(&self) -> &'static str {
         match self {
-            AnchorError::Key { .. } => "AUDIT-010",
-            AnchorError::Chain(AuditError::Broken { .. }) => "AUDIT-001",
-            AnchorError::Chain(_) => "AUDIT-002",
-            AnchorError::WitnessRead { .. } => "AUDIT-012",
-            AnchorError::BadSignature { .. } => "AUDIT-013",
-            AnchorError::UnknownKey { .. } => "AUDIT-014",
-            AnchorError::CutTail { .. } => "AUDIT-015",
-            AnchorError::Rewritten { .. } => "AUDIT-016",
-            AnchorError::Store(_) => "AUDIT-017",
+            AnchorError::Key { .. } => "AUDIT-0010",
+            AnchorError::Chain(e) => e.code(),
+            AnchorError::WitnessRead { .. } => "AUDIT-0012",
+            AnchorError::BadSignature { .. } => "AUDIT-0013",
+            AnchorError::UnknownKey { .. } => "AUDIT-0014",
+            AnchorError::CutTail { .. } => "AUDIT-0015",
+            AnchorError::Rewritten { .. } => "AUDIT-0016",
+            AnchorError::Store(_) => "AUDIT-0017",
         }
     }
 }
@@ -999,7 +998,7 @@ mod tests {
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = SigningKey::load_existing(&path).unwrap_err().to_string();
-        assert!(err.starts_with("AUDIT-010"), "{err}");
+        assert!(err.starts_with("AUDIT-0010"), "{err}");
         assert!(err.contains("chmod 600"), "{err}");
         assert!(
             SigningKey::load_existing(&dir.path().join("none"))

@@ -49,13 +49,29 @@ pub enum BenchError {
     TempDir(#[from] std::io::Error),
     #[error("BENCH-0004 {0}")]
     Invalid(String),
-    #[error("BENCH-0005 {0}")]
+    #[error(transparent)]
     Engine(Box<crate::EngineError>),
 }
 
 impl BenchError {
     fn engine(e: crate::EngineError) -> BenchError {
         BenchError::Engine(Box::new(e))
+    }
+}
+
+impl BenchError {
+    /// The stable code at the start of the message (the wrapped error's
+    /// own for a store or policy failure).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BenchError::Store(e) => e.code(),
+            BenchError::Policy(e) => e.code(),
+            BenchError::NotEmpty(..) => "BENCH-0001",
+            BenchError::PersonNotFound(_) => "BENCH-0002",
+            BenchError::TempDir(_) => "BENCH-0003",
+            BenchError::Invalid(_) => "BENCH-0004",
+            BenchError::Engine(e) => e.code(),
+        }
     }
 }
 

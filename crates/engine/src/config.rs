@@ -83,12 +83,14 @@ use roster_store::Store;
 /// A config problem, naming the file and what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("CONFIG-0001 cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// Keeps the compiler's shape (`file:line:column: message`, so editors
+    /// jump to it), like policy errors; the code is in [`Self::code`].
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
         path: PathBuf,
@@ -96,8 +98,21 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    #[error("{path}: {message}")]
+    #[error("CONFIG-0003 {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    /// The stable code, at the start of the message except for a syntax
+    /// error (which starts with its place). An invalid setting's message
+    /// may name a more specific code (`EGRESS-0002`, `SEC-0006`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Read { .. } => "CONFIG-0001",
+            ConfigError::Syntax { .. } => "CONFIG-0002",
+            ConfigError::Invalid { .. } => "CONFIG-0003",
+        }
+    }
 }
 
 /// Where a secret comes from.
@@ -824,7 +839,7 @@ mod tests {
             .to_string();
         assert!(
             err.contains("connections.okta.base_url")
-                && err.contains("EGRESS-003")
+                && err.contains("EGRESS-0003")
                 && err.contains("allow_private_network = true"),
             "{err}"
         );
@@ -852,7 +867,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("EGRESS-002"), "{err}");
+        assert!(err.contains("EGRESS-0002"), "{err}");
         Config::parse(
             Path::new("r.toml"),
             &conn("http://127.0.0.1:9", ""),
@@ -874,13 +889,13 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("audit.witness") && err.contains("EGRESS-002"),
+            err.contains("audit.witness") && err.contains("EGRESS-0002"),
             "{err}"
         );
         let err = Config::parse(Path::new("r.toml"), &text("http://10.1.2.3/w", ""), &no_env)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("EGRESS-003"), "{err}");
+        assert!(err.contains("EGRESS-0003"), "{err}");
         Config::parse(
             Path::new("r.toml"),
             &text("http://10.1.2.3/w", "allow_private_network = true\n"),
@@ -956,16 +971,16 @@ mod tests {
             "{err}"
         );
         let err = c
-            .resolve_stored(&|_| Err("SEC-006 cannot open".into()))
+            .resolve_stored(&|_| Err("SEC-0006 cannot open".into()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("SEC-006"), "{err}");
+        assert!(err.contains("SEC-0006"), "{err}");
         // Nothing changed by the failures.
         assert_eq!(c.stored_secrets.len(), 1);
 
         let bad = STORED.replace("expensify-partner-secret", "no spaces allowed");
         let err = Config::parse(Path::new("r.toml"), &bad, &|_| Some("x".into())).unwrap_err();
-        assert!(err.to_string().contains("SEC-009"), "{err}");
+        assert!(err.to_string().contains("SEC-0009"), "{err}");
     }
 
     #[test]
@@ -1017,7 +1032,7 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("SEC-006"), "{err}");
+        assert!(err.contains("SEC-0006"), "{err}");
         store.close().await;
     }
 

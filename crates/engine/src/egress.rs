@@ -47,20 +47,31 @@ const METADATA_HOSTS: &[&str] = &[
 /// Why an outbound URL is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EgressError {
-    #[error("EGRESS-001 {url:?} is not an http(s) URL: {detail}")]
+    #[error("EGRESS-0001 {url:?} is not an http(s) URL: {detail}")]
     Malformed { url: String, detail: String },
     #[error(
-        "EGRESS-002 {url:?} is a cloud metadata address ({host}); roster never sends requests (or credentials) there"
+        "EGRESS-0002 {url:?} is a cloud metadata address ({host}); roster never sends requests (or credentials) there"
     )]
     Metadata { url: String, host: String },
     #[error(
-        "EGRESS-003 {url:?} is a {kind} address ({host}); if the app really is hosted there, set `allow_private_network = true` on this connection (or at the top of the config)"
+        "EGRESS-0003 {url:?} is a {kind} address ({host}); if the app really is hosted there, set `allow_private_network = true` on this connection (or at the top of the config)"
     )]
     Private {
         url: String,
         host: String,
         kind: &'static str,
     },
+}
+
+impl EgressError {
+    /// The stable code at the start of the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EgressError::Malformed { .. } => "EGRESS-0001",
+            EgressError::Metadata { .. } => "EGRESS-0002",
+            EgressError::Private { .. } => "EGRESS-0003",
+        }
+    }
 }
 
 /// Checks one outbound URL. `allow_private` admits link-local and private

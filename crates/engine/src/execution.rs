@@ -230,7 +230,13 @@ impl Engine {
         self.store.requeue_dead_tasks(plan_id, None, now).await?;
         let enqueued = self
             .store
-            .enqueue_plan_tasks_except(plan_id, &connections, held, self.executor.max_attempts, now)
+            .enqueue_plan_tasks_except(
+                plan_id,
+                &connections,
+                held,
+                self.executor.retry.max_attempts,
+                now,
+            )
             .await?;
         self.mark_applied(plan_id).await?;
         Ok(Enqueued {

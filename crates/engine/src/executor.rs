@@ -33,19 +33,25 @@
 //!    while the batch waited for its turn, nothing is sent: the tasks go
 //!    back to the queue with their attempt refunded.
 //! 5. **Settle** every task in one transaction with its plan action and
-//!    audit event ([`Store::finish_tasks`]): `done`, `retry_wait` (with
-//!    exponential backoff and jitter, never sooner than the app's
+//!    audit event ([`Store::finish_tasks`]): `done`, `retry_wait` (the
+//!    delay the one retry policy gives, [`ExecutorOptions::retry`]:
+//!    exponential backoff with jitter, never sooner than the app's
 //!    `Retry-After`; the wait is a `run_at` in the database, so it holds
-//!    across restarts) or `dead` (a dead letter with the reason, after
-//!    [`ExecutorOptions::max_attempts`] or on a refusal retrying cannot
-//!    fix).
+//!    across restarts) or `dead` (a dead letter with the reason, after the
+//!    policy's `max_attempts`, on a `Retry-After` over its ceiling, or on a
+//!    refusal retrying cannot fix).
 //!
-//! The executor calls [`Connector::apply`] itself rather than
-//! `driver::apply_all`: the driver retries inside one call and keeps the
-//! outcome in memory, which a crash would lose, and a whole-call failure
-//! reaches its caller only as text, without the `Retry-After` the durable
-//! retry needs. The task table owns retries here; the driver's pieces that
-//! fit (the rate budget's `wait_turn`, `read_all` for checks) are reused.
+//! # The one retry owner
+//!
+//! The executor is the only code that applies actions with retries: it
+//! calls [`Connector::apply`] once per claimed batch and keeps every retry
+//! in the task table, where a crash cannot lose it. What is retryable and
+//! how long to wait is [`roster_connectors::retry::RetryPolicy`], the same
+//! policy the reads it triggers use (`driver::read_all` for checks);
+//! pacing is the connection's rate budget (`driver::wait_turn`), the
+//! store-backed one in [`crate::budget`]. The driver's `apply_once` (one
+//! paced pass, no retries) is for setting up simulators and tests, never
+//! for applying a plan.
 //!
 //! # Why no effect is applied twice or lost
 //!
@@ -129,6 +135,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use roster_connectors::driver::{self, Progress};
+use roster_connectors::retry::{Next, RetryPolicy, Verdict};
 use roster_connectors::{ActionResult, ApplyRequest, Connector, ConnectorError, RateBudget};
 use roster_core::{Account, Action, ConnectionId, Observed, Operation};
 use roster_store::AuditKind;
@@ -156,16 +163,13 @@ pub struct ExecutorOptions {
     pub lease: Duration,
     /// How often a working worker extends its leases (well under `lease`).
     pub heartbeat: Duration,
-    /// Attempts per task before it becomes a dead letter.
-    pub max_attempts: u32,
     /// Caps the connector's own `max_batch`.
     pub batch_size: Option<u32>,
-    /// The first retry's delay; doubles with every attempt.
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Randomise delays (between half and all of the backoff) so workers
-    /// don't retry in lockstep.
-    pub jitter: bool,
+    /// The one retry policy: attempts per task before it becomes a dead
+    /// letter, the backoff between them, the `Retry-After` ceiling. The
+    /// engine's reads use it too ([`Engine::read`] and the executor's
+    /// checks), so it is configured here and nowhere else.
+    pub retry: RetryPolicy,
     /// How long an idle loop sleeps before looking for work again.
     pub idle_poll: Duration,
     /// [`Engine::apply`] returns when all that is left are retries due
@@ -189,11 +193,8 @@ impl Default for ExecutorOptions {
             worker_id: default_worker_id(),
             lease: Duration::from_secs(60),
             heartbeat: Duration::from_secs(15),
-            max_attempts: 8,
             batch_size: None,
-            initial_backoff: Duration::from_secs(2),
-            max_backoff: Duration::from_secs(15 * 60),
-            jitter: true,
+            retry: RetryPolicy::default(),
             idle_poll: Duration::from_millis(500),
             apply_max_wait: Duration::from_secs(120),
             quarantine_after_auth_failures: 3,
@@ -215,21 +216,6 @@ fn default_worker_id() -> String {
 }
 
 impl ExecutorOptions {
-    /// The delay before attempt `attempt + 1`, given `attempt` failed.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        if self.jitter && !base.is_zero() {
-            let half = base / 2;
-            half + half.mul_f64(rand::rng().random::<f64>())
-        } else {
-            base
-        }
-    }
-
     fn lease_ms(&self) -> i64 {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
@@ -275,36 +261,6 @@ impl Health {
         while self.window.len() > cap {
             self.window.pop_front();
         }
-    }
-}
-
-/// What a call failure means for the tasks of the batch.
-enum Failure {
-    /// Credentials or configuration: nothing was judged; refund.
-    Refused,
-    /// May pass later: retry with backoff.
-    Retryable {
-        retry_after: Option<Duration>,
-        maybe_applied: bool,
-    },
-    /// Retrying cannot help: dead letter.
-    Fatal,
-}
-
-fn classify(e: &ConnectorError) -> Failure {
-    match e {
-        ConnectorError::Unauthorized { .. } | ConnectorError::Config { .. } => Failure::Refused,
-        ConnectorError::RateLimited { retry_after } => Failure::Retryable {
-            retry_after: *retry_after,
-            maybe_applied: false,
-        },
-        // A timeout or a lost response may come after the app applied the
-        // change.
-        ConnectorError::Transient { .. } | ConnectorError::Protocol { .. } => Failure::Retryable {
-            retry_after: None,
-            maybe_applied: true,
-        },
-        _ => Failure::Fatal,
     }
 }
 
@@ -613,6 +569,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                     driver::read_all_with_progress(
                         connector,
                         limiter,
+                        &self.opts.retry,
                         &self.engine.driver,
                         &mut report,
                     ),
@@ -722,7 +679,7 @@ impl<'e, 'p> Executor<'e, 'p> {
                     }
                 }
                 Err(e) => {
-                    if matches!(classify(&e), Failure::Refused) {
+                    if Verdict::of(&e) == Verdict::Refused {
                         health.auth_failures_in_a_row += 1;
                     }
                     let now = self.now_ms();
@@ -796,31 +753,36 @@ impl<'e, 'p> Executor<'e, 'p> {
         limiter: &dyn RateBudget,
         health: &mut Health,
     ) -> TaskResult {
-        match classify(e) {
-            Failure::Refused => TaskResult::Retry {
-                run_at_ms: self
-                    .now_ms()
-                    .saturating_add(dur_ms(self.opts.backoff(health.auth_failures_in_a_row))),
+        match Verdict::of(e) {
+            // Nothing was judged: the task waits, without spending an
+            // attempt, while a person fixes the connection.
+            Verdict::Refused => TaskResult::Retry {
+                run_at_ms: self.now_ms().saturating_add(dur_ms(
+                    self.opts.retry.backoff(health.auth_failures_in_a_row),
+                )),
                 error: e.to_string(),
                 uncertain: false,
                 refund: true,
             },
-            Failure::Retryable {
+            Verdict::Retryable {
                 retry_after,
                 maybe_applied,
             } => {
-                if let Some(after) = retry_after {
+                if let Some(hold) = self.opts.retry.hold(retry_after) {
                     // Everyone sharing the budget waits, in every process.
-                    limiter.hold_for(after).await;
+                    limiter.hold_for(hold).await;
                 }
                 self.retry_or_dead(task, e.to_string(), retry_after, maybe_applied)
             }
-            Failure::Fatal => TaskResult::Dead {
+            Verdict::Fatal => TaskResult::Dead {
                 reason: e.to_string(),
             },
         }
     }
 
+    /// A retryable failure: due again when the policy says, or a dead
+    /// letter when it gives up. The bound is the one the task was queued
+    /// with.
     fn retry_or_dead(
         &self,
         task: &Task,
@@ -828,23 +790,20 @@ impl<'e, 'p> Executor<'e, 'p> {
         retry_after: Option<Duration>,
         maybe_applied: bool,
     ) -> TaskResult {
-        if task.attempts >= task.max_attempts {
-            return TaskResult::Dead {
-                reason: format!(
-                    "{error} (gave up after {} of {} attempts)",
-                    task.attempts, task.max_attempts
-                ),
-            };
-        }
-        let delay = self
+        match self
             .opts
-            .backoff(task.attempts)
-            .max(retry_after.unwrap_or_default());
-        TaskResult::Retry {
-            run_at_ms: self.now_ms().saturating_add(dur_ms(delay)),
-            error,
-            uncertain: maybe_applied,
-            refund: false,
+            .retry
+            .next(task.attempts, task.max_attempts, retry_after)
+        {
+            Next::Retry { delay, .. } => TaskResult::Retry {
+                run_at_ms: self.now_ms().saturating_add(dur_ms(delay)),
+                error,
+                uncertain: maybe_applied,
+                refund: false,
+            },
+            Next::GiveUp(why) => TaskResult::Dead {
+                reason: why.describe(&error),
+            },
         }
     }
 
@@ -1097,61 +1056,5 @@ fn already(earlier_attempt: bool, detail: String) -> TaskResult {
             TaskOutcome::Skipped
         },
         detail: Some(detail),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_inside_bounds() {
-        let o = ExecutorOptions {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(1_000),
-            jitter: false,
-            ..ExecutorOptions::default()
-        };
-        assert_eq!(o.backoff(1), Duration::from_millis(100));
-        assert_eq!(o.backoff(3), Duration::from_millis(400));
-        assert_eq!(o.backoff(10), Duration::from_millis(1_000));
-        let j = ExecutorOptions { jitter: true, ..o };
-        for attempt in 1..8 {
-            let full = ExecutorOptions {
-                jitter: false,
-                ..j.clone()
-            }
-            .backoff(attempt);
-            let d = j.backoff(attempt);
-            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?} vs {full:?}");
-        }
-    }
-
-    #[test]
-    fn failures_are_classified_for_retry_refund_or_dead_letter() {
-        let refused = ConnectorError::Unauthorized { detail: "x".into() };
-        assert!(matches!(classify(&refused), Failure::Refused));
-        let limited = ConnectorError::RateLimited {
-            retry_after: Some(Duration::from_secs(7)),
-        };
-        assert!(matches!(
-            classify(&limited),
-            Failure::Retryable { retry_after: Some(d), maybe_applied: false } if d == Duration::from_secs(7)
-        ));
-        let lost = ConnectorError::Transient {
-            detail: "500".into(),
-        };
-        assert!(matches!(
-            classify(&lost),
-            Failure::Retryable {
-                maybe_applied: true,
-                ..
-            }
-        ));
-        let invalid = ConnectorError::Vendor {
-            code: "410".into(),
-            detail: "bad".into(),
-        };
-        assert!(matches!(classify(&invalid), Failure::Fatal));
     }
 }

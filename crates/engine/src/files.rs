@@ -81,7 +81,7 @@ pub mod attr {
 pub enum FilesError {
     /// The file can only add people.
     #[error(
-        "FILES-001 {person} on {connection}: a {operation} cannot go in an import file, which only \
+        "FILES-0001 {person} on {connection}: a {operation} cannot go in an import file, which only \
          adds people; it needs a manual task"
     )]
     NotCreate {
@@ -92,7 +92,7 @@ pub enum FilesError {
 
     /// A value the app requires is missing.
     #[error(
-        "FILES-002 {person}: no {field} for the {app} import ({app} rejects the row: \
+        "FILES-0002 {person}: no {field} for the {app} import ({app} rejects the row: \
          \"Missing mandatory information\"); fill it in the source of truth"
     )]
     MissingField {
@@ -103,13 +103,13 @@ pub enum FilesError {
 
     /// A role the app does not have.
     #[error(
-        "FILES-003 {person}: role {role:?} is not a BILL S&E role (ADMIN, AUDITOR, BOOKKEEPER, MEMBER)"
+        "FILES-0003 {person}: role {role:?} is not a BILL S&E role (ADMIN, AUDITOR, BOOKKEEPER, MEMBER)"
     )]
     InvalidRole { person: String, role: String },
 
     /// A value a spreadsheet would run as a formula when the CSV is opened.
     #[error(
-        "FILES-004 {person}: the {field} {value:?} starts with a character spreadsheets treat as a \
+        "FILES-0004 {person}: the {field} {value:?} starts with a character spreadsheets treat as a \
          formula (=, +, -, @); fix it in the source of truth"
     )]
     FormulaLike {
@@ -119,15 +119,15 @@ pub enum FilesError {
     },
 
     /// Building the spreadsheet failed.
-    #[error("FILES-005 cannot build the {what}: {reason}")]
+    #[error("FILES-0005 cannot build the {what}: {reason}")]
     Build { what: &'static str, reason: String },
 
     /// A plan id, connection or extension that is not a plain file name.
-    #[error("FILES-006 {what} {value:?} cannot be part of a file name")]
+    #[error("FILES-0006 {what} {value:?} cannot be part of a file name")]
     BadName { what: &'static str, value: String },
 
     /// Writing the export failed.
-    #[error("FILES-007 cannot write {path}: {source}")]
+    #[error("FILES-0007 cannot write {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
@@ -139,13 +139,13 @@ impl FilesError {
     /// The stable code at the start of the message.
     pub fn code(&self) -> &'static str {
         match self {
-            FilesError::NotCreate { .. } => "FILES-001",
-            FilesError::MissingField { .. } => "FILES-002",
-            FilesError::InvalidRole { .. } => "FILES-003",
-            FilesError::FormulaLike { .. } => "FILES-004",
-            FilesError::Build { .. } => "FILES-005",
-            FilesError::BadName { .. } => "FILES-006",
-            FilesError::Io { .. } => "FILES-007",
+            FilesError::NotCreate { .. } => "FILES-0001",
+            FilesError::MissingField { .. } => "FILES-0002",
+            FilesError::InvalidRole { .. } => "FILES-0003",
+            FilesError::FormulaLike { .. } => "FILES-0004",
+            FilesError::Build { .. } => "FILES-0005",
+            FilesError::BadName { .. } => "FILES-0006",
+            FilesError::Io { .. } => "FILES-0007",
         }
     }
 }
@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn bill_csv_refuses_what_an_import_cannot_do() {
         let err = bill_spend_csv(&[ada(), deactivate("eve@example.com")]).unwrap_err();
-        assert_eq!(err.code(), "FILES-001");
+        assert_eq!(err.code(), "FILES-0001");
         let msg = err.to_string();
         assert!(
             msg.contains("eve@example.com") && msg.contains("deactivate"),
@@ -462,11 +462,11 @@ mod tests {
             &[("first_name", "X"), ("last_name", "Y"), ("role", "owner")],
         )])
         .unwrap_err();
-        assert_eq!(err.code(), "FILES-003");
+        assert_eq!(err.code(), "FILES-0003");
         assert!(err.to_string().contains("\"owner\""), "{err}");
 
         let err = bill_spend_csv(&[create("x@example.com", &[("first_name", "X")])]).unwrap_err();
-        assert_eq!(err.code(), "FILES-002");
+        assert_eq!(err.code(), "FILES-0002");
         assert!(err.to_string().contains("last name"), "{err}");
 
         let err = bill_spend_csv(&[create(
@@ -477,7 +477,7 @@ mod tests {
             ],
         )])
         .unwrap_err();
-        assert_eq!(err.code(), "FILES-004");
+        assert_eq!(err.code(), "FILES-0004");
     }
 
     #[test]
@@ -527,14 +527,14 @@ mod tests {
     fn spendesk_xlsx_refuses_rows_spendesk_would_reject() {
         let err = spendesk_invite_xlsx(&[create("noname@example.com", &[("last_name", "Z")])])
             .unwrap_err();
-        assert_eq!(err.code(), "FILES-002");
+        assert_eq!(err.code(), "FILES-0002");
         let msg = err.to_string();
         assert!(msg.contains("noname@example.com (E1)"), "{msg}");
         assert!(msg.contains("first name"), "{msg}");
         assert!(msg.contains("Missing mandatory information"), "{msg}");
 
         let err = spendesk_invite_xlsx(&[deactivate("eve@example.com")]).unwrap_err();
-        assert_eq!(err.code(), "FILES-001");
+        assert_eq!(err.code(), "FILES-0001");
     }
 
     #[test]
@@ -584,7 +584,7 @@ mod tests {
             ("p", ".hidden", "csv"),
         ] {
             let err = write_export(dir.path(), plan, conn, ext, b"x").unwrap_err();
-            assert_eq!(err.code(), "FILES-006", "{plan} {conn} {ext}");
+            assert_eq!(err.code(), "FILES-0006", "{plan} {conn} {ext}");
         }
         assert!(!dir.path().join("escape").exists());
     }

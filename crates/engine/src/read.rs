@@ -55,6 +55,7 @@ impl Engine {
             let result = driver::read_all_with_progress(
                 &*wired.connector,
                 &*wired.budget,
+                &self.executor.retry,
                 &self.driver,
                 &mut p,
             )

@@ -64,9 +64,20 @@ pub enum ReportError {
     /// A `--since` value that is neither a date, RFC 3339 nor unix
     /// milliseconds.
     #[error(
-        "REPORT-001 {0:?} is not a time: give a date (2026-11-25, midnight UTC), RFC 3339 (2026-11-25T09:00:00Z) or unix milliseconds"
+        "REPORT-0001 {0:?} is not a time: give a date (2026-11-25, midnight UTC), RFC 3339 (2026-11-25T09:00:00Z) or unix milliseconds"
     )]
     BadTime(String),
+}
+
+impl ReportError {
+    /// The stable code at the start of the message (the store's own for a
+    /// store failure).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReportError::Store(e) => e.code(),
+            ReportError::BadTime(_) => "REPORT-0001",
+        }
+    }
 }
 
 /// One connection as the reports see it.

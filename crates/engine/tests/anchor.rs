@@ -177,7 +177,7 @@ async fn the_engine_checkpoints_to_a_file_witness_and_verify_catches_a_cut_tail(
     let err = anchor::verify(&fx.store, &fx.cfg, &[]).await.unwrap_err();
     assert!(matches!(err, AnchorError::CutTail { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.starts_with("AUDIT-015"), "{msg}");
+    assert!(msg.starts_with("AUDIT-0015"), "{msg}");
     assert!(
         msg.contains(&format!("checkpoint of event {}", erasure_seq + 3)),
         "{msg}"
@@ -217,7 +217,7 @@ async fn a_rewritten_history_of_the_same_length_is_caught() {
     // Editing an event in the middle still fails as before (the chain).
     raw(&fx.db, "UPDATE audit_event SET actor = 'x' WHERE seq = 2").await;
     let err = anchor::verify(&fx.store, &fx.cfg, &[]).await.unwrap_err();
-    assert!(err.to_string().starts_with("AUDIT-001"), "{err}");
+    assert!(err.to_string().starts_with("AUDIT-0001"), "{err}");
 }
 
 #[tokio::test]

@@ -278,13 +278,15 @@ async fn crash_worker_process() {
         worker_id,
         lease: Duration::from_millis(LEASE_MS),
         heartbeat: Duration::from_millis(LEASE_MS / 5),
-        max_attempts: 12,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(2),
+        retry: roster_connectors::retry::RetryPolicy {
+            max_attempts: 12,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            ..Default::default()
+        },
         idle_poll: Duration::from_millis(50),
         ..ExecutorOptions::default()
     };
-    engine.driver.initial_backoff = Duration::from_millis(50);
     let plan = PlanId::new(plan);
     let roster = Roster::new(engine);
     // What `roster apply` checks first: a started plan resumes.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use roster_connectors::driver::Progress;
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector, attr};
+use roster_connectors::retry::RetryPolicy;
 use roster_connectors::{Connector, RateLimiter, RateWindow, SecretString};
 use roster_core::plan::Action;
 use roster_core::principal::PrincipalKind;
@@ -128,15 +129,16 @@ async fn engine_over(db: &str, url: &str, scale: f64) -> Engine {
     engine.executor = ExecutorOptions {
         lease: Duration::from_secs(5),
         heartbeat: Duration::from_millis(500),
-        max_attempts: 4,
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
+        retry: RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        },
         idle_poll: Duration::from_millis(20),
         quarantine_after_auth_failures: 2,
         ..ExecutorOptions::default()
     };
-    engine.driver.initial_backoff = Duration::from_millis(20);
-    engine.driver.max_attempts = 2;
     engine
 }
 
@@ -199,8 +201,8 @@ async fn lost_responses_are_retried_without_applying_twice() {
     let fx = fixture_with(
         |c| c,
         |e| {
-            e.executor.initial_backoff = Duration::from_secs(2);
-            e.executor.jitter = false;
+            e.executor.retry.initial_backoff = Duration::from_secs(2);
+            e.executor.retry.jitter = false;
         },
     )
     .await;
@@ -267,6 +269,47 @@ async fn retry_after_is_honoured_durably() {
         .await
         .unwrap()[0];
     assert_eq!(t.attempts, 2, "the 429 counted as one attempt");
+}
+
+/// The retry policy's ceiling on `Retry-After`: an app asking for a longer
+/// pause than roster waits ends the task with the app's request in its
+/// reason, instead of holding every caller of the connection that long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_over_the_ceiling_ends_the_task_without_stalling() {
+    let fx = fixture_with(
+        |c| c.with_retry_after_secs(30),
+        |e| e.executor.retry.max_retry_after = Duration::from_secs(5),
+    )
+    .await;
+    let plan = save(&fx.roster, vec![create(0, &fx.policy)]).await;
+    let approved = check(&fx.roster, &plan).await;
+    fx.sim.set_fault_for(Fault::RateLimitStorm, 1);
+    let started = Instant::now();
+    let (report, _) = fx
+        .roster
+        .apply(approved, &mut |_, _| {})
+        .await
+        .expect("apply");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "nothing waited for the 30 s: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.applied_total(), 0);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let why = &report.failed[0].2;
+    assert!(
+        why.contains("CONN-0002") && why.contains("30 s") && why.contains("longer than"),
+        "{why}"
+    );
+    assert_eq!(added(&fx), 0);
+    let t = &fx
+        .roster
+        .store()
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap()[0];
+    assert_eq!((t.state, t.attempts), (ExecState::Dead, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,7 +358,7 @@ async fn run(kind: &str, sc: &Scenario) {
     let policy = Policy::parse("policy.toml", &app.policy_toml()).expect("policy");
     let mut engine = Engine::new(store, policy);
     engine.add_connector(app.connector());
-    engine.driver.initial_backoff = Duration::from_millis(10);
+    engine.executor.retry.initial_backoff = Duration::from_millis(10);
     let roster = Roster::new(engine);
     let tester = Principal::new(PrincipalKind::User, "tester");
     let people =

@@ -90,11 +90,11 @@ const AAD_DOMAIN: &str = "roster-secret";
 #[non_exhaustive]
 pub enum SecretsError {
     /// The master key specification (variable or file) is malformed.
-    #[error("SEC-001 bad master key in {origin}: {reason}")]
+    #[error("SEC-0001 bad master key in {origin}: {reason}")]
     BadKey { origin: String, reason: String },
 
     /// The key file could not be read or written.
-    #[error("SEC-002 cannot use key file {path}: {source}")]
+    #[error("SEC-0002 cannot use key file {path}: {source}")]
     KeyFile {
         path: PathBuf,
         #[source]
@@ -103,18 +103,18 @@ pub enum SecretsError {
 
     /// The key file is readable or writable by group or others.
     #[error(
-        "SEC-003 key file {path} has mode {mode:04o}, so users other than its owner can use it; \
+        "SEC-0003 key file {path} has mode {mode:04o}, so users other than its owner can use it; \
          run `chmod 600 {path}` (and rotate the key if anyone else may have read it)"
     )]
     KeyFilePermissions { path: PathBuf, mode: u32 },
 
     /// A sealed value is not in the `v1:<key-id>:<base64url>` form.
-    #[error("SEC-004 malformed sealed value: {reason}")]
+    #[error("SEC-0004 malformed sealed value: {reason}")]
     Malformed { reason: String },
 
     /// The value was sealed with a key this keyring does not hold.
     #[error(
-        "SEC-005 the value was sealed with key {id:?}, which is not in the keyring (keys: {known}); \
+        "SEC-0005 the value was sealed with key {id:?}, which is not in the keyring (keys: {known}); \
          add it to {MASTER_KEY_ENV} or restore the key file"
     )]
     UnknownKey { id: String, known: String },
@@ -122,51 +122,51 @@ pub enum SecretsError {
     /// Authentication failed: the value was altered, or is opened under a
     /// different name than it was sealed with.
     #[error(
-        "SEC-006 cannot open the secret {name:?}: it was altered, or sealed under another name"
+        "SEC-0006 cannot open the secret {name:?}: it was altered, or sealed under another name"
     )]
     OpenFailed { name: String },
 
     /// Encryption failed (the value is too large for one message).
-    #[error("SEC-007 cannot seal the secret {name:?}: {reason}")]
+    #[error("SEC-0007 cannot seal the secret {name:?}: {reason}")]
     SealFailed { name: String, reason: String },
 
     /// The system random number generator failed.
-    #[error("SEC-008 the system random number generator failed: {0}")]
+    #[error("SEC-0008 the system random number generator failed: {0}")]
     Random(String),
 
     /// A secret name roster refuses (empty, too long, odd characters).
     #[error(
-        "SEC-009 invalid secret name {name:?}: use 1-{MAX_NAME} letters, digits, '.', '_' or '-'"
+        "SEC-0009 invalid secret name {name:?}: use 1-{MAX_NAME} letters, digits, '.', '_' or '-'"
     )]
     BadName { name: String },
 
     /// A secret's value is not UTF-8 text where text was required.
-    #[error("SEC-010 the secret {name:?} is not UTF-8 text")]
+    #[error("SEC-0010 the secret {name:?} is not UTF-8 text")]
     NotText { name: String },
 
     /// No master key exists yet where one was required.
     #[error(
-        "SEC-011 no master key: {MASTER_KEY_ENV} is not set and {path} does not exist; \
+        "SEC-0011 no master key: {MASTER_KEY_ENV} is not set and {path} does not exist; \
          stored secrets cannot be opened without the key they were sealed with"
     )]
     NoKey { path: PathBuf },
 }
 
 impl SecretsError {
-    /// The stable code at the start of the message (`SEC-001`, ...).
+    /// The stable code at the start of the message (`SEC-0001`, ...).
     pub fn code(&self) -> &'static str {
         match self {
-            SecretsError::BadKey { .. } => "SEC-001",
-            SecretsError::KeyFile { .. } => "SEC-002",
-            SecretsError::KeyFilePermissions { .. } => "SEC-003",
-            SecretsError::Malformed { .. } => "SEC-004",
-            SecretsError::UnknownKey { .. } => "SEC-005",
-            SecretsError::OpenFailed { .. } => "SEC-006",
-            SecretsError::SealFailed { .. } => "SEC-007",
-            SecretsError::Random(_) => "SEC-008",
-            SecretsError::BadName { .. } => "SEC-009",
-            SecretsError::NotText { .. } => "SEC-010",
-            SecretsError::NoKey { .. } => "SEC-011",
+            SecretsError::BadKey { .. } => "SEC-0001",
+            SecretsError::KeyFile { .. } => "SEC-0002",
+            SecretsError::KeyFilePermissions { .. } => "SEC-0003",
+            SecretsError::Malformed { .. } => "SEC-0004",
+            SecretsError::UnknownKey { .. } => "SEC-0005",
+            SecretsError::OpenFailed { .. } => "SEC-0006",
+            SecretsError::SealFailed { .. } => "SEC-0007",
+            SecretsError::Random(_) => "SEC-0008",
+            SecretsError::BadName { .. } => "SEC-0009",
+            SecretsError::NotText { .. } => "SEC-0010",
+            SecretsError::NoKey { .. } => "SEC-0011",
         }
     }
 }
@@ -644,7 +644,7 @@ mod tests {
         let r = ring(7);
         let s = r.seal(b"bill-token", "bill-api-token").unwrap();
         let err = r.open(&s, "spendesk-client-secret").unwrap_err();
-        assert_eq!(err.code(), "SEC-006");
+        assert_eq!(err.code(), "SEC-0006");
         assert!(err.to_string().contains("spendesk-client-secret"));
         assert!(!err.to_string().contains("bill-token"));
     }
@@ -659,16 +659,16 @@ mod tests {
         for i in [0, NONCE_LEN + 1, bytes.len() - 1] {
             bytes[i] ^= 0x01;
             let forged = format!("{head}:{}", URL_SAFE_NO_PAD.encode(&bytes));
-            assert_eq!(r.open(&forged, "n").unwrap_err().code(), "SEC-006", "{i}");
+            assert_eq!(r.open(&forged, "n").unwrap_err().code(), "SEC-0006", "{i}");
             bytes[i] ^= 0x01;
         }
         // Truncated and garbled values are malformed, not a panic.
-        assert_eq!(r.open("v1:k1:AAAA", "n").unwrap_err().code(), "SEC-004");
-        assert_eq!(r.open("v1:k1:***", "n").unwrap_err().code(), "SEC-004");
-        assert_eq!(r.open("plain text", "n").unwrap_err().code(), "SEC-004");
+        assert_eq!(r.open("v1:k1:AAAA", "n").unwrap_err().code(), "SEC-0004");
+        assert_eq!(r.open("v1:k1:***", "n").unwrap_err().code(), "SEC-0004");
+        assert_eq!(r.open("plain text", "n").unwrap_err().code(), "SEC-0004");
         assert_eq!(
             r.open(&s.replacen("v1", "v9", 1), "n").unwrap_err().code(),
-            "SEC-004"
+            "SEC-0004"
         );
     }
 
@@ -680,7 +680,7 @@ mod tests {
         let s = r.seal(b"x", "n").unwrap();
         assert!(s.starts_with("v1:k2:"));
         let relabelled = s.replacen("v1:k2:", "v1:k1:", 1);
-        assert_eq!(r.open(&relabelled, "n").unwrap_err().code(), "SEC-006");
+        assert_eq!(r.open(&relabelled, "n").unwrap_err().code(), "SEC-0006");
     }
 
     #[test]
@@ -699,11 +699,11 @@ mod tests {
         // A keyring without the old key says which key is missing.
         let only_new = Keyring::new("k2", [2; KEY_LEN]).unwrap();
         let err = only_new.open(&old, "n").unwrap_err();
-        assert_eq!(err.code(), "SEC-005");
+        assert_eq!(err.code(), "SEC-0005");
         assert!(err.to_string().contains("\"k1\""), "{err}");
         // A different key under the same id fails authentication.
         let impostor = Keyring::new("k1", [9; KEY_LEN]).unwrap();
-        assert_eq!(impostor.open(&old, "n").unwrap_err().code(), "SEC-006");
+        assert_eq!(impostor.open(&old, "n").unwrap_err().code(), "SEC-0006");
     }
 
     #[test]
@@ -730,7 +730,7 @@ mod tests {
             ("k1:not base64!", "not base64"),
         ] {
             let err = Keyring::from_spec(spec, "ROSTER_MASTER_KEY").unwrap_err();
-            assert_eq!(err.code(), "SEC-001");
+            assert_eq!(err.code(), "SEC-0001");
             assert!(err.to_string().contains(needle), "{err}");
             assert!(err.to_string().contains("ROSTER_MASTER_KEY"), "{err}");
         }
@@ -744,7 +744,7 @@ mod tests {
         let bad_id = format!("a b:{}", STANDARD.encode(old));
         assert_eq!(
             Keyring::from_spec(&bad_id, "t").unwrap_err().code(),
-            "SEC-001"
+            "SEC-0001"
         );
     }
 
@@ -778,7 +778,7 @@ mod tests {
         assert!(check_name("expensify-partner-secret").is_ok());
         assert!(check_name("bill.api_token-2").is_ok());
         for bad in ["", "has space", "semi;colon", "a/b", &"x".repeat(129)] {
-            assert_eq!(check_name(bad).unwrap_err().code(), "SEC-009", "{bad:?}");
+            assert_eq!(check_name(bad).unwrap_err().code(), "SEC-0009", "{bad:?}");
         }
     }
 }

@@ -42,7 +42,7 @@ fn a_key_file_others_can_read_is_refused() {
     for mode in [0o644, 0o640, 0o602] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         let err = Keyring::load_from(None, dir.path(), true).unwrap_err();
-        assert_eq!(err.code(), "SEC-003", "{mode:o}: {err}");
+        assert_eq!(err.code(), "SEC-0003", "{mode:o}: {err}");
         let msg = err.to_string();
         assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
         assert!(msg.contains("chmod 600"), "{msg}");
@@ -55,7 +55,7 @@ fn a_key_file_others_can_read_is_refused() {
 fn load_existing_never_creates_a_key() {
     let dir = tempfile::tempdir().unwrap();
     let err = Keyring::load_from(None, dir.path(), false).unwrap_err();
-    assert_eq!(err.code(), "SEC-011");
+    assert_eq!(err.code(), "SEC-0011");
     assert!(err.to_string().contains(MASTER_KEY_ENV), "{err}");
     assert!(!dir.path().join(MASTER_KEY_FILE).exists());
 }

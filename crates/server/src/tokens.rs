@@ -84,13 +84,24 @@ impl std::fmt::Debug for CreatedToken {
 #[non_exhaustive]
 pub enum TokenError {
     #[error(
-        "SCIM-TOKEN-001 invalid connection name {0:?}: use 1-64 letters, digits, '.', '_' or '-'"
+        "SCIM-TOKEN-0001 invalid connection name {0:?}: use 1-64 letters, digits, '.', '_' or '-'"
     )]
     InvalidConnection(String),
-    #[error("SCIM-TOKEN-002 no active SCIM token {0:?}")]
+    #[error("SCIM-TOKEN-0002 no active SCIM token {0:?}")]
     NotFound(String),
-    #[error("SCIM-TOKEN-003 {0}")]
+    #[error("SCIM-TOKEN-0003 {0}")]
     Store(#[from] StoreError),
+}
+
+impl TokenError {
+    /// The stable code at the start of the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::InvalidConnection(_) => "SCIM-TOKEN-0001",
+            TokenError::NotFound(_) => "SCIM-TOKEN-0002",
+            TokenError::Store(_) => "SCIM-TOKEN-0003",
+        }
+    }
 }
 
 /// Whether `name` is acceptable as a connection name in SCIM URLs.

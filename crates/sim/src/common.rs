@@ -483,6 +483,15 @@ pub enum SimError {
     },
 }
 
+impl SimError {
+    /// The stable code at the start of the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SimError::Bind { .. } => "SIM-0001",
+        }
+    }
+}
+
 /// A simulator listening on loopback, with its handle. Stops when dropped.
 pub struct Running<H> {
     addr: SocketAddr,

@@ -12,11 +12,11 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum StoreError {
     /// The URL is not one the store understands.
-    #[error("STORE-001 unsupported database URL {url:?}: {reason}")]
+    #[error("STORE-0001 unsupported database URL {url:?}: {reason}")]
     UnsupportedUrl { url: String, reason: String },
 
     /// The database could not be reached or opened.
-    #[error("STORE-002 cannot connect to {target}: {source}")]
+    #[error("STORE-0002 cannot connect to {target}: {source}")]
     Connect {
         target: String,
         #[source]
@@ -24,11 +24,11 @@ pub enum StoreError {
     },
 
     /// The database did not answer within the connect timeout.
-    #[error("STORE-003 cannot connect to {target}: no answer within {seconds} s")]
+    #[error("STORE-0003 cannot connect to {target}: no answer within {seconds} s")]
     ConnectTimeout { target: String, seconds: u64 },
 
     /// Applying the embedded migrations failed.
-    #[error("STORE-004 migrating {target} failed: {source}")]
+    #[error("STORE-0004 migrating {target} failed: {source}")]
     Migrate {
         target: String,
         #[source]
@@ -37,7 +37,7 @@ pub enum StoreError {
 
     /// The database's schema is not the version this build expects.
     #[error(
-        "STORE-005 {target} has schema version {found}, this build of roster expects {expected}"
+        "STORE-0005 {target} has schema version {found}, this build of roster expects {expected}"
     )]
     SchemaVersion {
         target: String,
@@ -46,12 +46,12 @@ pub enum StoreError {
     },
 
     /// The thing asked for does not exist.
-    #[error("STORE-006 {what} {key:?} not found")]
+    #[error("STORE-0006 {what} {key:?} not found")]
     NotFound { what: &'static str, key: String },
 
     /// A stored value could not be read back (bad JSON, unknown enum value,
     /// a plan whose hash no longer matches its content, ...).
-    #[error("STORE-007 corrupt data in {table} ({key}): {detail}")]
+    #[error("STORE-0007 corrupt data in {table} ({key}): {detail}")]
     Corrupt {
         table: &'static str,
         key: String,
@@ -60,11 +60,11 @@ pub enum StoreError {
 
     /// The caller passed something the store refuses to write, such as two
     /// people with the same employee ID in one snapshot.
-    #[error("STORE-008 invalid input: {0}")]
+    #[error("STORE-0008 invalid input: {0}")]
     Invalid(String),
 
     /// An action state change that would undo finished work.
-    #[error("STORE-009 action {index} of plan {plan} is {from}; it cannot become {to}")]
+    #[error("STORE-0009 action {index} of plan {plan} is {from}; it cannot become {to}")]
     InvalidTransition {
         plan: String,
         index: usize,
@@ -73,7 +73,7 @@ pub enum StoreError {
     },
 
     /// Any other database error.
-    #[error("STORE-010 database error: {0}")]
+    #[error("STORE-0010 database error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
@@ -90,19 +90,19 @@ impl StoreError {
         }
     }
 
-    /// The stable code at the start of the message (`STORE-006`, ...).
+    /// The stable code at the start of the message (`STORE-0006`, ...).
     pub fn code(&self) -> &'static str {
         match self {
-            StoreError::UnsupportedUrl { .. } => "STORE-001",
-            StoreError::Connect { .. } => "STORE-002",
-            StoreError::ConnectTimeout { .. } => "STORE-003",
-            StoreError::Migrate { .. } => "STORE-004",
-            StoreError::SchemaVersion { .. } => "STORE-005",
-            StoreError::NotFound { .. } => "STORE-006",
-            StoreError::Corrupt { .. } => "STORE-007",
-            StoreError::Invalid(_) => "STORE-008",
-            StoreError::InvalidTransition { .. } => "STORE-009",
-            StoreError::Database(_) => "STORE-010",
+            StoreError::UnsupportedUrl { .. } => "STORE-0001",
+            StoreError::Connect { .. } => "STORE-0002",
+            StoreError::ConnectTimeout { .. } => "STORE-0003",
+            StoreError::Migrate { .. } => "STORE-0004",
+            StoreError::SchemaVersion { .. } => "STORE-0005",
+            StoreError::NotFound { .. } => "STORE-0006",
+            StoreError::Corrupt { .. } => "STORE-0007",
+            StoreError::Invalid(_) => "STORE-0008",
+            StoreError::InvalidTransition { .. } => "STORE-0009",
+            StoreError::Database(_) => "STORE-0010",
         }
     }
 }
@@ -113,12 +113,22 @@ impl StoreError {
 pub enum AuditError {
     /// The chain is broken at `seq`: the first event that is missing,
     /// altered, or out of place.
-    #[error("AUDIT-001 audit chain broken at event {seq}: {reason}")]
+    #[error("AUDIT-0001 audit chain broken at event {seq}: {reason}")]
     Broken { seq: u64, reason: String },
 
     /// The log could not be read at all.
-    #[error("AUDIT-002 cannot read the audit log: {0}")]
+    #[error("AUDIT-0002 cannot read the audit log: {0}")]
     Store(#[from] StoreError),
+}
+
+impl AuditError {
+    /// The stable code at the start of the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuditError::Broken { .. } => "AUDIT-0001",
+            AuditError::Store(_) => "AUDIT-0002",
+        }
+    }
 }
 
 impl From<sqlx::Error> for AuditError {

@@ -200,20 +200,20 @@ pub struct ScimTokenRecord {
 #[non_exhaustive]
 pub enum ScimStoreError {
     /// Another resource of the connection already has this userName.
-    #[error("STORE-SCIM-001 userName {user_name:?} is already used by {kind} {existing_id}")]
+    #[error("STORE-SCIM-0001 userName {user_name:?} is already used by {kind} {existing_id}")]
     Conflict {
         kind: ScimKind,
         user_name: String,
         existing_id: String,
     },
     /// The resource id is already taken (a caller bug or a replayed create).
-    #[error("STORE-SCIM-002 {kind} id {id:?} already exists")]
+    #[error("STORE-SCIM-0002 {kind} id {id:?} already exists")]
     DuplicateId { kind: ScimKind, id: String },
     /// The resource does not exist.
-    #[error("STORE-SCIM-003 {kind} {id:?} not found")]
+    #[error("STORE-SCIM-0003 {kind} {id:?} not found")]
     NotFound { kind: ScimKind, id: String },
     /// The resource changed since the caller read it.
-    #[error("STORE-SCIM-004 {kind} {id:?} is at version {current}, not {expected}")]
+    #[error("STORE-SCIM-0004 {kind} {id:?} is at version {current}, not {expected}")]
     VersionMismatch {
         kind: ScimKind,
         id: String,
@@ -222,6 +222,20 @@ pub enum ScimStoreError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ScimStoreError {
+    /// The stable code at the start of the message (the store's own for
+    /// a store failure).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ScimStoreError::Conflict { .. } => "STORE-SCIM-0001",
+            ScimStoreError::DuplicateId { .. } => "STORE-SCIM-0002",
+            ScimStoreError::NotFound { .. } => "STORE-SCIM-0003",
+            ScimStoreError::VersionMismatch { .. } => "STORE-SCIM-0004",
+            ScimStoreError::Store(e) => e.code(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for ScimStoreError {

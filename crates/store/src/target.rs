@@ -216,7 +216,7 @@ mod tests {
     fn unknown_scheme_is_rejected_without_leaking_a_password() {
         let e = Target::parse("mysql://root:pw@localhost/db").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("STORE-001"), "{msg}");
+        assert!(msg.starts_with("STORE-0001"), "{msg}");
         assert!(!msg.contains(":pw@"), "{msg}");
     }
 }

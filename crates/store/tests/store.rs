@@ -1247,7 +1247,7 @@ mod cases {
             .put_secret("bill-api-token", "hunter2-plain", 1)
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "STORE-008");
+        assert_eq!(err.code(), "STORE-0008");
         assert!(err.to_string().contains("bill-api-token"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "value leaked: {err}");
         assert!(s.put_secret("", "v1:k1:AAAA", 1).await.is_err());
@@ -1311,7 +1311,7 @@ mod single {
         assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
         let msg = err.to_string();
         assert!(
-            msg.starts_with("STORE-002 cannot connect to PostgreSQL at 127.0.0.1:"),
+            msg.starts_with("STORE-0002 cannot connect to PostgreSQL at 127.0.0.1:"),
             "{msg}"
         );
         assert!(msg.contains(&format!(":{port}/roster")), "{msg}");
@@ -1381,6 +1381,6 @@ mod single {
     #[tokio::test]
     async fn unsupported_scheme_is_refused() {
         let err = Store::open("mysql://root@127.0.0.1/db").await.unwrap_err();
-        assert_eq!(err.code(), "STORE-001");
+        assert_eq!(err.code(), "STORE-0001");
     }
 }

@@ -15,6 +15,7 @@ pub mod files;
 pub mod gateway;
 pub mod governance;
 pub mod human;
+pub mod inbound;
 pub mod reports;
 pub mod run;
 pub mod sample;

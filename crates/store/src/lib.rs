@@ -52,6 +52,7 @@ pub mod audit;
 mod checkpoints;
 mod connections;
 mod error;
+mod gateway;
 mod governance;
 mod guards;
 mod human_tasks;
@@ -79,6 +80,7 @@ pub use audit::{
 pub use checkpoints::{CheckpointRow, WitnessState};
 pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
 pub use error::{AuditError, StoreError};
+pub use gateway::{GatewayIntent, GatewayStatus, GatewayUser};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;
 pub use human_tasks::{HumanTask, HumanTaskState};
@@ -104,7 +106,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 12;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -29,6 +29,7 @@ mod cases {
             emails: vec![user_name.to_string(), format!("{id}@Home.example")],
             members: None,
             data: json!({"userName": user_name, "title": "t"}),
+            intent: None,
         }
     }
 
@@ -51,6 +52,7 @@ mod cases {
                     .collect(),
             ),
             data: json!({"displayName": name}),
+            intent: None,
         }
     }
 

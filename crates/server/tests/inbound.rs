@@ -3,7 +3,7 @@
 //! service's event path, and what the gateway pushes is planned from the
 //! typed intent the server stored with each user.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;

@@ -4,7 +4,9 @@
 //! IdPs push to `/scim/v2/{connection}/`. Every inbound change is an event
 //! for one person: roster plans just them at once and carries the change
 //! out through whatever path the connection's app has (a Spendesk
-//! deprovision push becomes an offboarding task within a second).
+//! deprovision push becomes an offboarding task within a second). The
+//! engine implements the server's sink (`roster_engine::inbound::EngineSink`),
+//! so this module only wires the two together.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,10 +15,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use roster_engine::PersonRef;
-use roster_engine::service::{self, Event, ServiceOptions};
-use roster_server::{ChannelSink, ScimChange, ScimState, scim_router, tokens};
-use tokio::sync::{mpsc, watch};
+use roster_engine::inbound::EngineSink;
+use roster_engine::service::{self, ServiceOptions};
+use roster_server::{ScimState, scim_router, tokens};
+use tokio::sync::watch;
 
 use crate::ops::{engine_for, load_config};
 
@@ -76,31 +78,14 @@ pub enum TokenCommand {
     },
 }
 
-/// The person an inbound SCIM change is about.
-pub fn person_of(change: &ScimChange) -> Option<PersonRef> {
-    PersonRef::from_identifiers(&change.user_name, change.employee_number.as_deref())
-}
-
 pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
     let roster = Arc::new(roster_engine::Roster::new(
         engine_for(&config, catalog_dir).await?,
     ));
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (sink, mut changes) = ChannelSink::new();
-    // Inbound SCIM changes → events for one person each.
-    tokio::spawn(async move {
-        while let Some(change) = changes.recv().await {
-            match person_of(&change) {
-                Some(who) => {
-                    let _ = events_tx.send(Event::Person(who));
-                }
-                None => {
-                    tracing::warn!(user = %change.user_name, "SCIM change names no address or employee number")
-                }
-            }
-        }
-    });
+    // Inbound SCIM changes go straight to the service as events for one
+    // person each.
+    let (sink, _events, events_rx) = EngineSink::channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let opts = ServiceOptions {
         full_interval: Duration::from_secs(args.every.max(1) * 60),

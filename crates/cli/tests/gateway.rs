@@ -14,14 +14,14 @@ use roster_connectors::SecretString;
 use roster_connectors::registry::{self, ConnectorSettings};
 use roster_core::{ConnectionId, Policy};
 use roster_engine::Engine;
-use roster_engine::PersonRef;
 use roster_engine::human::AppBinding;
+use roster_engine::inbound::EngineSink;
 use roster_engine::service::{self, Event, ServiceOptions};
-use roster_server::{ChannelSink, ScimState, scim_router, tokens};
+use roster_server::{ScimState, scim_router, tokens};
 use roster_sim::spendesk::{SpendeskSim, SpendeskSimConfig};
 use roster_store::{HumanTask, HumanTaskState, Store};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 const POLICY: &str = r#"
 # Okta assigns Spendesk: whoever Okta pushes as active should have it.
@@ -103,19 +103,9 @@ async fn okta_pushes_to_the_gateway_become_spendesk_tasks_within_a_second() {
     );
     let engine = Arc::new(roster_engine::Roster::new(engine));
 
-    // The service and the gateway, wired as `roster serve` wires them.
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (sink, mut changes) = ChannelSink::new();
-    let forward = events_tx.clone();
-    tokio::spawn(async move {
-        while let Some(c) = changes.recv().await {
-            if let Some(who) =
-                PersonRef::from_identifiers(&c.user_name, c.employee_number.as_deref())
-            {
-                let _ = forward.send(Event::Person(who));
-            }
-        }
-    });
+    // The service and the gateway, wired as `roster serve` wires them: the
+    // engine's sink feeds the service's events directly.
+    let (sink, events_tx, events_rx) = EngineSink::channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let svc = tokio::spawn(service::run(
         engine.clone(),

@@ -20,18 +20,26 @@
 //!
 //! Matching is by employee number, then by address (userName and emails),
 //! case-insensitively.
+//!
+//! The fold reads the gateway's **typed intent** (`roster_store::GatewayIntent`,
+//! table `gateway_intent`), which the SCIM server writes in the same
+//! transaction as each pushed user; it never parses the pushed JSON. A
+//! user the IdP deleted (status `deleted`) says nothing, as before: the
+//! person's other sources decide. Users pushed before schema 12 have no
+//! row yet: each fold first backfills them ([`Engine::backfill_gateway`]),
+//! the whole connection for a full plan, the users looked up for a
+//! targeted one.
 
 use std::collections::{BTreeMap, HashMap};
 
 use roster_core::reconcile::SOURCE_ATTRIBUTE;
 use roster_core::{Email, EmployeeId, EmploymentStatus, Person};
-use roster_store::{ScimIndex, ScimKind, ScimResource};
-use serde_json::Value;
+use roster_store::{GatewayIntent, GatewayStatus, ScimIndex, ScimKind};
 
 use crate::engine::{Engine, EngineError};
+use crate::inbound::user_intent;
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-/// Users read per store query while folding a connection.
+/// Rows read per store query while folding or backfilling a connection.
 const SCAN: usize = 2_000;
 
 /// What the gateway says about one pushed user.
@@ -46,36 +54,31 @@ struct Pushed {
     groups: Vec<String>,
 }
 
-fn pushed(r: &ScimResource, groups: Vec<String>) -> Pushed {
-    let d = &r.data;
+/// The fold's view of one intent row; `None` for a user the IdP deleted,
+/// which says nothing about anyone (as when its resource was simply gone).
+fn pushed(i: GatewayIntent) -> Option<Pushed> {
+    let active = match i.status {
+        GatewayStatus::Active => true,
+        GatewayStatus::Inactive => false,
+        GatewayStatus::Deleted => return None,
+    };
     let mut addresses: Vec<String> = Vec::new();
-    if let Some(u) = &r.user_name {
+    if let Some(u) = &i.user_name {
         addresses.push(u.to_lowercase());
     }
-    if let Some(list) = d.get("emails").and_then(Value::as_array) {
-        for e in list {
-            if let Some(v) = e.get("value").and_then(Value::as_str) {
-                addresses.push(v.to_lowercase());
-            }
-        }
-    }
+    addresses.extend(i.emails.iter().map(|e| e.to_lowercase()));
     addresses.retain(|a| Email::parse(a).is_ok());
     addresses.dedup();
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-    Pushed {
-        employee_number: d
-            .get(ENTERPRISE)
-            .and_then(|e| e.get("employeeNumber"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+    Some(Pushed {
+        employee_number: i.employee_number,
         addresses,
-        first_name: s(d.get("name").and_then(|n| n.get("givenName"))),
-        last_name: s(d.get("name").and_then(|n| n.get("familyName"))),
-        active: r.active.unwrap_or(true),
-        id: r.id.clone(),
-        external_id: r.external_id.clone(),
-        groups,
-    }
+        first_name: i.given_name.unwrap_or_default(),
+        last_name: i.family_name.unwrap_or_default(),
+        active,
+        id: i.user_id,
+        external_id: i.external_id,
+        groups: i.groups,
+    })
 }
 
 impl Engine {
@@ -91,70 +94,112 @@ impl Engine {
         Ok(out)
     }
 
+    /// Carries users over that have a SCIM resource but no intent row
+    /// (pushed before schema 12, or written through the store without
+    /// one): their intent is computed from the stored body once, by the
+    /// same [`user_intent`] the SCIM server uses, and stored. `among`
+    /// limits it to those users. Returns how many rows were written.
+    ///
+    /// This is the only place the engine reads a SCIM body. A row is
+    /// written only while its resource is unchanged, so a concurrent push
+    /// (which writes its own intent) always wins.
+    pub async fn backfill_gateway(
+        &self,
+        connection: &str,
+        among: Option<&[String]>,
+    ) -> Result<usize, EngineError> {
+        let mut total = 0;
+        loop {
+            let lacking = self
+                .store
+                .scim_users_lacking_intent(connection, among, SCAN)
+                .await?;
+            if lacking.is_empty() {
+                break;
+            }
+            let rows: Vec<_> = lacking
+                .iter()
+                .map(|r| {
+                    let intent = user_intent(
+                        r.user_name.as_deref(),
+                        r.external_id.as_deref(),
+                        r.active,
+                        &r.data,
+                    );
+                    (r.id.clone(), r.version, intent)
+                })
+                .collect();
+            let at = self.now().unix_timestamp() * 1000;
+            let written = self
+                .store
+                .gateway_intent_backfill(connection, &rows, at)
+                .await?;
+            total += written;
+            // Nothing written: every one raced with a push, which wrote
+            // its own row (or will be read again next time).
+            if written == 0 || lacking.len() < SCAN {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(connection, users = total, "gateway intent backfilled");
+        }
+        Ok(total)
+    }
+
     /// Folds every gateway's users into `people` (see the module docs).
     pub async fn fold_gateway(&self, people: &mut Vec<Person>) -> Result<(), EngineError> {
         for conn in self.gateway_connections().await? {
+            self.backfill_gateway(&conn, None).await?;
             let mut after = 0;
             loop {
-                let page = self
-                    .store
-                    .scim_scan(&conn, ScimKind::User, after, SCAN)
-                    .await?;
+                let page = self.store.gateway_intent_scan(&conn, after, SCAN).await?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
-                let ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
-                let groups = self.store.scim_groups_of(&conn, &ids).await?;
-                let users: Vec<Pushed> = page
-                    .iter()
-                    .map(|r| {
-                        let g = groups
-                            .get(&r.id)
-                            .map(|gs| gs.iter().filter_map(|g| g.display_name.clone()).collect())
-                            .unwrap_or_default();
-                        pushed(r, g)
-                    })
-                    .collect();
-                apply_overlay(&conn, users, people);
+                let done = page.len() < SCAN;
+                apply_overlay(&conn, page.into_iter().filter_map(pushed).collect(), people);
+                if done {
+                    break;
+                }
             }
         }
         Ok(())
     }
 
+    /// The intent rows of the users of `conn` with `ids`, backfilled first.
+    async fn intents_of(
+        &self,
+        conn: &str,
+        ids: &[String],
+    ) -> Result<Vec<GatewayIntent>, EngineError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backfill_gateway(conn, Some(ids)).await?;
+        Ok(self.store.gateway_intents(conn, ids).await?)
+    }
+
     /// The gateway's word on one person, for a targeted run: looks the
-    /// person up by address in every gateway connection.
+    /// person up by address (userName, else emails) in every gateway
+    /// connection.
     pub async fn fold_gateway_for(&self, person: &mut Person) -> Result<(), EngineError> {
         for conn in self.gateway_connections().await? {
-            let mut found = self
+            let email = person.email.as_str();
+            let mut ids = self
                 .store
-                .scim_find(
-                    &conn,
-                    ScimKind::User,
-                    ScimIndex::UserName,
-                    person.email.as_str(),
-                )
+                .scim_user_ids(&conn, ScimIndex::UserName, email)
                 .await?;
-            if found.is_empty() {
-                found = self
+            if ids.is_empty() {
+                ids = self
                     .store
-                    .scim_find(
-                        &conn,
-                        ScimKind::User,
-                        ScimIndex::Email,
-                        person.email.as_str(),
-                    )
+                    .scim_user_ids(&conn, ScimIndex::Email, email)
                     .await?;
             }
-            let ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
-            let groups = self.store.scim_groups_of(&conn, &ids).await?;
-            let users = found
-                .iter()
-                .map(|r| {
-                    let g = groups
-                        .get(&r.id)
-                        .map(|gs| gs.iter().filter_map(|g| g.display_name.clone()).collect())
-                        .unwrap_or_default();
-                    pushed(r, g)
-                })
+            let users = self
+                .intents_of(&conn, &ids)
+                .await?
+                .into_iter()
+                .filter_map(pushed)
                 .collect();
             let mut one = vec![person.clone()];
             apply_overlay(&conn, users, &mut one);
@@ -171,11 +216,16 @@ impl Engine {
     pub async fn gateway_person(&self, email: &Email) -> Result<Option<Person>, EngineError> {
         let mut none: Vec<Person> = Vec::new();
         for conn in self.gateway_connections().await? {
-            let found = self
+            let ids = self
                 .store
-                .scim_find(&conn, ScimKind::User, ScimIndex::UserName, email.as_str())
+                .scim_user_ids(&conn, ScimIndex::UserName, email.as_str())
                 .await?;
-            let users = found.iter().map(|r| pushed(r, Vec::new())).collect();
+            let users = self
+                .intents_of(&conn, &ids)
+                .await?
+                .into_iter()
+                .filter_map(pushed)
+                .collect();
             apply_overlay(&conn, users, &mut none);
             if let Some(p) = none.pop() {
                 return Ok(Some(p));

@@ -25,6 +25,7 @@ pub mod executor;
 pub mod files;
 pub mod gateway;
 pub mod human;
+pub mod inbound;
 pub mod planning;
 pub mod read;
 pub mod reports;

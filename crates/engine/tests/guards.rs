@@ -346,6 +346,8 @@ when = { "gateway.spendesk" = ["active"] }
                     "name": { "givenName": "Con", "familyName": "Tractor" },
                     "active": true,
                 }),
+                // Written as before schema 12: the fold backfills it.
+                intent: None,
             },
             1,
         )

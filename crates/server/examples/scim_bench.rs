@@ -170,6 +170,9 @@ fn start_roster(
                                 emails: vec![un.clone()],
                                 members: None,
                                 data: user_json(&un, k),
+                                // Seeds carry no intent; planning would
+                                // backfill it.
+                                intent: None,
                             }
                         })
                         .collect();

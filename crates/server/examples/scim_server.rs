@@ -77,6 +77,8 @@ pub fn seed_user(i: usize) -> ScimResourceWrite {
         emails: vec![user_name],
         members: None,
         data,
+        // Seeds carry no intent; planning would backfill it.
+        intent: None,
     }
 }
 

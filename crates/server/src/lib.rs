@@ -10,7 +10,14 @@
 //!   router with graceful shutdown, limits, timeouts and request logs.
 //! - [`ScimState`] holds the [`Store`](roster_store::Store), the
 //!   [`InboundSink`] that receives a [`ScimChange`] for every inbound user
-//!   change (the hook into the identity graph), and [`ScimConfig`].
+//!   change (the engine's port, `roster_engine::inbound`; [`EngineSink`]
+//!   turns each into the service's event for that person), and
+//!   [`ScimConfig`].
+//! - Every user write carries the user's typed intent
+//!   (`roster_store::GatewayUser`, computed by
+//!   `roster_engine::inbound::user_intent` from the body parsed here),
+//!   which the store writes in the same transaction as the resource; the
+//!   engine plans from it without re-parsing SCIM.
 //! - [`tokens`] creates, lists, revokes and verifies the per-connection
 //!   bearer tokens (`rst_…`, stored as SHA-256).
 //! - The protocol itself (schemas, filters, PATCH, projection, errors) is
@@ -49,5 +56,5 @@ pub use bulk::{BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
 pub use error::SCIM_CONTENT_TYPE;
 pub use http::scim_router;
 pub use serve::{ServeOptions, scim_serve_options, serve, serve_with};
-pub use sink::{ChangeKind, ChannelSink, GroupRef, InboundSink, NullSink, ScimChange};
+pub use sink::{ChangeKind, ChannelSink, EngineSink, GroupRef, InboundSink, NullSink, ScimChange};
 pub use state::{ScimConfig, ScimState};

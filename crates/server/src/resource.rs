@@ -176,21 +176,38 @@ pub(crate) fn to_write(
                 .collect()
         })
         .unwrap_or_default();
+    let user_name = match kind {
+        ScimKind::User => str_field(&o, "userName"),
+        ScimKind::Group => None,
+    };
+    let external_id = str_field(&o, "externalId");
+    let display_name = str_field(&o, "displayName");
+    let active = match kind {
+        ScimKind::User => o.get("active").and_then(Value::as_bool),
+        ScimKind::Group => None,
+    };
+    let data = Value::Object(o);
+    // The user's typed intent, stored with the resource in one
+    // transaction: what the engine plans from.
+    let intent = match kind {
+        ScimKind::User => Some(roster_engine::inbound::user_intent(
+            user_name.as_deref(),
+            external_id.as_deref(),
+            active,
+            &data,
+        )),
+        ScimKind::Group => None,
+    };
     Ok(ScimResourceWrite {
         id: id.to_string(),
-        user_name: match kind {
-            ScimKind::User => str_field(&o, "userName"),
-            ScimKind::Group => None,
-        },
-        display_name: str_field(&o, "displayName"),
-        external_id: str_field(&o, "externalId"),
-        active: match kind {
-            ScimKind::User => o.get("active").and_then(Value::as_bool),
-            ScimKind::Group => None,
-        },
+        user_name,
+        display_name,
+        external_id,
+        active,
         emails,
         members,
-        data: Value::Object(o),
+        data,
+        intent,
     })
 }
 

@@ -10,8 +10,9 @@
 //! re-applies (a few times); with `If-Match`, it is `412`. Writers of the
 //! same resource in this process queue on a striped lock first, so they
 //! rarely race at all. The write's audit record (actor
-//! `scim:<connection>:<token prefix>`) commits in the same transaction,
-//! through the group-commit [`writer`](crate::writer). After the commit
+//! `scim:<connection>:<token prefix>`) and, for a user, the typed gateway
+//! intent computed from the new body ([`to_write`]) commit in the same
+//! transaction, through the group-commit [`writer`](crate::writer). After the commit
 //! the users concerned are announced to the
 //! [`InboundSink`](crate::InboundSink).
 //!

@@ -53,6 +53,7 @@ mod audit_kind;
 mod checkpoints;
 mod connections;
 mod error;
+mod gateway;
 mod governance;
 mod guards;
 mod human_tasks;
@@ -81,6 +82,7 @@ pub use audit_kind::AuditKind;
 pub use checkpoints::{CheckpointRow, WitnessState};
 pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
 pub use error::{AuditError, StoreError};
+pub use gateway::{GatewayIntent, GatewayStatus, GatewayUser};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;
 pub use human_tasks::{HumanTask, HumanTaskState};
@@ -107,7 +109,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

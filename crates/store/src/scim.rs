@@ -118,6 +118,11 @@ pub struct ScimResourceWrite {
     pub members: Option<Vec<ScimMember>>,
     /// The normalized resource JSON without `id`, `meta` and `members`.
     pub data: serde_json::Value,
+    /// For a user: the typed intent the caller derived from `data`
+    /// (see [`crate::gateway`]), written in the same transaction. `None`
+    /// for groups; for a user it removes any stored intent, which the
+    /// engine then backfills from `data`, so a row is never stale.
+    pub intent: Option<crate::GatewayUser>,
 }
 
 /// A stored resource.
@@ -1205,9 +1210,16 @@ impl Store {
         }
         create_many(&mut tx, &jobs, &creates, &mut results, at_ms).await?;
         replace_many(&mut tx, &jobs, &replaces, &mut results, at_ms).await?;
-        for i in others {
+        for &i in &others {
             results[i] = Some(run_job(&mut tx, jobs[i].clone(), at_ms).await?);
         }
+        // The order the jobs ran in decides which write of a user is last.
+        let order: Vec<usize> = creates
+            .iter()
+            .chain(replaces.iter())
+            .chain(others.iter())
+            .copied()
+            .collect();
         let mut out = Vec::with_capacity(n);
         let mut events = Vec::new();
         for (job, r) in jobs.iter().zip(results) {
@@ -1219,6 +1231,9 @@ impl Store {
             }
             out.push(r);
         }
+        // The gateway's typed intent, in the same transaction as the
+        // resources it describes.
+        crate::gateway::sync_batch(&mut tx, &jobs, &out, &order, at_ms).await?;
         crate::audit::append_in_tx(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(out)
@@ -1324,6 +1339,7 @@ impl Store {
 
     /// Creates many users or groups in one transaction, without uniqueness
     /// pre-checks or membership: a bulk loader for imports and benchmarks.
+    /// Users' intent rows (where the writes carry one) are written too.
     /// Any duplicate fails the whole batch.
     pub async fn scim_import(
         &self,
@@ -1350,6 +1366,15 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         insert_email_rows(&mut tx, emails).await?;
+        // Imported users are new (version 1): their intent, where given,
+        // goes in with them; the rest is the engine's backfill.
+        if kind == ScimKind::User {
+            let intents: Vec<(String, i64, crate::GatewayUser)> = writes
+                .iter()
+                .filter_map(|w| Some((w.id.clone(), 1, w.intent.clone()?)))
+                .collect();
+            crate::gateway::insert_missing(&mut tx, connection, &intents, at_ms).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -10,8 +10,8 @@ use common::harness;
 
 mod cases {
     use roster_store::{
-        ScimIndex, ScimKind, ScimMember, ScimResourceWrite, ScimStoreError, ScimTokenRecord,
-        StoreError,
+        GatewayIntent, GatewayStatus, GatewayUser, ScimIndex, ScimKind, ScimMember,
+        ScimResourceWrite, ScimStoreError, ScimTokenRecord, StoreError,
     };
     use serde_json::json;
 
@@ -29,6 +29,7 @@ mod cases {
             emails: vec![user_name.to_string(), format!("{id}@Home.example")],
             members: None,
             data: json!({"userName": user_name, "title": "t"}),
+            intent: None,
         }
     }
 
@@ -51,6 +52,7 @@ mod cases {
                     .collect(),
             ),
             data: json!({"displayName": name}),
+            intent: None,
         }
     }
 
@@ -665,6 +667,327 @@ mod cases {
         assert_eq!((t.last_used_ms, t.revoked_ms), (Some(50), Some(60)));
         assert!(s.scim_token("rst_zzzzzzzz").await.unwrap().is_none());
     }
+    fn intent(user_name: &str, status: GatewayStatus, employee_number: &str) -> GatewayUser {
+        GatewayUser {
+            status: Some(status),
+            user_name: Some(user_name.into()),
+            external_id: Some(format!("ext-{employee_number}")),
+            employee_number: Some(employee_number.into()),
+            emails: vec![user_name.to_string()],
+            given_name: Some("Given".into()),
+            family_name: Some("Family".into()),
+        }
+    }
+
+    fn with_intent(mut w: ScimResourceWrite, i: GatewayUser) -> ScimResourceWrite {
+        w.intent = Some(i);
+        w
+    }
+
+    async fn intent_of(s: &roster_store::Store, id: &str) -> Option<GatewayIntent> {
+        s.gateway_intents(C, &[id.to_string()])
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+    }
+
+    pub async fn gateway_intent_is_written_with_users_and_follows_groups(fx: Fx) {
+        let s = &fx.store;
+        let u1 = s
+            .scim_create(
+                C,
+                ScimKind::User,
+                with_intent(
+                    user("u1", "a@x.example"),
+                    intent("a@x.example", GatewayStatus::Active, "E1"),
+                ),
+                1,
+            )
+            .await
+            .unwrap();
+        s.scim_create(
+            C,
+            ScimKind::User,
+            with_intent(
+                user("u2", "b@x.example"),
+                intent("b@x.example", GatewayStatus::Active, "E2"),
+            ),
+            1,
+        )
+        .await
+        .unwrap();
+        let i = intent_of(s, "u1").await.expect("written with the user");
+        assert_eq!(
+            (
+                i.status,
+                i.seq,
+                i.employee_number.as_deref(),
+                i.given_name.as_deref()
+            ),
+            (GatewayStatus::Active, u1.seq, Some("E1"), Some("Given"))
+        );
+        assert_eq!(i.emails, vec!["a@x.example".to_string()]);
+        assert!(i.groups.is_empty());
+
+        // Group writes refresh their members' group names.
+        s.scim_create(C, ScimKind::Group, group("g1", "Finance", &["u1", "u2"]), 2)
+            .await
+            .unwrap();
+        s.scim_create(C, ScimKind::Group, group("g2", "Ops", &["u1"]), 2)
+            .await
+            .unwrap();
+        assert_eq!(intent_of(s, "u1").await.unwrap().groups, ["Finance", "Ops"]);
+        s.scim_replace(C, ScimKind::Group, group("g1", "Finance", &["u2"]), 1, 3)
+            .await
+            .unwrap();
+        assert_eq!(intent_of(s, "u1").await.unwrap().groups, ["Ops"]);
+        let mut rename = group("g1", "Treasury", &[]);
+        rename.members = None;
+        s.scim_replace(C, ScimKind::Group, rename, 2, 4)
+            .await
+            .unwrap();
+        assert_eq!(intent_of(s, "u2").await.unwrap().groups, ["Treasury"]);
+
+        // A user write replaces the attributes and keeps the groups.
+        let cur = s.scim_get(C, ScimKind::User, "u2").await.unwrap().unwrap();
+        s.scim_replace(
+            C,
+            ScimKind::User,
+            with_intent(
+                user("u2", "b@x.example"),
+                intent("b@x.example", GatewayStatus::Inactive, "E2b"),
+            ),
+            cur.version,
+            5,
+        )
+        .await
+        .unwrap();
+        let i = intent_of(s, "u2").await.unwrap();
+        assert_eq!(
+            (i.status, i.employee_number.as_deref(), i.groups.clone()),
+            (
+                GatewayStatus::Inactive,
+                Some("E2b"),
+                vec!["Treasury".to_string()]
+            )
+        );
+
+        // A user write without intent never leaves a stale row: it goes,
+        // and the user is listed for the backfill.
+        let cur = s.scim_get(C, ScimKind::User, "u2").await.unwrap().unwrap();
+        s.scim_replace(C, ScimKind::User, user("u2", "b@x.example"), cur.version, 6)
+            .await
+            .unwrap();
+        assert!(intent_of(s, "u2").await.is_none());
+        let lacking = s.scim_users_lacking_intent(C, None, 10).await.unwrap();
+        assert_eq!(ids(&lacking), ["u2"]);
+        let among = s
+            .scim_users_lacking_intent(C, Some(&["u1".to_string()]), 10)
+            .await
+            .unwrap();
+        assert!(among.is_empty(), "u1 has its row");
+        // The backfill writes only for the version it read.
+        let stale = vec![(
+            "u2".to_string(),
+            cur.version,
+            intent("b@x.example", GatewayStatus::Active, "E2"),
+        )];
+        assert_eq!(s.gateway_intent_backfill(C, &stale, 7).await.unwrap(), 0);
+        let fresh = vec![(
+            "u2".to_string(),
+            lacking[0].version,
+            intent("b@x.example", GatewayStatus::Active, "E2"),
+        )];
+        assert_eq!(s.gateway_intent_backfill(C, &fresh, 7).await.unwrap(), 1);
+        assert_eq!(
+            s.gateway_intent_backfill(C, &fresh, 8).await.unwrap(),
+            0,
+            "once"
+        );
+        let i = intent_of(s, "u2").await.unwrap();
+        assert_eq!(
+            (i.status, i.groups.clone()),
+            (GatewayStatus::Active, vec!["Treasury".to_string()])
+        );
+
+        // A user delete keeps the record with status deleted, no groups.
+        s.scim_delete(C, ScimKind::User, "u1", None, 9)
+            .await
+            .unwrap();
+        let i = intent_of(s, "u1").await.unwrap();
+        assert_eq!((i.status, i.groups.len()), (GatewayStatus::Deleted, 0));
+        assert_eq!(
+            i.employee_number.as_deref(),
+            Some("E1"),
+            "the last word kept"
+        );
+        // A group delete clears its members' names.
+        s.scim_delete(C, ScimKind::Group, "g1", None, 10)
+            .await
+            .unwrap();
+        assert!(intent_of(s, "u2").await.unwrap().groups.is_empty());
+        // Scans page in creation order, deleted rows included.
+        let all = s.gateway_intent_scan(C, 0, 10).await.unwrap();
+        let got: Vec<&str> = all.iter().map(|i| i.user_id.as_str()).collect();
+        assert_eq!(got, ["u1", "u2"]);
+        assert!(
+            s.gateway_intent_scan(C, all[0].seq, 10)
+                .await
+                .unwrap()
+                .len()
+                == 1
+        );
+        assert_eq!(
+            s.scim_user_ids(C, ScimIndex::Email, "B@X.EXAMPLE")
+                .await
+                .unwrap(),
+            ["u2"]
+        );
+        assert!(
+            s.gateway_intents("entra", &["u2".to_string()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn a_failing_write_leaves_neither_resource_nor_intent(fx: Fx) {
+        use roster_store::{Backend, ScimWriteJob, ScimWriteOp};
+        let s = &fx.store;
+        let job = |op| ScimWriteJob {
+            connection: C.into(),
+            op,
+            actor: Some("scim:okta:rst_test".into()),
+        };
+        s.scim_write(
+            job(ScimWriteOp::Create {
+                kind: ScimKind::User,
+                write: with_intent(
+                    user("u1", "a@x.example"),
+                    intent("a@x.example", GatewayStatus::Active, "E1"),
+                ),
+            }),
+            1,
+        )
+        .await
+        .unwrap();
+        let audited = s.audit_since(0).await.unwrap().len();
+        // The intent table refuses every write from now on.
+        match fx.backend {
+            Backend::Sqlite => {
+                fx.raw(
+                    "CREATE TRIGGER refuse_intent BEFORE INSERT ON gateway_intent \
+                     BEGIN SELECT RAISE(ABORT, 'intent refused'); END",
+                )
+                .await;
+                fx.raw(
+                    "CREATE TRIGGER refuse_intent_update BEFORE UPDATE ON gateway_intent \
+                     BEGIN SELECT RAISE(ABORT, 'intent refused'); END",
+                )
+                .await;
+            }
+            Backend::Postgres => {
+                fx.raw(
+                    "CREATE FUNCTION refuse_intent() RETURNS trigger AS $$ \
+                     BEGIN RAISE EXCEPTION 'intent refused'; END $$ LANGUAGE plpgsql",
+                )
+                .await;
+                fx.raw(
+                    "CREATE TRIGGER refuse_intent BEFORE INSERT OR UPDATE ON gateway_intent \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_intent()",
+                )
+                .await;
+            }
+        }
+        // A create whose intent cannot be written leaves no user either.
+        let err = s
+            .scim_write(
+                job(ScimWriteOp::Create {
+                    kind: ScimKind::User,
+                    write: with_intent(
+                        user("u2", "b@x.example"),
+                        intent("b@x.example", GatewayStatus::Active, "E2"),
+                    ),
+                }),
+                2,
+            )
+            .await;
+        assert!(err.is_err(), "{err:?}");
+        assert!(s.scim_get(C, ScimKind::User, "u2").await.unwrap().is_none());
+        assert!(intent_of(s, "u2").await.is_none());
+        // A deactivation whose intent cannot be written changes nothing.
+        let err = s
+            .scim_write(
+                job(ScimWriteOp::Replace {
+                    kind: ScimKind::User,
+                    write: with_intent(
+                        user("u1", "a@x.example"),
+                        intent("a@x.example", GatewayStatus::Inactive, "E1"),
+                    ),
+                    expected_version: 1,
+                    user_name_changed: false,
+                    emails_changed: false,
+                    columns_changed: false,
+                }),
+                3,
+            )
+            .await;
+        assert!(err.is_err(), "{err:?}");
+        let u1 = s.scim_get(C, ScimKind::User, "u1").await.unwrap().unwrap();
+        assert_eq!(u1.version, 1, "the resource is as it was");
+        assert_eq!(
+            intent_of(s, "u1").await.unwrap().status,
+            GatewayStatus::Active
+        );
+        // Nor is either audited.
+        assert_eq!(s.audit_since(0).await.unwrap().len(), audited);
+        s.verify_audit().await.unwrap();
+
+        // And a refused resource write (a taken userName) writes no intent.
+        match fx.backend {
+            Backend::Sqlite => {
+                fx.raw("DROP TRIGGER refuse_intent").await;
+                fx.raw("DROP TRIGGER refuse_intent_update").await;
+            }
+            Backend::Postgres => fx.raw("DROP TRIGGER refuse_intent ON gateway_intent").await,
+        }
+        let taken = s
+            .scim_write(
+                job(ScimWriteOp::Create {
+                    kind: ScimKind::User,
+                    write: with_intent(
+                        user("u3", "A@x.example"),
+                        intent("A@x.example", GatewayStatus::Active, "E3"),
+                    ),
+                }),
+                4,
+            )
+            .await;
+        assert!(
+            matches!(taken, Err(ScimStoreError::Conflict { .. })),
+            "{taken:?}"
+        );
+        assert!(intent_of(s, "u3").await.is_none());
+        // With the table writable again, both go in together.
+        s.scim_write(
+            job(ScimWriteOp::Create {
+                kind: ScimKind::User,
+                write: with_intent(
+                    user("u2", "b@x.example"),
+                    intent("b@x.example", GatewayStatus::Active, "E2"),
+                ),
+            }),
+            5,
+        )
+        .await
+        .unwrap();
+        assert!(s.scim_get(C, ScimKind::User, "u2").await.unwrap().is_some());
+        assert_eq!(
+            intent_of(s, "u2").await.unwrap().employee_number.as_deref(),
+            Some("E2")
+        );
+    }
 }
 
 both_backends!(
@@ -676,4 +999,6 @@ both_backends!(
     tokens_round_trip,
     write_batches_commit_with_their_audit_records,
     replaces_that_keep_the_indexed_columns_write_only_the_rest,
+    gateway_intent_is_written_with_users_and_follows_groups,
+    a_failing_write_leaves_neither_resource_nor_intent,
 );

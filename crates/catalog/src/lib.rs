@@ -56,8 +56,10 @@ pub use fact::{Claim, Fact};
 pub use load::{Catalog, CatalogError, Location, Problem};
 pub use model::{
     ApiFacts, App, AppKind, CredentialKind, CsvFacts, EventFacts, ManualSteps, PaginationFacts,
-    PaginationMethod, Path, PathOffer, RateLimitFacts, ScimFacts, ScimVersion, Source, SsoFacts,
-    Tri,
+    PaginationMethod, Path, PathOffer, RateLimitFacts, SCIM_CONNECTOR, ScimFacts, ScimVersion,
+    Source, SsoFacts, Tri,
 };
 pub use render::{render_card, render_list, scim_summary, user_api_summary};
-pub use select::{ConnectionSettings, PathChoice, idp_display_name, select_all, select_path};
+pub use select::{
+    ConnectionSettings, PathChoice, idp_display_name, offer_holds, select_all, select_path,
+};

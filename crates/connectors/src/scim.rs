@@ -1016,6 +1016,76 @@ mod tests {
         assert!(c.patch_ops(&bad).is_err());
     }
 
+    /// A loopback server that answers every request with `body` (HTTP 200).
+    async fn answering(body: Value) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/scim/v2", listener.local_addr().unwrap());
+        let body = body.to_string();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    /// A server that claims users but sends none must not yield a complete
+    /// (empty) read: that read would deprovision everyone.
+    #[tokio::test]
+    async fn a_page_that_claims_users_but_holds_none_is_never_a_complete_read() {
+        for body in [
+            json!({"schemas": [roster_scim::LIST_RESPONSE_SCHEMA], "totalResults": 3}),
+            json!({"totalResults": 3, "Resources": []}),
+            json!({"totalResults": "3", "Resources": null}),
+        ] {
+            let url = answering(body.clone()).await;
+            let c = ScimConnector::new(ScimConfig::new(
+                ConnectionId::new("s"),
+                url,
+                SecretString::new("t"),
+            ))
+            .unwrap();
+            let e = c.list_accounts(ListRequest::default()).await.err();
+            assert!(
+                matches!(&e, Some(ConnectorError::Protocol { detail }) if detail.contains("without its Resources")),
+                "{body}: {e:?}"
+            );
+            let read = crate::driver::read_all(
+                &c,
+                &crate::RateLimiter::unlimited(),
+                &crate::driver::DriverOptions {
+                    max_attempts: 2,
+                    initial_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(1),
+                    ..crate::driver::DriverOptions::default()
+                },
+            )
+            .await;
+            assert!(
+                read.as_ref().map_or(true, |o| !o.complete),
+                "{body}: {read:?}"
+            );
+        }
+        // An empty directory is a complete, empty read.
+        let url = answering(json!({"totalResults": 0, "Resources": []})).await;
+        let c = ScimConnector::new(ScimConfig::new(
+            ConnectionId::new("s"),
+            url,
+            SecretString::new("t"),
+        ))
+        .unwrap();
+        let page = c.list_accounts(ListRequest::default()).await.unwrap();
+        assert!(page.accounts.is_empty() && page.next.is_none());
+    }
+
     #[test]
     fn tokens_round_trip() {
         let t = encode_token(101, "id-1");

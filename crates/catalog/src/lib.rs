@@ -16,6 +16,9 @@
 //! * A [`PathOffer`] says an app can carry out some operations through a
 //!   [`Path`] (`scim`, `api`, `idp`, `csv`, `jit`, `browser`) under
 //!   conditions: plan tier, IdP, credential kind. `manual` is implicit.
+//!   Where roster drives the path itself, the offer names the connector
+//!   implementation that serves it (`connector = "expensify-api"`; a `scim`
+//!   offer defaults to the generic SCIM client).
 //! * [`select_path`] picks the best path that holds for a company's
 //!   [`ConnectionSettings`], and says why the better ones did not.
 //!

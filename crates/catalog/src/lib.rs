@@ -16,6 +16,9 @@
 //! * A [`PathOffer`] says an app can carry out some operations through a
 //!   [`Path`] (`scim`, `api`, `idp`, `csv`, `jit`, `browser`) under
 //!   conditions: plan tier, IdP, credential kind. `manual` is implicit.
+//!   Where roster drives the path itself, the offer names the connector
+//!   implementation that serves it (`connector = "expensify-api"`; a `scim`
+//!   offer defaults to the generic SCIM client).
 //! * [`select_path`] picks the best path that holds for a company's
 //!   [`ConnectionSettings`], and says why the better ones did not.
 //!
@@ -56,8 +59,10 @@ pub use fact::{Claim, Fact};
 pub use load::{Catalog, CatalogError, Location, Problem};
 pub use model::{
     ApiFacts, App, AppKind, CredentialKind, CsvFacts, EventFacts, ManualSteps, PaginationFacts,
-    PaginationMethod, Path, PathOffer, RateLimitFacts, ScimFacts, ScimVersion, Source, SsoFacts,
-    Tri,
+    PaginationMethod, Path, PathOffer, RateLimitFacts, SCIM_CONNECTOR, ScimFacts, ScimVersion,
+    Source, SsoFacts, Tri,
 };
 pub use render::{render_card, render_list, scim_summary, user_api_summary};
-pub use select::{ConnectionSettings, PathChoice, idp_display_name, select_all, select_path};
+pub use select::{
+    ConnectionSettings, PathChoice, idp_display_name, offer_holds, select_all, select_path,
+};

@@ -21,7 +21,12 @@
 //!   allow it, `idp` and `jit` paths name their IdPs, reason templates use
 //!   only placeholders they can fill, and `manual` is never listed (it is
 //!   implicit and always available);
-//! * each lifecycle operation has a non-empty manual checklist.
+//! * each lifecycle operation has a non-empty manual checklist;
+//! * a `connector` is named only on paths roster drives (`scim`, `api`,
+//!   `idp`; `CAT-0004`), is `[a-z0-9-]+` (`CAT-0005`), and a `scim` or `api`
+//!   offer served by one lists the credential kinds it needs (`CAT-0006`).
+//!   Whether roster has an implementation by that name is the registry's
+//!   to say (`roster_connectors::registry`), when a connection uses it.
 //!
 //! Errors name the file, the field and the reason; TOML syntax errors name
 //! the line and column. All problems found are reported at once.
@@ -56,20 +61,44 @@ pub struct Problem {
     /// Dotted field path (`scim.version`, `paths[2].idps`); `None` for
     /// syntax errors and problems with the file as a whole.
     pub field: Option<String>,
+    /// A stable code for the kinds of problem that have one (`CAT-0004`:
+    /// see [`codes`]); it starts the reason in messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
     pub reason: String,
     pub location: Option<Location>,
 }
 
+/// Stable codes of individual validation problems (the error as a whole is
+/// [`CatalogError::Invalid`]). Never renumbered.
+pub mod codes {
+    /// A `connector` on a path roster cannot drive (csv, jit, browser).
+    pub const CONNECTOR_ON_MANUAL_PATH: &str = "CAT-0004";
+    /// A `connector` name that is not lowercase letters, digits and `-`.
+    pub const BAD_CONNECTOR_NAME: &str = "CAT-0005";
+    /// A `scim` or `api` offer served by a connector lists no `credentials`,
+    /// so nothing says what kind of secret a connection must hold.
+    pub const CONNECTOR_WITHOUT_CREDENTIALS: &str = "CAT-0006";
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let coded;
+        let reason = match self.code {
+            Some(c) => {
+                coded = format!("{c}: {}", self.reason);
+                &coded
+            }
+            None => &self.reason,
+        };
         match (&self.field, self.location) {
-            (None, Some(l)) => write!(f, "{}:{}:{}: {}", self.file, l.line, l.column, self.reason),
-            (None, None) => write!(f, "{}: {}", self.file, self.reason),
-            (Some(field), None) => write!(f, "{}: {}: {}", self.file, field, self.reason),
+            (None, Some(l)) => write!(f, "{}:{}:{}: {}", self.file, l.line, l.column, reason),
+            (None, None) => write!(f, "{}: {}", self.file, reason),
+            (Some(field), None) => write!(f, "{}: {}: {}", self.file, field, reason),
             (Some(field), Some(l)) => write!(
                 f,
                 "{}: {}: {} (line {}, column {})",
-                self.file, field, self.reason, l.line, l.column
+                self.file, field, reason, l.line, l.column
             ),
         }
     }
@@ -159,6 +188,7 @@ impl Catalog {
             .map(|(name, text)| match text {
                 Some(t) => Ok((name, t)),
                 None => Err(CatalogError::Invalid(vec![Problem {
+                    code: None,
                     file: name,
                     field: None,
                     reason: "file is not valid UTF-8".into(),
@@ -313,6 +343,7 @@ fn parse_one(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<App>
         Ok(d) => d,
         Err(e) => {
             problems.push(Problem {
+                code: None,
                 file: file.to_string(),
                 field: None,
                 reason: format!("TOML syntax error: {}", e.message().trim()),
@@ -327,6 +358,7 @@ fn parse_one(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<App>
             let path = e.path().to_string();
             let inner = e.into_inner();
             problems.push(Problem {
+                code: None,
                 file: file.to_string(),
                 field: field_name(&path),
                 reason: inner.message().trim().to_string(),
@@ -337,7 +369,67 @@ fn parse_one(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<App>
     };
     app.origin = file.to_string();
     validate(file, &mut app, problems);
+    check_connectors(file, &app, problems);
     Some(app)
+}
+
+/// What the record says about connector implementations: named only where
+/// roster can drive the path, well formed, and with the credential kind the
+/// connection's secret must be.
+fn check_connectors(file: &str, app: &App, problems: &mut Vec<Problem>) {
+    let mut push = |field: String, code: &'static str, reason: String| {
+        problems.push(Problem {
+            code: Some(code),
+            file: file.to_string(),
+            field: Some(field),
+            reason,
+            location: None,
+        });
+    };
+    for (i, offer) in app.paths.iter().enumerate() {
+        let field = format!("paths[{i}].connector");
+        if let Some(name) = &offer.connector {
+            match offer.path {
+                Path::Csv | Path::Jit | Path::Browser | Path::Manual => {
+                    push(
+                        field.clone(),
+                        codes::CONNECTOR_ON_MANUAL_PATH,
+                        format!(
+                            "a {} path is carried out by a person or by the app itself; roster runs no connector for it",
+                            offer.path
+                        ),
+                    );
+                    continue;
+                }
+                Path::Scim | Path::Api | Path::Idp => {}
+            }
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                push(
+                    field.clone(),
+                    codes::BAD_CONNECTOR_NAME,
+                    format!("expected lowercase letters, digits and '-', got {name:?}"),
+                );
+            }
+        }
+        if matches!(offer.path, Path::Scim | Path::Api)
+            && offer.connector().is_some()
+            && offer.credentials.is_empty()
+        {
+            push(
+                format!("paths[{i}].credentials"),
+                codes::CONNECTOR_WITHOUT_CREDENTIALS,
+                format!(
+                    "the {} path is served by connector {:?}, which needs a credential: list its kind (scim-token, api-token, api-client or partner-credentials)",
+                    offer.path,
+                    offer.connector().unwrap_or_default()
+                ),
+            );
+        }
+    }
 }
 
 /// Turns serde's path into the field a person would name: the `.value`
@@ -353,6 +445,7 @@ fn field_name(path: &str) -> Option<String> {
 fn validate(file: &str, app: &mut App, problems: &mut Vec<Problem>) {
     let mut push = |field: &str, reason: String| {
         problems.push(Problem {
+            code: None,
             file: file.to_string(),
             field: Some(field.to_string()),
             reason,
@@ -580,6 +673,7 @@ fn check_idp_references(apps: &BTreeMap<String, App>, problems: &mut Vec<Problem
         for (field, idp) in refs {
             if !idps.contains(&idp.as_str()) {
                 problems.push(Problem {
+                    code: None,
                     file: app.origin.clone(),
                     field: Some(field),
                     reason: format!(

@@ -510,11 +510,21 @@ impl ManualSteps {
 /// `idps` (the configured IdP is one of them) and `credentials` (any of).
 /// `browser` paths also need browser automation enabled. `reason` may use
 /// `{app}`, `{idp}` (when `idps` is set) and `{plan}` (when `plans` is set).
+///
+/// `connector` names the implementation in roster that carries the path out
+/// (`roster_connectors::registry` keys its constructors by these names):
+/// `scim` (the generic SCIM client, and the default for `scim` paths),
+/// a vendor connector such as `expensify-api` on `api` paths, `okta-assign`
+/// on `idp` paths. Without one (and off `scim`), roster cannot drive the
+/// path itself: the operation's changes become tasks. `credentials` then
+/// also says what kind of secret that connector needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathOffer {
     pub path: Path,
     pub ops: Vec<Operation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plans: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -528,6 +538,22 @@ pub struct PathOffer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
+
+impl PathOffer {
+    /// The connector implementation serving this offer: the one named, or
+    /// the generic SCIM client for a `scim` path that names none.
+    pub fn connector(&self) -> Option<&str> {
+        match (&self.connector, self.path) {
+            (Some(c), _) => Some(c.as_str()),
+            (None, Path::Scim) => Some(SCIM_CONNECTOR),
+            (None, _) => None,
+        }
+    }
+}
+
+/// The implementation name of the generic SCIM 2.0 client: what a `scim`
+/// path uses when its offer names no connector.
+pub const SCIM_CONNECTOR: &str = "scim";
 
 impl App {
     /// The name to use in sentences.
@@ -545,6 +571,42 @@ impl App {
         match &self.api.writes_users {
             Some(f) => f.any(|v| *v),
             None => self.api.has_user_api.any(|v| *v),
+        }
+    }
+
+    /// The paths the record offers (manual excluded), best first, once each.
+    pub fn offered_paths(&self) -> Vec<Path> {
+        Path::PREFERENCE
+            .into_iter()
+            .filter(|p| self.paths.iter().any(|o| o.path == *p))
+            .collect()
+    }
+
+    /// What kind of credential a connection's one secret is, as far as the
+    /// record can tell: the kinds the offers on `path` accept, or, with no
+    /// path chosen, those of the best-ranked path whose offers name any
+    /// (a connection holds one secret, for the best path it can take).
+    /// Empty when no offer on that path needs a credential of the app
+    /// (`idp`: the secret is the IdP's).
+    pub fn secret_kinds(&self, path: Option<Path>) -> Vec<CredentialKind> {
+        let kinds_on = |p: Path| {
+            let mut kinds: Vec<CredentialKind> = Vec::new();
+            for o in self.paths.iter().filter(|o| o.path == p) {
+                for k in &o.credentials {
+                    if !kinds.contains(k) {
+                        kinds.push(*k);
+                    }
+                }
+            }
+            kinds
+        };
+        match path {
+            Some(p) => kinds_on(p),
+            None => Path::PREFERENCE
+                .into_iter()
+                .map(kinds_on)
+                .find(|k| !k.is_empty())
+                .unwrap_or_default(),
         }
     }
 

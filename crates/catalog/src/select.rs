@@ -70,6 +70,30 @@ impl ConnectionSettings {
         self
     }
 
+    /// What path selection sees of a configured connection to `app`: its
+    /// plan tier and IdP, and the credential kinds its one secret (if it
+    /// holds one) stands for, which the record says through
+    /// [`App::secret_kinds`] for the connection's `path` (or the best path
+    /// that needs a credential). Browser runbooks stay off.
+    pub fn of_connection(
+        app: &App,
+        plan: Option<String>,
+        idp: Option<String>,
+        path: Option<&str>,
+        holds_secret: bool,
+    ) -> Self {
+        let mut conn = ConnectionSettings {
+            plan,
+            idp,
+            ..ConnectionSettings::default()
+        };
+        if holds_secret {
+            conn.credentials
+                .extend(app.secret_kinds(path.and_then(Path::parse)));
+        }
+        conn
+    }
+
     /// A one-line summary for cards and logs.
     pub fn describe(&self) -> String {
         let creds = if self.credentials.is_empty() {
@@ -96,6 +120,11 @@ impl ConnectionSettings {
 pub struct PathChoice {
     pub op: Operation,
     pub path: Path,
+    /// The connector implementation the chosen offer names (see
+    /// [`PathOffer::connector`]); `None` when roster cannot drive the path
+    /// itself (csv, jit, browser, manual, or an offer naming none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
     /// Why this path, in a sentence.
     pub reason: String,
     /// Where the catalog says the path exists (a seed file or document
@@ -110,7 +139,7 @@ pub struct PathChoice {
 
 /// Picks the path for `op` in `app` under `conn`; see the module docs.
 pub fn select_path(app: &App, conn: &ConnectionSettings, op: Operation) -> PathChoice {
-    let mut chosen: Option<(Path, String, Option<String>)> = None;
+    let mut chosen: Option<(Path, String, Option<String>, Option<String>)> = None;
     let mut rejected = Vec::new();
     let mut alternatives = Vec::new();
 
@@ -147,7 +176,12 @@ pub fn select_path(app: &App, conn: &ConnectionSettings, op: Operation) -> PathC
         match (holds, chosen.is_some()) {
             (Some((offer, ctx)), false) => {
                 let reason = fill(&offer.reason, app, &ctx);
-                chosen = Some((path, reason, source_of(app, &offer.source, &offer.as_of)));
+                chosen = Some((
+                    path,
+                    reason,
+                    source_of(app, &offer.source, &offer.as_of),
+                    offer.connector().map(str::to_string),
+                ));
             }
             (Some((offer, ctx)), true) => alternatives.push((path, fill(&offer.reason, app, &ctx))),
             (None, false) => rejected.push((path, failures.join("; "))),
@@ -157,11 +191,12 @@ pub fn select_path(app: &App, conn: &ConnectionSettings, op: Operation) -> PathC
 
     let manual_reason = manual_reason(app, op);
     match chosen {
-        Some((path, reason, source)) => {
+        Some((path, reason, source, connector)) => {
             alternatives.push((Path::Manual, manual_reason));
             PathChoice {
                 op,
                 path,
+                connector,
                 reason,
                 source,
                 rejected,
@@ -176,6 +211,7 @@ pub fn select_path(app: &App, conn: &ConnectionSettings, op: Operation) -> PathC
             PathChoice {
                 op,
                 path: Path::Manual,
+                connector: None,
                 reason: manual_reason,
                 source,
                 rejected,
@@ -202,6 +238,12 @@ pub fn idp_display_name(id: &str) -> &str {
         "google-workspace" => "Google Workspace",
         other => other,
     }
+}
+
+/// Whether `offer`'s conditions (plan, IdP, credentials, browser) hold
+/// under `conn`; the same test [`select_path`] applies.
+pub fn offer_holds(offer: &PathOffer, conn: &ConnectionSettings) -> bool {
+    check(offer, conn).is_ok()
 }
 
 /// What a holding offer's template is filled with.

@@ -316,6 +316,95 @@ reason"#,
     }
 
     #[test]
+    fn connectors_are_named_where_roster_drives_the_path_with_a_credential() {
+        // Spendesk's browser offer is the last [[paths]] in its file.
+        let text = replace_once(
+            SPENDESK,
+            "path = \"browser\"\nops = [\"deactivate\"]",
+            "path = \"browser\"\nops = [\"deactivate\"]\nconnector = \"spendesk-api\"",
+        );
+        let e = override_error("spendesk.toml", &text);
+        let p = &e.problems()[0];
+        assert_eq!(p.code, Some("CAT-0004"));
+        assert_eq!(p.field.as_deref(), Some("paths[2].connector"));
+        assert!(
+            e.to_string().contains(
+                "paths[2].connector: CAT-0004: a browser path is carried out by a person"
+            ),
+            "{e}"
+        );
+
+        let text = replace_once(
+            SPENDESK,
+            "connector = \"spendesk-api\"",
+            "connector = \"Spendesk API\"",
+        );
+        let e = override_error("spendesk.toml", &text);
+        assert_eq!(e.problems()[0].code, Some("CAT-0005"), "{e}");
+        assert!(e.to_string().contains("\"Spendesk API\""), "{e}");
+
+        // A served api path must say what kind of secret it needs.
+        let text = replace_once(
+            SPENDESK,
+            "connector = \"spendesk-api\"\ncredentials = [\"api-client\"]\n",
+            "connector = \"spendesk-api\"\n",
+        );
+        let e = override_error("spendesk.toml", &text);
+        assert_eq!(e.problems()[0].code, Some("CAT-0006"), "{e}");
+        assert_eq!(
+            e.problems()[0].field.as_deref(),
+            Some("paths[0].credentials")
+        );
+        // Problems without a code of their own print as before.
+        let msg = override_error("other.toml", SPENDESK).to_string();
+        assert!(!msg.contains("CAT-"), "{msg}");
+    }
+
+    #[test]
+    fn records_say_which_implementation_serves_a_path_and_what_the_secret_is() {
+        let c = builtin();
+        let served = |id: &str| -> Vec<(Path, Option<&str>)> {
+            c.get(id)
+                .unwrap()
+                .paths
+                .iter()
+                .map(|o| (o.path, o.connector()))
+                .collect()
+        };
+        assert_eq!(
+            served("expensify"),
+            [
+                (Path::Api, Some("expensify-api")),
+                (Path::Api, Some("expensify-api")),
+                (Path::Csv, None)
+            ]
+        );
+        assert!(served("bill-spend-expense").contains(&(Path::Idp, Some("okta-assign"))));
+        // OneLogin's own Bill.com integration is nothing roster runs.
+        assert_eq!(
+            served("bill-com"),
+            [(Path::Scim, Some("scim")), (Path::Idp, None)]
+        );
+        let app = c.get("bill-spend-expense").unwrap();
+        assert_eq!(app.secret_kinds(None), [CredentialKind::ApiToken]);
+        assert_eq!(app.secret_kinds(Some(Path::Idp)), []);
+        assert_eq!(app.offered_paths(), [Path::Api, Path::Idp, Path::Csv]);
+        // A scim offer that names no connector gets the generic client.
+        let mut scim = c.get("scim-app").unwrap().clone();
+        scim.paths[0].connector = None;
+        assert_eq!(scim.paths[0].connector(), Some("scim"));
+        let conn = ConnectionSettings::of_connection(&scim, None, None, None, true);
+        assert_eq!(
+            select_path(&scim, &conn, Operation::Read)
+                .connector
+                .as_deref(),
+            Some("scim")
+        );
+        let none = ConnectionSettings::of_connection(&scim, None, None, None, false);
+        assert_eq!(select_path(&scim, &none, Operation::Read).connector, None);
+    }
+
+    #[test]
     fn id_must_match_file_name() {
         let msg = override_error("other.toml", SPENDESK).to_string();
         assert!(

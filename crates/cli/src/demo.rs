@@ -394,7 +394,7 @@ async fn start_sims(
     // BILL S&E assignments in Okta as they were before roster: made through
     // Okta's API, so Okta provisions them downstream like any assignment.
     let bill_connector = registry::build(
-        "bill-spend-expense",
+        Catalog::builtin()?.require("bill-spend-expense")?,
         &ConnectorSettings::new(ConnectionId::new("bill-spend-expense"))
             .with_path("idp")
             .with_base_url(okta.url())
@@ -495,9 +495,10 @@ fn wire(engine: &mut Engine, sims: &Sims) -> Result<()> {
                 .with_credential(CredentialKind::ApiClient),
         ),
     ];
+    let catalog = Catalog::builtin()?;
     for (id, app, settings, selection) in conns {
         engine.add_connector(
-            registry::build(app, &settings)
+            registry::build(catalog.require(app)?, &settings)
                 .with_context(|| format!("cannot build the {id} connector"))?,
         );
         engine.bind(

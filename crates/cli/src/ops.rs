@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use roster_catalog::Catalog;
-use roster_catalog::{ConnectionSettings, CredentialKind};
+use roster_catalog::{App, Catalog, ConnectionSettings};
 use roster_connectors::SecretString;
 use roster_connectors::driver::{Progress, REPORT_WAITS_OVER};
 use roster_connectors::registry::{self, ConnectorSettings};
@@ -269,22 +268,14 @@ async fn build_engine(
     }
     for c in &config.connections {
         let id = ConnectionId::new(c.id.as_str());
-        let path = c
-            .path
-            .clone()
-            .or_else(|| registry::default_path(&c.app).map(str::to_string));
-        engine.bind(id.clone(), binding(c, path.as_deref()));
+        let app = catalog.require(&c.app)?;
+        engine.bind(id.clone(), binding(c, app));
         if !with_connectors {
             continue;
         }
-        let Some(path) = path else {
-            eprintln!(
-                "note: connections.{}: roster has no connector for {}; its changes become manual tasks",
-                c.id, c.app
-            );
-            continue;
-        };
-        let mut s = ConnectorSettings::new(id).with_path(path.clone());
+        let mut s = ConnectorSettings::new(id);
+        s.path = c.path.clone();
+        s.plan = c.plan.clone();
         s.base_url = c.base_url.clone();
         s.allow_private_network = c.allow_private_network;
         s.username = c.username.clone();
@@ -294,36 +285,37 @@ async fn build_engine(
         s.policy_ids = c.policy_ids.clone();
         s.default_manager_email = c.default_manager_email.clone();
         s.options = c.options.clone();
-        let connector = registry::build(&c.app, &s)
-            .with_context(|| format!("connections.{} ({} over {path})", c.id, c.app))?;
+        // The catalog chooses the path and the implementation; an explicit
+        // `path` the app does not offer is refused here.
+        let Some(route) =
+            registry::route(app, &s).with_context(|| format!("connections.{}.path", c.id))?
+        else {
+            eprintln!(
+                "note: connections.{}: roster has no connector for {}; its changes become manual tasks",
+                c.id, c.app
+            );
+            continue;
+        };
+        let connector = registry::build_route(app, &route, &s)
+            .with_context(|| format!("connections.{} ({} over {})", c.id, c.app, route.path))?;
         engine.add_connector(connector);
     }
     Ok(engine.with_catalog(catalog))
 }
 
 /// The catalog binding of a connection: which app, and the settings path
-/// selection sees (plan tier, IdP, which credential the connection holds).
-fn binding(c: &roster_engine::config::ConnectionConfig, path: Option<&str>) -> AppBinding {
-    let mut settings = ConnectionSettings {
-        plan: c.plan.clone(),
-        idp: c.idp.clone(),
-        ..ConnectionSettings::default()
-    };
-    if c.secret_ref.is_some() {
-        let kind = match (c.app.as_str(), path) {
-            (_, Some("scim")) => Some(CredentialKind::ScimToken),
-            ("expensify", _) => Some(CredentialKind::PartnerCredentials),
-            ("spendesk", _) => Some(CredentialKind::ApiClient),
-            (_, Some("api")) => Some(CredentialKind::ApiToken),
-            _ => None,
-        };
-        if let Some(k) = kind {
-            settings.credentials.insert(k);
-        }
-    }
+/// selection sees (plan tier, IdP, which credential the connection holds,
+/// as the app's record says for its path).
+fn binding(c: &roster_engine::config::ConnectionConfig, app: &App) -> AppBinding {
     AppBinding {
         app: c.app.clone(),
-        settings,
+        settings: ConnectionSettings::of_connection(
+            app,
+            c.plan.clone(),
+            c.idp.clone(),
+            c.path.as_deref(),
+            c.secret_ref.is_some(),
+        ),
         task_sla_hours: c.task_sla_hours,
         assignee: c.assignee.clone(),
         escalate_to: c.escalate_to.clone(),

@@ -82,7 +82,7 @@ async fn okta_pushes_to_the_gateway_become_spendesk_tasks_within_a_second() {
         .with_catalog(Catalog::builtin().unwrap());
     engine.add_connector(
         registry::build(
-            "spendesk",
+            Catalog::builtin().unwrap().require("spendesk").unwrap(),
             &ConnectorSettings::new(ConnectionId::new("spendesk"))
                 .with_path("api")
                 .with_base_url(spendesk.url())

@@ -3,7 +3,7 @@
 //! ([`expensify`]), SCIM 2.0 ([`scim`]), BILL Spend & Expense's v3 API
 //! ([`bill_spend`]), app assignment through Okta ([`okta_assign`]) and
 //! Spendesk's read-only API ([`spendesk`]). [`registry::build`] makes the
-//! right one from a connection's settings; the `testkit` feature adds the
+//! one the app's catalog record names for the path a connection takes; the `testkit` feature adds the
 //! conformance suite every connector runs against its simulator.
 //!
 //! # Concepts

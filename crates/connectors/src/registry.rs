@@ -1,27 +1,31 @@
-//! Building connectors from configuration: one constructor per provisioning
-//! path, chosen by the catalog's app id and path.
+//! Building connectors from configuration: the catalog says which
+//! implementation serves a path, the registry builds it.
 //!
-//! The engine reads a connection's settings (URL, credentials, options)
-//! and calls [`build`]. Dispatch is by *path* first, because a path is a
-//! protocol: any app whose catalog record offers `scim` gets the SCIM
-//! connector, with no code per app. `api` paths are vendor-specific.
+//! A connection names an app (a catalog record) and optionally a `path`.
+//! [`route`] picks the path: the explicit one (refused when the record
+//! does not offer it), else what [`roster_catalog::select_path`] chooses
+//! for reading the app under the connection's settings, else for the first
+//! write it can drive. The chosen offer names a connector implementation
+//! (`connector = "expensify-api"` in the record; a `scim` path defaults to
+//! the generic SCIM client), and [`build`] looks that name up in
+//! [`IMPLEMENTATIONS`]. No app id appears here: an app that speaks SCIM
+//! needs only a catalog file.
 //!
-//! | app | path | connector | credentials |
+//! | implementation | path | connector | credentials |
 //! |---|---|---|---|
-//! | `expensify` | `api` | [`crate::expensify`] | `username` = partnerUserID, `secret` = partnerUserSecret |
-//! | any | `scim` | [`crate::scim`] | `secret` = bearer token |
-//! | `bill-spend-expense` | `api` | [`crate::bill_spend`] | `secret` = apiToken |
-//! | any | `idp` (via Okta) | [`crate::okta_assign`] | `secret` = Okta API token, `okta_app_id` |
-//! | `spendesk` | `api` | [`crate::spendesk`] | `username` = API key id, `secret` = API key secret |
-//!
-//! Without a `path`, [`default_path`] picks the app's usual one.
+//! | `scim` | `scim` | [`crate::scim`] | `secret` = bearer token |
+//! | `expensify-api` | `api` | [`crate::expensify`] | `username` = partnerUserID, `secret` = partnerUserSecret |
+//! | `bill-spend-api` | `api` | [`crate::bill_spend`] | `secret` = apiToken |
+//! | `spendesk-api` | `api` | [`crate::spendesk`] | `username` = API key id, `secret` = API key secret |
+//! | `okta-assign` | `idp` (via Okta) | [`crate::okta_assign`] | `secret` = Okta API token, `okta_app_id` |
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roster_core::ConnectionId;
+use roster_catalog::{App, ConnectionSettings, Path, SCIM_CONNECTOR, offer_holds, select_path};
+use roster_core::{ConnectionId, Operation};
 
 use crate::bill_spend::{BillSpendConfig, BillSpendConnector};
 use crate::expensify::{ExpensifyConfig, ExpensifyConnector};
@@ -35,8 +39,11 @@ use crate::{Connector, ConnectorError, SecretString};
 #[non_exhaustive]
 pub struct ConnectorSettings {
     pub connection: ConnectionId,
-    /// `api`, `scim` or `idp`; `None` = [`default_path`] for the app.
+    /// `api`, `scim` or `idp`; `None` = what [`route`] selects from the
+    /// app's catalog record.
     pub path: Option<String>,
+    /// The company's plan tier with the app (path selection).
+    pub plan: Option<String>,
     /// The endpoint; `None` = the vendor's production URL where there is
     /// one (SCIM and Okta have none: required).
     pub base_url: Option<String>,
@@ -66,6 +73,7 @@ impl ConnectorSettings {
         ConnectorSettings {
             connection,
             path: None,
+            plan: None,
             base_url: None,
             username: None,
             secret: None,
@@ -80,6 +88,10 @@ impl ConnectorSettings {
     }
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
+        self
+    }
+    pub fn with_plan(mut self, plan: impl Into<String>) -> Self {
+        self.plan = Some(plan.into());
         self
     }
     pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
@@ -139,6 +151,7 @@ impl fmt::Debug for ConnectorSettings {
         f.debug_struct("ConnectorSettings")
             .field("connection", &self.connection)
             .field("path", &self.path)
+            .field("plan", &self.plan)
             .field("base_url", &self.base_url)
             .field("username", &self.username)
             .field("secret", &self.secret)
@@ -150,29 +163,143 @@ impl fmt::Debug for ConnectorSettings {
     }
 }
 
-/// The (app, path) pairs with vendor-specific constructors. Any app also
-/// builds on `scim` and on `idp` through Okta.
-pub const BUILT_IN: [(&str, &str); 6] = [
-    ("expensify", "api"),
-    ("scim-app", "scim"),
-    ("bill-com", "scim"),
-    ("bill-spend-expense", "api"),
-    ("bill-spend-expense", "idp"),
-    ("spendesk", "api"),
-];
+/// Builds one implementation for one app record from a connection's
+/// settings.
+type Constructor = fn(&App, &ConnectorSettings) -> Result<Arc<dyn Connector>, ConnectorError>;
 
-/// The path used when the settings name none.
-pub fn default_path(app: &str) -> Option<&'static str> {
-    match app {
-        "expensify" | "bill-spend-expense" | "spendesk" => Some("api"),
-        "scim-app" | "bill-com" => Some("scim"),
-        _ => None,
-    }
+/// One connector implementation: its name (what catalog records write in
+/// `connector = ...`), the path it carries out, and its constructor.
+pub struct Implementation {
+    pub name: &'static str,
+    pub path: Path,
+    build: Constructor,
 }
 
-/// Whether [`build`] can make a connector for `app` on `path`.
-pub fn can_build(app: &str, path: &str) -> bool {
-    matches!(path, "scim" | "idp") || BUILT_IN.contains(&(app, path))
+/// Every implementation roster has, by name.
+pub const IMPLEMENTATIONS: [Implementation; 5] = [
+    Implementation {
+        name: SCIM_CONNECTOR,
+        path: Path::Scim,
+        build: build_scim,
+    },
+    Implementation {
+        name: "expensify-api",
+        path: Path::Api,
+        build: build_expensify,
+    },
+    Implementation {
+        name: "bill-spend-api",
+        path: Path::Api,
+        build: build_bill_spend,
+    },
+    Implementation {
+        name: "spendesk-api",
+        path: Path::Api,
+        build: build_spendesk,
+    },
+    Implementation {
+        name: "okta-assign",
+        path: Path::Idp,
+        build: build_okta_assign,
+    },
+];
+
+/// The implementation called `name`, if roster has one.
+pub fn implementation(name: &str) -> Option<&'static Implementation> {
+    IMPLEMENTATIONS.iter().find(|i| i.name == name)
+}
+
+/// The path a connection takes and the implementation that carries it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub path: Path,
+    pub connector: String,
+}
+
+/// What path selection sees of a connection: its plan tier, its IdP and
+/// the credential its one secret stands for (the record says what kind of
+/// secret the path, or the best path it offers, needs).
+pub fn selection(app: &App, settings: &ConnectorSettings) -> ConnectionSettings {
+    ConnectionSettings::of_connection(
+        app,
+        settings.plan.clone(),
+        settings.idp.clone(),
+        settings.path.as_deref(),
+        settings.secret.is_some(),
+    )
+}
+
+/// The operations a connector is chosen for: reading first (the path a
+/// connection reads through is the one it is known by), then the writes.
+const ROUTE_ORDER: [Operation; 5] = [
+    Operation::Read,
+    Operation::Create,
+    Operation::Update,
+    Operation::Deactivate,
+    Operation::Reactivate,
+];
+
+/// Which path and implementation serve `app` for a connection with
+/// `settings` (see the module docs). `Ok(None)`: no path the record offers
+/// under these settings has a connector, so the connection's changes
+/// become tasks. An explicit `path` the record does not offer, or offers
+/// without a connector, is an error.
+pub fn route(app: &App, settings: &ConnectorSettings) -> Result<Option<Route>, ConnectorError> {
+    let conn = selection(app, settings);
+    let Some(wanted) = settings.path.as_deref() else {
+        return Ok(ROUTE_ORDER.into_iter().find_map(|op| {
+            let choice = select_path(app, &conn, op);
+            choice.connector.map(|connector| Route {
+                path: choice.path,
+                connector,
+            })
+        }));
+    };
+    let offered = app.offered_paths();
+    let list = || {
+        let mut names: Vec<&str> = offered.iter().map(|p| p.as_str()).collect();
+        names.push("manual");
+        names.join(", ")
+    };
+    let path = Path::parse(wanted)
+        .filter(|p| offered.contains(p))
+        .ok_or_else(|| ConnectorError::Config {
+            detail: format!(
+                "{}: path = {wanted:?}: {} does not offer it (the catalog lists: {})",
+                settings.connection,
+                app.id,
+                list()
+            ),
+        })?;
+    // Prefer an offer whose conditions hold (the IdP configured, say);
+    // else any offer on the path that names a connector: a path chosen by
+    // hand says the company has what it needs.
+    let offers: Vec<_> = app.paths.iter().filter(|o| o.path == path).collect();
+    let connector = offers
+        .iter()
+        .filter(|o| offer_holds(o, &conn))
+        .chain(offers.iter())
+        .find_map(|o| o.connector())
+        .ok_or_else(|| ConnectorError::Config {
+            detail: format!(
+                "{}: roster has no connector for {} on the {path} path (the catalog offers it, but it is carried out by a person or by another system)",
+                settings.connection, app.id
+            ),
+        })?;
+    Ok(Some(Route {
+        path,
+        connector: connector.to_string(),
+    }))
+}
+
+/// Whether [`build`] can make a connector for `app` on `path` (named by
+/// the record, and an implementation roster has).
+pub fn can_build(app: &App, path: Path) -> bool {
+    app.paths
+        .iter()
+        .filter(|o| o.path == path)
+        .filter_map(|o| o.connector())
+        .any(|name| implementation(name).is_some_and(|i| i.path == path))
 }
 
 fn required<'a, T>(
@@ -185,158 +312,232 @@ fn required<'a, T>(
     })
 }
 
-/// Builds the connector for `app` (a catalog id) from `settings`.
+fn secret(settings: &ConnectorSettings) -> Result<SecretString, ConnectorError> {
+    required(
+        settings.secret.as_ref(),
+        "a secret (token or key secret)",
+        settings,
+    )
+    .cloned()
+}
+
+/// Builds the connector for `app` (a catalog record) from `settings`, on
+/// the path [`route`] picks.
 pub fn build(
-    app: &str,
+    app: &App,
     settings: &ConnectorSettings,
 ) -> Result<Arc<dyn Connector>, ConnectorError> {
-    let path = match settings.path.as_deref() {
-        Some(p) => p,
-        None => default_path(app).ok_or_else(|| ConnectorError::Config {
+    let Some(route) = route(app, settings)? else {
+        return Err(ConnectorError::Config {
             detail: format!(
-                "{}: app {app:?} has no default path; set path to scim or idp",
-                settings.connection
+                "{}: roster has no connector for {} under these settings (the catalog's paths: {}); set path, or its changes become manual tasks",
+                settings.connection,
+                app.id,
+                app.offered_paths()
+                    .iter()
+                    .map(|p| p.as_str())
+                    .chain(["manual"])
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-        })?,
+        });
     };
-    let secret = || {
-        required(
-            settings.secret.as_ref(),
-            "a secret (token or key secret)",
-            settings,
-        )
-        .cloned()
+    build_route(app, &route, settings)
+}
+
+/// Builds the connector for an already chosen [`Route`].
+pub fn build_route(
+    app: &App,
+    route: &Route,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let known = || {
+        IMPLEMENTATIONS
+            .iter()
+            .map(|i| i.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let timeout = settings.timeout;
-    match (app, path) {
-        (_, "scim") => {
-            let url = required(
-                settings.base_url.as_ref(),
-                "base_url (the SCIM base URL)",
-                settings,
-            )?;
-            let mut c = ScimConfig::new(settings.connection.clone(), url.clone(), secret()?);
-            c.app_name = app.to_string();
-            c.allow_private_network = settings.allow_private_network;
-            if let Some(t) = timeout {
-                c.timeout = t;
-            }
-            if let Some(n) = settings.option_u32("page_size")? {
-                c.page_size = n.max(1);
-            }
-            if let Some(v) = settings.options.get("use_etags") {
-                c.use_etags = v != "false";
-            }
-            Ok(Arc::new(ScimConnector::new(c)?))
-        }
-        (_, "idp") => {
-            match settings.idp.as_deref() {
-                None | Some("okta") => {}
-                Some(other) => {
-                    return Err(ConnectorError::Config {
-                        detail: format!(
-                            "{}: roster assigns apps through Okta only; {other:?} is not supported on the idp path yet",
-                            settings.connection
-                        ),
-                    });
-                }
-            }
-            let url = required(
-                settings.base_url.as_ref(),
-                "base_url (the Okta org URL)",
-                settings,
-            )?;
-            let app_id = required(settings.okta_app_id.as_ref(), "okta_app_id", settings)?;
-            let mut c = OktaAssignConfig::new(
-                settings.connection.clone(),
-                url.clone(),
-                secret()?,
-                app_id.clone(),
-            );
-            c.app_name = app.to_string();
-            c.allow_private_network = settings.allow_private_network;
-            if let Some(t) = timeout {
-                c.timeout = t;
-            }
-            if let Some(n) = settings.option_u32("page_size")? {
-                c.page_size = n.max(1);
-            }
-            Ok(Arc::new(OktaAssignConnector::new(c)?))
-        }
-        ("expensify", "api") => {
-            let user = required(
-                settings.username.as_ref(),
-                "username (partnerUserID)",
-                settings,
-            )?;
-            let mut c = ExpensifyConfig::new(settings.connection.clone(), user.clone(), secret()?);
-            if let Some(url) = &settings.base_url {
-                c = c.with_base_url(url.clone());
-            }
-            c.policy_ids = settings.policy_ids.clone();
-            c.default_manager_email = settings.default_manager_email.clone();
-            c.allow_private_network = settings.allow_private_network;
-            if let Some(t) = timeout {
-                c.timeout = t;
-            }
-            Ok(Arc::new(ExpensifyConnector::new(c)?))
-        }
-        ("bill-spend-expense", "api") => {
-            let mut c = BillSpendConfig::new(settings.connection.clone(), secret()?);
-            if let Some(url) = &settings.base_url {
-                c = c.with_base_url(url.clone());
-            }
-            if let Some(role) = settings.options.get("default_role") {
-                c.default_role = role.to_ascii_uppercase();
-            }
-            if let Some(n) = settings.option_u32("page_size")? {
-                c.page_size = n.clamp(1, 100);
-            }
-            c.allow_private_network = settings.allow_private_network;
-            if let Some(t) = timeout {
-                c.timeout = t;
-            }
-            Ok(Arc::new(BillSpendConnector::new(c)?))
-        }
-        ("spendesk", "api") => {
-            let id = required(
-                settings.username.as_ref(),
-                "username (the API key id)",
-                settings,
-            )?;
-            let mut c = SpendeskConfig::new(settings.connection.clone(), id.clone(), secret()?);
-            if let Some(url) = &settings.base_url {
-                c = c.with_base_url(url.clone());
-            }
-            c.allow_private_network = settings.allow_private_network;
-            if let Some(t) = timeout {
-                c.timeout = t;
-            }
-            Ok(Arc::new(SpendeskConnector::new(c)?))
-        }
-        (app, path) => Err(ConnectorError::Config {
+    let imp = implementation(&route.connector).ok_or_else(|| ConnectorError::Config {
+        detail: format!(
+            "{}: the catalog record of {} names connector {:?} for its {} path, which roster does not have (known: {})",
+            settings.connection,
+            app.id,
+            route.connector,
+            route.path,
+            known()
+        ),
+    })?;
+    if imp.path != route.path {
+        return Err(ConnectorError::Config {
             detail: format!(
-                "{}: roster has no connector for {app} on the {path} path (the catalog may list it as manual or CSV)",
-                settings.connection
+                "{}: the catalog record of {} names connector {:?} for its {} path, but that connector carries out the {} path",
+                settings.connection, app.id, imp.name, route.path, imp.path
             ),
-        }),
+        });
     }
+    (imp.build)(app, settings)
+}
+
+fn build_scim(
+    app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let url = required(
+        settings.base_url.as_ref(),
+        "base_url (the SCIM base URL)",
+        settings,
+    )?;
+    let mut c = ScimConfig::new(settings.connection.clone(), url.clone(), secret(settings)?);
+    c.app_name = app.id.clone();
+    c.allow_private_network = settings.allow_private_network;
+    if let Some(t) = settings.timeout {
+        c.timeout = t;
+    }
+    if let Some(n) = settings.option_u32("page_size")? {
+        c.page_size = n.max(1);
+    }
+    if let Some(v) = settings.options.get("use_etags") {
+        c.use_etags = v != "false";
+    }
+    Ok(Arc::new(ScimConnector::new(c)?))
+}
+
+fn build_okta_assign(
+    app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    match settings.idp.as_deref() {
+        None | Some("okta") => {}
+        Some(other) => {
+            return Err(ConnectorError::Config {
+                detail: format!(
+                    "{}: roster assigns apps through Okta only; {other:?} is not supported on the idp path yet",
+                    settings.connection
+                ),
+            });
+        }
+    }
+    let url = required(
+        settings.base_url.as_ref(),
+        "base_url (the Okta org URL)",
+        settings,
+    )?;
+    let app_id = required(settings.okta_app_id.as_ref(), "okta_app_id", settings)?;
+    let mut c = OktaAssignConfig::new(
+        settings.connection.clone(),
+        url.clone(),
+        secret(settings)?,
+        app_id.clone(),
+    );
+    c.app_name = app.id.clone();
+    c.allow_private_network = settings.allow_private_network;
+    if let Some(t) = settings.timeout {
+        c.timeout = t;
+    }
+    if let Some(n) = settings.option_u32("page_size")? {
+        c.page_size = n.max(1);
+    }
+    Ok(Arc::new(OktaAssignConnector::new(c)?))
+}
+
+fn build_expensify(
+    _app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let user = required(
+        settings.username.as_ref(),
+        "username (partnerUserID)",
+        settings,
+    )?;
+    let mut c = ExpensifyConfig::new(settings.connection.clone(), user.clone(), secret(settings)?);
+    if let Some(url) = &settings.base_url {
+        c = c.with_base_url(url.clone());
+    }
+    c.policy_ids = settings.policy_ids.clone();
+    c.default_manager_email = settings.default_manager_email.clone();
+    c.allow_private_network = settings.allow_private_network;
+    if let Some(t) = settings.timeout {
+        c.timeout = t;
+    }
+    Ok(Arc::new(ExpensifyConnector::new(c)?))
+}
+
+fn build_bill_spend(
+    _app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let mut c = BillSpendConfig::new(settings.connection.clone(), secret(settings)?);
+    if let Some(url) = &settings.base_url {
+        c = c.with_base_url(url.clone());
+    }
+    if let Some(role) = settings.options.get("default_role") {
+        c.default_role = role.to_ascii_uppercase();
+    }
+    if let Some(n) = settings.option_u32("page_size")? {
+        c.page_size = n.clamp(1, 100);
+    }
+    c.allow_private_network = settings.allow_private_network;
+    if let Some(t) = settings.timeout {
+        c.timeout = t;
+    }
+    Ok(Arc::new(BillSpendConnector::new(c)?))
+}
+
+fn build_spendesk(
+    _app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let id = required(
+        settings.username.as_ref(),
+        "username (the API key id)",
+        settings,
+    )?;
+    let mut c = SpendeskConfig::new(settings.connection.clone(), id.clone(), secret(settings)?);
+    if let Some(url) = &settings.base_url {
+        c = c.with_base_url(url.clone());
+    }
+    c.allow_private_network = settings.allow_private_network;
+    if let Some(t) = settings.timeout {
+        c.timeout = t;
+    }
+    Ok(Arc::new(SpendeskConnector::new(c)?))
 }
 
 #[cfg(test)]
 mod tests {
+    use roster_catalog::{Catalog, CredentialKind};
+
     use super::*;
 
     fn settings() -> ConnectorSettings {
         ConnectorSettings::new(ConnectionId::new("c")).with_secret(SecretString::new("t0ken"))
     }
 
+    fn app(id: &str) -> App {
+        Catalog::builtin().unwrap().get(id).unwrap().clone()
+    }
+
+    /// A record no code knows: the generic SCIM record under another id.
+    fn new_app() -> App {
+        let mut a = app("scim-app");
+        a.id = "any-new-app".into();
+        a
+    }
+
     #[test]
     fn builds_by_path_and_app() {
+        let build = |id: &str, s: &ConnectorSettings| match id {
+            "any-new-app" => super::build(&new_app(), s),
+            _ => super::build(&app(id), s),
+        };
         let s = settings().with_base_url("http://127.0.0.1:1/scim/v2");
         assert!(build("scim-app", &s).is_ok());
         assert!(build("any-new-app", &s.clone().with_path("scim")).is_ok());
-        let e = build("bill-com", &settings()).err().unwrap();
+        // Bill.com's SCIM is an Enterprise feature: selection needs the plan.
+        let e = build("bill-com", &settings().with_plan("enterprise"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("base_url"), "{e}");
         let s = settings()
             .with_base_url("http://127.0.0.1:1")
@@ -353,7 +554,112 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.code(), "CONN-0006");
-        assert!(can_build("whatever", "scim") && !can_build("spendesk", "csv"));
+        assert!(can_build(&new_app(), Path::Scim) && !can_build(&app("spendesk"), Path::Csv));
+    }
+
+    fn routed(app: &App, s: &ConnectorSettings) -> Option<(Path, String)> {
+        route(app, s).unwrap().map(|r| (r.path, r.connector))
+    }
+
+    #[test]
+    fn the_catalog_chooses_the_path_and_the_implementation() {
+        let r = |p: Path, c: &str| Some((p, c.to_string()));
+        assert_eq!(routed(&new_app(), &settings()), r(Path::Scim, "scim"));
+        assert_eq!(
+            routed(&app("expensify"), &settings()),
+            r(Path::Api, "expensify-api")
+        );
+        assert_eq!(
+            routed(&app("bill-spend-expense"), &settings()),
+            r(Path::Api, "bill-spend-api")
+        );
+        assert_eq!(
+            routed(&app("spendesk"), &settings()),
+            r(Path::Api, "spendesk-api")
+        );
+        let idp = settings()
+            .with_path("idp")
+            .with_idp("okta")
+            .with_plan("enterprise");
+        assert_eq!(
+            routed(&app("bill-spend-expense"), &idp),
+            r(Path::Idp, "okta-assign")
+        );
+        // Without the plan its SCIM needs, Bill.com has no automated path,
+        // and without a secret no credential-gated path holds either.
+        assert_eq!(routed(&app("bill-com"), &settings()), None);
+        assert_eq!(
+            routed(&app("bill-com"), &settings().with_plan("Enterprise")),
+            r(Path::Scim, "scim")
+        );
+        let no_secret = ConnectorSettings::new(ConnectionId::new("c"));
+        assert_eq!(routed(&app("expensify"), &no_secret), None);
+    }
+
+    #[test]
+    fn an_explicit_path_the_app_does_not_offer_is_refused() {
+        let e = route(&app("expensify"), &settings().with_path("idp"))
+            .err()
+            .unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("CONN-0006")
+                && msg.contains("expensify does not offer it")
+                && msg.contains("api, csv, manual"),
+            "{msg}"
+        );
+        let e = route(&app("expensify"), &settings().with_path("teleport"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("\"teleport\""), "{e}");
+        // Offered, but carried out by OneLogin's own integration.
+        let e = route(&app("bill-com"), &settings().with_path("idp"))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .contains("no connector for bill-com on the idp path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn records_naming_unknown_or_mismatched_implementations_are_refused() {
+        let s = settings().with_base_url("http://127.0.0.1:1/scim/v2");
+        let mut a = new_app();
+        a.paths[0].connector = Some("carrier-pigeon".into());
+        let e = build(&a, &s).err().unwrap();
+        assert!(
+            e.to_string().contains("\"carrier-pigeon\"") && e.to_string().contains("okta-assign"),
+            "{e}"
+        );
+        a.paths[0].connector = Some("okta-assign".into());
+        let e = build(&a, &s).err().unwrap();
+        assert!(e.to_string().contains("carries out the idp path"), "{e}");
+        assert!(!can_build(&a, Path::Scim));
+    }
+
+    #[test]
+    fn the_secret_stands_for_the_credential_the_path_needs() {
+        let kinds = |id: &str, s: &ConnectorSettings| {
+            selection(&app(id), s)
+                .credentials
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds("scim-app", &settings()), [CredentialKind::ScimToken]);
+        assert_eq!(
+            kinds("expensify", &settings()),
+            [CredentialKind::PartnerCredentials]
+        );
+        assert_eq!(kinds("spendesk", &settings()), [CredentialKind::ApiClient]);
+        assert_eq!(
+            kinds("bill-spend-expense", &settings()),
+            [CredentialKind::ApiToken]
+        );
+        // On the idp path the secret is the IdP's, not the app's.
+        assert!(kinds("bill-spend-expense", &settings().with_path("idp")).is_empty());
+        assert!(kinds("expensify", &ConnectorSettings::new(ConnectionId::new("c"))).is_empty());
     }
 
     #[test]

@@ -36,6 +36,13 @@
 //!   (timeout, 5xx, cut connection) the remembered version is dropped, so a
 //!   retry of a write that did land is not refused by its own effect.
 //!
+//! What goes on the wire and comes back is roster-scim's, the protocol
+//! library the SCIM server uses too: [`User`] for the resources sent and
+//! read (leniently, as real servers need), [`ListResponse`] for pages,
+//! [`PatchOp`] / [`PatchOperation`] for updates (paths parsed by its
+//! grammar, so a path the server's parser would refuse is never sent),
+//! [`ScimError`] for error bodies, and its schema URNs.
+//!
 //! One call makes one HTTP request (batches of one), so the driver's
 //! limiter sees every request. An error body inside an HTTP 200 (some
 //! servers do that) is read as the error it is, never as an empty page.
@@ -48,7 +55,12 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, ETAG, IF_MATCH};
 use roster_core::{Account, AccountKey, Action, ConnectionId, Email, EmployeeId, Operation};
-use serde_json::{Map, Value, json};
+use roster_scim::patch::{PatchOpKind, PatchOperation};
+use roster_scim::{
+    AttrPath, EnterpriseUser, Filter, ListResponse, MultiValue, Name, PatchOp, PatchPath,
+    ScimError, User,
+};
+use serde_json::{Value, json};
 
 use crate::http::{self, Answer};
 use crate::{
@@ -57,10 +69,11 @@ use crate::{
     ValidationCheck,
 };
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+// The schema URNs are the protocol library's.
+pub use roster_scim::{
+    ENTERPRISE_USER_SCHEMA as ENTERPRISE_SCHEMA, ERROR_SCHEMA, PATCH_OP_SCHEMA as PATCH_SCHEMA,
+    USER_SCHEMA,
+};
 const MEDIA_TYPE: &str = "application/scim+json";
 
 /// Attribute names this connector reads and writes.
@@ -196,7 +209,8 @@ fn decode_token(t: &PageToken) -> Result<(u64, String), ConnectorError> {
     Ok((next, anchor.to_string()))
 }
 
-/// A case-insensitive field lookup (SCIM attribute names are).
+/// A case-insensitive field lookup, for the discovery document
+/// (`/ServiceProviderConfig`), which roster-scim only writes.
 fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     v.as_object()?
         .iter()
@@ -204,91 +218,48 @@ fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn is_error_body(v: &Value) -> bool {
-    get_ci(v, "schemas")
-        .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|x| x.as_str() == Some(ERROR_SCHEMA)))
-}
-
-/// Maps a SCIM User to an account.
-pub fn account_from_user(connection: &ConnectionId, u: &Value) -> Option<Account> {
-    let id = text(get_ci(u, "id"))?;
-    let user_name = text(get_ci(u, "userName"));
-    let emails: Vec<&Value> = get_ci(u, "emails")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let email_value = |pred: &dyn Fn(&Value) -> bool| {
-        emails
-            .iter()
-            .find(|e| pred(e))
-            .and_then(|e| text(get_ci(e, "value")))
-    };
+/// Maps a SCIM User (as [`User::from_json`] read it) to an account.
+pub fn account_from_user(connection: &ConnectionId, u: &User) -> Option<Account> {
+    let id = u.id.clone()?;
+    let user_name = u.user_name.clone();
     let email = user_name
         .as_deref()
         .and_then(|n| Email::parse(n).ok())
-        .or_else(|| {
-            email_value(&|e| get_ci(e, "primary") == Some(&json!(true)))
-                .or_else(|| {
-                    email_value(&|e| {
-                        text(get_ci(e, "type")).is_some_and(|t| t.eq_ignore_ascii_case("work"))
-                    })
-                })
-                .or_else(|| email_value(&|_| true))
-                .and_then(|e| Email::parse(&e).ok())
-        });
-    let ext = get_ci(u, ENTERPRISE_SCHEMA);
-    let ext_text = |name: &str| ext.and_then(|e| text(get_ci(e, name)));
-    let name = get_ci(u, "name");
+        .or_else(|| u.preferred_email().and_then(|e| Email::parse(e).ok()));
+    let ext = u.enterprise.as_ref();
+    let name = u.name.as_ref();
     let mut attributes = BTreeMap::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
             attributes.insert(k.to_string(), v);
         }
     };
-    put(
-        attr::FIRST_NAME,
-        name.and_then(|n| text(get_ci(n, "givenName"))),
-    );
-    put(
-        attr::LAST_NAME,
-        name.and_then(|n| text(get_ci(n, "familyName"))),
-    );
-    put(attr::DISPLAY_NAME, text(get_ci(u, "displayName")));
-    put(attr::DEPARTMENT, ext_text("department"));
-    put(attr::COST_CENTER, ext_text("costCenter"));
-    put(attr::DIVISION, ext_text("division"));
-    put(attr::ORGANIZATION, ext_text("organization"));
+    put(attr::FIRST_NAME, name.and_then(|n| n.given_name.clone()));
+    put(attr::LAST_NAME, name.and_then(|n| n.family_name.clone()));
+    put(attr::DISPLAY_NAME, u.display_name.clone());
+    put(attr::DEPARTMENT, ext.and_then(|e| e.department.clone()));
+    put(attr::COST_CENTER, ext.and_then(|e| e.cost_center.clone()));
+    put(attr::DIVISION, ext.and_then(|e| e.division.clone()));
+    put(attr::ORGANIZATION, ext.and_then(|e| e.organization.clone()));
     put(
         attr::MANAGER_EMAIL,
-        ext.and_then(|e| get_ci(e, "manager"))
-            .and_then(|m| text(get_ci(m, "displayName")))
+        ext.and_then(|e| e.manager.as_ref())
+            .and_then(|m| m.display_name.clone())
             .filter(|m| Email::parse(m).is_ok()),
     );
     put(attr::USER_NAME, user_name.clone());
-    put(attr::EXTERNAL_ID, text(get_ci(u, "externalId")));
+    put(attr::EXTERNAL_ID, u.external_id.clone());
     if let Some(e) = &email {
         put(attr::EMAIL, Some(e.to_string()));
     }
-    let active = match get_ci(u, "active") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
-        _ => true,
-    };
     Some(Account {
         connection: connection.clone(),
         key: AccountKey::new(id),
         email,
-        employee_id: ext_text("employeeNumber").map(EmployeeId::new),
-        active,
+        employee_id: ext
+            .and_then(|e| e.employee_number.clone())
+            .map(EmployeeId::new),
+        active: u.active.unwrap_or(true),
         attributes,
     })
 }
@@ -310,8 +281,23 @@ fn scim_path(name: &str) -> Option<String> {
     })
 }
 
-fn replace(path: &str, value: Value) -> Value {
-    json!({"op": "replace", "path": path, "value": value})
+/// One PATCH operation on `path`; a path roster-scim's grammar refuses
+/// would be refused by the server too, so it is never sent.
+fn operation(op: PatchOpKind, path: &str, value: Option<Value>) -> Result<PatchOperation, String> {
+    let path = PatchPath::parse(path).map_err(|e| e.detail)?;
+    Ok(PatchOperation {
+        op,
+        path: Some(path),
+        value,
+    })
+}
+
+fn replace(path: &str, value: Value) -> Result<PatchOperation, String> {
+    operation(PatchOpKind::Replace, path, Some(value))
+}
+
+fn work_email(a: &Action) -> Vec<MultiValue> {
+    vec![MultiValue::primary_work(a.email.as_str())]
 }
 
 impl ScimConnector {
@@ -364,46 +350,53 @@ impl ScimConnector {
         } else {
             answer.json(&vendor)?
         };
+        let error = ScimError::from_json(&body);
         let detail = http::scrub(
-            &text(get_ci(&body, "detail")).unwrap_or_else(|| answer.status.to_string()),
+            &error
+                .as_ref()
+                .map(|e| e.detail.clone())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| answer.status.to_string()),
             &[&self.config.token],
         );
         if !answer.status.is_success() {
-            return Err(self.status_error(&answer, &body, &detail));
+            return Err(self.status_error(answer.status, &answer, error.as_ref(), &detail));
         }
-        if is_error_body(&body) {
+        if ScimError::is_error_body(&body) {
             // An error wrapped in a 200: classify by the status inside.
-            let inner = text(get_ci(&body, "status"))
-                .and_then(|s| s.parse::<u16>().ok())
-                .and_then(|s| StatusCode::from_u16(s).ok())
+            let inner = error
+                .as_ref()
+                .and_then(|e| StatusCode::from_u16(e.status).ok())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let fake = Answer {
-                status: inner,
-                headers: answer.headers.clone(),
-                text: String::new(),
-            };
             return Err(self.status_error(
-                &fake,
-                &body,
+                inner,
+                &answer,
+                error.as_ref(),
                 &format!("{detail} (an error inside an HTTP 200)"),
             ));
         }
         Ok((answer, body))
     }
 
-    fn status_error(&self, answer: &Answer, body: &Value, detail: &str) -> ConnectorError {
-        let scim_type = text(get_ci(body, "scimType"));
-        match (answer.status.as_u16(), scim_type.as_deref()) {
-            (409, _) | (412, _) | (404, _) => ConnectorError::Vendor {
+    fn status_error(
+        &self,
+        status: StatusCode,
+        answer: &Answer,
+        error: Option<&ScimError>,
+        detail: &str,
+    ) -> ConnectorError {
+        let scim_type = error.and_then(|e| e.scim_type);
+        match status.as_u16() {
+            409 | 412 | 404 => ConnectorError::Vendor {
                 code: match scim_type {
-                    Some(t) => format!("{}:{t}", answer.status.as_u16()),
-                    None => answer.status.as_u16().to_string(),
+                    Some(t) => format!("{}:{t}", status.as_u16()),
+                    None => status.as_u16().to_string(),
                 },
                 detail: detail.to_string(),
             },
             _ => http::status_error(
                 &self.vendor(),
-                answer.status,
+                status,
                 &answer.headers,
                 detail,
                 &format!(
@@ -414,11 +407,11 @@ impl ScimConnector {
         }
     }
 
-    fn remember(&self, user: &Value, answer: &Answer) {
+    fn remember(&self, user: &User, answer: &Answer) {
         if !self.config.use_etags {
             return;
         }
-        let Some(id) = text(get_ci(user, "id")) else {
+        let Some(id) = user.id.clone() else {
             return;
         };
         let version = answer
@@ -426,10 +419,30 @@ impl ScimConnector {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-            .or_else(|| get_ci(user, "meta").and_then(|m| text(get_ci(m, "version"))));
+            .or_else(|| user.meta.as_ref().and_then(|m| m.version.clone()));
         if let Some(v) = version {
             self.versions().insert(id, v);
         }
+    }
+
+    /// Reads a ListResponse (and its Users) from a server's answer.
+    fn list_response(&self, body: &Value) -> Result<(ListResponse, Vec<User>), ConnectorError> {
+        let list = ListResponse::from_json(body).map_err(|e| ConnectorError::Protocol {
+            detail: format!("{} answered a malformed list: {}", self.vendor(), e.detail),
+        })?;
+        let users = list
+            .resources
+            .iter()
+            .map(User::from_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConnectorError::Protocol {
+                detail: format!(
+                    "{} listed a user that is not one: {}",
+                    self.vendor(),
+                    e.detail
+                ),
+            })?;
+        Ok((list, users))
     }
 
     /// Looks a user up by `userName` (one request). Public for callers that
@@ -438,10 +451,7 @@ impl ScimConnector {
         &self,
         user_name: &str,
     ) -> Result<Option<Account>, ConnectorError> {
-        let filter = format!(
-            "userName eq \"{}\"",
-            user_name.replace('\\', "\\\\").replace('"', "\\\"")
-        );
+        let filter = Filter::eq(AttrPath::new("userName"), user_name).to_string();
         let mut req = self.request(reqwest::Method::GET, "/Users").query(&[
             ("filter", filter.as_str()),
             ("startIndex", "1"),
@@ -451,28 +461,24 @@ impl ScimConnector {
             req = req.query(&[("attributes", read_attributes())]);
         }
         let (_, body) = self.call(req).await?;
-        Ok(get_ci(&body, "Resources")
-            .and_then(Value::as_array)
-            .and_then(|r| r.first())
+        let (_, users) = self.list_response(&body)?;
+        Ok(users
+            .first()
             .and_then(|u| account_from_user(&self.config.connection, u)))
     }
 
-    fn create_body(&self, a: &Action) -> Value {
+    fn create_body(&self, a: &Action) -> User {
         let get = |k: &str| {
             a.attributes
                 .get(k)
                 .map(|v| v.trim())
                 .filter(|v| !v.is_empty())
         };
-        let mut user = Map::new();
-        user.insert("userName".into(), json!(a.email.as_str()));
-        let mut name = Map::new();
-        if let Some(f) = get(attr::FIRST_NAME) {
-            name.insert("givenName".into(), json!(f));
-        }
-        if let Some(l) = get(attr::LAST_NAME) {
-            name.insert("familyName".into(), json!(l));
-        }
+        let name = Name {
+            given_name: get(attr::FIRST_NAME).map(str::to_string),
+            family_name: get(attr::LAST_NAME).map(str::to_string),
+            ..Name::default()
+        };
         let display = get(attr::DISPLAY_NAME).map(str::to_string).or_else(|| {
             let n = format!(
                 "{} {}",
@@ -482,22 +488,19 @@ impl ScimConnector {
             let n = n.trim().to_string();
             (!n.is_empty()).then_some(n)
         });
-        if !name.is_empty() {
-            user.insert("name".into(), Value::Object(name));
-        }
-        if let Some(d) = display {
-            user.insert("displayName".into(), json!(d));
-        }
-        user.insert(
-            "emails".into(),
-            json!([{"value": a.email.as_str(), "type": "work", "primary": true}]),
-        );
-        user.insert("active".into(), json!(true));
-        let mut ext = Map::new();
-        if let Some(id) = &a.employee_id {
-            user.insert("externalId".into(), json!(id.as_str()));
-            ext.insert("employeeNumber".into(), json!(id.as_str()));
-        }
+        let mut user = User {
+            user_name: Some(a.email.to_string()),
+            name: (!name.is_empty()).then_some(name),
+            display_name: display,
+            emails: work_email(a),
+            active: Some(true),
+            external_id: a.employee_id.as_ref().map(|id| id.to_string()),
+            ..User::default()
+        };
+        let mut ext = EnterpriseUser {
+            employee_number: a.employee_id.as_ref().map(|id| id.to_string()),
+            ..EnterpriseUser::default()
+        };
         for (k, v) in &a.attributes {
             let v = v.trim();
             if v.is_empty() {
@@ -506,32 +509,34 @@ impl ScimConnector {
             match scim_path(k) {
                 None => {}
                 Some(p) if p.starts_with(ENTERPRISE_SCHEMA) => {
-                    let field = p.rsplit(':').next().unwrap_or(&p).to_string();
-                    ext.insert(field, json!(v));
+                    let field = p.rsplit(':').next().unwrap_or(&p);
+                    if let Some(slot) = ext.field_mut(field) {
+                        *slot = Some(v.to_string());
+                    }
                 }
                 Some(p) if p.contains('.') || p == "displayName" => {}
                 Some(p) => {
-                    user.insert(p, json!(v));
+                    user.extra.insert(p, json!(v));
                 }
             }
         }
-        let mut schemas = vec![json!(USER_SCHEMA)];
+        user.schemas = vec![USER_SCHEMA.to_string()];
         if !ext.is_empty() {
-            schemas.push(json!(ENTERPRISE_SCHEMA));
-            user.insert(ENTERPRISE_SCHEMA.into(), Value::Object(ext));
+            user.schemas.push(ENTERPRISE_SCHEMA.to_string());
+            user.enterprise = Some(ext);
         }
-        user.insert("schemas".into(), Value::Array(schemas));
-        Value::Object(user)
+        user
     }
 
-    /// The PATCH operations for an update, reactivation or deactivation.
-    fn patch_ops(&self, a: &Action) -> Vec<Value> {
+    /// The PATCH operations for an update, reactivation or deactivation;
+    /// `Err` names an attribute no SCIM path can spell.
+    fn patch_ops(&self, a: &Action) -> Result<Vec<PatchOperation>, String> {
         let mut ops = Vec::new();
         match a.operation {
-            Operation::Deactivate => ops.push(replace("active", json!(false))),
+            Operation::Deactivate => ops.push(replace("active", json!(false))?),
             Operation::Reactivate | Operation::Update => {
                 if a.operation == Operation::Reactivate {
-                    ops.push(replace("active", json!(true)));
+                    ops.push(replace("active", json!(true))?);
                 }
                 // What changed; a reactivation without a diff rewrites the
                 // whole desired set (it may have drifted while inactive).
@@ -549,11 +554,10 @@ impl ScimConnector {
                 for (name, after) in names {
                     if name == attr::EMAIL {
                         if a.changes.iter().any(|c| c.name == attr::EMAIL) {
-                            ops.push(replace("userName", json!(a.email.as_str())));
-                            ops.push(replace(
-                                "emails",
-                                json!([{"value": a.email.as_str(), "type": "work", "primary": true}]),
-                            ));
+                            ops.push(replace("userName", json!(a.email.as_str()))?);
+                            let emails =
+                                serde_json::to_value(work_email(a)).map_err(|e| e.to_string())?;
+                            ops.push(replace("emails", emails)?);
                         }
                         continue;
                     }
@@ -561,14 +565,14 @@ impl ScimConnector {
                         continue;
                     };
                     match after.map(str::trim).filter(|v| !v.is_empty()) {
-                        Some(v) => ops.push(replace(&path, json!(v))),
-                        None => ops.push(json!({"op": "remove", "path": path})),
+                        Some(v) => ops.push(replace(&path, json!(v))?),
+                        None => ops.push(operation(PatchOpKind::Remove, &path, None)?),
                     }
                 }
             }
             Operation::Create | Operation::Read | Operation::Delete => {}
         }
-        ops
+        Ok(ops)
     }
 
     /// One action, one request.
@@ -608,14 +612,15 @@ impl ScimConnector {
                 }
             }
             Operation::Create => {
-                let body = self.create_body(a);
+                let body = self.create_body(a).to_json();
                 let req = self
                     .request(reqwest::Method::POST, "/Users")
                     .header(CONTENT_TYPE, MEDIA_TYPE)
                     .body(body.to_string());
                 match self.call(req).await {
-                    Ok((answer, user)) => {
-                        if text(get_ci(&user, "id")).is_none() {
+                    Ok((answer, body)) => {
+                        let user = User::from_json(&body).unwrap_or_default();
+                        if user.id.is_none() {
                             // Okta treats an empty 201 as an error too: the
                             // account can't be linked without its id.
                             return Err(ConnectorError::Protocol {
@@ -644,14 +649,30 @@ impl ScimConnector {
                         false,
                     ));
                 };
-                let ops = self.patch_ops(a);
+                let ops = match self.patch_ops(a) {
+                    Ok(ops) => ops,
+                    Err(why) => {
+                        return Ok(ActionResult::failed(
+                            format!(
+                                "cannot change {} in {}: {why}",
+                                a.email, self.config.app_name
+                            ),
+                            false,
+                        ));
+                    }
+                };
                 if ops.is_empty() {
                     return Ok(ActionResult::skipped("nothing to change"));
                 }
+                let body = serde_json::to_string(&PatchOp::new(ops)).map_err(|e| {
+                    ConnectorError::Protocol {
+                        detail: format!("cannot encode the PATCH request: {e}"),
+                    }
+                })?;
                 let mut req = self
                     .request(reqwest::Method::PATCH, &format!("/Users/{}", id.as_str()))
                     .header(CONTENT_TYPE, MEDIA_TYPE)
-                    .body(json!({"schemas": [PATCH_SCHEMA], "Operations": ops}).to_string());
+                    .body(body);
                 let version = self
                     .config
                     .use_etags
@@ -675,7 +696,7 @@ impl ScimConnector {
                                 Some(t) => self.versions().insert(id.as_str().to_string(), t),
                                 None => self.versions().remove(id.as_str()),
                             };
-                        } else {
+                        } else if let Ok(user) = User::from_json(&user) {
                             self.remember(&user, &answer);
                         }
                         Ok(ActionResult::Applied)
@@ -817,27 +838,22 @@ impl Connector for ScimConnector {
             r = r.query(&[("attributes", read_attributes())]);
         }
         let (answer, body) = self.call(r).await?;
-        let total = get_ci(&body, "totalResults")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| ConnectorError::Protocol {
+        let (list, users) = self.list_response(&body)?;
+        let total = list.total_results as u64;
+        if users.is_empty() && start <= total {
+            // A page that should hold users but has none (or no Resources
+            // at all) would end the read early and look complete.
+            return Err(ConnectorError::Protocol {
                 detail: format!(
-                    "{} answered a list without an integer totalResults",
+                    "{} answered a list without its Resources (totalResults {total}, startIndex {start})",
                     self.vendor()
                 ),
-            })?;
-        let resources: Vec<Value> = match get_ci(&body, "Resources") {
-            Some(Value::Array(a)) => a.clone(),
-            None | Some(Value::Null) if total == 0 || start > total => Vec::new(),
-            _ => {
-                return Err(ConnectorError::Protocol {
-                    detail: format!("{} answered a list without its Resources", self.vendor()),
-                });
-            }
-        };
-        let mut resources = resources.into_iter();
+            });
+        }
+        let mut users = users.into_iter();
         if let Some(anchor) = &anchor {
-            let first = resources.next();
-            let first_id = first.as_ref().and_then(|u| text(get_ci(u, "id")));
+            let first = users.next();
+            let first_id = first.as_ref().and_then(|u| u.id.clone());
             if first_id.as_deref() != Some(anchor.as_str()) {
                 return Err(ConnectorError::ListingChanged {
                     detail: format!(
@@ -848,7 +864,7 @@ impl Connector for ScimConnector {
                 });
             }
         }
-        let users: Vec<Value> = resources.collect();
+        let users: Vec<User> = users.collect();
         let mut accounts = Vec::with_capacity(users.len());
         for u in &users {
             self.remember(u, &answer);
@@ -894,7 +910,7 @@ mod tests {
             ENTERPRISE_SCHEMA: {"employeeNumber": "E7", "department": "Ops",
                 "manager": {"value": "m1", "displayName": "boss@example.com"}},
         });
-        let a = account_from_user(&ConnectionId::new("s"), &u).unwrap();
+        let a = account_from_user(&ConnectionId::new("s"), &User::from_json(&u).unwrap()).unwrap();
         assert_eq!(a.key.as_str(), "abc");
         assert_eq!(a.email.unwrap().as_str(), "Ann@Example.com");
         assert_eq!(a.employee_id.unwrap().as_str(), "E7");
@@ -904,9 +920,171 @@ mod tests {
         assert_eq!(a.attributes[attr::FIRST_NAME], "Ann");
         // A non-email userName falls back to the primary email.
         let u = json!({"id": "x", "userName": "ann", "emails": [{"value": "a@x.com", "primary": true}]});
-        let a = account_from_user(&ConnectionId::new("s"), &u).unwrap();
+        let a = account_from_user(&ConnectionId::new("s"), &User::from_json(&u).unwrap()).unwrap();
         assert_eq!(a.email.unwrap().as_str(), "a@x.com");
         assert!(a.active);
+    }
+
+    fn connector() -> ScimConnector {
+        ScimConnector::new(ScimConfig::new(
+            ConnectionId::new("s"),
+            "http://127.0.0.1:1/scim/v2",
+            SecretString::new("t"),
+        ))
+        .unwrap()
+    }
+
+    fn action(op: Operation, changes: &[(&str, Option<&str>)]) -> Action {
+        Action {
+            connection: ConnectionId::new("s"),
+            operation: op,
+            employee_id: Some(EmployeeId::new("E1")),
+            email: Email::parse("ann@x.com").unwrap(),
+            account: Some(AccountKey::new("u1")),
+            attributes: [
+                ("first_name", "Ann"),
+                ("last_name", "Lee"),
+                ("department", "Ops"),
+                ("title", "Boss"),
+                ("manager_email", "boss@x.com"),
+                ("email", "ann@x.com"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            changes: changes
+                .iter()
+                .map(|(n, after)| roster_core::AttributeChange {
+                    name: n.to_string(),
+                    before: Some("old".into()),
+                    after: after.map(str::to_string),
+                })
+                .collect(),
+            reason: "test".into(),
+            cause: roster_core::Cause::Grant,
+        }
+    }
+
+    /// What goes on the wire, built from roster-scim's types: the same
+    /// documents the hand-built JSON was.
+    #[test]
+    fn create_and_patch_bodies_on_the_wire() {
+        let c = connector();
+        assert_eq!(
+            c.create_body(&action(Operation::Create, &[])).to_json(),
+            json!({
+                "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA],
+                "userName": "ann@x.com",
+                "name": {"givenName": "Ann", "familyName": "Lee"},
+                "displayName": "Ann Lee",
+                "emails": [{"value": "ann@x.com", "type": "work", "primary": true}],
+                "active": true,
+                "externalId": "E1",
+                "title": "Boss",
+                ENTERPRISE_SCHEMA: {"employeeNumber": "E1", "department": "Ops"},
+            })
+        );
+        let update = action(
+            Operation::Update,
+            &[
+                ("department", None),
+                ("email", Some("ann@x.com")),
+                ("title", Some("CEO")),
+            ],
+        );
+        let ops = c.patch_ops(&update).unwrap();
+        assert_eq!(
+            serde_json::to_value(PatchOp::new(ops)).unwrap(),
+            json!({
+                "schemas": [PATCH_SCHEMA],
+                "Operations": [
+                    {"op": "remove", "path": format!("{ENTERPRISE_SCHEMA}:department")},
+                    {"op": "replace", "path": "userName", "value": "ann@x.com"},
+                    {"op": "replace", "path": "emails",
+                     "value": [{"value": "ann@x.com", "type": "work", "primary": true}]},
+                    {"op": "replace", "path": "title", "value": "CEO"},
+                ],
+            })
+        );
+        let off = c.patch_ops(&action(Operation::Deactivate, &[])).unwrap();
+        assert_eq!(
+            serde_json::to_value(&off[0]).unwrap(),
+            json!({"op": "replace", "path": "active", "value": false})
+        );
+        // A name no SCIM path can spell is refused before anything is sent.
+        let bad = action(Operation::Update, &[("cost center!", Some("x"))]);
+        assert!(c.patch_ops(&bad).is_err());
+    }
+
+    /// A loopback server that answers every request with `body` (HTTP 200).
+    async fn answering(body: Value) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/scim/v2", listener.local_addr().unwrap());
+        let body = body.to_string();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    /// A server that claims users but sends none must not yield a complete
+    /// (empty) read: that read would deprovision everyone.
+    #[tokio::test]
+    async fn a_page_that_claims_users_but_holds_none_is_never_a_complete_read() {
+        for body in [
+            json!({"schemas": [roster_scim::LIST_RESPONSE_SCHEMA], "totalResults": 3}),
+            json!({"totalResults": 3, "Resources": []}),
+            json!({"totalResults": "3", "Resources": null}),
+        ] {
+            let url = answering(body.clone()).await;
+            let c = ScimConnector::new(ScimConfig::new(
+                ConnectionId::new("s"),
+                url,
+                SecretString::new("t"),
+            ))
+            .unwrap();
+            let e = c.list_accounts(ListRequest::default()).await.err();
+            assert!(
+                matches!(&e, Some(ConnectorError::Protocol { detail }) if detail.contains("without its Resources")),
+                "{body}: {e:?}"
+            );
+            let read = crate::driver::read_all(
+                &c,
+                &crate::RateLimiter::unlimited(),
+                &crate::retry::RetryPolicy {
+                    max_attempts: 2,
+                    initial_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(1),
+                    ..crate::retry::RetryPolicy::default()
+                },
+                &crate::driver::DriverOptions::default(),
+            )
+            .await;
+            assert!(
+                read.as_ref().map_or(true, |o| !o.complete),
+                "{body}: {read:?}"
+            );
+        }
+        // An empty directory is a complete, empty read.
+        let url = answering(json!({"totalResults": 0, "Resources": []})).await;
+        let c = ScimConnector::new(ScimConfig::new(
+            ConnectionId::new("s"),
+            url,
+            SecretString::new("t"),
+        ))
+        .unwrap();
+        let page = c.list_accounts(ListRequest::default()).await.unwrap();
+        assert!(page.accounts.is_empty() && page.next.is_none());
     }
 
     #[test]

@@ -19,6 +19,15 @@ use roster_core::{
 use roster_sim::common::{EffectKind, Fault};
 use roster_sim::scim_app::{ENTERPRISE_SCHEMA, ScimSim, ScimSimConfig};
 
+/// The built-in catalog's record of `id`: the registry builds from it.
+fn app(id: &str) -> roster_catalog::App {
+    roster_catalog::Catalog::builtin()
+        .unwrap()
+        .get(id)
+        .unwrap()
+        .clone()
+}
+
 fn retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 12,
@@ -131,8 +140,9 @@ mod scim_path {
             .await
             .unwrap();
         let c = registry::build(
-            "bill-com",
+            &app("bill-com"),
             &ConnectorSettings::new(ConnectionId::new("bill-com"))
+                .with_plan("Enterprise")
                 .with_base_url(sim.url())
                 .with_secret(SecretString::new("tok"))
                 .with_timeout(Duration::from_secs(2)),
@@ -275,7 +285,7 @@ mod scim_path {
     async fn a_bad_token_fails_validation_with_a_hint() {
         let sim = ScimSim::start(ScimSimConfig::new("tok")).await.unwrap();
         let c = registry::build(
-            "scim-app",
+            &app("scim-app"),
             &ConnectorSettings::new(ConnectionId::new("scim-app"))
                 .with_base_url(sim.url())
                 .with_secret(SecretString::new("wrong-token")),
@@ -370,7 +380,7 @@ mod bill_api {
 
     fn build(url: String, token: &str) -> Arc<dyn Connector> {
         registry::build(
-            "bill-spend-expense",
+            &app("bill-spend-expense"),
             &ConnectorSettings::new(ConnectionId::new("bill-spend-expense"))
                 .with_base_url(url)
                 .with_secret(SecretString::new(token))
@@ -541,7 +551,7 @@ mod okta_idp {
         .await
         .unwrap();
         let c = registry::build(
-            "bill-spend-expense",
+            &super::app("bill-spend-expense"),
             &ConnectorSettings::new(ConnectionId::new("bill-spend-expense"))
                 .with_path("idp")
                 .with_idp("okta")
@@ -732,7 +742,7 @@ mod spendesk_api {
             .await
             .unwrap();
         let c = registry::build(
-            "spendesk",
+            &app("spendesk"),
             &ConnectorSettings::new(ConnectionId::new("spendesk"))
                 .with_base_url(sim.url())
                 .with_username("kid")
@@ -817,7 +827,7 @@ mod spendesk_api {
             .await
             .unwrap();
         let c = registry::build(
-            "spendesk",
+            &app("spendesk"),
             &ConnectorSettings::new(ConnectionId::new("spendesk"))
                 .with_base_url(sim.url())
                 .with_username("kid")

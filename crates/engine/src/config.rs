@@ -37,7 +37,7 @@
 //!
 //! [connections.bill]
 //! app = "bill-spend-expense"
-//! path = "idp"                       # api | scim | idp (default: the app's usual path)
+//! path = "idp"                       # api | scim | idp (default: what the catalog selects)
 //! idp = "okta"
 //! plan = "enterprise"
 //! base_url = "https://acme.okta.com"
@@ -249,7 +249,9 @@ pub struct RawSource {
 #[serde(deny_unknown_fields)]
 pub struct RawConnection {
     pub app: String,
-    /// `api`, `scim` or `idp`; default: the app's usual path.
+    /// `api`, `scim` or `idp`, one the app's catalog record offers; default:
+    /// what `roster_catalog::select_path` chooses for reading the app (see
+    /// `roster_connectors::registry::route`).
     pub path: Option<String>,
     pub base_url: Option<String>,
     #[serde(default)]

@@ -202,26 +202,36 @@ impl ScimError {
         body
     }
 
+    /// Whether a body received from a server is a §3.12 error message (its
+    /// `schemas` name the Error URN): some servers send one inside an HTTP
+    /// 200, and it must be read as the error it is.
+    pub fn is_error_body(body: &Value) -> bool {
+        body.as_object()
+            .and_then(|o| crate::text::get_ci(o, "schemas"))
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|x| x.as_str() == Some(ERROR_SCHEMA)))
+    }
+
     /// Parses an error body received from a SCIM server (client side).
     ///
-    /// Tolerates `status` as a number (a frequent server bug) and unknown
-    /// `scimType` keywords (dropped). Returns `None` when the body is not a
-    /// SCIM error at all.
+    /// Tolerates `status` as a number (a frequent server bug), member names
+    /// in any case, and unknown `scimType` keywords (dropped). Returns
+    /// `None` when the body is not a SCIM error at all.
     pub fn from_json(body: &Value) -> Option<ScimError> {
         let obj = body.as_object()?;
-        let status = match obj.get("status")? {
+        let get = |key: &str| crate::text::get_ci(obj, key);
+        let status = match get("status")? {
             Value::String(s) => s.trim().parse().ok()?,
             Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
             _ => return None,
         };
-        let scim_type = obj
-            .get("scimType")
+        let scim_type = get("scimType")
             .and_then(Value::as_str)
-            .and_then(ScimType::from_wire);
-        let detail = obj
-            .get("detail")
+            .and_then(|t| ScimType::from_wire(t.trim()));
+        let detail = get("detail")
             .and_then(Value::as_str)
             .unwrap_or_default()
+            .trim()
             .to_string();
         Some(ScimError {
             status,
@@ -285,5 +295,11 @@ mod tests {
         );
         assert_eq!(e, Some(ScimError::uniqueness("dup")));
         assert_eq!(ScimError::from_json(&json!({"detail": "x"})), None);
+        assert_eq!(
+            ScimError::from_json(&json!({"Status": "412", "Detail": " stale "})),
+            Some(ScimError::precondition_failed("stale"))
+        );
+        assert!(ScimError::is_error_body(&e.unwrap().to_json()));
+        assert!(!ScimError::is_error_body(&json!({"status": "400"})));
     }
 }

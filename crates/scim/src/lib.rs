@@ -1,9 +1,11 @@
 //! # roster-scim: the SCIM 2.0 protocol (RFC 7643 / RFC 7644)
 //!
 //! Shared by roster's SCIM server and its SCIM client connector. Pure: no
-//! I/O, no async, no clock. Resources are `serde_json::Value`s validated and
-//! interpreted through a [`SchemaRegistry`]; nothing here uses typed models,
-//! so attributes the typed models would drop survive untouched.
+//! I/O, no async, no clock. The server's resources are `serde_json::Value`s
+//! validated and interpreted through a [`SchemaRegistry`], so attributes a
+//! typed model would drop survive untouched; the typed messages in
+//! [`resource`] (and [`ListResponse`], [`ScimError`]) are for the edges,
+//! and keep what they do not name.
 //!
 //! ## Map
 //! - [`error`]: [`ScimError`] / [`ScimType`] and the §3.12 error body.
@@ -17,6 +19,10 @@
 //! - [`projection`]: `attributes` / `excludedAttributes`.
 //! - [`normalize`](mod@normalize): create/replace validation and normalisation.
 //! - [`list`]: ListResponse, paging and sorting.
+//! - [`resource`]: serde types for the messages both sides exchange: the
+//!   [`User`] resource (read leniently, extra attributes kept) and the
+//!   [`PatchOp`] request, which the SCIM client connector sends and
+//!   receives.
 //! - [`fuzz`]: never-panicking entry points for cargo-fuzz.
 //!
 //! ## Invariants
@@ -43,6 +49,7 @@ pub mod normalize;
 pub mod patch;
 pub mod path;
 pub mod projection;
+pub mod resource;
 pub mod schema;
 mod standard;
 mod text;
@@ -58,6 +65,7 @@ pub use normalize::{normalize, normalize_group, normalize_user};
 pub use patch::apply_patch;
 pub use path::{AttrPath, PatchPath};
 pub use projection::project;
+pub use resource::{EnterpriseUser, Manager, Meta, MultiValue, Name, PatchOp, User};
 pub use schema::{
     AttrType, AttributeDef, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE_SCHEMA, Mutability,
     PATCH_OP_SCHEMA, RESOURCE_TYPE_SCHEMA, Resolved, ResourceType, Returned, SCHEMA_SCHEMA,

@@ -113,6 +113,20 @@ impl ListResponse {
     }
 }
 
+impl serde::Serialize for ListResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListResponse {
+    /// Leniently, as [`ListResponse::from_json`].
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <Value as serde::Deserialize>::deserialize(d)?;
+        ListResponse::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Validated paging parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paging {

@@ -355,9 +355,13 @@ reason"#,
             e.problems()[0].field.as_deref(),
             Some("paths[0].credentials")
         );
-        // Problems without a code of their own print as before.
-        let msg = override_error("other.toml", SPENDESK).to_string();
-        assert!(!msg.contains("CAT-"), "{msg}");
+        // Problems without a code of their own print as before: only the
+        // error's own code (CAT-0001, invalid record) leads the message.
+        let e = override_error("other.toml", SPENDESK);
+        assert_eq!(e.problems()[0].code, None, "{e}");
+        let msg = e.to_string();
+        assert_eq!(msg.matches("CAT-").count(), 1, "{msg}");
+        assert!(msg.starts_with("CAT-0001"), "{msg}");
     }
 
     #[test]

@@ -652,15 +652,16 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
         } => {
             let principal = crate::principal::current(&load_config(&config)?)?;
             crate::principal::check_by(actor.as_deref(), &principal)?;
-            let actor = principal.actor();
             let storage = load_storage(&config)?;
             let selector = roster_engine::erasure::EraseSelector {
                 person,
                 before_ms: before.as_deref().map(parse_date).transpose()?,
             };
             let store = Store::open(&storage.database).await?;
-            let report =
-                roster_engine::erasure::erase(&store, &selector, &reason, &actor, now_ms()).await;
+            // Erasing needs no policy or connector: a bare engine over the
+            // store, through the application layer like every change.
+            let roster = Roster::new(Engine::new(store.clone(), Policy::default()));
+            let report = roster.erase_audit(&principal, &selector, &reason).await;
             // The erasure event is anchored like any other.
             if let Some(a) = AuditAnchor::from_config(&storage.audit)? {
                 crate::anchor::register(std::sync::Arc::new(a), store.clone());

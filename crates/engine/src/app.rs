@@ -537,6 +537,24 @@ impl Roster {
         self.engine.nudge_tasks().await
     }
 
+    /// Erases audit payloads (personal data) as `by`, while the chain still
+    /// verifies (see [`crate::erasure`]).
+    pub async fn erase_audit(
+        &self,
+        by: &Principal,
+        selector: &crate::erasure::EraseSelector,
+        reason: &str,
+    ) -> Result<crate::erasure::EraseReport, EngineError> {
+        Ok(crate::erasure::erase(
+            &self.engine.store,
+            selector,
+            reason,
+            &by.actor(),
+            ms(self.engine.now()),
+        )
+        .await?)
+    }
+
     /// Checkpoints the audit chain head to the witnesses, if configured.
     pub async fn checkpoint_audit(
         &self,

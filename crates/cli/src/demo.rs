@@ -30,7 +30,7 @@ use roster_core::vocabulary::Vocabulary;
 use roster_core::{ConnectionId, Email, EmploymentStatus, Operation, Person, Plan, Policy, hr_csv};
 use roster_core::{Principal, PrincipalKind};
 use roster_engine::human::AppBinding;
-use roster_engine::{Engine, PlanScope, Planned, Roster, sample};
+use roster_engine::{Engine, Planned, RefreshOptions, Roster, sample};
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
 use roster_sim::okta::{OktaApp, OktaSim, OktaSimConfig, OktaUser};
 use roster_sim::scim_app::{ScimSim, ScimSimConfig, user_json};
@@ -225,14 +225,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         &hr_path.display().to_string(),
         &std::fs::read_to_string(&hr_path)?,
     )?;
-    roster
-        .import_people(&operator, &people, &hr_path.display().to_string())
-        .await?;
-    println!("[1/6] imported {} people from the HR file", people.len());
+    println!(
+        "[1/6] {} people in the HR file (imported once the apps are read)",
+        people.len()
+    );
 
-    // 2-3. Read every app, plan.
-    let read = read_step(&roster, &operator, "[2/6]").await?;
-    let planned = plan_step(&roster, &operator, read).await?;
+    // 2-3. Read every app, import the people, plan.
+    let hr = Some((people.clone(), hr_path.display().to_string()));
+    let planned = refresh_step(&roster, &operator, hr, "[2/6]").await?;
     let (plan_id, plan) = (planned.id.clone(), planned.plan.clone());
     println!("\n[3/6] plan {plan_id} (hash {}):\n", &plan.hash()[..12]);
     print_plan_table(&plan, args.verbose);
@@ -255,15 +255,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     // 5. The humans do their part, then the next read checks it.
     println!("\n[5/6] people do the manual work (simulated): first SSO logins, Settings → Members");
     play_humans(&roster, &sims, &people).await?;
-    let read = read_step(&roster, &operator, "     ").await?;
-    let follow = plan_step(&roster, &operator, read).await?;
+    let follow = refresh_step(&roster, &operator, None, "     ").await?;
     println!("      next plan: {}", follow.plan.summary_line());
     apply_step(&roster, &operator, follow, "     ", &mut automated).await?;
     play_humans(&roster, &sims, &people).await?;
 
     // 6. A last read: nothing left to do.
-    let read = read_step(&roster, &operator, "[6/6]").await?;
-    let last = plan_step(&roster, &operator, read).await?;
+    let last = refresh_step(&roster, &operator, None, "[6/6]").await?;
     println!("      last plan {}: {}", last.id, last.plan.summary_line());
 
     summary(roster.engine(), &automated, &last.plan).await?;
@@ -515,41 +513,44 @@ fn wire(engine: &mut Engine, sims: &Sims) -> Result<()> {
     Ok(())
 }
 
-/// Plans the connections just read, and verifies people's tasks against
-/// that read, as `roster plan` does.
-async fn plan_step(roster: &Roster, by: &Principal, read: Vec<ConnectionId>) -> Result<Planned> {
-    let planned = roster.plan(by, PlanScope::Connections(read)).await?;
-    roster.verify_tasks(by, &planned).await?;
-    Ok(planned)
-}
-
-async fn read_step(roster: &Roster, by: &Principal, step: &str) -> Result<Vec<ConnectionId>> {
-    let outcomes = roster.read(by, &mut |_, _| {}).await?;
-    let mut ok = Vec::new();
+/// Reads every app (importing `people` first, when given), plans, and
+/// verifies people's tasks against that read: [`Roster::refresh`], the
+/// sequence `roster plan` runs.
+async fn refresh_step(
+    roster: &Roster,
+    by: &Principal,
+    people: Option<(Vec<Person>, String)>,
+    step: &str,
+) -> Result<Planned> {
+    let refreshed = roster
+        .refresh(
+            by,
+            RefreshOptions {
+                people,
+                ..RefreshOptions::default()
+            },
+            &mut |_, _| {},
+        )
+        .await
+        .context("no app could be read; see the errors above")?;
     let mut parts = Vec::new();
-    for o in outcomes {
+    for o in &refreshed.outcomes {
         match &o.error {
             Some(e) => println!("{step} reading {} failed: {e}", o.connection),
-            None => {
-                parts.push(format!(
-                    "{} {}{}",
-                    o.connection,
-                    o.accounts,
-                    if o.complete {
-                        ""
-                    } else {
-                        " (INCOMPLETE: deactivations withheld)"
-                    }
-                ));
-                ok.push(o.connection.clone());
-            }
+            None => parts.push(format!(
+                "{} {}{}",
+                o.connection,
+                o.accounts,
+                if o.complete {
+                    ""
+                } else {
+                    " (INCOMPLETE: deactivations withheld)"
+                }
+            )),
         }
     }
     println!("{step} read accounts: {}", parts.join(", "));
-    if ok.is_empty() {
-        bail!("no app could be read; see the errors above");
-    }
-    Ok(ok)
+    Ok(refreshed.planned)
 }
 
 async fn apply_step(

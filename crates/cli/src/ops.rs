@@ -12,7 +12,7 @@ use roster_connectors::registry::{self, ConnectorSettings};
 use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
 use roster_engine::config::Config;
 use roster_engine::human::AppBinding;
-use roster_engine::{Engine, PersonRef, PlanScope, Roster};
+use roster_engine::{Engine, PersonRef, RefreshOptions, Roster};
 use roster_store::{PlanId, Store};
 
 #[derive(Args)]
@@ -361,8 +361,27 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         engine.retain_connectors(&[ConnectionId::new(only.as_str())]);
     }
     let roster = Roster::new(engine);
-    let outcomes = roster.read(&principal, &mut show_progress).await?;
-    let mut readable = Vec::new();
+    let hr_source = people.as_ref().map(|(hr, _)| hr.display().to_string());
+    let imported = people.as_ref().map_or(0, |(_, p)| p.len());
+    let refreshed = match roster
+        .refresh(
+            &principal,
+            RefreshOptions {
+                people: people.map(|(hr, p)| (p, hr.display().to_string())),
+                accept_source_change: args.accept_source_change,
+                only: args.connection.as_deref().map(ConnectionId::new),
+                person: args.person.as_deref().map(PersonRef::parse),
+            },
+            &mut show_progress,
+        )
+        .await
+    {
+        Err(roster_engine::EngineError::NothingRead) => {
+            bail!("no connection could be read; nothing was planned or imported")
+        }
+        other => other?,
+    };
+    let outcomes = &refreshed.outcomes;
     let problems: Vec<(String, String)> = outcomes
         .iter()
         .filter(|o| {
@@ -382,73 +401,40 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
             (None, true) => None,
         })
         .collect();
-    for o in &outcomes {
+    for o in outcomes {
         match &o.error {
             Some(e) => eprintln!(
                 "reading {} failed: {e}; it is left out of this plan",
                 o.connection
             ),
-            None => {
-                eprintln!(
-                    "read {} accounts from {}{}",
-                    o.accounts,
-                    o.connection,
-                    if o.complete {
-                        ""
-                    } else {
-                        " (incomplete: deactivations withheld)"
-                    }
-                );
-                readable.push(o.connection.clone());
-            }
+            None => eprintln!(
+                "read {} accounts from {}{}",
+                o.accounts,
+                o.connection,
+                if o.complete {
+                    ""
+                } else {
+                    " (incomplete: deactivations withheld)"
+                }
+            ),
         }
     }
-    if readable.is_empty() && !outcomes.is_empty() {
-        bail!("no connection could be read; nothing was planned or imported");
+    if let Some(hr) = &hr_source {
+        eprintln!("imported {imported} people from {hr}");
     }
-    let mut held = None;
-    if let Some((hr, people)) = people {
-        held = roster
-            .import_people(&principal, &people, &hr.display().to_string())
-            .await?;
-        eprintln!("imported {} people from {}", people.len(), hr.display());
-    }
-    if args.accept_source_change {
-        let counts = roster.accept_source_change(&principal).await?;
+    if let Some(counts) = &refreshed.accepted {
         eprintln!(
             "accepted the people source as it is ({} people, {} terminated), confirmed by {principal}",
             counts.people, counts.terminated
         );
-    } else if let Some(change) = held {
+    } else if let Some(change) = &refreshed.source_change {
         eprintln!(
             "warning: {}; no deactivations are planned until you confirm the source with `{}`",
             change.detail,
             roster_core::guard::ACCEPT_SOURCE_CHANGE
         );
     }
-    if let Some(only) = &args.connection {
-        anyhow::ensure!(
-            config.connections.iter().any(|c| &c.id == only),
-            "no connection {only:?} in {}; configured: {}",
-            args.config.display(),
-            config
-                .connections
-                .iter()
-                .map(|c| c.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        readable.retain(|c| c.as_str() == only);
-    }
-    let scope = match &args.person {
-        Some(who) => PlanScope::Person(PersonRef::parse(who)),
-        None => PlanScope::Connections(readable.clone()),
-    };
-    let planned = roster.plan(&principal, scope).await?;
-    if args.person.is_none() {
-        // The fresh read is what verifies (or reopens) human tasks.
-        roster.verify_tasks(&principal, &planned).await?;
-    }
+    let planned = refreshed.planned;
     let (id, plan) = (planned.id, planned.plan);
     // The file carries the plan's ID and hash, as `--json` does: whoever
     // reviews the file can name the stored plan (`roster approve ID`) and

@@ -56,6 +56,33 @@ pub struct Planned {
     proof: JustPlanned,
 }
 
+/// What a refresh (read, import, plan) is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct RefreshOptions {
+    /// A new people snapshot to import (already validated), and where it
+    /// came from; `None`: plan against the people the store holds.
+    pub people: Option<(Vec<Person>, String)>,
+    /// Confirm the people source as it is (the source-change guard).
+    pub accept_source_change: bool,
+    /// Plan only this connection (of those read).
+    pub only: Option<ConnectionId>,
+    /// Plan only this person.
+    pub person: Option<PersonRef>,
+}
+
+/// What a refresh did.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// How reading each connection went.
+    pub outcomes: Vec<ReadOutcome>,
+    /// The source change the import is, when its deactivations are
+    /// withheld until someone confirms.
+    pub source_change: Option<SourceChange>,
+    /// The people counts accepted, when `accept_source_change` was asked.
+    pub accepted: Option<SourceCounts>,
+    pub planned: Planned,
+}
+
 /// How the service's runs treat a plan.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -155,6 +182,58 @@ impl Roster {
             id,
             plan,
             person,
+        })
+    }
+
+    /// The one sequence that brings roster's view up to date and plans:
+    /// read every app, import the people (refusing first when nothing
+    /// could be read, so a dead network never imports anything), confirm
+    /// the source if asked, plan, and verify human tasks against the read
+    /// (a full plan only). `roster plan`, the service's full runs and the
+    /// demo all call this.
+    pub async fn refresh(
+        &self,
+        by: &Principal,
+        opts: RefreshOptions,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Refreshed, EngineError> {
+        let outcomes = self.read(by, progress).await?;
+        let mut readable: Vec<ConnectionId> = outcomes
+            .iter()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.connection.clone())
+            .collect();
+        if readable.is_empty() && !outcomes.is_empty() {
+            return Err(EngineError::NothingRead);
+        }
+        let mut source_change = None;
+        if let Some((people, source)) = &opts.people {
+            source_change = self.import_people(by, people, source).await?;
+        }
+        let accepted = if opts.accept_source_change {
+            source_change = None;
+            Some(self.accept_source_change(by).await?)
+        } else {
+            None
+        };
+        if let Some(only) = &opts.only {
+            readable.retain(|c| c == only);
+        }
+        let scope = match opts.person {
+            Some(who) => PlanScope::Person(who),
+            None => PlanScope::Connections(readable),
+        };
+        let full = !matches!(scope, PlanScope::Person(_));
+        let planned = self.plan(by, scope).await?;
+        if full {
+            // The fresh read is what verifies (or reopens) human tasks.
+            self.verify_tasks(by, &planned).await?;
+        }
+        Ok(Refreshed {
+            outcomes,
+            source_change,
+            accepted,
+            planned,
         })
     }
 
@@ -310,34 +389,35 @@ impl Roster {
         Ok(summary)
     }
 
-    /// A full run: import the HR file (if any), read every app, plan,
-    /// verify tasks, act, and nudge overdue tasks.
+    /// A full run: [`Roster::refresh`] (with the HR file, if any), act on
+    /// the plan, and nudge overdue tasks.
     pub async fn reconcile(
         &self,
         by: &Principal,
         opts: &RunOptions,
     ) -> Result<RunSummary, EngineError> {
-        if let Some(path) = &opts.hr_csv {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
-            })?;
-            let people = hr_csv::parse(&path.display().to_string(), &text)
-                .map_err(|e| EngineError::Refused(e.to_string()))?;
-            self.import_people(by, &people, &path.display().to_string())
-                .await?;
-        }
-        let outcomes = self.read(by, &mut |_, _| {}).await?;
-        let readable: Vec<_> = outcomes
-            .iter()
-            .filter(|o| o.error.is_none())
-            .map(|o| o.connection.clone())
-            .collect();
-        if readable.is_empty() && !outcomes.is_empty() {
-            return Err(EngineError::NothingRead);
-        }
-        let planned = self.plan(by, PlanScope::Connections(readable)).await?;
-        self.verify_tasks(by, &planned).await?;
-        let summary = self.act_on(by, planned, opts.auto_apply).await?;
+        let people = match &opts.hr_csv {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
+                })?;
+                let people = hr_csv::parse(&path.display().to_string(), &text)
+                    .map_err(|e| EngineError::Refused(e.to_string()))?;
+                Some((people, path.display().to_string()))
+            }
+        };
+        let refreshed = self
+            .refresh(
+                by,
+                RefreshOptions {
+                    people,
+                    ..RefreshOptions::default()
+                },
+                &mut |_, _| {},
+            )
+            .await?;
+        let summary = self.act_on(by, refreshed.planned, opts.auto_apply).await?;
         self.engine.nudge_tasks().await?;
         Ok(summary)
     }

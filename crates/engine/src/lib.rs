@@ -32,7 +32,7 @@ pub mod reports;
 pub mod sample;
 pub mod service;
 
-pub use app::{Planned, Roster};
+pub use app::{Planned, RefreshOptions, Refreshed, Roster};
 pub use approval::{ApprovalStatus, Approved};
 pub use budget::StoreBudget;
 pub use engine::{Engine, EngineError};

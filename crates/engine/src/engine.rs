@@ -19,7 +19,7 @@ use roster_core::{ConnectionId, Operation, Policy};
 use roster_store::{AuditEvent, PlanPolicy, Store, StoreError};
 use time::OffsetDateTime;
 
-use crate::executor::ExecutorOptions;
+use crate::options::{AppBinding, ExecutorOptions};
 use roster_store::AuditKind;
 
 /// An engine failure. Connector failures for single actions are results,
@@ -96,7 +96,7 @@ pub struct Engine {
     /// connector can carry out.
     pub catalog: Option<roster_catalog::Catalog>,
     /// Which catalog app each connection is, with its settings.
-    pub bindings: BTreeMap<ConnectionId, crate::human::AppBinding>,
+    pub bindings: BTreeMap<ConnectionId, AppBinding>,
     /// Where import files for people (CSV, xlsx) are written; `None`: none.
     pub exports_dir: Option<std::path::PathBuf>,
     /// How plans are executed as durable tasks (see [`crate::executor`]).

@@ -17,11 +17,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use roster_catalog::{ConnectionSettings, Path};
+use roster_catalog::Path;
 use roster_core::{Action, ConnectionId, Email, Operation, Plan};
 use roster_store::AuditKind;
 use roster_store::{ActionState, HumanTask, HumanTaskState, PlanId};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::engine::{Engine, EngineError, ms};
@@ -31,19 +30,7 @@ pub const DEFAULT_DEPROVISION_SLA_HOURS: u32 = 24;
 /// Default SLA for other manual work.
 pub const DEFAULT_SLA_HOURS: u32 = 72;
 
-/// Which catalog app a connection is, and how it is set up.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct AppBinding {
-    pub app: String,
-    #[serde(default)]
-    pub settings: ConnectionSettings,
-    /// Hours a person has for a manual task on this connection.
-    pub task_sla_hours: Option<u32>,
-    /// Who manual tasks go to (an email or a team name).
-    pub assignee: Option<String>,
-    /// Who hears when a task is overdue.
-    pub escalate_to: Option<String>,
-}
+pub use crate::options::AppBinding;
 
 /// The intent a task stands for: the same change planned twice is one task.
 pub fn intent_key(a: &Action) -> String {

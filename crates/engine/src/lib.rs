@@ -26,6 +26,7 @@ pub mod files;
 pub mod gateway;
 pub mod human;
 pub mod inbound;
+pub mod options;
 pub mod planning;
 pub mod read;
 pub mod reports;

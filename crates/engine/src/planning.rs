@@ -14,7 +14,11 @@
 //! size, and gives the person's part of the full plan.
 //!
 //! Computing a plan has no side effects: nothing is written, not even the
-//! source-change baseline. [`Engine::save_plan`] stores and audits one
+//! source-change baseline. One exception, on purpose: the gateway fold
+//! stores the typed intent it derives for SCIM users pushed before schema
+//! 12 (or written without one), once, the first time it meets them
+//! ([`Engine::backfill_gateway`]); that is a carry-over of stored data, not
+//! a decision. [`Engine::save_plan`] stores and audits one
 //! under the principal that proposed it. Verifying human tasks against a
 //! fresh read is its own step ([`crate::human`]).
 //!

@@ -298,6 +298,14 @@ async fn build_engine(
             .with_context(|| format!("connections.{} ({} over {path})", c.id, c.app))?;
         engine.add_connector(connector);
     }
+    if with_connectors {
+        for s in &config.sources {
+            let source = roster_engine::sources::build(s)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("cannot set up source {}", s.name))?;
+            engine.add_source(source);
+        }
+    }
     Ok(engine.with_catalog(catalog))
 }
 
@@ -415,7 +423,28 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         bail!("no connection could be read; nothing was planned or imported");
     }
     let mut held = None;
-    if let Some((hr, people)) = people {
+    if roster.engine().has_sources() {
+        // Every identity provider read whole, merged with the HR file (if
+        // any) by attribute mastering; a source that cannot be read
+        // completely imports nothing and stops here.
+        let hr_label = people.as_ref().map(|(hr, _)| hr.display().to_string());
+        let hr = people
+            .as_ref()
+            .zip(hr_label.as_deref())
+            .map(|((_, p), l)| (l, p.as_slice()));
+        let imported = roster
+            .import_sources(&principal, hr, &mut show_progress)
+            .await
+            .context("nothing was imported or planned")?;
+        for (source, n) in &imported.read {
+            eprintln!("read {n} people from {source}");
+        }
+        eprintln!(
+            "imported {} people from {}",
+            imported.people, imported.label
+        );
+        held = imported.held;
+    } else if let Some((hr, people)) = people {
         held = roster
             .import_people(&principal, &people, &hr.display().to_string())
             .await?;

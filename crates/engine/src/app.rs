@@ -133,6 +133,41 @@ impl Roster {
         self.engine.import_people(&by.actor(), people, source).await
     }
 
+    /// Reads every configured identity provider whole, merges their
+    /// people with `hr` (the HR file's, already validated, with its label)
+    /// by attribute mastering, and imports the result as one snapshot
+    /// through [`Roster::import_people`], so the source-change guard judges
+    /// it (see [`crate::sources`]). A source that cannot be read completely
+    /// imports nothing and is an error naming it. With no source
+    /// configured, imports `hr` alone (if given).
+    pub async fn import_sources(
+        &self,
+        by: &Principal,
+        hr: Option<(&str, &[Person])>,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<crate::sources::SourcesImported, EngineError> {
+        let read = self.engine.read_sources(progress).await?;
+        let ids: Vec<ConnectionId> = read.iter().map(|(_, id, _)| id.clone()).collect();
+        let idps: Vec<Vec<Person>> = read.iter().map(|(_, _, p)| p.clone()).collect();
+        let people = crate::sources::merge(hr.map(|(_, p)| p).unwrap_or(&[]), &idps);
+        let label = crate::sources::label(hr.map(|(l, _)| l), &ids);
+        if label.is_empty() {
+            return Err(EngineError::Refused(
+                "no source of people is configured ([source] hr_csv or [sources.<name>])".into(),
+            ));
+        }
+        let held = self.import_people(by, &people, &label).await?;
+        Ok(crate::sources::SourcesImported {
+            read: read
+                .iter()
+                .map(|(_, id, p)| (id.clone(), p.len()))
+                .collect(),
+            people: people.len(),
+            label,
+            held,
+        })
+    }
+
     /// Confirms the people snapshot the store holds as the source-change
     /// baseline.
     pub async fn accept_source_change(&self, by: &Principal) -> Result<SourceCounts, EngineError> {
@@ -310,21 +345,31 @@ impl Roster {
         Ok(summary)
     }
 
-    /// A full run: import the HR file (if any), read every app, plan,
-    /// verify tasks, act, and nudge overdue tasks.
+    /// A full run: import the people (the HR file and the identity
+    /// providers, if any), read every app, plan, verify tasks, act, and
+    /// nudge overdue tasks. A source that cannot be read completely stops
+    /// the run before anything is imported or planned.
     pub async fn reconcile(
         &self,
         by: &Principal,
         opts: &RunOptions,
     ) -> Result<RunSummary, EngineError> {
-        if let Some(path) = &opts.hr_csv {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
-            })?;
-            let people = hr_csv::parse(&path.display().to_string(), &text)
-                .map_err(|e| EngineError::Refused(e.to_string()))?;
-            self.import_people(by, &people, &path.display().to_string())
-                .await?;
+        let hr = match &opts.hr_csv {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
+                })?;
+                let people = hr_csv::parse(&path.display().to_string(), &text)
+                    .map_err(|e| EngineError::Refused(e.to_string()))?;
+                Some((path.display().to_string(), people))
+            }
+            None => None,
+        };
+        if self.engine.has_sources() {
+            let hr = hr.as_ref().map(|(l, p)| (l.as_str(), p.as_slice()));
+            self.import_sources(by, hr, &mut |_, _| {}).await?;
+        } else if let Some((label, people)) = &hr {
+            self.import_people(by, people, label).await?;
         }
         let outcomes = self.read(by, &mut |_, _| {}).await?;
         let readable: Vec<_> = outcomes

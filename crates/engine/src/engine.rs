@@ -111,6 +111,11 @@ pub struct Engine {
     /// Failed reads in a row after which a connection is quarantined
     /// (0: never).
     pub read_quarantine_after: u32,
+    /// Identity providers read as sources of people (see
+    /// [`crate::sources`]), sorted by id.
+    pub(crate) sources: Vec<crate::sources::WiredSource>,
+    /// How hard a source read tries (retries, backoff, page limits).
+    pub source_read: roster_sources::ReadOptions,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -140,6 +145,8 @@ impl Engine {
             anchor: None,
             vocabulary: None,
             read_quarantine_after: READ_QUARANTINE_AFTER,
+            sources: Vec::new(),
+            source_read: roster_sources::ReadOptions::default(),
         }
     }
 

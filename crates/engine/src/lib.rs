@@ -30,6 +30,7 @@ pub mod read;
 pub mod reports;
 pub mod sample;
 pub mod service;
+pub mod sources;
 
 pub use app::{Planned, Roster};
 pub use approval::{ApprovalStatus, Approved};

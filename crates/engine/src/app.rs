@@ -91,6 +91,16 @@ pub struct Offboarding {
     pub held: Vec<(usize, String)>,
 }
 
+/// What access a person still has: every account the store holds under
+/// their identifiers, and the human tasks still open about them.
+#[derive(Debug, Clone)]
+pub struct RemainingAccess {
+    pub accounts: Vec<roster_core::Account>,
+    /// Tasks not yet verified or cancelled (open, reopened, or reported
+    /// done and waiting for the next read to verify).
+    pub open_tasks: Vec<HumanTask>,
+}
+
 /// The application layer (module docs).
 pub struct Roster {
     engine: Engine,
@@ -481,6 +491,61 @@ impl Roster {
             report,
             enqueued,
             held,
+        })
+    }
+
+    /// The plan an offboarding of `who` would carry out now, from what the
+    /// store holds (read the apps first for a fresh view): the person
+    /// planned as terminated. Records nothing: no override, no plan, no
+    /// audit event (`roster offboard --dry-run`).
+    pub async fn preview_offboard(&self, who: &PersonRef) -> Result<(Person, Plan), EngineError> {
+        let person = self
+            .engine
+            .find_person(who)
+            .await?
+            .ok_or_else(|| EngineError::PersonNotFound(who.to_string()))?;
+        self.engine.check_policy()?;
+        let scope = PlanScope::Person(PersonRef::EmployeeId(person.employee_id.clone()));
+        let mut inputs = self.engine.plan_inputs(&scope).await?;
+        for p in inputs.people.iter_mut().chain(inputs.person.iter_mut()) {
+            if p.employee_id == person.employee_id {
+                p.status = roster_core::EmploymentStatus::Terminated;
+            }
+        }
+        let plan = self.engine.plan_from(&inputs).await?;
+        Ok((person, plan))
+    }
+
+    /// What `person` still has after an offboarding (or at any time): their
+    /// accounts as last read, and the tasks still open about them.
+    pub async fn remaining_access(&self, person: &Person) -> Result<RemainingAccess, EngineError> {
+        let addresses = self.engine.addresses(person);
+        let mut accounts = self
+            .engine
+            .store
+            .accounts_for_person(&person.employee_id, &addresses)
+            .await?;
+        accounts.sort_by(|a, b| {
+            (a.connection.as_str(), a.key.as_str()).cmp(&(b.connection.as_str(), b.key.as_str()))
+        });
+        let open_tasks = self
+            .engine
+            .store
+            .human_tasks(&[
+                roster_store::HumanTaskState::Open,
+                roster_store::HumanTaskState::Reopened,
+                roster_store::HumanTaskState::Done,
+            ])
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.employee_id.as_deref() == Some(person.employee_id.as_str())
+                    || addresses.contains(&t.subject_email.to_lowercase())
+            })
+            .collect();
+        Ok(RemainingAccess {
+            accounts,
+            open_tasks,
         })
     }
 

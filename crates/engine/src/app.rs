@@ -159,7 +159,10 @@ impl Roster {
         let read = self.engine.read_sources(progress).await?;
         let ids: Vec<ConnectionId> = read.iter().map(|(_, id, _)| id.clone()).collect();
         let idps: Vec<Vec<Person>> = read.iter().map(|(_, _, p)| p.clone()).collect();
-        let people = crate::sources::merge(hr.map(|(_, p)| p).unwrap_or(&[]), &idps);
+        let mut people = crate::sources::merge(hr.map(|(_, p)| p).unwrap_or(&[]), &idps);
+        let previous = self.engine.store.people().await?;
+        people.extend(crate::sources::vanished(&previous, &people, &ids));
+        people.sort_by(|a, b| a.employee_id.as_str().cmp(b.employee_id.as_str()));
         let label = crate::sources::label(hr.map(|(l, _)| l), &ids);
         if label.is_empty() {
             return Err(EngineError::Refused(

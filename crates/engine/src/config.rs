@@ -236,6 +236,9 @@ pub struct PolicyContext {
     pub policy: PathBuf,
     pub hr_csv: Option<PathBuf>,
     pub connections: Vec<String>,
+    /// Identity providers are configured (`[sources.<name>]`): their
+    /// people carry `idp_id`, `idp_state`, `idp_flag` and `idp_source`.
+    pub idp_sources: bool,
 }
 
 impl PolicyContext {
@@ -256,6 +259,18 @@ impl PolicyContext {
             }
             None => Vec::new(),
         };
+        let mut extra = extra;
+        if self.idp_sources {
+            extra.extend(
+                [
+                    "idp_id",
+                    "idp_state",
+                    "idp_flag",
+                    crate::sources::IDP_SOURCE,
+                ]
+                .map(String::from),
+            );
+        }
         Ok(Vocabulary::new(
             self.connections
                 .iter()
@@ -617,6 +632,7 @@ impl Config {
             policy,
             hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
             connections: raw.connections.into_keys().collect(),
+            idp_sources: !raw.sources.is_empty(),
         })
     }
 
@@ -627,6 +643,7 @@ impl Config {
             policy: self.policy.clone(),
             hr_csv: self.hr_csv.clone(),
             connections: self.connections.iter().map(|c| c.id.clone()).collect(),
+            idp_sources: !self.sources.is_empty(),
         }
     }
 
@@ -1401,11 +1418,34 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
-        Config::parse_unresolved(
+        let c = Config::parse_unresolved(
             Path::new("r.toml"),
             &base("[sources.o]\nkind = \"okta\"\nbase_url = \"http://10.0.0.7\"\nsecret = { env = \"X\" }\nallow_private_network = true\n"),
         )
         .unwrap();
+        // Policies may select on what the IdP says.
+        let v = c.policy_context().vocabulary().unwrap();
+        let p = roster_core::Policy::parse(
+            "p.toml",
+            "[[rules]]\nname = \"r\"\nconnection = \"x\"\nwhen = { idp_flag = [\"suspended\"] }\nset = {}\n",
+        )
+        .unwrap();
+        let problems = p.check_against(&v);
+        assert!(
+            !problems.iter().any(|p| p.to_string().contains("idp_flag")),
+            "{problems:?}"
+        );
+        // Without a source, nothing provides it.
+        let none = Config::parse_unresolved(Path::new("r.toml"), &base(""))
+            .unwrap()
+            .policy_context()
+            .vocabulary()
+            .unwrap();
+        assert!(
+            p.check_against(&none)
+                .iter()
+                .any(|p| p.to_string().contains("idp_flag"))
+        );
     }
 
     #[test]

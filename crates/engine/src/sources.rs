@@ -33,7 +33,9 @@
 //! | manager                                     | the IdP (HR's when no IdP names one)     |
 //! | other attributes                            | HR's columns; the IdP adds the keys HR lacks (`idp_id`, `idp_state`, `idp_flag`, custom profile attributes) |
 //!
-//! A person only an IdP knows comes from it whole. Between IdPs, the one
+//! A person only an IdP knows comes from it whole. A person the last
+//! snapshot had from an IdP whom a complete read of it no longer lists
+//! (deleted) is carried as terminated ([`vanished`]). Between IdPs, the one
 //! whose `[sources.<name>]` sorts first wins where one value must be
 //! chosen; any IdP that says "left" terminates. Locked-out, suspended and
 //! password-expired states never terminate (see
@@ -227,7 +229,12 @@ impl Engine {
             let mut bad = Vec::new();
             for p in &read.people {
                 match p.to_person(kind) {
-                    Ok(person) => people.push(person),
+                    Ok(mut person) => {
+                        person
+                            .attributes
+                            .insert(IDP_SOURCE.into(), id.as_str().to_string());
+                        people.push(person)
+                    }
                     Err(e) => bad.push(e),
                 }
             }
@@ -333,6 +340,49 @@ fn fold(into: &mut Person, hr: bool, first: bool, from: &Person) {
     }
 }
 
+/// The attribute naming the source a person's IdP attributes came from.
+pub const IDP_SOURCE: &str = "idp_source";
+
+/// People the last snapshot had from one of `read` (by [`IDP_SOURCE`])
+/// whom the merged snapshot no longer has under any identifier: gone from
+/// a complete read of their IdP, which is how a deletion shows (OneLogin
+/// and Google delete leavers; Okta deletes only the deactivated). They are
+/// carried as terminated (`idp_state = "removed"`), so their accounts
+/// close as a leaver's rather than lingering as orphans; the terminations
+/// count toward the source-change guard like any other, so a directory
+/// that loses many people at once holds them all.
+pub fn vanished(previous: &[Person], merged: &[Person], read: &[ConnectionId]) -> Vec<Person> {
+    let mut ids = std::collections::BTreeSet::new();
+    let mut emails = std::collections::BTreeSet::new();
+    for p in merged {
+        ids.insert(p.employee_id.as_str().to_string());
+        for e in std::iter::once(&p.email).chain(p.aliases.iter()) {
+            emails.insert(e.as_str().to_lowercase());
+        }
+    }
+    previous
+        .iter()
+        .filter(|p| {
+            p.attributes
+                .get(IDP_SOURCE)
+                .is_some_and(|s| read.iter().any(|r| r.as_str() == s))
+        })
+        .filter(|p| {
+            !ids.contains(p.employee_id.as_str())
+                && !std::iter::once(&p.email)
+                    .chain(p.aliases.iter())
+                    .any(|e| emails.contains(&e.as_str().to_lowercase()))
+        })
+        .map(|p| {
+            let mut p = p.clone();
+            p.status = EmploymentStatus::Terminated;
+            p.attributes.insert("idp_state".into(), "removed".into());
+            p.attributes.insert("idp_flag".into(), "removed".into());
+            p
+        })
+        .collect()
+}
+
 /// What one import of the sources is called in the audit log.
 pub(crate) fn label(hr: Option<&str>, sources: &[ConnectionId]) -> String {
     hr.into_iter()
@@ -433,6 +483,33 @@ mod tests {
         // Without HR, the IdP is the whole truth.
         let only = merge(&[], &[vec![person("okta:00u1", "ann@acme.example", Leave)]]);
         assert_eq!(only[0].status, Leave);
+    }
+
+    #[test]
+    fn a_person_gone_from_a_complete_idp_read_is_carried_as_terminated() {
+        let mut ann = person("okta:1", "ann@acme.example", Active);
+        ann.attributes
+            .insert(IDP_SOURCE.into(), "source.okta".into());
+        let mut bob = person("okta:2", "bob@acme.example", Active);
+        bob.attributes
+            .insert(IDP_SOURCE.into(), "source.okta".into());
+        let mut cat = person("g:3", "cat@acme.example", Active);
+        cat.attributes
+            .insert(IDP_SOURCE.into(), "source.google".into());
+        let hr_only = person("E9", "hr@acme.example", Active);
+        let previous = vec![ann.clone(), bob.clone(), cat, hr_only];
+        // Okta was read and lists only Bob; Google was not read this time.
+        let okta = ConnectionId::new("source.okta");
+        let gone = vanished(&previous, &[bob.clone()], std::slice::from_ref(&okta));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].employee_id.as_str(), "okta:1");
+        assert_eq!(gone[0].status, Terminated);
+        assert_eq!(gone[0].attribute("idp_state").as_deref(), Some("removed"));
+        // Listed under another identifier (moved to another IdP, renumbered):
+        // not gone.
+        let mut moved = person("E1", "ann@acme.example", Active);
+        moved.aliases = vec![];
+        assert!(vanished(&previous, &[bob, moved], &[okta]).is_empty());
     }
 
     #[test]

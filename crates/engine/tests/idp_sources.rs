@@ -23,8 +23,10 @@ use roster_sim::common::Fault;
 use roster_sim::expensify::{
     EffectKind, ExpensifySim, ExpensifySimConfig, RunningSim, SimEmployee, SimPolicy,
 };
+use roster_sim::google::{GoogleSim, GoogleSimConfig, GoogleUser, RunningGoogle};
 use roster_sim::graph::{GraphSim, GraphSimConfig, GraphUser, RunningGraph};
 use roster_sim::okta::{OktaSim, OktaSimConfig, OktaUser, RunningOkta};
+use roster_sim::onelogin::{OneLoginSim, OneLoginSimConfig, OneLoginUser, RunningOneLogin};
 use roster_store::Store;
 
 const USER: &str = "idp-e2e@example.com";
@@ -83,6 +85,47 @@ async fn graph() -> RunningGraph {
     GraphSim::start(config).await.unwrap()
 }
 
+const GOOGLE_SA: &str = "roster@acme-project.iam.gserviceaccount.com";
+
+async fn google() -> RunningGoogle {
+    let mut config = GoogleSimConfig::new(GOOGLE_SA, "admin@acme.example");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            GoogleUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
+        );
+    }
+    GoogleSim::start(config).await.unwrap()
+}
+
+async fn onelogin() -> RunningOneLogin {
+    let mut config = OneLoginSimConfig::new("ol-client", "ol-secret");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            OneLoginUser::new(&email(i), &format!("P{i}"), "L")
+                .with_custom("employee_id", &format!("E{i}")),
+        );
+    }
+    OneLoginSim::start(config).await.unwrap()
+}
+
+fn google_toml(sim: &RunningGoogle) -> String {
+    format!(
+        "policy = \"p.toml\"\n[sources.google]\nkind = \"google\"\nservice_account = \"{GOOGLE_SA}\"\n\
+         admin = \"admin@acme.example\"\nprivate_key = {{ env = \"GOOGLE_KEY\" }}\n\
+         base_url = \"{}\"\ntoken_url = \"{}\"\npage_size = 5\n",
+        sim.api_url(),
+        sim.token_url()
+    )
+}
+
+fn onelogin_toml(sim: &RunningOneLogin) -> String {
+    format!(
+        "policy = \"p.toml\"\n[sources.onelogin]\nkind = \"onelogin\"\nbase_url = \"{}\"\n\
+         client_id = \"ol-client\"\nclient_secret = {{ env = \"OL_SECRET\" }}\n",
+        sim.url()
+    )
+}
+
 fn okta_toml(url: &str) -> String {
     format!(
         "policy = \"p.toml\"\n[sources.okta]\nkind = \"okta\"\nbase_url = \"{url}\"\n\
@@ -109,6 +152,8 @@ fn wire(store: Store, app: &RunningSim, config: &str) -> Roster {
         &|name| match name {
             "OKTA_TOKEN" => Some(OKTA_TOKEN.to_string()),
             "ENTRA_SECRET" => Some("graph-secret".to_string()),
+            "GOOGLE_KEY" => Some(roster_sim::google::TEST_SERVICE_ACCOUNT_KEY.to_string()),
+            "OL_SECRET" => Some("ol-secret".to_string()),
             _ => None,
         },
     )
@@ -297,10 +342,16 @@ async fn an_okta_directory_that_shrinks_by_half_withholds_deactivations() {
     assert!(deactivations.is_empty(), "{deactivations:?}");
     assert!(guards.contains(&GuardKind::SourceChange), "{guards:?}");
     assert!(removed(&app).is_empty());
-    // A person confirms the source: the leaver goes.
+    // A person confirms the source: the leaver goes, and so do the
+    // people deleted from the directory (gone from a complete read).
     roster.accept_source_change(&op()).await.unwrap();
     run_and_apply(&roster).await.unwrap();
-    assert_eq!(removed(&app), vec![email(PEOPLE - 1)]);
+    let mut gone = removed(&app);
+    gone.sort();
+    let mut want: Vec<String> = (0..PEOPLE / 2).map(email).collect();
+    want.push(email(PEOPLE - 1));
+    want.sort();
+    assert_eq!(gone, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,4 +384,38 @@ async fn an_entra_directory_that_shrinks_by_half_withholds_deactivations() {
     assert!(deactivations.is_empty(), "{deactivations:?}");
     assert!(guards.contains(&GuardKind::SourceChange), "{guards:?}");
     assert!(removed(&app).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_archived_closes_every_account_and_suspended_keeps_them() {
+    let app = expensify().await;
+    let idp = google().await;
+    let (roster, _dir) = in_line(&app, &google_toml(&idp)).await;
+    assert!(idp.handle().update_user(&email(8), |u| u.archived = true));
+    assert!(idp.handle().update_user(&email(9), |u| u.suspended = true));
+    run_and_apply(&roster).await.unwrap();
+    assert_eq!(removed(&app), vec![email(8)]);
+    assert!(app.handle().employee(POLICY_ID, &email(9)).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onelogin_deleted_closes_every_account_and_suspended_or_locked_keeps_them() {
+    let app = expensify().await;
+    let idp = onelogin().await;
+    let (roster, _dir) = in_line(&app, &onelogin_toml(&idp)).await;
+    // OneLogin has no "left" status: deletion is how a leaver shows, and
+    // a complete read that no longer lists them terminates them.
+    assert!(idp.handle().delete_user(&email(11)));
+    assert!(idp.handle().set_status(&email(12), 2));
+    assert!(idp.handle().set_status(&email(13), 3));
+    assert_eq!(idp.handle().lockout_storm(5).len(), 5);
+    run_and_apply(&roster).await.unwrap();
+    assert_eq!(removed(&app), vec![email(11)]);
+    for i in [12, 13] {
+        assert!(app.handle().employee(POLICY_ID, &email(i)).is_some());
+    }
+    // The next run carries the deletion on, and closes nothing more.
+    let deactivations = run_and_apply(&roster).await.unwrap();
+    assert!(deactivations.is_empty(), "{deactivations:?}");
+    assert_eq!(removed(&app), vec![email(11)]);
 }

@@ -37,7 +37,9 @@
 //! snapshot had from an IdP whom a complete read of it no longer lists
 //! (deleted) is carried as terminated ([`vanished`]). Between IdPs, the one
 //! whose `[sources.<name>]` sorts first wins where one value must be
-//! chosen; any IdP that says "left" terminates. Locked-out, suspended and
+//! chosen; any IdP that says "left" terminates, unless that same IdP also
+//! lists the person live (a rehire's new account beside the old,
+//! deactivated one with the same address): the live listing counts. Locked-out, suspended and
 //! password-expired states never terminate (see
 //! `roster_sources::lifecycle`): a lockout storm is not a mass departure.
 //!
@@ -271,19 +273,49 @@ pub fn merge(hr: &[Person], idps: &[Vec<Person>]) -> Vec<Person> {
                 by_email.entry(e.as_str().to_lowercase()).or_insert(i);
             }
         }
-        for from in idp {
+        // Live listings first, then the deactivated ones: a person one IdP
+        // lists twice (a rehire's new account beside the old, deactivated
+        // one with the same address) is live, and the old account must
+        // not terminate them. Sorted, so the order the IdP listed people
+        // in does not matter.
+        let mut listing: Vec<&Person> = idp.iter().collect();
+        listing.sort_by_cached_key(|p| {
+            (
+                p.status == EmploymentStatus::Terminated,
+                p.employee_id.as_str().to_string(),
+                p.email.as_str().to_lowercase(),
+            )
+        });
+        // The people this IdP lists live.
+        let mut live: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+        for from in listing {
             let found = by_id.get(from.employee_id.as_str()).copied().or_else(|| {
                 std::iter::once(&from.email)
                     .chain(from.aliases.iter())
                     .find_map(|e| by_email.get(&e.as_str().to_lowercase()).copied())
             });
-            match found {
-                None => merged.push((from.clone(), false, true)),
+            let i = match found {
+                None => {
+                    merged.push((from.clone(), false, true));
+                    let i = merged.len() - 1;
+                    // Indexed now, so a second listing by this IdP matches.
+                    by_id
+                        .entry(from.employee_id.as_str().to_string())
+                        .or_insert(i);
+                    for e in std::iter::once(&from.email).chain(from.aliases.iter()) {
+                        by_email.entry(e.as_str().to_lowercase()).or_insert(i);
+                    }
+                    i
+                }
                 Some(i) => {
                     let (into, from_hr, seen) = &mut merged[i];
-                    fold(into, *from_hr, !*seen, from);
+                    fold(into, *from_hr, !*seen, !live.contains(&i), from);
                     *seen = true;
+                    i
                 }
+            };
+            if from.status != EmploymentStatus::Terminated {
+                live.insert(i);
             }
         }
     }
@@ -294,10 +326,11 @@ pub fn merge(hr: &[Person], idps: &[Vec<Person>]) -> Vec<Person> {
 
 /// Folds what one IdP says about a person into what is known (module
 /// docs). `hr`: HR knows the person. `first`: this is the first IdP to
-/// speak about them where one value must be chosen.
-fn fold(into: &mut Person, hr: bool, first: bool, from: &Person) {
+/// speak about them where one value must be chosen. `may_terminate`:
+/// this IdP does not also list them live.
+fn fold(into: &mut Person, hr: bool, first: bool, may_terminate: bool, from: &Person) {
     // Status: HR's, or the first IdP's; any "left" terminates.
-    if from.status == EmploymentStatus::Terminated {
+    if from.status == EmploymentStatus::Terminated && may_terminate {
         into.status = EmploymentStatus::Terminated;
     }
     // The IdP owns the primary address; HR's becomes an alias.
@@ -510,6 +543,29 @@ mod tests {
         let mut moved = person("E1", "ann@acme.example", Active);
         moved.aliases = vec![];
         assert!(vanished(&previous, &[bob, moved], &[okta]).is_empty());
+    }
+
+    #[test]
+    fn a_rehire_listed_beside_their_old_deactivated_account_stays_active() {
+        // HR knows Bob; Okta lists his old account (deactivated) and his
+        // new one under the same address, in either order.
+        let hr = vec![person("E2", "bob@acme.example", Active)];
+        let old = person("okta:00u1", "bob@acme.example", Terminated);
+        let new = person("okta:00u9", "bob@acme.example", Active);
+        for okta in [
+            vec![old.clone(), new.clone()],
+            vec![new.clone(), old.clone()],
+        ] {
+            let out = merge(&hr, &[okta.clone()]);
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(out[0].status, Active);
+            // Without HR too: one person, active.
+            let out = merge(&[], &[okta]);
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(out[0].status, Active);
+        }
+        // Only the deactivated account: he left.
+        assert_eq!(merge(&hr, &[vec![old]])[0].status, Terminated);
     }
 
     #[test]

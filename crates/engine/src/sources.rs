@@ -556,7 +556,7 @@ mod tests {
             vec![old.clone(), new.clone()],
             vec![new.clone(), old.clone()],
         ] {
-            let out = merge(&hr, &[okta.clone()]);
+            let out = merge(&hr, std::slice::from_ref(&okta));
             assert_eq!(out.len(), 1, "{out:?}");
             assert_eq!(out[0].status, Active);
             // Without HR too: one person, active.

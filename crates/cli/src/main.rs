@@ -31,6 +31,7 @@ mod apps;
 mod bench;
 mod demo;
 mod govern;
+mod offboard;
 mod ops;
 mod plans;
 mod principal;
@@ -87,6 +88,9 @@ enum Command {
     Plan(ops::PlanArgs),
     /// Apply a stored plan.
     Apply(ops::ApplyArgs),
+    /// Offboard one person now: print the plan (--dry-run), carry it out
+    /// with --yes, and show the access that remains.
+    Offboard(offboard::OffboardArgs),
     /// Stored plans and where each stands; `plans show ID|latest` shows one.
     Plans(plans::PlansArgs),
     /// Serve the SCIM gateway IdPs push to, and run continuously.
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
             Command::Apply(args) => ops::apply(args, cli.catalog_dir.as_deref()).await,
+            Command::Offboard(args) => offboard::run(args, cli.catalog_dir.as_deref()).await,
             Command::Plans(args) => plans::run(args, cli.catalog_dir.as_deref()).await,
             Command::Approve(args) => {
                 govern::decide(

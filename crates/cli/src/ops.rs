@@ -300,6 +300,14 @@ async fn build_engine(
             .with_context(|| format!("connections.{} ({} over {})", c.id, c.app, route.path))?;
         engine.add_connector(connector);
     }
+    if with_connectors {
+        for s in &config.sources {
+            let source = roster_engine::sources::build(s)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("cannot set up source {}", s.name))?;
+            engine.add_source(source);
+        }
+    }
     Ok(engine.with_catalog(catalog))
 }
 
@@ -419,8 +427,18 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
             ),
         }
     }
-    if let Some(hr) = &hr_source {
-        eprintln!("imported {imported} people from {hr}");
+    match &refreshed.sources {
+        Some(sources) => {
+            for (source, n) in &sources.read {
+                eprintln!("read {n} people from {source}");
+            }
+            eprintln!("imported {} people from {}", sources.people, sources.label);
+        }
+        None => {
+            if let Some(hr) = &hr_source {
+                eprintln!("imported {imported} people from {hr}");
+            }
+        }
     }
     if let Some(counts) = &refreshed.accepted {
         eprintln!(

@@ -78,6 +78,8 @@ pub struct Refreshed {
     /// The source change the import is, when its deactivations are
     /// withheld until someone confirms.
     pub source_change: Option<SourceChange>,
+    /// What the identity providers gave, when any are configured.
+    pub sources: Option<crate::sources::SourcesImported>,
     /// The people counts accepted, when `accept_source_change` was asked.
     pub accepted: Option<SourceCounts>,
     pub planned: Planned,
@@ -116,6 +118,16 @@ pub struct Offboarding {
     /// Actions still waiting for someone else's approval (an app whose
     /// approvers do not include the principal, or an agent's offboarding).
     pub held: Vec<(usize, String)>,
+}
+
+/// What access a person still has: every account the store holds under
+/// their identifiers, and the human tasks still open about them.
+#[derive(Debug, Clone)]
+pub struct RemainingAccess {
+    pub accounts: Vec<roster_core::Account>,
+    /// Tasks not yet verified or cancelled (open, reopened, or reported
+    /// done and waiting for the next read to verify).
+    pub open_tasks: Vec<HumanTask>,
 }
 
 /// The application layer (module docs).
@@ -160,6 +172,44 @@ impl Roster {
         self.engine.import_people(&by.actor(), people, source).await
     }
 
+    /// Reads every configured identity provider whole, merges their
+    /// people with `hr` (the HR file's, already validated, with its label)
+    /// by attribute mastering, and imports the result as one snapshot
+    /// through [`Roster::import_people`], so the source-change guard judges
+    /// it (see [`crate::sources`]). A source that cannot be read completely
+    /// imports nothing and is an error naming it. With no source
+    /// configured, imports `hr` alone (if given).
+    pub async fn import_sources(
+        &self,
+        by: &Principal,
+        hr: Option<(&str, &[Person])>,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<crate::sources::SourcesImported, EngineError> {
+        let read = self.engine.read_sources(progress).await?;
+        let ids: Vec<ConnectionId> = read.iter().map(|(_, id, _)| id.clone()).collect();
+        let idps: Vec<Vec<Person>> = read.iter().map(|(_, _, p)| p.clone()).collect();
+        let mut people = crate::sources::merge(hr.map(|(_, p)| p).unwrap_or(&[]), &idps);
+        let previous = self.engine.store.people().await?;
+        people.extend(crate::sources::vanished(&previous, &people, &ids));
+        people.sort_by(|a, b| a.employee_id.as_str().cmp(b.employee_id.as_str()));
+        let label = crate::sources::label(hr.map(|(l, _)| l), &ids);
+        if label.is_empty() {
+            return Err(EngineError::Refused(
+                "no source of people is configured ([source] hr_csv or [sources.<name>])".into(),
+            ));
+        }
+        let held = self.import_people(by, &people, &label).await?;
+        Ok(crate::sources::SourcesImported {
+            read: read
+                .iter()
+                .map(|(_, id, p)| (id.clone(), p.len()))
+                .collect(),
+            people: people.len(),
+            label,
+            held,
+        })
+    }
+
     /// Confirms the people snapshot the store holds as the source-change
     /// baseline.
     pub async fn accept_source_change(&self, by: &Principal) -> Result<SourceCounts, EngineError> {
@@ -186,8 +236,9 @@ impl Roster {
     }
 
     /// The one sequence that brings roster's view up to date and plans:
-    /// read every app, import the people (refusing first when nothing
-    /// could be read, so a dead network never imports anything), confirm
+    /// read every app, import the people (the HR file and every identity
+    /// provider, merged; refusing first when no app could be read, so a
+    /// dead network never imports anything), confirm
     /// the source if asked, plan, and verify human tasks against the read
     /// (a full plan only). `roster plan`, the service's full runs and the
     /// demo all call this.
@@ -207,7 +258,27 @@ impl Roster {
             return Err(EngineError::NothingRead);
         }
         let mut source_change = None;
-        if let Some((people, source)) = &opts.people {
+        let mut sources = None;
+        if self.engine.has_sources() {
+            // Every identity provider read whole, merged with the HR file
+            // (if any) by attribute mastering; a source that cannot be
+            // read completely imports nothing and stops here.
+            let hr = opts
+                .people
+                .as_ref()
+                .map(|(people, label)| (label.as_str(), people.as_slice()));
+            let imported = self
+                .import_sources(by, hr, progress)
+                .await
+                .map_err(|e| match e {
+                    EngineError::Refused(m) => {
+                        EngineError::Refused(format!("{m}; nothing was imported or planned"))
+                    }
+                    other => other,
+                })?;
+            source_change = imported.held.clone();
+            sources = Some(imported);
+        } else if let Some((people, source)) = &opts.people {
             source_change = self.import_people(by, people, source).await?;
         }
         let accepted = if opts.accept_source_change {
@@ -232,6 +303,7 @@ impl Roster {
         Ok(Refreshed {
             outcomes,
             source_change,
+            sources,
             accepted,
             planned,
         })
@@ -389,8 +461,10 @@ impl Roster {
         Ok(summary)
     }
 
-    /// A full run: [`Roster::refresh`] (with the HR file, if any), act on
-    /// the plan, and nudge overdue tasks.
+    /// A full run: [`Roster::refresh`] (with the HR file and the identity
+    /// providers, if any), act on the plan, and nudge overdue tasks. A
+    /// source that cannot be read completely stops the run before anything
+    /// is imported or planned.
     pub async fn reconcile(
         &self,
         by: &Principal,
@@ -516,6 +590,61 @@ impl Roster {
             report,
             enqueued,
             held,
+        })
+    }
+
+    /// The plan an offboarding of `who` would carry out now, from what the
+    /// store holds (read the apps first for a fresh view): the person
+    /// planned as terminated. Records nothing: no override, no plan, no
+    /// audit event (`roster offboard --dry-run`).
+    pub async fn preview_offboard(&self, who: &PersonRef) -> Result<(Person, Plan), EngineError> {
+        let person = self
+            .engine
+            .find_person(who)
+            .await?
+            .ok_or_else(|| EngineError::PersonNotFound(who.to_string()))?;
+        self.engine.check_policy()?;
+        let scope = PlanScope::Person(PersonRef::EmployeeId(person.employee_id.clone()));
+        let mut inputs = self.engine.plan_inputs(&scope).await?;
+        for p in inputs.people.iter_mut().chain(inputs.person.iter_mut()) {
+            if p.employee_id == person.employee_id {
+                p.status = roster_core::EmploymentStatus::Terminated;
+            }
+        }
+        let plan = self.engine.plan_from(&inputs).await?;
+        Ok((person, plan))
+    }
+
+    /// What `person` still has after an offboarding (or at any time): their
+    /// accounts as last read, and the tasks still open about them.
+    pub async fn remaining_access(&self, person: &Person) -> Result<RemainingAccess, EngineError> {
+        let addresses = self.engine.addresses(person);
+        let mut accounts = self
+            .engine
+            .store
+            .accounts_for_person(&person.employee_id, &addresses)
+            .await?;
+        accounts.sort_by(|a, b| {
+            (a.connection.as_str(), a.key.as_str()).cmp(&(b.connection.as_str(), b.key.as_str()))
+        });
+        let open_tasks = self
+            .engine
+            .store
+            .human_tasks(&[
+                roster_store::HumanTaskState::Open,
+                roster_store::HumanTaskState::Reopened,
+                roster_store::HumanTaskState::Done,
+            ])
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.employee_id.as_deref() == Some(person.employee_id.as_str())
+                    || addresses.contains(&t.subject_email.to_lowercase())
+            })
+            .collect();
+        Ok(RemainingAccess {
+            accounts,
+            open_tasks,
         })
     }
 

@@ -26,6 +26,37 @@
 //! [source]
 //! hr_csv = "people.csv"
 //!
+//! # Identity providers as sources of people (see `crate::sources` for how
+//! # several sources are merged: HR owns status, dates and cost center; an
+//! # IdP owns addresses, groups and manager).
+//! [sources.okta]
+//! kind = "okta"                      # okta | entra | google | onelogin
+//! base_url = "https://acme.okta.com"
+//! secret = { env = "OKTA_API_TOKEN" }   # a read-only admin's SSWS token (alias: token)
+//! # client_id = "0oa..."             # Okta: an OAuth service app instead; secret = its private key (PEM)
+//! # key_id = "kid-1"
+//! # rate_share = 0.5                 # share of the org's rate limit roster may use
+//!
+//! [sources.entra]
+//! kind = "entra"
+//! tenant_id = "contoso.onmicrosoft.com"
+//! client_id = "11111111-2222-3333-4444-555555555555"
+//! secret = { env = "ENTRA_CLIENT_SECRET" }   # (alias: client_secret)
+//! # base_url = "https://graph.microsoft.com/v1.0"; login_url = "https://login.microsoftonline.com"
+//!
+//! [sources.google]
+//! kind = "google"
+//! service_account = "roster@acme-project.iam.gserviceaccount.com"
+//! admin = "admin@acme.example"       # the admin the service account acts as
+//! secret = { file = "google-sa.pem" }   # the service account's private key (alias: private_key)
+//! # customer = "my_customer"; base_url = "https://admin.googleapis.com"; token_url = ...
+//!
+//! [sources.onelogin]
+//! kind = "onelogin"
+//! base_url = "https://acme.onelogin.com"
+//! client_id = "..."
+//! secret = { env = "ONELOGIN_CLIENT_SECRET" }
+//!
 //! [connections.expensify]
 //! app = "expensify"
 //! base_url = "https://integrations.expensify.com/Integration-Server/ExpensifyIntegrations"
@@ -80,6 +111,9 @@ use roster_core::vocabulary::Vocabulary;
 use roster_secrets::{ExposeSecret, Keyring};
 use roster_store::Store;
 
+/// The person attribute naming the identity provider their IdP attributes
+/// came from (policies may select on it when sources are configured).
+pub const IDP_SOURCE: &str = "idp_source";
 /// A config problem, naming the file and what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -130,7 +164,9 @@ pub enum SecretRef {
 /// A `{ stored = "name" }` secret not yet resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSecretRef {
-    /// The connection id (the `[connections.<id>]` table).
+    /// The connection id (the `[connections.<id>]` table), or
+    /// `source.<name>` for a `[sources.<name>]` table
+    /// ([`SourceConfig::connection_id`]).
     pub connection: String,
     /// The stored secret's name.
     pub name: String,
@@ -138,9 +174,17 @@ pub struct StoredSecretRef {
 
 impl StoredSecretRef {
     fn place(&self) -> String {
-        format!("connections.{}.secret", self.connection)
+        match self.connection.strip_prefix(SOURCE_PREFIX) {
+            Some(name) => format!("sources.{name}.secret"),
+            None => format!("connections.{}.secret", self.connection),
+        }
     }
 }
+
+/// The connection-id prefix of a configured source: its rate budget, its
+/// audit events and its stored secret are keyed by `source.<name>`; a
+/// `[connections.<id>]` id may not begin with it, so the two never collide.
+pub const SOURCE_PREFIX: &str = "source.";
 
 /// Just where roster keeps its data: enough for commands that manage the
 /// store itself (`roster secret ...`, `roster audit ...`) without the rest
@@ -210,6 +254,9 @@ pub struct PolicyContext {
     pub policy: PathBuf,
     pub hr_csv: Option<PathBuf>,
     pub connections: Vec<String>,
+    /// Identity providers are configured (`[sources.<name>]`): their
+    /// people carry `idp_id`, `idp_state`, `idp_flag` and `idp_source`.
+    pub idp_sources: bool,
 }
 
 impl PolicyContext {
@@ -230,6 +277,10 @@ impl PolicyContext {
             }
             None => Vec::new(),
         };
+        let mut extra = extra;
+        if self.idp_sources {
+            extra.extend(["idp_id", "idp_state", "idp_flag", IDP_SOURCE].map(String::from));
+        }
         Ok(Vocabulary::new(
             self.connections
                 .iter()
@@ -243,6 +294,63 @@ impl PolicyContext {
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub hr_csv: Option<PathBuf>,
+}
+
+/// Which identity provider a `[sources.<name>]` table reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKindName {
+    Okta,
+    Entra,
+    Google,
+    #[serde(alias = "one_login")]
+    Onelogin,
+}
+
+impl SourceKindName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKindName::Okta => "okta",
+            SourceKindName::Entra => "entra",
+            SourceKindName::Google => "google",
+            SourceKindName::Onelogin => "onelogin",
+        }
+    }
+}
+
+/// One `[sources.<name>]` table as written (module docs).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdpSource {
+    pub kind: SourceKindName,
+    /// Okta: the org URL; Entra: the Graph URL; Google: the Admin SDK
+    /// URL; OneLogin: the account's API URL.
+    pub base_url: Option<String>,
+    /// The credential: Okta's API token (or, with `client_id`, the OAuth
+    /// service app's private key), Entra's or OneLogin's client secret,
+    /// Google's service-account private key.
+    #[serde(alias = "token", alias = "client_secret", alias = "private_key")]
+    pub secret: Option<SecretRef>,
+    pub client_id: Option<String>,
+    /// Okta OAuth: the key's `kid`.
+    pub key_id: Option<String>,
+    /// Entra: the tenant (id or domain).
+    pub tenant_id: Option<String>,
+    /// Entra: the token endpoint's host.
+    pub login_url: Option<String>,
+    /// Google: the service account's address.
+    pub service_account: Option<String>,
+    /// Google: the admin the service account acts as.
+    pub admin: Option<String>,
+    /// Google: the customer (default `my_customer`).
+    pub customer: Option<String>,
+    /// Google: the token endpoint.
+    pub token_url: Option<String>,
+    /// Okta: the share of the org's rate limit roster may use (0 < share ≤ 1).
+    pub rate_share: Option<f64>,
+    pub page_size: Option<u32>,
+    /// See [`RawConnection::allow_private_network`].
+    pub allow_private_network: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -299,6 +407,9 @@ pub struct RawConfig {
     pub policy: Option<PathBuf>,
     pub catalog_dir: Option<PathBuf>,
     pub source: Option<RawSource>,
+    /// Identity providers read as sources of people.
+    #[serde(default)]
+    pub sources: BTreeMap<String, RawIdpSource>,
     #[serde(default)]
     pub connections: BTreeMap<String, RawConnection>,
     #[serde(default)]
@@ -363,6 +474,37 @@ pub struct ConnectionConfig {
     pub escalate_to: Option<String>,
 }
 
+/// A validated `[sources.<name>]` table. Built into a
+/// `roster_sources::Source` by [`crate::sources::build`].
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// The table's name.
+    pub name: String,
+    pub kind: SourceKindName,
+    pub base_url: Option<String>,
+    pub allow_private_network: bool,
+    pub secret_ref: Option<SecretRef>,
+    /// `None` until resolved (as for connections).
+    pub secret: Option<Secret>,
+    pub client_id: Option<String>,
+    pub key_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub login_url: Option<String>,
+    pub service_account: Option<String>,
+    pub admin: Option<String>,
+    pub customer: Option<String>,
+    pub token_url: Option<String>,
+    pub rate_share: Option<f64>,
+    pub page_size: Option<u32>,
+}
+
+impl SourceConfig {
+    /// `source.<name>`: the id its rate budget and audit events use.
+    pub fn connection_id(&self) -> String {
+        format!("{SOURCE_PREFIX}{}", self.name)
+    }
+}
+
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -372,6 +514,8 @@ pub struct Config {
     pub policy: PathBuf,
     pub catalog_dir: Option<PathBuf>,
     pub hr_csv: Option<PathBuf>,
+    /// `[sources.<name>]`: identity providers read as sources of people.
+    pub sources: Vec<SourceConfig>,
     pub connections: Vec<ConnectionConfig>,
     /// `{ stored = "..." }` secrets still to resolve (their connection's
     /// `secret` is `None` until then); empty once
@@ -403,13 +547,23 @@ impl Config {
             message,
         };
         let mut found = Vec::new();
-        for c in &self.connections {
-            let id = &c.id;
-            let value = match &c.secret_ref {
+        let refs = self
+            .connections
+            .iter()
+            .map(|c| (c.id.clone(), format!("connections.{}", c.id), &c.secret_ref))
+            .chain(self.sources.iter().map(|s| {
+                (
+                    s.connection_id(),
+                    format!("sources.{}", s.name),
+                    &s.secret_ref,
+                )
+            }));
+        for (id, place, secret_ref) in refs {
+            let value = match secret_ref {
                 None | Some(SecretRef::Stored { .. }) => continue,
                 Some(SecretRef::Env { env: name }) => env(name).ok_or_else(|| {
                     invalid(format!(
-                        "connections.{id}.secret: environment variable {name} is not set"
+                        "{place}.secret: environment variable {name} is not set"
                     ))
                 })?,
                 Some(SecretRef::File { file }) => {
@@ -420,23 +574,28 @@ impl Config {
                     };
                     std::fs::read_to_string(&p)
                         .map_err(|e| {
-                            invalid(format!(
-                                "connections.{id}.secret: cannot read {}: {e}",
-                                p.display()
-                            ))
+                            invalid(format!("{place}.secret: cannot read {}: {e}", p.display()))
                         })?
                         .trim()
                         .to_string()
                 }
             };
-            found.push((id.clone(), Secret::new(value)));
+            found.push((id, Secret::new(value)));
         }
         for (id, secret) in found {
-            if let Some(c) = self.connections.iter_mut().find(|c| c.id == id) {
-                c.secret = Some(secret);
-            }
+            self.set_secret(&id, secret);
         }
         Ok(())
+    }
+
+    /// Sets the resolved secret of the connection or source (`source.<name>`)
+    /// with this id.
+    fn set_secret(&mut self, id: &str, secret: Secret) {
+        if let Some(c) = self.connections.iter_mut().find(|c| c.id == id) {
+            c.secret = Some(secret);
+        } else if let Some(s) = self.sources.iter_mut().find(|s| s.connection_id() == id) {
+            s.secret = Some(secret);
+        }
     }
 }
 
@@ -485,6 +644,7 @@ impl Config {
             policy,
             hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
             connections: raw.connections.into_keys().collect(),
+            idp_sources: !raw.sources.is_empty(),
         })
     }
 
@@ -495,6 +655,7 @@ impl Config {
             policy: self.policy.clone(),
             hr_csv: self.hr_csv.clone(),
             connections: self.connections.iter().map(|c| c.id.clone()).collect(),
+            idp_sources: !self.sources.is_empty(),
         }
     }
 
@@ -538,6 +699,12 @@ impl Config {
         })?;
         let mut connections = Vec::new();
         for (id, c) in &raw.connections {
+            if id.starts_with(SOURCE_PREFIX) {
+                return Err(invalid(format!(
+                    "connections.{id}: a connection id may not begin with `{SOURCE_PREFIX}` \
+                     (those name the [sources] tables)"
+                )));
+            }
             if let Some(url) = &c.base_url {
                 let allow = c.allow_private_network.unwrap_or(raw.allow_private_network);
                 crate::egress::check_url(url, allow)
@@ -571,6 +738,94 @@ impl Config {
                 escalate_to: c.escalate_to.clone(),
             });
         }
+        let mut sources = Vec::new();
+        for (name, s) in &raw.sources {
+            let place = format!("sources.{name}");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(format!(
+                    "{place}: a source name may hold only letters, digits, `-` and `_`"
+                )));
+            }
+            let allow = s.allow_private_network.unwrap_or(raw.allow_private_network);
+            for (key, url) in [
+                ("base_url", &s.base_url),
+                ("login_url", &s.login_url),
+                ("token_url", &s.token_url),
+            ] {
+                if let Some(url) = url {
+                    crate::egress::check_url(url, allow)
+                        .map_err(|e| invalid(format!("{place}.{key}: {e}")))?;
+                }
+            }
+            let need = |key: &str, v: &Option<String>| {
+                if v.is_none() {
+                    Err(invalid(format!(
+                        "{place}.{key} is required for kind = \"{}\"",
+                        s.kind.as_str()
+                    )))
+                } else {
+                    Ok(())
+                }
+            };
+            match s.kind {
+                SourceKindName::Okta => need("base_url", &s.base_url)?,
+                SourceKindName::Entra => {
+                    need("tenant_id", &s.tenant_id)?;
+                    need("client_id", &s.client_id)?;
+                }
+                SourceKindName::Google => {
+                    need("service_account", &s.service_account)?;
+                    need("admin", &s.admin)?;
+                }
+                SourceKindName::Onelogin => {
+                    need("base_url", &s.base_url)?;
+                    need("client_id", &s.client_id)?;
+                }
+            }
+            if s.secret.is_none() {
+                return Err(invalid(format!(
+                    "{place}.secret is required: a reference such as {{ env = \"NAME\" }}"
+                )));
+            }
+            if let Some(share) = s.rate_share
+                && !(share > 0.0 && share <= 1.0)
+            {
+                return Err(invalid(format!(
+                    "{place}.rate_share must be more than 0 and at most 1"
+                )));
+            }
+            let config = SourceConfig {
+                name: name.clone(),
+                kind: s.kind,
+                base_url: s.base_url.clone(),
+                allow_private_network: allow,
+                secret_ref: s.secret.clone(),
+                secret: None,
+                client_id: s.client_id.clone(),
+                key_id: s.key_id.clone(),
+                tenant_id: s.tenant_id.clone(),
+                login_url: s.login_url.clone(),
+                service_account: s.service_account.clone(),
+                admin: s.admin.clone(),
+                customer: s.customer.clone(),
+                token_url: s.token_url.clone(),
+                rate_share: s.rate_share,
+                page_size: s.page_size,
+            };
+            if let Some(SecretRef::Stored { stored }) = &s.secret {
+                roster_secrets::check_name(stored)
+                    .map_err(|e| invalid(format!("{place}.secret: {e}")))?;
+                stored_secrets.push(StoredSecretRef {
+                    connection: config.connection_id(),
+                    name: stored.clone(),
+                });
+            }
+            sources.push(config);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             database,
@@ -578,6 +833,7 @@ impl Config {
             policy,
             catalog_dir: raw.catalog_dir.as_deref().map(resolve),
             hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
+            sources,
             connections,
             stored_secrets,
             audit,
@@ -612,9 +868,7 @@ impl Config {
             found.push((r.connection.clone(), Secret::new(value)));
         }
         for (connection, secret) in found {
-            if let Some(c) = self.connections.iter_mut().find(|c| c.id == connection) {
-                c.secret = Some(secret);
-            }
+            self.set_secret(&connection, secret);
         }
         self.stored_secrets.clear();
         Ok(())
@@ -1069,6 +1323,141 @@ mod tests {
         assert!(err.to_string().contains("audit.previous_keys"), "{err}");
         let typo = "policy = \"p\"\n[audit]\nwitnes = { file = \"x\" }\n";
         assert!(Config::parse(Path::new("r.toml"), typo, &no_env).is_err());
+    }
+
+    const SOURCES: &str = "policy = \"p.toml\"\n\
+        [sources.okta]\nkind = \"okta\"\nbase_url = \"https://acme.okta.com\"\ntoken = { env = \"OKTA_TOKEN\" }\n\
+        [sources.entra]\nkind = \"entra\"\ntenant_id = \"t1\"\nclient_id = \"c1\"\nclient_secret = { stored = \"entra-secret\" }\n\
+        [sources.gw]\nkind = \"google\"\nservice_account = \"sa@p.iam.gserviceaccount.com\"\nadmin = \"admin@acme.example\"\nprivate_key = { file = \"sa.pem\" }\n\
+        [sources.ol]\nkind = \"onelogin\"\nbase_url = \"https://acme.onelogin.com\"\nclient_id = \"c2\"\nsecret = { env = \"OL_SECRET\" }\n";
+
+    #[test]
+    fn idp_sources_load_as_references_and_resolve_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sa.pem"), "PEM-KEY\n").unwrap();
+        let path = dir.path().join("roster.toml");
+        let mut c = Config::parse_unresolved(&path, SOURCES).unwrap();
+        let kinds: Vec<_> = c
+            .sources
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("entra", SourceKindName::Entra),
+                ("gw", SourceKindName::Google),
+                ("okta", SourceKindName::Okta),
+                ("ol", SourceKindName::Onelogin),
+            ]
+        );
+        assert!(c.sources.iter().all(|s| s.secret.is_none()));
+        assert_eq!(
+            c.stored_secrets,
+            [StoredSecretRef {
+                connection: "source.entra".into(),
+                name: "entra-secret".into()
+            }]
+        );
+        // A missing variable names the source's field.
+        let err = c.resolve_secrets(&no_env).unwrap_err().to_string();
+        assert!(
+            err.contains("sources.ol.secret") || err.contains("sources.okta.secret"),
+            "{err}"
+        );
+        assert!(c.sources.iter().all(|s| s.secret.is_none()));
+        c.resolve_secrets(&|n| Some(format!("value-of-{n}")))
+            .unwrap();
+        let secret = |c: &Config, name: &str| {
+            c.sources
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.secret.clone())
+                .map(|s| s.expose().to_string())
+        };
+        assert_eq!(secret(&c, "okta").as_deref(), Some("value-of-OKTA_TOKEN"));
+        assert_eq!(secret(&c, "gw").as_deref(), Some("PEM-KEY"));
+        assert_eq!(secret(&c, "entra"), None, "stored: resolved with the store");
+        let err = c.resolve_stored(&|_| Ok(None)).unwrap_err().to_string();
+        assert!(
+            err.contains("sources.entra.secret") && err.contains("roster secret set entra-secret"),
+            "{err}"
+        );
+        c.resolve_stored(&|_| Ok(Some("s3cret".into()))).unwrap();
+        assert_eq!(secret(&c, "entra").as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn idp_sources_are_checked_at_load() {
+        let base = |extra: &str| format!("policy = \"p.toml\"\n{extra}");
+        let cases = [
+            // The egress check, as for connections.
+            (
+                "[sources.o]\nkind = \"okta\"\nbase_url = \"http://10.0.0.7\"\nsecret = { env = \"X\" }\n",
+                "sources.o.base_url",
+            ),
+            (
+                "[sources.o]\nkind = \"okta\"\nbase_url = \"http://169.254.169.254\"\nsecret = { env = \"X\" }\nallow_private_network = true\n",
+                "EGRESS-0002",
+            ),
+            // What each kind needs.
+            (
+                "[sources.e]\nkind = \"entra\"\nclient_id = \"c\"\nsecret = { env = \"X\" }\n",
+                "sources.e.tenant_id is required",
+            ),
+            (
+                "[sources.o]\nkind = \"okta\"\nbase_url = \"https://a.okta.com\"\n",
+                "sources.o.secret is required",
+            ),
+            (
+                "[sources.o]\nkind = \"okta\"\nbase_url = \"https://a.okta.com\"\nsecret = { env = \"X\" }\nrate_share = 1.5\n",
+                "rate_share",
+            ),
+            ("[sources.o]\nkind = \"ldap\"\n", "ldap"),
+            (
+                "[sources.o]\nkind = \"okta\"\nbase_url = \"https://a.okta.com\"\nsecret = { env = \"X\" }\nbase_ulr = \"x\"\n",
+                "base_ulr",
+            ),
+            (
+                "[connections.\"source.x\"]\napp = \"expensify\"\n",
+                "may not begin with `source.`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Config::parse_unresolved(Path::new("r.toml"), &base(text))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let c = Config::parse_unresolved(
+            Path::new("r.toml"),
+            &base("[sources.o]\nkind = \"okta\"\nbase_url = \"http://10.0.0.7\"\nsecret = { env = \"X\" }\nallow_private_network = true\n"),
+        )
+        .unwrap();
+        // Policies may select on what the IdP says.
+        let v = c.policy_context().vocabulary().unwrap();
+        let p = roster_core::Policy::parse(
+            "p.toml",
+            "[[rules]]\nname = \"r\"\nconnection = \"x\"\nwhen = { idp_flag = [\"suspended\"] }\nset = {}\n",
+        )
+        .unwrap();
+        let problems = p.check_against(&v);
+        assert!(
+            !problems.iter().any(|p| p.to_string().contains("idp_flag")),
+            "{problems:?}"
+        );
+        // Without a source, nothing provides it.
+        let none = Config::parse_unresolved(Path::new("r.toml"), &base(""))
+            .unwrap()
+            .policy_context()
+            .vocabulary()
+            .unwrap();
+        assert!(
+            p.check_against(&none)
+                .iter()
+                .any(|p| p.to_string().contains("idp_flag"))
+        );
     }
 
     #[test]

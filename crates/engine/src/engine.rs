@@ -78,6 +78,13 @@ impl EngineError {
     }
 }
 
+/// An identity provider read as a source of people, with the budget that
+/// paces it (see `crate::sources`).
+pub(crate) struct WiredSource {
+    pub(crate) source: Arc<dyn roster_sources::Source>,
+    pub(crate) budget: Arc<dyn RateBudget>,
+}
+
 pub(crate) struct Wired {
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) budget: Arc<dyn RateBudget>,
@@ -111,6 +118,11 @@ pub struct Engine {
     /// Failed reads in a row after which a connection is quarantined
     /// (0: never).
     pub read_quarantine_after: u32,
+    /// Identity providers read as sources of people (see
+    /// [`crate::sources`]), sorted by id.
+    pub(crate) sources: Vec<WiredSource>,
+    /// How hard a source read tries (retries, backoff, page limits).
+    pub source_read: roster_sources::ReadOptions,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -140,6 +152,8 @@ impl Engine {
             anchor: None,
             vocabulary: None,
             read_quarantine_after: READ_QUARANTINE_AFTER,
+            sources: Vec::new(),
+            source_read: roster_sources::ReadOptions::default(),
         }
     }
 

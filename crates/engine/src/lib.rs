@@ -32,6 +32,7 @@ pub mod read;
 pub mod reports;
 pub mod sample;
 pub mod service;
+pub mod sources;
 
 pub use app::{Planned, RefreshOptions, Refreshed, Roster};
 pub use approval::{ApprovalStatus, Approved};

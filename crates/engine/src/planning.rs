@@ -283,7 +283,7 @@ impl Engine {
 
     /// Every address a person may appear under: primary, aliases, and their
     /// spellings in equivalent domains.
-    fn addresses(&self, person: &Person) -> Vec<String> {
+    pub(crate) fn addresses(&self, person: &Person) -> Vec<String> {
         let mut out = Vec::new();
         for e in std::iter::once(&person.email).chain(person.aliases.iter()) {
             let local = e.local_part().to_lowercase();

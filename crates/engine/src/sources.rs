@@ -1,0 +1,577 @@
+//! Identity providers as sources of people: building them from the
+//! config, reading them, and merging what several sources say about one
+//! person (attribute mastering).
+//!
+//! A deployment names an HR file (`[source] hr_csv`), one or more
+//! identity providers (`[sources.<name>]`), or both. Every configured IdP
+//! is read whole ([`roster_sources::read_all`]), paced by a rate budget in
+//! the store keyed by `source.<name>` ([`crate::StoreBudget`]), so every
+//! process that shares the database shares one budget per tenant.
+//!
+//! **A read that fails, or that is incomplete, imports nothing.** The
+//! people snapshot roster holds stays as it was, and the error names the
+//! source and why: a person missing from a short read may simply not
+//! have been reached, and must never be taken for a leaver. A person an
+//! IdP lists without an address refuses the whole read too (as a bad HR
+//! row refuses the file): dropping them would make their accounts look
+//! like orphans.
+//!
+//! # Attribute mastering (the one place it is decided)
+//!
+//! People from different sources are the same person when they share an
+//! employee ID, else an address (primary or alias, case-insensitively).
+//! For each attribute, one source is the master:
+//!
+//! | attribute                                   | master                                   |
+//! |---------------------------------------------|------------------------------------------|
+//! | employment status                           | HR; but an IdP state that means "left" (Okta DEPROVISIONED, Entra deleted, ...) terminates |
+//! | start date, end date, cost center           | HR (an IdP fills them only when HR has none) |
+//! | employee ID, name, department               | HR                                       |
+//! | primary address                             | the IdP (HR's address stays as an alias) |
+//! | aliases                                     | every source's, together                 |
+//! | groups                                      | the IdPs', together                      |
+//! | manager                                     | the IdP (HR's when no IdP names one)     |
+//! | other attributes                            | HR's columns; the IdP adds the keys HR lacks (`idp_id`, `idp_state`, `idp_flag`, custom profile attributes) |
+//!
+//! A person only an IdP knows comes from it whole. A person the last
+//! snapshot had from an IdP whom a complete read of it no longer lists
+//! (deleted) is carried as terminated ([`vanished`]). Between IdPs, the one
+//! whose `[sources.<name>]` sorts first wins where one value must be
+//! chosen; any IdP that says "left" terminates, unless that same IdP also
+//! lists the person live (a rehire's new account beside the old,
+//! deactivated one with the same address): the live listing counts. Locked-out, suspended and
+//! password-expired states never terminate (see
+//! `roster_sources::lifecycle`): a lockout storm is not a mass departure.
+//!
+//! The merged snapshot is imported with [`crate::Roster::import_people`],
+//! so the source-change guard applies as to any import: a source that
+//! suddenly returns half its people holds every deactivation until a
+//! person confirms it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use roster_connectors::{RateBudget, SecretString};
+use roster_core::{ConnectionId, EmploymentStatus, Person};
+use roster_sources::entra::{EntraSource, EntraSourceConfig};
+use roster_sources::google::{GoogleSource, GoogleSourceConfig};
+use roster_sources::okta::{OktaOAuth, OktaSource, OktaSourceConfig};
+use roster_sources::onelogin::{OneLoginSource, OneLoginSourceConfig};
+use roster_sources::{Source, SourceKind};
+
+use crate::config::{SourceConfig, SourceKindName};
+use crate::engine::{Engine, EngineError, WiredSource};
+
+/// Builds the source a `[sources.<name>]` table describes. Its secret
+/// must have been resolved ([`crate::config::Config::resolve_secrets`]).
+pub fn build(c: &SourceConfig) -> Result<Arc<dyn Source>, String> {
+    let place = format!("sources.{}", c.name);
+    let id = ConnectionId::new(c.connection_id());
+    let secret = c
+        .secret
+        .as_ref()
+        .map(|s| SecretString::new(s.expose()))
+        .ok_or_else(|| format!("{place}.secret is not resolved"))?;
+    let required = |key: &str, v: &Option<String>| {
+        v.clone()
+            .ok_or_else(|| format!("{place}.{key} is required"))
+    };
+    let fail = |e: roster_sources::SourceError| format!("{place}: {e}");
+    Ok(match c.kind {
+        SourceKindName::Okta => {
+            let mut s =
+                OktaSourceConfig::new(id, required("base_url", &c.base_url)?, secret.clone());
+            if let Some(client_id) = &c.client_id {
+                let mut oauth = OktaOAuth::new(client_id.clone(), secret);
+                oauth.key_id = c.key_id.clone();
+                s.oauth = Some(oauth);
+            }
+            if let Some(share) = c.rate_share {
+                s.rate_share = share;
+            }
+            if let Some(n) = c.page_size {
+                s.page_size = n;
+            }
+            s.allow_private_network = c.allow_private_network;
+            Arc::new(OktaSource::new(s).map_err(fail)?)
+        }
+        SourceKindName::Entra => {
+            let mut s = EntraSourceConfig::new(
+                id,
+                required("tenant_id", &c.tenant_id)?,
+                required("client_id", &c.client_id)?,
+                secret,
+            );
+            if let Some(u) = &c.base_url {
+                s.graph_url = u.clone();
+            }
+            if let Some(u) = &c.login_url {
+                s.login_url = u.clone();
+            }
+            if let Some(n) = c.page_size {
+                s.page_size = n;
+            }
+            s.allow_private_network = c.allow_private_network;
+            Arc::new(EntraSource::new(s).map_err(fail)?)
+        }
+        SourceKindName::Google => {
+            let mut s = GoogleSourceConfig::new(
+                id,
+                required("service_account", &c.service_account)?,
+                secret,
+                required("admin", &c.admin)?,
+            );
+            if let Some(v) = &c.customer {
+                s.customer = v.clone();
+            }
+            if let Some(u) = &c.base_url {
+                s.api_url = u.clone();
+            }
+            if let Some(u) = &c.token_url {
+                s.token_url = u.clone();
+            }
+            if let Some(n) = c.page_size {
+                s.page_size = n;
+            }
+            s.allow_private_network = c.allow_private_network;
+            Arc::new(GoogleSource::new(s).map_err(fail)?)
+        }
+        SourceKindName::Onelogin => {
+            let mut s = OneLoginSourceConfig::new(
+                id,
+                required("base_url", &c.base_url)?,
+                required("client_id", &c.client_id)?,
+                secret,
+            );
+            s.allow_private_network = c.allow_private_network;
+            Arc::new(OneLoginSource::new(s).map_err(fail)?)
+        }
+    })
+}
+
+/// What importing the sources did.
+#[derive(Clone, Debug)]
+pub struct SourcesImported {
+    /// People read from each source.
+    pub read: Vec<(ConnectionId, usize)>,
+    /// People in the merged snapshot.
+    pub people: usize,
+    /// The snapshot's label in the audit log (`people.csv + source.okta`).
+    pub label: String,
+    /// The source change it is, if its deactivations are withheld until
+    /// someone confirms (the source-change guard).
+    pub held: Option<roster_core::guard::SourceChange>,
+}
+
+impl Engine {
+    /// Registers an identity provider as a source of people, paced by a
+    /// budget in the store keyed by its id (`source.<name>`) built from
+    /// its declared limits.
+    pub fn add_source(&mut self, source: Arc<dyn Source>) {
+        let budget = Arc::new(crate::StoreBudget::new(
+            self.store.clone(),
+            source.id().clone(),
+            source.capabilities().rate_limits,
+        ));
+        self.add_source_with_budget(source, budget);
+    }
+
+    /// Registers a source paced by `budget` instead (tests).
+    pub fn add_source_with_budget(&mut self, source: Arc<dyn Source>, budget: Arc<dyn RateBudget>) {
+        self.sources.retain(|w| w.source.id() != source.id());
+        self.sources.push(WiredSource { source, budget });
+        self.sources
+            .sort_by(|a, b| a.source.id().as_str().cmp(b.source.id().as_str()));
+    }
+
+    /// Whether any identity provider is configured as a source.
+    pub fn has_sources(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    /// Reads every source whole and converts its people; all or nothing
+    /// (module docs).
+    pub(crate) async fn read_sources(
+        &self,
+        progress: &mut (dyn FnMut(&ConnectionId, &roster_connectors::driver::Progress<'_>) + Send),
+    ) -> Result<Vec<(SourceKind, ConnectionId, Vec<Person>)>, EngineError> {
+        let mut out = Vec::new();
+        for w in &self.sources {
+            let id = w.source.id().clone();
+            let kind = w.source.capabilities().kind;
+            let unread = |why: String| {
+                EngineError::Refused(format!(
+                    "source {id} ({kind}): {why}; nothing was imported from any source, \
+                     the people roster holds are unchanged and nothing was planned"
+                ))
+            };
+            let read = roster_sources::read::read_all_with_progress(
+                &*w.source,
+                &*w.budget,
+                &self.source_read,
+                &mut |p| progress(&id, p),
+            )
+            .await
+            .map_err(|e| unread(format!("the read failed: {e}")))?;
+            if !read.complete {
+                return Err(unread(format!(
+                    "the read is incomplete ({}), and a short read is never taken as the truth",
+                    read.incomplete_reason
+                        .as_deref()
+                        .unwrap_or("no reason given")
+                )));
+            }
+            let mut people = Vec::with_capacity(read.people.len());
+            let mut bad = Vec::new();
+            for p in &read.people {
+                match p.to_person(kind) {
+                    Ok(mut person) => {
+                        person
+                            .attributes
+                            .insert(IDP_SOURCE.into(), id.as_str().to_string());
+                        people.push(person)
+                    }
+                    Err(e) => bad.push(e),
+                }
+            }
+            if !bad.is_empty() {
+                return Err(unread(format!(
+                    "{} person(s) cannot be imported: {}",
+                    bad.len(),
+                    bad.join("; ")
+                )));
+            }
+            tracing::info!(source = %id, people = people.len(), pages = read.pages, "read source");
+            out.push((kind, id, people));
+        }
+        Ok(out)
+    }
+}
+
+/// Merges the HR file's people and each IdP's, in order, by the
+/// attribute mastering of the module docs. Deterministic: the same inputs
+/// give the same people, sorted by employee ID.
+pub fn merge(hr: &[Person], idps: &[Vec<Person>]) -> Vec<Person> {
+    // Each merged person remembers whether HR knows them and whether an
+    // IdP spoke about them yet.
+    let mut merged: Vec<(Person, bool, bool)> =
+        hr.iter().map(|p| (p.clone(), true, false)).collect();
+    for idp in idps {
+        // The index is rebuilt per IdP: people one IdP added can be
+        // matched by the next.
+        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_email: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, (p, _, _)) in merged.iter().enumerate() {
+            by_id.entry(p.employee_id.as_str().to_string()).or_insert(i);
+            for e in std::iter::once(&p.email).chain(p.aliases.iter()) {
+                by_email.entry(e.as_str().to_lowercase()).or_insert(i);
+            }
+        }
+        // Live listings first, then the deactivated ones: a person one IdP
+        // lists twice (a rehire's new account beside the old, deactivated
+        // one with the same address) is live, and the old account must
+        // not terminate them. Sorted, so the order the IdP listed people
+        // in does not matter.
+        let mut listing: Vec<&Person> = idp.iter().collect();
+        listing.sort_by_cached_key(|p| {
+            (
+                p.status == EmploymentStatus::Terminated,
+                p.employee_id.as_str().to_string(),
+                p.email.as_str().to_lowercase(),
+            )
+        });
+        // The people this IdP lists live.
+        let mut live: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+        for from in listing {
+            let found = by_id.get(from.employee_id.as_str()).copied().or_else(|| {
+                std::iter::once(&from.email)
+                    .chain(from.aliases.iter())
+                    .find_map(|e| by_email.get(&e.as_str().to_lowercase()).copied())
+            });
+            let i = match found {
+                None => {
+                    merged.push((from.clone(), false, true));
+                    let i = merged.len() - 1;
+                    // Indexed now, so a second listing by this IdP matches.
+                    by_id
+                        .entry(from.employee_id.as_str().to_string())
+                        .or_insert(i);
+                    for e in std::iter::once(&from.email).chain(from.aliases.iter()) {
+                        by_email.entry(e.as_str().to_lowercase()).or_insert(i);
+                    }
+                    i
+                }
+                Some(i) => {
+                    let (into, from_hr, seen) = &mut merged[i];
+                    fold(into, *from_hr, !*seen, !live.contains(&i), from);
+                    *seen = true;
+                    i
+                }
+            };
+            if from.status != EmploymentStatus::Terminated {
+                live.insert(i);
+            }
+        }
+    }
+    let mut people: Vec<Person> = merged.into_iter().map(|(p, _, _)| p).collect();
+    people.sort_by(|a, b| a.employee_id.as_str().cmp(b.employee_id.as_str()));
+    people
+}
+
+/// Folds what one IdP says about a person into what is known (module
+/// docs). `hr`: HR knows the person. `first`: this is the first IdP to
+/// speak about them where one value must be chosen. `may_terminate`:
+/// this IdP does not also list them live.
+fn fold(into: &mut Person, hr: bool, first: bool, may_terminate: bool, from: &Person) {
+    // Status: HR's, or the first IdP's; any "left" terminates.
+    if from.status == EmploymentStatus::Terminated && may_terminate {
+        into.status = EmploymentStatus::Terminated;
+    }
+    // The IdP owns the primary address; HR's becomes an alias.
+    if hr && first && from.email != into.email {
+        let old = std::mem::replace(&mut into.email, from.email.clone());
+        into.aliases.push(old);
+    }
+    for a in std::iter::once(&from.email).chain(from.aliases.iter()) {
+        if *a != into.email && !into.aliases.contains(a) {
+            into.aliases.push(a.clone());
+        }
+    }
+    into.aliases.sort();
+    into.aliases.dedup();
+    // Groups: every IdP's together.
+    into.groups.extend(from.groups.iter().cloned());
+    into.groups.sort();
+    into.groups.dedup();
+    // Manager: the first IdP's; later ones fill a gap.
+    if from.manager_email.is_some() && (first || into.manager_email.is_none()) {
+        into.manager_email = from.manager_email.clone();
+    }
+    // HR owns dates, cost center, department and names; an IdP fills gaps.
+    if into.start_date.is_none() {
+        into.start_date = from.start_date;
+    }
+    if into.end_date.is_none() {
+        into.end_date = from.end_date;
+    }
+    if into.cost_center.is_empty() {
+        into.cost_center = from.cost_center.clone();
+    }
+    if into.department.is_empty() {
+        into.department = from.department.clone();
+    }
+    for (k, v) in &from.attributes {
+        into.attributes
+            .entry(k.clone())
+            .or_insert_with(|| v.clone());
+    }
+}
+
+pub use crate::config::IDP_SOURCE;
+
+/// People the last snapshot had from one of `read` (by [`IDP_SOURCE`])
+/// whom the merged snapshot no longer has under any identifier: gone from
+/// a complete read of their IdP, which is how a deletion shows (OneLogin
+/// and Google delete leavers; Okta deletes only the deactivated). They are
+/// carried as terminated (`idp_state = "removed"`), so their accounts
+/// close as a leaver's rather than lingering as orphans; the terminations
+/// count toward the source-change guard like any other, so a directory
+/// that loses many people at once holds them all.
+pub fn vanished(previous: &[Person], merged: &[Person], read: &[ConnectionId]) -> Vec<Person> {
+    let mut ids = std::collections::BTreeSet::new();
+    let mut emails = std::collections::BTreeSet::new();
+    for p in merged {
+        ids.insert(p.employee_id.as_str().to_string());
+        for e in std::iter::once(&p.email).chain(p.aliases.iter()) {
+            emails.insert(e.as_str().to_lowercase());
+        }
+    }
+    previous
+        .iter()
+        .filter(|p| {
+            p.attributes
+                .get(IDP_SOURCE)
+                .is_some_and(|s| read.iter().any(|r| r.as_str() == s))
+        })
+        .filter(|p| {
+            !ids.contains(p.employee_id.as_str())
+                && !std::iter::once(&p.email)
+                    .chain(p.aliases.iter())
+                    .any(|e| emails.contains(&e.as_str().to_lowercase()))
+        })
+        .map(|p| {
+            let mut p = p.clone();
+            p.status = EmploymentStatus::Terminated;
+            p.attributes.insert("idp_state".into(), "removed".into());
+            p.attributes.insert("idp_flag".into(), "removed".into());
+            p
+        })
+        .collect()
+}
+
+/// What one import of the sources is called in the audit log.
+pub(crate) fn label(hr: Option<&str>, sources: &[ConnectionId]) -> String {
+    hr.into_iter()
+        .map(str::to_string)
+        .chain(sources.iter().map(|s| s.to_string()))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roster_core::{Email, EmployeeId};
+
+    fn person(id: &str, email: &str, status: EmploymentStatus) -> Person {
+        Person {
+            employee_id: EmployeeId::new(id),
+            email: Email::parse(email).unwrap(),
+            aliases: Vec::new(),
+            first_name: "F".into(),
+            last_name: "L".into(),
+            department: String::new(),
+            cost_center: String::new(),
+            manager_email: None,
+            status,
+            start_date: None,
+            end_date: None,
+            groups: Vec::new(),
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    use EmploymentStatus::{Active, Leave, Terminated};
+
+    #[test]
+    fn hr_owns_status_and_dates_the_idp_owns_address_groups_and_manager() {
+        let mut hr = person("E1", "ann@old.example", Active);
+        hr.cost_center = "CC-HR".into();
+        hr.department = "Finance".into();
+        hr.end_date = Some(time::macros::date!(2030 - 01 - 31));
+        hr.manager_email = Email::parse("hrboss@acme.example").ok();
+        let mut idp = person("E1", "ann@acme.example", Leave);
+        idp.aliases = vec![Email::parse("ann@old.example").unwrap()];
+        idp.cost_center = "CC-IDP".into();
+        idp.groups = vec!["Sales".into()];
+        idp.manager_email = Email::parse("boss@acme.example").ok();
+        idp.end_date = Some(time::macros::date!(2029 - 01 - 01));
+        idp.attributes
+            .insert("idp_state".into(), "SUSPENDED".into());
+        let out = merge(&[hr], &[vec![idp]]);
+        assert_eq!(out.len(), 1);
+        let p = &out[0];
+        assert_eq!(p.status, Active, "HR owns status; suspended is not left");
+        assert_eq!(p.email.as_str(), "ann@acme.example");
+        assert_eq!(p.aliases, vec![Email::parse("ann@old.example").unwrap()]);
+        assert_eq!(p.cost_center, "CC-HR");
+        assert_eq!(p.department, "Finance");
+        assert_eq!(p.end_date, Some(time::macros::date!(2030 - 01 - 31)));
+        assert_eq!(p.groups, vec!["Sales".to_string()]);
+        assert_eq!(
+            p.manager_email.as_ref().unwrap().as_str(),
+            "boss@acme.example"
+        );
+        assert_eq!(p.attribute("idp_state").as_deref(), Some("SUSPENDED"));
+    }
+
+    #[test]
+    fn people_match_by_address_an_idp_leaver_terminates_and_idp_only_people_come_in() {
+        let hr = vec![
+            person("E1", "ann@acme.example", Active),
+            person("E2", "bob@acme.example", Active),
+        ];
+        // Okta knows Ann by address only, and she left; Carol only Okta knows.
+        let okta = vec![
+            person("okta:00u1", "ANN@acme.example", Terminated),
+            person("okta:00u3", "carol@acme.example", Active),
+        ];
+        // Google lists Bob suspended (leave) and Carol with a group.
+        let mut carol = person("google:9", "carol@acme.example", Active);
+        carol.groups = vec!["Eng".into()];
+        let google = vec![person("google:8", "bob@acme.example", Leave), carol];
+        let out = merge(&hr, &[okta.clone(), google.clone()]);
+        let find = |id: &str| out.iter().find(|p| p.employee_id.as_str() == id).unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            find("E1").status,
+            Terminated,
+            "an IdP that says left terminates"
+        );
+        assert_eq!(find("E2").status, Active, "HR owns status otherwise");
+        assert_eq!(find("okta:00u3").groups, vec!["Eng".to_string()]);
+        // Deterministic whatever the order of people within a source.
+        let mut okta_rev = okta;
+        okta_rev.reverse();
+        let mut google_rev = google;
+        google_rev.reverse();
+        assert_eq!(merge(&hr, &[okta_rev, google_rev]), out);
+        // Without HR, the IdP is the whole truth.
+        let only = merge(&[], &[vec![person("okta:00u1", "ann@acme.example", Leave)]]);
+        assert_eq!(only[0].status, Leave);
+    }
+
+    #[test]
+    fn a_person_gone_from_a_complete_idp_read_is_carried_as_terminated() {
+        let mut ann = person("okta:1", "ann@acme.example", Active);
+        ann.attributes
+            .insert(IDP_SOURCE.into(), "source.okta".into());
+        let mut bob = person("okta:2", "bob@acme.example", Active);
+        bob.attributes
+            .insert(IDP_SOURCE.into(), "source.okta".into());
+        let mut cat = person("g:3", "cat@acme.example", Active);
+        cat.attributes
+            .insert(IDP_SOURCE.into(), "source.google".into());
+        let hr_only = person("E9", "hr@acme.example", Active);
+        let previous = vec![ann.clone(), bob.clone(), cat, hr_only];
+        // Okta was read and lists only Bob; Google was not read this time.
+        let okta = ConnectionId::new("source.okta");
+        let gone = vanished(&previous, &[bob.clone()], std::slice::from_ref(&okta));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].employee_id.as_str(), "okta:1");
+        assert_eq!(gone[0].status, Terminated);
+        assert_eq!(gone[0].attribute("idp_state").as_deref(), Some("removed"));
+        // Listed under another identifier (moved to another IdP, renumbered):
+        // not gone.
+        let mut moved = person("E1", "ann@acme.example", Active);
+        moved.aliases = vec![];
+        assert!(vanished(&previous, &[bob, moved], &[okta]).is_empty());
+    }
+
+    #[test]
+    fn a_rehire_listed_beside_their_old_deactivated_account_stays_active() {
+        // HR knows Bob; Okta lists his old account (deactivated) and his
+        // new one under the same address, in either order.
+        let hr = vec![person("E2", "bob@acme.example", Active)];
+        let old = person("okta:00u1", "bob@acme.example", Terminated);
+        let new = person("okta:00u9", "bob@acme.example", Active);
+        for okta in [
+            vec![old.clone(), new.clone()],
+            vec![new.clone(), old.clone()],
+        ] {
+            let out = merge(&hr, std::slice::from_ref(&okta));
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(out[0].status, Active);
+            // Without HR too: one person, active.
+            let out = merge(&[], &[okta]);
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(out[0].status, Active);
+        }
+        // Only the deactivated account: he left.
+        assert_eq!(merge(&hr, &[vec![old]])[0].status, Terminated);
+    }
+
+    #[test]
+    fn the_audit_label_names_every_source() {
+        assert_eq!(
+            label(
+                Some("people.csv"),
+                &[
+                    ConnectionId::new("source.entra"),
+                    ConnectionId::new("source.okta")
+                ]
+            ),
+            "people.csv + source.entra + source.okta"
+        );
+    }
+}

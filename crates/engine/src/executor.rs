@@ -4,10 +4,11 @@
 //!
 //! # How a task runs
 //!
-//! [`Engine::apply`](crate::Engine::apply) enqueues a plan's pending actions
-//! as tasks ([`Store::enqueue_plan_tasks`]; idempotent, one task per plan
+//! [`Roster::apply`](crate::Roster::apply) (through [`crate::execution`],
+//! with an [`crate::Approved`] plan) enqueues a plan's pending actions as
+//! tasks ([`Store::enqueue_plan_tasks`]; idempotent, one task per plan
 //! action) and runs the executor until the plan's tasks are settled.
-//! [`Engine::run_worker`](crate::Engine::run_worker) runs the same loop for
+//! [`Roster::run_worker`](crate::Roster::run_worker) runs the same loop for
 //! every plan until told to stop (`roster run`).
 //!
 //! Each connection gets its own loop, so a slow or quarantined app never

@@ -4,79 +4,29 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
-use roster_connectors::{RateWindow, SecretString};
-use roster_core::{ConnectionId, Email, EmployeeId, EmploymentStatus, Person, Policy, Principal};
+use roster_core::{EmployeeId, EmploymentStatus, Person, Principal};
 use roster_engine::service::{self, Event, ServiceOptions};
-use roster_engine::{Engine, ExecutorOptions, PersonRef, Roster};
-use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
-use roster_store::Store;
+use roster_engine::{PersonRef, Roster};
+use roster_sim::expensify::SimEmployee;
 use tokio::sync::{mpsc, watch};
 
-const USER: &str = "svc@example.com";
-const SECRET: &str = "svc-secret";
-const POLICY_ID: &str = "AAAA000000000001";
-
-fn person(i: usize, status: EmploymentStatus) -> Person {
-    Person {
-        employee_id: EmployeeId::new(format!("E{i}")),
-        email: Email::parse(&format!("p{i}@acme.example")).unwrap(),
-        aliases: vec![],
-        first_name: format!("P{i}"),
-        last_name: "Test".into(),
-        department: "Finance".into(),
-        cost_center: "CC-1".into(),
-        manager_email: Some(Email::parse("boss@acme.example").unwrap()),
-        status,
-        start_date: None,
-        end_date: None,
-        groups: vec![],
-        attributes: Default::default(),
-    }
-}
+mod common;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_about_a_leaver_is_carried_out_within_a_second() {
-    let mut policy = SimPolicy::new(POLICY_ID, "Finance", "it@acme.example");
-    for i in 0..20 {
-        policy = policy.with_employee(SimEmployee::new(
-            format!("p{i}@acme.example"),
-            "boss@acme.example",
-            format!("E{i}"),
-        ));
-    }
-    let sim = ExpensifySim::start(
-        ExpensifySimConfig::new(USER, SECRET)
-            .scaled(0.01)
-            .with_policies([policy]),
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("r.db").display().to_string())
-        .await
-        .unwrap();
-    let rules = format!(
-        "[[rules]]\nname = \"all\"\nconnection = \"expensify\"\nset = {{ role = \"user\", manager_email = \"{{manager_email}}\", policy_id = \"{POLICY_ID}\" }}\n"
-    );
-    let mut engine = Engine::new(store, Policy::parse("p.toml", &rules).unwrap());
-    let mut config = ExpensifyConfig::new(
-        ConnectionId::new("expensify"),
-        USER,
-        SecretString::new(SECRET),
-    )
-    .with_base_url(sim.url());
-    config.rate_limits = roster_connectors::expensify::documented_rate_limits()
-        .into_iter()
-        .map(|w: RateWindow| w.scaled(0.01))
+    let employees = (0..20)
+        .map(|i| {
+            SimEmployee::new(
+                format!("p{i}@acme.example"),
+                "boss@acme.example",
+                format!("E{i}"),
+            )
+        })
         .collect();
-    engine.add_connector(Arc::new(ExpensifyConnector::new(config).unwrap()));
-    engine.executor = ExecutorOptions {
-        idle_poll: Duration::from_millis(100),
-        ..ExecutorOptions::default()
-    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, engine) = common::expensify_service_engine(dir.path(), employees).await;
     let people: Vec<Person> = (0..20)
-        .map(|i| person(i, EmploymentStatus::Active))
+        .map(|i| common::numbered(i, EmploymentStatus::Active))
         .collect();
     let roster = Arc::new(Roster::new(engine));
     let hr = Principal::service();
@@ -111,7 +61,7 @@ async fn an_event_about_a_leaver_is_carried_out_within_a_second() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while sim
         .handle()
-        .employee(POLICY_ID, "p7@acme.example")
+        .employee(common::SERVICE_POLICY_ID, "p7@acme.example")
         .is_some()
     {
         assert!(Instant::now() < deadline, "the leaver was not removed");

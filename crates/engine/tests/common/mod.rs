@@ -62,3 +62,69 @@ pub fn person(id: &str, email: &str, first: &str, status: EmploymentStatus) -> P
         attributes: Default::default(),
     }
 }
+
+/// `p{i}@acme.example` (employee ID `E{i}`), a Finance person whose
+/// manager is boss@acme.example.
+pub fn numbered(i: usize, status: EmploymentStatus) -> Person {
+    Person {
+        manager_email: Some(Email::parse("boss@acme.example").unwrap()),
+        ..person(
+            &format!("E{i}"),
+            &format!("p{i}@acme.example"),
+            &format!("P{i}"),
+            status,
+        )
+    }
+}
+
+/// The Expensify workspace the service tests use.
+pub const SERVICE_POLICY_ID: &str = "AAAA000000000001";
+
+/// An engine for the service tests: a fresh SQLite store in `dir`, one
+/// Expensify connection to a simulator (its documented rate limits scaled
+/// to 1/100, a fast idle poll) whose workspace holds `employees`, governed
+/// by one rule that keeps everyone in it with their manager.
+pub async fn expensify_service_engine(
+    dir: &std::path::Path,
+    employees: Vec<roster_sim::expensify::SimEmployee>,
+) -> (roster_sim::expensify::RunningSim, roster_engine::Engine) {
+    use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector};
+    use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimPolicy};
+    const USER: &str = "svc@example.com";
+    const SECRET: &str = "svc-secret";
+    let mut workspace = SimPolicy::new(SERVICE_POLICY_ID, "Finance", "it@acme.example");
+    for e in employees {
+        workspace = workspace.with_employee(e);
+    }
+    let sim = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(0.01)
+            .with_policies([workspace]),
+    )
+    .await
+    .unwrap();
+    let store = roster_store::Store::open(&dir.join("r.db").display().to_string())
+        .await
+        .unwrap();
+    let rules = format!(
+        "[[rules]]\nname = \"all\"\nconnection = \"expensify\"\nset = {{ manager_email = \"{{manager_email}}\", policy_id = \"{SERVICE_POLICY_ID}\" }}\n"
+    );
+    let mut engine =
+        roster_engine::Engine::new(store, roster_core::Policy::parse("p.toml", &rules).unwrap());
+    let mut config = ExpensifyConfig::new(
+        ConnectionId::new("expensify"),
+        USER,
+        roster_connectors::SecretString::new(SECRET),
+    )
+    .with_base_url(sim.url());
+    config.rate_limits = roster_connectors::expensify::documented_rate_limits()
+        .into_iter()
+        .map(|w| w.scaled(0.01))
+        .collect();
+    engine.add_connector(Arc::new(ExpensifyConnector::new(config).unwrap()));
+    engine.executor = roster_engine::ExecutorOptions {
+        idle_poll: std::time::Duration::from_millis(100),
+        ..roster_engine::ExecutorOptions::default()
+    };
+    (sim, engine)
+}

@@ -27,7 +27,6 @@ use std::path::PathBuf;
 
 use roster_connectors::driver::Progress;
 use roster_core::guard::{SourceChange, SourceCounts};
-use roster_core::principal::{PrincipalKind, may_decide};
 use roster_core::{ConnectionId, EmployeeId, Person, Plan, Principal, hr_csv};
 use roster_store::{
     AuditKind, Decision, HumanTask, MatchResolution, PersonOverride, PlanId, Store,
@@ -560,23 +559,25 @@ impl Roster {
             )
             .await?;
         // The request is the approval, where the policy lets `by` decide.
-        let proposer = (by.kind == PrincipalKind::Agent).then_some(actor.as_str());
         let mut held = Vec::new();
         for (i, why) in planned.plan.approvals.clone() {
-            let connection = &planned.plan.actions[i].connection;
-            match may_decide(&self.engine.policy, by, proposer, connection, true) {
-                Ok(()) => {
-                    self.engine
-                        .decide(
-                            &planned.id,
-                            Some(i),
-                            Decision::Approved,
-                            by,
-                            &format!("offboarding: {reason}"),
-                        )
-                        .await?;
+            let decided = self
+                .engine
+                .decide_judged(
+                    &planned.id,
+                    Some(i),
+                    Decision::Approved,
+                    by,
+                    &format!("offboarding: {reason}"),
+                    true,
+                )
+                .await;
+            match decided {
+                Ok(_) => {}
+                Err(EngineError::NotPermitted(refused)) => {
+                    held.push((i, format!("{why}; {refused}")))
                 }
-                Err(refused) => held.push((i, format!("{why}; {refused}"))),
+                Err(e) => return Err(e),
             }
         }
         let plan_id = planned.id.clone();

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use roster_connectors::driver::Progress;
 use roster_core::plan::observed_digest;
 use roster_core::principal::may_decide;
-use roster_core::{ConnectionId, Principal};
+use roster_core::{ConnectionId, Principal, PrincipalKind};
 use roster_store::{ActionState, ApprovalRecord, AuditKind, Decision, PlanId, StoredPlan};
 use serde_json::json;
 
@@ -111,6 +111,24 @@ impl Engine {
         by: &Principal,
         reason: &str,
     ) -> Result<ApprovalStatus, EngineError> {
+        self.decide_judged(plan_id, action, decision, by, reason, false)
+            .await
+    }
+
+    /// [`Engine::decide`]. With `own_request` (an explicit, authenticated
+    /// request such as an offboarding, whose plan `by` proposed by asking),
+    /// separation of duties does not apply to a person, and still applies
+    /// to an agent: an agent's request is never its own approval. App
+    /// owners are always judged.
+    pub(crate) async fn decide_judged(
+        &self,
+        plan_id: &PlanId,
+        action: Option<usize>,
+        decision: Decision,
+        by: &Principal,
+        reason: &str,
+        own_request: bool,
+    ) -> Result<ApprovalStatus, EngineError> {
         let stored = self.stored_plan(plan_id).await?;
         if let Some(i) = action
             && i >= stored.plan.actions.len()
@@ -160,16 +178,14 @@ impl Engine {
             });
         }
         let approving = decision == Decision::Approved;
+        let proposer = match own_request && by.kind != PrincipalKind::Agent {
+            true => None,
+            false => stored.proposed_by.as_deref(),
+        };
         for i in &about {
             let connection = &stored.plan.actions[*i].connection;
-            may_decide(
-                &self.policy,
-                by,
-                stored.proposed_by.as_deref(),
-                connection,
-                approving,
-            )
-            .map_err(|e| EngineError::NotPermitted(format!("{e}; nothing was recorded")))?;
+            may_decide(&self.policy, by, proposer, connection, approving)
+                .map_err(|e| EngineError::NotPermitted(format!("{e}; nothing was recorded")))?;
         }
         let actor = by.actor();
         self.store

@@ -632,3 +632,45 @@ async fn offboarding_deactivates_now_and_keeps_the_person_out() {
     }
     roster.store().verify_audit().await.unwrap();
 }
+
+/// An offboarding is its requester's approval even where separation of
+/// duties is `always` (they proposed the plan by asking), but never an
+/// agent's: what needs approval then waits for a person.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offboarding_is_a_persons_approval_under_strict_separation_but_not_an_agents() {
+    let strict = format!(
+        "[approvals]\nseparation_of_duties = \"always\"\n[connections.expensify]\nsensitive = true\n{}",
+        rules("status")
+    );
+    let (sim, roster, _dir) = in_line(&strict).await;
+    let agent = Principal::new(PrincipalKind::Agent, "claude");
+    let off = roster
+        .offboard(
+            &agent,
+            &PersonRef::Email(Email::parse(&email(5)).unwrap()),
+            "agent asked",
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(off.held.len(), 1, "{:?}", off.held);
+    assert_eq!(off.report.held, 1, "{:?}", off.report);
+    assert!(
+        in_app(&sim, &email(5)),
+        "an agent's request waits for a person"
+    );
+
+    let off = roster
+        .offboard(
+            &user("alice"),
+            &PersonRef::Email(Email::parse(&email(4)).unwrap()),
+            "left today",
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(off.held.is_empty(), "{:?}", off.held);
+    assert_eq!(off.report.applied_total(), 1, "{:?}", off.report);
+    assert!(!in_app(&sim, &email(4)));
+    assert!(in_app(&sim, &email(5)));
+}

@@ -9,23 +9,31 @@
 //!   the read-only API, onboarding goes through SAML JIT, offboarding is a
 //!   human task with the catalog's checklist.
 //!
+//! People come from the simulated Okta (addresses, managers, groups), their
+//! employment status from the HR file, merged by the attribute mastering
+//! of `roster_engine::sources`.
+//!
 //! The story: plan → apply (automated paths run, the rest become tasks) →
 //! the demo plays the humans (first SSO logins, Settings → Members clicks)
 //! → the next read verifies their work and plans the JIT follow-ups → the
-//! humans finish those → a last plan is empty. `--once` exits after that;
-//! otherwise the simulators stay up until Ctrl-C.
+//! humans finish those → a plan is empty. Then an administrator deactivates
+//! one person in Okta: the next read of Okta makes them a leaver, and the
+//! plan closes their account in every app (through the API, Okta, SCIM,
+//! and a task for Spendesk), which the read after verifies; the last plan
+//! is empty. `--once` exits after that; otherwise the simulators stay up
+//! until Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets};
 use roster_catalog::{Catalog, ConnectionSettings, CredentialKind};
-use roster_connectors::SecretString;
 use roster_connectors::registry::{self, ConnectorSettings};
+use roster_connectors::{RateWindow, SecretString};
 use roster_core::vocabulary::Vocabulary;
 use roster_core::{ConnectionId, Email, EmploymentStatus, Operation, Person, Plan, Policy, hr_csv};
 use roster_core::{Principal, PrincipalKind};
@@ -35,6 +43,7 @@ use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPo
 use roster_sim::okta::{OktaApp, OktaSim, OktaSimConfig, OktaUser};
 use roster_sim::scim_app::{ScimSim, ScimSimConfig, user_json};
 use roster_sim::spendesk::{Member, MemberField, SpendeskSim, SpendeskSimConfig};
+use roster_sources::okta::{OktaSource, OktaSourceConfig};
 use roster_store::{HumanTaskState, Store};
 
 #[derive(Args)]
@@ -69,7 +78,11 @@ const SPENDESK_SECRET: &str = "demo-spendesk-secret";
 /// Who each app is for, in the demo's policy.
 const BILL_SE_DEPTS: [&str; 2] = ["Finance", "Operations"];
 const BILL_COM_DEPTS: [&str; 1] = ["Finance"];
-const SPENDESK_DEPTS: [&str; 2] = ["Sales", "Marketing"];
+const SPENDESK_DEPTS: [&str; 3] = ["Sales", "Marketing", "Finance"];
+/// The source of people the demo reads (`[sources.okta]` in a config).
+const OKTA_SOURCE: &str = "okta";
+/// The simulated Okta org's limit on its users and apps endpoints, a minute.
+const OKTA_RATE_LIMIT: u32 = 6000;
 
 fn policy_text() -> String {
     let expensify = ConnectionId::new("expensify");
@@ -96,7 +109,7 @@ connection = "bill-com"
 when = {{ department = [{bcom}] }}
 set = {{ department = "{{department}}" }}
 
-# Spendesk: the people who spend. No write API: SSO (JIT) creates the
+# Spendesk: the people who spend (Finance too). No write API: SSO (JIT) creates the
 # account, a person sets what JIT does not, offboarding is by hand.
 [[rules]]
 name = "spenders-get-spendesk"
@@ -178,6 +191,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         hr_path.display(),
         mix.people
     );
+    println!(
+        "  directory     Okta {} (people, managers, groups; employment status from the HR file)",
+        sims.okta.url()
+    );
     println!("  policy        {}", policy_path.display());
     println!(
         "  this month    {} joiners, {} leavers, {} movers, {} manager changes, {} on leave, {} orphan Expensify accounts",
@@ -206,6 +223,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin()?);
     engine.exports_dir = Some(data_dir.clone());
     wire(&mut engine, &sims)?;
+    engine.add_source(okta_source(&sims)?);
     // The demo's plans are checked like any other: against the connections
     // it wired and the columns of the HR file it wrote.
     let mut connections = engine.connector_ids();
@@ -226,15 +244,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         &std::fs::read_to_string(&hr_path)?,
     )?;
     println!(
-        "[1/6] {} people in the HR file (imported once the apps are read)",
-        people.len()
+        "[1/7] {} people in the HR file, {} users in Okta (both read once the apps are read)",
+        people.len(),
+        sims.okta.handle().users().len()
     );
 
-    // 2-3. Read every app, import the people, plan.
+    // 2-3. Read every app, import the people (Okta merged with HR), plan.
     let hr = Some((people.clone(), hr_path.display().to_string()));
-    let planned = refresh_step(&roster, &operator, hr, "[2/6]").await?;
+    let planned = refresh_step(&roster, &operator, hr.clone(), "[2/7]").await?;
     let (plan_id, plan) = (planned.id.clone(), planned.plan.clone());
-    println!("\n[3/6] plan {plan_id} (hash {}):\n", &plan.hash()[..12]);
+    println!("\n[3/7] plan {plan_id} (hash {}):\n", &plan.hash()[..12]);
     print_plan_table(&plan, args.verbose);
     println!("      {}\n", plan.summary_line());
     if !plan.approvals.is_empty() {
@@ -250,19 +269,95 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     // 4. Apply: automated paths run; the rest become tasks.
     let mut automated: BTreeMap<ConnectionId, usize> = BTreeMap::new();
-    apply_step(&roster, &operator, planned, "[4/6]", &mut automated).await?;
+    apply_step(&roster, &operator, planned, "[4/7]", &mut automated).await?;
 
     // 5. The humans do their part, then the next read checks it.
-    println!("\n[5/6] people do the manual work (simulated): first SSO logins, Settings → Members");
+    println!("\n[5/7] people do the manual work (simulated): first SSO logins, Settings → Members");
     play_humans(&roster, &sims, &people).await?;
-    let follow = refresh_step(&roster, &operator, None, "     ").await?;
+    let follow = refresh_step(&roster, &operator, hr.clone(), "     ").await?;
     println!("      next plan: {}", follow.plan.summary_line());
     apply_step(&roster, &operator, follow, "     ", &mut automated).await?;
     play_humans(&roster, &sims, &people).await?;
+    let settled = refresh_step(&roster, &operator, hr.clone(), "     ").await?;
+    println!("      plan {}: {}", settled.id, settled.plan.summary_line());
+    if !settled.plan.actions.is_empty() {
+        bail!(
+            "the plan should be empty once the month's changes are done, but it has {} action(s)",
+            settled.plan.actions.len()
+        );
+    }
 
-    // 6. A last read: nothing left to do.
-    let last = refresh_step(&roster, &operator, None, "[6/6]").await?;
+    // 6. Someone leaves, and IT deactivates them in Okta (HR has not
+    // caught up): the next read of Okta reaches every app they use.
+    let leaver = pick_okta_leaver(&roster, &people).await?;
+    sims.okta
+        .handle()
+        .set_user_status(leaver.email.as_str(), "DEPROVISIONED");
+    println!(
+        "\n[6/7] {} ({}) is deactivated in Okta; HR still lists them as active",
+        leaver.email, leaver.department
+    );
+    let gone = refresh_step(&roster, &operator, hr.clone(), "     ").await?;
+    println!(
+        "      plan {} for the leaver: {}",
+        gone.id,
+        gone.plan.summary_line()
+    );
+    for a in &gone.plan.actions {
+        println!(
+            "        {} {} {}: {}",
+            a.operation.sign(),
+            a.connection,
+            a.email,
+            a.reason
+        );
+    }
+    if gone.plan.actions.is_empty()
+        || gone
+            .plan
+            .actions
+            .iter()
+            .any(|a| a.email.normalized() != leaver.email.normalized())
+    {
+        bail!(
+            "the plan after the Okta deactivation should close the leaver's accounts, and only theirs"
+        );
+    }
+    if !gone.plan.approvals.is_empty() {
+        roster
+            .approve(&operator, &gone.id, None, "leaver confirmed in the demo")
+            .await?;
+    }
+    apply_step(&roster, &operator, gone, "     ", &mut automated).await?;
+    play_humans(&roster, &sims, &people).await?;
+
+    // 7. A last read: the leaver's accounts are closed, nothing left to do.
+    let last = refresh_step(&roster, &operator, hr.clone(), "[7/7]").await?;
     println!("      last plan {}: {}", last.id, last.plan.summary_line());
+    let remaining = roster.remaining_access(&leaver).await?;
+    let open: Vec<String> = remaining
+        .accounts
+        .iter()
+        .filter(|a| a.active)
+        .map(|a| a.connection.to_string())
+        .collect();
+    println!(
+        "      {} after leaving: {} account(s) still open{}, {} task(s) outstanding",
+        leaver.email,
+        open.len(),
+        if open.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", open.join(", "))
+        },
+        remaining.open_tasks.len()
+    );
+    if !open.is_empty() {
+        bail!(
+            "the leaver still has access after the demo: {}",
+            open.join(", ")
+        );
+    }
 
     summary(roster.engine(), &automated, &last.plan).await?;
     let audit = roster.store().verify_audit().await?;
@@ -296,6 +391,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .context("cannot wait for Ctrl-C")?;
     drop(sims);
     Ok(())
+}
+
+/// The demo's leaver: someone in Finance (who has every app) whom the
+/// month's changes did not touch.
+async fn pick_okta_leaver(roster: &Roster, people: &[Person]) -> Result<Person> {
+    for p in people.iter().filter(|p| {
+        p.department == "Finance" && p.status == EmploymentStatus::Active && p.end_date.is_none()
+    }) {
+        let access = roster.remaining_access(p).await?;
+        if access.accounts.iter().filter(|a| a.active).count() == 4 {
+            return Ok(p.clone());
+        }
+    }
+    bail!("the sample company has no one in Finance with an account in each of the four apps")
 }
 
 async fn start_sims(
@@ -343,10 +452,41 @@ async fn start_sims(
     // (nobody removed them: that is the problem roster solves).
     let bill_se = ScimSimConfig::new(BILL_SCIM_TOKEN);
     let mut bill_com = ScimSimConfig::new(BILLCOM_SCIM_TOKEN);
-    let mut okta = OktaSimConfig::new(OKTA_TOKEN);
+    // A larger org than Okta's default 600 requests a minute: the demo
+    // compresses a month into seconds, reading Okta seven times.
+    let mut okta =
+        OktaSimConfig::new(OKTA_TOKEN).with_rate_limit(OKTA_RATE_LIMIT, Duration::from_secs(60));
     let mut spendesk = SpendeskSimConfig::new(SPENDESK_ID, SPENDESK_SECRET);
+    // Okta is the directory: everyone HR lists has an Okta user, with
+    // their employee number, department, manager and a department group.
+    // This month's leavers are still ACTIVE there (HR knows first); HR's
+    // status masters Okta's, so they are leavers all the same.
+    let by_email: BTreeMap<String, &Person> = company
+        .people
+        .iter()
+        .map(|p| (p.email.normalized(), p))
+        .collect();
+    let mut departments: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for p in &company.people {
-        okta = okta.with_user(OktaUser::new(p.email.as_str(), &p.first_name, &p.last_name));
+        let mut user = OktaUser::new(p.email.as_str(), &p.first_name, &p.last_name)
+            .with_employee_number(p.employee_id.as_str())
+            .with_department(&p.department)
+            .with_cost_center(&p.cost_center);
+        user.id = okta_id(p);
+        if let Some(manager) = p
+            .manager_email
+            .as_ref()
+            .and_then(|m| by_email.get(&m.normalized()))
+        {
+            user = user.with_manager_id(&okta_id(manager));
+        }
+        okta = okta.with_user(user);
+        if !p.department.is_empty() {
+            departments
+                .entry(format!("dept-{}", p.department.to_lowercase()))
+                .or_default()
+                .push(p.email.as_str());
+        }
         if had_access(p, &BILL_COM_DEPTS, joiners) {
             let mut u = user_json(
                 p.email.as_str(),
@@ -371,6 +511,9 @@ async fn start_sims(
         "Free",
         "Lancer",
     ));
+    for (group, members) in &departments {
+        okta = okta.with_group(group, members);
+    }
     let bill_se = ScimSim::start(bill_se)
         .await
         .context("cannot start the BILL S&E SCIM simulator")?;
@@ -438,6 +581,26 @@ async fn start_sims(
         bill_com,
         spendesk,
     })
+}
+
+/// The Okta user id the demo gives a person: stable, from their employee ID.
+fn okta_id(p: &Person) -> String {
+    format!("00u{}", p.employee_id.as_str().to_lowercase())
+}
+
+/// Okta as a source of people, as `[sources.okta]` would configure it.
+fn okta_source(sims: &Sims) -> Result<std::sync::Arc<dyn roster_sources::Source>> {
+    let mut config = OktaSourceConfig::new(
+        ConnectionId::new(format!("source.{OKTA_SOURCE}")),
+        sims.okta.url(),
+        SecretString::new(OKTA_TOKEN),
+    );
+    // The simulator listens on loopback, which a real source may not.
+    config.allow_private_network = true;
+    config.rate_limit = RateWindow::new(OKTA_RATE_LIMIT, Duration::from_secs(60));
+    Ok(std::sync::Arc::new(
+        OktaSource::new(config).context("cannot configure the Okta source")?,
+    ))
 }
 
 /// Connectors and catalog bindings for the four apps, as `roster.toml`

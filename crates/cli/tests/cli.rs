@@ -69,6 +69,21 @@ fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
         cells[3], cells[4],
         "every task verified by a read: {spendesk}"
     );
+    // People come from the simulated Okta; one deactivated there reaches
+    // every app they use, and nothing is left open once the reads verify it.
+    assert!(stdout.contains("users in Okta"), "{stdout}");
+    let leaver = stdout.split("[6/7]").nth(1).expect("the Okta leaver step");
+    assert!(leaver.contains("is deactivated in Okta"), "{leaver}");
+    for app in ["expensify", "bill-spend-expense", "bill-com", "spendesk"] {
+        assert!(
+            leaver.contains(&format!("- {app} ")) && leaver.contains("DEPROVISIONED"),
+            "{app} closed for the Okta leaver:\n{leaver}"
+        );
+    }
+    assert!(
+        leaver.contains("after leaving: 0 account(s) still open, 0 task(s) outstanding"),
+        "{leaver}"
+    );
     // The company's files are where the demo said.
     assert!(data.join("people.csv").exists() && data.join("policy.toml").exists());
 

@@ -780,12 +780,31 @@ fn rules_naming_lane<'p>(rules: &[&'p Rule]) -> Vec<&'p Rule> {
 }
 
 /// A person as reasons name them: their name and where they came from.
+/// Someone an identity provider lists is named with its state there
+/// (`source.okta: DEPROVISIONED`), so a termination that came from the IdP
+/// says so rather than blaming HR.
 fn who(person: &Person) -> String {
     match pushed_for(person) {
         Some(c) => format!("{} (pushed by the IdP for {c})", person.display_name()),
-        None => format!("{} (from HR)", person.display_name()),
+        None => match (
+            person.attributes.get(IDP_SOURCE_ATTRIBUTE),
+            person.attributes.get(IDP_STATE_ATTRIBUTE),
+        ) {
+            (Some(source), Some(state)) => {
+                format!("{} ({source}: {state})", person.display_name())
+            }
+            (Some(source), None) => format!("{} (from {source})", person.display_name()),
+            _ => format!("{} (from HR)", person.display_name()),
+        },
     }
 }
+
+/// The attribute naming the identity provider a person was read from
+/// (`source.okta`), set by the engine's source import.
+pub const IDP_SOURCE_ATTRIBUTE: &str = "idp_source";
+/// The person's raw state in that identity provider (`ACTIVE`,
+/// `DEPROVISIONED`, ...).
+pub const IDP_STATE_ATTRIBUTE: &str = "idp_state";
 
 fn quote_rules(rules: &[&str]) -> String {
     rules

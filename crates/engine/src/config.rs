@@ -113,7 +113,7 @@ use roster_store::Store;
 
 /// The person attribute naming the identity provider their IdP attributes
 /// came from (policies may select on it when sources are configured).
-pub const IDP_SOURCE: &str = "idp_source";
+pub const IDP_SOURCE: &str = roster_core::reconcile::IDP_SOURCE_ATTRIBUTE;
 /// A config problem, naming the file and what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -561,10 +561,7 @@ fn hr_source(
         (Some(name), _) => HrFormat::parse(name).ok_or_else(|| {
             format!("source.hr_format: {name:?} is not one of csv, xlsx, json")
         })?,
-        (None, Some(f)) if s.hr_csv.is_some() => {
-            let _ = f;
-            HrFormat::Csv
-        }
+        (None, Some(_)) if s.hr_csv.is_some() => HrFormat::Csv,
         (None, Some(f)) => HrFormat::from_path(f).ok_or_else(|| {
             format!(
                 "source.hr_file: cannot tell the format of {} from its extension: name it .csv, .xlsx or .json, or set hr_format",

@@ -1137,6 +1137,59 @@ mod tests {
     }
 
     #[test]
+    fn the_company_calendar_defaults_to_utc_and_refuses_unknown_zones() {
+        let at = Path::new("/etc/roster/roster.toml");
+        let c = Config::parse(at, "policy = \"p.toml\"\n", &no_env).unwrap();
+        assert_eq!(c.calendar.zone_name(), "UTC");
+        assert_eq!(c.calendar.provision_days_before_start(), 0);
+        let c = Config::parse(
+            at,
+            "policy = \"p.toml\"\n[company]\ntime_zone = \"Asia/Tokyo\"\nprovision_days_before_start = 3\n",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.calendar.zone_name(), "Asia/Tokyo");
+        assert_eq!(c.calendar.provision_days_before_start(), 3);
+        let err = Config::parse(
+            at,
+            "policy = \"p.toml\"\n[company]\ntime_zone = \"Paris\"\n",
+            &no_env,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "CONFIG-0003");
+        let text = err.to_string();
+        assert!(text.contains("company.time_zone") && text.contains("CAL-0001"), "{text}");
+        assert!(text.contains("Europe/Paris"), "names an example of the fix: {text}");
+    }
+
+    #[test]
+    fn the_hr_file_format_comes_from_its_extension_or_hr_format() {
+        use crate::hr_file::HrFormat;
+        let at = Path::new("/etc/roster/roster.toml");
+        let format = |source: &str| {
+            Config::parse(at, &format!("policy = \"p.toml\"\n[source]\n{source}\n"), &no_env)
+                .map(|c| (c.hr_csv, c.hr_format))
+        };
+        assert_eq!(
+            format("hr_file = \"people.xlsx\"").unwrap(),
+            (Some(PathBuf::from("/etc/roster/people.xlsx")), HrFormat::Xlsx)
+        );
+        assert_eq!(format("hr_file = \"feed.json\"").unwrap().1, HrFormat::Json);
+        assert_eq!(
+            format("hr_file = \"export.dat\"\nhr_format = \"json\"").unwrap().1,
+            HrFormat::Json
+        );
+        // The older name still reads a CSV.
+        assert_eq!(format("hr_csv = \"people.csv\"").unwrap().1, HrFormat::Csv);
+        let err = format("hr_file = \"people.txt\"").unwrap_err().to_string();
+        assert!(err.contains("hr_format"), "{err}");
+        let err = format("hr_file = \"a.csv\"\nhr_csv = \"b.csv\"").unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = format("hr_file = \"a.csv\"\nhr_format = \"xls\"").unwrap_err().to_string();
+        assert!(err.contains("csv, xlsx, json"), "{err}");
+    }
+
+    #[test]
     fn loading_resolves_no_secret_until_asked() {
         let text = "policy = \"p.toml\"\n[connections.expensify]\napp = \"expensify\"\n\
                     secret = { env = \"UNSET_FOR_THIS_TEST\" }\n\

@@ -353,8 +353,8 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
     // whole file, and nothing is imported or read.
     let people = match &config.hr_csv {
         Some(hr) => {
-            let bytes =
-                std::fs::read(hr).with_context(|| format!("cannot read HR file {}", hr.display()))?;
+            let bytes = std::fs::read(hr)
+                .with_context(|| format!("cannot read HR file {}", hr.display()))?;
             Some((
                 hr,
                 roster_engine::hr_file::parse(config.hr_format, &hr.display().to_string(), &bytes)?,

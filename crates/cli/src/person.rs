@@ -48,14 +48,7 @@ pub async fn run(cmd: PersonCommand, catalog_dir: Option<&Path>) -> Result<()> {
 
 fn ms_date(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .map(|t| {
-            format!(
-                "{} {:02}:{:02} UTC",
-                t.date(),
-                t.hour(),
-                t.minute()
-            )
-        })
+        .map(|t| format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()))
         .unwrap_or_else(|_| ms.to_string())
 }
 
@@ -64,7 +57,13 @@ pub fn render(a: &PersonAccess) -> String {
     use std::fmt::Write as _;
     let p = &a.planned;
     let mut out = String::new();
-    let _ = writeln!(out, "{} <{}> ({})", p.display_name(), p.email, p.employee_id);
+    let _ = writeln!(
+        out,
+        "{} <{}> ({})",
+        p.display_name(),
+        p.email,
+        p.employee_id
+    );
     let source_status = a.source.as_ref().map(|s| s.status);
     let _ = writeln!(
         out,
@@ -86,11 +85,23 @@ pub fn render(a: &PersonAccess) -> String {
         let _ = writeln!(
             out,
             "  source: {}, {}, cost center {}, start {}, end {}",
-            if s.department.is_empty() { "-" } else { &s.department },
+            if s.department.is_empty() {
+                "-"
+            } else {
+                &s.department
+            },
             s.display_name(),
-            if s.cost_center.is_empty() { "-" } else { &s.cost_center },
-            s.start_date.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
-            s.end_date.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+            if s.cost_center.is_empty() {
+                "-"
+            } else {
+                &s.cost_center
+            },
+            s.start_date
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.end_date
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
         );
     }
     if !p.aliases.is_empty() {

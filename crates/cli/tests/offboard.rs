@@ -164,12 +164,10 @@ async fn person_show_reads_a_json_hr_feed_and_names_path_rule_and_dates() {
        "status": "active", "start_date": "2020-01-01", "end_date": null}
     ]"#;
     std::fs::write(dir.path().join("people.json"), feed).unwrap();
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "hr_csv = \"people.csv\"",
-            "hr_file = \"people.json\"\n\n[company]\ntime_zone = \"Europe/Paris\"",
-        );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "hr_csv = \"people.csv\"",
+        "hr_file = \"people.json\"\n\n[company]\ntime_zone = \"Europe/Paris\"",
+    );
     std::fs::write(&config, text).unwrap();
     let (out, _, stderr) = roster_at(&config, &["plan"]).await;
     assert!(out.status.success(), "{stderr}");
@@ -177,11 +175,20 @@ async fn person_show_reads_a_json_hr_feed_and_names_path_rule_and_dates() {
     let (out, stdout, stderr) =
         roster_at(&config, &["person", "show", "a.smith@acme.example"]).await;
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("Alice Smith <alice@acme.example> (E1)"), "{stdout}");
-    assert!(stdout.contains("ends 2099-12-31 (Europe/Paris)"), "{stdout}");
+    assert!(
+        stdout.contains("Alice Smith <alice@acme.example> (E1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ends 2099-12-31 (Europe/Paris)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("aliases: a.smith@acme.example"), "{stdout}");
     assert!(stdout.contains("grant: rule \"everyone\""), "{stdout}");
-    assert!(stdout.contains("path to deactivate: api via expensify-api"), "{stdout}");
+    assert!(
+        stdout.contains("path to deactivate: api via expensify-api"),
+        "{stdout}"
+    );
 
     let (out, stdout, stderr) = roster_at(&config, &["person", "show", "E1", "--json"]).await;
     assert!(out.status.success(), "{stderr}");

@@ -116,11 +116,7 @@ impl Calendar {
 
     /// The first instant of `date` in the company's zone.
     pub fn start_of(&self, date: Date) -> OffsetDateTime {
-        let civil = civil::date(
-            date.year() as i16,
-            date.month() as i8,
-            date.day() as i8,
-        );
+        let civil = civil::date(date.year() as i16, date.month() as i8, date.day() as i8);
         // `Zoned::start_of_day` handles a midnight a clock change skips.
         let secs = civil
             .to_zoned_datetime(self.zone.clone())
@@ -128,8 +124,7 @@ impl Calendar {
             .map(|z| z.timestamp().as_second())
             // Out of jiff's range (years beyond ±9999): UTC midnight.
             .unwrap_or_else(|_| date.midnight().assume_utc().unix_timestamp());
-        OffsetDateTime::from_unix_timestamp(secs)
-            .unwrap_or_else(|_| date.midnight().assume_utc())
+        OffsetDateTime::from_unix_timestamp(secs).unwrap_or_else(|_| date.midnight().assume_utc())
     }
 
     /// The local date at `now` in the company's zone.

@@ -337,8 +337,7 @@ fn parse_row(
     if employee_id.is_empty() {
         return Err((Some("employee_id"), "employee_id is empty".into()));
     }
-    let email =
-        Email::parse(get("email")).map_err(|e| (Some("email"), format!("email: {e}")))?;
+    let email = Email::parse(get("email")).map_err(|e| (Some("email"), format!("email: {e}")))?;
     let first_name = get("first_name").to_string();
     let last_name = get("last_name").to_string();
     if first_name.is_empty() && last_name.is_empty() {

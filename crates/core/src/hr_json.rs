@@ -47,7 +47,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Person>, HrCsvError> {
         }
         let n = i as u64 + 1;
         let Value::Object(map) = record else {
-            rows.problem(n, None, format!("expected an object, found {}", kind(record)));
+            rows.problem(
+                n,
+                None,
+                format!("expected an object, found {}", kind(record)),
+            );
             continue;
         };
         let mut cells: Vec<String> = vec![String::new(); headers.len()];
@@ -129,11 +133,7 @@ fn records(file: &str, text: &str) -> Result<Vec<Value>, HrCsvError> {
             file,
             RowUnit::Record,
             0,
-            format!(
-                "not JSON (line {}, column {}): {e}",
-                e.line(),
-                e.column()
-            ),
+            format!("not JSON (line {}, column {}): {e}", e.line(), e.column()),
         )),
     }
 }
@@ -229,8 +229,14 @@ mod tests {
             "{err}"
         );
         let text = err.to_string();
-        assert!(text.contains("people.json: record 4: missing column(s): status"), "{text}");
-        assert!(text.contains("record 5: expected an object, found a number"), "{text}");
+        assert!(
+            text.contains("people.json: record 4: missing column(s): status"),
+            "{text}"
+        );
+        assert!(
+            text.contains("record 5: expected an object, found a number"),
+            "{text}"
+        );
         assert!(text.contains("already used on record 1"), "{text}");
     }
 
@@ -240,7 +246,8 @@ mod tests {
         assert!(err.to_string().contains("expected an array"), "{err}");
         let err = parse("p.json", "[{").unwrap_err();
         assert!(err.to_string().contains("not JSON"), "{err}");
-        let bad = record("E1", "a@acme.example").replace("\"first_name\":\"A\"", "\"first_name\":true");
+        let bad =
+            record("E1", "a@acme.example").replace("\"first_name\":\"A\"", "\"first_name\":true");
         let err = parse("p.json", &format!("[{bad}]")).unwrap_err();
         assert_eq!(err.errors[0].column.as_deref(), Some("first_name"));
         assert!(parse("p.json", "[]").unwrap().is_empty());

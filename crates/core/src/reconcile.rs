@@ -259,8 +259,7 @@ pub fn reconcile_guarded(
         let handles: Vec<_> = work
             .chunks(chunk)
             .map(|part| {
-                let (correlator, resolved, by_id, dates) =
-                    (&correlator, &resolved, &by_id, &dates);
+                let (correlator, resolved, by_id, dates) = (&correlator, &resolved, &by_id, &dates);
                 scope.spawn(move || {
                     let mut partial = Plan::default();
                     for obs in part {
@@ -342,7 +341,12 @@ impl Dates<'_> {
     }
 
     /// Why a not-yet-started joiner gets nothing yet.
-    fn scheduled_joiner(&self, person: &Person, connection: &ConnectionId, i: usize) -> Option<Finding> {
+    fn scheduled_joiner(
+        &self,
+        person: &Person,
+        connection: &ConnectionId,
+        i: usize,
+    ) -> Option<Finding> {
         let (start, from) = self.not_yet_started(i)?;
         Some(Finding {
             connection: connection.clone(),

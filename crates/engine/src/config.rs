@@ -1158,8 +1158,14 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code(), "CONFIG-0003");
         let text = err.to_string();
-        assert!(text.contains("company.time_zone") && text.contains("CAL-0001"), "{text}");
-        assert!(text.contains("Europe/Paris"), "names an example of the fix: {text}");
+        assert!(
+            text.contains("company.time_zone") && text.contains("CAL-0001"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Europe/Paris"),
+            "names an example of the fix: {text}"
+        );
     }
 
     #[test]
@@ -1167,25 +1173,38 @@ mod tests {
         use crate::hr_file::HrFormat;
         let at = Path::new("/etc/roster/roster.toml");
         let format = |source: &str| {
-            Config::parse(at, &format!("policy = \"p.toml\"\n[source]\n{source}\n"), &no_env)
-                .map(|c| (c.hr_csv, c.hr_format))
+            Config::parse(
+                at,
+                &format!("policy = \"p.toml\"\n[source]\n{source}\n"),
+                &no_env,
+            )
+            .map(|c| (c.hr_csv, c.hr_format))
         };
         assert_eq!(
             format("hr_file = \"people.xlsx\"").unwrap(),
-            (Some(PathBuf::from("/etc/roster/people.xlsx")), HrFormat::Xlsx)
+            (
+                Some(PathBuf::from("/etc/roster/people.xlsx")),
+                HrFormat::Xlsx
+            )
         );
         assert_eq!(format("hr_file = \"feed.json\"").unwrap().1, HrFormat::Json);
         assert_eq!(
-            format("hr_file = \"export.dat\"\nhr_format = \"json\"").unwrap().1,
+            format("hr_file = \"export.dat\"\nhr_format = \"json\"")
+                .unwrap()
+                .1,
             HrFormat::Json
         );
         // The older name still reads a CSV.
         assert_eq!(format("hr_csv = \"people.csv\"").unwrap().1, HrFormat::Csv);
         let err = format("hr_file = \"people.txt\"").unwrap_err().to_string();
         assert!(err.contains("hr_format"), "{err}");
-        let err = format("hr_file = \"a.csv\"\nhr_csv = \"b.csv\"").unwrap_err().to_string();
+        let err = format("hr_file = \"a.csv\"\nhr_csv = \"b.csv\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not both"), "{err}");
-        let err = format("hr_file = \"a.csv\"\nhr_format = \"xls\"").unwrap_err().to_string();
+        let err = format("hr_file = \"a.csv\"\nhr_format = \"xls\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("csv, xlsx, json"), "{err}");
     }
 

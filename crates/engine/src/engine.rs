@@ -202,7 +202,10 @@ impl Engine {
 
     /// Reads the HR file at `path` (its format as configured, else from its
     /// extension) and parses it whole: any bad row refuses the file.
-    pub fn read_hr_file(&self, path: &std::path::Path) -> Result<Vec<roster_core::Person>, EngineError> {
+    pub fn read_hr_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Vec<roster_core::Person>, EngineError> {
         let bytes = std::fs::read(path).map_err(|e| {
             EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
         })?;

@@ -176,7 +176,10 @@ fn parse_xlsx(file: &str, bytes: &[u8]) -> Result<Vec<Person>, HrCsvError> {
         ));
     };
     let mut out = Rows::new(file, RowUnit::Row, names, *at)?;
-    let headers: Vec<String> = names.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    let headers: Vec<String> = names
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
     for (number, cells) in &sheet.rows {
         if out.full() {
             break;
@@ -245,7 +248,9 @@ fn cell(c: &Data) -> Result<String, String> {
             Some((date, time)) if time.trim_start_matches(['0', ':', '.']).is_empty() => {
                 Ok(date.to_string())
             }
-            Some(_) => Err(format!("a date with a time of day ({s}); give the date alone")),
+            Some(_) => Err(format!(
+                "a date with a time of day ({s}); give the date alone"
+            )),
             None => Ok(s.clone()),
         },
         Data::DurationIso(s) => Err(format!("a duration ({s}) where text or a date belongs")),
@@ -287,9 +292,11 @@ mod tests {
             for (c, v) in row.iter().enumerate() {
                 if c == 8 && dated.contains(&r) {
                     let d = ExcelDateTime::parse_from_str(v).unwrap();
-                    ws.write_datetime_with_format(r32, c as u16, &d, &date).unwrap();
+                    ws.write_datetime_with_format(r32, c as u16, &d, &date)
+                        .unwrap();
                 } else if c == 0 && v.chars().all(|ch| ch.is_ascii_digit()) && !v.is_empty() {
-                    ws.write_number(r32, c as u16, v.parse::<f64>().unwrap()).unwrap();
+                    ws.write_number(r32, c as u16, v.parse::<f64>().unwrap())
+                        .unwrap();
                 } else if !v.is_empty() {
                     ws.write_string(r32, c as u16, *v).unwrap();
                 }
@@ -298,7 +305,8 @@ mod tests {
         // Rows a person emptied but the sheet still spans.
         for t in 0..trailing {
             ws.write_string((rows.len() + 1 + t) as u32, 0, "").unwrap();
-            ws.write_blank((rows.len() + 1 + t) as u32, 3, &Format::new()).unwrap();
+            ws.write_blank((rows.len() + 1 + t) as u32, 3, &Format::new())
+                .unwrap();
         }
         wb.save_to_buffer().unwrap()
     }
@@ -306,12 +314,30 @@ mod tests {
     fn good() -> Vec<[&'static str; 11]> {
         vec![
             [
-                "1001", "ada@acme.example", "Ada", "Lovelace", "R&D", "CC-1", "", "active",
-                "2026-01-05", "", "Paris",
+                "1001",
+                "ada@acme.example",
+                "Ada",
+                "Lovelace",
+                "R&D",
+                "CC-1",
+                "",
+                "active",
+                "2026-01-05",
+                "",
+                "Paris",
             ],
             [
-                "E2", "bob@acme.example", "Bob", "Jones", "Sales", "CC-2", "ada@acme.example",
-                "terminated", "2021-02-01", "2026-10-01", "",
+                "E2",
+                "bob@acme.example",
+                "Bob",
+                "Jones",
+                "Sales",
+                "CC-2",
+                "ada@acme.example",
+                "terminated",
+                "2021-02-01",
+                "2026-10-01",
+                "",
             ],
         ]
     }
@@ -342,7 +368,10 @@ mod tests {
         let csv = roster_core::hr_csv::write(&people);
         let again = parse(HrFormat::Csv, "people.csv", csv.as_bytes()).unwrap();
         for (a, b) in people.iter().zip(&again) {
-            assert_eq!((&a.employee_id, &a.email, a.start_date), (&b.employee_id, &b.email, b.start_date));
+            assert_eq!(
+                (&a.employee_id, &a.email, a.start_date),
+                (&b.employee_id, &b.email, b.start_date)
+            );
         }
     }
 
@@ -350,13 +379,43 @@ mod tests {
     fn every_bad_row_is_named_by_its_spreadsheet_row_and_column() {
         let mut rows = good();
         rows.push([
-            "E3", "not-an-address", "Cy", "K", "F", "CC", "", "active", "2020-01-01", "", "",
+            "E3",
+            "not-an-address",
+            "Cy",
+            "K",
+            "F",
+            "CC",
+            "",
+            "active",
+            "2020-01-01",
+            "",
+            "",
         ]);
         rows.push([
-            "E4", "dan@acme.example", "Dan", "L", "F", "CC", "", "active", "05/01/2020", "", "",
+            "E4",
+            "dan@acme.example",
+            "Dan",
+            "L",
+            "F",
+            "CC",
+            "",
+            "active",
+            "05/01/2020",
+            "",
+            "",
         ]);
         rows.push([
-            "E2", "eve@acme.example", "Eve", "M", "F", "CC", "", "active", "2020-01-01", "", "",
+            "E2",
+            "eve@acme.example",
+            "Eve",
+            "M",
+            "F",
+            "CC",
+            "",
+            "active",
+            "2020-01-01",
+            "",
+            "",
         ]);
         let bytes = workbook(&HEADER, &rows, &[], 0);
         let err = parse(HrFormat::Xlsx, "people.xlsx", &bytes).unwrap_err();
@@ -367,11 +426,18 @@ mod tests {
             .collect();
         assert_eq!(
             places,
-            vec![(4, Some("email")), (5, Some("start_date")), (6, Some("employee_id"))],
+            vec![
+                (4, Some("email")),
+                (5, Some("start_date")),
+                (6, Some("employee_id"))
+            ],
             "{err}"
         );
         let text = err.to_string();
-        assert!(text.contains("people.xlsx: row 5: start_date \"05/01/2020\" is not a date"), "{text}");
+        assert!(
+            text.contains("people.xlsx: row 5: start_date \"05/01/2020\" is not a date"),
+            "{text}"
+        );
         assert!(text.contains("already used on row 3"), "{text}");
         assert!(text.contains("nothing was imported"), "{text}");
     }
@@ -384,7 +450,10 @@ mod tests {
         let err = parse(HrFormat::Xlsx, "people.xlsx", &bytes).unwrap_err();
         assert_eq!(err.errors.len(), 1);
         assert_eq!(err.errors[0].line, 1);
-        assert!(err.errors[0].message.contains("missing column(s): email"), "{err}");
+        assert!(
+            err.errors[0].message.contains("missing column(s): email"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -412,8 +481,14 @@ mod tests {
 
     #[test]
     fn formats_come_from_the_extension() {
-        assert_eq!(HrFormat::from_path(Path::new("a/People.XLSX")), Some(HrFormat::Xlsx));
-        assert_eq!(HrFormat::from_path(Path::new("p.json")), Some(HrFormat::Json));
+        assert_eq!(
+            HrFormat::from_path(Path::new("a/People.XLSX")),
+            Some(HrFormat::Xlsx)
+        );
+        assert_eq!(
+            HrFormat::from_path(Path::new("p.json")),
+            Some(HrFormat::Json)
+        );
         assert_eq!(HrFormat::from_path(Path::new("p.csv")), Some(HrFormat::Csv));
         assert_eq!(HrFormat::from_path(Path::new("p.txt")), None);
     }

@@ -15,7 +15,6 @@
 //! [`PersonAccess`] is plain data (serde both ways), so every surface
 //! renders the same answer.
 
-
 use roster_core::calendar::Standing;
 use roster_core::{Account, Action, ConnectionId, EmploymentStatus, Operation, Person};
 use roster_store::{ActionState, AuditRecord, HumanTask, HumanTaskState};

@@ -26,7 +26,10 @@ fn clock() -> OffsetDateTime {
 }
 
 fn set_now(t: OffsetDateTime) {
-    NOW_MS.store((t.unix_timestamp_nanos() / 1_000_000) as i64, Ordering::SeqCst);
+    NOW_MS.store(
+        (t.unix_timestamp_nanos() / 1_000_000) as i64,
+        Ordering::SeqCst,
+    );
 }
 
 fn employees(n: usize) -> Vec<SimEmployee> {
@@ -102,7 +105,11 @@ async fn the_service_closes_access_when_an_end_date_passes_with_no_source_change
     }
     stop_tx.send(true).unwrap();
     svc.await.unwrap().unwrap();
-    assert_eq!(sim.handle().effects().len(), 1, "only the leaver was touched");
+    assert_eq!(
+        sim.handle().effects().len(),
+        1,
+        "only the leaver was touched"
+    );
 
     let after = roster
         .person_access(&PersonRef::Email(Email::parse("p3@acme.example").unwrap()))
@@ -192,9 +199,7 @@ async fn person_access_names_identities_paths_and_rules_and_changes_nothing() {
     people[1].aliases = vec![Email::parse("alias1@acme.example").unwrap()];
     people[1].groups = vec!["Finance".into()];
     people[1].end_date = Some(date!(2026 - 12 - 31));
-    people[1]
-        .attributes
-        .insert("idp_id".into(), "00u1".into());
+    people[1].attributes.insert("idp_id".into(), "00u1".into());
     people[1]
         .attributes
         .insert("idp_state".into(), "ACTIVE".into());
@@ -207,20 +212,26 @@ async fn person_access_names_identities_paths_and_rules_and_changes_nothing() {
     let plans = roster.store().recent_plans(100).await.unwrap().len();
     // By alias, by employee ID: the same person.
     let by_alias = roster
-        .person_access(&PersonRef::Email(Email::parse("ALIAS1@acme.example").unwrap()))
+        .person_access(&PersonRef::Email(
+            Email::parse("ALIAS1@acme.example").unwrap(),
+        ))
         .await
         .unwrap();
-    let by_id = roster
-        .person_access(&PersonRef::parse("E1"))
-        .await
-        .unwrap();
+    let by_id = roster.person_access(&PersonRef::parse("E1")).await.unwrap();
     assert_eq!(by_alias, by_id);
     let a = by_alias;
     assert_eq!(a.planned.employee_id.as_str(), "E1");
     assert_eq!(a.dates.kind, "leaving");
-    assert!(a.dates.detail.contains("ends 2026-12-31 (Europe/Paris)"), "{}", a.dates.detail);
+    assert!(
+        a.dates.detail.contains("ends 2026-12-31 (Europe/Paris)"),
+        "{}",
+        a.dates.detail
+    );
     let idp = a.idp.as_ref().unwrap();
-    assert_eq!((idp.id.as_deref(), idp.state.as_deref()), (Some("00u1"), Some("ACTIVE")));
+    assert_eq!(
+        (idp.id.as_deref(), idp.state.as_deref()),
+        (Some("00u1"), Some("ACTIVE"))
+    );
     assert_eq!(a.accounts.len(), 1);
     let acc = &a.accounts[0];
     assert_eq!(acc.app.as_deref(), Some("expensify"));
@@ -229,7 +240,12 @@ async fn person_access_names_identities_paths_and_rules_and_changes_nothing() {
     assert_eq!(path.operation, roster_core::Operation::Deactivate);
     assert_eq!(path.path, "api");
     assert_eq!(path.connector.as_deref(), Some("expensify-api"));
-    assert_eq!(a.next_plan.as_deref(), Some(&[][..]), "{:?}", a.next_plan_error);
+    assert_eq!(
+        a.next_plan.as_deref(),
+        Some(&[][..]),
+        "{:?}",
+        a.next_plan_error
+    );
 
     // Plain data: JSON both ways.
     let json = serde_json::to_string(&a).unwrap();

@@ -598,6 +598,8 @@ impl Roster {
         for p in inputs.people.iter_mut().chain(inputs.person.iter_mut()) {
             if p.employee_id == person.employee_id {
                 p.status = roster_core::EmploymentStatus::Terminated;
+                // As the override will: now, not at a future end date.
+                p.end_date = None;
             }
         }
         let plan = self.engine.plan_from(&inputs).await?;

@@ -30,7 +30,8 @@
 //! Termination overrides (an authenticated offboarding, see
 //! [`crate::app::Roster::offboard`]) are applied to the people planned: a
 //! person offboarded is planned as terminated whatever a slower source
-//! still says.
+//! still says, and whatever end date it gives (the override drops it, so
+//! the calendar cannot keep them in until then).
 
 use std::collections::BTreeMap;
 
@@ -282,6 +283,12 @@ impl Engine {
                 && let Some(status) = EmploymentStatus::parse(&o.status)
             {
                 p.status = status;
+                // An offboarding is now: an end date still ahead must not
+                // keep the person's access until then (the calendar keeps
+                // a terminated person with a future end date active).
+                if status == EmploymentStatus::Terminated {
+                    p.end_date = None;
+                }
             }
         }
         Ok(())

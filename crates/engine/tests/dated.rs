@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use roster_core::{Calendar, Email, EmploymentStatus, Person, Principal};
 use roster_engine::options::AppBinding;
 use roster_engine::service::{self, ServiceOptions};
-use roster_engine::{PersonRef, Roster};
+use roster_engine::{PersonRef, PlanScope, Roster};
 use roster_sim::expensify::SimEmployee;
 use time::OffsetDateTime;
 use time::macros::{date, datetime};
@@ -263,4 +263,50 @@ async fn person_access_names_identities_paths_and_rules_and_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "ENG-0009");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offboarding_is_not_postponed_by_an_end_date_still_ahead() {
+    // HR already says terminated, last day at the end of the month; the
+    // calendar keeps such a person's access until then. An operator's
+    // offboarding must not wait for it.
+    set_now(datetime!(2026-12-10 09:00 UTC));
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, engine) = common::expensify_service_engine(dir.path(), employees(3)).await;
+    let mut engine = engine.with_clock(clock);
+    engine.calendar = Calendar::new("Europe/Paris", 0).unwrap();
+    let mut people: Vec<Person> = (0..3)
+        .map(|i| common::numbered(i, EmploymentStatus::Active))
+        .collect();
+    people[2].status = EmploymentStatus::Terminated;
+    people[2].end_date = Some(date!(2026 - 12 - 31));
+    let roster = Roster::new(engine);
+    let by = Principal::service();
+    roster.import_people(&by, &people, "hr").await.unwrap();
+    let who = PersonRef::Email(Email::parse("p2@acme.example").unwrap());
+    roster.read(&by, &mut |_, _| {}).await.unwrap();
+    let (_, preview) = roster.preview_offboard(&who).await.unwrap();
+    assert_eq!(preview.actions.len(), 1, "{preview:?}");
+    // Left alone, they keep access until the end of the 31st.
+    let plain = roster.preview(&PlanScope::All).await.unwrap();
+    assert!(plain.actions.is_empty(), "{:?}", plain.actions);
+
+    let off = roster
+        .offboard(
+            &Principal::new(roster_core::PrincipalKind::User, "alice"),
+            &who,
+            "left early",
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(off.report.applied_total(), 1, "{:?}", off.report);
+    assert!(
+        sim.handle()
+            .employee(common::SERVICE_POLICY_ID, "p2@acme.example")
+            .is_none()
+    );
+    let a = roster.person_access(&who).await.unwrap();
+    assert!(a.offboarded);
+    assert_eq!(a.planned.status, EmploymentStatus::Terminated);
 }

@@ -33,6 +33,7 @@ mod demo;
 mod govern;
 mod offboard;
 mod ops;
+mod person;
 mod plans;
 mod principal;
 mod report;
@@ -91,6 +92,9 @@ enum Command {
     /// Offboard one person now: print the plan (--dry-run), carry it out
     /// with --yes, and show the access that remains.
     Offboard(offboard::OffboardArgs),
+    /// One person's access everywhere: `person show PERSON`.
+    #[command(subcommand)]
+    Person(person::PersonCommand),
     /// Stored plans and where each stands; `plans show ID|latest` shows one.
     Plans(plans::PlansArgs),
     /// Serve the SCIM gateway IdPs push to, and run continuously.
@@ -178,6 +182,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
             Command::Apply(args) => ops::apply(args, cli.catalog_dir.as_deref()).await,
             Command::Offboard(args) => offboard::run(args, cli.catalog_dir.as_deref()).await,
+            Command::Person(cmd) => person::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Plans(args) => plans::run(args, cli.catalog_dir.as_deref()).await,
             Command::Approve(args) => {
                 govern::decide(

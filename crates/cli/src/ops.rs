@@ -9,7 +9,7 @@ use roster_catalog::{App, Catalog, ConnectionSettings};
 use roster_connectors::SecretString;
 use roster_connectors::driver::{Progress, REPORT_WAITS_OVER};
 use roster_connectors::registry::{self, ConnectorSettings};
-use roster_core::{ConnectionId, Policy, hr_csv, plan::render};
+use roster_core::{ConnectionId, Policy, plan::render};
 use roster_engine::config::Config;
 use roster_engine::human::AppBinding;
 use roster_engine::{Engine, PersonRef, RefreshOptions, Roster};
@@ -258,6 +258,9 @@ async fn build_engine(
     let mut engine = Engine::new(store, policy);
     engine.anchor = anchor;
     engine.exports_dir = Some(config.data_dir.clone());
+    // `[company]`: start and end dates are judged in the company's zone.
+    engine.calendar = config.calendar.clone();
+    engine.hr_format = config.hr_csv.as_ref().map(|_| config.hr_format);
     // Every plan checks the policy against what the deployment provides.
     // A command that never plans should not fail for an unreadable HR file,
     // so a vocabulary that cannot be built is left out here; `roster plan`
@@ -350,9 +353,12 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
     // whole file, and nothing is imported or read.
     let people = match &config.hr_csv {
         Some(hr) => {
-            let text = std::fs::read_to_string(hr)
+            let bytes = std::fs::read(hr)
                 .with_context(|| format!("cannot read HR file {}", hr.display()))?;
-            Some((hr, hr_csv::parse(&hr.display().to_string(), &text)?))
+            Some((
+                hr,
+                roster_engine::hr_file::parse(config.hr_format, &hr.display().to_string(), &bytes)?,
+            ))
         }
         None => None,
     };

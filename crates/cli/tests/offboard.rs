@@ -144,3 +144,71 @@ async fn offboard_shows_the_plan_does_nothing_without_yes_then_closes_and_report
     assert!(!out.status.success());
     assert!(stderr.contains("nobody@acme.example"), "{stderr}");
 }
+
+/// `roster person show` over a deployment whose HR file is a JSON feed
+/// (`[source] hr_file = "people.json"`), in Europe/Paris: the person's
+/// identities, their account with the path and the rule, their dates,
+/// as text and as JSON; it reads roster's database only.
+#[tokio::test(flavor = "multi_thread")]
+async fn person_show_reads_a_json_hr_feed_and_names_path_rule_and_dates() {
+    let app = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = deployment(dir.path(), &app.url());
+    let feed = r#"[
+      {"employee_id": "E1", "email": "alice@acme.example", "first_name": "Alice", "last_name": "Smith",
+       "department": "Finance", "cost_center": "CC-1", "manager_email": "boss@acme.example",
+       "status": "active", "start_date": "2020-01-01", "end_date": "2099-12-31",
+       "aliases": ["a.smith@acme.example"], "groups": ["Finance"]},
+      {"employee_id": "E2", "email": "bob@acme.example", "first_name": "Bob", "last_name": "Jones",
+       "department": "Finance", "cost_center": "CC-1", "manager_email": "boss@acme.example",
+       "status": "active", "start_date": "2020-01-01", "end_date": null}
+    ]"#;
+    std::fs::write(dir.path().join("people.json"), feed).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "hr_csv = \"people.csv\"",
+        "hr_file = \"people.json\"\n\n[company]\ntime_zone = \"Europe/Paris\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let (out, _, stderr) = roster_at(&config, &["plan"]).await;
+    assert!(out.status.success(), "{stderr}");
+
+    let (out, stdout, stderr) =
+        roster_at(&config, &["person", "show", "a.smith@acme.example"]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Alice Smith <alice@acme.example> (E1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ends 2099-12-31 (Europe/Paris)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("aliases: a.smith@acme.example"), "{stdout}");
+    assert!(stdout.contains("grant: rule \"everyone\""), "{stdout}");
+    assert!(
+        stdout.contains("path to deactivate: api via expensify-api"),
+        "{stdout}"
+    );
+
+    let (out, stdout, stderr) = roster_at(&config, &["person", "show", "E1", "--json"]).await;
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["planned"]["email"], "alice@acme.example");
+    assert_eq!(v["dates"]["kind"], "leaving");
+    assert_eq!(v["accounts"][0]["rules"][0], "everyone");
+    assert_eq!(v["accounts"][0]["path"]["path"], "api");
+
+    // A bad record refuses the whole feed, naming it.
+    std::fs::write(
+        dir.path().join("people.json"),
+        feed.replace("\"bob@acme.example\"", "\"bob-at-acme\""),
+    )
+    .unwrap();
+    let (out, _, stderr) = roster_at(&config, &["plan"]).await;
+    assert!(!out.status.success());
+    assert!(stderr.contains("people.json: record 2: email"), "{stderr}");
+
+    let (out, _, stderr) = roster_at(&config, &["person", "show", "nobody@acme.example"]).await;
+    assert!(!out.status.success());
+    assert!(stderr.contains("ENG-0009"), "{stderr}");
+}

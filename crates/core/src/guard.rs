@@ -291,6 +291,10 @@ pub struct GuardContext {
     /// shared or ambiguous, exactly as the full run would; they get no
     /// actions, and accounts matching nobody are not this run's business.
     pub focus: Option<crate::EmployeeId>,
+    /// The company's time zone and provisioning lead: people are planned
+    /// with the status their start and end dates give them at `now`
+    /// (see [`crate::calendar`]). Default: UTC, no lead.
+    pub calendar: crate::calendar::Calendar,
 }
 
 /// A limit and how it was reached, for the plan's text.

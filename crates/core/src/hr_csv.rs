@@ -1,4 +1,9 @@
-//! The HR CSV source of truth.
+//! The HR file source of truth: its columns, the one row validator every
+//! format shares ([`Rows`]), and the CSV format.
+//!
+//! The formats (CSV here, a JSON feed in [`crate::hr_json`], XLSX in the
+//! engine's `hr_file`) only read their rows as text and hand them to
+//! [`Rows`], so what makes a row good cannot differ between them.
 //!
 //! Required columns (any order, header names case-insensitive):
 //! `employee_id, email, first_name, last_name, department, cost_center,
@@ -35,19 +40,38 @@ pub const REQUIRED_COLUMNS: [&str; 10] = [
 /// wrong file.
 pub const MAX_ERRORS: usize = 50;
 
-/// One problem in the file, with its 1-based line number.
+/// How a format numbers the rows its errors name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowUnit {
+    /// A CSV file's 1-based line (the header is line 1).
+    #[default]
+    Line,
+    /// A spreadsheet's 1-based row, as the spreadsheet shows it.
+    Row,
+    /// A JSON feed's 1-based position in the array.
+    Record,
+}
+
+/// One problem in the file: where (its row, by the format's [`RowUnit`]),
+/// which column when one is to blame, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub line: u64,
+    pub column: Option<String>,
     pub message: String,
 }
 
+/// The HR file was refused: every bad row, each with its place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {} problem(s); nothing was imported:\n{}", errors.len(), render(errors, file))]
+#[error("{file}: {} problem(s); nothing was imported:\n{}", errors.len(), render(errors, file, *unit))]
 pub struct HrCsvError {
     pub file: String,
+    pub unit: RowUnit,
     pub errors: Vec<RowError>,
 }
+
+/// The same error, by the name that fits every format.
+pub type HrFileError = HrCsvError;
 
 impl HrCsvError {
     /// The stable code: the HR file was refused (its rows say why, each
@@ -55,109 +79,213 @@ impl HrCsvError {
     pub fn code(&self) -> &'static str {
         "HRCSV-0001"
     }
+
+    /// A refusal of the whole file for one reason (a header it cannot
+    /// read, a file that is not a spreadsheet).
+    pub fn whole(file: &str, unit: RowUnit, line: u64, message: String) -> HrCsvError {
+        HrCsvError {
+            file: file.to_string(),
+            unit,
+            errors: vec![RowError {
+                line,
+                column: None,
+                message,
+            }],
+        }
+    }
 }
 
-fn render(errors: &[RowError], file: &str) -> String {
+fn render(errors: &[RowError], file: &str, unit: RowUnit) -> String {
     errors
         .iter()
-        .map(|e| format!("  {file}:{}: {}", e.line, e.message))
+        .map(|e| match unit {
+            RowUnit::Line => format!("  {file}:{}: {}", e.line, e.message),
+            RowUnit::Row => format!("  {file}: row {}: {}", e.line, e.message),
+            RowUnit::Record => format!("  {file}: record {}: {}", e.line, e.message),
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The one row validator every HR format goes through (CSV here, JSON in
+/// [`crate::hr_json`], XLSX in the engine, which reads the workbook), so
+/// the formats cannot drift: the same required columns, the same checks
+/// per row, the same duplicate checks across rows, the same refusal of
+/// the whole file on any bad row.
+///
+/// A format reads its header, calls [`Rows::new`], hands each row's cells
+/// (in header order, as text) to [`Rows::row`], and ends with
+/// [`Rows::finish`].
+pub struct Rows {
+    file: String,
+    unit: RowUnit,
+    headers: Vec<String>,
+    col: HashMap<String, usize>,
+    people: Vec<Person>,
+    errors: Vec<RowError>,
+    seen_ids: HashMap<String, u64>,
+    seen_emails: HashMap<String, u64>,
+}
+
+impl Rows {
+    /// Checks the header (names trimmed and compared case-insensitively):
+    /// every required column must be there. `at` is the header's row.
+    pub fn new<S: AsRef<str>>(
+        file: &str,
+        unit: RowUnit,
+        headers: &[S],
+        at: u64,
+    ) -> Result<Rows, HrCsvError> {
+        let headers: Vec<String> = headers
+            .iter()
+            .map(|h| h.as_ref().trim().to_ascii_lowercase())
+            .collect();
+        let missing: Vec<&str> = REQUIRED_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| !headers.iter().any(|h| h == c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(HrCsvError::whole(
+                file,
+                unit,
+                at,
+                format!(
+                    "missing column(s): {} (required: {})",
+                    missing.join(", "),
+                    REQUIRED_COLUMNS.join(", ")
+                ),
+            ));
+        }
+        let mut col = HashMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            if col.insert(h.clone(), i).is_some() && !h.is_empty() {
+                return Err(HrCsvError::whole(
+                    file,
+                    unit,
+                    at,
+                    format!("column {h:?} appears twice in the header"),
+                ));
+            }
+        }
+        Ok(Rows {
+            file: file.to_string(),
+            unit,
+            headers,
+            col,
+            people: Vec::new(),
+            errors: Vec::new(),
+            seen_ids: HashMap::new(),
+            seen_emails: HashMap::new(),
+        })
+    }
+
+    /// True once [`MAX_ERRORS`] problems were collected: stop reading.
+    pub fn full(&self) -> bool {
+        self.errors.len() >= MAX_ERRORS
+    }
+
+    /// Records a problem the format found itself (a malformed row, a cell
+    /// it cannot read as text).
+    pub fn problem(&mut self, line: u64, column: Option<&str>, message: String) {
+        self.errors.push(RowError {
+            line,
+            column: column.map(str::to_string),
+            message,
+        });
+    }
+
+    /// Validates one row; `cells` are in header order (missing trailing
+    /// cells read as empty).
+    pub fn row<S: AsRef<str>>(&mut self, line: u64, cells: &[S]) {
+        if self.full() {
+            return;
+        }
+        let trimmed: Vec<&str> = cells.iter().map(|c| c.as_ref().trim()).collect();
+        match parse_row(&self.col, &self.headers, &trimmed) {
+            Ok(person) => {
+                if let Some(prev) = self.seen_ids.insert(person.employee_id.to_string(), line) {
+                    let message = format!(
+                        "employee_id {:?} already used on {} {prev}",
+                        person.employee_id.as_str(),
+                        self.unit_name()
+                    );
+                    self.problem(line, Some("employee_id"), message);
+                    return;
+                }
+                if let Some(prev) = self.seen_emails.insert(person.email.normalized(), line) {
+                    let message = format!(
+                        "email {} already used on {} {prev} (emails compare case-insensitively)",
+                        person.email,
+                        self.unit_name()
+                    );
+                    self.problem(line, Some("email"), message);
+                    return;
+                }
+                self.people.push(person);
+            }
+            Err((column, message)) => self.problem(line, column, message),
+        }
+    }
+
+    fn unit_name(&self) -> &'static str {
+        match self.unit {
+            RowUnit::Line => "line",
+            RowUnit::Row => "row",
+            RowUnit::Record => "record",
+        }
+    }
+
+    /// The people, or every problem found.
+    pub fn finish(self) -> Result<Vec<Person>, HrCsvError> {
+        if self.errors.is_empty() {
+            Ok(self.people)
+        } else {
+            Err(HrCsvError {
+                file: self.file,
+                unit: self.unit,
+                errors: self.errors,
+            })
+        }
+    }
 }
 
 /// Parses an HR CSV file's text into people. `file` names the file in
 /// errors.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Person>, HrCsvError> {
-    let fail = |errors: Vec<RowError>| HrCsvError {
-        file: file.to_string(),
-        errors,
-    };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
         .from_reader(text.as_bytes());
     let headers: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
+        Ok(h) => h.iter().map(str::to_string).collect(),
         Err(e) => {
-            return Err(fail(vec![RowError {
-                line: 1,
-                message: format!("cannot read the header: {e}"),
-            }]));
+            return Err(HrCsvError::whole(
+                file,
+                RowUnit::Line,
+                1,
+                format!("cannot read the header: {e}"),
+            ));
         }
     };
-    let missing: Vec<&str> = REQUIRED_COLUMNS
-        .iter()
-        .copied()
-        .filter(|c| !headers.iter().any(|h| h == c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(fail(vec![RowError {
-            line: 1,
-            message: format!(
-                "missing column(s): {} (required: {})",
-                missing.join(", "),
-                REQUIRED_COLUMNS.join(", ")
-            ),
-        }]));
-    }
-    let col: HashMap<&str, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
-
-    let mut people = Vec::new();
-    let mut errors = Vec::new();
-    let mut seen_ids: HashMap<String, u64> = HashMap::new();
-    let mut seen_emails: HashMap<String, u64> = HashMap::new();
+    let mut rows = Rows::new(file, RowUnit::Line, &headers, 1)?;
     for record in reader.records() {
-        if errors.len() >= MAX_ERRORS {
+        if rows.full() {
             break;
         }
-        let record = match record {
-            Ok(r) => r,
+        match record {
+            Ok(r) => {
+                let line = r.position().map(|p| p.line()).unwrap_or(0);
+                let cells: Vec<&str> = r.iter().collect();
+                rows.row(line, &cells);
+            }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(RowError {
-                    line,
-                    message: format!("malformed row: {e}"),
-                });
-                continue;
+                rows.problem(line, None, format!("malformed row: {e}"));
             }
-        };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        match parse_row(&col, &headers, &record) {
-            Ok(person) => {
-                if let Some(prev) = seen_ids.insert(person.employee_id.to_string(), line) {
-                    errors.push(RowError {
-                        line,
-                        message: format!(
-                            "employee_id {:?} already used on line {prev}",
-                            person.employee_id.as_str()
-                        ),
-                    });
-                    continue;
-                }
-                if let Some(prev) = seen_emails.insert(person.email.normalized(), line) {
-                    errors.push(RowError {
-                        line,
-                        message: format!(
-                            "email {} already used on line {prev} (emails compare case-insensitively)",
-                            person.email
-                        ),
-                    });
-                    continue;
-                }
-                people.push(person);
-            }
-            Err(message) => errors.push(RowError { line, message }),
         }
     }
-    if errors.is_empty() {
-        Ok(people)
-    } else {
-        Err(fail(errors))
-    }
+    rows.finish()
 }
 
 /// The header's columns beyond the required ones, `aliases` and `groups`
@@ -173,9 +301,14 @@ pub fn extra_columns(text: &str) -> Vec<String> {
     let Ok(headers) = reader.headers() else {
         return Vec::new();
     };
+    extra_columns_of(headers.iter())
+}
+
+/// [`extra_columns`] of any format's header.
+pub fn extra_columns_of<S: AsRef<str>>(headers: impl IntoIterator<Item = S>) -> Vec<String> {
     let mut out: Vec<String> = headers
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
+        .into_iter()
+        .map(|h| h.as_ref().trim().to_ascii_lowercase())
         .filter(|h| {
             !h.is_empty()
                 && !REQUIRED_COLUMNS.contains(&h.as_str())
@@ -188,44 +321,66 @@ pub fn extra_columns(text: &str) -> Vec<String> {
     out
 }
 
+type Problem = (Option<&'static str>, String);
+
 fn parse_row(
-    col: &HashMap<&str, usize>,
+    col: &HashMap<String, usize>,
     headers: &[String],
-    record: &csv::StringRecord,
-) -> Result<Person, String> {
-    let get = |name: &str| -> &str { col.get(name).and_then(|&i| record.get(i)).unwrap_or("") };
+    record: &[&str],
+) -> Result<Person, Problem> {
+    let get = |name: &str| -> &str {
+        col.get(name)
+            .and_then(|&i| record.get(i).copied())
+            .unwrap_or("")
+    };
     let employee_id = get("employee_id");
     if employee_id.is_empty() {
-        return Err("employee_id is empty".into());
+        return Err((Some("employee_id"), "employee_id is empty".into()));
     }
-    let email = Email::parse(get("email")).map_err(|e| format!("email: {e}"))?;
+    let email = Email::parse(get("email")).map_err(|e| (Some("email"), format!("email: {e}")))?;
     let first_name = get("first_name").to_string();
     let last_name = get("last_name").to_string();
     if first_name.is_empty() && last_name.is_empty() {
-        return Err("first_name and last_name are both empty".into());
+        return Err((
+            Some("first_name"),
+            "first_name and last_name are both empty".into(),
+        ));
     }
     let manager_email = match get("manager_email") {
         "" => None,
-        m => Some(Email::parse(m).map_err(|e| format!("manager_email: {e}"))?),
+        m => Some(
+            Email::parse(m).map_err(|e| (Some("manager_email"), format!("manager_email: {e}")))?,
+        ),
     };
     if manager_email.as_ref() == Some(&email) {
-        return Err(format!("{email} is their own manager"));
+        return Err((
+            Some("manager_email"),
+            format!("{email} is their own manager"),
+        ));
     }
     let status_raw = get("status");
-    let status = EmploymentStatus::parse(status_raw)
-        .ok_or_else(|| format!("status {status_raw:?} is not one of active, leave, terminated"))?;
-    let start_date = parse_date("start_date", get("start_date"))?;
-    let end_date = parse_date("end_date", get("end_date"))?;
+    let status = EmploymentStatus::parse(status_raw).ok_or_else(|| {
+        (
+            Some("status"),
+            format!("status {status_raw:?} is not one of active, leave, terminated"),
+        )
+    })?;
+    let start_date =
+        parse_date("start_date", get("start_date")).map_err(|e| (Some("start_date"), e))?;
+    let end_date = parse_date("end_date", get("end_date")).map_err(|e| (Some("end_date"), e))?;
     if let (Some(s), Some(e)) = (start_date, end_date)
         && e < s
     {
-        return Err(format!("end_date {e} is before start_date {s}"));
+        return Err((
+            Some("end_date"),
+            format!("end_date {e} is before start_date {s}"),
+        ));
     }
     let aliases = get("aliases")
         .split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|a| Email::parse(a).map_err(|e| format!("aliases: {e}")))
+        .map(|a| Email::parse(a).map_err(|e| (Some("aliases"), format!("aliases: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let groups = get("groups")
         .split(';')
@@ -235,7 +390,8 @@ fn parse_row(
         .collect();
     let mut attributes = BTreeMap::new();
     for (i, h) in headers.iter().enumerate() {
-        if REQUIRED_COLUMNS.contains(&h.as_str()) || h == "aliases" || h == "groups" {
+        if h.is_empty() || REQUIRED_COLUMNS.contains(&h.as_str()) || h == "aliases" || h == "groups"
+        {
             continue;
         }
         if let Some(v) = record.get(i)
@@ -345,6 +501,8 @@ mod tests {
         assert!(err.errors[1].message.contains("retired"));
         assert!(err.errors[2].message.contains("start_date"));
         assert!(err.errors[3].message.contains("already used on line 2"));
+        assert_eq!(err.errors[0].column.as_deref(), Some("email"));
+        assert_eq!(err.errors[1].column.as_deref(), Some("status"));
         assert!(err.errors[4].message.contains("case-insensitively"));
         assert!(err.to_string().contains("nothing was imported"));
     }

@@ -14,12 +14,16 @@
 //! * [`Account`]: what one app holds, as last read through one connection.
 //! * correlation ([`correlate`]): the link person ↔ account.
 //! * [`Policy`]: who should have what (TOML, see [`policy`]).
+//! * [`Calendar`]: the company's time zone; when dated joiners and leavers
+//!   gain and lose access (see [`calendar`]).
 //! * [`Plan`]: the ordered actions that make observed match desired, each
 //!   with a reason, plus findings that need a human.
 
+pub mod calendar;
 pub mod correlate;
 pub mod guard;
 pub mod hr_csv;
+pub mod hr_json;
 pub mod ids;
 pub mod model;
 pub mod plan;
@@ -29,6 +33,7 @@ pub mod reconcile;
 pub mod text;
 pub mod vocabulary;
 
+pub use calendar::{Calendar, Standing};
 pub use guard::{GuardContext, GuardKind};
 pub use ids::{AccountKey, ConnectionId, Email, EmployeeId};
 pub use model::{Account, EmploymentStatus, Observed, Person};

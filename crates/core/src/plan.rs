@@ -228,6 +228,10 @@ pub enum FindingKind {
     /// since the last accepted snapshot: deprovisions were withheld until a
     /// person confirms the source (see [`crate::guard`]).
     SourceChange,
+    /// A dated change not due yet (see [`crate::calendar`]): a joiner whose
+    /// provisioning day is ahead, or a leaver who keeps access until the
+    /// end of their end date. Nothing for a person to do.
+    Scheduled,
 }
 
 impl FindingKind {
@@ -239,6 +243,7 @@ impl FindingKind {
             FindingKind::IncompleteRead => "incomplete_read",
             FindingKind::UnresolvedLookup => "unresolved_lookup",
             FindingKind::SourceChange => "source_change",
+            FindingKind::Scheduled => "scheduled",
         }
     }
 }

@@ -40,10 +40,12 @@
 //! * an account's employee ID is only ever changed to that of the person a
 //!   resolution (`roster matches resolve`) linked it to.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
+use crate::calendar::{Calendar, Standing};
 use crate::correlate::{Correlator, Match, MatchedBy};
 use crate::guard::GuardContext;
 use crate::ids::{AccountKey, ConnectionId, Email, EmployeeId};
@@ -176,6 +178,36 @@ pub fn reconcile_guarded(
     guard: &GuardContext,
     now: OffsetDateTime,
 ) -> Plan {
+    // Dates first: people are planned with the status their dates give
+    // them at `now` in the company's zone (see `crate::calendar`). The
+    // source's own people are kept for reasons.
+    let source_people = people;
+    let standings: Vec<Standing> = people
+        .iter()
+        .map(|p| guard.calendar.standing(p, now))
+        .collect();
+    let people: Cow<'_, [Person]> = if people
+        .iter()
+        .any(|p| guard.calendar.effective_status(p, now) != p.status)
+    {
+        Cow::Owned(
+            people
+                .iter()
+                .map(|p| Person {
+                    status: guard.calendar.effective_status(p, now),
+                    ..p.clone()
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(people)
+    };
+    let people: &[Person] = &people;
+    let dates = Dates {
+        calendar: &guard.calendar,
+        standings: &standings,
+        source: source_people,
+    };
     let correlator = Correlator::new(people, &policy.correlation);
     let by_id: HashMap<&str, usize> = people
         .iter()
@@ -227,7 +259,7 @@ pub fn reconcile_guarded(
         let handles: Vec<_> = work
             .chunks(chunk)
             .map(|part| {
-                let (correlator, resolved, by_id) = (&correlator, &resolved, &by_id);
+                let (correlator, resolved, by_id, dates) = (&correlator, &resolved, &by_id, &dates);
                 scope.spawn(move || {
                     let mut partial = Plan::default();
                     for obs in part {
@@ -239,6 +271,7 @@ pub fn reconcile_guarded(
                             focus,
                             obs,
                             policy,
+                            dates,
                             now,
                             &mut partial,
                         );
@@ -288,6 +321,49 @@ fn op_rank(op: Operation) -> u8 {
     }
 }
 
+/// What the people's dates say, for one run (see `crate::calendar`).
+struct Dates<'a> {
+    calendar: &'a Calendar,
+    /// Each person's standing at `now`, by index.
+    standings: &'a [Standing],
+    /// The people as the source gave them (before their dates changed
+    /// their status), by index.
+    source: &'a [Person],
+}
+
+impl Dates<'_> {
+    /// The joiner's start date and provisioning time, while it is ahead.
+    fn not_yet_started(&self, i: usize) -> Option<(time::Date, OffsetDateTime)> {
+        match self.standings.get(i) {
+            Some(Standing::NotYetStarted { start, from }) => Some((*start, *from)),
+            _ => None,
+        }
+    }
+
+    /// Why a not-yet-started joiner gets nothing yet.
+    fn scheduled_joiner(
+        &self,
+        person: &Person,
+        connection: &ConnectionId,
+        i: usize,
+    ) -> Option<Finding> {
+        let (start, from) = self.not_yet_started(i)?;
+        Some(Finding {
+            connection: connection.clone(),
+            kind: FindingKind::Scheduled,
+            account: None,
+            email: Some(person.email.clone()),
+            detail: format!(
+                "{} starts {start} ({zone}); access to {connection} is scheduled from the start of {} ({zone}, provision_days_before_start = {})",
+                who(person),
+                self.calendar.local_date(from),
+                self.calendar.provision_days_before_start(),
+                zone = self.calendar.zone_name(),
+            ),
+        })
+    }
+}
+
 /// A resolution made for an account that the app now shows to be
 /// somebody else's in every respect: its employee ID and its address both
 /// belong to one other person. In apps keyed by address (Expensify), that
@@ -322,6 +398,7 @@ fn reconcile_connection(
     focus: Option<usize>,
     obs: &Observed,
     policy: &Policy,
+    dates: &Dates<'_>,
     now: OffsetDateTime,
     plan: &mut Plan,
 ) {
@@ -479,9 +556,45 @@ fn reconcile_connection(
             Some((a, by)) => (Some(*a), Some(*by)),
             None => (None, None),
         };
+        // Someone the source already marks as terminated keeps an active
+        // account until the end of their end date; say so, since the
+        // source alone would have them out today.
+        if let (Some(Standing::Leaving { end, until }), Some(_), Some(a)) =
+            (dates.standings.get(i), &entitlement, account)
+            && a.active
+            && dates.source.get(i).map(|p| p.status) == Some(EmploymentStatus::Terminated)
+        {
+            plan.findings.push(Finding {
+                connection: connection.clone(),
+                kind: FindingKind::Scheduled,
+                account: Some(a.key.clone()),
+                email: a.email.clone().or_else(|| Some(person.email.clone())),
+                detail: format!(
+                    "{} is terminated in the source but ends {end} ({zone}): keeps {connection} until the end of that day, deactivated from the start of {} ({zone})",
+                    who(person),
+                    dates.calendar.local_date(*until),
+                    zone = dates.calendar.zone_name(),
+                ),
+            });
+        }
         match (entitlement, account) {
             (Some(_), None) if held.contains(&i) => {
                 class.missing += 1;
+            }
+            // A joiner whose start date is ahead: nothing is created or
+            // reactivated before their provisioning day; the plan says
+            // when it will be.
+            (Some(ent), account)
+                if ent.unresolved.is_empty()
+                    && account.is_none_or(|a| !a.active)
+                    && dates.not_yet_started(i).is_some() =>
+            {
+                if account.is_some() {
+                    class.inactive += 1;
+                }
+                if let Some(f) = dates.scheduled_joiner(person, connection, i) {
+                    plan.findings.push(f);
+                }
             }
             // A lookup found no value: creating, updating or reactivating
             // the account without it (say, without its workspace) is worse
@@ -669,9 +782,9 @@ fn reconcile_connection(
                     reason: match settings.grace_days {
                         Some(g) => format!(
                             "{}; suspended now, deleted {g} days after the end date",
-                            leaver_reason(person, connection, now)
+                            leaver_reason(person, connection, dates, i, now)
                         ),
-                        None => leaver_reason(person, connection, now),
+                        None => leaver_reason(person, connection, dates, i, now),
                     },
                     cause: if person.status == EmploymentStatus::Terminated {
                         Cause::Left
@@ -857,11 +970,32 @@ fn update_reason(changes: &[AttributeChange], rules: &[&str]) -> String {
     parts.join("; ")
 }
 
-fn leaver_reason(person: &Person, connection: &ConnectionId, now: OffsetDateTime) -> String {
+fn leaver_reason(
+    person: &Person,
+    connection: &ConnectionId,
+    dates: &Dates<'_>,
+    i: usize,
+    now: OffsetDateTime,
+) -> String {
+    // Terminated by the date alone: the source still says otherwise.
+    if let Some(Standing::Ended { end, .. }) = dates.standings.get(i)
+        && let Some(source) = dates.source.get(i)
+        && source.status != EmploymentStatus::Terminated
+    {
+        return format!(
+            "{} is {} in the source but ends {end} ({}): access closed at the end of that day; no rule grants {connection} to a leaver",
+            who(person),
+            match source.status {
+                EmploymentStatus::Leave => "on leave",
+                s => s.as_str(),
+            },
+            dates.calendar.zone_name()
+        );
+    }
     match person.status {
         EmploymentStatus::Terminated => match person.end_date {
             Some(end) => {
-                let days = (now.date() - end).whole_days();
+                let days = (dates.calendar.local_date(now) - end).whole_days();
                 if days >= 0 {
                     format!(
                         "{} was terminated on {end} ({days} days ago); no rule grants {connection} to a leaver",

@@ -200,6 +200,7 @@ proptest! {
                 &policy.approvals,
             ),
             focus: None,
+            calendar: Default::default(),
         };
         let plan = reconcile_guarded(
             &source,

@@ -14,7 +14,10 @@
 //!   incomplete.
 //! * `== resolutions` one per line: `connection | account key | employee_id`
 //!   (or `-` for "not a managed person").
-//! * `== now YYYY-MM-DD` the reconciliation date (default 2026-11-25).
+//! * `== now YYYY-MM-DD` the reconciliation date (default 2026-11-25,
+//!   midnight UTC), or `== now 2026-12-08T07:30:00Z` (RFC 3339) an instant.
+//! * `== calendar ZONE N` the company's time zone and
+//!   `provision_days_before_start` (default `UTC 0`).
 //! * `== plan` the expected rendering.
 
 use std::collections::BTreeMap;
@@ -22,8 +25,8 @@ use std::path::Path;
 
 use roster_core::plan::render;
 use roster_core::{
-    Account, AccountKey, ConnectionId, Email, EmployeeId, Observed, Policy, Resolution, hr_csv,
-    reconcile_with,
+    Account, AccountKey, Calendar, ConnectionId, Email, EmployeeId, GuardContext, Observed, Policy,
+    Resolution, hr_csv, reconcile_guarded,
 };
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
@@ -49,6 +52,7 @@ struct Case {
     incomplete: BTreeMap<String, String>,
     resolutions: Vec<Resolution>,
     now: OffsetDateTime,
+    calendar: Calendar,
     expected: String,
     head: String,
 }
@@ -77,6 +81,7 @@ fn parse_case(text: &str) -> Case {
             .unwrap()
             .midnight()
             .assume_utc(),
+        calendar: Calendar::default(),
         expected: String::new(),
         head,
     };
@@ -131,10 +136,21 @@ fn parse_case(text: &str) -> Case {
             case.incomplete
                 .insert(conn.trim().to_string(), reason.trim().to_string());
         } else if let Some(date) = name.strip_prefix("now ") {
-            case.now = Date::parse(date.trim(), format_description!("[year]-[month]-[day]"))
-                .unwrap()
-                .midnight()
-                .assume_utc();
+            case.now = match OffsetDateTime::parse(
+                date.trim(),
+                &time::format_description::well_known::Rfc3339,
+            ) {
+                Ok(t) => t,
+                Err(_) => Date::parse(date.trim(), format_description!("[year]-[month]-[day]"))
+                    .unwrap()
+                    .midnight()
+                    .assume_utc(),
+            };
+        } else if let Some(rest) = name.strip_prefix("calendar ") {
+            let mut f = rest.split_whitespace();
+            let zone = f.next().expect("calendar ZONE N");
+            let days = f.next().map_or(0, |n| n.parse().expect("days"));
+            case.calendar = Calendar::new(zone, days).expect("known zone");
         } else if name == "resolutions" {
             for line in body.lines().filter(|l| !l.trim().is_empty()) {
                 let f: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -174,7 +190,18 @@ fn run(case: &Case) -> String {
         }
     }
     let observed: Vec<Observed> = observed.into_values().collect();
-    let plan = reconcile_with(&people, &observed, &policy, &case.resolutions, case.now);
+    let context = GuardContext {
+        calendar: case.calendar.clone(),
+        ..GuardContext::default()
+    };
+    let plan = reconcile_guarded(
+        &people,
+        &observed,
+        &policy,
+        &case.resolutions,
+        &context,
+        case.now,
+    );
 
     // Determinism: shuffling the inputs must not change the plan.
     let mut people_rev = people.clone();
@@ -184,11 +211,12 @@ fn run(case: &Case) -> String {
     for o in &mut observed_rev {
         o.accounts.reverse();
     }
-    let again = reconcile_with(
+    let again = reconcile_guarded(
         &people_rev,
         &observed_rev,
         &policy,
         &case.resolutions,
+        &context,
         case.now,
     );
     assert_eq!(render(&plan), render(&again), "plan depends on input order");

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 use roster_connectors::driver::Progress;
 use roster_core::guard::{SourceChange, SourceCounts};
-use roster_core::{ConnectionId, EmployeeId, Person, Plan, Principal, hr_csv};
+use roster_core::{ConnectionId, EmployeeId, Person, Plan, Principal};
 use roster_store::{
     AuditKind, Decision, HumanTask, MatchResolution, PersonOverride, PlanId, Store,
 };
@@ -119,15 +119,7 @@ pub struct Offboarding {
     pub held: Vec<(usize, String)>,
 }
 
-/// What access a person still has: every account the store holds under
-/// their identifiers, and the human tasks still open about them.
-#[derive(Debug, Clone)]
-pub struct RemainingAccess {
-    pub accounts: Vec<roster_core::Account>,
-    /// Tasks not yet verified or cancelled (open, reopened, or reported
-    /// done and waiting for the next read to verify).
-    pub open_tasks: Vec<HumanTask>,
-}
+pub use crate::person::{PersonAccess, RemainingAccess};
 
 /// The application layer (module docs).
 pub struct Roster {
@@ -194,7 +186,7 @@ impl Roster {
         let label = crate::sources::label(hr.map(|(l, _)| l), &ids);
         if label.is_empty() {
             return Err(EngineError::Refused(
-                "no source of people is configured ([source] hr_csv or [sources.<name>])".into(),
+                "no source of people is configured ([source] hr_file or [sources.<name>])".into(),
             ));
         }
         let held = self.import_people(by, &people, &label).await?;
@@ -472,11 +464,7 @@ impl Roster {
         let people = match &opts.hr_csv {
             None => None,
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
-                })?;
-                let people = hr_csv::parse(&path.display().to_string(), &text)
-                    .map_err(|e| EngineError::Refused(e.to_string()))?;
+                let people = self.engine.read_hr_file(path)?;
                 Some((people, path.display().to_string()))
             }
         };
@@ -610,6 +598,8 @@ impl Roster {
         for p in inputs.people.iter_mut().chain(inputs.person.iter_mut()) {
             if p.employee_id == person.employee_id {
                 p.status = roster_core::EmploymentStatus::Terminated;
+                // As the override will: now, not at a future end date.
+                p.end_date = None;
             }
         }
         let plan = self.engine.plan_from(&inputs).await?;
@@ -619,34 +609,16 @@ impl Roster {
     /// What `person` still has after an offboarding (or at any time): their
     /// accounts as last read, and the tasks still open about them.
     pub async fn remaining_access(&self, person: &Person) -> Result<RemainingAccess, EngineError> {
-        let addresses = self.engine.addresses(person);
-        let mut accounts = self
-            .engine
-            .store
-            .accounts_for_person(&person.employee_id, &addresses)
-            .await?;
-        accounts.sort_by(|a, b| {
-            (a.connection.as_str(), a.key.as_str()).cmp(&(b.connection.as_str(), b.key.as_str()))
-        });
-        let open_tasks = self
-            .engine
-            .store
-            .human_tasks(&[
-                roster_store::HumanTaskState::Open,
-                roster_store::HumanTaskState::Reopened,
-                roster_store::HumanTaskState::Done,
-            ])
-            .await?
-            .into_iter()
-            .filter(|t| {
-                t.employee_id.as_deref() == Some(person.employee_id.as_str())
-                    || addresses.contains(&t.subject_email.to_lowercase())
-            })
-            .collect();
-        Ok(RemainingAccess {
-            accounts,
-            open_tasks,
-        })
+        self.engine.remaining_access(person).await
+    }
+
+    /// Everything about one person's access, for `roster person show` and
+    /// `GET /api/v1/people/{id}`: their identities, every account with the
+    /// path roster takes in its app and the rule that grants it, open
+    /// tasks, pending and next plan actions, recent audit events (see
+    /// [`crate::person`]). Reads only the store; changes nothing.
+    pub async fn person_access(&self, who: &PersonRef) -> Result<PersonAccess, EngineError> {
+        self.engine.person_access(who).await
     }
 
     /// Lifts an offboarding's termination override: the source of truth

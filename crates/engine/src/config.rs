@@ -23,8 +23,13 @@
 //! policy = "policy.toml"
 //! catalog_dir = "catalog.d"          # optional: app records that add to or replace the built-in ones
 //!
+//! [company]
+//! time_zone = "Europe/Paris"         # IANA name; default "UTC". Start and end dates are days here
+//! provision_days_before_start = 3    # default 0: joiners get access on their start date
+//!
 //! [source]
-//! hr_csv = "people.csv"
+//! hr_file = "people.xlsx"            # .csv, .xlsx or .json (or hr_format = "csv" | "xlsx" | "json")
+//! # hr_csv = "people.csv"            # the older name, still read
 //!
 //! # Identity providers as sources of people (see `crate::sources` for how
 //! # several sources are merged: HR owns status, dates and cost center; an
@@ -253,6 +258,7 @@ pub struct PolicyContext {
     pub config: PathBuf,
     pub policy: PathBuf,
     pub hr_csv: Option<PathBuf>,
+    pub hr_format: crate::hr_file::HrFormat,
     pub connections: Vec<String>,
     /// Identity providers are configured (`[sources.<name>]`): their
     /// people carry `idp_id`, `idp_state`, `idp_flag` and `idp_source`.
@@ -266,14 +272,14 @@ impl PolicyContext {
     pub fn vocabulary(&self) -> Result<Vocabulary, ConfigError> {
         let extra = match &self.hr_csv {
             Some(hr) => {
-                let text = std::fs::read_to_string(hr).map_err(|e| ConfigError::Invalid {
+                let bytes = std::fs::read(hr).map_err(|e| ConfigError::Invalid {
                     path: self.config.clone(),
                     message: format!(
-                        "source.hr_csv: cannot read {} to learn its columns: {e}",
+                        "source.hr_file: cannot read {} to learn its columns: {e}",
                         hr.display()
                     ),
                 })?;
-                roster_core::hr_csv::extra_columns(&text)
+                crate::hr_file::extra_columns(self.hr_format, &bytes)
             }
             None => Vec::new(),
         };
@@ -293,7 +299,22 @@ impl PolicyContext {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
+    /// The older name of `hr_file` (a CSV file); still read.
     pub hr_csv: Option<PathBuf>,
+    /// The HR file: CSV, XLSX or JSON, by extension or `hr_format`.
+    pub hr_file: Option<PathBuf>,
+    pub hr_format: Option<String>,
+}
+
+/// `[company]`: the company's calendar (see `roster_core::calendar`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompany {
+    /// IANA time zone name; default `UTC`.
+    pub time_zone: Option<String>,
+    /// Days before a joiner's start date their access is provisioned;
+    /// default 0 (on the start date).
+    pub provision_days_before_start: Option<u32>,
 }
 
 /// Which identity provider a `[sources.<name>]` table reads.
@@ -406,6 +427,8 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub catalog_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub company: RawCompany,
     pub source: Option<RawSource>,
     /// Identity providers read as sources of people.
     #[serde(default)]
@@ -505,6 +528,51 @@ impl SourceConfig {
     }
 }
 
+/// `[company]` as a calendar; the error names the fix.
+fn calendar(company: &RawCompany) -> Result<roster_core::Calendar, String> {
+    roster_core::Calendar::new(
+        company.time_zone.as_deref().unwrap_or("UTC"),
+        company.provision_days_before_start.unwrap_or(0),
+    )
+    .map_err(|e| format!("company.time_zone: {e}"))
+}
+
+/// `[source]`'s HR file and its format: `hr_file` (or the older
+/// `hr_csv`, never both), the format from `hr_format` or the extension.
+fn hr_source(
+    source: Option<&RawSource>,
+) -> Result<(Option<PathBuf>, crate::hr_file::HrFormat), String> {
+    use crate::hr_file::HrFormat;
+    let Some(s) = source else {
+        return Ok((None, HrFormat::Csv));
+    };
+    let file = match (&s.hr_file, &s.hr_csv) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "source: set `hr_file` or `hr_csv`, not both (`hr_csv` is the older name of `hr_file`)"
+                    .into(),
+            );
+        }
+        (Some(f), None) => Some(f.clone()),
+        (None, Some(f)) => Some(f.clone()),
+        (None, None) => None,
+    };
+    let format = match (&s.hr_format, &file) {
+        (Some(name), _) => HrFormat::parse(name).ok_or_else(|| {
+            format!("source.hr_format: {name:?} is not one of csv, xlsx, json")
+        })?,
+        (None, Some(_)) if s.hr_csv.is_some() => HrFormat::Csv,
+        (None, Some(f)) => HrFormat::from_path(f).ok_or_else(|| {
+            format!(
+                "source.hr_file: cannot tell the format of {} from its extension: name it .csv, .xlsx or .json, or set hr_format",
+                f.display()
+            )
+        })?,
+        (None, None) => HrFormat::Csv,
+    };
+    Ok((file, format))
+}
+
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -513,7 +581,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub policy: PathBuf,
     pub catalog_dir: Option<PathBuf>,
+    /// The HR file (`[source] hr_file`, or the older `hr_csv`), whatever
+    /// its format; see [`Config::hr_format`].
     pub hr_csv: Option<PathBuf>,
+    /// The HR file's format (`hr_format`, else from its extension).
+    pub hr_format: crate::hr_file::HrFormat,
+    /// `[company]`: time zone and provisioning lead for dated joiners and
+    /// leavers.
+    pub calendar: roster_core::Calendar,
     /// `[sources.<name>]`: identity providers read as sources of people.
     pub sources: Vec<SourceConfig>,
     pub connections: Vec<ConnectionConfig>,
@@ -642,7 +717,17 @@ impl Config {
         Ok(PolicyContext {
             config: path.to_path_buf(),
             policy,
-            hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
+            hr_csv: hr_source(raw.source.as_ref())
+                .map_err(|message| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message,
+                })?
+                .0
+                .as_deref()
+                .map(resolve),
+            hr_format: hr_source(raw.source.as_ref())
+                .map(|(_, f)| f)
+                .unwrap_or_default(),
             connections: raw.connections.into_keys().collect(),
             idp_sources: !raw.sources.is_empty(),
         })
@@ -654,6 +739,7 @@ impl Config {
             config: self.path.clone(),
             policy: self.policy.clone(),
             hr_csv: self.hr_csv.clone(),
+            hr_format: self.hr_format,
             connections: self.connections.iter().map(|c| c.id.clone()).collect(),
             idp_sources: !self.sources.is_empty(),
         }
@@ -826,13 +912,17 @@ impl Config {
             }
             sources.push(config);
         }
+        let calendar = calendar(&raw.company).map_err(invalid)?;
+        let (hr_file, hr_format) = hr_source(raw.source.as_ref()).map_err(invalid)?;
         Ok(Config {
             path: path.to_path_buf(),
             database,
             data_dir,
             policy,
             catalog_dir: raw.catalog_dir.as_deref().map(resolve),
-            hr_csv: raw.source.and_then(|s| s.hr_csv).as_deref().map(resolve),
+            hr_csv: hr_file.as_deref().map(resolve),
+            hr_format,
+            calendar,
             sources,
             connections,
             stored_secrets,
@@ -1044,6 +1134,78 @@ mod tests {
         assert_eq!(c.policy, PathBuf::from("/etc/roster/policy.toml"));
         assert_eq!(c.hr_csv, Some(PathBuf::from("/etc/roster/hr/people.csv")));
         assert_eq!(c.database, "/etc/roster/data/roster.db");
+    }
+
+    #[test]
+    fn the_company_calendar_defaults_to_utc_and_refuses_unknown_zones() {
+        let at = Path::new("/etc/roster/roster.toml");
+        let c = Config::parse(at, "policy = \"p.toml\"\n", &no_env).unwrap();
+        assert_eq!(c.calendar.zone_name(), "UTC");
+        assert_eq!(c.calendar.provision_days_before_start(), 0);
+        let c = Config::parse(
+            at,
+            "policy = \"p.toml\"\n[company]\ntime_zone = \"Asia/Tokyo\"\nprovision_days_before_start = 3\n",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.calendar.zone_name(), "Asia/Tokyo");
+        assert_eq!(c.calendar.provision_days_before_start(), 3);
+        let err = Config::parse(
+            at,
+            "policy = \"p.toml\"\n[company]\ntime_zone = \"Paris\"\n",
+            &no_env,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "CONFIG-0003");
+        let text = err.to_string();
+        assert!(
+            text.contains("company.time_zone") && text.contains("CAL-0001"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Europe/Paris"),
+            "names an example of the fix: {text}"
+        );
+    }
+
+    #[test]
+    fn the_hr_file_format_comes_from_its_extension_or_hr_format() {
+        use crate::hr_file::HrFormat;
+        let at = Path::new("/etc/roster/roster.toml");
+        let format = |source: &str| {
+            Config::parse(
+                at,
+                &format!("policy = \"p.toml\"\n[source]\n{source}\n"),
+                &no_env,
+            )
+            .map(|c| (c.hr_csv, c.hr_format))
+        };
+        assert_eq!(
+            format("hr_file = \"people.xlsx\"").unwrap(),
+            (
+                Some(PathBuf::from("/etc/roster/people.xlsx")),
+                HrFormat::Xlsx
+            )
+        );
+        assert_eq!(format("hr_file = \"feed.json\"").unwrap().1, HrFormat::Json);
+        assert_eq!(
+            format("hr_file = \"export.dat\"\nhr_format = \"json\"")
+                .unwrap()
+                .1,
+            HrFormat::Json
+        );
+        // The older name still reads a CSV.
+        assert_eq!(format("hr_csv = \"people.csv\"").unwrap().1, HrFormat::Csv);
+        let err = format("hr_file = \"people.txt\"").unwrap_err().to_string();
+        assert!(err.contains("hr_format"), "{err}");
+        let err = format("hr_file = \"a.csv\"\nhr_csv = \"b.csv\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = format("hr_file = \"a.csv\"\nhr_format = \"xls\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("csv, xlsx, json"), "{err}");
     }
 
     #[test]

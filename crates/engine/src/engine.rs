@@ -123,6 +123,12 @@ pub struct Engine {
     pub(crate) sources: Vec<WiredSource>,
     /// How hard a source read tries (retries, backoff, page limits).
     pub source_read: roster_sources::ReadOptions,
+    /// The company's time zone and provisioning lead (`[company]`): every
+    /// plan judges start and end dates by it (see `roster_core::calendar`).
+    pub calendar: roster_core::Calendar,
+    /// The HR file's format when the configuration names one; `None`:
+    /// from the file's extension, else CSV.
+    pub hr_format: Option<crate::hr_file::HrFormat>,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -154,6 +160,8 @@ impl Engine {
             read_quarantine_after: READ_QUARANTINE_AFTER,
             sources: Vec::new(),
             source_read: roster_sources::ReadOptions::default(),
+            calendar: roster_core::Calendar::default(),
+            hr_format: None,
         }
     }
 
@@ -190,6 +198,23 @@ impl Engine {
             hash: self.policy.text_hash()?,
             text: self.policy.text()?.to_string(),
         })
+    }
+
+    /// Reads the HR file at `path` (its format as configured, else from its
+    /// extension) and parses it whole: any bad row refuses the file.
+    pub fn read_hr_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Vec<roster_core::Person>, EngineError> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            EngineError::Refused(format!("cannot read HR file {}: {e}", path.display()))
+        })?;
+        let format = self
+            .hr_format
+            .or_else(|| crate::hr_file::HrFormat::from_path(path))
+            .unwrap_or_default();
+        crate::hr_file::parse(format, &path.display().to_string(), &bytes)
+            .map_err(|e| EngineError::Refused(e.to_string()))
     }
 
     /// Uses `clock` instead of the system clock (tests).

@@ -8,7 +8,9 @@
 //! clock, audit), [`read`], [`gateway`] (SCIM intent), [`planning`] (the
 //! one planning function), [`approval`] (the one check, [`Approved`]),
 //! [`human`] (tasks for people), [`executor`] and [`execution`] (durable
-//! tasks through the connectors), [`controls`] (kill switch, match queue).
+//! tasks through the connectors), [`controls`] (kill switch, match queue),
+//! [`person`] (one person's access, read-only), [`hr_file`] (the HR file
+//! as CSV, XLSX or JSON).
 
 pub mod anchor;
 pub mod app;
@@ -24,9 +26,11 @@ pub mod execution;
 pub mod executor;
 pub mod files;
 pub mod gateway;
+pub mod hr_file;
 pub mod human;
 pub mod inbound;
 pub mod options;
+pub mod person;
 pub mod planning;
 pub mod read;
 pub mod reports;

@@ -22,10 +22,16 @@
 //! under the principal that proposed it. Verifying human tasks against a
 //! fresh read is its own step ([`crate::human`]).
 //!
+//! Start and end dates are judged in the company's time zone
+//! ([`Engine::calendar`], handed to the core in the guard context), so a
+//! date passing changes the next plan with no change in any source: the
+//! service's periodic full run picks it up.
+//!
 //! Termination overrides (an authenticated offboarding, see
 //! [`crate::app::Roster::offboard`]) are applied to the people planned: a
 //! person offboarded is planned as terminated whatever a slower source
-//! still says.
+//! still says, and whatever end date it gives (the override drops it, so
+//! the calendar cannot keep them in until then).
 
 use std::collections::BTreeMap;
 
@@ -230,6 +236,7 @@ impl Engine {
             active_counts: None,
             source_change: self.pending_source_change().await?,
             focus: None,
+            calendar: self.calendar.clone(),
         })
     }
 
@@ -276,6 +283,12 @@ impl Engine {
                 && let Some(status) = EmploymentStatus::parse(&o.status)
             {
                 p.status = status;
+                // An offboarding is now: an end date still ahead must not
+                // keep the person's access until then (the calendar keeps
+                // a terminated person with a future end date active).
+                if status == EmploymentStatus::Terminated {
+                    p.end_date = None;
+                }
             }
         }
         Ok(())
@@ -524,7 +537,11 @@ impl Engine {
                 return Ok(None);
             }
         };
-        let before = roster_core::reconcile_with(people, observed, &old, resolutions, now);
+        let context = GuardContext {
+            calendar: self.calendar.clone(),
+            ..GuardContext::default()
+        };
+        let before = reconcile_guarded(people, observed, &old, resolutions, &context, now);
         Ok(Some(PolicyChange {
             since_plan: last.id.to_string(),
             applied_ms: last.applied_ms,

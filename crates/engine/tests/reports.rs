@@ -76,7 +76,7 @@ struct Story {
     now: OffsetDateTime,
 }
 
-/// alice (active), dave (active), bob (left 2026-11-01, still everywhere),
+/// alice (active), dave (active), bob (left 2026-10-19, still everywhere),
 /// carol (left 2026-10-01, Expensify closed through a plan);
 /// ghost@ is in Expensify and nobody in HR.
 async fn fixture(store: &Store) -> Story {
@@ -91,7 +91,9 @@ async fn fixture(store: &Store) -> Story {
             "E2",
             "bob@acme.example",
             EmploymentStatus::Terminated,
-            Some(date(2026, Month::November, 1)),
+            // Before the first plan (2026-10-20): the calendar keeps a
+            // leaver's access until the end of their end date.
+            Some(date(2026, Month::October, 19)),
         ),
         person(
             "E3",
@@ -322,8 +324,8 @@ async fn a_leaver_whose_account_was_deactivated_shows_closure_time_and_duration(
         .find(|a| a.connection.as_str() == "expensify")
         .unwrap();
     assert_eq!(exp.pending_action, Some(ActionState::Pending));
-    // Open since 2026-11-01, now is 2026-11-25.
-    assert_eq!(exp.since_termination_ms, Some(24 * DAY));
+    // Open since 2026-10-19, now is 2026-11-25.
+    assert_eq!(exp.since_termination_ms, Some(37 * DAY));
 
     assert_eq!(r.summary.open_accounts, 2);
     assert_eq!(r.summary.closed_accounts, 1);
@@ -331,7 +333,7 @@ async fn a_leaver_whose_account_was_deactivated_shows_closure_time_and_duration(
         r.summary.median_time_to_close_ms,
         Some(21 * DAY + 3_600_000)
     );
-    assert_eq!(r.summary.oldest_open_ms, Some(24 * DAY));
+    assert_eq!(r.summary.oldest_open_ms, Some(37 * DAY));
     let text = reports::render_leavers(&r);
     assert!(text.contains("21d 1h after termination"), "{text}");
 }

@@ -1,0 +1,397 @@
+//! One person's access, everywhere, in one answer: [`Roster::person_access`]
+//! (`roster person show PERSON`; issue #13 serves the same type at
+//! `GET /api/v1/people/{id}`).
+//!
+//! It gathers, from what the store holds (no app is read, nothing is
+//! written): the person as the source of truth lists them and as roster
+//! plans them (gateway pushes folded in, an offboarding applied, their
+//! start and end dates judged in the company's time zone), their IdP
+//! identity, every account the store holds under their identifiers with
+//! the path roster takes in that app (the catalog's `select_path`) and
+//! the policy rule that grants it (or why none does), the human tasks
+//! still open about them, the actions of stored plans not yet carried out,
+//! what a plan for them would do now, and their recent audit events.
+//!
+//! [`PersonAccess`] is plain data (serde both ways), so every surface
+//! renders the same answer.
+
+use roster_core::calendar::Standing;
+use roster_core::{Account, Action, ConnectionId, EmploymentStatus, Operation, Person};
+use roster_store::{ActionState, AuditRecord, HumanTask, HumanTaskState};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, EngineError, ms};
+use crate::planning::{PersonRef, PlanScope};
+
+/// How far back [`PersonAccess::audit`] looks, and how many events it keeps.
+pub const AUDIT_DAYS: i64 = 90;
+pub const AUDIT_EVENTS: usize = 20;
+/// How many recent plans are searched for the person's pending actions.
+pub const RECENT_PLANS: usize = 10;
+
+/// Everything roster knows about one person's access (module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonAccess {
+    /// The person as the source of truth lists them (the people snapshot's
+    /// row: HR file, IdPs merged); `None` for someone only an IdP pushed to
+    /// the SCIM gateway.
+    pub source: Option<Person>,
+    /// The person as plans see them: gateway pushes folded in, an
+    /// offboarding applied, status as their dates make it now.
+    pub planned: Person,
+    /// An offboarding (`roster offboard`) overrides the source's status.
+    pub offboarded: bool,
+    /// What their start and end dates mean now, in the company's zone.
+    pub dates: DateStanding,
+    /// The IdP identity, when sources are configured.
+    pub idp: Option<IdpIdentity>,
+    /// Every account the store holds under their employee ID or addresses.
+    pub accounts: Vec<AccountAccess>,
+    /// Connections a rule grants them where they have no account yet.
+    pub entitled_without_account: Vec<Grant>,
+    /// Human tasks about them not yet verified or cancelled.
+    pub open_tasks: Vec<HumanTask>,
+    /// Actions of recent stored plans about them not yet carried out.
+    pub pending_actions: Vec<PendingAction>,
+    /// What a plan for them would do now, from the last read (`None`
+    /// when it could not be computed; `next_plan_error` says why).
+    pub next_plan: Option<Vec<Action>>,
+    pub next_plan_error: Option<String>,
+    /// Their recent audit events, oldest first.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// [`roster_core::Standing`] as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DateStanding {
+    /// `current`, `not_yet_started`, `leaving` or `ended`.
+    pub kind: String,
+    pub time_zone: String,
+    /// The start or end date it is about.
+    pub date: Option<String>,
+    /// When access begins (`not_yet_started`) or closes (`leaving`,
+    /// `ended`), ms since the Unix epoch.
+    pub at_ms: Option<i64>,
+    /// In words, e.g. `ends 2026-12-31 (Europe/Paris): access closes at
+    /// the end of that day`.
+    pub detail: String,
+}
+
+/// The person's identity in their identity provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpIdentity {
+    pub source: Option<String>,
+    pub id: Option<String>,
+    pub state: Option<String>,
+}
+
+/// One account and what roster does with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountAccess {
+    pub account: Account,
+    /// The catalog app the connection is.
+    pub app: Option<String>,
+    /// Whether the policy speaks about this connection at all.
+    pub governed: bool,
+    /// The rules that grant the connection to the person (empty: none).
+    pub rules: Vec<String>,
+    /// In words: which rule grants it, or why none does.
+    pub grant: String,
+    /// The path roster takes in this app for the next thing it would do to
+    /// this account (deactivate an active one, reactivate an inactive one).
+    pub path: Option<PathUse>,
+}
+
+/// A path the catalog picks for one operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathUse {
+    pub operation: Operation,
+    pub path: String,
+    /// The connector implementation that drives it; `None`: roster cannot
+    /// drive this path itself, so the change becomes a person's task.
+    pub connector: Option<String>,
+    pub reason: String,
+}
+
+/// A connection a rule grants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub connection: ConnectionId,
+    pub rules: Vec<String>,
+}
+
+/// An action of a stored plan not yet carried out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAction {
+    pub plan_id: String,
+    pub index: usize,
+    pub state: ActionState,
+    /// Why it waits for approval, when it does.
+    pub awaiting_approval: Option<String>,
+    pub action: Action,
+}
+
+/// What access a person still has: every account the store holds under
+/// their identifiers, and the human tasks still open about them.
+#[derive(Debug, Clone)]
+pub struct RemainingAccess {
+    pub accounts: Vec<roster_core::Account>,
+    /// Tasks not yet verified or cancelled (open, reopened, or reported
+    /// done and waiting for the next read to verify).
+    pub open_tasks: Vec<HumanTask>,
+}
+
+impl Engine {
+    /// See `Roster::remaining_access`.
+    pub(crate) async fn remaining_access(
+        &self,
+        person: &Person,
+    ) -> Result<RemainingAccess, EngineError> {
+        let addresses = self.addresses(person);
+        let mut accounts = self
+            .store
+            .accounts_for_person(&person.employee_id, &addresses)
+            .await?;
+        accounts.sort_by(|a, b| {
+            (a.connection.as_str(), a.key.as_str()).cmp(&(b.connection.as_str(), b.key.as_str()))
+        });
+        let open_tasks = self
+            .store
+            .human_tasks(&[
+                HumanTaskState::Open,
+                HumanTaskState::Reopened,
+                HumanTaskState::Done,
+            ])
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.employee_id.as_deref() == Some(person.employee_id.as_str())
+                    || addresses.contains(&t.subject_email.to_lowercase())
+            })
+            .collect();
+        Ok(RemainingAccess {
+            accounts,
+            open_tasks,
+        })
+    }
+
+    /// See `Roster::person_access` (module docs). Reads only the store.
+    pub(crate) async fn person_access(&self, who: &PersonRef) -> Result<PersonAccess, EngineError> {
+        let engine = self;
+        let store = &engine.store;
+        let mut planned = engine
+            .find_person(who)
+            .await?
+            .ok_or_else(|| EngineError::PersonNotFound(who.to_string()))?;
+        let source = store.person_by_employee_id(&planned.employee_id).await?;
+        let offboarded = store
+            .person_overrides()
+            .await?
+            .iter()
+            .any(|o| o.employee_id == planned.employee_id);
+        let now = engine.now();
+        let calendar = &engine.calendar;
+        let standing = calendar.standing(&planned, now);
+        let dates = describe_standing(calendar, standing);
+        if !offboarded {
+            planned.status = calendar.effective_status(&planned, now);
+        }
+        let idp = (planned.attributes.contains_key("idp_id")
+            || planned.attributes.contains_key(crate::config::IDP_SOURCE))
+        .then(|| IdpIdentity {
+            source: planned.attributes.get(crate::config::IDP_SOURCE).cloned(),
+            id: planned.attributes.get("idp_id").cloned(),
+            state: planned.attributes.get("idp_state").cloned(),
+        });
+
+        let remaining = self.remaining_access(&planned).await?;
+        let governed = engine.policy.governed_connections();
+        let mut accounts = Vec::new();
+        for account in remaining.accounts {
+            let c = account.connection.clone();
+            let is_governed = governed.contains(&c);
+            let rules: Vec<String> = engine
+                .policy
+                .entitlement(&planned, &c)
+                .map(|e| e.rules.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default();
+            let grant = if !is_governed {
+                "no rule: unmanaged (the policy says nothing about this connection)".to_string()
+            } else if rules.is_empty() {
+                if planned.status == EmploymentStatus::Terminated {
+                    format!("no rule: {} is a leaver", planned.email)
+                } else {
+                    "no rule grants it: an excess account, or an orphan if it is not theirs"
+                        .to_string()
+                }
+            } else {
+                format!(
+                    "rule{} {}",
+                    if rules.len() == 1 { "" } else { "s" },
+                    rules
+                        .iter()
+                        .map(|r| format!("{r:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                )
+            };
+            let op = if account.active {
+                Operation::Deactivate
+            } else {
+                Operation::Reactivate
+            };
+            let path = path_use(engine, &c, op);
+            accounts.push(AccountAccess {
+                app: engine.bindings.get(&c).map(|b| b.app.clone()),
+                governed: is_governed,
+                rules,
+                grant,
+                path,
+                account,
+            });
+        }
+        let mut entitled_without_account = Vec::new();
+        for c in &governed {
+            if accounts.iter().any(|a| &a.account.connection == c) {
+                continue;
+            }
+            if let Some(e) = engine.policy.entitlement(&planned, c) {
+                entitled_without_account.push(Grant {
+                    connection: c.clone(),
+                    rules: e.rules.iter().map(|r| r.to_string()).collect(),
+                });
+            }
+        }
+
+        let addresses = engine.addresses(&planned);
+        let about = |a: &Action| {
+            a.employee_id.as_ref() == Some(&planned.employee_id)
+                || addresses.contains(&a.email.normalized())
+        };
+        let mut pending_actions = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for stored in store.recent_plans(RECENT_PLANS).await? {
+            let waiting = engine.approval_status(&stored.id).await?.waiting;
+            for s in store.actions(&stored.id).await? {
+                if !matches!(
+                    s.state,
+                    ActionState::Pending
+                        | ActionState::Running
+                        | ActionState::Failed
+                        | ActionState::Manual
+                ) || !about(&s.action)
+                    || !seen.insert(s.action.key())
+                {
+                    continue;
+                }
+                pending_actions.push(PendingAction {
+                    plan_id: stored.id.to_string(),
+                    index: s.index,
+                    state: s.state,
+                    awaiting_approval: waiting.get(&s.index).cloned(),
+                    action: s.action,
+                });
+            }
+        }
+
+        let (next_plan, next_plan_error) = match engine
+            .compute_plan(&PlanScope::Person(PersonRef::EmployeeId(
+                planned.employee_id.clone(),
+            )))
+            .await
+        {
+            Ok(plan) => (Some(plan.actions), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+
+        let since = ms(now) - AUDIT_DAYS * 24 * 3600 * 1000;
+        let id_token = format!("\"{}\"", planned.employee_id.as_str().to_lowercase());
+        let mut audit: Vec<AuditRecord> = store
+            .audit_since(since)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                let subject = r.subject.to_lowercase();
+                let data = r.data.to_string().to_lowercase();
+                subject == planned.employee_id.as_str().to_lowercase()
+                    || data.contains(&id_token)
+                    || addresses
+                        .iter()
+                        .any(|a| subject.contains(a.as_str()) || data.contains(a.as_str()))
+            })
+            .collect();
+        let skip = audit.len().saturating_sub(AUDIT_EVENTS);
+        audit.drain(..skip);
+
+        Ok(PersonAccess {
+            source,
+            planned,
+            offboarded,
+            dates,
+            idp,
+            accounts,
+            entitled_without_account,
+            open_tasks: remaining
+                .open_tasks
+                .into_iter()
+                .filter(|t| t.state != HumanTaskState::Cancelled)
+                .collect(),
+            pending_actions,
+            next_plan,
+            next_plan_error,
+            audit,
+        })
+    }
+}
+
+fn path_use(engine: &Engine, c: &ConnectionId, op: Operation) -> Option<PathUse> {
+    let catalog = engine.catalog.as_ref()?;
+    let binding = engine.bindings.get(c);
+    let app = catalog.get(binding.map(|b| b.app.as_str()).unwrap_or(c.as_str()))?;
+    let settings = binding.map(|b| b.settings.clone()).unwrap_or_default();
+    let choice = roster_catalog::select_path(app, &settings, op);
+    Some(PathUse {
+        operation: op,
+        path: choice.path.to_string(),
+        connector: choice.connector.clone(),
+        reason: choice.reason,
+    })
+}
+
+fn describe_standing(calendar: &roster_core::Calendar, standing: Standing) -> DateStanding {
+    let zone = calendar.zone_name().to_string();
+    let (kind, date, at, detail) = match standing {
+        Standing::Current => ("current", None, None, "no date changes access".to_string()),
+        Standing::NotYetStarted { start, from } => (
+            "not_yet_started",
+            Some(start),
+            Some(from),
+            format!(
+                "starts {start} ({zone}): access from the start of {} ({zone})",
+                calendar.local_date(from)
+            ),
+        ),
+        Standing::Leaving { end, until } => (
+            "leaving",
+            Some(end),
+            Some(until),
+            format!(
+                "ends {end} ({zone}): access closes at the end of that day, {} 00:00 local",
+                calendar.local_date(until)
+            ),
+        ),
+        Standing::Ended { end, at } => (
+            "ended",
+            Some(end),
+            Some(at),
+            format!("ended {end} ({zone}): access closed at the end of that day"),
+        ),
+    };
+    DateStanding {
+        kind: kind.to_string(),
+        time_zone: zone,
+        date: date.map(|d| d.to_string()),
+        at_ms: at.map(ms),
+        detail,
+    }
+}

@@ -207,12 +207,33 @@ pub struct SourceCounts {
 }
 
 impl SourceCounts {
+    /// By status alone, ignoring dates.
     pub fn of(people: &[Person]) -> SourceCounts {
         SourceCounts {
             people: people.len(),
             terminated: people
                 .iter()
                 .filter(|p| p.status == EmploymentStatus::Terminated)
+                .count(),
+        }
+    }
+
+    /// As they stand on `today` (the company's local date): someone whose
+    /// end date is before it counts as terminated whatever the source's
+    /// status, someone terminated with an end date still ahead does not
+    /// (the calendar keeps their access until it passes). So a batch of
+    /// end dates passing at once, or a typo that puts every end date in
+    /// the past, is a source change the guard holds, like a batch of
+    /// terminations.
+    pub fn as_of(people: &[Person], today: time::Date) -> SourceCounts {
+        SourceCounts {
+            people: people.len(),
+            terminated: people
+                .iter()
+                .filter(|p| match p.end_date {
+                    Some(end) => end < today,
+                    None => p.status == EmploymentStatus::Terminated,
+                })
                 .count(),
         }
     }

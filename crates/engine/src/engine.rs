@@ -233,6 +233,12 @@ impl Engine {
         (self.clock)()
     }
 
+    /// Today in the company's time zone: the day end and start dates are
+    /// judged against.
+    pub fn local_today(&self) -> time::Date {
+        self.calendar.local_date(self.now())
+    }
+
     /// Registers a connector. Its requests are paced by a rate budget in
     /// the store ([`crate::StoreBudget`]) built from its declared
     /// (documented) limits, shared with every process using this database.

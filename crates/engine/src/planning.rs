@@ -133,7 +133,7 @@ impl Engine {
         source: &str,
     ) -> Result<Option<SourceChange>, EngineError> {
         self.store.replace_people(people).await?;
-        let counts = SourceCounts::of(people);
+        let counts = SourceCounts::as_of(people, self.local_today());
         self.audit_as(
             actor,
             AuditKind::SourceImported,
@@ -189,7 +189,7 @@ impl Engine {
         &self,
         actor: &str,
     ) -> Result<SourceCounts, EngineError> {
-        let counts = self.store.people_counts().await?;
+        let counts = self.store.people_counts(self.local_today()).await?;
         let before = self.store.source_baseline(PEOPLE_SOURCE).await?;
         self.store
             .accept_source(PEOPLE_SOURCE, counts, ms(self.now()), actor)
@@ -212,7 +212,7 @@ impl Engine {
     /// against the accepted baseline; judges only, writes nothing.
     async fn pending_source_change(&self) -> Result<Option<SourceChange>, EngineError> {
         let baseline = self.store.source_baseline(PEOPLE_SOURCE).await?;
-        let counts = self.store.people_counts().await?;
+        let counts = self.store.people_counts(self.local_today()).await?;
         Ok(guard::source_change(
             baseline.as_ref().map(|b| b.counts),
             counts,

@@ -310,3 +310,89 @@ async fn an_offboarding_is_not_postponed_by_an_end_date_still_ahead() {
     assert!(a.offboarded);
     assert_eq!(a.planned.status, EmploymentStatus::Terminated);
 }
+
+/// The findings and guards of a plan that say the source change held its
+/// deactivations.
+fn held_by_source_change(plan: &roster_core::Plan) -> bool {
+    plan.findings
+        .iter()
+        .any(|f| f.kind == roster_core::FindingKind::SourceChange)
+        && !plan
+            .actions
+            .iter()
+            .any(|a| a.operation == roster_core::Operation::Deactivate)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_end_dates_passing_at_once_are_a_source_change_until_confirmed() {
+    // Ten of forty people end on 2026-12-10, all still listed as active;
+    // imported on the 8th, when nobody has left yet.
+    set_now(datetime!(2026-12-08 12:00 UTC));
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, engine) = common::expensify_service_engine(dir.path(), employees(40)).await;
+    let mut engine = engine.with_clock(clock);
+    engine.calendar = Calendar::new("Europe/Paris", 0).unwrap();
+    let mut people: Vec<Person> = (0..40)
+        .map(|i| common::numbered(i, EmploymentStatus::Active))
+        .collect();
+    for p in &mut people[..10] {
+        p.end_date = Some(date!(2026 - 12 - 10));
+    }
+    let roster = Roster::new(engine);
+    let by = Principal::service();
+    roster.import_people(&by, &people, "hr").await.unwrap();
+    roster.read(&by, &mut |_, _| {}).await.unwrap();
+    let before = roster.plan(&by, PlanScope::All).await.unwrap();
+    assert!(
+        before.plan.actions.is_empty(),
+        "nobody has left yet: {:?}",
+        before.plan.actions
+    );
+
+    // The 11th in Paris: a quarter of the company left at once with no
+    // change in the source. That is a source change, held like a batch of
+    // terminations, until a person confirms it.
+    set_now(datetime!(2026-12-11 09:00 UTC));
+    let after = roster.plan(&by, PlanScope::All).await.unwrap();
+    assert!(held_by_source_change(&after.plan), "{:#?}", after.plan);
+    roster.accept_source_change(&by).await.unwrap();
+    let confirmed = roster.plan(&by, PlanScope::All).await.unwrap();
+    let closing = confirmed
+        .plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == roster_core::Operation::Deactivate)
+        .count();
+    assert_eq!(closing, 10, "{:#?}", confirmed.plan);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typo_that_puts_every_end_date_in_the_past_is_held() {
+    set_now(datetime!(2026-12-08 12:00 UTC));
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, engine) = common::expensify_service_engine(dir.path(), employees(40)).await;
+    let mut engine = engine.with_clock(clock);
+    engine.calendar = Calendar::new("Europe/Paris", 0).unwrap();
+    let mut people: Vec<Person> = (0..40)
+        .map(|i| common::numbered(i, EmploymentStatus::Active))
+        .collect();
+    let roster = Roster::new(engine);
+    let by = Principal::service();
+    roster.import_people(&by, &people, "hr").await.unwrap();
+    // The next HR export fills every end date with yesterday (a column
+    // mapped wrongly), statuses untouched.
+    for p in &mut people {
+        p.end_date = Some(date!(2026 - 12 - 07));
+    }
+    roster.import_people(&by, &people, "hr").await.unwrap();
+    roster.read(&by, &mut |_, _| {}).await.unwrap();
+    let planned = roster.plan(&by, PlanScope::All).await.unwrap();
+    assert!(held_by_source_change(&planned.plan), "{:#?}", planned.plan);
+    let approved = roster.check_planned(&by, planned).await.unwrap();
+    roster.apply(approved, &mut |_, _| {}).await.unwrap();
+    assert!(
+        sim.handle().effects().is_empty(),
+        "nobody's access was taken: {:?}",
+        sim.handle().effects()
+    );
+}

@@ -85,13 +85,20 @@ impl Store {
         Ok(())
     }
 
-    /// The size of the people snapshot the store holds now.
-    pub async fn people_counts(&self) -> Result<SourceCounts, StoreError> {
+    /// How many people the snapshot holds, and how many of them count as
+    /// terminated on `today` (the company's local date): those whose end
+    /// date is before it, and those the source calls terminated without an
+    /// end date (one whose end date is still ahead keeps access until it
+    /// passes). The same rule as [`SourceCounts::as_of`], so an import and
+    /// a later plan judge alike.
+    pub async fn people_counts(&self, today: time::Date) -> Result<SourceCounts, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, \
-             COALESCE(SUM(CASE WHEN status = 'terminated' THEN 1 ELSE 0 END), 0) AS t \
+             COALESCE(SUM(CASE WHEN (end_date IS NOT NULL AND end_date < $1) \
+                 OR (end_date IS NULL AND status = 'terminated') THEN 1 ELSE 0 END), 0) AS t \
              FROM person",
         )
+        .bind(crate::people::iso_date(today))
         .fetch_one(&self.read)
         .await?;
         Ok(SourceCounts {

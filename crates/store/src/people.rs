@@ -14,6 +14,11 @@ use sqlx::any::AnyRow;
 use roster_core::{Email, EmployeeId, Person};
 
 use crate::sql::{Val, insert_rows};
+
+/// `YYYY-MM-DD`, which sorts as the dates do (the `end_date` column).
+pub(crate) fn iso_date(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
 use crate::{Store, StoreError};
 
 impl Store {
@@ -42,6 +47,7 @@ impl Store {
                 Val::Text(primary.clone()),
                 Val::Text(p.status.as_str().to_string()),
                 Val::Text(data),
+                Val::OptText(p.end_date.map(iso_date)),
             ]);
             // One alias row per distinct address other than the primary.
             let aliases: BTreeSet<String> = p
@@ -65,9 +71,9 @@ impl Store {
         sqlx::query("DELETE FROM person").execute(&mut *tx).await?;
         insert_rows(
             &mut tx,
-            "INSERT INTO person (employee_id, email_lc, status, data)",
+            "INSERT INTO person (employee_id, email_lc, status, data, end_date)",
             "",
-            4,
+            5,
             person_rows,
         )
         .await?;

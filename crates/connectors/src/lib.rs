@@ -1,7 +1,9 @@
 //! The connector interface, the engine-side driver that runs it, and one
 //! implementation per provisioning path: the Expensify Integration Server
 //! ([`expensify`]), SCIM 2.0 ([`scim`]), BILL Spend & Expense's v3 API
-//! ([`bill_spend`]), app assignment through Okta ([`okta_assign`]) and
+//! ([`bill_spend`]), app assignment through Okta ([`okta_assign`]),
+//! membership in allowlisted IdP groups (Okta, Entra ID, OneLogin:
+//! [`idp_group`]) and
 //! Spendesk's read-only API ([`spendesk`]). [`registry::build`] makes the
 //! one the app's catalog record names for the path a connection takes; the `testkit` feature adds the
 //! conformance suite every connector runs against its simulator.
@@ -53,6 +55,7 @@ pub mod egress;
 mod error;
 pub mod expensify;
 pub mod http;
+pub mod idp_group;
 pub mod limiter;
 pub mod okta_assign;
 pub mod registry;
@@ -137,6 +140,11 @@ pub struct Capabilities {
     /// plan's read) and refuses it when the address is taken by an account
     /// that is not the action's person's.
     pub upserts_by_address: bool,
+    /// A change the app finally refused (a dead letter) is a person's
+    /// task, carrying the failure: the `idp` path, where the IdP took the
+    /// change but its provisioning into the app failed, so someone must
+    /// fix the mapping or make the change by hand.
+    pub failures_to_people: bool,
 }
 
 impl Capabilities {
@@ -148,6 +156,7 @@ impl Capabilities {
             dry_run: false,
             deactivate_needs_current_attributes: false,
             upserts_by_address: false,
+            failures_to_people: false,
         }
     }
 
@@ -173,6 +182,11 @@ impl Capabilities {
 
     pub fn with_upserts_by_address(mut self, upserts: bool) -> Self {
         self.upserts_by_address = upserts;
+        self
+    }
+
+    pub fn with_failures_to_people(mut self, yes: bool) -> Self {
+        self.failures_to_people = yes;
         self
     }
 

@@ -705,9 +705,14 @@ fn api_kinds(effects: Vec<Effect>, email: &str) -> Vec<String> {
         .filter(|e| e.via == "api" && e.email == email)
         .map(|e| {
             match e.kind {
-                EffectKind::Created | EffectKind::Assigned { .. } => "created",
+                EffectKind::Created
+                | EffectKind::Assigned { .. }
+                | EffectKind::MemberAdded { .. } => "created",
                 EffectKind::Updated { .. } => "updated",
-                EffectKind::Deactivated | EffectKind::Unassigned { .. } | EffectKind::Deleted => {
+                EffectKind::Deactivated
+                | EffectKind::Unassigned { .. }
+                | EffectKind::MemberRemoved { .. }
+                | EffectKind::Deleted => {
                     "deactivated"
                 }
                 EffectKind::Reactivated => "reactivated",

@@ -1220,14 +1220,20 @@ impl Connector for IdpGroupConnector {
         if existing.email != duplicate.email {
             return Merge::Conflict;
         }
-        let mut groups: BTreeSet<String> = existing
-            .attributes
-            .get(attr::GROUPS)
-            .map(|g| g.split(',').map(|s| s.trim().to_string()).collect())
-            .unwrap_or_default();
-        if let Some(g) = duplicate.attributes.get(attr::GROUPS) {
-            groups.extend(g.split(',').map(|s| s.trim().to_string()));
+        let split = |a: &Account| -> BTreeSet<String> {
+            a.attributes
+                .get(attr::GROUPS)
+                .map(|g| g.split(',').map(|s| s.trim().to_string()).collect())
+                .unwrap_or_default()
+        };
+        let mut groups = split(existing);
+        let more = split(&duplicate);
+        // Listed twice by the same group: the listing repeated or moved
+        // under the reader, not a second membership.
+        if !groups.is_disjoint(&more) {
+            return Merge::Conflict;
         }
+        groups.extend(more);
         existing.attributes.insert(
             attr::GROUPS.to_string(),
             groups.into_iter().collect::<Vec<_>>().join(","),

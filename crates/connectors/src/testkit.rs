@@ -28,7 +28,8 @@
 //! never made fails; so does one that makes a change twice.
 //!
 //! Each simulator has an [`Oracle`] here ([`ScimOracle`], [`BillOracle`],
-//! [`OktaOracle`], [`SpendeskOracle`], [`ExpensifyOracle`]); a new
+//! [`OktaOracle`], [`SpendeskOracle`], [`ExpensifyOracle`],
+//! [`EntraGroupOracle`]); a new
 //! connector adds one for its simulator and calls the three checks from its
 //! tests. Checks return `Err(description)` rather than panicking, so the
 //! suite is usable outside `#[test]` too.
@@ -844,6 +845,38 @@ impl Oracle for OktaOracle {
                 attributes: a.profile.clone(),
             })
             .collect()
+    }
+    fn api_effects(&self, email: &str) -> Vec<String> {
+        api_kinds(self.handle.effects(), email)
+    }
+    fault_methods!();
+}
+
+/// The Graph simulator's record of the members of a connection's
+/// allowlisted groups (the `idp` path through Entra ID: a member holds the
+/// app, a non-member has no account).
+pub struct EntraGroupOracle {
+    pub handle: roster_sim::graph::GraphHandle,
+    pub groups: Vec<String>,
+    pub slow: Duration,
+}
+
+impl Oracle for EntraGroupOracle {
+    fn accounts(&self) -> Vec<OracleAccount> {
+        let mut out: BTreeMap<String, OracleAccount> = BTreeMap::new();
+        for g in &self.groups {
+            for upn in self.handle.members(g) {
+                if let Some(u) = self.handle.user(&upn) {
+                    out.entry(u.id.clone()).or_insert(OracleAccount {
+                        key: u.id.clone(),
+                        email: u.mail.unwrap_or(u.user_principal_name).to_lowercase(),
+                        active: true,
+                        attributes: BTreeMap::new(),
+                    });
+                }
+            }
+        }
+        out.into_values().collect()
     }
     fn api_effects(&self, email: &str) -> Vec<String> {
         api_kinds(self.handle.effects(), email)

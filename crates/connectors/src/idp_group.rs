@@ -1136,10 +1136,15 @@ impl Connector for IdpGroupConnector {
     }
 
     async fn list_accounts(&self, req: ListRequest) -> Result<Page, ConnectorError> {
+        let most = match self.idp() {
+            // OneLogin pages hold at most 50.
+            Idp::OneLogin => 50,
+            _ => 200,
+        };
         let limit = req
             .page_size
             .unwrap_or(self.config.page_size)
-            .clamp(1, self.config.page_size.clamp(1, 200));
+            .clamp(1, self.config.page_size.clamp(1, most));
         let (index, next) = match &req.page_token {
             None => {
                 // Every read starts by asking whether the app provisions.

@@ -213,3 +213,213 @@ async fn provisioning_switched_off_fails_validation_and_blocks_writes() {
     c.list_accounts(ListRequest::first()).await.unwrap();
     assert!(c.capabilities().supports(Operation::Deactivate));
 }
+
+// ----- Okta groups -----------------------------------------------------------
+
+mod okta {
+    use super::*;
+    use roster_sim::okta::{OktaApp, OktaSim, OktaSimConfig, OktaUser, RunningOkta};
+
+    pub async fn org() -> RunningOkta {
+        let mut c = OktaSimConfig::new("okta-token");
+        for i in 0..11 {
+            c = c.with_user(OktaUser::new(
+                &format!("person{i}@example.com"),
+                "Person",
+                &i.to_string(),
+            ));
+        }
+        let members: Vec<String> = (0..7).map(|i| format!("person{i}@example.com")).collect();
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        c = c
+            .with_group("BILL Users", &members)
+            .with_group("Okta Admins", &["person0@example.com"])
+            .with_app(OktaApp::new("0oabill", "BILL Spend").with_groups(&["BILL Users"]));
+        let sim = OktaSim::start(c).await.unwrap();
+        // Members added at setup get their group assignments too.
+        for i in 0..7 {
+            sim.handle()
+                .clear_provisioning_failure(&format!("person{i}@example.com"));
+        }
+        sim
+    }
+
+    pub fn connector(sim: &RunningOkta) -> Arc<IdpGroupConnector> {
+        let mut c = IdpGroupConfig::new(
+            ConnectionId::new("bill"),
+            Idp::Okta,
+            sim.url(),
+            SecretString::new("okta-token"),
+            "0oabill",
+            vec!["BILL Users".into()],
+        );
+        c.app_name = "BILL Spend & Expense".into();
+        c.timeout = TIMEOUT;
+        Arc::new(IdpGroupConnector::new(c).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn okta_group_connector_conforms() {
+        let sim = org().await;
+        let mut s = Subject::new(
+            connector(&sim),
+            Arc::new(testkit::OktaGroupOracle {
+                handle: sim.handle().clone(),
+                groups: vec!["BILL Users".into()],
+                slow: SLOW,
+            }),
+        );
+        s.page_size = Some(3);
+        s.new_emails = (7..11).map(|i| format!("person{i}@example.com")).collect();
+        let report = tokio::time::timeout(Duration::from_secs(60), testkit::run_all(&s))
+            .await
+            .expect("the suite finishes in time");
+        match report {
+            Ok(lines) => lines.iter().for_each(|l| eprintln!("  {l}")),
+            Err(e) => panic!("conformance failed: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn okta_leaver_failure_and_refusal() {
+        let sim = org().await;
+        let c = connector(&sim);
+        let h = sim.handle();
+        assert!(c.validate().await.unwrap().ok());
+        // A leaver: out of the group, the group assignment gone.
+        let bob = h.user("person3@example.com").unwrap();
+        let r = apply(&c, action(Operation::Deactivate, "person3@example.com", Some(&bob.id))).await;
+        assert_eq!(r, ActionResult::Applied);
+        assert!(h.assignment("0oabill", "person3@example.com").is_none());
+        // A failed deprovisioning: Okta's syncState ERROR with its text,
+        // retryable; fixed, the re-send succeeds.
+        h.fail_provisioning("person4@example.com", "Deactivation failed: user is an owner");
+        let dan = h.user("person4@example.com").unwrap();
+        let r = apply(&c, action(Operation::Deactivate, "person4@example.com", Some(&dan.id))).await;
+        assert!(
+            matches!(&r, ActionResult::Failed { reason, retryable: true }
+                if reason.starts_with(PROVISIONING_FAILED) && reason.contains("user is an owner")),
+            "{r:?}"
+        );
+        h.clear_provisioning_failure("person4@example.com");
+        let r = apply(&c, action(Operation::Deactivate, "person4@example.com", Some(&dan.id))).await;
+        assert_eq!(r, ActionResult::Applied);
+        // Another group: refused, nothing sent.
+        let mut a = action(Operation::Create, "person9@example.com", None);
+        a.attributes.insert("group".into(), "Okta Admins".into());
+        let before = h.counters().requests;
+        let r = apply(&c, a).await;
+        assert!(
+            matches!(&r, ActionResult::Failed { reason, retryable: false } if reason.starts_with(REFUSED_GROUP)),
+            "{r:?}"
+        );
+        assert_eq!(h.counters().requests, before);
+        assert_eq!(h.group_members("Okta Admins"), ["person0@example.com"]);
+        // Provisioning off (Deactivate Users unticked): validation names
+        // the switch.
+        h.set_features("0oabill", &["PUSH_NEW_USERS"]);
+        let v = c.validate().await.unwrap();
+        let p = v.checks.iter().find(|c| c.name == "provisioning").unwrap();
+        assert!(!p.passed && p.detail.contains("Deactivate Users"), "{}", p.detail);
+    }
+}
+
+// ----- OneLogin roles ----------------------------------------------------------
+
+mod onelogin {
+    use super::*;
+    use roster_sim::onelogin::{
+        OneLoginApp, OneLoginSim, OneLoginSimConfig, OneLoginUser, RunningOneLogin,
+    };
+
+    pub async fn account() -> RunningOneLogin {
+        let mut c = OneLoginSimConfig::new("ol-client", "ol-s3cret");
+        for i in 0..11 {
+            c = c.with_user(OneLoginUser::new(
+                &format!("person{i}@example.com"),
+                "Person",
+                &i.to_string(),
+            ));
+        }
+        let members: Vec<String> = (0..7).map(|i| format!("person{i}@example.com")).collect();
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        c = c
+            .with_role("BILL Users", &members)
+            .with_role("Super Users", &["person0@example.com"])
+            .with_app(OneLoginApp::new(7001, "BILL Spend & Expense", &["BILL Users"]));
+        OneLoginSim::start(c).await.unwrap()
+    }
+
+    pub fn connector(sim: &RunningOneLogin) -> Arc<IdpGroupConnector> {
+        let mut c = IdpGroupConfig::new(
+            ConnectionId::new("bill"),
+            Idp::OneLogin,
+            sim.url(),
+            SecretString::new("ol-s3cret"),
+            "7001",
+            vec!["BILL Users".into()],
+        );
+        c.client_id = Some("ol-client".into());
+        c.app_name = "BILL Spend & Expense".into();
+        c.timeout = TIMEOUT;
+        Arc::new(IdpGroupConnector::new(c).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn onelogin_role_connector_conforms() {
+        let sim = account().await;
+        let mut s = Subject::new(
+            connector(&sim),
+            Arc::new(testkit::OneLoginRoleOracle {
+                handle: sim.handle().clone(),
+                roles: vec!["BILL Users".into()],
+                slow: SLOW,
+            }),
+        );
+        s.page_size = Some(3);
+        s.new_emails = (7..11).map(|i| format!("person{i}@example.com")).collect();
+        let report = tokio::time::timeout(Duration::from_secs(60), testkit::run_all(&s))
+            .await
+            .expect("the suite finishes in time");
+        match report {
+            Ok(lines) => lines.iter().for_each(|l| eprintln!("  {l}")),
+            Err(e) => panic!("conformance failed: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn onelogin_leaver_failure_refusal_and_provisioning_off() {
+        let sim = account().await;
+        let c = connector(&sim);
+        let h = sim.handle();
+        assert!(c.validate().await.unwrap().ok());
+        let bob = h.user("person3@example.com").unwrap();
+        let r = apply(&c, action(Operation::Deactivate, "person3@example.com", Some(&bob.id.to_string()))).await;
+        assert_eq!(r, ActionResult::Applied);
+        assert_eq!(h.app_status(7001, "person3@example.com"), None);
+        h.fail_provisioning("person9@example.com", "Required attribute 'department' is missing");
+        let r = apply(&c, action(Operation::Create, "person9@example.com", None)).await;
+        assert!(
+            matches!(&r, ActionResult::Failed { reason, retryable: true }
+                if reason.starts_with(PROVISIONING_FAILED) && reason.contains("'department' is missing")),
+            "{r:?}"
+        );
+        h.clear_provisioning_failure("person9@example.com");
+        let r = apply(&c, action(Operation::Create, "person9@example.com", None)).await;
+        assert_eq!(r, ActionResult::Applied);
+        let mut a = action(Operation::Create, "person8@example.com", None);
+        a.attributes.insert("group".into(), "Super Users".into());
+        let before = h.counters().requests;
+        let r = apply(&c, a).await;
+        assert!(
+            matches!(&r, ActionResult::Failed { reason, retryable: false } if reason.starts_with(REFUSED_GROUP)),
+            "{r:?}"
+        );
+        assert_eq!(h.counters().requests, before);
+        assert_eq!(h.role_members("Super Users"), ["person0@example.com"]);
+        h.set_provisioning(7001, false);
+        let v = c.validate().await.unwrap();
+        let p = v.checks.iter().find(|c| c.name == "provisioning").unwrap();
+        assert!(!p.passed && p.detail.contains("Enable provisioning"), "{}", p.detail);
+    }
+}

@@ -184,4 +184,65 @@ async fn entra_group_path_offboards_verifies_and_escalates_provisioning_failures
     let text = format!("{} {}", task.note.clone().unwrap_or_default(), task.checklist.join(" "));
     assert!(text.contains("name.familyName' is required"), "{text}");
     assert!(report.failed.is_empty(), "escalated, not left as a failure: {:?}", report.failed);
+
+    // Provisioning switched off in Entra: the health check fails naming the
+    // switch, and the next plan's changes become people's tasks instead of
+    // group changes that would provision nothing.
+    graph.set_job_status(SP, "Paused");
+    let checks = roster.check_connections(&op).await;
+    let (_, v) = checks.iter().find(|(id, _)| id.as_str() == "bill").unwrap();
+    let v = v.as_ref().unwrap();
+    assert!(!v.ok());
+    assert!(
+        v.checks
+            .iter()
+            .any(|c| !c.passed && c.detail.contains("Provisioning Status to On")),
+        "{v:?}"
+    );
+    graph.add_user(GraphUser::new("dave@acme.example", "Dave", "D"));
+    roster
+        .import_people(
+            &op,
+            &[
+                common::person("E1", "alice@acme.example", "Alice", EmploymentStatus::Active),
+                common::person("E2", "bob@acme.example", "Bob", EmploymentStatus::Terminated),
+                common::person("E3", "carol@acme.example", "Carol", EmploymentStatus::Active),
+                common::person("E4", "dave@acme.example", "Dave", EmploymentStatus::Active),
+            ],
+            "test",
+        )
+        .await
+        .unwrap();
+    roster.read(&op, &mut |_, _| {}).await.unwrap();
+    let planned = roster.plan(&op, PlanScope::All).await.unwrap();
+    let second = planned.id.clone();
+    assert!(
+        planned
+            .plan
+            .actions
+            .iter()
+            .any(|a| a.email.as_str() == "dave@acme.example" && a.operation == Operation::Create)
+    );
+    let effects_before = graph.effects().len();
+    let approved = roster.check_planned(&op, planned).await.unwrap();
+    roster.apply(approved, &mut |_, _| {}).await.unwrap();
+    assert_eq!(graph.effects().len(), effects_before, "no group was changed");
+    let dave = roster
+        .store()
+        .actions(&second)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.action.email.as_str() == "dave@acme.example")
+        .unwrap();
+    assert_eq!(dave.state, ActionState::Manual);
+    assert!(
+        roster
+            .store()
+            .human_tasks(&[])
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.subject_email == "dave@acme.example" && t.state == HumanTaskState::Open)
+    );
 }

@@ -284,9 +284,7 @@ impl IdpGroupConnector {
                 need(config.tenant.is_some(), "options.tenant (the Entra tenant)")?;
                 need(config.client_id.is_some(), "username (the app's client id)")?;
             }
-            Idp::OneLogin => {
-                need(config.client_id.is_some(), "username (the API client id)")?
-            }
+            Idp::OneLogin => need(config.client_id.is_some(), "username (the API client id)")?,
             Idp::Okta => {}
         }
         let client = http::client(config.timeout, config.allow_private_network)?;
@@ -377,7 +375,10 @@ impl IdpGroupConnector {
         }
         let body = answer.json(self.idp().name())?;
         let token = text(&body, "access_token").ok_or_else(|| ConnectorError::Protocol {
-            detail: format!("{} answered a token without access_token", self.idp().name()),
+            detail: format!(
+                "{} answered a token without access_token",
+                self.idp().name()
+            ),
         })?;
         let secs = body
             .get("expires_in")
@@ -406,10 +407,7 @@ impl IdpGroupConnector {
     }
 
     /// Sends, classifies the status and parses the body (`Null` when empty).
-    async fn call(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<(Answer, Value), ConnectorError> {
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<(Answer, Value), ConnectorError> {
         let vendor = self.idp().name();
         let token = lock(&self.token).clone().map(|(t, _)| t);
         let mut secrets = self.secrets();
@@ -437,7 +435,9 @@ impl IdpGroupConnector {
             Idp::OneLogin => text(&body, "message").map(|m| {
                 format!(
                     "{}{m}",
-                    text(&body, "name").map(|n| format!("{n}: ")).unwrap_or_default()
+                    text(&body, "name")
+                        .map(|n| format!("{n}: "))
+                        .unwrap_or_default()
                 )
             }),
         };
@@ -464,7 +464,10 @@ impl IdpGroupConnector {
         if let Some(m) = message {
             // An error inside a success answer.
             return Err(ConnectorError::Transient {
-                detail: format!("{vendor} answered HTTP {} with an error: {m}", answer.status),
+                detail: format!(
+                    "{vendor} answered HTTP {} with an error: {m}",
+                    answer.status
+                ),
             });
         }
         Ok((answer, body))
@@ -580,7 +583,11 @@ impl IdpGroupConnector {
                 let features: BTreeSet<String> = body
                     .get("features")
                     .and_then(Value::as_array)
-                    .map(|f| f.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let missing: Vec<&str> = [
                     ("PUSH_NEW_USERS", "Create Users"),
@@ -698,7 +705,10 @@ impl IdpGroupConnector {
         let email = a.email.as_str();
         let url = match self.idp() {
             Idp::Okta => self.url(&format!("/api/v1/users/{}", enc(email))),
-            Idp::Entra => self.url(&format!("/users/{}?$select=id,userPrincipalName", enc(email))),
+            Idp::Entra => self.url(&format!(
+                "/users/{}?$select=id,userPrincipalName",
+                enc(email)
+            )),
             Idp::OneLogin => self.url(&format!("/api/2/users?email={}", enc(email))),
         };
         let missing = || {
@@ -732,12 +742,13 @@ impl IdpGroupConnector {
     /// Adds `uid` to the group; `true` if it changed anything.
     async fn add(&self, gid: &str, uid: &str) -> Result<(), ConnectorError> {
         let req = match self.idp() {
-            Idp::Okta => self
-                .request(
+            Idp::Okta => {
+                self.request(
                     reqwest::Method::PUT,
                     &self.url(&format!("/api/v1/groups/{gid}/users/{uid}")),
                 )
-                .await?,
+                .await?
+            }
             Idp::Entra => {
                 let graph_root = self
                     .base
@@ -763,7 +774,9 @@ impl IdpGroupConnector {
                 )
                 .await?
                 .header(CONTENT_TYPE, "application/json")
-                .body(json!([uid.parse::<u64>().map(Value::from).unwrap_or(json!(uid))]).to_string()),
+                .body(
+                    json!([uid.parse::<u64>().map(Value::from).unwrap_or(json!(uid))]).to_string(),
+                ),
         };
         match self.call(req).await {
             Ok(_) => Ok(()),
@@ -780,18 +793,20 @@ impl IdpGroupConnector {
 
     async fn remove(&self, gid: &str, uid: &str) -> Result<(), ConnectorError> {
         let req = match self.idp() {
-            Idp::Okta => self
-                .request(
+            Idp::Okta => {
+                self.request(
                     reqwest::Method::DELETE,
                     &self.url(&format!("/api/v1/groups/{gid}/users/{uid}")),
                 )
-                .await?,
-            Idp::Entra => self
-                .request(
+                .await?
+            }
+            Idp::Entra => {
+                self.request(
                     reqwest::Method::DELETE,
                     &self.url(&format!("/groups/{gid}/members/{uid}/$ref")),
                 )
-                .await?,
+                .await?
+            }
             Idp::OneLogin => self
                 .request(
                     reqwest::Method::DELETE,
@@ -799,7 +814,9 @@ impl IdpGroupConnector {
                 )
                 .await?
                 .header(CONTENT_TYPE, "application/json")
-                .body(json!([uid.parse::<u64>().map(Value::from).unwrap_or(json!(uid))]).to_string()),
+                .body(
+                    json!([uid.parse::<u64>().map(Value::from).unwrap_or(json!(uid))]).to_string(),
+                ),
         };
         match self.call(req).await {
             Ok(_) => Ok(()),
@@ -855,7 +872,8 @@ impl IdpGroupConnector {
                 }
             }
             Idp::Entra => {
-                let filter = format!("servicePrincipal/id eq '{app}' and sourceIdentity/id eq '{uid}'");
+                let filter =
+                    format!("servicePrincipal/id eq '{app}' and sourceIdentity/id eq '{uid}'");
                 let url = self.url(&format!(
                     "/auditLogs/provisioning?$filter={}&$top=1",
                     enc(&filter)
@@ -872,7 +890,10 @@ impl IdpGroupConnector {
                     )));
                 };
                 let action = text(&e, "provisioningAction").unwrap_or_default();
-                let info = e.get("provisioningStatusInfo").cloned().unwrap_or(Value::Null);
+                let info = e
+                    .get("provisioningStatusInfo")
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let status = text(&info, "status").unwrap_or_default();
                 let wanted = if assigned {
                     matches!(action.as_str(), "create" | "update")
@@ -882,7 +903,11 @@ impl IdpGroupConnector {
                 if !wanted {
                     return Ok(Outcome::Pending(format!(
                         "Entra's latest provisioning of this user to {name} was a {action}, not yet the {} this change needs",
-                        if assigned { "create" } else { "disable or delete" }
+                        if assigned {
+                            "create"
+                        } else {
+                            "disable or delete"
+                        }
                     )));
                 }
                 match status.as_str() {
@@ -950,16 +975,21 @@ impl IdpGroupConnector {
     fn result_of(&self, a: &Action, o: Outcome) -> ActionResult {
         match o {
             Outcome::Done => ActionResult::Applied,
-            Outcome::Failed(why) => ActionResult::failed(
-                format!("{PROVISIONING_FAILED} {}: {why}", a.email),
-                true,
-            ),
+            Outcome::Failed(why) => {
+                ActionResult::failed(format!("{PROVISIONING_FAILED} {}: {why}", a.email), true)
+            }
             Outcome::Pending(why) => ActionResult::failed(
-                format!("{} for {}: {why}; checking again", self.config.app_name, a.email),
+                format!(
+                    "{} for {}: {why}; checking again",
+                    self.config.app_name, a.email
+                ),
                 true,
             ),
             Outcome::Blocked(why) => ActionResult::failed(
-                format!("{} keeps {}: {why}; remove that assignment by hand", a.email, self.config.app_name),
+                format!(
+                    "{} keeps {}: {why}; remove that assignment by hand",
+                    a.email, self.config.app_name
+                ),
                 false,
             ),
         }
@@ -1199,9 +1229,12 @@ impl Connector for IdpGroupConnector {
         })?;
         let mut accounts = Vec::with_capacity(items.len());
         for v in items {
-            accounts.push(self.account_from(name, v).ok_or_else(|| ConnectorError::Protocol {
-                detail: format!("{} listed a member without an id", self.idp().name()),
-            })?);
+            accounts.push(
+                self.account_from(name, v)
+                    .ok_or_else(|| ConnectorError::Protocol {
+                        detail: format!("{} listed a member without an id", self.idp().name()),
+                    })?,
+            );
         }
         let token = match more {
             Some(n) => Some(encode_token(index, Some(&n))),

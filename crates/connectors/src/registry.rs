@@ -492,7 +492,11 @@ fn build_idp_group(
                 "{}: groups is required on the idp path through {}: the allowlisted {} roster may add people to and remove them from (e.g. groups = [\"{} Users\"])",
                 settings.connection,
                 idp.name(),
-                if idp == Idp::OneLogin { "roles" } else { "groups" },
+                if idp == Idp::OneLogin {
+                    "roles"
+                } else {
+                    "groups"
+                },
                 app.name
             ),
         });
@@ -755,6 +759,51 @@ mod tests {
         // On the idp path the secret is the IdP's, not the app's.
         assert!(kinds("bill-spend-expense", &settings().with_path("idp")).is_empty());
         assert!(kinds("expensify", &ConnectorSettings::new(ConnectionId::new("c"))).is_empty());
+    }
+
+    #[test]
+    fn the_idp_path_builds_group_connectors_per_idp() {
+        let bill = app("bill-spend-expense");
+        let base = settings()
+            .with_path("idp")
+            .with_plan("enterprise")
+            .with_base_url("http://127.0.0.1:1");
+        // Entra without an allowlist: refused, naming groups.
+        let e = build(&bill, &base.clone().with_idp("entra")).err().unwrap();
+        assert!(e.to_string().contains("groups is required"), "{e}");
+        let entra = base
+            .clone()
+            .with_idp("entra")
+            .with_groups(vec!["BILL Users".into()])
+            .with_idp_app_id("sp-1")
+            .with_username("client")
+            .with_option("tenant", "contoso");
+        assert!(build(&bill, &entra).is_ok());
+        let e = build(&bill, &entra.clone().with_idp("google"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("okta, entra"), "{e}");
+        // OneLogin needs its client id.
+        let ol = base
+            .clone()
+            .with_idp("onelogin")
+            .with_groups(vec!["BILL Users".into()])
+            .with_idp_app_id("7001");
+        assert!(
+            build(&bill, &ol)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("client id")
+        );
+        assert!(build(&bill, &ol.with_username("client")).is_ok());
+        // Okta with groups: the group connector; the app id may come from
+        // okta_app_id.
+        let okta = base
+            .with_idp("okta")
+            .with_groups(vec!["BILL Users".into()])
+            .with_okta_app_id("0oa1");
+        assert!(build(&bill, &okta).is_ok());
     }
 
     #[test]

@@ -713,9 +713,7 @@ fn api_kinds(effects: Vec<Effect>, email: &str) -> Vec<String> {
                 EffectKind::Deactivated
                 | EffectKind::Unassigned { .. }
                 | EffectKind::MemberRemoved { .. }
-                | EffectKind::Deleted => {
-                    "deactivated"
-                }
+                | EffectKind::Deleted => "deactivated",
                 EffectKind::Reactivated => "reactivated",
             }
             .to_string()

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roster_connectors::idp_group::{
-    Idp, IdpGroupConfig, IdpGroupConnector, PROVISIONING_FAILED, PROVISIONING_OFF, REFUSED_GROUP,
-    ProvisioningState,
+    Idp, IdpGroupConfig, IdpGroupConnector, PROVISIONING_FAILED, PROVISIONING_OFF,
+    ProvisioningState, REFUSED_GROUP,
 };
 use roster_connectors::testkit::{self, Subject};
 use roster_connectors::{ActionResult, ApplyRequest, Connector, ListRequest, SecretString};
@@ -110,9 +110,21 @@ async fn a_leaver_is_removed_from_the_allowlisted_group_and_the_outcome_verified
     let sim = tenant().await;
     let c = connector(&sim);
     let leaver = sim.handle().user("person3@example.com").unwrap();
-    let r = apply(&c, action(Operation::Deactivate, "person3@example.com", Some(&leaver.id))).await;
+    let r = apply(
+        &c,
+        action(
+            Operation::Deactivate,
+            "person3@example.com",
+            Some(&leaver.id),
+        ),
+    )
+    .await;
     assert_eq!(r, ActionResult::Applied);
-    assert!(!sim.handle().members("BILL Users").contains(&leaver.user_principal_name));
+    assert!(
+        !sim.handle()
+            .members("BILL Users")
+            .contains(&leaver.user_principal_name)
+    );
     let events = sim.handle().provisioning_events();
     assert!(
         events
@@ -150,17 +162,26 @@ async fn a_group_outside_the_allowlist_is_refused_before_any_request() {
             other => panic!("{op:?} into a non-allowlisted group answered {other:?}"),
         }
     }
-    assert_eq!(sim.handle().counters().requests, before, "no request was made");
+    assert_eq!(
+        sim.handle().counters().requests,
+        before,
+        "no request was made"
+    );
     assert!(sim.handle().effects().is_empty());
-    assert_eq!(sim.handle().members("Domain Admins"), ["person0@example.com"]);
+    assert_eq!(
+        sim.handle().members("Domain Admins"),
+        ["person0@example.com"]
+    );
 }
 
 #[tokio::test]
 async fn a_provisioning_failure_is_a_retryable_failure_with_the_idps_text() {
     let sim = tenant().await;
     let c = connector(&sim);
-    sim.handle()
-        .fail_provisioning("person8@example.com", "Attribute 'emails[type eq \"work\"].value' is required");
+    sim.handle().fail_provisioning(
+        "person8@example.com",
+        "Attribute 'emails[type eq \"work\"].value' is required",
+    );
     let r = apply(&c, action(Operation::Create, "person8@example.com", None)).await;
     match &r {
         ActionResult::Failed { reason, retryable } => {
@@ -173,9 +194,16 @@ async fn a_provisioning_failure_is_a_retryable_failure_with_the_idps_text() {
     // The re-send (the executor's retry) changes nothing in the group and
     // still reports the failure; once the mapping is fixed, it succeeds.
     let r2 = apply(&c, action(Operation::Create, "person8@example.com", None)).await;
-    assert!(matches!(r2, ActionResult::Failed { retryable: true, .. }));
+    assert!(matches!(
+        r2,
+        ActionResult::Failed {
+            retryable: true,
+            ..
+        }
+    ));
     assert_eq!(sim.handle().effects().len(), 1);
-    sim.handle().clear_provisioning_failure("person8@example.com");
+    sim.handle()
+        .clear_provisioning_failure("person8@example.com");
     let r3 = apply(&c, action(Operation::Create, "person8@example.com", None)).await;
     assert_eq!(r3, ActionResult::Applied);
 }
@@ -191,7 +219,8 @@ async fn provisioning_switched_off_fails_validation_and_blocks_writes() {
     assert!(!v.ok());
     let check = v.checks.iter().find(|c| c.name == "provisioning").unwrap();
     assert!(
-        check.detail.starts_with(PROVISIONING_OFF) && check.detail.contains("Provisioning Status to On"),
+        check.detail.starts_with(PROVISIONING_OFF)
+            && check.detail.contains("Provisioning Status to On"),
         "{}",
         check.detail
     );
@@ -202,7 +231,15 @@ async fn provisioning_switched_off_fails_validation_and_blocks_writes() {
     let caps = c.capabilities();
     assert!(caps.supports(Operation::Read) && !caps.supports(Operation::Deactivate));
     let leaver = sim.handle().user("person2@example.com").unwrap();
-    let r = apply(&c, action(Operation::Deactivate, "person2@example.com", Some(&leaver.id))).await;
+    let r = apply(
+        &c,
+        action(
+            Operation::Deactivate,
+            "person2@example.com",
+            Some(&leaver.id),
+        ),
+    )
+    .await;
     assert!(
         matches!(&r, ActionResult::Failed { reason, retryable: false } if reason.starts_with(PROVISIONING_OFF)),
         "{r:?}"
@@ -288,21 +325,36 @@ mod okta {
         assert!(c.validate().await.unwrap().ok());
         // A leaver: out of the group, the group assignment gone.
         let bob = h.user("person3@example.com").unwrap();
-        let r = apply(&c, action(Operation::Deactivate, "person3@example.com", Some(&bob.id))).await;
+        let r = apply(
+            &c,
+            action(Operation::Deactivate, "person3@example.com", Some(&bob.id)),
+        )
+        .await;
         assert_eq!(r, ActionResult::Applied);
         assert!(h.assignment("0oabill", "person3@example.com").is_none());
         // A failed deprovisioning: Okta's syncState ERROR with its text,
         // retryable; fixed, the re-send succeeds.
-        h.fail_provisioning("person4@example.com", "Deactivation failed: user is an owner");
+        h.fail_provisioning(
+            "person4@example.com",
+            "Deactivation failed: user is an owner",
+        );
         let dan = h.user("person4@example.com").unwrap();
-        let r = apply(&c, action(Operation::Deactivate, "person4@example.com", Some(&dan.id))).await;
+        let r = apply(
+            &c,
+            action(Operation::Deactivate, "person4@example.com", Some(&dan.id)),
+        )
+        .await;
         assert!(
             matches!(&r, ActionResult::Failed { reason, retryable: true }
                 if reason.starts_with(PROVISIONING_FAILED) && reason.contains("user is an owner")),
             "{r:?}"
         );
         h.clear_provisioning_failure("person4@example.com");
-        let r = apply(&c, action(Operation::Deactivate, "person4@example.com", Some(&dan.id))).await;
+        let r = apply(
+            &c,
+            action(Operation::Deactivate, "person4@example.com", Some(&dan.id)),
+        )
+        .await;
         assert_eq!(r, ActionResult::Applied);
         // Another group: refused, nothing sent.
         let mut a = action(Operation::Create, "person9@example.com", None);
@@ -320,7 +372,11 @@ mod okta {
         h.set_features("0oabill", &["PUSH_NEW_USERS"]);
         let v = c.validate().await.unwrap();
         let p = v.checks.iter().find(|c| c.name == "provisioning").unwrap();
-        assert!(!p.passed && p.detail.contains("Deactivate Users"), "{}", p.detail);
+        assert!(
+            !p.passed && p.detail.contains("Deactivate Users"),
+            "{}",
+            p.detail
+        );
     }
 }
 
@@ -346,7 +402,11 @@ mod onelogin {
         c = c
             .with_role("BILL Users", &members)
             .with_role("Super Users", &["person0@example.com"])
-            .with_app(OneLoginApp::new(7001, "BILL Spend & Expense", &["BILL Users"]));
+            .with_app(OneLoginApp::new(
+                7001,
+                "BILL Spend & Expense",
+                &["BILL Users"],
+            ));
         OneLoginSim::start(c).await.unwrap()
     }
 
@@ -394,10 +454,21 @@ mod onelogin {
         let h = sim.handle();
         assert!(c.validate().await.unwrap().ok());
         let bob = h.user("person3@example.com").unwrap();
-        let r = apply(&c, action(Operation::Deactivate, "person3@example.com", Some(&bob.id.to_string()))).await;
+        let r = apply(
+            &c,
+            action(
+                Operation::Deactivate,
+                "person3@example.com",
+                Some(&bob.id.to_string()),
+            ),
+        )
+        .await;
         assert_eq!(r, ActionResult::Applied);
         assert_eq!(h.app_status(7001, "person3@example.com"), None);
-        h.fail_provisioning("person9@example.com", "Required attribute 'department' is missing");
+        h.fail_provisioning(
+            "person9@example.com",
+            "Required attribute 'department' is missing",
+        );
         let r = apply(&c, action(Operation::Create, "person9@example.com", None)).await;
         assert!(
             matches!(&r, ActionResult::Failed { reason, retryable: true }
@@ -420,6 +491,10 @@ mod onelogin {
         h.set_provisioning(7001, false);
         let v = c.validate().await.unwrap();
         let p = v.checks.iter().find(|c| c.name == "provisioning").unwrap();
-        assert!(!p.passed && p.detail.contains("Enable provisioning"), "{}", p.detail);
+        assert!(
+            !p.passed && p.detail.contains("Enable provisioning"),
+            "{}",
+            p.detail
+        );
     }
 }

@@ -281,13 +281,14 @@ impl Engine {
                     .map(|s| format!("Or by hand: {s}")),
             );
             let binding = self.bindings.get(&a.connection);
-            let sla_hours = binding
-                .and_then(|b| b.task_sla_hours)
-                .unwrap_or(if a.operation.is_deprovision() {
-                    DEFAULT_DEPROVISION_SLA_HOURS
-                } else {
-                    DEFAULT_SLA_HOURS
-                });
+            let sla_hours =
+                binding
+                    .and_then(|b| b.task_sla_hours)
+                    .unwrap_or(if a.operation.is_deprovision() {
+                        DEFAULT_DEPROVISION_SLA_HOURS
+                    } else {
+                        DEFAULT_SLA_HOURS
+                    });
             let created_ms = ms(now);
             let task = HumanTask {
                 id: format!("T-{}-{}", tail(plan_id.as_str(), 8), stored.index),

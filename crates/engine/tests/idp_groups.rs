@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roster_catalog::{Catalog, ConnectionSettings};
+use roster_connectors::SecretString;
 use roster_connectors::idp_group::{Idp, IdpGroupConfig, IdpGroupConnector};
 use roster_connectors::retry::RetryPolicy;
-use roster_connectors::SecretString;
 use roster_core::principal::PrincipalKind;
 use roster_core::{ConnectionId, EmploymentStatus, Operation, Policy, Principal};
 use roster_engine::human::AppBinding;
@@ -108,9 +108,24 @@ async fn entra_group_path_offboards_verifies_and_escalates_provisioning_failures
         .import_people(
             &op,
             &[
-                common::person("E1", "alice@acme.example", "Alice", EmploymentStatus::Active),
-                common::person("E2", "bob@acme.example", "Bob", EmploymentStatus::Terminated),
-                common::person("E3", "carol@acme.example", "Carol", EmploymentStatus::Active),
+                common::person(
+                    "E1",
+                    "alice@acme.example",
+                    "Alice",
+                    EmploymentStatus::Active,
+                ),
+                common::person(
+                    "E2",
+                    "bob@acme.example",
+                    "Bob",
+                    EmploymentStatus::Terminated,
+                ),
+                common::person(
+                    "E3",
+                    "carol@acme.example",
+                    "Carol",
+                    EmploymentStatus::Active,
+                ),
             ],
             "test",
         )
@@ -126,14 +141,24 @@ async fn entra_group_path_offboards_verifies_and_escalates_provisioning_failures
         .iter()
         .map(|a| (a.operation, a.email.to_string()))
         .collect();
-    assert!(ops.contains(&(Operation::Deactivate, "bob@acme.example".into())), "{ops:?}");
-    assert!(ops.contains(&(Operation::Create, "carol@acme.example".into())), "{ops:?}");
+    assert!(
+        ops.contains(&(Operation::Deactivate, "bob@acme.example".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&(Operation::Create, "carol@acme.example".into())),
+        "{ops:?}"
+    );
     let approved = roster.check_planned(&op, planned).await.unwrap();
     let (report, _) = roster.apply(approved, &mut |_, _| {}).await.unwrap();
 
     // The leaver: out of the allowlisted group, Entra's deprovisioning
     // verified, the action done.
-    assert!(!graph.members("BILL Users").contains(&"bob@acme.example".to_string()));
+    assert!(
+        !graph
+            .members("BILL Users")
+            .contains(&"bob@acme.example".to_string())
+    );
     let bob = graph.user("bob@acme.example").unwrap();
     assert!(
         graph
@@ -167,10 +192,11 @@ async fn entra_group_path_offboards_verifies_and_escalates_provisioning_failures
             group: "BILL Users".into()
         }]
     );
-    let outcome_reads = graph
-        .counters()
-        .route("GET /v1.0/auditLogs/provisioning");
-    assert!(outcome_reads >= 4, "the outcome was checked on each attempt: {outcome_reads}");
+    let outcome_reads = graph.counters().route("GET /v1.0/auditLogs/provisioning");
+    assert!(
+        outcome_reads >= 4,
+        "the outcome was checked on each attempt: {outcome_reads}"
+    );
     let (state, detail) = state_of("carol@acme.example");
     assert_eq!(state, ActionState::Manual, "{detail}");
     let tasks = roster.store().human_tasks(&[]).await.unwrap();
@@ -181,9 +207,17 @@ async fn entra_group_path_offboards_verifies_and_escalates_provisioning_failures
     assert_eq!(task.state, HumanTaskState::Open);
     assert_eq!(task.assignee.as_deref(), Some("it-ops@acme.example"));
     assert!(task.title.contains("provisioning failed"), "{}", task.title);
-    let text = format!("{} {}", task.note.clone().unwrap_or_default(), task.checklist.join(" "));
+    let text = format!(
+        "{} {}",
+        task.note.clone().unwrap_or_default(),
+        task.checklist.join(" ")
+    );
     assert!(text.contains("name.familyName' is required"), "{text}");
-    assert!(report.failed.is_empty(), "escalated, not left as a failure: {:?}", report.failed);
+    assert!(
+        report.failed.is_empty(),
+        "escalated, not left as a failure: {:?}",
+        report.failed
+    );
 
     // Provisioning switched off in Entra: the health check fails naming the
     // switch, and the next plan's changes become people's tasks instead of
@@ -204,9 +238,24 @@ async fn entra_group_path_offboards_verifies_and_escalates_provisioning_failures
         .import_people(
             &op,
             &[
-                common::person("E1", "alice@acme.example", "Alice", EmploymentStatus::Active),
-                common::person("E2", "bob@acme.example", "Bob", EmploymentStatus::Terminated),
-                common::person("E3", "carol@acme.example", "Carol", EmploymentStatus::Active),
+                common::person(
+                    "E1",
+                    "alice@acme.example",
+                    "Alice",
+                    EmploymentStatus::Active,
+                ),
+                common::person(
+                    "E2",
+                    "bob@acme.example",
+                    "Bob",
+                    EmploymentStatus::Terminated,
+                ),
+                common::person(
+                    "E3",
+                    "carol@acme.example",
+                    "Carol",
+                    EmploymentStatus::Active,
+                ),
                 common::person("E4", "dave@acme.example", "Dave", EmploymentStatus::Active),
             ],
             "test",
@@ -226,7 +275,11 @@ async fn entra_group_path_offboards_verifies_and_escalates_provisioning_failures
     let effects_before = graph.effects().len();
     let approved = roster.check_planned(&op, planned).await.unwrap();
     roster.apply(approved, &mut |_, _| {}).await.unwrap();
-    assert_eq!(graph.effects().len(), effects_before, "no group was changed");
+    assert_eq!(
+        graph.effects().len(),
+        effects_before,
+        "no group was changed"
+    );
     let dave = roster
         .store()
         .actions(&second)

@@ -390,7 +390,9 @@ impl Tenant {
                 "success"
             }
             .into(),
-            error_code: failure.as_ref().map(|_| "SystemForCrossDomainIdentityManagementBadRequest".to_string()),
+            error_code: failure
+                .as_ref()
+                .map(|_| "SystemForCrossDomainIdentityManagementBadRequest".to_string()),
             reason: failure,
         });
     }
@@ -1178,7 +1180,9 @@ fn not_found(id: &str) -> Response {
     graph_error(
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
-        &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+        &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
     )
 }
 
@@ -1194,15 +1198,12 @@ async fn get_user(
     }
 }
 
-async fn add_member(
-    State(sh): St,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    let Some(reference) = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("@odata.id").and_then(Value::as_str).map(str::to_string))
-    else {
+async fn add_member(State(sh): St, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    let Some(reference) = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("@odata.id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }) else {
         return graph_error(
             StatusCode::BAD_REQUEST,
             "Request_BadRequest",
@@ -1283,10 +1284,7 @@ async fn sync_jobs(State(sh): St, Path(id): Path<String>) -> Response {
     }]}))
 }
 
-async fn provisioning_logs(
-    State(sh): St,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
+async fn provisioning_logs(State(sh): St, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let top = match top_of(&q, 50) {
         Ok(t) => t,
         Err(r) => return r,

@@ -430,8 +430,12 @@ impl Org {
                             user_name: user.login.clone(),
                             scope: "GROUP".into(),
                             status: "PROVISIONED".into(),
-                            sync_state: if failure.is_some() { "ERROR" } else { "SYNCHRONIZED" }
-                                .into(),
+                            sync_state: if failure.is_some() {
+                                "ERROR"
+                            } else {
+                                "SYNCHRONIZED"
+                            }
+                            .into(),
                             external_id: None,
                             profile: BTreeMap::new(),
                             last_error: failure.clone(),
@@ -1029,9 +1033,13 @@ fn change_membership(sh: &Shared, group: &str, user: &str, add: bool) -> Respons
     let name = g.name.clone();
     if changed {
         let kind = if add {
-            EffectKind::MemberAdded { group: name.clone() }
+            EffectKind::MemberAdded {
+                group: name.clone(),
+            }
         } else {
-            EffectKind::MemberRemoved { group: name.clone() }
+            EffectKind::MemberRemoved {
+                group: name.clone(),
+            }
         };
         org.effects.push(&u.id, &u.login, kind, "api");
         org.log_event(

@@ -472,7 +472,9 @@ impl OneLoginSim {
             .route("/api/2/roles", get(list_roles))
             .route(
                 "/api/2/roles/{id}/users",
-                get(role_users).post(add_role_users).delete(remove_role_users),
+                get(role_users)
+                    .post(add_role_users)
+                    .delete(remove_role_users),
             )
             .route("/api/2/apps/{id}", get(get_app))
             .route("/api/2/users/{id}/apps", get(user_apps));
@@ -689,7 +691,11 @@ async fn list_roles(
 }
 
 fn not_found(what: &str) -> Response {
-    ol_error(StatusCode::NOT_FOUND, "Not Found", &format!("{what} not found"))
+    ol_error(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        &format!("{what} not found"),
+    )
 }
 
 async fn role_users(

@@ -34,7 +34,10 @@
 //! * [`ApplyResponse::results`] has exactly one entry per requested action,
 //!   in the same order.
 //! * One connector call makes at most one HTTP request, so the driver's
-//!   limiter sees every request the app sees.
+//!   limiter sees every request the app sees. The exceptions say so and
+//!   declare a share of the app's limit to match: [`okta_assign`] (a
+//!   lookup, then the assignment) and [`idp_group`] (a token, the group
+//!   lookup once, the change, the IdP's provisioning outcome).
 //! * Secrets never appear in `Debug` output or error messages
 //!   ([`SecretString`]).
 //!

@@ -515,7 +515,8 @@ impl ManualSteps {
 /// (`roster_connectors::registry` keys its constructors by these names):
 /// `scim` (the generic SCIM client, and the default for `scim` paths),
 /// a vendor connector such as `expensify-api` on `api` paths, `okta-assign`
-/// on `idp` paths. Without one (and off `scim`), roster cannot drive the
+/// or `idp-group` (allowlisted group membership in Okta, Entra ID or
+/// OneLogin) on `idp` paths. Without one (and off `scim`), roster cannot drive the
 /// path itself: the operation's changes become tasks. `credentials` then
 /// also says what kind of secret that connector needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -383,7 +383,7 @@ reason"#,
                 (Path::Csv, None)
             ]
         );
-        assert!(served("bill-spend-expense").contains(&(Path::Idp, Some("okta-assign"))));
+        assert!(served("bill-spend-expense").contains(&(Path::Idp, Some("idp-group"))));
         // OneLogin's own Bill.com integration is nothing roster runs.
         assert_eq!(
             served("bill-com"),

@@ -285,6 +285,8 @@ async fn build_engine(
         s.secret = c.secret.as_ref().map(|x| SecretString::new(x.expose()));
         s.idp = c.idp.clone();
         s.okta_app_id = c.okta_app_id.clone();
+        s.idp_app_id = c.idp_app_id.clone();
+        s.groups = c.groups.clone();
         s.policy_ids = c.policy_ids.clone();
         s.default_manager_email = c.default_manager_email.clone();
         s.options = c.options.clone();

@@ -51,6 +51,13 @@ pub enum ConnectionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Ask each connection's app (or IdP) whether roster's credentials and
+    /// its setup work: e.g. an `idp` connection whose IdP app does not
+    /// provision fails, naming the switch. Exits non-zero on a failure.
+    Check {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
     /// Lift a quarantine after fixing its cause (say, a rotated token).
     Resume {
         #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
@@ -263,6 +270,37 @@ pub async fn connections(cmd: ConnectionsCommand, catalog_dir: Option<&Path>) ->
                         r["paused_note"].as_str().unwrap_or("")
                     );
                 }
+            }
+        }
+        ConnectionsCommand::Check { config } => {
+            let config = load_config(&config)?;
+            let principal = crate::principal::current(&config)?;
+            let roster = crate::ops::roster_for(&config, catalog_dir).await?;
+            let mut failed = 0usize;
+            for (id, result) in roster.check_connections(&principal).await {
+                match result {
+                    Ok(v) => {
+                        println!("{id}: {}", if v.ok() { "ok" } else { "FAILED" });
+                        for c in &v.checks {
+                            println!(
+                                "  {} {}: {}",
+                                if c.passed { "pass" } else { "FAIL" },
+                                c.name,
+                                c.detail
+                            );
+                        }
+                        if !v.ok() {
+                            failed += 1;
+                        }
+                    }
+                    Err(e) => {
+                        println!("{id}: could not check: {e}");
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} connection(s) failed their check");
             }
         }
         ConnectionsCommand::Resume { config, name } => {

@@ -1,7 +1,9 @@
 //! The connector interface, the engine-side driver that runs it, and one
 //! implementation per provisioning path: the Expensify Integration Server
 //! ([`expensify`]), SCIM 2.0 ([`scim`]), BILL Spend & Expense's v3 API
-//! ([`bill_spend`]), app assignment through Okta ([`okta_assign`]) and
+//! ([`bill_spend`]), app assignment through Okta ([`okta_assign`]),
+//! membership in allowlisted IdP groups (Okta, Entra ID, OneLogin:
+//! [`idp_group`]) and
 //! Spendesk's read-only API ([`spendesk`]). [`registry::build`] makes the
 //! one the app's catalog record names for the path a connection takes; the `testkit` feature adds the
 //! conformance suite every connector runs against its simulator.
@@ -32,7 +34,10 @@
 //! * [`ApplyResponse::results`] has exactly one entry per requested action,
 //!   in the same order.
 //! * One connector call makes at most one HTTP request, so the driver's
-//!   limiter sees every request the app sees.
+//!   limiter sees every request the app sees. The exceptions say so and
+//!   declare a share of the app's limit to match: [`okta_assign`] (a
+//!   lookup, then the assignment) and [`idp_group`] (a token, the group
+//!   lookup once, the change, the IdP's provisioning outcome).
 //! * Secrets never appear in `Debug` output or error messages
 //!   ([`SecretString`]).
 //!
@@ -53,6 +58,7 @@ pub mod egress;
 mod error;
 pub mod expensify;
 pub mod http;
+pub mod idp_group;
 pub mod limiter;
 pub mod okta_assign;
 pub mod registry;
@@ -137,6 +143,11 @@ pub struct Capabilities {
     /// plan's read) and refuses it when the address is taken by an account
     /// that is not the action's person's.
     pub upserts_by_address: bool,
+    /// A change the app finally refused (a dead letter) is a person's
+    /// task, carrying the failure: the `idp` path, where the IdP took the
+    /// change but its provisioning into the app failed, so someone must
+    /// fix the mapping or make the change by hand.
+    pub failures_to_people: bool,
 }
 
 impl Capabilities {
@@ -148,6 +159,7 @@ impl Capabilities {
             dry_run: false,
             deactivate_needs_current_attributes: false,
             upserts_by_address: false,
+            failures_to_people: false,
         }
     }
 
@@ -173,6 +185,11 @@ impl Capabilities {
 
     pub fn with_upserts_by_address(mut self, upserts: bool) -> Self {
         self.upserts_by_address = upserts;
+        self
+    }
+
+    pub fn with_failures_to_people(mut self, yes: bool) -> Self {
+        self.failures_to_people = yes;
         self
     }
 

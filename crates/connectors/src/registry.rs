@@ -18,6 +18,7 @@
 //! | `bill-spend-api` | `api` | [`crate::bill_spend`] | `secret` = apiToken |
 //! | `spendesk-api` | `api` | [`crate::spendesk`] | `username` = API key id, `secret` = API key secret |
 //! | `okta-assign` | `idp` (via Okta) | [`crate::okta_assign`] | `secret` = Okta API token, `okta_app_id` |
+//! | `idp-group` | `idp` (Okta, Entra ID, OneLogin) | [`crate::idp_group`] with `groups` set; else, for Okta, [`crate::okta_assign`] | Okta: `secret` = API token; Entra: `username` = client id, `secret` = client secret, `options.tenant` (`options.login_url`); OneLogin: `username` = client id, `secret`; all: `idp_app_id`, `groups` |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +30,7 @@ use roster_core::{ConnectionId, Operation};
 
 use crate::bill_spend::{BillSpendConfig, BillSpendConnector};
 use crate::expensify::{ExpensifyConfig, ExpensifyConnector};
+use crate::idp_group::{Idp, IdpGroupConfig, IdpGroupConnector};
 use crate::okta_assign::{OktaAssignConfig, OktaAssignConnector};
 use crate::scim::{ScimConfig, ScimConnector};
 use crate::spendesk::{SpendeskConfig, SpendeskConnector};
@@ -56,6 +58,13 @@ pub struct ConnectorSettings {
     pub idp: Option<String>,
     /// The Okta app integration id (`idp` path).
     pub okta_app_id: Option<String>,
+    /// The app's id in the IdP on the `idp` path (Okta app id, Entra
+    /// servicePrincipal object id, OneLogin app id); `okta_app_id` counts
+    /// for Okta.
+    pub idp_app_id: Option<String>,
+    /// The allowlisted IdP groups (OneLogin: roles) the `idp` path may
+    /// change membership of; the first is where new members go.
+    pub groups: Vec<String>,
     /// Expensify: read only these policies.
     pub policy_ids: Option<Vec<String>>,
     /// Expensify: `managerEmail` when the policy sets none.
@@ -79,6 +88,8 @@ impl ConnectorSettings {
             secret: None,
             idp: None,
             okta_app_id: None,
+            idp_app_id: None,
+            groups: Vec::new(),
             policy_ids: None,
             default_manager_email: None,
             timeout: None,
@@ -112,6 +123,14 @@ impl ConnectorSettings {
     }
     pub fn with_okta_app_id(mut self, id: impl Into<String>) -> Self {
         self.okta_app_id = Some(id.into());
+        self
+    }
+    pub fn with_idp_app_id(mut self, id: impl Into<String>) -> Self {
+        self.idp_app_id = Some(id.into());
+        self
+    }
+    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+        self.groups = groups;
         self
     }
     pub fn with_policy_ids(mut self, ids: Vec<String>) -> Self {
@@ -157,6 +176,8 @@ impl fmt::Debug for ConnectorSettings {
             .field("secret", &self.secret)
             .field("idp", &self.idp)
             .field("okta_app_id", &self.okta_app_id)
+            .field("idp_app_id", &self.idp_app_id)
+            .field("groups", &self.groups)
             .field("policy_ids", &self.policy_ids)
             .field("options", &self.options)
             .finish()
@@ -176,7 +197,7 @@ pub struct Implementation {
 }
 
 /// Every implementation roster has, by name.
-pub const IMPLEMENTATIONS: [Implementation; 5] = [
+pub const IMPLEMENTATIONS: [Implementation; 6] = [
     Implementation {
         name: SCIM_CONNECTOR,
         path: Path::Scim,
@@ -201,6 +222,11 @@ pub const IMPLEMENTATIONS: [Implementation; 5] = [
         name: "okta-assign",
         path: Path::Idp,
         build: build_okta_assign,
+    },
+    Implementation {
+        name: "idp-group",
+        path: Path::Idp,
+        build: build_idp_group,
     },
 ];
 
@@ -441,6 +467,79 @@ fn build_okta_assign(
     Ok(Arc::new(OktaAssignConnector::new(c)?))
 }
 
+/// The `idp` path by allowlisted group membership, for Okta, Entra ID and
+/// OneLogin. Without `groups`, an Okta connection keeps direct app
+/// assignment ([`build_okta_assign`]); Entra and OneLogin need groups.
+fn build_idp_group(
+    app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let idp = match settings.idp.as_deref() {
+        None => Idp::Okta,
+        Some(name) => Idp::parse(name).ok_or_else(|| ConnectorError::Config {
+            detail: format!(
+                "{}: idp = {name:?}: roster drives the idp path through okta, entra (entra-id) or onelogin",
+                settings.connection
+            ),
+        })?,
+    };
+    if settings.groups.is_empty() {
+        if idp == Idp::Okta {
+            return build_okta_assign(app, settings);
+        }
+        return Err(ConnectorError::Config {
+            detail: format!(
+                "{}: groups is required on the idp path through {}: the allowlisted {} roster may add people to and remove them from (e.g. groups = [\"{} Users\"])",
+                settings.connection,
+                idp.name(),
+                if idp == Idp::OneLogin {
+                    "roles"
+                } else {
+                    "groups"
+                },
+                app.name
+            ),
+        });
+    }
+    let url = required(
+        settings.base_url.as_ref(),
+        match idp {
+            Idp::Okta => "base_url (the Okta org URL)",
+            Idp::Entra => "base_url (Graph, e.g. https://graph.microsoft.com/v1.0)",
+            Idp::OneLogin => "base_url (https://<subdomain>.onelogin.com)",
+        },
+        settings,
+    )?;
+    let app_id = required(
+        settings
+            .idp_app_id
+            .as_ref()
+            .or(settings.okta_app_id.as_ref().filter(|_| idp == Idp::Okta)),
+        "idp_app_id (the app's id in the IdP)",
+        settings,
+    )?;
+    let mut c = IdpGroupConfig::new(
+        settings.connection.clone(),
+        idp,
+        url.clone(),
+        secret(settings)?,
+        app_id.clone(),
+        settings.groups.clone(),
+    );
+    c.app_name = app.name.clone();
+    c.client_id = settings.username.clone();
+    c.tenant = settings.options.get("tenant").cloned();
+    c.login_url = settings.options.get("login_url").cloned();
+    c.allow_private_network = settings.allow_private_network;
+    if let Some(t) = settings.timeout {
+        c.timeout = t;
+    }
+    if let Some(n) = settings.option_u32("page_size")? {
+        c.page_size = n.max(1);
+    }
+    Ok(Arc::new(IdpGroupConnector::new(c)?))
+}
+
 fn build_expensify(
     _app: &App,
     settings: &ConnectorSettings,
@@ -583,7 +682,7 @@ mod tests {
             .with_plan("enterprise");
         assert_eq!(
             routed(&app("bill-spend-expense"), &idp),
-            r(Path::Idp, "okta-assign")
+            r(Path::Idp, "idp-group")
         );
         // Without the plan its SCIM needs, Bill.com has no automated path,
         // and without a secret no credential-gated path holds either.
@@ -660,6 +759,51 @@ mod tests {
         // On the idp path the secret is the IdP's, not the app's.
         assert!(kinds("bill-spend-expense", &settings().with_path("idp")).is_empty());
         assert!(kinds("expensify", &ConnectorSettings::new(ConnectionId::new("c"))).is_empty());
+    }
+
+    #[test]
+    fn the_idp_path_builds_group_connectors_per_idp() {
+        let bill = app("bill-spend-expense");
+        let base = settings()
+            .with_path("idp")
+            .with_plan("enterprise")
+            .with_base_url("http://127.0.0.1:1");
+        // Entra without an allowlist: refused, naming groups.
+        let e = build(&bill, &base.clone().with_idp("entra")).err().unwrap();
+        assert!(e.to_string().contains("groups is required"), "{e}");
+        let entra = base
+            .clone()
+            .with_idp("entra")
+            .with_groups(vec!["BILL Users".into()])
+            .with_idp_app_id("sp-1")
+            .with_username("client")
+            .with_option("tenant", "contoso");
+        assert!(build(&bill, &entra).is_ok());
+        let e = build(&bill, &entra.clone().with_idp("google"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("okta, entra"), "{e}");
+        // OneLogin needs its client id.
+        let ol = base
+            .clone()
+            .with_idp("onelogin")
+            .with_groups(vec!["BILL Users".into()])
+            .with_idp_app_id("7001");
+        assert!(
+            build(&bill, &ol)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("client id")
+        );
+        assert!(build(&bill, &ol.with_username("client")).is_ok());
+        // Okta with groups: the group connector; the app id may come from
+        // okta_app_id.
+        let okta = base
+            .with_idp("okta")
+            .with_groups(vec!["BILL Users".into()])
+            .with_okta_app_id("0oa1");
+        assert!(build(&bill, &okta).is_ok());
     }
 
     #[test]

@@ -28,7 +28,8 @@
 //! never made fails; so does one that makes a change twice.
 //!
 //! Each simulator has an [`Oracle`] here ([`ScimOracle`], [`BillOracle`],
-//! [`OktaOracle`], [`SpendeskOracle`], [`ExpensifyOracle`]); a new
+//! [`OktaOracle`], [`SpendeskOracle`], [`ExpensifyOracle`],
+//! [`EntraGroupOracle`], [`OktaGroupOracle`], [`OneLoginRoleOracle`]); a new
 //! connector adds one for its simulator and calls the three checks from its
 //! tests. Checks return `Err(description)` rather than panicking, so the
 //! suite is usable outside `#[test]` too.
@@ -705,11 +706,14 @@ fn api_kinds(effects: Vec<Effect>, email: &str) -> Vec<String> {
         .filter(|e| e.via == "api" && e.email == email)
         .map(|e| {
             match e.kind {
-                EffectKind::Created | EffectKind::Assigned { .. } => "created",
+                EffectKind::Created
+                | EffectKind::Assigned { .. }
+                | EffectKind::MemberAdded { .. } => "created",
                 EffectKind::Updated { .. } => "updated",
-                EffectKind::Deactivated | EffectKind::Unassigned { .. } | EffectKind::Deleted => {
-                    "deactivated"
-                }
+                EffectKind::Deactivated
+                | EffectKind::Unassigned { .. }
+                | EffectKind::MemberRemoved { .. }
+                | EffectKind::Deleted => "deactivated",
                 EffectKind::Reactivated => "reactivated",
             }
             .to_string()
@@ -839,6 +843,111 @@ impl Oracle for OktaOracle {
                 attributes: a.profile.clone(),
             })
             .collect()
+    }
+    fn api_effects(&self, email: &str) -> Vec<String> {
+        api_kinds(self.handle.effects(), email)
+    }
+    fault_methods!();
+}
+
+/// The Graph simulator's record of the members of a connection's
+/// allowlisted groups (the `idp` path through Entra ID: a member holds the
+/// app, a non-member has no account).
+pub struct EntraGroupOracle {
+    pub handle: roster_sim::graph::GraphHandle,
+    pub groups: Vec<String>,
+    pub slow: Duration,
+}
+
+impl Oracle for EntraGroupOracle {
+    fn accounts(&self) -> Vec<OracleAccount> {
+        let mut out: BTreeMap<String, OracleAccount> = BTreeMap::new();
+        for g in &self.groups {
+            for upn in self.handle.members(g) {
+                if let Some(u) = self.handle.user(&upn) {
+                    out.entry(u.id.clone()).or_insert(OracleAccount {
+                        key: u.id.clone(),
+                        email: u.mail.unwrap_or(u.user_principal_name).to_lowercase(),
+                        active: true,
+                        attributes: BTreeMap::new(),
+                    });
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+    fn api_effects(&self, email: &str) -> Vec<String> {
+        api_kinds(self.handle.effects(), email)
+    }
+    fault_methods!();
+}
+
+/// The Okta simulator's record of the members of a connection's
+/// allowlisted groups.
+pub struct OktaGroupOracle {
+    pub handle: roster_sim::okta::OktaHandle,
+    pub groups: Vec<String>,
+    pub slow: Duration,
+}
+
+impl Oracle for OktaGroupOracle {
+    fn accounts(&self) -> Vec<OracleAccount> {
+        let mut out: BTreeMap<String, OracleAccount> = BTreeMap::new();
+        for g in &self.groups {
+            for login in self.handle.group_members(g) {
+                if let Some(u) = self.handle.user(&login) {
+                    out.entry(u.id.clone()).or_insert(OracleAccount {
+                        key: u.id.clone(),
+                        email: u.login.to_lowercase(),
+                        active: true,
+                        attributes: BTreeMap::new(),
+                    });
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+    fn api_effects(&self, email: &str) -> Vec<String> {
+        let member_changes = self
+            .handle
+            .effects()
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EffectKind::MemberAdded { .. } | EffectKind::MemberRemoved { .. }
+                )
+            })
+            .collect();
+        api_kinds(member_changes, email)
+    }
+    fault_methods!();
+}
+
+/// The OneLogin simulator's record of the members of a connection's
+/// allowlisted roles.
+pub struct OneLoginRoleOracle {
+    pub handle: roster_sim::onelogin::OneLoginHandle,
+    pub roles: Vec<String>,
+    pub slow: Duration,
+}
+
+impl Oracle for OneLoginRoleOracle {
+    fn accounts(&self) -> Vec<OracleAccount> {
+        let mut out: BTreeMap<String, OracleAccount> = BTreeMap::new();
+        for r in &self.roles {
+            for email in self.handle.role_members(r) {
+                if let Some(u) = self.handle.user(&email) {
+                    out.entry(u.id.to_string()).or_insert(OracleAccount {
+                        key: u.id.to_string(),
+                        email: u.email.to_lowercase(),
+                        active: true,
+                        attributes: BTreeMap::new(),
+                    });
+                }
+            }
+        }
+        out.into_values().collect()
     }
     fn api_effects(&self, email: &str) -> Vec<String> {
         api_kinds(self.handle.effects(), email)

@@ -305,6 +305,28 @@ impl Roster {
         self.engine.compute_plan(scope).await
     }
 
+    /// Asks every configured connector whether its credentials and the
+    /// app's setup work (`roster connections check`): a read-only health
+    /// check, e.g. an `idp` connection whose IdP app does not provision
+    /// fails, naming the switch. `Err` per connection: the check itself
+    /// could not be made.
+    pub async fn check_connections(
+        &self,
+        by: &Principal,
+    ) -> Vec<(
+        ConnectionId,
+        Result<roster_connectors::Validation, roster_connectors::ConnectorError>,
+    )> {
+        tracing::debug!(principal = %by, "checking connections");
+        let mut out = Vec::new();
+        for id in self.engine.connector_ids() {
+            if let Some((connector, _)) = self.engine.connection_parts(&id) {
+                out.push((id.clone(), connector.validate().await));
+            }
+        }
+        out
+    }
+
     /// Verifies open human tasks against the read a full plan was computed
     /// from (done work is confirmed, work undone reopens). Returns
     /// (verified, reopened).

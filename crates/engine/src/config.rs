@@ -79,6 +79,14 @@
 //! base_url = "https://acme.okta.com"
 //! okta_app_id = "0oa1bill2spend3"
 //! secret = { env = "OKTA_API_TOKEN" }
+//! # Or assignment by membership in allowlisted groups (Okta, Entra ID,
+//! # OneLogin roles); roster never touches any other group:
+//! # idp = "entra"
+//! # base_url = "https://graph.microsoft.com/v1.0"
+//! # username = "<client id>"
+//! # options = { tenant = "contoso.onmicrosoft.com" }
+//! # idp_app_id = "<servicePrincipal object id>"
+//! # groups = ["BILL Users"]
 //! default_manager_email = "ceo@example.com"   # for people with no manager
 //! # allow_private_network = true   # base_url may be a private or link-local address
 //!
@@ -395,6 +403,13 @@ pub struct RawConnection {
     pub secret: Option<SecretRef>,
     /// The Okta app integration id, for the `idp` path.
     pub okta_app_id: Option<String>,
+    /// The app's id in the IdP on the `idp` path (Okta app id, Entra
+    /// servicePrincipal object id, OneLogin app id).
+    pub idp_app_id: Option<String>,
+    /// The allowlisted IdP groups (OneLogin roles) the `idp` path may add
+    /// people to and remove them from; no other group is ever changed.
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Connector-specific options (e.g. `default_role` for BILL).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -451,6 +466,15 @@ pub struct Operator {
     pub groups: Vec<String>,
 }
 
+/// The catalog's id for an IdP a connection names: `entra` and `azure-ad`
+/// are `entra-id` (what catalog records list in `idps`).
+fn catalog_idp(idp: &str) -> String {
+    match idp.trim().to_ascii_lowercase().as_str() {
+        "entra" | "entra_id" | "azure-ad" | "azuread" => "entra-id".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// A secret value: redacted in Debug, never Display.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -488,6 +512,8 @@ pub struct ConnectionConfig {
     /// for stored ones, [`Config::resolve_stored_secrets`]) ran.
     pub secret: Option<Secret>,
     pub okta_app_id: Option<String>,
+    pub idp_app_id: Option<String>,
+    pub groups: Vec<String>,
     pub options: BTreeMap<String, String>,
     pub default_manager_email: Option<String>,
     pub plan: Option<String>,
@@ -815,10 +841,12 @@ impl Config {
                 secret_ref: c.secret.clone(),
                 secret: None,
                 okta_app_id: c.okta_app_id.clone(),
+                idp_app_id: c.idp_app_id.clone(),
+                groups: c.groups.clone(),
                 options: c.options.clone(),
                 default_manager_email: c.default_manager_email.clone(),
                 plan: c.plan.clone(),
-                idp: c.idp.clone(),
+                idp: c.idp.as_deref().map(catalog_idp),
                 task_sla_hours: c.task_sla_hours,
                 assignee: c.assignee.clone(),
                 escalate_to: c.escalate_to.clone(),

@@ -134,6 +134,12 @@ impl Engine {
         Executor::new(self, Some(plan_id.clone()), progress)
             .run(connections.clone(), Mode::UntilSettled, stop_rx)
             .await?;
+        // What the IdP took but could not provision, retried to the end, is
+        // a person's work now, with the IdP's error.
+        let escalated = self.failures_to_people(plan_id).await?;
+        if !escalated.is_empty() {
+            tracing::warn!(plan = %plan_id, tasks = escalated.len(), "provisioning failures became people's tasks");
+        }
 
         let mut report = ApplyReport::default();
         for a in self.store.actions(plan_id).await? {

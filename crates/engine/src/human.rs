@@ -231,6 +231,125 @@ impl Engine {
         Ok(out)
     }
 
+    /// Turns this plan's finally failed actions on connections whose
+    /// connector hands failures to people ([`roster_connectors::Capabilities::failures_to_people`]:
+    /// the `idp` path, where the IdP took the change but provisioning into
+    /// the app failed) into people's tasks carrying the failure, and marks
+    /// the actions `manual`. Returns the tasks.
+    pub(crate) async fn failures_to_people(
+        &self,
+        plan_id: &PlanId,
+    ) -> Result<Vec<HumanTask>, EngineError> {
+        let mut out = Vec::new();
+        let now = self.now();
+        for stored in self.store.actions(plan_id).await? {
+            if stored.state != ActionState::Failed {
+                continue;
+            }
+            let a = &stored.action;
+            let Some((connector, _)) = self.connection_parts(&a.connection) else {
+                continue;
+            };
+            if !connector.capabilities().failures_to_people {
+                continue;
+            }
+            let failure = stored.detail.clone().unwrap_or_default();
+            let app_name = self
+                .catalog
+                .as_ref()
+                .and_then(|c| {
+                    let id = self
+                        .bindings
+                        .get(&a.connection)
+                        .map(|b| b.app.as_str())
+                        .unwrap_or(a.connection.as_str());
+                    c.get(id).map(|app| app.name.clone())
+                })
+                .unwrap_or_else(|| a.connection.to_string());
+            let mut steps = vec![
+                format!("Read the IdP's error: {failure}"),
+                format!(
+                    "Fix the cause in the IdP's provisioning settings for {app_name} (attribute mappings are the usual one), then retry provisioning for {} there.",
+                    a.email
+                ),
+            ];
+            steps.extend(
+                self.path_for(a)
+                    .map(|(_, _, s)| s)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| format!("Or by hand: {s}")),
+            );
+            let binding = self.bindings.get(&a.connection);
+            let sla_hours =
+                binding
+                    .and_then(|b| b.task_sla_hours)
+                    .unwrap_or(if a.operation.is_deprovision() {
+                        DEFAULT_DEPROVISION_SLA_HOURS
+                    } else {
+                        DEFAULT_SLA_HOURS
+                    });
+            let created_ms = ms(now);
+            let task = HumanTask {
+                id: format!("T-{}-{}", tail(plan_id.as_str(), 8), stored.index),
+                dedupe_key: intent_key(a),
+                connection: a.connection.to_string(),
+                kind: a.operation.as_str().to_string(),
+                subject_email: a.email.to_string(),
+                employee_id: a.employee_id.as_ref().map(|e| e.to_string()),
+                account_key: a.account.as_ref().map(|k| k.to_string()),
+                plan_id: Some(plan_id.to_string()),
+                action_idx: Some(stored.index),
+                title: format!(
+                    "{} {} in {app_name}: the IdP's provisioning failed",
+                    capitalise(a.operation.as_str()),
+                    a.email
+                ),
+                checklist: steps,
+                assignee: binding.and_then(|b| b.assignee.clone()),
+                state: HumanTaskState::Open,
+                flagged: false,
+                note: Some(format!(
+                    "retried and still failing: {failure}; because {}",
+                    a.reason
+                )),
+                evidence: None,
+                due_ms: Some(created_ms + i64::from(sla_hours) * 3_600_000),
+                reminded_ms: None,
+                escalated_ms: None,
+                created_ms,
+                updated_ms: created_ms,
+            };
+            let (task, created) = self.store.open_human_task(&task).await?;
+            self.store
+                .set_action_state(
+                    plan_id,
+                    stored.index,
+                    ActionState::Manual,
+                    Some(format!("task {}: {failure}", task.id)),
+                    created_ms,
+                )
+                .await?;
+            if created {
+                self.audit(
+                    AuditKind::TaskOpened,
+                    &task.id,
+                    json!({
+                        "connection": task.connection,
+                        "kind": task.kind,
+                        "subject": task.subject_email,
+                        "due_ms": task.due_ms,
+                        "plan": plan_id.as_str(),
+                        "failure": failure,
+                    }),
+                )
+                .await?;
+            }
+            out.push(task);
+        }
+        Ok(out)
+    }
+
     /// Writes one import file per connection for the creates a person will
     /// carry out (BILL S&E's add-only CSV, Spendesk's bulk-invite xlsx),
     /// when the engine has a place for exports. Names come from the source

@@ -133,6 +133,15 @@ pub enum EffectKind {
     Unassigned {
         app: String,
     },
+    /// Added to a group (an IdP's group or OneLogin role that assigns an
+    /// app).
+    MemberAdded {
+        group: String,
+    },
+    /// Removed from such a group.
+    MemberRemoved {
+        group: String,
+    },
 }
 
 impl EffectKind {
@@ -146,6 +155,8 @@ impl EffectKind {
             EffectKind::Deleted => "deleted",
             EffectKind::Assigned { .. } => "assigned",
             EffectKind::Unassigned { .. } => "unassigned",
+            EffectKind::MemberAdded { .. } => "member-added",
+            EffectKind::MemberRemoved { .. } => "member-removed",
         }
     }
 }

@@ -25,6 +25,36 @@
 //! * `GET /v1.0/users/{id}/memberOf/microsoft.graph.group`,
 //!   `GET /v1.0/groups`, `GET /v1.0/groups/{id}/members/microsoft.graph.user`
 //!   (`$select`, `$top`, `$skiptoken`).
+//! * `GET /v1.0/users/{idOrUpn}` (`$select`); `GET /v1.0/groups` also
+//!   takes `$filter=displayName eq '…'`.
+//! * Group membership writes, for roster's `idp` path:
+//!   `POST /v1.0/groups/{id}/members/$ref` with
+//!   `{"@odata.id":"…/directoryObjects/{userId}"}` → 204 (already a member
+//!   → 400 `Request_BadRequest` "One or more added object references
+//!   already exist…", as Graph answers); `DELETE
+//!   /v1.0/groups/{id}/members/{userId}/$ref` → 204 (not a member → 404).
+//!   Each change is in the effect log ([`GraphHandle::effects`]).
+//! * Enterprise apps ([`GraphServicePrincipal`]) with provisioning:
+//!   `GET /v1.0/servicePrincipals/{id}/synchronization/jobs` →
+//!   `{value:[{id, templateId, schedule:{state}, status:{code}}]}` (`code`:
+//!   `NotConfigured`, `NotRun`, `Active`, `Paused`, `Quarantine`); and
+//!   `GET /v1.0/auditLogs/provisioning` (`$filter` with `eq` clauses on
+//!   `servicePrincipal/id` and `sourceIdentity/id` joined by `and`; `$top`)
+//!   → provisioningObjectSummary records, newest first:
+//!   `{id, activityDateTime, provisioningAction, servicePrincipal:{id},
+//!   sourceIdentity:{id, displayName}, provisioningStatusInfo:{status,
+//!   errorInformation:{errorCode, reason}}}`.
+//!
+//!   Provisioning runs inline (real Entra runs a cycle every ~40 minutes):
+//!   a membership change that moves a user into or out of the scope of an
+//!   app whose job is `Active` logs a `create` (in scope) or `disable` (out
+//!   of scope) event, `success`, or `failure` with the reason
+//!   [`GraphHandle::fail_provisioning`] set (the "attribute mismatch"
+//!   switch). [`GraphHandle::clear_provisioning_failure`] stands for the
+//!   next cycle after the mapping is fixed: the failed export is retried
+//!   and logs its success. [S]: the event shapes follow Graph's
+//!   provisioningObjectSummary; which action Entra logs when a user leaves
+//!   scope depends on the app's settings (this simulator: `disable`).
 //! * Throttling: over a configured window, or under a 429 storm → 429
 //!   `TooManyRequests` with `Retry-After` (seconds).
 //!
@@ -41,7 +71,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde_json::{Value, json};
 
-use crate::common::{self, ActiveFault, Core, FaultHost, RateWindow, Running, SimError};
+use crate::common::{
+    self, ActiveFault, Core, Effect, EffectKind, EffectLog, FaultHost, RateWindow, Running,
+    SimError,
+};
 
 pub use crate::common::{Counters, Fault};
 
@@ -70,6 +103,52 @@ pub struct GraphSimConfig {
     pub users: Vec<GraphUser>,
     /// Group names with the userPrincipalNames of their members.
     pub groups: Vec<(String, Vec<String>)>,
+    /// Enterprise apps that provision downstream.
+    pub service_principals: Vec<GraphServicePrincipal>,
+}
+
+/// An enterprise app (servicePrincipal) with a provisioning job: the
+/// groups assigned to it put their members in its provisioning scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphServicePrincipal {
+    pub id: String,
+    pub display_name: String,
+    /// The synchronization job's `status.code` (`Active` provisions).
+    pub job_status: String,
+    /// Display names of the groups assigned to the app.
+    pub groups: Vec<String>,
+}
+
+impl GraphServicePrincipal {
+    /// An app whose provisioning job is `Active`.
+    pub fn new(id: &str, display_name: &str, groups: &[&str]) -> Self {
+        GraphServicePrincipal {
+            id: id.to_string(),
+            display_name: display_name.to_string(),
+            job_status: "Active".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+    pub fn with_job_status(mut self, code: &str) -> Self {
+        self.job_status = code.to_string();
+        self
+    }
+}
+
+/// One provisioning log record (provisioningObjectSummary).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvisioningEvent {
+    pub id: String,
+    pub seq: u64,
+    pub service_principal: String,
+    pub user_id: String,
+    pub user_principal_name: String,
+    /// `create` or `disable`.
+    pub action: String,
+    /// `success` or `failure`.
+    pub status: String,
+    pub error_code: Option<String>,
+    pub reason: Option<String>,
 }
 
 impl GraphSimConfig {
@@ -86,7 +165,12 @@ impl GraphSimConfig {
             rate_limits: Vec::new(),
             users: Vec::new(),
             groups: Vec::new(),
+            service_principals: Vec::new(),
         }
+    }
+    pub fn with_service_principal(mut self, sp: GraphServicePrincipal) -> Self {
+        self.service_principals.push(sp);
+        self
     }
     pub fn with_user(mut self, u: GraphUser) -> Self {
         self.users.push(u);
@@ -231,6 +315,12 @@ struct Tenant {
     tokens: BTreeSet<String>,
     /// Delta tokens below this are expired.
     delta_floor: u64,
+    service_principals: Vec<GraphServicePrincipal>,
+    /// Newest last.
+    provisioning: Vec<ProvisioningEvent>,
+    /// userPrincipalName (lower-cased) → why provisioning fails for them.
+    failing: BTreeMap<String, String>,
+    effects: EffectLog,
 }
 
 impl Tenant {
@@ -249,6 +339,64 @@ impl Tenant {
             .insert(order.unwrap_or(self.next), (u.clone(), v));
         u
     }
+    /// Whether the user is in the provisioning scope of `sp` (a member of
+    /// a group assigned to it).
+    fn in_scope(&self, sp: &GraphServicePrincipal, uid: &str) -> bool {
+        self.groups
+            .values()
+            .any(|g| sp.groups.contains(&g.display_name) && g.members.contains(uid))
+    }
+
+    /// Runs provisioning of `uid` for every active app whose scope the
+    /// membership change moved them into or out of. `before` is the scope
+    /// per app before the change.
+    fn provision_changes(&mut self, uid: &str, before: &BTreeMap<String, bool>) {
+        let sps = self.service_principals.clone();
+        for sp in sps {
+            let now = self.in_scope(&sp, uid);
+            if before.get(&sp.id).copied() == Some(now) || sp.job_status != "Active" {
+                continue;
+            }
+            self.provision(&sp.id, uid, if now { "create" } else { "disable" });
+        }
+    }
+
+    fn scopes(&self, uid: &str) -> BTreeMap<String, bool> {
+        self.service_principals
+            .iter()
+            .map(|sp| (sp.id.clone(), self.in_scope(sp, uid)))
+            .collect()
+    }
+
+    fn provision(&mut self, sp: &str, uid: &str, action: &str) {
+        let upn = self
+            .users
+            .values()
+            .find(|(u, _)| u.id == uid)
+            .map(|(u, _)| u.user_principal_name.clone())
+            .unwrap_or_default();
+        let failure = self.failing.get(&upn.to_lowercase()).cloned();
+        let seq = self.provisioning.len() as u64;
+        self.provisioning.push(ProvisioningEvent {
+            id: format!("prov-{seq:06}"),
+            seq,
+            service_principal: sp.to_string(),
+            user_id: uid.to_string(),
+            user_principal_name: upn,
+            action: action.to_string(),
+            status: if failure.is_some() {
+                "failure"
+            } else {
+                "success"
+            }
+            .into(),
+            error_code: failure
+                .as_ref()
+                .map(|_| "SystemForCrossDomainIdentityManagementBadRequest".to_string()),
+            reason: failure,
+        });
+    }
+
     fn find(&self, id_or_upn: &str) -> Option<i64> {
         self.users
             .iter()
@@ -355,6 +503,95 @@ impl GraphHandle {
             None => false,
         }
     }
+    /// Group membership changes made through the API, in order.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.0.lock().effects.all()
+    }
+    /// The userPrincipalNames of a group's members (by name or id).
+    pub fn members(&self, group: &str) -> Vec<String> {
+        let t = self.0.lock();
+        let Some(g) = t
+            .groups
+            .values()
+            .find(|g| g.display_name == group || g.id == group)
+        else {
+            return Vec::new();
+        };
+        t.users
+            .values()
+            .filter(|(u, _)| g.members.contains(&u.id))
+            .map(|(u, _)| u.user_principal_name.clone())
+            .collect()
+    }
+    /// A group's object id.
+    pub fn group_id(&self, name: &str) -> Option<String> {
+        let t = self.0.lock();
+        t.groups
+            .values()
+            .find(|g| g.display_name == name)
+            .map(|g| g.id.clone())
+    }
+    /// Adds a group (setup); returns its id.
+    pub fn add_group(&self, name: &str) -> String {
+        let mut t = self.0.lock();
+        t.next += 1;
+        let n = t.next;
+        let id = format!("{n:08x}-0000-4000-9000-{n:012x}");
+        t.groups.insert(
+            n,
+            GraphGroup {
+                id: id.clone(),
+                display_name: name.to_string(),
+                members: BTreeSet::new(),
+            },
+        );
+        id
+    }
+    /// Sets the app's provisioning job status (`Active`, `Paused`, ...).
+    pub fn set_job_status(&self, sp: &str, code: &str) -> bool {
+        let mut t = self.0.lock();
+        match t.service_principals.iter_mut().find(|s| s.id == sp) {
+            Some(s) => {
+                s.job_status = code.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+    /// From now on, provisioning this user fails with `reason` (an
+    /// attribute mapping the app refuses).
+    pub fn fail_provisioning(&self, upn: &str, reason: &str) {
+        self.0
+            .lock()
+            .failing
+            .insert(upn.to_lowercase(), reason.to_string());
+    }
+    /// The mapping is fixed: the next cycle retries this user's failed
+    /// exports, each logging its outcome.
+    pub fn clear_provisioning_failure(&self, upn: &str) {
+        let mut t = self.0.lock();
+        t.failing.remove(&upn.to_lowercase());
+        let Some(k) = t.find(upn) else { return };
+        let Some(uid) = t.users.get(&k).map(|(u, _)| u.id.clone()) else {
+            return;
+        };
+        let sps: Vec<String> = t.service_principals.iter().map(|s| s.id.clone()).collect();
+        for sp in sps {
+            let last = t
+                .provisioning
+                .iter()
+                .rev()
+                .find(|e| e.service_principal == sp && e.user_id == uid)
+                .cloned();
+            if let Some(e) = last.filter(|e| e.status == "failure") {
+                t.provision(&sp, &uid, &e.action);
+            }
+        }
+    }
+    /// The provisioning log, oldest first.
+    pub fn provisioning_events(&self) -> Vec<ProvisioningEvent> {
+        self.0.lock().provisioning.clone()
+    }
     /// Every deltaLink handed out so far stops working (410).
     pub fn expire_delta_tokens(&self) {
         let mut t = self.0.lock();
@@ -405,6 +642,7 @@ impl GraphSim {
                 },
             );
         }
+        t.service_principals = config.service_principals.clone();
         let shared = Arc::new(Shared {
             core: Core::new(config.rate_limits.clone(), None),
             tenant: Mutex::new(t),
@@ -418,11 +656,22 @@ impl GraphSim {
                 "/v1.0/users/{id}/memberOf/microsoft.graph.group",
                 get(member_of),
             )
+            .route("/v1.0/users/{id}", get(get_user))
             .route("/v1.0/groups", get(list_groups))
             .route(
                 "/v1.0/groups/{id}/members/microsoft.graph.user",
                 get(group_members),
-            );
+            )
+            .route("/v1.0/groups/{id}/members/$ref", post(add_member))
+            .route(
+                "/v1.0/groups/{id}/members/{user}/$ref",
+                axum::routing::delete(remove_member),
+            )
+            .route(
+                "/v1.0/servicePrincipals/{id}/synchronization/jobs",
+                get(sync_jobs),
+            )
+            .route("/v1.0/auditLogs/provisioning", get(provisioning_logs));
         let host: Arc<dyn FaultHost> = shared.clone();
         let app = common::with_faults(routes, host).with_state(shared.clone());
         let port = shared.config.port;
@@ -832,10 +1081,20 @@ async fn list_groups(
         Ok(t) => t,
         Err(r) => return r,
     };
+    let wanted = q.get("$filter").map(|f| filter_eq(f, "displayName"));
+    if let Some(None) = wanted {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            "Unsupported query.",
+        );
+    }
+    let wanted = wanted.flatten();
     let rows: Vec<(i64, Value)> = sh
         .lock()
         .groups
         .iter()
+        .filter(|(_, g)| wanted.as_ref().is_none_or(|w| &g.display_name == w))
         .map(|(k, g)| (*k, json!({"id": g.id, "displayName": g.display_name})))
         .collect();
     let (page, next) = match keyset(rows, &q, top, ActiveFault::repeat_page(fault)) {
@@ -861,6 +1120,7 @@ async fn group_members(
         Ok(t) => t,
         Err(r) => return r,
     };
+    let select = select_of(&q);
     let t = sh.lock();
     let Some(g) = t.groups.values().find(|g| g.id == id).cloned() else {
         return graph_error(
@@ -874,10 +1134,13 @@ async fn group_members(
         .iter()
         .filter(|(_, (u, _))| g.members.contains(&u.id))
         .map(|(k, (u, _))| {
-            (
-                *k,
-                json!({"@odata.type": "#microsoft.graph.user", "id": u.id}),
-            )
+            let mut v = if select.is_empty() {
+                json!({"id": u.id})
+            } else {
+                u.to_json(&select)
+            };
+            v["@odata.type"] = json!("#microsoft.graph.user");
+            (*k, v)
         })
         .collect();
     drop(t);
@@ -894,6 +1157,183 @@ async fn group_members(
         body["@odata.nextLink"] = json!(link(&path, &q, "$skiptoken", &format!("k{k}")));
     }
     ok_json(body)
+}
+
+/// The value of a `$filter` of one `field eq 'value'` clause; `None` when
+/// the filter is anything else.
+fn filter_eq(filter: &str, field: &str) -> Option<String> {
+    clauses(filter)?.remove(field)
+}
+
+/// `a eq 'x' and b eq 'y'` as a map; `None` if it is not of that form.
+fn clauses(filter: &str) -> Option<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for part in filter.split(" and ") {
+        let (field, value) = part.trim().split_once(" eq ")?;
+        let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+        out.insert(field.trim().to_string(), value.replace("''", "'"));
+    }
+    Some(out)
+}
+
+fn not_found(id: &str) -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
+}
+
+async fn get_user(
+    State(sh): St,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let t = sh.lock();
+    match t.find(&id).and_then(|k| t.users.get(&k)) {
+        Some((u, _)) => ok_json(u.to_json(&select_of(&q))),
+        None => not_found(&id),
+    }
+}
+
+async fn add_member(State(sh): St, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    let Some(reference) = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("@odata.id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "Invalid request body: an @odata.id reference is required.",
+        );
+    };
+    let uid = reference.rsplit('/').next().unwrap_or_default().to_string();
+    let mut t = sh.lock();
+    let Some(gk) = t.groups.iter().find(|(_, g)| g.id == id).map(|(k, _)| *k) else {
+        return not_found(&id);
+    };
+    let Some((upn, uid)) = t
+        .find(&uid)
+        .and_then(|k| t.users.get(&k))
+        .map(|(u, _)| (u.user_principal_name.clone(), u.id.clone()))
+    else {
+        return not_found(&uid);
+    };
+    let before = t.scopes(&uid);
+    let Some(g) = t.groups.get_mut(&gk) else {
+        return not_found(&id);
+    };
+    if !g.members.insert(uid.clone()) {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "One or more added object references already exist for the following modified properties: 'members'.",
+        );
+    }
+    let name = g.display_name.clone();
+    t.effects
+        .push(&uid, &upn, EffectKind::MemberAdded { group: name }, "api");
+    t.provision_changes(&uid, &before);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn remove_member(State(sh): St, Path((id, user)): Path<(String, String)>) -> Response {
+    let mut t = sh.lock();
+    let Some(gk) = t.groups.iter().find(|(_, g)| g.id == id).map(|(k, _)| *k) else {
+        return not_found(&id);
+    };
+    let Some((upn, uid)) = t
+        .find(&user)
+        .and_then(|k| t.users.get(&k))
+        .map(|(u, _)| (u.user_principal_name.clone(), u.id.clone()))
+    else {
+        return not_found(&user);
+    };
+    let before = t.scopes(&uid);
+    let Some(g) = t.groups.get_mut(&gk) else {
+        return not_found(&id);
+    };
+    if !g.members.remove(&uid) {
+        return not_found(&user);
+    }
+    let name = g.display_name.clone();
+    t.effects
+        .push(&uid, &upn, EffectKind::MemberRemoved { group: name }, "api");
+    t.provision_changes(&uid, &before);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn sync_jobs(State(sh): St, Path(id): Path<String>) -> Response {
+    let t = sh.lock();
+    let Some(sp) = t.service_principals.iter().find(|s| s.id == id) else {
+        return not_found(&id);
+    };
+    let schedule = if sp.job_status == "Active" {
+        "Active"
+    } else {
+        "Disabled"
+    };
+    ok_json(json!({"value": [{
+        "id": format!("scim.{}", sp.id),
+        "templateId": "scim",
+        "schedule": {"interval": "PT40M", "state": schedule},
+        "status": {"code": sp.job_status},
+    }]}))
+}
+
+async fn provisioning_logs(State(sh): St, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let top = match top_of(&q, 50) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let filter = match q.get("$filter").map(|f| clauses(f)) {
+        None => BTreeMap::new(),
+        Some(Some(c)) => c,
+        Some(None) => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                "Unsupported $filter.",
+            );
+        }
+    };
+    let t = sh.lock();
+    let value: Vec<Value> = t
+        .provisioning
+        .iter()
+        .rev()
+        .filter(|e| {
+            filter.iter().all(|(k, v)| match k.as_str() {
+                "servicePrincipal/id" => &e.service_principal == v,
+                "sourceIdentity/id" => &e.user_id == v,
+                "provisioningStatusInfo/status" => &e.status == v,
+                _ => false,
+            })
+        })
+        .take(top)
+        .map(|e| {
+            let mut status = json!({"status": e.status});
+            if let Some(r) = &e.reason {
+                status["errorInformation"] = json!({
+                    "errorCode": e.error_code,
+                    "reason": r,
+                    "errorCategory": "NonServiceFailure",
+                });
+            }
+            json!({
+                "id": e.id,
+                "activityDateTime": format!("2026-01-05T09:{:02}:{:02}Z", (e.seq / 60) % 60, e.seq % 60),
+                "provisioningAction": e.action,
+                "servicePrincipal": {"id": e.service_principal},
+                "sourceIdentity": {"id": e.user_id, "displayName": e.user_principal_name, "identityType": "User"},
+                "provisioningStatusInfo": status,
+            })
+        })
+        .collect();
+    ok_json(json!({"value": value}))
 }
 
 #[cfg(test)]

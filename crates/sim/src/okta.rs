@@ -28,6 +28,18 @@
 //!   see `okta/directory.rs` (`GET /api/v1/groups`, `/groups/{id}/users`,
 //!   `/users/{id}/groups`, `/logs`). The handle's changes write the events
 //!   Okta would, and [`OktaHandle::lockout_storm`] locks many out at once.
+//!   `GET /api/v1/groups?q=` finds groups whose name starts with `q`.
+//! * Group membership writes, for roster's `idp` path by groups:
+//!   `PUT /api/v1/groups/{id}/users/{userId}` and `DELETE` (both 204, also
+//!   when nothing changes; effects only on a change). An app assigned to
+//!   groups ([`OktaApp::with_groups`]) follows its groups: a member gets an
+//!   app user with `scope: GROUP`, `syncState: SYNCHRONIZED`; leaving the
+//!   last such group removes it. [`OktaHandle::fail_provisioning`] makes the
+//!   push fail for a user: the app user shows `syncState: ERROR` and
+//!   `lastSyncError` (a failed deprovisioning stays listed that way). [S]:
+//!   real Okta surfaces the push error in its Admin Console tasks; the
+//!   field name is the simulator's. Group-driven pushes are modelled, not
+//!   sent to a downstream SCIM app.
 //! * Every response carries `X-Rate-Limit-Limit`, `-Remaining` and `-Reset`
 //!   (UTC epoch seconds); over the limit → 429 `E0000047`.
 //!
@@ -272,6 +284,9 @@ pub struct OktaApp {
     /// Enabled provisioning features.
     pub features: Vec<String>,
     pub downstream: Option<ScimDownstream>,
+    /// Names of the groups assigned to the app: their members get an app
+    /// user with `scope: GROUP`.
+    pub groups: Vec<String>,
 }
 
 impl OktaApp {
@@ -287,7 +302,13 @@ impl OktaApp {
                 PUSH_USER_DEACTIVATION.into(),
             ],
             downstream: None,
+            groups: Vec::new(),
         }
+    }
+    /// Assigns the app to these groups (by name).
+    pub fn with_groups(mut self, groups: &[&str]) -> Self {
+        self.groups = groups.iter().map(|g| g.to_string()).collect();
+        self
     }
     pub fn with_features(mut self, features: &[&str]) -> Self {
         self.features = features.iter().map(|f| f.to_string()).collect();
@@ -335,6 +356,7 @@ impl AppUser {
             "statusChanged": "2026-01-05T09:00:00.000Z",
             "passwordChanged": null,
             "syncState": self.sync_state,
+            "lastSyncError": self.last_error,
             "lastSync": null,
             "credentials": {"userName": self.user_name},
             "profile": self.profile,
@@ -365,6 +387,8 @@ struct Org {
     log_retained_from: Option<time::OffsetDateTime>,
     /// OAuth access tokens and their scopes.
     oauth_tokens: BTreeMap<String, Vec<String>>,
+    /// login (lower-cased) → why pushing them to an app fails.
+    failing: BTreeMap<String, String>,
 }
 
 impl Org {
@@ -376,6 +400,66 @@ impl Org {
         self.users.insert(order.unwrap_or(self.next), u.clone());
         u
     }
+    /// Whether the user is in a group assigned to the app.
+    fn in_group_scope(&self, app: &OktaApp, uid: &str) -> bool {
+        self.groups
+            .values()
+            .any(|g| app.groups.contains(&g.name) && g.members.contains(uid))
+    }
+
+    /// Brings the user's group-scoped assignments in line with their
+    /// memberships, as Okta does when a group membership changes. The push
+    /// is modelled, not sent: success, or `ERROR` with the reason the
+    /// failure switch holds ([`OktaHandle::fail_provisioning`]). A failed
+    /// deprovisioning leaves the app user in place with `syncState: ERROR`.
+    fn sync_group_assignments(&mut self, order: i64) {
+        let Some(user) = self.users.get(&order).cloned() else {
+            return;
+        };
+        let failure = self.failing.get(&user.login.to_lowercase()).cloned();
+        let apps: Vec<OktaApp> = self.apps.values().cloned().collect();
+        for app in apps.iter().filter(|a| !a.groups.is_empty()) {
+            let in_scope = self.in_group_scope(app, &user.id);
+            let assigned = self.assignments.entry(app.id.clone()).or_default();
+            match (in_scope, assigned.get_mut(&order)) {
+                (true, None) => {
+                    assigned.insert(
+                        order,
+                        AppUser {
+                            user_id: user.id.clone(),
+                            user_name: user.login.clone(),
+                            scope: "GROUP".into(),
+                            status: "PROVISIONED".into(),
+                            sync_state: if failure.is_some() {
+                                "ERROR"
+                            } else {
+                                "SYNCHRONIZED"
+                            }
+                            .into(),
+                            external_id: None,
+                            profile: BTreeMap::new(),
+                            last_error: failure.clone(),
+                        },
+                    );
+                }
+                (true, Some(au)) if au.sync_state == "ERROR" && failure.is_none() => {
+                    au.sync_state = "SYNCHRONIZED".into();
+                    au.last_error = None;
+                }
+                (false, Some(au)) if au.scope == "GROUP" => match &failure {
+                    Some(f) => {
+                        au.sync_state = "ERROR".into();
+                        au.last_error = Some(f.clone());
+                    }
+                    None => {
+                        assigned.remove(&order);
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+
     fn user(&self, id_or_login: &str) -> Option<(i64, &OktaUser)> {
         self.users
             .iter()
@@ -460,6 +544,34 @@ impl OktaHandle {
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
+    /// Pushing this user to any app fails from now on with `reason` (an
+    /// attribute mapping the app refuses).
+    pub fn fail_provisioning(&self, login: &str, reason: &str) {
+        self.0
+            .lock()
+            .failing
+            .insert(login.to_lowercase(), reason.to_string());
+    }
+    /// The mapping is fixed: the user's failed group pushes are retried.
+    pub fn clear_provisioning_failure(&self, login: &str) {
+        let mut org = self.0.lock();
+        org.failing.remove(&login.to_lowercase());
+        if let Some((k, _)) = org.user(login) {
+            org.sync_group_assignments(k);
+        }
+    }
+    /// The logins of a group's members.
+    pub fn group_members(&self, name: &str) -> Vec<String> {
+        let org = self.0.lock();
+        let Some(g) = org.groups.values().find(|g| g.name == name) else {
+            return Vec::new();
+        };
+        org.users
+            .values()
+            .filter(|u| g.members.contains(&u.id))
+            .map(|u| u.login.clone())
+            .collect()
+    }
     /// The assignment of the user with this login, if any.
     pub fn assignment(&self, app_id: &str, login: &str) -> Option<AppUser> {
         let org = self.0.lock();
@@ -517,6 +629,10 @@ impl OktaSim {
             .route("/api/v1/users/{id}/groups", get(directory::user_groups))
             .route("/api/v1/groups", get(directory::list_groups))
             .route("/api/v1/groups/{id}/users", get(directory::group_users))
+            .route(
+                "/api/v1/groups/{id}/users/{user}",
+                axum::routing::put(add_group_member).delete(remove_group_member),
+            )
             .route("/api/v1/logs", get(directory::list_logs))
             .route(oauth::TOKEN_PATH, axum::routing::post(oauth::token))
             .route("/api/v1/apps/{app}", get(get_app))
@@ -882,6 +998,63 @@ async fn list_app_users(
         format!("{path}?{}", query_string(&q, pq.after.as_deref())),
         next,
     )
+}
+
+/// `PUT /api/v1/groups/{id}/users/{userId}` (204, also when already a
+/// member) and `DELETE` (204, also when not a member), as Okta answers.
+async fn add_group_member(State(sh): St, Path((group, user)): Path<(String, String)>) -> Response {
+    change_membership(&sh, &group, &user, true)
+}
+
+async fn remove_group_member(
+    State(sh): St,
+    Path((group, user)): Path<(String, String)>,
+) -> Response {
+    change_membership(&sh, &group, &user, false)
+}
+
+fn change_membership(sh: &Shared, group: &str, user: &str, add: bool) -> Response {
+    let mut guard = sh.lock();
+    let org = &mut *guard;
+    let Some((order, u)) = org.user(user).map(|(k, u)| (k, u.clone())) else {
+        return not_found(&format!("{user} (User)"));
+    };
+    if u.id != user {
+        return not_found(&format!("{user} (User)"));
+    }
+    let Some(g) = org.groups.values_mut().find(|g| g.id == group) else {
+        return not_found(&format!("{group} (UserGroup)"));
+    };
+    let changed = if add {
+        g.members.insert(u.id.clone())
+    } else {
+        g.members.remove(&u.id)
+    };
+    let name = g.name.clone();
+    if changed {
+        let kind = if add {
+            EffectKind::MemberAdded {
+                group: name.clone(),
+            }
+        } else {
+            EffectKind::MemberRemoved {
+                group: name.clone(),
+            }
+        };
+        org.effects.push(&u.id, &u.login, kind, "api");
+        org.log_event(
+            if add {
+                "group.user_membership.add"
+            } else {
+                "group.user_membership.remove"
+            },
+            &u.id,
+            &u.login,
+            Some(&name),
+        );
+        org.sync_group_assignments(order);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_app_user(

@@ -18,6 +18,23 @@
 //!   `manager_user_id`, `role_ids`, `custom_attributes`, `updated_at`.
 //! * `GET /api/2/roles` (same paging): `[{id, name}]`.
 //!
+//! * Roles as app access, for roster's `idp` path: `GET /api/2/roles?name=`
+//!   (exact name); `GET /api/2/roles/{id}/users` (same paging) → the role's
+//!   users; `POST /api/2/roles/{id}/users` with `[userId, …]` → 200
+//!   `[{id}]` (adding a member again changes nothing);
+//!   `DELETE /api/2/roles/{id}/users` with `[userId, …]` → 204.
+//!   `GET /api/2/users?email=` filters by address.
+//! * Apps ([`OneLoginApp`]) with provisioning: `GET /api/2/apps/{id}` →
+//!   `{id, name, provisioning:{enabled}}`; `GET /api/2/users/{id}/apps` →
+//!   the apps the user holds through their roles, each with
+//!   `provisioning_enabled`, `provisioning_status` (`provisioned` or
+//!   `failed`), `provisioning_state` and `provisioning_error`. A role change
+//!   runs provisioning inline; [`OneLoginHandle::fail_provisioning`] makes
+//!   it fail for a user (a failed deprovisioning leaves the app listed as
+//!   `failed`). [S]: the provisioning fields on a user's apps follow the
+//!   names OneLogin's SDKs use; their values are the simulator's.
+//!   Membership changes are in the effect log.
+//!
 //! [S]/[U]: the role ids on the user and the header names follow
 //! OneLogin's v2 docs as quoted in vendor-apis.md; details not found there
 //! are the simulator's choice. Deleted users simply vanish: `updated_since`
@@ -26,7 +43,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,7 +54,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::common::{self, ActiveFault, Core, FaultHost, RateWindow, Running, SimError};
+use crate::common::{
+    self, ActiveFault, Core, Effect, EffectKind, EffectLog, FaultHost, RateWindow, Running,
+    SimError,
+};
 
 pub use crate::common::{Counters, Fault};
 
@@ -52,6 +72,36 @@ pub struct OneLoginSimConfig {
     pub users: Vec<OneLoginUser>,
     /// Role names with the emails of their members.
     pub roles: Vec<(String, Vec<String>)>,
+    pub apps: Vec<OneLoginApp>,
+}
+
+/// An app whose access comes from roles, provisioning downstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneLoginApp {
+    pub id: u64,
+    pub name: String,
+    pub provisioning_enabled: bool,
+    /// Names of the roles that grant the app.
+    pub roles: Vec<String>,
+}
+
+impl OneLoginApp {
+    pub fn new(id: u64, name: &str, roles: &[&str]) -> Self {
+        OneLoginApp {
+            id,
+            name: name.to_string(),
+            provisioning_enabled: true,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+}
+
+/// One user's provisioning state in one app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AppState {
+    status: String,
+    state: String,
+    error: Option<String>,
 }
 
 impl OneLoginSimConfig {
@@ -63,7 +113,12 @@ impl OneLoginSimConfig {
             rate_limits: Vec::new(),
             users: Vec::new(),
             roles: Vec::new(),
+            apps: Vec::new(),
         }
+    }
+    pub fn with_app(mut self, app: OneLoginApp) -> Self {
+        self.apps.push(app);
+        self
     }
     pub fn with_user(mut self, u: OneLoginUser) -> Self {
         self.users.push(u);
@@ -164,6 +219,12 @@ struct Account {
     roles: BTreeMap<u64, String>,
     tokens: std::collections::BTreeSet<String>,
     next: u64,
+    apps: Vec<OneLoginApp>,
+    /// (app id, user id) → provisioning state; absent = not provisioned.
+    app_states: BTreeMap<(u64, u64), AppState>,
+    /// email (lower-cased) → why provisioning fails.
+    failing: BTreeMap<String, String>,
+    effects: EffectLog,
 }
 
 impl Account {
@@ -176,6 +237,69 @@ impl Account {
         self.users.insert(u.id, u.clone());
         u
     }
+    fn role_named(&self, name: &str) -> Option<u64> {
+        self.roles
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(id, _)| *id)
+    }
+
+    /// Runs provisioning of the user for every app, as a role change would.
+    fn sync_apps(&mut self, uid: u64) {
+        let Some(u) = self.users.get(&uid).cloned() else {
+            return;
+        };
+        let failure = self.failing.get(&u.email.to_lowercase()).cloned();
+        for app in self.apps.clone() {
+            let in_scope = app
+                .roles
+                .iter()
+                .filter_map(|r| self.role_named(r))
+                .any(|r| u.role_ids.contains(&r));
+            let key = (app.id, uid);
+            let present = self.app_states.contains_key(&key);
+            if !app.provisioning_enabled {
+                continue;
+            }
+            match (in_scope, &failure) {
+                (true, None) => {
+                    self.app_states.insert(
+                        key,
+                        AppState {
+                            status: "provisioned".into(),
+                            state: "provisioned".into(),
+                            error: None,
+                        },
+                    );
+                }
+                (true, Some(f)) => {
+                    self.app_states.insert(
+                        key,
+                        AppState {
+                            status: "failed".into(),
+                            state: "provisioning".into(),
+                            error: Some(f.clone()),
+                        },
+                    );
+                }
+                (false, None) => {
+                    self.app_states.remove(&key);
+                }
+                (false, Some(f)) if present => {
+                    self.app_states.insert(
+                        key,
+                        AppState {
+                            status: "failed".into(),
+                            state: "deprovisioning".into(),
+                            error: Some(f.clone()),
+                        },
+                    );
+                }
+                (false, Some(_)) => {}
+            }
+        }
+    }
+
     fn find(&self, id_or_email: &str) -> Option<u64> {
         self.users
             .values()
@@ -212,6 +336,54 @@ impl OneLoginHandle {
     /// Role id → name.
     pub fn roles(&self) -> BTreeMap<u64, String> {
         self.0.lock().roles.clone()
+    }
+    /// Role membership changes made through the API, in order.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.0.lock().effects.all()
+    }
+    /// The emails of a role's members.
+    pub fn role_members(&self, name: &str) -> Vec<String> {
+        let a = self.0.lock();
+        let Some(rid) = a.role_named(name) else {
+            return Vec::new();
+        };
+        a.users
+            .values()
+            .filter(|u| u.role_ids.contains(&rid))
+            .map(|u| u.email.clone())
+            .collect()
+    }
+    /// The user's provisioning status in the app (`provisioned`,
+    /// `failed`), `None` when not provisioned.
+    pub fn app_status(&self, app: u64, email: &str) -> Option<String> {
+        let a = self.0.lock();
+        let uid = a.find(email)?;
+        a.app_states.get(&(app, uid)).map(|s| s.status.clone())
+    }
+    pub fn set_provisioning(&self, app: u64, enabled: bool) -> bool {
+        let mut a = self.0.lock();
+        match a.apps.iter_mut().find(|x| x.id == app) {
+            Some(x) => {
+                x.provisioning_enabled = enabled;
+                true
+            }
+            None => false,
+        }
+    }
+    /// Provisioning this user fails from now on with `reason`.
+    pub fn fail_provisioning(&self, email: &str, reason: &str) {
+        self.0
+            .lock()
+            .failing
+            .insert(email.to_lowercase(), reason.to_string());
+    }
+    /// The mapping is fixed: the user's provisioning runs again.
+    pub fn clear_provisioning_failure(&self, email: &str) {
+        let mut a = self.0.lock();
+        a.failing.remove(&email.to_lowercase());
+        if let Some(uid) = a.find(email) {
+            a.sync_apps(uid);
+        }
     }
     pub fn add_user(&self, u: OneLoginUser) -> OneLoginUser {
         self.0.lock().insert(u)
@@ -284,6 +456,11 @@ impl OneLoginSim {
                 }
             }
         }
+        a.apps = config.apps.clone();
+        let uids: Vec<u64> = a.users.keys().copied().collect();
+        for uid in uids {
+            a.sync_apps(uid);
+        }
         let shared = Arc::new(Shared {
             core: Core::new(config.rate_limits.clone(), None),
             account: Mutex::new(a),
@@ -292,7 +469,15 @@ impl OneLoginSim {
         let routes = Router::new()
             .route(TOKEN_PATH, post(token))
             .route("/api/2/users", get(list_users))
-            .route("/api/2/roles", get(list_roles));
+            .route("/api/2/roles", get(list_roles))
+            .route(
+                "/api/2/roles/{id}/users",
+                get(role_users)
+                    .post(add_role_users)
+                    .delete(remove_role_users),
+            )
+            .route("/api/2/apps/{id}", get(get_app))
+            .route("/api/2/users/{id}/apps", get(user_apps));
         let host: Arc<dyn FaultHost> = shared.clone();
         let app = common::with_faults(routes, host).with_state(shared.clone());
         let port = shared.config.port;
@@ -481,6 +666,10 @@ async fn list_users(
         .users
         .values()
         .filter(|u| since.is_none_or(|s| u.updated_at.is_some_and(|t| t >= s)))
+        .filter(|u| {
+            q.get("email")
+                .is_none_or(|e| u.email.eq_ignore_ascii_case(e.trim()))
+        })
         .map(|u| (u.id, u.to_json()))
         .collect();
     page(rows, &q, ActiveFault::repeat_page(fault))
@@ -495,7 +684,159 @@ async fn list_roles(
         .lock()
         .roles
         .iter()
+        .filter(|(_, name)| q.get("name").is_none_or(|n| n == *name))
         .map(|(id, name)| (*id, json!({"id": id, "name": name})))
         .collect();
     page(rows, &q, ActiveFault::repeat_page(fault))
+}
+
+fn not_found(what: &str) -> Response {
+    ol_error(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        &format!("{what} not found"),
+    )
+}
+
+async fn role_users(
+    State(sh): St,
+    fault: Option<Extension<ActiveFault>>,
+    Path(id): Path<u64>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let a = sh.lock();
+    if !a.roles.contains_key(&id) {
+        return not_found("role");
+    }
+    let rows: Vec<(u64, Value)> = a
+        .users
+        .values()
+        .filter(|u| u.role_ids.contains(&id))
+        .map(|u| {
+            (
+                u.id,
+                json!({"id": u.id, "email": u.email, "username": u.username,
+                       "name": format!("{} {}", u.firstname, u.lastname)}),
+            )
+        })
+        .collect();
+    drop(a);
+    page(rows, &q, ActiveFault::repeat_page(fault))
+}
+
+fn user_ids(body: &[u8]) -> Option<Vec<u64>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_u64().or_else(|| x.as_str()?.parse().ok()))
+        .collect()
+}
+
+async fn add_role_users(State(sh): St, Path(id): Path<u64>, body: axum::body::Bytes) -> Response {
+    change_role(&sh, id, &body, true)
+}
+
+async fn remove_role_users(
+    State(sh): St,
+    Path(id): Path<u64>,
+    body: axum::body::Bytes,
+) -> Response {
+    change_role(&sh, id, &body, false)
+}
+
+fn change_role(sh: &Shared, rid: u64, body: &[u8], add: bool) -> Response {
+    let Some(ids) = user_ids(body) else {
+        return ol_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UnprocessableEntityError",
+            "Validation failed: the body must be an array of user ids",
+        );
+    };
+    let mut a = sh.lock();
+    let Some(role) = a.roles.get(&rid).cloned() else {
+        return not_found("role");
+    };
+    if let Some(missing) = ids.iter().find(|u| !a.users.contains_key(u)) {
+        return not_found(&format!("user {missing}"));
+    }
+    for uid in &ids {
+        let Some(u) = a.users.get_mut(uid) else {
+            continue;
+        };
+        let had = u.role_ids.contains(&rid);
+        if had == add {
+            continue;
+        }
+        if add {
+            u.role_ids.push(rid);
+        } else {
+            u.role_ids.retain(|r| *r != rid);
+        }
+        u.updated_at = Some(OffsetDateTime::now_utc());
+        let email = u.email.clone();
+        let kind = if add {
+            EffectKind::MemberAdded {
+                group: role.clone(),
+            }
+        } else {
+            EffectKind::MemberRemoved {
+                group: role.clone(),
+            }
+        };
+        a.effects.push(&uid.to_string(), &email, kind, "api");
+        a.sync_apps(*uid);
+    }
+    if add {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Value::Array(ids.iter().map(|i| json!({"id": i})).collect()).to_string(),
+        )
+            .into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+async fn get_app(State(sh): St, Path(id): Path<u64>) -> Response {
+    let a = sh.lock();
+    match a.apps.iter().find(|x| x.id == id) {
+        Some(app) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"id": app.id, "name": app.name, "visible": true,
+                   "provisioning": {"enabled": app.provisioning_enabled}})
+            .to_string(),
+        )
+            .into_response(),
+        None => not_found("app"),
+    }
+}
+
+async fn user_apps(State(sh): St, Path(id): Path<u64>) -> Response {
+    let a = sh.lock();
+    if !a.users.contains_key(&id) {
+        return not_found("user");
+    }
+    let list: Vec<Value> = a
+        .apps
+        .iter()
+        .filter_map(|app| {
+            let s = a.app_states.get(&(app.id, id))?;
+            Some(json!({
+                "id": app.id,
+                "name": app.name,
+                "provisioning_enabled": app.provisioning_enabled,
+                "provisioning_status": s.status,
+                "provisioning_state": s.state,
+                "provisioning_error": s.error,
+            }))
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Value::Array(list).to_string(),
+    )
+        .into_response()
 }

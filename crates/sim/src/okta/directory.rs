@@ -346,10 +346,17 @@ pub(super) async fn list_groups(
         Err(r) => return r,
     };
     let base = base_of(&headers);
+    // `q`: groups whose name starts with it, as Okta's search does.
+    let q_name = q.get("q").map(|s| s.to_lowercase());
     let rows: Vec<(String, Value)> = sh
         .lock()
         .groups
         .values()
+        .filter(|g| {
+            q_name
+                .as_ref()
+                .is_none_or(|p| g.name.to_lowercase().starts_with(p))
+        })
         .map(|g| (g.id.clone(), group_json(g, &base)))
         .collect();
     keyset_page(

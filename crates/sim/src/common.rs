@@ -133,6 +133,14 @@ pub enum EffectKind {
     Unassigned {
         app: String,
     },
+    /// The user's sign-in sessions (and, where the IdP says so, the
+    /// tokens issued to them) were revoked: an IdP's offboarding step.
+    /// Logged for every accepted call, since each one ends whatever
+    /// sessions exist at that moment. `tokens`: the OAuth/OIDC tokens
+    /// issued to the user were revoked too.
+    SessionsRevoked {
+        tokens: bool,
+    },
 }
 
 impl EffectKind {
@@ -146,6 +154,7 @@ impl EffectKind {
             EffectKind::Deleted => "deleted",
             EffectKind::Assigned { .. } => "assigned",
             EffectKind::Unassigned { .. } => "unassigned",
+            EffectKind::SessionsRevoked { .. } => "sessions_revoked",
         }
     }
 }

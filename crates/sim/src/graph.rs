@@ -25,6 +25,11 @@
 //! * `GET /v1.0/users/{id}/memberOf/microsoft.graph.group`,
 //!   `GET /v1.0/groups`, `GET /v1.0/groups/{id}/members/microsoft.graph.user`
 //!   (`$select`, `$top`, `$skiptoken`).
+//! * `POST /v1.0/users/{id|userPrincipalName}/revokeSignInSessions`
+//!   (application permission `User.RevokeSessions.All`): 200
+//!   `{"@odata.context":…,"value":true}` and a `SessionsRevoked { tokens:
+//!   true }` effect (Graph invalidates the refresh tokens and the browser
+//!   session cookies); an unknown user → 404 `Request_ResourceNotFound`.
 //! * Throttling: over a configured window, or under a 429 storm → 429
 //!   `TooManyRequests` with `Retry-After` (seconds).
 //!
@@ -41,7 +46,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde_json::{Value, json};
 
-use crate::common::{self, ActiveFault, Core, FaultHost, RateWindow, Running, SimError};
+use crate::common::{
+    self, ActiveFault, Core, Effect, EffectKind, EffectLog, FaultHost, RateWindow, Running,
+    SimError,
+};
 
 pub use crate::common::{Counters, Fault};
 
@@ -231,6 +239,8 @@ struct Tenant {
     tokens: BTreeSet<String>,
     /// Delta tokens below this are expired.
     delta_floor: u64,
+    /// Sessions revoked, in order (the simulator's effect log).
+    effects: EffectLog,
 }
 
 impl Tenant {
@@ -277,6 +287,10 @@ pub struct GraphHandle(Arc<Shared>);
 common::fault_controls!(GraphHandle);
 
 impl GraphHandle {
+    /// Sign-in sessions revoked, in order.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.0.lock().effects.all()
+    }
     pub fn users(&self) -> Vec<GraphUser> {
         self.0
             .lock()
@@ -415,6 +429,10 @@ impl GraphSim {
             .route("/v1.0/users", get(list_users))
             .route("/v1.0/users/delta", get(delta))
             .route(
+                "/v1.0/users/{id}/revokeSignInSessions",
+                post(revoke_sign_in_sessions),
+            )
+            .route(
                 "/v1.0/users/{id}/memberOf/microsoft.graph.group",
                 get(member_of),
             )
@@ -449,6 +467,28 @@ fn graph_error(http: StatusCode, code: &str, message: &str) -> Response {
         .to_string(),
     )
         .into_response()
+}
+
+/// `POST /v1.0/users/{id}/revokeSignInSessions`.
+async fn revoke_sign_in_sessions(State(sh): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let mut t = sh.lock();
+    let Some(k) = t.find(&id) else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+        );
+    };
+    let Some((u, _)) = t.users.get(&k) else {
+        return graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &id);
+    };
+    let (uid, upn) = (u.id.clone(), u.user_principal_name.clone());
+    t.effects
+        .push(&uid, &upn, EffectKind::SessionsRevoked { tokens: true }, "api");
+    ok_json(json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean",
+        "value": true,
+    }))
 }
 
 fn ok_json(v: Value) -> Response {

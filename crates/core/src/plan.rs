@@ -120,10 +120,14 @@ pub enum Cause {
     Orphan,
     /// A leaver's suspended account, past the connection's grace period.
     GraceExpired,
+    /// The account's approver (`manager_email`, `approves_to`) is leaving:
+    /// it moves to the leaver's manager before the leaver's account closes
+    /// (see [`crate::repoint`]).
+    Repoint,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::Unknown,
         Cause::Grant,
         Cause::Regrant,
@@ -132,6 +136,7 @@ impl Cause {
         Cause::NoLongerGranted,
         Cause::Orphan,
         Cause::GraceExpired,
+        Cause::Repoint,
     ];
 
     /// The stable name used in plans, JSON and docs.
@@ -145,6 +150,7 @@ impl Cause {
             Cause::NoLongerGranted => "no_longer_granted",
             Cause::Orphan => "orphan",
             Cause::GraceExpired => "grace_expired",
+            Cause::Repoint => "repoint",
         }
     }
 
@@ -228,6 +234,10 @@ pub enum FindingKind {
     /// since the last accepted snapshot: deprovisions were withheld until a
     /// person confirms the source (see [`crate::guard`]).
     SourceChange,
+    /// A leaver is still someone's approver and no successor is known:
+    /// nothing was re-pointed and their deactivation in the app is withheld
+    /// (see [`crate::repoint`]).
+    NoSuccessor,
 }
 
 impl FindingKind {
@@ -239,6 +249,7 @@ impl FindingKind {
             FindingKind::IncompleteRead => "incomplete_read",
             FindingKind::UnresolvedLookup => "unresolved_lookup",
             FindingKind::SourceChange => "source_change",
+            FindingKind::NoSuccessor => "no_successor",
         }
     }
 }

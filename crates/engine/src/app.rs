@@ -117,6 +117,9 @@ pub struct Offboarding {
     /// Actions still waiting for someone else's approval (an app whose
     /// approvers do not include the principal, or an agent's offboarding).
     pub held: Vec<(usize, String)>,
+    /// The person's IdP sessions, ended first, source by source (see
+    /// [`crate::revoke`]); a failure here is also an open human task.
+    pub revocations: Vec<crate::revoke::Revocation>,
 }
 
 /// What access a person still has: every account the store holds under
@@ -515,7 +518,9 @@ impl Roster {
 
     /// Offboards one person now, as `by` asked: records a termination
     /// override (so a slower source still listing them does not
-    /// re-provision them), plans them, counts this explicit, authenticated
+    /// re-provision them), ends their sessions in every identity provider
+    /// that lists them and may revoke (first, see [`crate::revoke`]),
+    /// plans them, counts this explicit, authenticated
     /// request as the approval of their plan's held actions where the
     /// policy lets `by` decide, and applies it. An agent's offboarding is
     /// not its own approval: what needs one waits for a person.
@@ -549,6 +554,13 @@ impl Roster {
                 person.employee_id.as_str(),
                 json!({ "email": person.email.to_string(), "reason": reason }),
             )
+            .await?;
+        // Their IdP sessions end first, before any app account closes, so
+        // SSO-only and JIT apps stop admitting them. A failure is
+        // reported, audited and a task; the offboarding goes on.
+        let revocations = self
+            .engine
+            .revoke_sessions(&actor, &person, reason)
             .await?;
         // A fresh read of the person's apps, then their plan.
         self.read(by, progress).await?;
@@ -591,7 +603,14 @@ impl Roster {
             report,
             enqueued,
             held,
+            revocations,
         })
+    }
+
+    /// The sessions an offboarding of `person` would revoke, source by
+    /// source; makes no request (`roster offboard --dry-run`).
+    pub fn planned_revocations(&self, person: &Person) -> Vec<crate::revoke::Revocation> {
+        self.engine.planned_revocations(person)
     }
 
     /// The plan an offboarding of `who` would carry out now, from what the

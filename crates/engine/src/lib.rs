@@ -30,6 +30,7 @@ pub mod options;
 pub mod planning;
 pub mod read;
 pub mod reports;
+pub mod revoke;
 pub mod sample;
 pub mod service;
 pub mod sources;

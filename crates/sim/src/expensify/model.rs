@@ -15,6 +15,11 @@
 //!   address the primary login and merges the accounts").
 //! * `isTerminated: true` removes the person from `policyID` only.
 //!   Terminating someone who is not a member is a no-op, not a skip.
+//!   [U] Terminating a member others in the policy still submit to
+//!   (`submitsTo`) or forward to (`forwardsTo`) is skipped with a reason
+//!   naming them: their reports would have no approver. The vendor doc
+//!   does not say; the simulator takes the strict reading, which is the
+//!   one a client must be built for (re-point first).
 //! * Per-record problems never fail the job: they land in
 //!   `skippedEmployees` with a reason, and the rest of the feed applies.
 //! * `firstName`/`lastName` never overwrite a non-empty value (the vendor
@@ -414,6 +419,31 @@ impl Tenant {
             && let Some((k, _)) = policy.employees.iter().find(|(_, e)| &e.employee_id == id)
         {
             key = k.clone();
+        }
+        // An approver others still submit or forward to is not removed:
+        // their reports would go nowhere. Move those employees first.
+        if let Some(others) = policy.employees.get(&key).map(|leaving| {
+            policy
+                .employees
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .filter(|(_, e)| {
+                    e.submits_to.eq_ignore_ascii_case(&leaving.email)
+                        || e.forwards_to.eq_ignore_ascii_case(&leaving.email)
+                })
+                .map(|(_, e)| e.email.clone())
+                .collect::<Vec<_>>()
+        }) && !others.is_empty()
+        {
+            out.skipped.push((
+                p.email.clone(),
+                format!(
+                    "'{}' is still the approver of {}; change who they submit to first",
+                    p.email,
+                    others.join(", ")
+                ),
+            ));
+            return false;
         }
         let Some(removed) = policy.employees.remove(&key) else {
             return false;

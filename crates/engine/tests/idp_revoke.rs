@@ -209,8 +209,8 @@ async fn audited(roster: &Roster, kind: &str) -> Vec<(String, serde_json::Value)
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.event.kind == kind)
-        .map(|r| (r.event.subject.clone(), r.event.data.clone()))
+        .filter(|r| r.kind == kind)
+        .map(|r| (r.subject.clone(), r.data.clone()))
         .collect()
 }
 

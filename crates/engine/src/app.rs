@@ -594,6 +594,11 @@ impl Roster {
         }
         let plan_id = planned.id.clone();
         let plan = planned.plan.clone();
+        // Someone still submits to them and no successor is known: their
+        // account there stays, and a person is asked to decide.
+        self.engine
+            .open_successor_tasks(&actor, &person, &plan)
+            .await?;
         let approved = self.check_planned(by, planned).await?;
         let (report, enqueued) = self.apply(approved, progress).await?;
         Ok(Offboarding {
@@ -631,6 +636,10 @@ impl Roster {
                 p.status = roster_core::EmploymentStatus::Terminated;
             }
         }
+        // As a leaver: what points at them is re-pointed first.
+        let mut leaver = person.clone();
+        leaver.status = roster_core::EmploymentStatus::Terminated;
+        self.engine.add_reports(&mut inputs, &leaver).await?;
         let plan = self.engine.plan_from(&inputs).await?;
         Ok((person, plan))
     }

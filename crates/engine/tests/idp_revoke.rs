@@ -119,6 +119,11 @@ struct Wired {
 /// names, as `roster` builds them (`revoke_sessions` honoured), each
 /// watched; the sources imported and a first empty plan applied.
 async fn wire(app: &RunningSim, config: &str) -> Wired {
+    wire_with(app, config, POLICY).await
+}
+
+/// [`wire`] under another policy.
+async fn wire_with(app: &RunningSim, config: &str, policy: &str) -> Wired {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("r.db").display().to_string())
         .await
@@ -135,7 +140,7 @@ async fn wire(app: &RunningSim, config: &str) -> Wired {
         },
     )
     .unwrap();
-    let mut engine = Engine::new(store, Policy::parse("p.toml", POLICY).unwrap());
+    let mut engine = Engine::new(store, Policy::parse("p.toml", policy).unwrap());
     let mut exp = ExpensifyConfig::new(
         ConnectionId::new("expensify"),
         USER,
@@ -485,4 +490,150 @@ async fn nothing_but_an_offboarding_revokes_and_a_source_not_enabled_is_only_rep
     assert_eq!(okta_r.attempts, 0);
     assert!(revoked(&okta.handle().effects()).is_empty());
     assert_eq!(revoked(&graph.handle().effects()), vec![email(5)]);
+}
+
+/// The policy of the re-pointing test: the manager comes from the IdP.
+const POLICY_MANAGED: &str = "[[rules]]\nname = \"all\"\nconnection = \"expensify\"\n\
+    when = { status = [\"active\", \"leave\"] }\n\
+    set = { role = \"user\", manager_email = \"{manager_email}\", policy_id = \"AAAA000000000003\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offboarding_re_points_the_leavers_reports_to_their_manager_before_closing_and_never_to_nobody()
+ {
+    // p1 and p3 submit to p2, p2 to p5; p4 submits to p0, who has no
+    // manager. Okta says the same.
+    let submits = |i: usize| match i {
+        1 | 3 => email(2),
+        2 => email(5),
+        4 => email(0),
+        _ => "boss@acme.example".to_string(),
+    };
+    let mut tenant = SimPolicy::new(POLICY_ID, "Finance", "it@acme.example");
+    let mut okta = OktaSimConfig::new(OKTA_TOKEN);
+    for i in 0..PEOPLE {
+        tenant = tenant.with_employee(SimEmployee::new(email(i), submits(i), format!("E{i}")));
+        let mut u =
+            OktaUser::new(&email(i), &format!("P{i}"), "L").with_employee_number(&format!("E{i}"));
+        if !matches!(i, 0 | 5) {
+            u = u.with_custom("manager", &submits(i));
+        }
+        okta = okta.with_user(u);
+    }
+    let app = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(0.01)
+            .with_policies([tenant]),
+    )
+    .await
+    .unwrap();
+    let idp = OktaSim::start(okta).await.unwrap();
+    let toml = format!(
+        "policy = \"p.toml\"\n[sources.okta]\nkind = \"okta\"\nbase_url = \"{}\"\n\
+         token = {{ env = \"OKTA_TOKEN\" }}\nrevoke_sessions = true\n",
+        idp.url()
+    );
+    let w = wire_with(&app, &toml, POLICY_MANAGED).await;
+
+    // The simulator holds its line: p2 cannot go while p1 and p3 submit to them.
+    // The dry run shows the re-pointing, ordered before the deactivation.
+    let (_, preview) = w
+        .roster
+        .preview_offboard(&PersonRef::parse(&email(2)))
+        .await
+        .unwrap();
+    let ops: Vec<(String, String, String)> = preview
+        .actions
+        .iter()
+        .map(|a| (a.operation.as_str().to_string(), a.email.to_string(), a.cause.to_string()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("update".into(), email(1), "repoint".into()),
+            ("update".into(), email(3), "repoint".into()),
+            ("deactivate".into(), email(2), "left".into()),
+        ]
+    );
+    assert!(app.handle().effects().is_empty(), "a dry run changes nothing");
+
+    let done = w
+        .roster
+        .offboard(&op(), &PersonRef::parse(&email(2)), "left", &mut |_, _| {})
+        .await
+        .unwrap();
+    assert!(done.report.failed.is_empty(), "{:?}", done.report.failed);
+    // The oracle: both re-pointed to p5, then p2 removed.
+    let effects: Vec<(String, EffectKind)> = app
+        .handle()
+        .effects()
+        .into_iter()
+        .map(|e| (e.email, e.kind))
+        .collect();
+    assert_eq!(
+        effects,
+        vec![
+            (
+                email(1),
+                EffectKind::Updated {
+                    fields: vec!["managerEmail".into()]
+                }
+            ),
+            (
+                email(3),
+                EffectKind::Updated {
+                    fields: vec!["managerEmail".into()]
+                }
+            ),
+            (email(2), EffectKind::Removed),
+        ]
+    );
+    for i in [1, 3] {
+        assert_eq!(
+            app.handle().employee(POLICY_ID, &email(i)).unwrap().submits_to,
+            email(5)
+        );
+    }
+    // Audited as applied actions of the offboarding's plan.
+    let applied = audited(&w.roster, "action.applied").await;
+    assert!(applied.len() >= 3, "{applied:?}");
+
+    // p0 has no manager: p4 is not pointed at nobody; p0's account stays,
+    // and the plan says why.
+    let done = w
+        .roster
+        .offboard(&op(), &PersonRef::parse(&email(0)), "left", &mut |_, _| {})
+        .await
+        .unwrap();
+    assert!(
+        done.plan
+            .findings
+            .iter()
+            .any(|f| f.kind == roster_core::plan::FindingKind::NoSuccessor
+                && f.detail.contains(&email(4))),
+        "{:?}",
+        done.plan.findings
+    );
+    assert!(
+        !done
+            .plan
+            .actions
+            .iter()
+            .any(|a| a.email.as_str() == email(0) || a.email.as_str() == email(4)),
+        "{:?}",
+        done.plan.actions
+    );
+    assert_eq!(
+        app.handle().employee(POLICY_ID, &email(4)).unwrap().submits_to,
+        email(0)
+    );
+    assert!(app.handle().employee(POLICY_ID, &email(0)).is_some());
+    let remaining = w.roster.remaining_access(&done.person).await.unwrap();
+    assert!(
+        remaining
+            .open_tasks
+            .iter()
+            .any(|t| t.kind == "choose-successor" && t.connection == "expensify"),
+        "a person is asked: {:?}",
+        remaining.open_tasks
+    );
 }

@@ -685,6 +685,27 @@ mod tests {
     }
 
     #[test]
+    fn an_approver_others_still_submit_to_is_not_removed_until_they_are_moved() {
+        let mut t = tenant();
+        let mut boss = rec("b@x.com", "P1", "2");
+        boss["managerEmail"] = json!("ceo@x.com");
+        let mut report = rec("a@x.com", "P1", "1");
+        report["managerEmail"] = json!("B@x.com");
+        t.update_employees(&[boss, report], false).unwrap();
+        let leave = json!({"employeeEmail": "b@x.com", "policyID": "P1", "isTerminated": true});
+        let out = t.update_employees(std::slice::from_ref(&leave), false).unwrap();
+        assert_eq!(out.updated_count, 0);
+        assert!(out.skipped[0].1.contains("a@x.com"), "{:?}", out.skipped);
+        assert!(t.policies["P1"].employees.contains_key("b@x.com"));
+        // Re-pointed first, in the same feed: then the approver goes.
+        let mut moved = rec("a@x.com", "P1", "1");
+        moved["managerEmail"] = json!("ceo@x.com");
+        let out = t.update_employees(&[moved, leave], false).unwrap();
+        assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+        assert!(!t.policies["P1"].employees.contains_key("b@x.com"));
+    }
+
+    #[test]
     fn upsert_is_idempotent_and_logged_once() {
         let mut t = tenant();
         let out = t

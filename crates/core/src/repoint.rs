@@ -127,7 +127,10 @@ pub(crate) fn repoint(
                 continue;
             };
             let Some(l) = index.leaver(&v) else { continue };
-            if let Some(t) = index.successor(l).filter(|t| !a.email.as_str().eq_ignore_ascii_case(t)) {
+            if let Some(t) = index
+                .successor(l)
+                .filter(|t| !a.email.as_str().eq_ignore_ascii_case(t))
+            {
                 let before = a
                     .changes
                     .iter()

@@ -558,10 +558,7 @@ impl Roster {
         // Their IdP sessions end first, before any app account closes, so
         // SSO-only and JIT apps stop admitting them. A failure is
         // reported, audited and a task; the offboarding goes on.
-        let revocations = self
-            .engine
-            .revoke_sessions(&actor, &person, reason)
-            .await?;
+        let revocations = self.engine.revoke_sessions(&actor, &person, reason).await?;
         // A fresh read of the person's apps, then their plan.
         self.read(by, progress).await?;
         let planned = self

@@ -234,10 +234,16 @@ impl Engine {
     ) -> Result<String, EngineError> {
         let now = ms(self.now());
         let console = match r.kind.as_str() {
-            "okta" => "Okta Admin Console → Directory → People → the person → More Actions → Clear User Sessions (include OAuth tokens)",
+            "okta" => {
+                "Okta Admin Console → Directory → People → the person → More Actions → Clear User Sessions (include OAuth tokens)"
+            }
             "entra" => "Entra admin center → Users → the person → Revoke sessions",
-            "google" => "Google Admin console → Users → the person → Security → Sign-in cookies → Reset",
-            "onelogin" => "OneLogin Administration → Users → the person → More Actions → Log User Out",
+            "google" => {
+                "Google Admin console → Users → the person → Security → Sign-in cookies → Reset"
+            }
+            "onelogin" => {
+                "OneLogin Administration → Users → the person → More Actions → Log User Out"
+            }
             _ => "the identity provider's admin console: end the person's sessions",
         };
         let task = HumanTask {

@@ -179,7 +179,11 @@ async fn wire_with(app: &RunningSim, config: &str, policy: &str) -> Wired {
     assert_eq!(imported.people, PEOPLE);
     roster.read(&op(), &mut |_, _| {}).await.unwrap();
     let planned = roster.plan(&op(), PlanScope::All).await.unwrap();
-    assert!(planned.plan.actions.is_empty(), "{:?}", planned.plan.actions);
+    assert!(
+        planned.plan.actions.is_empty(),
+        "{:?}",
+        planned.plan.actions
+    );
     let approved = roster.check_planned(&op(), planned).await.unwrap();
     roster.apply(approved, &mut |_, _| {}).await.unwrap();
     Wired {
@@ -220,7 +224,11 @@ async fn audited(roster: &Roster, kind: &str) -> Vec<(String, serde_json::Value)
 }
 
 /// Offboards p2 and checks the order and the oracle.
-async fn offboard_revokes_first(app: &RunningSim, w: &Wired, idp_effects: impl Fn() -> Vec<Effect>) {
+async fn offboard_revokes_first(
+    app: &RunningSim,
+    w: &Wired,
+    idp_effects: impl Fn() -> Vec<Effect>,
+) {
     let done = w
         .roster
         .offboard(
@@ -334,7 +342,11 @@ async fn onelogin_offboarding_logs_the_person_out_before_any_account_closes() {
     offboard_revokes_first(&app, &w, || h.effects()).await;
 }
 
-fn okta_and_entra_toml(okta: &str, graph: &roster_sim::graph::RunningGraph, okta_revokes: bool) -> String {
+fn okta_and_entra_toml(
+    okta: &str,
+    graph: &roster_sim::graph::RunningGraph,
+    okta_revokes: bool,
+) -> String {
     format!(
         "policy = \"p.toml\"\n[sources.okta]\nkind = \"okta\"\nbase_url = \"{okta}\"\n\
          token = {{ env = \"OKTA_TOKEN\" }}\nrevoke_sessions = {okta_revokes}\n\
@@ -346,7 +358,10 @@ fn okta_and_entra_toml(okta: &str, graph: &roster_sim::graph::RunningGraph, okta
     )
 }
 
-async fn okta_and_entra() -> (roster_sim::okta::RunningOkta, roster_sim::graph::RunningGraph) {
+async fn okta_and_entra() -> (
+    roster_sim::okta::RunningOkta,
+    roster_sim::graph::RunningGraph,
+) {
     let mut okta = OktaSimConfig::new(OKTA_TOKEN);
     let mut graph = GraphSimConfig::new("tenant-1", "client-1", "graph-secret");
     for i in 0..PEOPLE {
@@ -544,7 +559,13 @@ async fn an_offboarding_re_points_the_leavers_reports_to_their_manager_before_cl
     let ops: Vec<(String, String, String)> = preview
         .actions
         .iter()
-        .map(|a| (a.operation.as_str().to_string(), a.email.to_string(), a.cause.to_string()))
+        .map(|a| {
+            (
+                a.operation.as_str().to_string(),
+                a.email.to_string(),
+                a.cause.to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         ops,
@@ -554,7 +575,10 @@ async fn an_offboarding_re_points_the_leavers_reports_to_their_manager_before_cl
             ("deactivate".into(), email(2), "left".into()),
         ]
     );
-    assert!(app.handle().effects().is_empty(), "a dry run changes nothing");
+    assert!(
+        app.handle().effects().is_empty(),
+        "a dry run changes nothing"
+    );
 
     let done = w
         .roster
@@ -589,7 +613,10 @@ async fn an_offboarding_re_points_the_leavers_reports_to_their_manager_before_cl
     );
     for i in [1, 3] {
         assert_eq!(
-            app.handle().employee(POLICY_ID, &email(i)).unwrap().submits_to,
+            app.handle()
+                .employee(POLICY_ID, &email(i))
+                .unwrap()
+                .submits_to,
             email(5)
         );
     }
@@ -623,7 +650,10 @@ async fn an_offboarding_re_points_the_leavers_reports_to_their_manager_before_cl
         done.plan.actions
     );
     assert_eq!(
-        app.handle().employee(POLICY_ID, &email(4)).unwrap().submits_to,
+        app.handle()
+            .employee(POLICY_ID, &email(4))
+            .unwrap()
+            .submits_to,
         email(0)
     );
     assert!(app.handle().employee(POLICY_ID, &email(0)).is_some());

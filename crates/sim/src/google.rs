@@ -397,11 +397,19 @@ async fn sign_out(State(sh): St, headers: HeaderMap, Path(key): Path<String>) ->
         );
     }
     let Some(u) = d.find(&key).and_then(|k| d.users.get(&k)) else {
-        return google_error(StatusCode::NOT_FOUND, "notFound", "Resource Not Found: userKey");
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Resource Not Found: userKey",
+        );
     };
     let (id, email) = (u.id.clone(), u.primary_email.clone());
-    d.effects
-        .push(&id, &email, EffectKind::SessionsRevoked { tokens: false }, "api");
+    d.effects.push(
+        &id,
+        &email,
+        EffectKind::SessionsRevoked { tokens: false },
+        "api",
+    );
     StatusCode::NO_CONTENT.into_response()
 }
 

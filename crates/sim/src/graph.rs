@@ -470,21 +470,30 @@ fn graph_error(http: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// `POST /v1.0/users/{id}/revokeSignInSessions`.
-async fn revoke_sign_in_sessions(State(sh): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn revoke_sign_in_sessions(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Response {
     let mut t = sh.lock();
     let Some(k) = t.find(&id) else {
         return graph_error(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
-            &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+            &format!(
+                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+            ),
         );
     };
     let Some((u, _)) = t.users.get(&k) else {
         return graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &id);
     };
     let (uid, upn) = (u.id.clone(), u.user_principal_name.clone());
-    t.effects
-        .push(&uid, &upn, EffectKind::SessionsRevoked { tokens: true }, "api");
+    t.effects.push(
+        &uid,
+        &upn,
+        EffectKind::SessionsRevoked { tokens: true },
+        "api",
+    );
     ok_json(json!({
         "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean",
         "value": true,

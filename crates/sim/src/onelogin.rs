@@ -239,8 +239,12 @@ async fn log_out(State(sh): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
         return v1_status(StatusCode::NOT_FOUND, "not found", "User not found");
     };
     let email = u.email.clone();
-    a.effects
-        .push(&id, &email, EffectKind::SessionsRevoked { tokens: false }, "api");
+    a.effects.push(
+        &id,
+        &email,
+        EffectKind::SessionsRevoked { tokens: false },
+        "api",
+    );
     v1_status(StatusCode::OK, "success", "Success")
 }
 

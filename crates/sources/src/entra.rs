@@ -442,7 +442,11 @@ impl Source for EntraSource {
     /// tokens and session cookies issued to the user (200, `{"value":
     /// true}`). Needs the application permission `User.RevokeSessions.All`.
     async fn revoke_sessions(&self, person_id: &str) -> Result<(), SourceError> {
-        let url = format!("{}/users/{}/revokeSignInSessions", self.graph, enc(person_id));
+        let url = format!(
+            "{}/users/{}/revokeSignInSessions",
+            self.graph,
+            enc(person_id)
+        );
         let (token, fresh) = self.access_token().await?;
         let req = self
             .client

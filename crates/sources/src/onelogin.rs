@@ -439,7 +439,11 @@ impl Source for OneLoginSource {
         let (token, fresh) = self.access_token().await?;
         let req = self
             .client
-            .put(format!("{}/api/1/users/{}/logout", self.base, enc(person_id)))
+            .put(format!(
+                "{}/api/1/users/{}/logout",
+                self.base,
+                enc(person_id)
+            ))
             // API v1's spelling of a bearer token.
             .header(AUTHORIZATION, format!("bearer:{}", token.expose_secret()))
             .header(ACCEPT, "application/json")
@@ -457,7 +461,11 @@ impl Source for OneLoginSource {
         let message = roster_connectors::http::scrub(
             &status
                 .get("message")
-                .map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()))
+                .map(|m| {
+                    m.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| m.to_string())
+                })
                 .or_else(|| text(&body, "message"))
                 .unwrap_or_else(|| answer.status.to_string()),
             &secrets,

@@ -693,7 +693,9 @@ mod tests {
         report["managerEmail"] = json!("B@x.com");
         t.update_employees(&[boss, report], false).unwrap();
         let leave = json!({"employeeEmail": "b@x.com", "policyID": "P1", "isTerminated": true});
-        let out = t.update_employees(std::slice::from_ref(&leave), false).unwrap();
+        let out = t
+            .update_employees(std::slice::from_ref(&leave), false)
+            .unwrap();
         assert_eq!(out.updated_count, 0);
         assert!(out.skipped[0].1.contains("a@x.com"), "{:?}", out.skipped);
         assert!(t.policies["P1"].employees.contains_key("b@x.com"));

@@ -711,6 +711,8 @@ fn api_kinds(effects: Vec<Effect>, email: &str) -> Vec<String> {
                     "deactivated"
                 }
                 EffectKind::Reactivated => "reactivated",
+                // An IdP's, never an app connector's.
+                EffectKind::SessionsRevoked { .. } => "sessions_revoked",
             }
             .to_string()
         })

@@ -11,6 +11,13 @@
 //! apps and ends with what access remains: each app, the account's state,
 //! and the open tasks with who holds them, so nobody mistakes "roster
 //! did its part" for "the person is out".
+//!
+//! The person's identity-provider sessions are ended first
+//! (`[sources.<name>] revoke_sessions = true`): the dry run names each
+//! source it would revoke in (or that is not enabled to), the real run
+//! reports each result among the remaining access; a failed revocation is
+//! an open item there (with its task) and makes the command fail, after
+//! the accounts were closed.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +26,7 @@ use clap::Args;
 use roster_core::plan::render;
 use roster_engine::PersonRef;
 use roster_engine::app::RemainingAccess;
+use roster_engine::revoke::{Revocation, RevocationOutcome};
 use serde_json::json;
 
 use crate::ops::{load_config, roster_for, show_progress};
@@ -58,12 +66,14 @@ pub async fn run(args: OffboardArgs, catalog_dir: Option<&Path>) -> Result<()> {
         // plan the offboarding would carry out.
         roster.read(&principal, &mut show_progress).await?;
         let (person, plan) = roster.preview_offboard(&who).await?;
+        let revocations = roster.planned_revocations(&person);
         if args.json {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
                     "person": person,
                     "plan": plan,
+                    "revocations": revocations,
                     "applied": false,
                 }))?
             );
@@ -72,6 +82,13 @@ pub async fn run(args: OffboardArgs, catalog_dir: Option<&Path>) -> Result<()> {
                 "Offboarding {} ({}) would carry out:\n",
                 person.email, person.employee_id
             );
+            if !revocations.is_empty() {
+                println!("First, in the identity providers:");
+                for r in &revocations {
+                    println!("  {}", r.describe());
+                }
+                println!();
+            }
             print!("{}", render(&plan));
         }
         if args.dry_run {
@@ -106,7 +123,8 @@ pub async fn run(args: OffboardArgs, catalog_dir: Option<&Path>) -> Result<()> {
                     "pending": done.report.pending,
                     "held": done.held.iter().map(|(i, why)| json!({ "action": i, "why": why })).collect::<Vec<_>>(),
                 },
-                "remaining": remaining_json(&remaining),
+                "revocations": done.revocations,
+                "remaining": remaining_json(&remaining, &done.revocations),
             }))?
         );
     } else {
@@ -127,7 +145,20 @@ pub async fn run(args: OffboardArgs, catalog_dir: Option<&Path>) -> Result<()> {
         for (i, why) in &done.held {
             println!("  held (action #{i}): {why}");
         }
-        print_remaining(&remaining);
+        print_remaining(&remaining, &done.revocations);
+    }
+    let not_revoked: Vec<&Revocation> = done.revocations.iter().filter(|r| r.failed()).collect();
+    if !not_revoked.is_empty() {
+        bail!(
+            "{} ({}) may still be signed in to {}: the accounts were closed, but ending their sessions failed; the open task(s) say what to do by hand",
+            done.person.email,
+            done.person.employee_id,
+            not_revoked
+                .iter()
+                .map(|r| r.source.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if !done.report.failed.is_empty() {
         bail!(
@@ -139,8 +170,15 @@ pub async fn run(args: OffboardArgs, catalog_dir: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn remaining_json(r: &RemainingAccess) -> serde_json::Value {
+fn remaining_json(r: &RemainingAccess, revocations: &[Revocation]) -> serde_json::Value {
     json!({
+        "sessions": revocations.iter().map(|v| json!({
+            "source": v.source.as_str(),
+            "kind": v.kind,
+            "idp_id": v.idp_id,
+            "state": session_state(v),
+            "task": v.task,
+        })).collect::<Vec<_>>(),
         "accounts": r.accounts.iter().map(|a| json!({
             "connection": a.connection.as_str(),
             "account": a.key.as_str(),
@@ -149,6 +187,7 @@ fn remaining_json(r: &RemainingAccess) -> serde_json::Value {
         "open_tasks": r.open_tasks.iter().map(|t| json!({
             "id": t.id,
             "connection": t.connection,
+            "kind": t.kind,
             "title": t.title,
             "state": t.state.as_str(),
             "assignee": t.assignee,
@@ -156,11 +195,32 @@ fn remaining_json(r: &RemainingAccess) -> serde_json::Value {
     })
 }
 
-fn print_remaining(r: &RemainingAccess) {
+/// A source's sessions, as the remaining-access summary says it.
+fn session_state(v: &Revocation) -> &'static str {
+    match v.outcome {
+        RevocationOutcome::Revoked => "revoked",
+        RevocationOutcome::Failed { .. } => "NOT REVOKED",
+        RevocationOutcome::NotEnabled => "not revoked (revoke_sessions off)",
+        RevocationOutcome::WouldRevoke => "would revoke",
+    }
+}
+
+fn print_remaining(r: &RemainingAccess, revocations: &[Revocation]) {
     println!("\nRemaining access:");
-    if r.accounts.is_empty() && r.open_tasks.is_empty() {
+    if r.accounts.is_empty() && r.open_tasks.is_empty() && revocations.is_empty() {
         println!("  none: no account under their identifiers, no open task");
         return;
+    }
+    for v in revocations {
+        println!(
+            "  {:<20} {:<32} sessions {}",
+            v.source.as_str(),
+            v.idp_id,
+            session_state(v)
+        );
+        if let RevocationOutcome::Failed { error } = &v.outcome {
+            println!("  {:<20} error: {error}", "");
+        }
     }
     for a in &r.accounts {
         println!(
@@ -172,12 +232,19 @@ fn print_remaining(r: &RemainingAccess) {
     }
     for t in &r.open_tasks {
         println!(
-            "  {:<20} task {} ({}): {} — held by {}",
+            "  {:<20} task {} ({}{}): {} — held by {}",
             t.connection,
             t.id,
             t.state.as_str(),
+            if t.flagged { ", flagged" } else { "" },
             t.title,
             t.assignee.as_deref().unwrap_or("nobody assigned")
         );
+    }
+    if r.accounts.iter().all(|a| !a.active)
+        && r.open_tasks.iter().all(|t| !t.state.is_outstanding())
+        && revocations.iter().all(|v| !v.failed())
+    {
+        println!("  (no active account and no outstanding task)");
     }
 }

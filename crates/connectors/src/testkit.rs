@@ -715,6 +715,8 @@ fn api_kinds(effects: Vec<Effect>, email: &str) -> Vec<String> {
                 | EffectKind::MemberRemoved { .. }
                 | EffectKind::Deleted => "deactivated",
                 EffectKind::Reactivated => "reactivated",
+                // An IdP's, never an app connector's.
+                EffectKind::SessionsRevoked { .. } => "sessions_revoked",
             }
             .to_string()
         })

@@ -30,6 +30,7 @@ pub mod plan;
 pub mod policy;
 pub mod principal;
 pub mod reconcile;
+pub mod repoint;
 pub mod text;
 pub mod vocabulary;
 

@@ -120,10 +120,14 @@ pub enum Cause {
     Orphan,
     /// A leaver's suspended account, past the connection's grace period.
     GraceExpired,
+    /// The account's approver (`manager_email`, `approves_to`) is leaving:
+    /// it moves to the leaver's manager before the leaver's account closes
+    /// (see [`crate::repoint`]).
+    Repoint,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::Unknown,
         Cause::Grant,
         Cause::Regrant,
@@ -132,6 +136,7 @@ impl Cause {
         Cause::NoLongerGranted,
         Cause::Orphan,
         Cause::GraceExpired,
+        Cause::Repoint,
     ];
 
     /// The stable name used in plans, JSON and docs.
@@ -145,6 +150,7 @@ impl Cause {
             Cause::NoLongerGranted => "no_longer_granted",
             Cause::Orphan => "orphan",
             Cause::GraceExpired => "grace_expired",
+            Cause::Repoint => "repoint",
         }
     }
 
@@ -232,6 +238,10 @@ pub enum FindingKind {
     /// provisioning day is ahead, or a leaver who keeps access until the
     /// end of their end date. Nothing for a person to do.
     Scheduled,
+    /// A leaver is still someone's approver and no successor is known:
+    /// nothing was re-pointed and their deactivation in the app is withheld
+    /// (see [`crate::repoint`]).
+    NoSuccessor,
 }
 
 impl FindingKind {
@@ -244,6 +254,7 @@ impl FindingKind {
             FindingKind::UnresolvedLookup => "unresolved_lookup",
             FindingKind::SourceChange => "source_change",
             FindingKind::Scheduled => "scheduled",
+            FindingKind::NoSuccessor => "no_successor",
         }
     }
 }

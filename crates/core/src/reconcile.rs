@@ -290,6 +290,9 @@ pub fn reconcile_guarded(
         plan.findings.extend(partial.findings);
         plan.classification.extend(partial.classification);
     }
+    // What points at a leaver moves to their manager, before their
+    // account closes (updates sort before deactivations below).
+    crate::repoint::repoint(&mut plan, people, observed, focus);
     plan.actions.sort_by_cached_key(|a| {
         (
             a.connection.clone(),

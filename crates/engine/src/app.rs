@@ -117,6 +117,9 @@ pub struct Offboarding {
     /// Actions still waiting for someone else's approval (an app whose
     /// approvers do not include the principal, or an agent's offboarding).
     pub held: Vec<(usize, String)>,
+    /// The person's IdP sessions, ended first, source by source (see
+    /// [`crate::revoke`]); a failure here is also an open human task.
+    pub revocations: Vec<crate::revoke::Revocation>,
 }
 
 pub use crate::person::{PersonAccess, RemainingAccess};
@@ -525,7 +528,9 @@ impl Roster {
 
     /// Offboards one person now, as `by` asked: records a termination
     /// override (so a slower source still listing them does not
-    /// re-provision them), plans them, counts this explicit, authenticated
+    /// re-provision them), ends their sessions in every identity provider
+    /// that lists them and may revoke (first, see [`crate::revoke`]),
+    /// plans them, counts this explicit, authenticated
     /// request as the approval of their plan's held actions where the
     /// policy lets `by` decide, and applies it. An agent's offboarding is
     /// not its own approval: what needs one waits for a person.
@@ -560,6 +565,10 @@ impl Roster {
                 json!({ "email": person.email.to_string(), "reason": reason }),
             )
             .await?;
+        // Their IdP sessions end first, before any app account closes, so
+        // SSO-only and JIT apps stop admitting them. A failure is
+        // reported, audited and a task; the offboarding goes on.
+        let revocations = self.engine.revoke_sessions(&actor, &person, reason).await?;
         // A fresh read of the person's apps, then their plan.
         self.read(by, progress).await?;
         let planned = self
@@ -592,6 +601,11 @@ impl Roster {
         }
         let plan_id = planned.id.clone();
         let plan = planned.plan.clone();
+        // Someone still submits to them and no successor is known: their
+        // account there stays, and a person is asked to decide.
+        self.engine
+            .open_successor_tasks(&actor, &person, &plan)
+            .await?;
         let approved = self.check_planned(by, planned).await?;
         let (report, enqueued) = self.apply(approved, progress).await?;
         Ok(Offboarding {
@@ -601,7 +615,14 @@ impl Roster {
             report,
             enqueued,
             held,
+            revocations,
         })
+    }
+
+    /// The sessions an offboarding of `person` would revoke, source by
+    /// source; makes no request (`roster offboard --dry-run`).
+    pub fn planned_revocations(&self, person: &Person) -> Vec<crate::revoke::Revocation> {
+        self.engine.planned_revocations(person)
     }
 
     /// The plan an offboarding of `who` would carry out now, from what the
@@ -624,6 +645,10 @@ impl Roster {
                 p.end_date = None;
             }
         }
+        // As a leaver: what points at them is re-pointed first.
+        let mut leaver = person.clone();
+        leaver.status = roster_core::EmploymentStatus::Terminated;
+        self.engine.add_reports(&mut inputs, &leaver).await?;
         let plan = self.engine.plan_from(&inputs).await?;
         Ok((person, plan))
     }

@@ -41,6 +41,8 @@
 //! # client_id = "0oa..."             # Okta: an OAuth service app instead; secret = its private key (PEM)
 //! # key_id = "kid-1"
 //! # rate_share = 0.5                 # share of the org's rate limit roster may use
+//! # revoke_sessions = true           # end a leaver's IdP sessions first in `roster offboard`
+//! #                                  # (off by default: it needs a write permission, see README)
 //!
 //! [sources.entra]
 //! kind = "entra"
@@ -380,6 +382,13 @@ pub struct RawIdpSource {
     pub page_size: Option<u32>,
     /// See [`RawConnection::allow_private_network`].
     pub allow_private_network: Option<bool>,
+    /// End an offboarded person's sessions in this IdP, first, before any
+    /// app account closes (`Roster::offboard`). Off by default: it needs
+    /// a write permission a read-only credential lacks (README names the
+    /// narrowest per IdP), and a credential that can write is a larger
+    /// risk than one that reads.
+    #[serde(default)]
+    pub revoke_sessions: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -545,6 +554,9 @@ pub struct SourceConfig {
     pub token_url: Option<String>,
     pub rate_share: Option<f64>,
     pub page_size: Option<u32>,
+    /// Revoke an offboarded person's sessions here (see
+    /// [`RawSource::revoke_sessions`]).
+    pub revoke_sessions: bool,
 }
 
 impl SourceConfig {
@@ -929,6 +941,7 @@ impl Config {
                 token_url: s.token_url.clone(),
                 rate_share: s.rate_share,
                 page_size: s.page_size,
+                revoke_sessions: s.revoke_sessions,
             };
             if let Some(SecretRef::Stored { stored }) = &s.secret {
                 roster_secrets::check_name(stored)

@@ -83,6 +83,9 @@ impl EngineError {
 pub(crate) struct WiredSource {
     pub(crate) source: Arc<dyn roster_sources::Source>,
     pub(crate) budget: Arc<dyn RateBudget>,
+    /// An offboarding ends the person's sessions here
+    /// (`[sources.<name>] revoke_sessions`; see `crate::revoke`).
+    pub(crate) revoke_sessions: bool,
 }
 
 pub(crate) struct Wired {

@@ -38,6 +38,71 @@ pub fn intent_key(a: &Action) -> String {
 }
 
 impl Engine {
+    /// An offboarding whose plan found a leaver still someone's approver
+    /// with no successor known ([`roster_core::plan::FindingKind::NoSuccessor`]:
+    /// nothing was re-pointed, their account there is kept) asks a person
+    /// to decide: one task per app, held by the principal who offboarded.
+    /// Returns the tasks' ids.
+    pub(crate) async fn open_successor_tasks(
+        &self,
+        actor: &str,
+        person: &roster_core::Person,
+        plan: &Plan,
+    ) -> Result<Vec<String>, EngineError> {
+        let now = ms(self.now());
+        let mut ids = Vec::new();
+        for f in plan
+            .findings
+            .iter()
+            .filter(|f| f.kind == roster_core::plan::FindingKind::NoSuccessor)
+        {
+            let task = HumanTask {
+                id: format!("T-successor-{}-{}", f.connection, now),
+                dedupe_key: format!("choose-successor:{}:{}", f.connection, person.employee_id),
+                connection: f.connection.to_string(),
+                kind: "choose-successor".into(),
+                subject_email: person.email.to_string(),
+                employee_id: Some(person.employee_id.to_string()),
+                account_key: f.account.as_ref().map(|k| k.to_string()),
+                plan_id: None,
+                action_idx: None,
+                title: format!(
+                    "Choose who takes over as approver from {} in {}; their account there stays open until then",
+                    person.email, f.connection
+                ),
+                checklist: vec![
+                    f.detail.clone(),
+                    format!(
+                        "Name {}'s manager in the source of truth (or move the people who submit to them), then run roster offboard again",
+                        person.email
+                    ),
+                ],
+                assignee: Some(actor.to_string()),
+                state: HumanTaskState::Open,
+                flagged: true,
+                note: None,
+                evidence: None,
+                due_ms: Some(now + 24 * 3_600_000),
+                reminded_ms: None,
+                escalated_ms: None,
+                created_ms: now,
+                updated_ms: now,
+            };
+            let (task, created) = self.store.open_human_task(&task).await?;
+            if created {
+                self.audit_as(
+                    actor,
+                    AuditKind::TaskOpened,
+                    &task.id,
+                    json!({ "connection": task.connection, "subject": task.subject_email, "kind": task.kind }),
+                )
+                .await?;
+            }
+            ids.push(task.id);
+        }
+        Ok(ids)
+    }
+
     pub fn with_catalog(mut self, catalog: roster_catalog::Catalog) -> Self {
         self.catalog = Some(catalog);
         self

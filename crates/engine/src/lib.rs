@@ -34,6 +34,7 @@ pub mod person;
 pub mod planning;
 pub mod read;
 pub mod reports;
+pub mod revoke;
 pub mod sample;
 pub mod service;
 pub mod sources;

@@ -427,13 +427,85 @@ impl Engine {
         // population.
         context.active_counts = Some(active_counts);
         context.focus = Some(person.employee_id.clone());
-        Ok(PlanInputs {
+        let leaving = person.status == roster_core::EmploymentStatus::Terminated;
+        let mut inputs = PlanInputs {
             people,
             observed: observed.into_values().collect(),
             resolutions,
             context,
             person: Some(person),
-        })
+        };
+        if leaving && let Some(p) = inputs.person.clone() {
+            self.add_reports(&mut inputs, &p).await?;
+        }
+        Ok(inputs)
+    }
+
+    /// For a leaver's targeted plan: the accounts whose approver
+    /// (`manager_email`, `approves_to`) is the leaver, the people they
+    /// belong to, and the leaver's management chain, so the core can
+    /// re-point them to a successor before the leaver's account closes
+    /// (`roster_core::repoint`). Reads every stored account once: only a
+    /// leaver's plan pays for it.
+    pub(crate) async fn add_reports(
+        &self,
+        inputs: &mut PlanInputs,
+        person: &Person,
+    ) -> Result<(), EngineError> {
+        let addresses: std::collections::BTreeSet<String> = self
+            .addresses(person)
+            .into_iter()
+            .map(|a| a.to_lowercase())
+            .collect();
+        let mut ids = Vec::new();
+        let mut emails = Vec::new();
+        for o in self.store.all_observed().await? {
+            let Some(into) = inputs
+                .observed
+                .iter_mut()
+                .find(|t| t.connection == o.connection)
+            else {
+                continue;
+            };
+            for a in o.accounts {
+                let points = roster_core::repoint::APPROVER_FIELDS.iter().any(|f| {
+                    a.attributes
+                        .get(*f)
+                        .is_some_and(|v| addresses.contains(&v.trim().to_lowercase()))
+                });
+                if points && !into.accounts.iter().any(|x| x.key == a.key) {
+                    ids.extend(a.employee_id.clone());
+                    if let Some(e) = &a.email {
+                        emails.push(e.as_str().to_lowercase());
+                    }
+                    into.accounts.push(a);
+                }
+            }
+        }
+        let mut more = if ids.is_empty() && emails.is_empty() {
+            Vec::new()
+        } else {
+            self.store.people_matching(&ids, &emails).await?
+        };
+        // The chain up to the first manager who is not leaving.
+        let mut next = person.manager_email.clone();
+        for _ in 0..32 {
+            let Some(m) = next.take() else { break };
+            let Some(p) = self.find_person(&PersonRef::Email(m)).await? else {
+                break;
+            };
+            if p.status == roster_core::EmploymentStatus::Terminated {
+                next = p.manager_email.clone();
+            }
+            more.push(p);
+        }
+        self.apply_overrides(&mut more).await?;
+        for p in more {
+            if !inputs.people.iter().any(|q| q.employee_id == p.employee_id) {
+                inputs.people.push(p);
+            }
+        }
+        Ok(())
     }
 
     /// The plan `scope` calls for now, from what the store holds, with the

@@ -31,7 +31,7 @@
 //! | aliases                                     | every source's, together                 |
 //! | groups                                      | the IdPs', together                      |
 //! | manager                                     | the IdP (HR's when no IdP names one)     |
-//! | other attributes                            | HR's columns; the IdP adds the keys HR lacks (`idp_id`, `idp_state`, `idp_flag`, custom profile attributes) |
+//! | other attributes                            | HR's columns; the IdP adds the keys HR lacks (`idp_id`, `idp_state`, `idp_flag`, custom profile attributes); every IdP keeps its own id as `idp_id.<source>` (an offboarding revokes sessions in each) |
 //!
 //! A person only an IdP knows comes from it whole. A person the last
 //! snapshot had from an IdP whom a complete read of it no longer lists
@@ -84,6 +84,10 @@ pub fn build(c: &SourceConfig) -> Result<Arc<dyn Source>, String> {
             if let Some(client_id) = &c.client_id {
                 let mut oauth = OktaOAuth::new(client_id.clone(), secret);
                 oauth.key_id = c.key_id.clone();
+                if c.revoke_sessions {
+                    // Clearing a user's sessions is a write.
+                    oauth.scopes.push("okta.users.manage".into());
+                }
                 s.oauth = Some(oauth);
             }
             if let Some(share) = c.rate_share {
@@ -130,6 +134,7 @@ pub fn build(c: &SourceConfig) -> Result<Arc<dyn Source>, String> {
             if let Some(u) = &c.token_url {
                 s.token_url = u.clone();
             }
+            s.revoke_sessions = c.revoke_sessions;
             if let Some(n) = c.page_size {
                 s.page_size = n;
             }
@@ -179,9 +184,26 @@ impl Engine {
     /// Registers a source paced by `budget` instead (tests).
     pub fn add_source_with_budget(&mut self, source: Arc<dyn Source>, budget: Arc<dyn RateBudget>) {
         self.sources.retain(|w| w.source.id() != source.id());
-        self.sources.push(WiredSource { source, budget });
+        self.sources.push(WiredSource {
+            source,
+            budget,
+            revoke_sessions: false,
+        });
         self.sources
             .sort_by(|a, b| a.source.id().as_str().cmp(b.source.id().as_str()));
+    }
+
+    /// Lets offboardings end people's sessions in source `id`
+    /// (`[sources.<name>] revoke_sessions = true`; see [`crate::revoke`]).
+    /// False if no such source is registered.
+    pub fn revoke_sessions_in(&mut self, id: &ConnectionId) -> bool {
+        match self.sources.iter_mut().find(|w| w.source.id() == id) {
+            Some(w) => {
+                w.revoke_sessions = true;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether any identity provider is configured as a source.
@@ -229,6 +251,13 @@ impl Engine {
                         person
                             .attributes
                             .insert(IDP_SOURCE.into(), id.as_str().to_string());
+                        // The id this source knows them by, kept per
+                        // source through the merge: an offboarding
+                        // revokes their sessions in each (crate::revoke).
+                        person.attributes.insert(
+                            format!("{}{id}", crate::revoke::IDP_ID_PREFIX),
+                            p.id.clone(),
+                        );
                         people.push(person)
                     }
                     Err(e) => bad.push(e),

@@ -142,6 +142,14 @@ pub enum EffectKind {
     MemberRemoved {
         group: String,
     },
+    /// The user's sign-in sessions (and, where the IdP says so, the
+    /// tokens issued to them) were revoked: an IdP's offboarding step.
+    /// Logged for every accepted call, since each one ends whatever
+    /// sessions exist at that moment. `tokens`: the OAuth/OIDC tokens
+    /// issued to the user were revoked too.
+    SessionsRevoked {
+        tokens: bool,
+    },
 }
 
 impl EffectKind {
@@ -157,6 +165,7 @@ impl EffectKind {
             EffectKind::Unassigned { .. } => "unassigned",
             EffectKind::MemberAdded { .. } => "member-added",
             EffectKind::MemberRemoved { .. } => "member-removed",
+            EffectKind::SessionsRevoked { .. } => "sessions_revoked",
         }
     }
 }

@@ -18,6 +18,13 @@
 //! * `GET /admin/directory/v1/groups?customer=…` → `{groups:[{id, email,
 //!   name}], nextPageToken}`; `GET /admin/directory/v1/groups/{key}/members`
 //!   → `{members:[{id, email, type}], nextPageToken}`.
+//! * `POST /admin/directory/v1/users/{userKey}/signOut` (userKey: the id
+//!   or primary address; empty body): 204 and a `SessionsRevoked {
+//!   tokens: false }` effect (Google signs the user out of web and device
+//!   sessions and resets their sign-in cookies; OAuth tokens are revoked
+//!   by another call). The access token must have been issued with
+//!   [`SECURITY_SCOPE`], otherwise 403 `insufficientPermissions`; an
+//!   unknown user → 404 `notFound`.
 //! * Errors: `{"error":{"code","message","errors":[{reason}],"status"}}`;
 //!   over the limit → 429 with reason `rateLimitExceeded`.
 //!
@@ -34,7 +41,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde_json::{Value, json};
 
-use crate::common::{self, ActiveFault, Core, FaultHost, RateWindow, Running, SimError};
+use crate::common::{
+    self, ActiveFault, Core, Effect, EffectKind, EffectLog, FaultHost, RateWindow, Running,
+    SimError,
+};
 
 pub use crate::common::{Counters, Fault};
 
@@ -43,6 +53,8 @@ pub const TEST_SERVICE_ACCOUNT_KEY: &str = include_str!("testdata/test-rsa-key.p
 /// The read-only scopes a source asks for.
 pub const USER_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
 pub const GROUP_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.group.readonly";
+/// The scope `users.signOut` needs.
+pub const SECURITY_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.security";
 
 #[derive(Clone, Debug)]
 pub struct GoogleSimConfig {
@@ -189,8 +201,12 @@ struct Directory {
     users: BTreeMap<i64, GoogleUser>,
     groups: BTreeMap<i64, GoogleGroup>,
     tokens: BTreeSet<String>,
+    /// Tokens issued with [`SECURITY_SCOPE`].
+    security_tokens: BTreeSet<String>,
     next: i64,
     next_front: i64,
+    /// Sign-outs, in order (the simulator's effect log).
+    effects: EffectLog,
 }
 
 impl Directory {
@@ -229,6 +245,10 @@ pub struct GoogleHandle(Arc<Shared>);
 common::fault_controls!(GoogleHandle);
 
 impl GoogleHandle {
+    /// Sign-outs (`users.signOut`), in order.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.0.lock().effects.all()
+    }
     pub fn users(&self) -> Vec<GoogleUser> {
         self.0.lock().users.values().cloned().collect()
     }
@@ -334,6 +354,7 @@ impl GoogleSim {
         let routes = Router::new()
             .route("/token", post(token))
             .route("/admin/directory/v1/users", get(list_users))
+            .route("/admin/directory/v1/users/{key}/signOut", post(sign_out))
             .route("/admin/directory/v1/groups", get(list_groups))
             .route(
                 "/admin/directory/v1/groups/{key}/members",
@@ -362,6 +383,34 @@ fn google_error(http: StatusCode, reason: &str, message: &str) -> Response {
         .to_string(),
     )
         .into_response()
+}
+
+/// `POST /admin/directory/v1/users/{userKey}/signOut`.
+async fn sign_out(State(sh): St, headers: HeaderMap, Path(key): Path<String>) -> Response {
+    let mut d = sh.lock();
+    let scoped = common::bearer(&headers, "Bearer").is_some_and(|t| d.security_tokens.contains(&t));
+    if !scoped {
+        return google_error(
+            StatusCode::FORBIDDEN,
+            "insufficientPermissions",
+            "Request had insufficient authentication scopes.",
+        );
+    }
+    let Some(u) = d.find(&key).and_then(|k| d.users.get(&k)) else {
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Resource Not Found: userKey",
+        );
+    };
+    let (id, email) = (u.id.clone(), u.primary_email.clone());
+    d.effects.push(
+        &id,
+        &email,
+        EffectKind::SessionsRevoked { tokens: false },
+        "api",
+    );
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn ok_json(v: Value) -> Response {
@@ -469,7 +518,12 @@ async fn token(State(sh): St, Form(form): Form<BTreeMap<String, String>>) -> Res
         );
     }
     let token = format!("ya29.{:032x}", rand::random::<u128>());
-    sh.lock().tokens.insert(token.clone());
+    let mut d = sh.lock();
+    d.tokens.insert(token.clone());
+    if s("scope").split(' ').any(|x| x == SECURITY_SCOPE) {
+        d.security_tokens.insert(token.clone());
+    }
+    drop(d);
     ok_json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}))
 }
 

@@ -55,6 +55,11 @@
 //!   and logs its success. [S]: the event shapes follow Graph's
 //!   provisioningObjectSummary; which action Entra logs when a user leaves
 //!   scope depends on the app's settings (this simulator: `disable`).
+//! * `POST /v1.0/users/{id|userPrincipalName}/revokeSignInSessions`
+//!   (application permission `User.RevokeSessions.All`): 200
+//!   `{"@odata.context":…,"value":true}` and a `SessionsRevoked { tokens:
+//!   true }` effect (Graph invalidates the refresh tokens and the browser
+//!   session cookies); an unknown user → 404 `Request_ResourceNotFound`.
 //! * Throttling: over a configured window, or under a 429 storm → 429
 //!   `TooManyRequests` with `Retry-After` (seconds).
 //!
@@ -425,6 +430,11 @@ pub struct GraphHandle(Arc<Shared>);
 common::fault_controls!(GraphHandle);
 
 impl GraphHandle {
+    /// Every change made through the API (memberships added and removed,
+    /// sessions revoked), in order.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.0.lock().effects.all()
+    }
     pub fn users(&self) -> Vec<GraphUser> {
         self.0
             .lock()
@@ -502,10 +512,6 @@ impl GraphHandle {
             }
             None => false,
         }
-    }
-    /// Group membership changes made through the API, in order.
-    pub fn effects(&self) -> Vec<Effect> {
-        self.0.lock().effects.all()
     }
     /// The userPrincipalNames of a group's members (by name or id).
     pub fn members(&self, group: &str) -> Vec<String> {
@@ -653,6 +659,10 @@ impl GraphSim {
             .route("/v1.0/users", get(list_users))
             .route("/v1.0/users/delta", get(delta))
             .route(
+                "/v1.0/users/{id}/revokeSignInSessions",
+                post(revoke_sign_in_sessions),
+            )
+            .route(
                 "/v1.0/users/{id}/memberOf/microsoft.graph.group",
                 get(member_of),
             )
@@ -698,6 +708,37 @@ fn graph_error(http: StatusCode, code: &str, message: &str) -> Response {
         .to_string(),
     )
         .into_response()
+}
+
+/// `POST /v1.0/users/{id}/revokeSignInSessions`.
+async fn revoke_sign_in_sessions(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Response {
+    let mut t = sh.lock();
+    let Some(k) = t.find(&id) else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            &format!(
+                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        );
+    };
+    let Some((u, _)) = t.users.get(&k) else {
+        return graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &id);
+    };
+    let (uid, upn) = (u.id.clone(), u.user_principal_name.clone());
+    t.effects.push(
+        &uid,
+        &upn,
+        EffectKind::SessionsRevoked { tokens: true },
+        "api",
+    );
+    ok_json(json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean",
+        "value": true,
+    }))
 }
 
 fn ok_json(v: Value) -> Response {

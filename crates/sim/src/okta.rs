@@ -15,6 +15,11 @@
 //!   status. Paging by `Link: <…>; rel="next"` (separate `self` and `next`
 //!   headers); `after` is an opaque keyset cursor.
 //! * `GET /api/v1/users/{idOrLogin}`.
+//! * `DELETE /api/v1/users/{id}/sessions?oauthTokens=true` (Users →
+//!   Revoke all user sessions; OAuth scope `okta.users.manage`): 204, and
+//!   a `SessionsRevoked { tokens }` effect (`tokens` when `oauthTokens`
+//!   is `true`); an unknown id → 404 `E0000007`. Only the user's id is
+//!   accepted here, as in Okta.
 //! * `GET /api/v1/apps/{appId}`: the app with its provisioning `features`
 //!   (`PUSH_NEW_USERS`, `PUSH_PROFILE_UPDATES`, `PUSH_USER_DEACTIVATION`).
 //! * `GET /api/v1/apps/{appId}/users` (same paging): AppUser objects.
@@ -627,6 +632,10 @@ impl OktaSim {
             .route("/api/v1/users", get(list_users))
             .route("/api/v1/users/{id}", get(get_user))
             .route("/api/v1/users/{id}/groups", get(directory::user_groups))
+            .route(
+                "/api/v1/users/{id}/sessions",
+                axum::routing::delete(revoke_sessions),
+            )
             .route("/api/v1/groups", get(directory::list_groups))
             .route("/api/v1/groups/{id}/users", get(directory::group_users))
             .route(
@@ -936,6 +945,26 @@ async fn get_user(State(sh): St, headers: HeaderMap, Path(id): Path<String>) -> 
         Some((_, u)) => ok_json(u.to_json(&base)),
         None => not_found(&format!("{id} (User)")),
     }
+}
+
+/// `DELETE /api/v1/users/{id}/sessions`: ends the user's Okta sessions
+/// (and with `oauthTokens=true` the tokens issued to them).
+async fn revoke_sessions(
+    State(sh): St,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let mut org = sh.lock();
+    let Some((_, u)) = org.users.iter().find(|(_, u)| u.id == id) else {
+        return not_found(&format!("{id} (User)"));
+    };
+    let login = u.login.clone();
+    let tokens = q
+        .get("oauthTokens")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    org.effects
+        .push(&id, &login, EffectKind::SessionsRevoked { tokens }, "api");
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_app(State(sh): St, headers: HeaderMap, Path(app): Path<String>) -> Response {

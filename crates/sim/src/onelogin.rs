@@ -17,6 +17,12 @@
 //!   roster's lifecycle table), `state`, `department`, `title`,
 //!   `manager_user_id`, `role_ids`, `custom_attributes`, `updated_at`.
 //! * `GET /api/2/roles` (same paging): `[{id, name}]`.
+//! * `PUT /api/1/users/{id}/logout` (API v1 "Log User Out"; a credential
+//!   with *Manage users* or *Manage All*): 200 `{"status":{"error":false,
+//!   "code":200,"type":"success","message":"Success"}}` and a
+//!   `SessionsRevoked { tokens: false }` effect (it ends the OneLogin
+//!   session, not sessions the apps opened); a non-numeric id → 400, an
+//!   unknown user → 404, in v1's `status` envelope.
 //!
 //! * Roles as app access, for roster's `idp` path: `GET /api/2/roles?name=`
 //!   (exact name); `GET /api/2/roles/{id}/users` (same paging) → the role's
@@ -323,9 +329,52 @@ impl Shared {
 #[derive(Clone)]
 pub struct OneLoginHandle(Arc<Shared>);
 
+/// v1's answer envelope.
+fn v1_status(http: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        http,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json!({"status": {
+            "error": !http.is_success(),
+            "code": http.as_u16(),
+            "type": kind,
+            "message": message,
+        }})
+        .to_string(),
+    )
+        .into_response()
+}
+
+/// `PUT /api/1/users/{id}/logout`.
+async fn log_out(State(sh): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Ok(n) = id.parse::<u64>() else {
+        return v1_status(StatusCode::BAD_REQUEST, "bad request", "ID is incorrect");
+    };
+    let mut a = sh.lock();
+    let Some(u) = a.users.get(&n) else {
+        return v1_status(StatusCode::NOT_FOUND, "not found", "User not found");
+    };
+    let email = u.email.clone();
+    a.effects.push(
+        &id,
+        &email,
+        EffectKind::SessionsRevoked { tokens: false },
+        "api",
+    );
+    v1_status(StatusCode::OK, "success", "Success")
+}
+
 common::fault_controls!(OneLoginHandle);
 
 impl OneLoginHandle {
+    /// Every change made through the API (memberships added and removed,
+    /// sessions revoked), in order.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.0.lock().effects.all()
+    }
     pub fn users(&self) -> Vec<OneLoginUser> {
         self.0.lock().users.values().cloned().collect()
     }
@@ -336,10 +385,6 @@ impl OneLoginHandle {
     /// Role id → name.
     pub fn roles(&self) -> BTreeMap<u64, String> {
         self.0.lock().roles.clone()
-    }
-    /// Role membership changes made through the API, in order.
-    pub fn effects(&self) -> Vec<Effect> {
-        self.0.lock().effects.all()
     }
     /// The emails of a role's members.
     pub fn role_members(&self, name: &str) -> Vec<String> {
@@ -477,7 +522,8 @@ impl OneLoginSim {
                     .delete(remove_role_users),
             )
             .route("/api/2/apps/{id}", get(get_app))
-            .route("/api/2/users/{id}/apps", get(user_apps));
+            .route("/api/2/users/{id}/apps", get(user_apps))
+            .route("/api/1/users/{id}/logout", axum::routing::put(log_out));
         let host: Arc<dyn FaultHost> = shared.clone();
         let app = common::with_faults(routes, host).with_state(shared.clone());
         let port = shared.config.port;
@@ -521,7 +567,14 @@ impl FaultHost for Shared {
         if path == TOKEN_PATH {
             return Ok(());
         }
-        match common::bearer(headers, "Bearer") {
+        // API v1 spells it `bearer:<token>`; v2 `Bearer <token>`.
+        let v1 = || {
+            let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+            let (scheme, rest) = v.split_once(':')?;
+            (path.starts_with("/api/1/") && scheme.trim().eq_ignore_ascii_case("bearer"))
+                .then(|| rest.trim().to_string())
+        };
+        match common::bearer(headers, "Bearer").or_else(v1) {
             Some(t) if self.lock().tokens.contains(&t) => Ok(()),
             _ => Err(ol_error(
                 StatusCode::UNAUTHORIZED,

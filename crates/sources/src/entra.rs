@@ -438,6 +438,61 @@ impl EntraSource {
 
 #[async_trait]
 impl Source for EntraSource {
+    /// `POST /users/{id}/revokeSignInSessions`: invalidates the refresh
+    /// tokens and session cookies issued to the user (200, `{"value":
+    /// true}`). Needs the application permission `User.RevokeSessions.All`.
+    async fn revoke_sessions(&self, person_id: &str) -> Result<(), SourceError> {
+        let url = format!(
+            "{}/users/{}/revokeSignInSessions",
+            self.graph,
+            enc(person_id)
+        );
+        let (token, fresh) = self.access_token().await?;
+        let req = self
+            .client
+            .post(&url)
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+            .header(ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let secrets = [&self.config.client_secret, &token];
+        let answer = http::send(VENDOR, req, &secrets).await?;
+        if answer.status.as_u16() == 401 && !fresh {
+            *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(SourceError::Transient {
+                detail: "the access token was refused; a new one is fetched".into(),
+            });
+        }
+        let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+        let err = body.get("error").cloned().unwrap_or(Value::Null);
+        let message = roster_connectors::http::scrub(
+            &format!(
+                "{}: {}",
+                text(&err, "code").unwrap_or_default(),
+                text(&err, "message").unwrap_or_else(|| answer.status.to_string())
+            ),
+            &secrets,
+        );
+        http::write_outcome(
+            VENDOR,
+            &answer,
+            &message,
+            &format!(
+                "source {}'s app registration needs the application permission User.RevokeSessions.All, admin-consented (or set revoke_sessions = false)",
+                self.config.source
+            ),
+        )?;
+        // Graph says whether it did.
+        match body.get("value").and_then(Value::as_bool) {
+            Some(true) => Ok(()),
+            _ => Err(SourceError::Protocol {
+                detail: format!(
+                    "Graph answered revokeSignInSessions with HTTP {} but not {{\"value\": true}}",
+                    answer.status.as_u16()
+                ),
+            }),
+        }
+    }
+
     fn id(&self) -> &ConnectionId {
         &self.config.source
     }

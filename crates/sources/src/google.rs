@@ -76,6 +76,8 @@ use crate::{
 const VENDOR: &str = "Google Workspace";
 pub const USER_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
 pub const GROUP_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.group.readonly";
+/// The scope `users.signOut` needs (only with `revoke_sessions`).
+pub const SECURITY_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.security";
 const RATE_REASONS: [&str; 3] = [
     "rateLimitExceeded",
     "userRateLimitExceeded",
@@ -95,6 +97,10 @@ pub struct GoogleSourceConfig {
     pub rate_limit: RateWindow,
     pub timeout: Duration,
     pub allow_private_network: bool,
+    /// Ask for [`SECURITY_SCOPE`] too, so offboardings can sign people
+    /// out ([`Source::revoke_sessions`]). Domain-wide delegation must
+    /// grant it, or Google refuses every token (reads too).
+    pub revoke_sessions: bool,
 }
 
 impl GoogleSourceConfig {
@@ -116,6 +122,7 @@ impl GoogleSourceConfig {
             rate_limit: RateWindow::new(1200, Duration::from_secs(60)),
             timeout: Duration::from_secs(30),
             allow_private_network: false,
+            revoke_sessions: false,
         }
     }
 }
@@ -205,7 +212,11 @@ impl GoogleSource {
             &json!({
                 "iss": self.config.service_account.trim(),
                 "sub": self.config.admin.trim(),
-                "scope": format!("{USER_SCOPE} {GROUP_SCOPE}"),
+                "scope": if self.config.revoke_sessions {
+                    format!("{USER_SCOPE} {GROUP_SCOPE} {SECURITY_SCOPE}")
+                } else {
+                    format!("{USER_SCOPE} {GROUP_SCOPE}")
+                },
                 "aud": self.config.token_url,
                 "iat": now,
                 "exp": now + 3600,
@@ -383,6 +394,57 @@ fn list<'a>(body: &'a Value, key: &str) -> &'a [Value] {
 
 #[async_trait]
 impl Source for GoogleSource {
+    /// `POST /admin/directory/v1/users/{userKey}/signOut`: signs the user
+    /// out of every web and device session and resets their sign-in
+    /// cookies (204). Needs `admin.directory.user.security`.
+    async fn revoke_sessions(&self, person_id: &str) -> Result<(), SourceError> {
+        let (token, fresh) = self.access_token().await?;
+        let req = self
+            .client
+            .post(format!(
+                "{}/admin/directory/v1/users/{}/signOut",
+                self.api,
+                enc(person_id)
+            ))
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+            .header(ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let secrets = [&token];
+        let answer = http::send(VENDOR, req, &secrets).await?;
+        if answer.status.as_u16() == 401 && !fresh {
+            *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(SourceError::Transient {
+                detail: "Google refused the access token; a new one is fetched".into(),
+            });
+        }
+        let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+        let err = body.get("error").cloned().unwrap_or(Value::Null);
+        let reason = err
+            .get("errors")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|e| text(e, "reason"))
+            .unwrap_or_default();
+        if answer.status.as_u16() == 403 && RATE_REASONS.contains(&reason.as_str()) {
+            return Err(SourceError::RateLimited {
+                retry_after: roster_connectors::http::retry_after(&answer.headers),
+            });
+        }
+        let message = roster_connectors::http::scrub(
+            &text(&err, "message").unwrap_or_else(|| answer.status.to_string()),
+            &secrets,
+        );
+        http::write_outcome(
+            VENDOR,
+            &answer,
+            &message,
+            &format!(
+                "domain-wide delegation must grant source {}'s service account {SECURITY_SCOPE} (or set revoke_sessions = false)",
+                self.config.source
+            ),
+        )
+    }
+
     fn id(&self) -> &ConnectionId {
         &self.config.source
     }

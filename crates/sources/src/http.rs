@@ -87,3 +87,28 @@ pub(crate) fn same_origin(link: &str, base: &str) -> Result<(), SourceError> {
         }),
     }
 }
+
+/// The outcome of a write (revoking a person's sessions): any 2xx is
+/// done; 429 is [`SourceError::RateLimited`] with the IdP's
+/// `Retry-After`; everything else is classified as the connectors
+/// classify statuses, with `message` (already scrubbed) and `fix`, the
+/// permission the credential needs.
+pub(crate) fn write_outcome(
+    vendor: &str,
+    answer: &Answer,
+    message: &str,
+    fix: &str,
+) -> Result<(), SourceError> {
+    if answer.status.is_success() {
+        return Ok(());
+    }
+    if answer.status.as_u16() == 429 {
+        return Err(SourceError::RateLimited {
+            retry_after: roster_connectors::http::retry_after(&answer.headers),
+        });
+    }
+    Err(
+        roster_connectors::http::status_error(vendor, answer.status, &answer.headers, message, fix)
+            .into(),
+    )
+}

@@ -58,6 +58,13 @@
 //! domain-wide delegation of the two directory read-only scopes),
 //! [`onelogin`] (an API credential with the *Read users* scope).
 //!
+//! Revoking a leaver's sessions ([`Source::revoke_sessions`]) is the one
+//! write, opt-in per source, and needs one more permission: Okta
+//! `okta.users.manage` (an OAuth service app; an API token's admin needs a
+//! role that may clear user sessions), Entra `User.RevokeSessions.All`
+//! (application), Google `admin.directory.user.security` (delegated to the
+//! service account), OneLogin an API credential with *Manage users*.
+//!
 //! # Public contracts
 //!
 //! [`PageToken`] and [`SyncCursor`] values are opaque: only the source that
@@ -470,6 +477,25 @@ pub trait Source: Send + Sync {
     /// One page of an incremental read. [`SourceError::CursorExpired`]
     /// means the cursor can't be used any more: do a full read.
     async fn read_changes(&self, req: ChangesRequest) -> Result<ChangesPage, SourceError>;
+
+    /// Ends one person's sign-in sessions in the IdP (and, where the IdP
+    /// can, revokes the tokens it issued them), so apps that trust the
+    /// IdP (SSO-only, JIT) stop admitting them: one request, never
+    /// retried here (the engine retries under its policy). `person_id`
+    /// is the IdP's own id ([`SourcePerson::id`]).
+    ///
+    /// This is the one write a source makes. It needs a write permission
+    /// the read-only credential lacks (each source's docs name the
+    /// narrowest), so the engine calls it only for a source configured to
+    /// (`revoke_sessions = true`), and only from an authenticated
+    /// offboarding of that one person. The default is
+    /// [`SourceError::Unsupported`].
+    async fn revoke_sessions(&self, person_id: &str) -> Result<(), SourceError> {
+        let _ = person_id;
+        Err(SourceError::Unsupported {
+            what: "revoking sessions".into(),
+        })
+    }
 }
 
 #[cfg(test)]

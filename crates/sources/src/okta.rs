@@ -553,6 +553,44 @@ impl OktaSource {
 
 #[async_trait]
 impl Source for OktaSource {
+    /// `DELETE /api/v1/users/{id}/sessions?oauthTokens=true`: ends the
+    /// user's Okta sessions and revokes the OAuth/OIDC tokens issued to
+    /// them (204). Needs `okta.users.manage`.
+    async fn revoke_sessions(&self, person_id: &str) -> Result<(), SourceError> {
+        let url = self.url(&format!(
+            "/api/v1/users/{}/sessions?oauthTokens=true",
+            enc(person_id)
+        ));
+        let (auth, fresh) = self.authorization().await?;
+        let req = self
+            .client
+            .delete(&url)
+            .header(AUTHORIZATION, auth.expose_secret())
+            .header(ACCEPT, "application/json");
+        let answer = http::send(VENDOR, req, &[&self.config.api_token, &auth]).await?;
+        if answer.status.as_u16() == 401 && !fresh {
+            *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(SourceError::Transient {
+                detail: "Okta refused the OAuth access token; a new one is fetched".into(),
+            });
+        }
+        let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+        let message = match (text(&body, "errorCode"), text(&body, "errorSummary")) {
+            (Some(c), Some(s)) => format!("{c}: {s}"),
+            _ => answer.status.to_string(),
+        };
+        let message = roster_connectors::http::scrub(&message, &[&self.config.api_token, &auth]);
+        http::write_outcome(
+            VENDOR,
+            &answer,
+            &message,
+            &format!(
+                "source {} may not clear user sessions: grant its OAuth service app okta.users.manage (or use an API token of an admin who may manage users), or set revoke_sessions = false",
+                self.config.source
+            ),
+        )
+    }
+
     fn id(&self) -> &ConnectionId {
         &self.config.source
     }

@@ -431,6 +431,67 @@ impl OneLoginSource {
 
 #[async_trait]
 impl Source for OneLoginSource {
+    /// `PUT /api/1/users/{id}/logout` (API v1 "Log User Out"; v2 has no
+    /// equivalent): ends the user's OneLogin session, so they can start
+    /// no new SAML or OIDC sign-in (sessions apps opened before are the
+    /// apps' own). Needs an API credential with *Manage users*.
+    async fn revoke_sessions(&self, person_id: &str) -> Result<(), SourceError> {
+        let (token, fresh) = self.access_token().await?;
+        let req = self
+            .client
+            .put(format!(
+                "{}/api/1/users/{}/logout",
+                self.base,
+                enc(person_id)
+            ))
+            // API v1's spelling of a bearer token.
+            .header(AUTHORIZATION, format!("bearer:{}", token.expose_secret()))
+            .header(ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let secrets = [&self.config.client_secret, &token];
+        let answer = http::send(VENDOR, req, &secrets).await?;
+        if answer.status.as_u16() == 401 && !fresh {
+            *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(SourceError::Transient {
+                detail: "OneLogin refused the access token; a new one is fetched".into(),
+            });
+        }
+        let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+        let status = body.get("status").cloned().unwrap_or(Value::Null);
+        let message = roster_connectors::http::scrub(
+            &status
+                .get("message")
+                .map(|m| {
+                    m.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| m.to_string())
+                })
+                .or_else(|| text(&body, "message"))
+                .unwrap_or_else(|| answer.status.to_string()),
+            &secrets,
+        );
+        http::write_outcome(
+            VENDOR,
+            &answer,
+            &message,
+            &format!(
+                "source {}'s API credential needs the Manage users scope (or set revoke_sessions = false)",
+                self.config.source
+            ),
+        )?;
+        // v1 reports failure inside a 200 too.
+        if status.get("error").and_then(Value::as_bool) == Some(true) {
+            return Err(SourceError::Vendor {
+                code: status
+                    .get("code")
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                detail: format!("OneLogin refused the log-out: {message}"),
+            });
+        }
+        Ok(())
+    }
+
     fn id(&self) -> &ConnectionId {
         &self.config.source
     }

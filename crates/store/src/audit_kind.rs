@@ -60,6 +60,9 @@ audit_kinds! {
     PlanApplyFinished => "plan.apply_finished",
     /// An authenticated principal offboarded one person.
     PersonOffboarded => "person.offboarded",
+    /// An offboarding ended (or failed to end) the person's sessions in
+    /// one identity provider; the payload names the source and outcome.
+    SessionsRevoked => "sessions.revoked",
     /// One action's outcome, written by the executor.
     ActionApplied => "action.applied",
     ActionSkipped => "action.skipped",

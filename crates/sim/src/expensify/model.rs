@@ -15,6 +15,11 @@
 //!   address the primary login and merges the accounts").
 //! * `isTerminated: true` removes the person from `policyID` only.
 //!   Terminating someone who is not a member is a no-op, not a skip.
+//!   [U] Terminating a member others in the policy still submit to
+//!   (`submitsTo`) or forward to (`forwardsTo`) is skipped with a reason
+//!   naming them: their reports would have no approver. The vendor doc
+//!   does not say; the simulator takes the strict reading, which is the
+//!   one a client must be built for (re-point first).
 //! * Per-record problems never fail the job: they land in
 //!   `skippedEmployees` with a reason, and the rest of the feed applies.
 //! * `firstName`/`lastName` never overwrite a non-empty value (the vendor
@@ -415,6 +420,31 @@ impl Tenant {
         {
             key = k.clone();
         }
+        // An approver others still submit or forward to is not removed:
+        // their reports would go nowhere. Move those employees first.
+        if let Some(others) = policy.employees.get(&key).map(|leaving| {
+            policy
+                .employees
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .filter(|(_, e)| {
+                    e.submits_to.eq_ignore_ascii_case(&leaving.email)
+                        || e.forwards_to.eq_ignore_ascii_case(&leaving.email)
+                })
+                .map(|(_, e)| e.email.clone())
+                .collect::<Vec<_>>()
+        }) && !others.is_empty()
+        {
+            out.skipped.push((
+                p.email.clone(),
+                format!(
+                    "'{}' is still the approver of {}; change who they submit to first",
+                    p.email,
+                    others.join(", ")
+                ),
+            ));
+            return false;
+        }
         let Some(removed) = policy.employees.remove(&key) else {
             return false;
         };
@@ -652,6 +682,29 @@ mod tests {
 
     fn rec(email: &str, policy: &str, id: &str) -> Value {
         json!({"employeeEmail": email, "managerEmail": "boss@x.com", "employeeID": id, "policyID": policy})
+    }
+
+    #[test]
+    fn an_approver_others_still_submit_to_is_not_removed_until_they_are_moved() {
+        let mut t = tenant();
+        let mut boss = rec("b@x.com", "P1", "2");
+        boss["managerEmail"] = json!("ceo@x.com");
+        let mut report = rec("a@x.com", "P1", "1");
+        report["managerEmail"] = json!("B@x.com");
+        t.update_employees(&[boss, report], false).unwrap();
+        let leave = json!({"employeeEmail": "b@x.com", "policyID": "P1", "isTerminated": true});
+        let out = t
+            .update_employees(std::slice::from_ref(&leave), false)
+            .unwrap();
+        assert_eq!(out.updated_count, 0);
+        assert!(out.skipped[0].1.contains("a@x.com"), "{:?}", out.skipped);
+        assert!(t.policies["P1"].employees.contains_key("b@x.com"));
+        // Re-pointed first, in the same feed: then the approver goes.
+        let mut moved = rec("a@x.com", "P1", "1");
+        moved["managerEmail"] = json!("ceo@x.com");
+        let out = t.update_employees(&[moved, leave], false).unwrap();
+        assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+        assert!(!t.policies["P1"].employees.contains_key("b@x.com"));
     }
 
     #[test]

@@ -120,7 +120,10 @@ pub(super) fn authorize(sh: &Shared, token: &str, path: &str) -> Result<(), Resp
             "Invalid token provided",
         ));
     };
-    let needed = if path.starts_with("/api/v1/users") {
+    let needed = if path.starts_with("/api/v1/users/") && path.ends_with("/sessions") {
+        // Revoking sessions writes: the read scope is not enough.
+        "okta.users.manage"
+    } else if path.starts_with("/api/v1/users") {
         "okta.users.read"
     } else if path.starts_with("/api/v1/groups") {
         "okta.groups.read"

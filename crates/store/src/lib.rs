@@ -52,6 +52,7 @@ pub mod audit;
 mod audit_kind;
 mod checkpoints;
 mod connections;
+mod cursors;
 mod error;
 mod gateway;
 mod governance;
@@ -80,6 +81,7 @@ pub use audit::{
 };
 pub use audit_kind::AuditKind;
 pub use checkpoints::{CheckpointRow, WitnessState};
+pub use cursors::SourceCursor;
 pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
 pub use error::{AuditError, StoreError};
 pub use gateway::{GatewayIntent, GatewayStatus, GatewayUser};
@@ -109,7 +111,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -302,10 +302,9 @@ async fn build_engine(
     }
     if with_connectors {
         for s in &config.sources {
-            let source = roster_engine::sources::build(s)
+            roster_engine::sources::wire(&mut engine, s)
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("cannot set up source {}", s.name))?;
-            engine.add_source(source);
         }
     }
     Ok(engine.with_catalog(catalog))

@@ -83,6 +83,10 @@ impl EngineError {
 pub(crate) struct WiredSource {
     pub(crate) source: Arc<dyn roster_sources::Source>,
     pub(crate) budget: Arc<dyn RateBudget>,
+    /// How often it is read whole although its changes can be read.
+    pub(crate) full_read_every: std::time::Duration,
+    /// How often the service reads its changes; `None`: at full runs only.
+    pub(crate) poll_interval: Option<std::time::Duration>,
 }
 
 pub(crate) struct Wired {
@@ -123,6 +127,10 @@ pub struct Engine {
     pub(crate) sources: Vec<WiredSource>,
     /// How hard a source read tries (retries, backoff, page limits).
     pub source_read: roster_sources::ReadOptions,
+    /// Each source's people as its last reads left them, by the IdP's id
+    /// (see [`crate::sources`]): what an incremental read is applied to.
+    /// Held in memory only; a process starts with a full read.
+    pub(crate) held: tokio::sync::Mutex<crate::sources::Held>,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -154,6 +162,7 @@ impl Engine {
             read_quarantine_after: READ_QUARANTINE_AFTER,
             sources: Vec::new(),
             source_read: roster_sources::ReadOptions::default(),
+            held: tokio::sync::Mutex::new(crate::sources::Held::default()),
         }
     }
 

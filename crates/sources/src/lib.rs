@@ -10,7 +10,9 @@
 //! * A [`Source`] reads one configured IdP tenant (a *source*, named by a
 //!   [`ConnectionId`]). Like a connector it answers **one request per
 //!   call**: one page of a full read ([`Source::read_page`]) or one page of
-//!   an incremental read ([`Source::read_changes`]). It never loops,
+//!   an incremental read ([`Source::read_changes`]), or one step of reading
+//!   one named person ([`Source::read_person`], for an event hook that only
+//!   names who changed). It never loops,
 //!   sleeps, retries or paces itself; [`read::read_all`] and
 //!   [`read::read_changes`] do (the engine will own that loop, as it owns
 //!   the connectors' through `roster_connectors::driver`).
@@ -92,7 +94,7 @@ use time::Date;
 
 pub use error::SourceError;
 pub use lifecycle::{Lifecycle, LifecycleFlag};
-pub use read::{ReadOptions, SourceChanges, SourceRead, read_all, read_changes};
+pub use read::{ReadOptions, SourceChanges, SourceRead, read_all, read_changes, read_people};
 pub use roster_connectors::{PageToken, RateBudget, RateLimiter, RateWindow, Validation};
 
 /// Which identity provider a source reads.
@@ -451,6 +453,30 @@ pub struct ChangesPage {
     pub rate_limit: Option<SourceRateInfo>,
 }
 
+/// A request for one step of reading one named person whole (a hook
+/// named them; the engine never trusts the hook for what they are now).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PersonRequest {
+    /// The IdP's id of the person.
+    pub id: String,
+    /// `None` for the first step.
+    pub page_token: Option<PageToken>,
+}
+
+impl PersonRequest {
+    pub fn new(id: impl Into<String>) -> Self {
+        PersonRequest {
+            id: id.into(),
+            page_token: None,
+        }
+    }
+    pub fn with_page_token(mut self, token: Option<PageToken>) -> Self {
+        self.page_token = token;
+        self
+    }
+}
+
 /// One configured identity-provider tenant. Stateless per call apart from
 /// a cached access token: everything a call needs is in its request.
 #[async_trait]
@@ -470,6 +496,18 @@ pub trait Source: Send + Sync {
     /// One page of an incremental read. [`SourceError::CursorExpired`]
     /// means the cursor can't be used any more: do a full read.
     async fn read_changes(&self, req: ChangesRequest) -> Result<ChangesPage, SourceError>;
+
+    /// One step of reading one person whole, by the IdP's id: the person
+    /// (in `changed`, their groups in `memberships`) or their removal (the
+    /// IdP no longer knows them), one request per call; `next` while more
+    /// steps remain (a person's groups), no cursor. Sources that cannot
+    /// answer [`SourceError::Unsupported`]: read whole instead.
+    async fn read_person(&self, req: PersonRequest) -> Result<ChangesPage, SourceError> {
+        let _ = req;
+        Err(SourceError::Unsupported {
+            what: "reading one person".into(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -81,8 +81,8 @@ pub use audit::{
 };
 pub use audit_kind::AuditKind;
 pub use checkpoints::{CheckpointRow, WitnessState};
-pub use cursors::SourceCursor;
 pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
+pub use cursors::SourceCursor;
 pub use error::{AuditError, StoreError};
 pub use gateway::{GatewayIntent, GatewayStatus, GatewayUser};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};

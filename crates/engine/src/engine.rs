@@ -94,6 +94,15 @@ pub(crate) struct Wired {
     pub(crate) budget: Arc<dyn RateBudget>,
 }
 
+/// Each source's people as the last reads in this process left them, by
+/// the IdP's id. An incremental read changes only the people it names;
+/// the merge then runs over every source's whole listing, so what comes
+/// out is what a full read of every source would give.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub(crate) by_source: BTreeMap<ConnectionId, BTreeMap<String, roster_core::Person>>,
+}
+
 /// The engine: a store, a policy and the connectors.
 pub struct Engine {
     pub store: Store,
@@ -130,7 +139,7 @@ pub struct Engine {
     /// Each source's people as its last reads left them, by the IdP's id
     /// (see [`crate::sources`]): what an incremental read is applied to.
     /// Held in memory only; a process starts with a full read.
-    pub(crate) held: tokio::sync::Mutex<crate::sources::Held>,
+    pub(crate) held: tokio::sync::Mutex<Held>,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -162,7 +171,7 @@ impl Engine {
             read_quarantine_after: READ_QUARANTINE_AFTER,
             sources: Vec::new(),
             source_read: roster_sources::ReadOptions::default(),
-            held: tokio::sync::Mutex::new(crate::sources::Held::default()),
+            held: tokio::sync::Mutex::new(Held::default()),
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! A deployment names an HR file (`[source] hr_csv`), one or more
 //! identity providers (`[sources.<name>]`), or both. Every configured IdP
-//! is read whole ([`roster_sources::read_all`]), paced by a rate budget in
+//! is read whole ([`roster_sources::read_all`]) or, once read, its changes
+//! (see "Incremental reads" below), paced by a rate budget in
 //! the store keyed by `source.<name>` ([`crate::StoreBudget`]), so every
 //! process that shares the database shares one budget per tenant.
 //!
@@ -42,6 +43,30 @@
 //! deactivated one with the same address): the live listing counts. Locked-out, suspended and
 //! password-expired states never terminate (see
 //! `roster_sources::lifecycle`): a lockout storm is not a mass departure.
+//!
+//! # Incremental reads
+//!
+//! A full read stores the cursor it yields (taken before its listing) in
+//! the store (`source_cursor`), and the engine keeps the source's whole
+//! listing in memory ([`Held`]). A later import ([`SourceSync::Auto`] at
+//! full runs, [`SourceSync::Changes`] at polls) reads only the changes
+//! from the cursor: the changed people re-read whole replace theirs in the
+//! listing, removed ids leave it, and every listing is merged whole as
+//! after a full read, so a removed person is found gone by [`vanished`]
+//! and carried as terminated exactly as a full read would. A source is
+//! read whole instead when the process has no listing of it yet, it has no
+//! stored cursor, its last full read is older than `full_read_every`
+//! (default 24h: incremental feeds can miss), the source's changes never
+//! show a deletion (OneLogin; read whole at full runs, changes between
+//! them), or the IdP asks for it
+//! (`SRC-0008` expired cursor, `SRC-0010` a lockout storm); the result
+//! passes the source-change guard like any other. An event hook's people
+//! ([`SourceSync::People`]) are re-read one by one
+//! (`roster_sources::read_people`), never taken from the hook. Any failure
+//! imports nothing and drops the listings held, so the next read of every
+//! source is whole. A poll or hook that changes no one's record imports
+//! nothing; the people whose record changed are reconciled one by one
+//! ([`crate::Roster::poll_sources`], [`crate::Roster::reread_people`]).
 //!
 //! The merged snapshot is imported with [`crate::Roster::import_people`],
 //! so the source-change guard applies as to any import: a source that
@@ -256,6 +281,15 @@ impl Engine {
                 (SourceSync::Full, _) => Some("a full read was asked for".into()),
                 _ => None,
             };
+            if full.is_none()
+                && caps.incremental
+                && !caps.incremental_removals
+                && *mode == SourceSync::Auto
+            {
+                // Its changes never show a deletion, and a deletion is how
+                // this IdP shows a leaver: full runs read it whole.
+                full = Some("its changes do not show deleted people".into());
+            }
             let cursor = if full.is_none() && caps.incremental {
                 match self.store.source_cursor(id.as_str()).await? {
                     None => {
@@ -451,14 +485,7 @@ fn convert(
     Ok(person)
 }
 
-/// Each source's people as the last reads in this process left them, by
-/// the IdP's id. An incremental read changes only the people it names;
-/// the merge then runs over every source's whole listing, so what comes
-/// out is what a full read of every source would give.
-#[derive(Debug, Default)]
-pub struct Held {
-    pub(crate) by_source: BTreeMap<ConnectionId, BTreeMap<String, Person>>,
-}
+pub use crate::engine::Held;
 
 /// How [`crate::Roster::import_sources_with`] reads the sources.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -330,6 +330,11 @@ pub struct SourceCapabilities {
     pub kind: SourceKind,
     /// [`Source::read_changes`] works.
     pub incremental: bool,
+    /// An incremental read reports people the IdP deleted. When it cannot
+    /// (OneLogin's `updated_since`), only a full read finds a deleted
+    /// leaver, so the engine reads such a source whole at full runs and
+    /// reads its changes only between them.
+    pub incremental_removals: bool,
     /// The largest page the IdP serves.
     pub max_page_size: u32,
     /// The windows the read loop paces to (already the configured share
@@ -345,6 +350,7 @@ impl SourceCapabilities {
         SourceCapabilities {
             kind,
             incremental: false,
+            incremental_removals: true,
             max_page_size: 100,
             rate_limits: Vec::new(),
             header_share: 1.0,
@@ -352,6 +358,10 @@ impl SourceCapabilities {
     }
     pub fn with_incremental(mut self, incremental: bool) -> Self {
         self.incremental = incremental;
+        self
+    }
+    pub fn with_incremental_removals(mut self, sees: bool) -> Self {
+        self.incremental_removals = sees;
         self
     }
     pub fn with_max_page_size(mut self, n: u32) -> Self {

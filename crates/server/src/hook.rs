@@ -240,7 +240,9 @@ async fn deliver(
     }
     tracing::info!(source = %hook.source, events = events.len(), new = fresh, people = users.len(), "event hook delivery");
     let people = users.len();
-    state.sink.people_named(&hook.source, users);
+    if !users.is_empty() {
+        state.sink.people_named(&hook.source, users);
+    }
     (
         StatusCode::OK,
         axum::Json(json!({ "events": events.len(), "new": fresh, "people": people })),

@@ -158,19 +158,19 @@ fn authenticate<'a>(
     state: &'a HookState,
     name: &str,
     headers: &HeaderMap,
-) -> Result<&'a OktaHook, Response> {
+) -> Result<&'a OktaHook, Box<Response>> {
     let Some(hook) = state.hooks.get(name) else {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::NOT_FOUND,
             "no event hook is configured for this source",
-        ));
+        )));
     };
     if !hook.authentic(headers) {
         tracing::warn!(source = %hook.source, "event hook request without the right secret refused");
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::UNAUTHORIZED,
             "the event hook's secret header is missing or wrong",
-        ));
+        )));
     }
     Ok(hook)
 }
@@ -181,7 +181,7 @@ async fn verify(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = authenticate(&state, &name, &headers) {
-        return r;
+        return *r;
     }
     match headers
         .get(VERIFICATION_HEADER)
@@ -207,7 +207,7 @@ async fn deliver(
 ) -> Response {
     let hook = match authenticate(&state, &name, &headers) {
         Ok(h) => h,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

@@ -1,5 +1,6 @@
 //! `roster bench reconcile`: the reconciliation benchmark (see
-//! `roster_engine::bench`). Prints one JSON report on standard output and
+//! `roster_engine::bench`); `roster bench sources`: IdP change latency and
+//! full-read pacing (`bench_sources.rs`). Prints one JSON report on standard output and
 //! progress on standard error. Build with `--release`; a debug build is
 //! several times slower and says nothing about the targets.
 
@@ -13,6 +14,9 @@ use roster_engine::bench::{self, BenchOptions};
 pub enum BenchCommand {
     /// Time a full and a one-person reconciliation over a synthetic company.
     Reconcile(ReconcileArgs),
+    /// Time an IdP change to the first app action (event hook, polling) and
+    /// a full read against the rate limit (simulators on loopback).
+    Sources(crate::bench_sources::SourcesArgs),
 }
 
 #[derive(Args)]
@@ -38,7 +42,10 @@ pub struct ReconcileArgs {
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Reconcile(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Reconcile(args) => args,
+        BenchCommand::Sources(args) => return crate::bench_sources::run(args).await,
+    };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -29,6 +29,7 @@ mod output;
 mod anchor;
 mod apps;
 mod bench;
+mod bench_sources;
 mod demo;
 mod govern;
 mod offboard;

@@ -307,14 +307,9 @@ async fn build_engine(
     }
     if with_connectors {
         for s in &config.sources {
-            let source = roster_engine::sources::build(s)
+            roster_engine::sources::wire(&mut engine, s)
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("cannot set up source {}", s.name))?;
-            let id = source.id().clone();
-            engine.add_source(source);
-            if s.revoke_sessions {
-                engine.revoke_sessions_in(&id);
-            }
         }
     }
     Ok(engine.with_catalog(catalog))

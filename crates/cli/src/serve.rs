@@ -7,6 +7,11 @@
 //! deprovision push becomes an offboarding task within a second). The
 //! engine implements the server's sink (`roster_engine::inbound::EngineSink`),
 //! so this module only wires the two together.
+//!
+//! A `[sources.<name>]` of kind okta with `event_hook_secret` also gets an
+//! Okta event hook at `/hooks/okta/<name>`: it names users, which the
+//! service re-reads from Okta and reconciles (the hook is never taken as
+//! their state).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,7 +22,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use roster_engine::inbound::EngineSink;
 use roster_engine::service::{self, ServiceOptions};
-use roster_server::{ScimState, scim_router, tokens};
+use roster_server::{HookState, OktaHook, ScimState, hook_router, scim_router, tokens};
 use tokio::sync::watch;
 
 use crate::ops::{engine_for, load_config};
@@ -91,8 +96,24 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         full_interval: Duration::from_secs(args.every.max(1) * 60),
         hr_csv: config.hr_csv.clone(),
         auto_apply: !args.plan_only,
+        poll_interval: None,
     };
     let svc = tokio::spawn(service::run(roster.clone(), opts, events_rx, stop_rx));
+    let mut hooks = std::collections::BTreeMap::new();
+    for s in &config.sources {
+        if let Some(secret) = &s.event_hook_secret {
+            let hook = OktaHook::new(
+                roster_store::ConnectionId::new(s.connection_id()),
+                &s.event_hook_header,
+                secret.expose(),
+            )
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("sources.{}", s.name))?;
+            hooks.insert(s.name.clone(), hook);
+        }
+    }
+    let hook_names: Vec<String> = hooks.keys().cloned().collect();
+    let hook_state = HookState::new(hooks, sink.clone());
     let state = ScimState::new(roster.store().clone(), sink);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -102,12 +123,19 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         listener.local_addr()?,
         args.every.max(1)
     );
+    for name in &hook_names {
+        eprintln!(
+            "roster serve: Okta event hook for [sources.{name}] at http://{}/hooks/okta/{name}",
+            listener.local_addr()?
+        );
+    }
     let shutdown = async {
         let _ = crate::service::shutdown_signal().await;
         eprintln!("stopping…");
     };
     let options = roster_server::scim_serve_options(state.config());
-    roster_server::serve_with(listener, scim_router(state), shutdown, options)
+    let router = scim_router(state).merge(hook_router(hook_state));
+    roster_server::serve_with(listener, router, shutdown, options)
         .await
         .context("the HTTP server failed")?;
     let _ = stop_tx.send(true);

@@ -77,6 +77,7 @@ pub async fn run(args: RunArgs, catalog_dir: Option<&Path>) -> Result<()> {
         full_interval: Duration::from_secs(args.every.max(1) * 60),
         hr_csv: config.hr_csv.clone(),
         auto_apply: !args.plan_only,
+        poll_interval: None,
     };
     eprintln!(
         "roster run: full reconciliation every {} min{}; Ctrl-C (or SIGTERM) stops after the current step",

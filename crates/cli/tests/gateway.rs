@@ -113,6 +113,7 @@ async fn okta_pushes_to_the_gateway_become_spendesk_tasks_within_a_second() {
             full_interval: Duration::from_secs(3600),
             hr_csv: None,
             auto_apply: true,
+            ..ServiceOptions::default()
         },
         events_rx,
         stop_rx,

@@ -39,6 +39,7 @@ use crate::engine::{Engine, EngineError, ms};
 use crate::execution::{ApplyReport, Enqueued};
 use crate::planning::{PersonRef, PlanScope};
 use crate::read::ReadOutcome;
+use crate::sources::SourceSync;
 
 /// Progress of reads and applies (waits for a rate window, retries).
 pub type ProgressFn<'a> = dyn FnMut(&ConnectionId, &Progress<'_>) + Send + 'a;
@@ -179,9 +180,51 @@ impl Roster {
         hr: Option<(&str, &[Person])>,
         progress: &mut ProgressFn<'_>,
     ) -> Result<crate::sources::SourcesImported, EngineError> {
-        let read = self.engine.read_sources(progress).await?;
-        let ids: Vec<ConnectionId> = read.iter().map(|(_, id, _)| id.clone()).collect();
-        let idps: Vec<Vec<Person>> = read.iter().map(|(_, _, p)| p.clone()).collect();
+        self.import_sources_with(by, hr, &SourceSync::Auto, progress)
+            .await
+    }
+
+    /// [`Roster::import_sources`], reading the sources as `sync` says: a
+    /// source with a good cursor reads only its changes (the changed
+    /// people re-read whole), an event hook's people are re-read, and a
+    /// source that cannot continue (expired cursor, a lockout storm) is
+    /// read whole. Whatever was read, every source's whole listing is
+    /// merged and imported as one snapshot through the source-change
+    /// guard, so a person removed in an incremental read is carried as a
+    /// full read would carry them ([`crate::sources::vanished`]). A poll
+    /// or a hook that changes nobody imports nothing.
+    pub async fn import_sources_with(
+        &self,
+        by: &Principal,
+        hr: Option<(&str, &[Person])>,
+        sync: &SourceSync,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<crate::sources::SourcesImported, EngineError> {
+        // One import of the sources at a time: the held listings, the
+        // cursors and the snapshot move together.
+        let mut held = self.engine.held.lock().await;
+        let result = self
+            .import_sources_locked(by, hr, sync, &mut held, progress)
+            .await;
+        if result.is_err() {
+            // What the listings hold may now be ahead of the store: the
+            // next read of every source is whole.
+            *held = crate::sources::Held::default();
+        }
+        result
+    }
+
+    async fn import_sources_locked(
+        &self,
+        by: &Principal,
+        hr: Option<(&str, &[Person])>,
+        sync: &SourceSync,
+        held: &mut crate::sources::Held,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<crate::sources::SourcesImported, EngineError> {
+        let read = self.engine.read_sources(held, sync, progress).await?;
+        let ids: Vec<ConnectionId> = read.people.iter().map(|(_, id, _)| id.clone()).collect();
+        let idps: Vec<Vec<Person>> = read.people.iter().map(|(_, _, p)| p.clone()).collect();
         let mut people = crate::sources::merge(hr.map(|(_, p)| p).unwrap_or(&[]), &idps);
         let previous = self.engine.store.people().await?;
         people.extend(crate::sources::vanished(&previous, &people, &ids));
@@ -192,16 +235,99 @@ impl Roster {
                 "no source of people is configured ([source] hr_file or [sources.<name>])".into(),
             ));
         }
-        let held = self.import_people(by, &people, &label).await?;
+        let changed = crate::sources::changed_people(&previous, &people);
+        let any_full = read
+            .reads
+            .iter()
+            .any(|(_, k)| matches!(k, crate::sources::SourceReadKind::Full { .. }));
+        // Nothing new from a poll or a hook: nothing to import.
+        let import = any_full || !changed.is_empty() || read.people.is_empty();
+        let held_change = if import {
+            self.import_people(by, &people, &label).await?
+        } else {
+            None
+        };
         Ok(crate::sources::SourcesImported {
             read: read
+                .people
                 .iter()
                 .map(|(_, id, p)| (id.clone(), p.len()))
                 .collect(),
+            reads: read.reads,
+            changed,
+            imported: import,
             people: people.len(),
             label,
-            held,
+            held: held_change,
         })
+    }
+
+    /// A poll (the service, every `poll_interval`): reads the incremental
+    /// sources' changes ([`SourceSync::Changes`]), imports them through the
+    /// guarded import, and reconciles each person whose record changed
+    /// ([`Roster::reconcile_person`]).
+    pub async fn poll_sources(
+        &self,
+        by: &Principal,
+        opts: &RunOptions,
+    ) -> Result<RunSummary, EngineError> {
+        self.sync_and_reconcile(by, opts, &SourceSync::Changes)
+            .await
+    }
+
+    /// An event hook named these people of `source` as changed: they are
+    /// re-read from the source (the hook is never taken as their state, so
+    /// a forged event changes nothing the IdP does not say), imported
+    /// through the guarded import, and each person whose record changed
+    /// is reconciled.
+    pub async fn reread_people(
+        &self,
+        by: &Principal,
+        source: &ConnectionId,
+        ids: &[String],
+        opts: &RunOptions,
+    ) -> Result<RunSummary, EngineError> {
+        if !self.engine.has_source(source) {
+            return Err(EngineError::Refused(format!(
+                "no source {source} is configured; its people cannot be re-read"
+            )));
+        }
+        let sync = SourceSync::People {
+            source: source.clone(),
+            ids: ids.to_vec(),
+        };
+        self.sync_and_reconcile(by, opts, &sync).await
+    }
+
+    async fn sync_and_reconcile(
+        &self,
+        by: &Principal,
+        opts: &RunOptions,
+        sync: &SourceSync,
+    ) -> Result<RunSummary, EngineError> {
+        let hr = match &opts.hr_csv {
+            None => None,
+            Some(path) => Some((path.display().to_string(), self.engine.read_hr_file(path)?)),
+        };
+        let imported = self
+            .import_sources_with(
+                by,
+                hr.as_ref().map(|(l, p)| (l.as_str(), p.as_slice())),
+                sync,
+                &mut |_, _| {},
+            )
+            .await?;
+        let mut summary = RunSummary::default();
+        for person in &imported.changed {
+            let who = PersonRef::Email(person.email.clone());
+            let s = self.reconcile_person(by, &who, opts.auto_apply).await?;
+            summary.plan = s.plan.or(summary.plan);
+            summary.actions += s.actions;
+            summary.queued += s.queued;
+            summary.tasks += s.tasks;
+            summary.awaiting_approval += s.awaiting_approval;
+        }
+        Ok(summary)
     }
 
     /// Confirms the people snapshot the store holds as the source-change

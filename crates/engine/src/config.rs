@@ -43,6 +43,12 @@
 //! # rate_share = 0.5                 # share of the org's rate limit roster may use
 //! # revoke_sessions = true           # end a leaver's IdP sessions first in `roster offboard`
 //! #                                  # (off by default: it needs a write permission, see README)
+//! # poll_interval = "1m"             # `roster serve`/`run`: read changes this often (incremental sources)
+//! # full_read_every = "24h"          # read whole again this often, though changes can be read (default 24h)
+//! # Okta event hook at POST/GET /hooks/okta/okta on `roster serve`: Okta must send this header
+//! # and value (Okta's "Authentication field" and "secret"); a hook only names people to re-read.
+//! # event_hook_secret = { env = "OKTA_HOOK_SECRET" }
+//! # event_hook_header = "Authorization"   # the default
 //!
 //! [sources.entra]
 //! kind = "entra"
@@ -389,6 +395,16 @@ pub struct RawIdpSource {
     /// risk than one that reads.
     #[serde(default)]
     pub revoke_sessions: bool,
+    /// How often the service reads changes (`"30s"`, `"5m"`, `"1h"`).
+    pub poll_interval: Option<String>,
+    /// How often a source is read whole although its changes can be read
+    /// (default `"24h"`).
+    pub full_read_every: Option<String>,
+    /// Okta: the shared secret Okta's event hook sends (env or file).
+    pub event_hook_secret: Option<SecretRef>,
+    /// Okta: the header the event hook's secret travels in (default
+    /// `Authorization`).
+    pub event_hook_header: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -557,6 +573,41 @@ pub struct SourceConfig {
     /// Revoke an offboarded person's sessions here (see
     /// [`RawSource::revoke_sessions`]).
     pub revoke_sessions: bool,
+    /// How often the service reads changes; `None`: only at full runs.
+    pub poll_interval: Option<std::time::Duration>,
+    /// How often the source is read whole although its changes can be
+    /// read (incremental feeds can miss).
+    pub full_read_every: std::time::Duration,
+    /// The Okta event hook's shared secret, as configured.
+    pub event_hook_secret_ref: Option<SecretRef>,
+    /// Resolved; `None` until [`Config::resolve_secrets`] ran (or when no
+    /// hook is configured).
+    pub event_hook_secret: Option<Secret>,
+    /// The header the event hook's secret travels in.
+    pub event_hook_header: String,
+}
+
+/// The default of `[sources.<name>] full_read_every`.
+pub const FULL_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The default of `[sources.<name>] event_hook_header`.
+pub const EVENT_HOOK_HEADER: &str = "Authorization";
+
+/// Parses a duration as the config writes them: a whole number and a unit,
+/// `s`, `m`, `h` or `d` (`"90s"`, `"5m"`, `"24h"`); at least a second.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 impl SourceConfig {
@@ -695,8 +746,40 @@ impl Config {
             };
             found.push((id, Secret::new(value)));
         }
+        let mut hooks = Vec::new();
+        for s in &self.sources {
+            let place = format!("sources.{}.event_hook_secret", s.name);
+            let value = match &s.event_hook_secret_ref {
+                None | Some(SecretRef::Stored { .. }) => continue,
+                Some(SecretRef::Env { env: name }) => env(name).ok_or_else(|| {
+                    invalid(format!("{place}: environment variable {name} is not set"))
+                })?,
+                Some(SecretRef::File { file }) => {
+                    let p = if file.is_absolute() {
+                        file.clone()
+                    } else {
+                        base.join(file)
+                    };
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| invalid(format!("{place}: cannot read {}: {e}", p.display())))?
+                        .trim()
+                        .to_string()
+                }
+            };
+            if value.len() < 16 {
+                return Err(invalid(format!(
+                    "{place}: the secret is shorter than 16 characters; use a long random value"
+                )));
+            }
+            hooks.push((s.name.clone(), Secret::new(value)));
+        }
         for (id, secret) in found {
             self.set_secret(&id, secret);
+        }
+        for (name, secret) in hooks {
+            if let Some(s) = self.sources.iter_mut().find(|s| s.name == name) {
+                s.event_hook_secret = Some(secret);
+            }
         }
         Ok(())
     }
@@ -924,7 +1007,59 @@ impl Config {
                     "{place}.rate_share must be more than 0 and at most 1"
                 )));
             }
+            let duration = |key: &str, v: &Option<String>| {
+                v.as_deref()
+                    .map(|t| {
+                        parse_duration(t).ok_or_else(|| {
+                            invalid(format!(
+                                "{place}.{key} = {t:?} is not a duration: write a whole number and s, m, h or d, such as \"5m\" or \"24h\""
+                            ))
+                        })
+                    })
+                    .transpose()
+            };
+            let poll_interval = duration("poll_interval", &s.poll_interval)?;
+            let full_read_every =
+                duration("full_read_every", &s.full_read_every)?.unwrap_or(FULL_READ_EVERY);
+            if s.event_hook_secret.is_some() || s.event_hook_header.is_some() {
+                if s.kind != SourceKindName::Okta {
+                    return Err(invalid(format!(
+                        "{place}: event hooks are only for kind = \"okta\"; remove event_hook_secret and event_hook_header"
+                    )));
+                }
+                match &s.event_hook_secret {
+                    None => {
+                        return Err(invalid(format!(
+                            "{place}.event_hook_secret is required with event_hook_header: a reference such as {{ env = \"OKTA_HOOK_SECRET\" }}"
+                        )));
+                    }
+                    Some(SecretRef::Stored { .. }) => {
+                        return Err(invalid(format!(
+                            "{place}.event_hook_secret: use {{ env = .. }} or {{ file = .. }}; stored secrets are for vendor credentials"
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(h) = &s.event_hook_header
+                && (h.is_empty()
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            {
+                return Err(invalid(format!(
+                    "{place}.event_hook_header must be a header name (letters, digits, `-`)"
+                )));
+            }
             let config = SourceConfig {
+                poll_interval,
+                full_read_every,
+                event_hook_secret_ref: s.event_hook_secret.clone(),
+                event_hook_secret: None,
+                event_hook_header: s
+                    .event_hook_header
+                    .clone()
+                    .unwrap_or_else(|| EVENT_HOOK_HEADER.to_string()),
                 name: name.clone(),
                 kind: s.kind,
                 base_url: s.base_url.clone(),

@@ -86,11 +86,24 @@ pub(crate) struct WiredSource {
     /// An offboarding ends the person's sessions here
     /// (`[sources.<name>] revoke_sessions`; see `crate::revoke`).
     pub(crate) revoke_sessions: bool,
+    /// How often it is read whole although its changes can be read.
+    pub(crate) full_read_every: std::time::Duration,
+    /// How often the service reads its changes; `None`: at full runs only.
+    pub(crate) poll_interval: Option<std::time::Duration>,
 }
 
 pub(crate) struct Wired {
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) budget: Arc<dyn RateBudget>,
+}
+
+/// Each source's people as the last reads in this process left them, by
+/// the IdP's id. An incremental read changes only the people it names;
+/// the merge then runs over every source's whole listing, so what comes
+/// out is what a full read of every source would give.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub(crate) by_source: BTreeMap<ConnectionId, BTreeMap<String, roster_core::Person>>,
 }
 
 /// The engine: a store, a policy and the connectors.
@@ -132,6 +145,10 @@ pub struct Engine {
     /// The HR file's format when the configuration names one; `None`:
     /// from the file's extension, else CSV.
     pub hr_format: Option<crate::hr_file::HrFormat>,
+    /// Each source's people as its last reads left them, by the IdP's id
+    /// (see [`crate::sources`]): what an incremental read is applied to.
+    /// Held in memory only; a process starts with a full read.
+    pub(crate) held: tokio::sync::Mutex<Held>,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -165,6 +182,7 @@ impl Engine {
             source_read: roster_sources::ReadOptions::default(),
             calendar: roster_core::Calendar::default(),
             hr_format: None,
+            held: tokio::sync::Mutex::new(Held::default()),
         }
     }
 

@@ -18,6 +18,14 @@
 //!   backfill users pushed before schema 12 (`gateway.rs`). Planning reads
 //!   the typed rows only.
 //!
+//! * **An IdP's event hook** (Okta's, [`okta_hook_events`]): which users
+//!   an event names, and nothing more. The server hands them to a
+//!   [`SourceEvents`] port; [`EngineSink`] turns them into
+//!   [`Event::SourcePeople`], and the service re-reads those people from
+//!   the IdP ([`crate::Roster::reread_people`]). A hook is never taken as
+//!   state: a forged "deactivated" event re-reads a person the IdP still
+//!   lists as active, and nothing changes.
+//!
 //! `notify` runs on the request's task after the write committed, so it
 //! must not block: every sink here forwards into an unbounded tokio
 //! channel, which never blocks and never drops. The store stays the source
@@ -155,6 +163,90 @@ impl EngineSink {
         let (tx, rx) = mpsc::unbounded_channel();
         (EngineSink::new(tx.clone()), tx, rx)
     }
+}
+
+/// Where an IdP's event hook hands the users it named (the engine's port;
+/// [`EngineSink`] implements it). Must not block.
+pub trait SourceEvents: Send + Sync {
+    /// `ids` (the IdP's user ids) of `source` (`source.<name>`) changed,
+    /// the hook says; re-read them.
+    fn people_named(&self, source: &roster_core::ConnectionId, ids: Vec<String>);
+}
+
+impl SourceEvents for EngineSink {
+    fn people_named(&self, source: &roster_core::ConnectionId, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let event = Event::SourcePeople {
+            source: source.clone(),
+            ids,
+        };
+        if self.events.send(event).is_err() {
+            tracing::debug!(
+                "event hook not acted on: the service has stopped; the next poll or full run reads the change"
+            );
+        }
+    }
+}
+
+/// One event of an Okta event hook delivery: its uuid (for dedupe) and the
+/// users it names, for the event types an incremental read follows
+/// (`roster_sources::okta::EVENT_PREFIXES`); other events name nobody.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookEvent {
+    pub uuid: String,
+    pub event_type: String,
+    pub users: Vec<String>,
+}
+
+/// Parses an Okta event hook delivery (`{"data": {"events": [{"uuid",
+/// "eventType", "target": [{"type": "User", "id"}]}]}}`). Anything else
+/// is an error saying what is wrong (the server answers 400 with it).
+pub fn okta_hook_events(body: &Value) -> Result<Vec<HookEvent>, String> {
+    let events = body
+        .get("data")
+        .and_then(|d| d.get("events"))
+        .and_then(Value::as_array)
+        .ok_or("the body has no data.events array; is this an Okta event hook delivery?")?;
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let uuid = e
+            .get("uuid")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| format!("data.events[{i}] has no uuid"))?;
+        let event_type = e
+            .get("eventType")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("data.events[{i}] has no eventType"))?;
+        let followed = roster_sources::okta::EVENT_PREFIXES
+            .iter()
+            .any(|p| event_type.starts_with(p));
+        let mut users = Vec::new();
+        if followed {
+            for t in e
+                .get("target")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if t.get("type").and_then(Value::as_str) == Some("User")
+                    && let Some(id) = t.get("id").and_then(Value::as_str)
+                    && !id.is_empty()
+                    && !users.iter().any(|u| u == id)
+                {
+                    users.push(id.to_string());
+                }
+            }
+        }
+        out.push(HookEvent {
+            uuid: uuid.to_string(),
+            event_type: event_type.to_string(),
+            users,
+        });
+    }
+    Ok(out)
 }
 
 impl InboundSink for EngineSink {

@@ -8,6 +8,13 @@
 //! which the worker picks up within its idle poll (half a second by
 //! default). Actions that need approval are held for `roster approve` and
 //! never applied here; the rest of their plan is.
+//!
+//! Identity providers: every `poll_interval` (the shortest configured, or
+//! [`ServiceOptions::poll_interval`]) the service reads the incremental
+//! sources' changes ([`Roster::poll_sources`]) and reconciles the people
+//! they changed; an event hook's [`Event::SourcePeople`] re-reads the
+//! people it names ([`Roster::reread_people`]) and reconciles them. Both
+//! import through the same guarded import as a full run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +34,14 @@ pub enum Event {
     Person(PersonRef),
     /// Run a full reconciliation now.
     Full,
+    /// An identity provider's event hook named these people (by the
+    /// IdP's id) as changed. Never their state: they are re-read.
+    SourcePeople {
+        source: roster_core::ConnectionId,
+        ids: Vec<String>,
+    },
+    /// Read the sources' changes now (what the poll tick does).
+    Poll,
 }
 
 #[derive(Clone, Debug)]
@@ -38,6 +53,9 @@ pub struct ServiceOptions {
     /// Apply plans without a person's go-ahead when nothing in them needs
     /// approval. Off: every plan waits for `roster apply`.
     pub auto_apply: bool,
+    /// Time between polls of the sources' changes; `None`: the shortest
+    /// `[sources.<name>] poll_interval` configured, if any.
+    pub poll_interval: Option<Duration>,
 }
 
 impl Default for ServiceOptions {
@@ -46,6 +64,7 @@ impl Default for ServiceOptions {
             full_interval: Duration::from_secs(15 * 60),
             hr_csv: None,
             auto_apply: true,
+            poll_interval: None,
         }
     }
 }
@@ -104,12 +123,27 @@ pub async fn run(
         .anchor
         .as_ref()
         .map_or(Duration::from_secs(3600), |a| a.interval);
+    let poll_every = opts
+        .poll_interval
+        .or_else(|| roster.engine().source_poll_interval());
+    let mut poll_tick = tokio::time::interval(poll_every.unwrap_or(Duration::from_secs(3600)));
+    poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once; the first full run reads whole anyway.
+    poll_tick.tick().await;
     let mut anchor_tick = tokio::time::interval(anchor_every);
     anchor_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             _ = anchor_tick.tick(), if roster.engine().anchor.is_some() => checkpoint(&roster).await,
+            _ = poll_tick.tick(), if poll_every.is_some() && roster.engine().has_sources() => {
+                match roster.poll_sources(&service, &run_options).await {
+                    Ok(s) => if s.plan.is_some() {
+                        tracing::info!(plan = ?s.plan, actions = s.actions, queued = s.queued, tasks = s.tasks, "reconciled what the sources changed");
+                    },
+                    Err(e) => tracing::error!(error = %e, "reading the sources' changes failed"),
+                }
+            }
             _ = tick.tick() => {
                 match roster.reconcile(&service, &run_options).await {
                     Ok(s) => tracing::info!(plan = ?s.plan, actions = s.actions, queued = s.queued, tasks = s.tasks, waiting = s.awaiting_approval, "full reconciliation"),
@@ -121,6 +155,8 @@ pub async fn run(
                 let result = match &event {
                     Event::Full => roster.reconcile(&service, &run_options).await,
                     Event::Person(who) => roster.reconcile_person(&service, who, opts.auto_apply).await,
+                    Event::SourcePeople { source, ids } => roster.reread_people(&service, source, ids, &run_options).await,
+                    Event::Poll => roster.poll_sources(&service, &run_options).await,
                 };
                 match result {
                     Ok(s) => tracing::info!(?event, plan = ?s.plan, actions = s.actions, queued = s.queued, tasks = s.tasks, "reconciled on event"),

@@ -4,7 +4,8 @@
 //!
 //! A deployment names an HR file (`[source] hr_csv`), one or more
 //! identity providers (`[sources.<name>]`), or both. Every configured IdP
-//! is read whole ([`roster_sources::read_all`]), paced by a rate budget in
+//! is read whole ([`roster_sources::read_all`]) or, once read, its changes
+//! (see "Incremental reads" below), paced by a rate budget in
 //! the store keyed by `source.<name>` ([`crate::StoreBudget`]), so every
 //! process that shares the database shares one budget per tenant.
 //!
@@ -43,6 +44,30 @@
 //! password-expired states never terminate (see
 //! `roster_sources::lifecycle`): a lockout storm is not a mass departure.
 //!
+//! # Incremental reads
+//!
+//! A full read stores the cursor it yields (taken before its listing) in
+//! the store (`source_cursor`), and the engine keeps the source's whole
+//! listing in memory ([`Held`]). A later import ([`SourceSync::Auto`] at
+//! full runs, [`SourceSync::Changes`] at polls) reads only the changes
+//! from the cursor: the changed people re-read whole replace theirs in the
+//! listing, removed ids leave it, and every listing is merged whole as
+//! after a full read, so a removed person is found gone by [`vanished`]
+//! and carried as terminated exactly as a full read would. A source is
+//! read whole instead when the process has no listing of it yet, it has no
+//! stored cursor, its last full read is older than `full_read_every`
+//! (default 24h: incremental feeds can miss), the source's changes never
+//! show a deletion (OneLogin; read whole at full runs, changes between
+//! them), or the IdP asks for it
+//! (`SRC-0008` expired cursor, `SRC-0010` a lockout storm); the result
+//! passes the source-change guard like any other. An event hook's people
+//! ([`SourceSync::People`]) are re-read one by one
+//! (`roster_sources::read_people`), never taken from the hook. Any failure
+//! imports nothing and drops the listings held, so the next read of every
+//! source is whole. A poll or hook that changes no one's record imports
+//! nothing; the people whose record changed are reconciled one by one
+//! ([`crate::Roster::poll_sources`], [`crate::Roster::reread_people`]).
+//!
 //! The merged snapshot is imported with [`crate::Roster::import_people`],
 //! so the source-change guard applies as to any import: a source that
 //! suddenly returns half its people holds every deactivation until a
@@ -57,10 +82,10 @@ use roster_sources::entra::{EntraSource, EntraSourceConfig};
 use roster_sources::google::{GoogleSource, GoogleSourceConfig};
 use roster_sources::okta::{OktaOAuth, OktaSource, OktaSourceConfig};
 use roster_sources::onelogin::{OneLoginSource, OneLoginSourceConfig};
-use roster_sources::{Source, SourceKind};
+use roster_sources::{Source, SourceKind, SyncCursor};
 
 use crate::config::{SourceConfig, SourceKindName};
-use crate::engine::{Engine, EngineError, WiredSource};
+use crate::engine::{Engine, EngineError, WiredSource, ms};
 
 /// Builds the source a `[sources.<name>]` table describes. Its secret
 /// must have been resolved ([`crate::config::Config::resolve_secrets`]).
@@ -154,11 +179,33 @@ pub fn build(c: &SourceConfig) -> Result<Arc<dyn Source>, String> {
     })
 }
 
+/// Builds the source a `[sources.<name>]` table describes and registers it
+/// with its schedule (`poll_interval`, `full_read_every`).
+pub fn wire(engine: &mut Engine, c: &SourceConfig) -> Result<(), String> {
+    let source = build(c)?;
+    let id = source.id().clone();
+    engine.add_source(source);
+    engine.schedule_source(&id, c.poll_interval, c.full_read_every);
+    if c.revoke_sessions {
+        engine.revoke_sessions_in(&id);
+    }
+    Ok(())
+}
+
 /// What importing the sources did.
 #[derive(Clone, Debug)]
 pub struct SourcesImported {
-    /// People read from each source.
+    /// People each source's listing holds after the read.
     pub read: Vec<(ConnectionId, usize)>,
+    /// How each source was read (whole, changes, named people).
+    pub reads: Vec<(ConnectionId, SourceReadKind)>,
+    /// The people whose record the import changed (new, changed, or
+    /// carried as terminated), as imported: who a poll or a hook
+    /// reconciles.
+    pub changed: Vec<Person>,
+    /// False when nothing changed and nothing was imported (a poll that
+    /// found no news).
+    pub imported: bool,
     /// People in the merged snapshot.
     pub people: usize,
     /// The snapshot's label in the audit log (`people.csv + source.okta`).
@@ -188,6 +235,8 @@ impl Engine {
             source,
             budget,
             revoke_sessions: false,
+            full_read_every: crate::config::FULL_READ_EVERY,
+            poll_interval: None,
         });
         self.sources
             .sort_by(|a, b| a.source.id().as_str().cmp(b.source.id().as_str()));
@@ -206,75 +255,306 @@ impl Engine {
         }
     }
 
+    /// Sets how often the source `id` is polled for changes and read whole
+    /// (`[sources.<name>] poll_interval`, `full_read_every`).
+    pub fn schedule_source(
+        &mut self,
+        id: &ConnectionId,
+        poll_interval: Option<std::time::Duration>,
+        full_read_every: std::time::Duration,
+    ) {
+        if let Some(w) = self.sources.iter_mut().find(|w| w.source.id() == id) {
+            w.poll_interval = poll_interval;
+            w.full_read_every = full_read_every;
+        }
+    }
+
     /// Whether any identity provider is configured as a source.
     pub fn has_sources(&self) -> bool {
         !self.sources.is_empty()
     }
 
-    /// Reads every source whole and converts its people; all or nothing
-    /// (module docs).
+    /// Reads the sources as `mode` asks (module docs, "Incremental
+    /// reads") and returns each source's people as held after the read;
+    /// all or nothing. The caller holds [`Engine::held`] for the whole
+    /// sequence, and clears it if what follows fails.
     pub(crate) async fn read_sources(
         &self,
+        held: &mut Held,
+        mode: &SourceSync,
         progress: &mut (dyn FnMut(&ConnectionId, &roster_connectors::driver::Progress<'_>) + Send),
-    ) -> Result<Vec<(SourceKind, ConnectionId, Vec<Person>)>, EngineError> {
-        let mut out = Vec::new();
+    ) -> Result<SourcesRead, EngineError> {
+        let mut out = SourcesRead::default();
+        let now = ms(self.now());
         for w in &self.sources {
             let id = w.source.id().clone();
-            let kind = w.source.capabilities().kind;
+            let caps = w.source.capabilities();
+            let kind = caps.kind;
             let unread = |why: String| {
                 EngineError::Refused(format!(
                     "source {id} ({kind}): {why}; nothing was imported from any source, \
                      the people roster holds are unchanged and nothing was planned"
                 ))
             };
-            let read = roster_sources::read::read_all_with_progress(
-                &*w.source,
-                &*w.budget,
-                &self.source_read,
-                &mut |p| progress(&id, p),
-            )
-            .await
-            .map_err(|e| unread(format!("the read failed: {e}")))?;
-            if !read.complete {
-                return Err(unread(format!(
-                    "the read is incomplete ({}), and a short read is never taken as the truth",
-                    read.incomplete_reason
-                        .as_deref()
-                        .unwrap_or("no reason given")
-                )));
+            let listing = held.by_source.get(&id);
+            // Why this source is read whole, if it is.
+            let mut full: Option<String> = match (mode, listing) {
+                (_, None) => Some("no full read of it in this process yet".into()),
+                (SourceSync::Full, _) => Some("a full read was asked for".into()),
+                _ => None,
+            };
+            if full.is_none()
+                && caps.incremental
+                && !caps.incremental_removals
+                && *mode == SourceSync::Auto
+            {
+                // Its changes never show a deletion, and a deletion is how
+                // this IdP shows a leaver: full runs read it whole.
+                full = Some("its changes do not show deleted people".into());
             }
-            let mut people = Vec::with_capacity(read.people.len());
-            let mut bad = Vec::new();
-            for p in &read.people {
-                match p.to_person(kind) {
-                    Ok(mut person) => {
-                        person
-                            .attributes
-                            .insert(IDP_SOURCE.into(), id.as_str().to_string());
-                        // The id this source knows them by, kept per
-                        // source through the merge: an offboarding
-                        // revokes their sessions in each (crate::revoke).
-                        person.attributes.insert(
-                            format!("{}{id}", crate::revoke::IDP_ID_PREFIX),
-                            p.id.clone(),
-                        );
-                        people.push(person)
+            let cursor = if full.is_none() && caps.incremental {
+                match self.store.source_cursor(id.as_str()).await? {
+                    None => {
+                        full = Some("no stored cursor".into());
+                        None
                     }
-                    Err(e) => bad.push(e),
+                    Some(c) if now.saturating_sub(c.full_read_ms) >= ms_of(w.full_read_every) => {
+                        full = Some(format!(
+                            "the last full read is older than full_read_every ({}s)",
+                            w.full_read_every.as_secs()
+                        ));
+                        None
+                    }
+                    Some(c) => Some(SyncCursor::new(c.cursor)),
+                }
+            } else {
+                None
+            };
+            let named = match mode {
+                SourceSync::People { source, ids } if *source == id => Some(ids.as_slice()),
+                _ => None,
+            };
+            if full.is_none() {
+                // Named people first (a hook), else changes (incremental
+                // sources), else the listing held stands: a source that
+                // can only be read whole is read at full runs.
+                let answer = match (named, &cursor, mode) {
+                    (Some(ids), _, _) => Some(
+                        roster_sources::read_people(&*w.source, &*w.budget, ids, &self.source_read)
+                            .await,
+                    ),
+                    (None, Some(c), SourceSync::Auto | SourceSync::Changes) => Some(
+                        roster_sources::read_changes(&*w.source, &*w.budget, c, &self.source_read)
+                            .await,
+                    ),
+                    (None, None, SourceSync::Auto) => {
+                        full = Some("the source can only be read whole".into());
+                        None
+                    }
+                    _ => None,
+                };
+                match answer {
+                    None => {}
+                    Some(Ok(changes)) => {
+                        let listing = held.by_source.entry(id.clone()).or_default();
+                        let mut converted = Vec::new();
+                        let mut bad = Vec::new();
+                        for p in &changes.changed {
+                            match convert(kind, &id, p) {
+                                Ok(person) => converted.push((p.id.clone(), person)),
+                                Err(e) => bad.push(e),
+                            }
+                        }
+                        if !bad.is_empty() {
+                            return Err(unread(format!(
+                                "{} changed person(s) cannot be imported: {}",
+                                bad.len(),
+                                bad.join("; ")
+                            )));
+                        }
+                        let (n_changed, n_removed) = (converted.len(), changes.removed.len());
+                        for (k, person) in converted {
+                            listing.insert(k, person);
+                        }
+                        // A removed person leaves the listing; the merge
+                        // then finds them gone as a full read would
+                        // ([`vanished`]).
+                        for r in &changes.removed {
+                            listing.remove(&r.id);
+                        }
+                        if named.is_none() {
+                            self.store
+                                .advance_source_cursor(id.as_str(), changes.cursor.as_str(), now)
+                                .await?;
+                        }
+                        tracing::info!(source = %id, changed = n_changed, removed = n_removed, pages = changes.pages, named = named.is_some(), "read changes");
+                        out.reads.push((
+                            id.clone(),
+                            if named.is_some() {
+                                SourceReadKind::People {
+                                    changed: n_changed,
+                                    removed: n_removed,
+                                }
+                            } else {
+                                SourceReadKind::Changes {
+                                    changed: n_changed,
+                                    removed: n_removed,
+                                }
+                            },
+                        ));
+                    }
+                    // An expired cursor, a lockout storm, a source that
+                    // cannot read one person: read whole; the import's
+                    // source-change guard judges the result as any other.
+                    Some(Err(e))
+                        if e.needs_full_read()
+                            || matches!(e, roster_sources::SourceError::Unsupported { .. }) =>
+                    {
+                        tracing::warn!(source = %id, error = %e, "reading changes is not possible; reading the source whole");
+                        full = Some(e.to_string());
+                    }
+                    Some(Err(e)) => {
+                        return Err(unread(format!("reading changes failed: {e}")));
+                    }
                 }
             }
-            if !bad.is_empty() {
-                return Err(unread(format!(
-                    "{} person(s) cannot be imported: {}",
-                    bad.len(),
-                    bad.join("; ")
-                )));
+            if let Some(reason) = full {
+                let read = roster_sources::read::read_all_with_progress(
+                    &*w.source,
+                    &*w.budget,
+                    &self.source_read,
+                    &mut |p| progress(&id, p),
+                )
+                .await
+                .map_err(|e| unread(format!("the read failed: {e}")))?;
+                if !read.complete {
+                    return Err(unread(format!(
+                        "the read is incomplete ({}), and a short read is never taken as the truth",
+                        read.incomplete_reason
+                            .as_deref()
+                            .unwrap_or("no reason given")
+                    )));
+                }
+                let mut listing = BTreeMap::new();
+                let mut bad = Vec::new();
+                for p in &read.people {
+                    match convert(kind, &id, p) {
+                        Ok(person) => {
+                            listing.insert(p.id.clone(), person);
+                        }
+                        Err(e) => bad.push(e),
+                    }
+                }
+                if !bad.is_empty() {
+                    return Err(unread(format!(
+                        "{} person(s) cannot be imported: {}",
+                        bad.len(),
+                        bad.join("; ")
+                    )));
+                }
+                // The cursor was taken before the listing: nothing that
+                // changed during the read is missed.
+                match &read.cursor {
+                    Some(c) => {
+                        self.store
+                            .record_full_read(id.as_str(), c.as_str(), now)
+                            .await?
+                    }
+                    None => self.store.forget_source_cursor(id.as_str()).await?,
+                }
+                tracing::info!(source = %id, people = listing.len(), pages = read.pages, %reason, "read source whole");
+                held.by_source.insert(id.clone(), listing);
+                out.reads
+                    .push((id.clone(), SourceReadKind::Full { reason }));
             }
-            tracing::info!(source = %id, people = people.len(), pages = read.pages, "read source");
-            out.push((kind, id, people));
+            let people: Vec<Person> = held
+                .by_source
+                .get(&id)
+                .map(|l| l.values().cloned().collect())
+                .unwrap_or_default();
+            out.people.push((kind, id, people));
         }
         Ok(out)
     }
+
+    /// The shortest `poll_interval` of the configured sources: how often
+    /// the service reads changes (`None`: no source asks to be polled).
+    pub fn source_poll_interval(&self) -> Option<std::time::Duration> {
+        self.sources.iter().filter_map(|w| w.poll_interval).min()
+    }
+
+    /// The source with this id reads changes (an event hook may name its
+    /// people).
+    pub fn has_source(&self, id: &ConnectionId) -> bool {
+        self.sources.iter().any(|w| w.source.id() == id)
+    }
+}
+
+fn ms_of(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One IdP person as a core person, tagged with the source it came from.
+fn convert(
+    kind: SourceKind,
+    id: &ConnectionId,
+    p: &roster_sources::SourcePerson,
+) -> Result<Person, String> {
+    let mut person = p.to_person(kind)?;
+    person
+        .attributes
+        .insert(IDP_SOURCE.into(), id.as_str().to_string());
+    // The id this source knows them by, kept per source through the
+    // merge: an offboarding revokes their sessions in each
+    // (crate::revoke).
+    person.attributes.insert(
+        format!("{}{id}", crate::revoke::IDP_ID_PREFIX),
+        p.id.clone(),
+    );
+    Ok(person)
+}
+
+pub use crate::engine::Held;
+
+/// How [`crate::Roster::import_sources_with`] reads the sources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSync {
+    /// A full run: changes where a source's cursor is good (stored, and
+    /// its last full read younger than `full_read_every`), else whole.
+    Auto,
+    /// A poll: changes of the incremental sources; the others keep the
+    /// listing their last full read left (read whole only when there is
+    /// none yet).
+    Changes,
+    /// Every source whole.
+    Full,
+    /// These people of this source re-read whole (an event hook named
+    /// them; it is never taken as their state); the others as for
+    /// `Changes` without reading anything.
+    People {
+        source: ConnectionId,
+        ids: Vec<String>,
+    },
+}
+
+/// How one source was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceReadKind {
+    /// Whole, and why.
+    Full { reason: String },
+    /// Its changes since the stored cursor.
+    Changes { changed: usize, removed: usize },
+    /// Named people re-read.
+    People { changed: usize, removed: usize },
+}
+
+/// What [`Engine::read_sources`] gives.
+#[derive(Debug, Default)]
+pub(crate) struct SourcesRead {
+    /// Each source's whole listing after the read, in source order.
+    pub people: Vec<(SourceKind, ConnectionId, Vec<Person>)>,
+    /// How each source that was read was read.
+    pub reads: Vec<(ConnectionId, SourceReadKind)>,
 }
 
 /// Merges the HR file's people and each IdP's, in order, by the
@@ -435,6 +715,21 @@ pub fn vanished(previous: &[Person], merged: &[Person], read: &[ConnectionId]) -
             p.attributes.insert("idp_flag".into(), "removed".into());
             p
         })
+        .collect()
+}
+
+/// The people of `merged` whose record differs from `previous`'s (new
+/// ones included): who an import changed, and so who a poll or a hook
+/// reconciles.
+pub fn changed_people(previous: &[Person], merged: &[Person]) -> Vec<Person> {
+    let before: BTreeMap<&str, &Person> = previous
+        .iter()
+        .map(|p| (p.employee_id.as_str(), p))
+        .collect();
+    merged
+        .iter()
+        .filter(|p| before.get(p.employee_id.as_str()) != Some(p))
+        .cloned()
         .collect()
 }
 

@@ -40,6 +40,7 @@ async fn an_event_about_a_leaver_is_carried_out_within_a_second() {
             full_interval: Duration::from_secs(3600),
             hr_csv: None,
             auto_apply: true,
+            ..ServiceOptions::default()
         },
         rx,
         stop_rx,

@@ -71,6 +71,7 @@ async fn the_service_never_applies_what_waits_for_approval() {
             full_interval: Duration::from_secs(3600),
             hr_csv: None,
             auto_apply: true,
+            ..ServiceOptions::default()
         },
         rx,
         stop_rx,

@@ -18,6 +18,10 @@
 //!   `roster_engine::inbound::user_intent` from the body parsed here),
 //!   which the store writes in the same transaction as the resource; the
 //!   engine plans from it without re-parsing SCIM.
+//! - [`hook_router`] serves Okta event hooks at `/hooks/okta/{source}`
+//!   (verification challenge, deliveries authenticated by a shared-secret
+//!   header): a hook only names users for the engine to re-read from Okta
+//!   ([`HookState`], the engine's `SourceEvents` port).
 //! - [`tokens`] creates, lists, revokes and verifies the per-connection
 //!   bearer tokens (`rst_…`, stored as SHA-256).
 //! - The protocol itself (schemas, filters, PATCH, projection, errors) is
@@ -43,6 +47,7 @@
 
 mod bulk;
 mod error;
+mod hook;
 mod http;
 mod resource;
 mod serve;
@@ -54,6 +59,7 @@ mod writer;
 
 pub use bulk::{BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
 pub use error::SCIM_CONTENT_TYPE;
+pub use hook::{HookState, OktaHook, VERIFICATION_HEADER, hook_router};
 pub use http::scim_router;
 pub use serve::{ServeOptions, scim_serve_options, serve, serve_with};
 pub use sink::{ChangeKind, ChannelSink, EngineSink, GroupRef, InboundSink, NullSink, ScimChange};

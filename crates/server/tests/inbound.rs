@@ -218,6 +218,7 @@ async fn a_push_reaches_the_services_event_path_through_the_engine_sink() {
             full_interval: Duration::from_secs(3600),
             hr_csv: None,
             auto_apply: false,
+            ..ServiceOptions::default()
         },
         events_rx,
         stop_rx,

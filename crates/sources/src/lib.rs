@@ -10,7 +10,9 @@
 //! * A [`Source`] reads one configured IdP tenant (a *source*, named by a
 //!   [`ConnectionId`]). Like a connector it answers **one request per
 //!   call**: one page of a full read ([`Source::read_page`]) or one page of
-//!   an incremental read ([`Source::read_changes`]). It never loops,
+//!   an incremental read ([`Source::read_changes`]), or one step of reading
+//!   one named person ([`Source::read_person`], for an event hook that only
+//!   names who changed). It never loops,
 //!   sleeps, retries or paces itself; [`read::read_all`] and
 //!   [`read::read_changes`] do (the engine will own that loop, as it owns
 //!   the connectors' through `roster_connectors::driver`).
@@ -99,7 +101,7 @@ use time::Date;
 
 pub use error::SourceError;
 pub use lifecycle::{Lifecycle, LifecycleFlag};
-pub use read::{ReadOptions, SourceChanges, SourceRead, read_all, read_changes};
+pub use read::{ReadOptions, SourceChanges, SourceRead, read_all, read_changes, read_people};
 pub use roster_connectors::{PageToken, RateBudget, RateLimiter, RateWindow, Validation};
 
 /// Which identity provider a source reads.
@@ -335,6 +337,11 @@ pub struct SourceCapabilities {
     pub kind: SourceKind,
     /// [`Source::read_changes`] works.
     pub incremental: bool,
+    /// An incremental read reports people the IdP deleted. When it cannot
+    /// (OneLogin's `updated_since`), only a full read finds a deleted
+    /// leaver, so the engine reads such a source whole at full runs and
+    /// reads its changes only between them.
+    pub incremental_removals: bool,
     /// The largest page the IdP serves.
     pub max_page_size: u32,
     /// The windows the read loop paces to (already the configured share
@@ -350,6 +357,7 @@ impl SourceCapabilities {
         SourceCapabilities {
             kind,
             incremental: false,
+            incremental_removals: true,
             max_page_size: 100,
             rate_limits: Vec::new(),
             header_share: 1.0,
@@ -357,6 +365,10 @@ impl SourceCapabilities {
     }
     pub fn with_incremental(mut self, incremental: bool) -> Self {
         self.incremental = incremental;
+        self
+    }
+    pub fn with_incremental_removals(mut self, sees: bool) -> Self {
+        self.incremental_removals = sees;
         self
     }
     pub fn with_max_page_size(mut self, n: u32) -> Self {
@@ -458,6 +470,30 @@ pub struct ChangesPage {
     pub rate_limit: Option<SourceRateInfo>,
 }
 
+/// A request for one step of reading one named person whole (a hook
+/// named them; the engine never trusts the hook for what they are now).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PersonRequest {
+    /// The IdP's id of the person.
+    pub id: String,
+    /// `None` for the first step.
+    pub page_token: Option<PageToken>,
+}
+
+impl PersonRequest {
+    pub fn new(id: impl Into<String>) -> Self {
+        PersonRequest {
+            id: id.into(),
+            page_token: None,
+        }
+    }
+    pub fn with_page_token(mut self, token: Option<PageToken>) -> Self {
+        self.page_token = token;
+        self
+    }
+}
+
 /// One configured identity-provider tenant. Stateless per call apart from
 /// a cached access token: everything a call needs is in its request.
 #[async_trait]
@@ -494,6 +530,18 @@ pub trait Source: Send + Sync {
         let _ = person_id;
         Err(SourceError::Unsupported {
             what: "revoking sessions".into(),
+        })
+    }
+
+    /// One step of reading one person whole, by the IdP's id: the person
+    /// (in `changed`, their groups in `memberships`) or their removal (the
+    /// IdP no longer knows them), one request per call; `next` while more
+    /// steps remain (a person's groups), no cursor. Sources that cannot
+    /// answer [`SourceError::Unsupported`]: read whole instead.
+    async fn read_person(&self, req: PersonRequest) -> Result<ChangesPage, SourceError> {
+        let _ = req;
+        Err(SourceError::Unsupported {
+            what: "reading one person".into(),
         })
     }
 }

@@ -37,6 +37,12 @@
 //! *what* they are now (events arrive late and out of order). A user Okta
 //! answers 404 for was deleted (Okta deletes only deactivated users).
 //!
+//! # Reading one person
+//!
+//! [`Source::read_person`] (an event hook named them) makes the same two
+//! reads as an incremental read does for a changed user: the user, then
+//! their groups; a 404 is a removal. It never looks at the log.
+//!
 //! A cursor older than the log's retention (90 days) is
 //! [`SourceError::CursorExpired`]: checked against the clock before
 //! asking, and when Okta refuses `since` with a 400 naming it.
@@ -100,8 +106,8 @@ use crate::http::{self, enc, rate_headers, same_origin};
 use crate::lifecycle::{self, REMOVED};
 use crate::{
     ChangesPage, ChangesRequest, ManagerRef, Membership, PageRequest, PageToken, PeoplePage,
-    RateWindow, Removal, Source, SourceCapabilities, SourceError, SourceKind, SourcePerson,
-    SyncCursor,
+    PersonRequest, RateWindow, Removal, Source, SourceCapabilities, SourceError, SourceKind,
+    SourcePerson, SyncCursor,
 };
 
 const VENDOR: &str = "Okta";
@@ -110,7 +116,10 @@ const LOG_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// The walk starts this far back, for clock skew between roster and Okta.
 const SKEW: Duration = Duration::from_secs(60);
 /// The events whose target users are re-read.
-const EVENT_PREFIXES: [&str; 3] = ["user.lifecycle.", "user.account.", "group.user_membership."];
+/// The System Log event types whose target users an incremental read
+/// re-reads (and an event hook may name).
+pub const EVENT_PREFIXES: [&str; 3] =
+    ["user.lifecycle.", "user.account.", "group.user_membership."];
 /// Profile attributes with a place of their own in [`SourcePerson`].
 const MAPPED: [&str; 9] = [
     "email",
@@ -763,7 +772,7 @@ impl Source for OktaSource {
                 cursor.since
             )));
         }
-        let mut token = match &req.page_token {
+        let token = match &req.page_token {
             None => ChangesToken {
                 v: 1,
                 next: cursor.clone(),
@@ -776,10 +785,47 @@ impl Source for OktaSource {
                     detail: "not a page token of this Okta source's incremental read".into(),
                 })?,
         };
+        self.changes_step(token, Some(&cursor), req.page_size).await
+    }
+
+    async fn read_person(&self, req: PersonRequest) -> Result<ChangesPage, SourceError> {
+        // The walk of an incremental read with the log already drained and
+        // one person pending: the same two reads (the user, their groups),
+        // so a person named by a hook is read exactly as a changed one.
+        let token = match &req.page_token {
+            None => ChangesToken {
+                v: 1,
+                log_done: true,
+                pending: vec![req.id.clone()],
+                ..ChangesToken::default()
+            },
+            Some(t) => serde_json::from_str::<ChangesToken>(t.as_str())
+                .ok()
+                .filter(|t| t.v == 1 && t.log_done)
+                .ok_or_else(|| SourceError::BadToken {
+                    detail: "not a page token of this Okta source's person read".into(),
+                })?,
+        };
+        let mut page = self.changes_step(token, None, None).await?;
+        // A person read hands out no cursor: it says nothing of the log.
+        page.cursor = None;
+        Ok(page)
+    }
+}
+
+impl OktaSource {
+    /// One request of an incremental read (or of a person read, which
+    /// starts with the log drained and `cursor` `None`).
+    async fn changes_step(
+        &self,
+        mut token: ChangesToken,
+        cursor: Option<&LogCursor>,
+        page_size: Option<u32>,
+    ) -> Result<ChangesPage, SourceError> {
+        let expired = |detail: String| SourceError::CursorExpired { detail };
         let mut page = ChangesPage::default();
-        if !token.log_done {
-            let limit = req
-                .page_size
+        if let (false, Some(cursor)) = (token.log_done, cursor) {
+            let limit = page_size
                 .unwrap_or(self.config.log_page_size)
                 .clamp(1, 1000);
             let url = token.log_url.clone().unwrap_or_else(|| {

@@ -499,6 +499,7 @@ impl Source for OneLoginSource {
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities::new(SourceKind::OneLogin)
             .with_incremental(true)
+            .with_incremental_removals(false)
             .with_max_page_size(50)
             .with_rate_limits(vec![self.config.rate_limit])
     }

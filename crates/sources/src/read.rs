@@ -18,6 +18,9 @@
 //!   an error and the stored cursor stays where it was, so the next read
 //!   covers the same changes again. [`SourceError::CursorExpired`] comes
 //!   through unchanged: do a full read.
+//! * [`read_people`]: named people read whole (an event hook said they
+//!   changed), all or nothing; a person the IdP no longer knows is a
+//!   removal.
 //! * Pacing: every call, retries included, waits for a turn in the budget
 //!   (the source's declared windows). On top, when the IdP reports its own
 //!   window ([`SourceRateInfo`]), the loop stops at the source's share of
@@ -34,8 +37,8 @@ use roster_connectors::driver::{Progress, wait_turn};
 use roster_core::ConnectionId;
 
 use crate::{
-    ChangesRequest, ManagerRef, Membership, PageRequest, PageToken, RateBudget, Removal, Source,
-    SourceCapabilities, SourceError, SourcePerson, SourceRateInfo, SyncCursor,
+    ChangesRequest, ManagerRef, Membership, PageRequest, PageToken, PersonRequest, RateBudget,
+    Removal, Source, SourceCapabilities, SourceError, SourcePerson, SourceRateInfo, SyncCursor,
 };
 
 /// How hard the loop tries.
@@ -328,6 +331,71 @@ pub async fn read_changes(
         changed,
         removed: removed.into_values().collect(),
         cursor: next_cursor,
+        pages,
+    })
+}
+
+/// Reads the people named by `ids` whole, one after another, through the
+/// budget ([`Source::read_person`]): who an event hook said changed. All or
+/// nothing, like [`read_changes`]; the answer has no cursor to store
+/// (`cursor` is the empty cursor and must not be kept).
+pub async fn read_people(
+    source: &dyn Source,
+    budget: &dyn RateBudget,
+    ids: &[String],
+    opts: &ReadOptions,
+) -> Result<SourceChanges, SourceError> {
+    let caps = source.capabilities();
+    let progress: &mut (dyn FnMut(&Progress<'_>) + Send) = &mut |_| {};
+    let mut changed: BTreeMap<String, SourcePerson> = BTreeMap::new();
+    let mut removed: BTreeMap<String, Removal> = BTreeMap::new();
+    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut pages: u32 = 0;
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    for id in unique {
+        let mut token: Option<PageToken> = None;
+        let mut seen: HashSet<PageToken> = HashSet::new();
+        loop {
+            if pages >= opts.max_pages {
+                return Err(SourceError::Protocol {
+                    detail: format!("reading the named people did not end within {pages} pages"),
+                });
+            }
+            let req = PersonRequest::new(id.clone()).with_page_token(token.clone());
+            let page = call(budget, opts, progress, || source.read_person(req.clone())).await?;
+            pages += 1;
+            note_rate(budget, &caps, page.rate_limit).await;
+            for p in page.changed {
+                removed.remove(&p.id);
+                changed.insert(p.id.clone(), p);
+            }
+            for r in page.removed {
+                changed.remove(&r.id);
+                groups.remove(&r.id);
+                removed.insert(r.id.clone(), r);
+            }
+            fold(&mut groups, page.memberships);
+            match page.next {
+                None => break,
+                Some(next) => {
+                    if !seen.insert(next.clone()) {
+                        return Err(SourceError::Protocol {
+                            detail: "the identity provider returned the same page token twice"
+                                .into(),
+                        });
+                    }
+                    token = Some(next);
+                }
+            }
+        }
+    }
+    let mut changed: Vec<SourcePerson> = changed.into_values().collect();
+    apply_groups(&mut changed, &groups, true);
+    resolve_managers(&mut changed);
+    Ok(SourceChanges {
+        changed,
+        removed: removed.into_values().collect(),
+        cursor: SyncCursor::new(""),
         pages,
     })
 }

@@ -52,6 +52,7 @@ pub mod audit;
 mod audit_kind;
 mod checkpoints;
 mod connections;
+mod cursors;
 mod error;
 mod gateway;
 mod governance;
@@ -81,6 +82,7 @@ pub use audit::{
 pub use audit_kind::AuditKind;
 pub use checkpoints::{CheckpointRow, WitnessState};
 pub use connections::{ConnectionRecord, ReadHealth, ReadStatus};
+pub use cursors::SourceCursor;
 pub use error::{AuditError, StoreError};
 pub use gateway::{GatewayIntent, GatewayStatus, GatewayUser};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};

@@ -1253,6 +1253,63 @@ mod cases {
         assert!(s.put_secret("", "v1:k1:AAAA", 1).await.is_err());
         assert!(s.secret_names().await.unwrap().is_empty());
     }
+    pub async fn source_cursors_round_trip(fx: Fx) {
+        let s = &fx.store;
+        assert_eq!(s.source_cursor("source.okta").await.unwrap(), None);
+        // Only a full read starts a cursor.
+        assert!(
+            !s.advance_source_cursor("source.okta", "c0", 5)
+                .await
+                .unwrap()
+        );
+        assert_eq!(s.source_cursor("source.okta").await.unwrap(), None);
+        s.record_full_read("source.okta", "c1", 1_000)
+            .await
+            .unwrap();
+        let c = s.source_cursor("source.okta").await.unwrap().unwrap();
+        assert_eq!(
+            (c.cursor.as_str(), c.taken_ms, c.full_read_ms),
+            ("c1", 1_000, 1_000)
+        );
+        // An incremental read moves the cursor, not the full read's time.
+        assert!(
+            s.advance_source_cursor("source.okta", "c2", 2_000)
+                .await
+                .unwrap()
+        );
+        let c = s.source_cursor("source.okta").await.unwrap().unwrap();
+        assert_eq!(
+            (c.cursor.as_str(), c.taken_ms, c.full_read_ms),
+            ("c2", 2_000, 1_000)
+        );
+        // Per source.
+        s.record_full_read("source.entra", "https://graph/delta?token=x", 3_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.source_cursor("source.okta")
+                .await
+                .unwrap()
+                .unwrap()
+                .cursor,
+            "c2"
+        );
+        // A later full read replaces both.
+        s.record_full_read("source.okta", "c3", 4_000)
+            .await
+            .unwrap();
+        let c = s.source_cursor("source.okta").await.unwrap().unwrap();
+        assert_eq!(
+            (c.cursor.as_str(), c.taken_ms, c.full_read_ms),
+            ("c3", 4_000, 4_000)
+        );
+        // Debug does not print the cursor whole.
+        let e = s.source_cursor("source.entra").await.unwrap().unwrap();
+        assert!(!format!("{e:?}").contains("token=x"));
+        s.forget_source_cursor("source.okta").await.unwrap();
+        assert_eq!(s.source_cursor("source.okta").await.unwrap(), None);
+        assert!(s.source_cursor("source.entra").await.unwrap().is_some());
+    }
 }
 
 both_backends!(
@@ -1286,6 +1343,7 @@ both_backends!(
     human_tasks_dedupe_and_move_through_states,
     secrets_round_trip_replace_list_and_delete,
     secrets_refuse_plaintext,
+    source_cursors_round_trip,
 );
 
 /// Tests that only make sense for one backend.

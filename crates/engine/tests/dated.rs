@@ -71,6 +71,7 @@ async fn the_service_closes_access_when_an_end_date_passes_with_no_source_change
             full_interval: Duration::from_millis(200),
             hr_csv: None,
             auto_apply: true,
+            poll_interval: None,
         },
         rx,
         stop_rx,

@@ -312,13 +312,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             a.reason
         );
     }
-    if gone.plan.actions.is_empty()
-        || gone
-            .plan
-            .actions
-            .iter()
-            .any(|a| a.email.normalized() != leaver.email.normalized())
-    {
+    // Only the leaver's accounts close; the only other lines move the
+    // people whose reports went to them to their manager, first.
+    let closes_only_theirs = gone.plan.actions.iter().all(|a| {
+        a.email.normalized() == leaver.email.normalized()
+            || (a.cause == roster_core::Cause::Repoint && a.operation == Operation::Update)
+    });
+    if gone.plan.actions.is_empty() || !closes_only_theirs {
         bail!(
             "the plan after the Okta deactivation should close the leaver's accounts, and only theirs"
         );
@@ -393,11 +393,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// The demo's leaver: someone in Finance (who has every app) whom the
-/// month's changes did not touch.
+/// The demo's leaver: someone in Finance (who has every app) with a
+/// manager, whom the month's changes did not touch.
 async fn pick_okta_leaver(roster: &Roster, people: &[Person]) -> Result<Person> {
+    // Someone with a manager, so whoever submits reports to them in
+    // Expensify has a successor to move to (with none, roster would keep
+    // their account and ask a person).
+    let active: std::collections::BTreeSet<String> = people
+        .iter()
+        .filter(|p| p.status == EmploymentStatus::Active && p.end_date.is_none())
+        .map(|p| p.email.normalized())
+        .collect();
     for p in people.iter().filter(|p| {
-        p.department == "Finance" && p.status == EmploymentStatus::Active && p.end_date.is_none()
+        p.department == "Finance"
+            && active.contains(&p.email.normalized())
+            && p.manager_email
+                .as_ref()
+                .is_some_and(|m| active.contains(&m.normalized()))
     }) {
         let access = roster.remaining_access(p).await?;
         if access.accounts.iter().filter(|a| a.active).count() == 4 {

@@ -243,7 +243,20 @@ impl Roster {
         // Nothing new from a poll or a hook: nothing to import.
         let import = any_full || !changed.is_empty() || read.people.is_empty();
         let held_change = if import {
-            self.import_people(by, &people, &label).await?
+            let merged = self.import_people(by, &people, &label).await?;
+            // Each source against its own baseline too (see
+            // Engine::observe_sources): the merged count cannot see an IdP
+            // that lost people HR still lists.
+            let per_source: Vec<(ConnectionId, SourceCounts)> = read
+                .people
+                .iter()
+                .map(|(_, id, p)| (id.clone(), SourceCounts::of(p)))
+                .collect();
+            let own = self
+                .engine
+                .observe_sources(&by.actor(), &per_source)
+                .await?;
+            merged.or(own)
         } else {
             None
         };

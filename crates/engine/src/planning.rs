@@ -194,6 +194,15 @@ impl Engine {
         self.store
             .accept_source(PEOPLE_SOURCE, counts, ms(self.now()), actor)
             .await?;
+        // Each identity provider's last listing becomes its baseline too.
+        for w in &self.sources {
+            let id = w.source.id();
+            if let Some(observed) = self.store.source_baseline(&Self::observed_key(id)).await? {
+                self.store
+                    .accept_source(id.as_str(), observed.counts, ms(self.now()), actor)
+                    .await?;
+            }
+        }
         self.audit_as(
             actor,
             AuditKind::SourceAccepted,
@@ -209,15 +218,99 @@ impl Engine {
     }
 
     /// The source change the people snapshot the store holds would be,
-    /// against the accepted baseline; judges only, writes nothing.
+    /// against the accepted baseline, or else the first identity provider
+    /// whose last listing is one against its own; judges only, writes
+    /// nothing.
     async fn pending_source_change(&self) -> Result<Option<SourceChange>, EngineError> {
         let baseline = self.store.source_baseline(PEOPLE_SOURCE).await?;
         let counts = self.store.people_counts(self.local_today()).await?;
-        Ok(guard::source_change(
+        if let Some(change) = guard::source_change(
             baseline.as_ref().map(|b| b.counts),
             counts,
             &self.policy.approvals,
-        ))
+        ) {
+            return Ok(Some(change));
+        }
+        for w in &self.sources {
+            if let Some(change) = self.source_own_change(w.source.id()).await? {
+                return Ok(Some(change));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The key under which the last listing of source `id` is recorded
+    /// beside its accepted baseline (keyed by `id` itself).
+    fn observed_key(id: &ConnectionId) -> String {
+        format!("observed:{id}")
+    }
+
+    /// Source `id`'s last listing against its own accepted baseline.
+    async fn source_own_change(
+        &self,
+        id: &ConnectionId,
+    ) -> Result<Option<SourceChange>, EngineError> {
+        let accepted = self.store.source_baseline(id.as_str()).await?;
+        let Some(observed) = self.store.source_baseline(&Self::observed_key(id)).await? else {
+            return Ok(None);
+        };
+        Ok(guard::source_change(
+            accepted.as_ref().map(|b| b.counts),
+            observed.counts,
+            &self.policy.approvals,
+        )
+        .map(|mut c| {
+            c.detail = format!("{id}: {}", c.detail);
+            c
+        }))
+    }
+
+    /// Records each identity provider's listing beside its own baseline,
+    /// which it becomes when it looks fine against it (or is the first).
+    /// With an HR file beside an IdP, a complete but short listing keeps
+    /// everyone in the merged snapshot (HR still lists them) while
+    /// stripping the groups and managers only the IdP knows: no count of
+    /// the merged snapshot sees it, this one does. Until a person confirms
+    /// ([`Engine::accept_source_change`]), plans withhold deactivations as
+    /// for any source change. Returns that change, if any.
+    pub(crate) async fn observe_sources(
+        &self,
+        actor: &str,
+        per_source: &[(ConnectionId, SourceCounts)],
+    ) -> Result<Option<SourceChange>, EngineError> {
+        let now = ms(self.now());
+        let mut first = None;
+        for (id, counts) in per_source {
+            self.store
+                .accept_source(&Self::observed_key(id), *counts, now, actor)
+                .await?;
+            match self.source_own_change(id).await? {
+                None => {
+                    let accepted = self.store.source_baseline(id.as_str()).await?;
+                    if accepted.is_none_or(|b| b.counts != *counts) {
+                        self.store
+                            .accept_source(id.as_str(), *counts, now, actor)
+                            .await?;
+                    }
+                }
+                Some(change) => {
+                    tracing::warn!(source = %id, change = %change.detail, "source change held: deactivations withheld until confirmed");
+                    self.audit_as(
+                        actor,
+                        AuditKind::SourceChangeHeld,
+                        id.as_str(),
+                        json!({
+                            "detail": change.detail,
+                            "accepted": { "people": change.accepted.people, "terminated": change.accepted.terminated },
+                            "current": { "people": change.current.people, "terminated": change.current.terminated },
+                        }),
+                    )
+                    .await?;
+                    first.get_or_insert(change);
+                }
+            }
+        }
+        Ok(first)
     }
 
     /// What the guards need to know that the store holds: connections no

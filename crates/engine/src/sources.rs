@@ -71,7 +71,12 @@
 //! The merged snapshot is imported with [`crate::Roster::import_people`],
 //! so the source-change guard applies as to any import: a source that
 //! suddenly returns half its people holds every deactivation until a
-//! person confirms it.
+//! person confirms it. Each IdP's listing is also judged against its own
+//! baseline (keyed `source.<name>`): beside a complete HR file, a short
+//! but complete IdP listing keeps everyone in the merged snapshot while
+//! stripping the groups and managers only the IdP knows, which no count
+//! of the merged snapshot sees. One confirmation
+//! (`roster plan --accept-source-change`) accepts both.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -146,6 +146,10 @@ fn entra_toml(sim: &RunningGraph) -> String {
 /// Roster over `store`, wired to the Expensify simulator and to the
 /// sources the config text names (built as `roster` builds them).
 fn wire(store: Store, app: &RunningSim, config: &str) -> Roster {
+    wire_with(store, app, config, POLICY)
+}
+
+fn wire_with(store: Store, app: &RunningSim, config: &str, policy: &str) -> Roster {
     let config = Config::parse(
         std::path::Path::new("/tmp/roster.toml"),
         config,
@@ -158,7 +162,7 @@ fn wire(store: Store, app: &RunningSim, config: &str) -> Roster {
         },
     )
     .unwrap();
-    let mut engine = Engine::new(store, Policy::parse("p.toml", POLICY).unwrap());
+    let mut engine = Engine::new(store, Policy::parse("p.toml", policy).unwrap());
     let mut exp = ExpensifyConfig::new(
         ConnectionId::new("expensify"),
         USER,
@@ -418,4 +422,118 @@ async fn onelogin_deleted_closes_every_account_and_suspended_or_locked_keeps_the
     let deactivations = run_and_apply(&roster).await.unwrap();
     assert!(deactivations.is_empty(), "{deactivations:?}");
     assert_eq!(removed(&app), vec![email(11)]);
+}
+
+/// Expensify for the members of the Okta group `staff`.
+const GROUP_POLICY: &str = "[[rules]]\nname = \"staff\"\nconnection = \"expensify\"\n\
+    when = { status = [\"active\", \"leave\"], group = [\"staff\"] }\n\
+    set = { role = \"user\", manager_email = \"boss@acme.example\", policy_id = \"AAAA000000000002\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_okta_listing_beside_a_complete_hr_file_withholds_deactivations() {
+    // HR lists everyone; Okta says who is in `staff`, which the rule
+    // grants on. Okta then returns half its people, completely (a scoped
+    // admin role, a filter gone wrong): HR still lists them all, so the
+    // merged snapshot neither shrinks nor terminates anyone, but half the
+    // company lost the group only Okta knows.
+    let app = expensify().await;
+    let logins: Vec<String> = (0..PEOPLE).map(email).collect();
+    let logins: Vec<&str> = logins.iter().map(String::as_str).collect();
+    let mut config = OktaSimConfig::new(OKTA_TOKEN).with_group("staff", &logins);
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            OktaUser::new(&email(i), &format!("P{i}"), "L").with_employee_number(&format!("E{i}")),
+        );
+    }
+    let idp = OktaSim::start(config).await.unwrap();
+    let hr: Vec<roster_core::Person> = (0..PEOPLE)
+        .map(|i| roster_core::Person {
+            employee_id: roster_core::EmployeeId::new(format!("E{i}")),
+            email: roster_core::Email::parse(&email(i)).unwrap(),
+            aliases: vec![],
+            first_name: format!("P{i}"),
+            last_name: "L".into(),
+            department: "Finance".into(),
+            cost_center: "CC-1".into(),
+            manager_email: None,
+            status: roster_core::EmploymentStatus::Active,
+            start_date: None,
+            end_date: None,
+            groups: vec![],
+            attributes: Default::default(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    let roster = wire_with(store, &app, &okta_toml(&idp.url()), GROUP_POLICY);
+    let refresh = |accept: bool| {
+        let roster = &roster;
+        let hr = hr.clone();
+        async move {
+            roster
+                .refresh(
+                    &op(),
+                    roster_engine::RefreshOptions {
+                        people: Some((hr, "hr.csv".into())),
+                        accept_source_change: accept,
+                        ..Default::default()
+                    },
+                    &mut |_, _| {},
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let first = refresh(false).await;
+    assert!(
+        first.planned.plan.actions.is_empty(),
+        "{:?}",
+        first.planned.plan.actions
+    );
+    let approved = roster.check_planned(&op(), first.planned).await.unwrap();
+    roster.apply(approved, &mut |_, _| {}).await.unwrap();
+
+    for i in 0..PEOPLE / 2 {
+        assert!(
+            idp.handle().delete_user(&email(i)) || {
+                idp.handle().set_user_status(&email(i), "DEPROVISIONED");
+                idp.handle().delete_user(&email(i))
+            }
+        );
+    }
+    let short = refresh(false).await;
+    let plan = &short.planned.plan;
+    assert!(
+        plan.guards
+            .fired
+            .iter()
+            .any(|g| g.kind == GuardKind::SourceChange),
+        "{plan:#?}"
+    );
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| a.operation == Operation::Deactivate),
+        "{plan:#?}"
+    );
+    let detail = short.source_change.expect("held").detail;
+    assert!(detail.contains("source.okta"), "{detail}");
+    let approved = roster.check_planned(&op(), short.planned).await.unwrap();
+    roster.apply(approved, &mut |_, _| {}).await.unwrap();
+    assert!(removed(&app).is_empty(), "nobody lost access");
+
+    // A person confirms the directory as it is: the people it no longer
+    // puts in `staff` lose the app.
+    let confirmed = refresh(true).await;
+    let closing = confirmed
+        .planned
+        .plan
+        .actions
+        .iter()
+        .filter(|a| a.operation == Operation::Deactivate)
+        .count();
+    assert_eq!(closing, PEOPLE / 2, "{:#?}", confirmed.planned.plan);
 }

@@ -143,20 +143,33 @@ impl Engine {
         .await?;
         let change = self.source_check(counts, actor).await?;
         if let Some(c) = &change {
-            tracing::warn!(source, change = %c.detail, "source change held: deactivations withheld until confirmed");
-            self.audit_as(
-                actor,
-                AuditKind::SourceChangeHeld,
-                source,
-                json!({
-                    "detail": c.detail,
-                    "accepted": { "people": c.accepted.people, "terminated": c.accepted.terminated },
-                    "current": { "people": c.current.people, "terminated": c.current.terminated },
-                }),
-            )
-            .await?;
+            self.record_source_change_held(actor, source, c).await?;
         }
         Ok(change)
+    }
+
+    /// Logs and audits that `change` in `source` holds deactivations until
+    /// a person confirms: the one record of it, for the merged snapshot
+    /// and for each identity provider alike.
+    async fn record_source_change_held(
+        &self,
+        actor: &str,
+        source: &str,
+        change: &SourceChange,
+    ) -> Result<(), EngineError> {
+        tracing::warn!(source, change = %change.detail, "source change held: deactivations withheld until confirmed");
+        self.audit_as(
+            actor,
+            AuditKind::SourceChangeHeld,
+            source,
+            json!({
+                "detail": change.detail,
+                "accepted": { "people": change.accepted.people, "terminated": change.accepted.terminated },
+                "current": { "people": change.current.people, "terminated": change.current.terminated },
+            }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Judges `counts` against the accepted baseline: accepts it (as
@@ -294,18 +307,8 @@ impl Engine {
                     }
                 }
                 Some(change) => {
-                    tracing::warn!(source = %id, change = %change.detail, "source change held: deactivations withheld until confirmed");
-                    self.audit_as(
-                        actor,
-                        AuditKind::SourceChangeHeld,
-                        id.as_str(),
-                        json!({
-                            "detail": change.detail,
-                            "accepted": { "people": change.accepted.people, "terminated": change.accepted.terminated },
-                            "current": { "people": change.current.people, "terminated": change.current.terminated },
-                        }),
-                    )
-                    .await?;
+                    self.record_source_change_held(actor, id.as_str(), &change)
+                        .await?;
                     first.get_or_insert(change);
                 }
             }

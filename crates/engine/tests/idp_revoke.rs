@@ -35,6 +35,8 @@ use roster_sources::{
 };
 use roster_store::Store;
 
+mod common;
+
 const USER: &str = "revoke-e2e@example.com";
 const SECRET: &str = "revoke-e2e-secret";
 const POLICY_ID: &str = "AAAA000000000003";
@@ -55,21 +57,7 @@ fn email(i: usize) -> String {
 }
 
 async fn expensify() -> RunningSim {
-    let mut tenant = SimPolicy::new(POLICY_ID, "Finance", "it@acme.example");
-    for i in 0..PEOPLE {
-        tenant = tenant.with_employee(SimEmployee::new(
-            email(i),
-            "boss@acme.example",
-            format!("E{i}"),
-        ));
-    }
-    ExpensifySim::start(
-        ExpensifySimConfig::new(USER, SECRET)
-            .scaled(0.01)
-            .with_policies([tenant]),
-    )
-    .await
-    .unwrap()
+    common::expensify_people(USER, SECRET, POLICY_ID, PEOPLE).await
 }
 
 /// A real source, watched: when it is asked to revoke, it notes how many

@@ -20,14 +20,14 @@ use roster_engine::app::RunOptions;
 use roster_engine::config::Config;
 use roster_engine::{Engine, EngineError, PlanScope, Roster};
 use roster_sim::common::Fault;
-use roster_sim::expensify::{
-    EffectKind, ExpensifySim, ExpensifySimConfig, RunningSim, SimEmployee, SimPolicy,
-};
+use roster_sim::expensify::{EffectKind, RunningSim};
 use roster_sim::google::{GoogleSim, GoogleSimConfig, GoogleUser, RunningGoogle};
 use roster_sim::graph::{GraphSim, GraphSimConfig, GraphUser, RunningGraph};
 use roster_sim::okta::{OktaSim, OktaSimConfig, OktaUser, RunningOkta};
 use roster_sim::onelogin::{OneLoginSim, OneLoginSimConfig, OneLoginUser, RunningOneLogin};
 use roster_store::Store;
+
+mod common;
 
 const USER: &str = "idp-e2e@example.com";
 const SECRET: &str = "idp-e2e-secret";
@@ -48,21 +48,7 @@ fn email(i: usize) -> String {
 }
 
 async fn expensify() -> RunningSim {
-    let mut tenant = SimPolicy::new(POLICY_ID, "Finance", "it@acme.example");
-    for i in 0..PEOPLE {
-        tenant = tenant.with_employee(SimEmployee::new(
-            email(i),
-            "boss@acme.example",
-            format!("E{i}"),
-        ));
-    }
-    ExpensifySim::start(
-        ExpensifySimConfig::new(USER, SECRET)
-            .scaled(0.01)
-            .with_policies([tenant]),
-    )
-    .await
-    .unwrap()
+    common::expensify_people(USER, SECRET, POLICY_ID, PEOPLE).await
 }
 
 async fn okta() -> RunningOkta {

@@ -16,12 +16,12 @@ use roster_core::{ConnectionId, EmploymentStatus, Operation, Policy, Principal};
 use roster_engine::app::RunOptions;
 use roster_engine::sources::{SourceReadKind, SourceSync};
 use roster_engine::{Engine, PlanScope, Roster};
-use roster_sim::expensify::{
-    EffectKind, ExpensifySim, ExpensifySimConfig, RunningSim, SimEmployee, SimPolicy,
-};
+use roster_sim::expensify::{EffectKind, RunningSim};
 use roster_sim::okta::{OktaSim, OktaSimConfig, OktaUser, RunningOkta};
 use roster_sources::okta::{OktaSource, OktaSourceConfig};
 use roster_store::Store;
+
+mod common;
 
 const USER: &str = "incr@example.com";
 const SECRET: &str = "incr-secret";
@@ -43,21 +43,7 @@ fn email(i: usize) -> String {
 }
 
 async fn expensify() -> RunningSim {
-    let mut tenant = SimPolicy::new(POLICY_ID, "Finance", "it@acme.example");
-    for i in 0..PEOPLE {
-        tenant = tenant.with_employee(SimEmployee::new(
-            email(i),
-            "boss@acme.example",
-            format!("E{i}"),
-        ));
-    }
-    ExpensifySim::start(
-        ExpensifySimConfig::new(USER, SECRET)
-            .scaled(0.01)
-            .with_policies([tenant]),
-    )
-    .await
-    .unwrap()
+    common::expensify_people(USER, SECRET, POLICY_ID, PEOPLE).await
 }
 
 async fn okta() -> RunningOkta {

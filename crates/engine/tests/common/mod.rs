@@ -128,3 +128,31 @@ pub async fn expensify_service_engine(
     };
     (sim, engine)
 }
+
+/// An Expensify simulator (at 1% of the documented limits) whose workspace
+/// `policy_id` holds `p0..p{people-1}@acme.example` (employee IDs `E{i}`),
+/// each submitting to boss@acme.example: the app the IdP end-to-end tests
+/// judge by its effect log.
+pub async fn expensify_people(
+    user: &str,
+    secret: &str,
+    policy_id: &str,
+    people: usize,
+) -> roster_sim::expensify::RunningSim {
+    use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
+    let mut tenant = SimPolicy::new(policy_id, "Finance", "it@acme.example");
+    for i in 0..people {
+        tenant = tenant.with_employee(SimEmployee::new(
+            format!("p{i}@acme.example"),
+            "boss@acme.example",
+            format!("E{i}"),
+        ));
+    }
+    ExpensifySim::start(
+        ExpensifySimConfig::new(user, secret)
+            .scaled(0.01)
+            .with_policies([tenant]),
+    )
+    .await
+    .unwrap()
+}

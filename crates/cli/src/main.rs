@@ -43,6 +43,7 @@ mod serve;
 mod service;
 mod suggest;
 mod tasks;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +101,9 @@ enum Command {
     Plans(plans::PlansArgs),
     /// Serve the SCIM gateway IdPs push to, and run continuously.
     Serve(serve::ServeArgs),
+    /// Tokens for the REST API and AI agents (MCP): create, list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// The SCIM gateway's tokens.
     #[command(subcommand)]
     Scim(serve::ScimCommand),
@@ -208,6 +212,7 @@ fn main() -> ExitCode {
             Command::Bench(cmd) => bench::run(cmd).await,
             Command::Serve(args) => serve::serve(args, cli.catalog_dir.as_deref()).await,
             Command::Scim(cmd) => serve::scim(cmd).await,
+            Command::Token(cmd) => token::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Run(args) => service::run(args, cli.catalog_dir.as_deref()).await,
             Command::Connections(cmd) => {
                 service::connections(cmd, cli.catalog_dir.as_deref()).await

@@ -469,10 +469,20 @@ pub async fn plan(args: PlanArgs, catalog_dir: Option<&Path>) -> Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&document)?)
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
+    // What carrying it out would end first: leavers' IdP sessions.
+    let revocations = roster.planned_leaver_revocations(&plan).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
         print!("{}", render(&plan));
+        if !revocations.is_empty() {
+            println!(
+                "\nBefore closing the leavers' accounts, applying it ends their IdP sessions:"
+            );
+            for r in &revocations {
+                println!("  {}", r.describe());
+            }
+        }
         println!("\nSaved as plan {id}. Apply it with: roster apply {id}");
     }
     if !problems.is_empty() {
@@ -499,6 +509,9 @@ pub async fn apply(args: ApplyArgs, catalog_dir: Option<&Path>) -> Result<()> {
     // returns can be applied.
     let approved = roster.check(&principal, &id, &mut show_progress).await?;
     let (report, enqueued) = roster.apply(approved, &mut show_progress).await?;
+    for r in &enqueued.revocations {
+        println!("{}", r.describe());
+    }
     for t in &enqueued.tasks {
         println!("task {}: {} (due {})", t.id, t.title, due(t.due_ms));
     }

@@ -69,6 +69,66 @@ impl PrincipalKind {
     }
 }
 
+/// What an API or agent token may do. Every REST route and MCP tool
+/// declares the one scope it needs; a token carries a set of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// See people, accounts, apps, plans, tasks, reports, the audit log.
+    Read,
+    /// Propose plans and offboardings (stored as proposed; nothing runs).
+    Propose,
+    /// Approve or reject a plan's held actions.
+    Approve,
+    /// Carry out an approved plan; complete tasks; pause and resume.
+    Apply,
+    /// Offboard a person now (override, revoke sessions, apply).
+    Offboard,
+    /// Manage tokens and connections' administrative state.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 6] = [
+        Scope::Read,
+        Scope::Propose,
+        Scope::Approve,
+        Scope::Apply,
+        Scope::Offboard,
+        Scope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Propose => "propose",
+            Scope::Approve => "approve",
+            Scope::Apply => "apply",
+            Scope::Offboard => "offboard",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL
+            .into_iter()
+            .find(|x| x.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether an AI agent's token may ever carry this scope: only
+    /// reading and proposing. An agent can never approve, apply, offboard
+    /// or administer, whatever its token says.
+    pub fn agent_may(self) -> bool {
+        matches!(self, Scope::Read | Scope::Propose)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An authenticated actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {

@@ -745,7 +745,12 @@ impl Roster {
         self.engine
             .open_successor_tasks(&actor, &person, &plan)
             .await?;
-        let approved = self.check_planned(by, planned).await?;
+        // Their sessions ended above: carrying out the plan does not ask
+        // the IdPs again.
+        let approved = self
+            .check_planned(by, planned)
+            .await?
+            .with_sessions_revoked(person.employee_id.clone());
         let (report, enqueued) = self.apply(approved, progress).await?;
         Ok(Offboarding {
             person,
@@ -762,6 +767,16 @@ impl Roster {
     /// source; makes no request (`roster offboard --dry-run`).
     pub fn planned_revocations(&self, person: &Person) -> Vec<crate::revoke::Revocation> {
         self.engine.planned_revocations(person)
+    }
+
+    /// The sessions carrying out `plan` would end: each leaver it takes
+    /// access from, in every source that lists them and may revoke
+    /// (`WouldRevoke`); asks nothing (a plan's review).
+    pub async fn planned_leaver_revocations(
+        &self,
+        plan: &Plan,
+    ) -> Result<Vec<crate::revoke::Revocation>, EngineError> {
+        self.engine.planned_leaver_revocations(plan).await
     }
 
     /// The plan an offboarding of `who` would carry out now, from what the

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use roster_connectors::driver::Progress;
 use roster_core::plan::observed_digest;
 use roster_core::principal::may_decide;
-use roster_core::{ConnectionId, Principal, PrincipalKind};
+use roster_core::{ConnectionId, EmployeeId, Principal, PrincipalKind};
 use roster_store::{ActionState, ApprovalRecord, AuditKind, Decision, PlanId, StoredPlan};
 use serde_json::json;
 
@@ -71,9 +71,25 @@ pub struct Approved {
     held: BTreeSet<usize>,
     /// Who asked for it to be carried out.
     by: Principal,
+    /// People whose IdP sessions this request has already ended (an
+    /// offboarding revokes first): carrying out the plan does not ask the
+    /// IdPs again (see [`crate::revoke`]).
+    sessions_revoked: BTreeSet<EmployeeId>,
 }
 
 impl Approved {
+    /// Marks `person`'s sessions as already ended by the request that
+    /// carries this plan out.
+    pub(crate) fn with_sessions_revoked(mut self, person: EmployeeId) -> Approved {
+        self.sessions_revoked.insert(person);
+        self
+    }
+
+    /// Whether this request has already ended `person`'s sessions.
+    pub(crate) fn sessions_revoked_for(&self, person: &EmployeeId) -> bool {
+        self.sessions_revoked.contains(person)
+    }
+
     pub fn plan_id(&self) -> &PlanId {
         &self.plan_id
     }
@@ -285,6 +301,7 @@ impl Engine {
             hash: stored.hash.clone(),
             held,
             by: by.clone(),
+            sessions_revoked: BTreeSet::new(),
         };
         let held: BTreeSet<usize> = status.waiting.keys().copied().collect();
         let started = self.store.task_counts(plan_id).await?;

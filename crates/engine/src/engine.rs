@@ -58,6 +58,10 @@ pub enum EngineError {
     /// No one in the source of truth (or the SCIM gateway) is this person.
     #[error("no person {0} in the source of truth")]
     PersonNotFound(String),
+    /// The caller could not be authenticated (an API or agent token that
+    /// is unknown, revoked or expired).
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
 }
 
 impl EngineError {
@@ -74,6 +78,7 @@ impl EngineError {
             EngineError::AlreadyApplied { .. } => "ENG-0007",
             EngineError::NotPermitted(_) => "ENG-0008",
             EngineError::PersonNotFound(_) => "ENG-0009",
+            EngineError::Unauthenticated(_) => "ENG-0010",
         }
     }
 }

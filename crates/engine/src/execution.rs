@@ -60,6 +60,9 @@ pub struct Enqueued {
     pub manual: usize,
     /// Actions held for approval: not queued.
     pub held: usize,
+    /// Leavers' IdP sessions ended before their accounts were queued for
+    /// closing (see [`crate::revoke`]); empty when no source may revoke.
+    pub revocations: Vec<crate::revoke::Revocation>,
 }
 
 impl Engine {
@@ -196,6 +199,11 @@ impl Engine {
     /// manual.
     pub(crate) async fn enqueue(&self, approved: &Approved) -> Result<Enqueued, EngineError> {
         let plan_id = approved.plan_id();
+        // A leaver's IdP sessions end before any of their accounts is
+        // closed, so SSO-only and JIT apps stop admitting them. Only for
+        // removals that run now: a guard that withholds or holds them
+        // holds the revocation too.
+        let revocations = self.revoke_for_leavers(approved).await?;
         // What no connector can do goes to people first (held actions get
         // no task, no checklist).
         let tasks = self.route_manual(plan_id).await?;
@@ -251,6 +259,7 @@ impl Engine {
             existing: enqueued.existing,
             manual,
             held: held.len(),
+            revocations,
         })
     }
 

@@ -1,20 +1,32 @@
-//! Ending an offboarded person's identity-provider sessions, first.
+//! Ending a leaver's identity-provider sessions, first.
 //!
 //! Closing app accounts does not stop a person who is still signed in to
 //! the IdP: SSO-only apps and apps that create accounts on first sign-in
-//! (JIT) keep admitting them until the IdP session ends. So an offboarding
-//! ([`crate::Roster::offboard`]) revokes the person's sessions (and, where
-//! the IdP can, the tokens it issued them) in every source that lists
-//! them, **before** any app account is closed.
+//! (JIT) keep admitting them until the IdP session ends. So roster revokes
+//! a leaver's sessions (and, where the IdP can, the tokens it issued them)
+//! in every source that lists them, **before** any app account of theirs
+//! is closed.
 //!
-//! # Who and where
+//! # Who and when
 //!
-//! * Only the one person an authenticated principal offboards, through
-//!   `Roster::offboard`. Reconciliation never revokes, not even for a
-//!   person an IdP reports as gone: a source that says "left" is data
-//!   that flows through the guards into a reviewable plan, and a revoked
-//!   session cannot be undone. A dry run (`preview_offboard`) lists what
-//!   would be revoked and makes no request.
+//! * **An offboarding** ([`crate::Roster::offboard`]): the one person an
+//!   authenticated principal offboards, first thing, whatever their plan
+//!   holds. A dry run (`preview_offboard`) lists what would be revoked and
+//!   makes no request.
+//! * **A leaver's approved removal**: carrying out a plan
+//!   ([`Engine::enqueue`](crate::Engine), behind `Roster::apply`,
+//!   `Roster::enqueue` and the service's runs) first revokes the sessions
+//!   of each person with a leaver's removal (`Cause::Left`: terminated in
+//!   HR or an IdP, or past their end date) that runs now. So the guards
+//!   hold the revocation exactly as they hold the removal: a source change
+//!   or an incomplete read withholds the removal and no session is touched;
+//!   a removal waiting for approval revokes nothing until it is approved;
+//!   a person who merely lost a rule's grant, or an orphan, is never
+//!   revoked. A revoked session cannot be undone, so nothing cheaper than
+//!   an approved leaver's removal triggers one. `roster plan show` lists
+//!   what a plan would revoke ([`crate::Roster::planned_leaver_revocations`]).
+//!   A leaver with no account left to close is not revoked by a plan
+//!   (nothing of theirs runs); `roster offboard` revokes them.
 //! * In each source whose last read listed the person: the id that source
 //!   knows them by is kept as the attribute `idp_id.<source>` (e.g.
 //!   `idp_id.source.okta`) by the import ([`IDP_ID_PREFIX`]), so a person
@@ -22,29 +34,35 @@
 //! * Only in a source configured to (`[sources.<name>] revoke_sessions =
 //!   true`, off by default: it needs a write permission, which README
 //!   names per IdP). A source that lists the person but may not revoke is
-//!   reported as such, so nobody mistakes "not asked" for "done".
+//!   reported as such by an offboarding, so nobody mistakes "not asked"
+//!   for "done"; a plan simply does not ask it.
 //!
-//! # Failure is loud, and does not stop the offboarding
+//! # Failure is loud, and does not stop the removal
 //!
 //! Each call goes through the source's rate budget and is retried under
 //! the engine's one retry policy (`ExecutorOptions::retry`); revoking is
 //! idempotent, so a re-sent call is harmless. A revocation that still
 //! fails is returned as [`RevocationOutcome::Failed`], audited
 //! (`sessions.revoked` with the outcome), and opens a human task held by
-//! the principal who offboarded (its dedupe key names the source and the
-//! IdP id), so it shows among the person's remaining access until someone
-//! ends the sessions by hand. The offboarding goes on closing accounts:
+//! the principal who offboarded or applied (its dedupe key names the
+//! source and the IdP id), so it shows among the person's remaining access
+//! until someone ends the sessions by hand. Closing accounts goes on:
 //! taking access away is the goal, and a closed account is not undone by
 //! a failed sign-out.
 
+use std::collections::BTreeSet;
+
 use roster_connectors::retry::Next;
+use roster_core::plan::Cause;
 use roster_core::{ConnectionId, Person};
-use roster_store::{AuditKind, HumanTask, HumanTaskState};
+use roster_store::{ActionState, AuditKind, HumanTask, HumanTaskState};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::approval::Approved;
 use crate::config::IDP_SOURCE;
 use crate::engine::{Engine, EngineError, ms};
+use crate::planning::PersonRef;
 
 /// The person attribute prefix that holds a source's id for them:
 /// `idp_id.<source id>`.
@@ -150,15 +168,115 @@ impl Engine {
     }
 
     /// Revokes `person`'s sessions in every source that lists them and
-    /// may revoke (module docs). Only `Roster::offboard` calls this.
+    /// may revoke (module docs): an offboarding, first. Sources that list
+    /// them but may not revoke are returned as `NotEnabled`.
     pub(crate) async fn revoke_sessions(
         &self,
         actor: &str,
         person: &Person,
         reason: &str,
     ) -> Result<Vec<Revocation>, EngineError> {
+        self.revoke(actor, person, reason, self.planned_revocations(person))
+            .await
+    }
+
+    /// The leavers whose sessions carrying out `approved` ends: each
+    /// person with a leaver's removal (`Cause::Left`) that runs now (not
+    /// held for approval, not done already), whose sessions this request
+    /// has not ended yet. Nobody when no source may revoke.
+    pub(crate) async fn leavers_to_revoke(
+        &self,
+        approved: &Approved,
+    ) -> Result<Vec<Person>, EngineError> {
+        if !self.sources.iter().any(|w| w.revoke_sessions) {
+            return Ok(Vec::new());
+        }
+        let held = approved.held();
+        let mut leavers = BTreeSet::new();
+        for a in self.store.actions(approved.plan_id()).await? {
+            let runs_now = matches!(a.state, ActionState::Pending | ActionState::Failed)
+                && !held.contains(&a.index);
+            if runs_now && a.action.cause == Cause::Left && a.action.operation.is_deprovision() {
+                if let Some(e) = a
+                    .action
+                    .employee_id
+                    .filter(|e| !approved.sessions_revoked_for(e))
+                {
+                    leavers.insert(e);
+                }
+            }
+        }
+        let mut people = Vec::new();
+        for e in leavers {
+            if let Some(p) = self.find_person(&PersonRef::EmployeeId(e)).await? {
+                people.push(p);
+            }
+        }
+        Ok(people)
+    }
+
+    /// What carrying out `plan` would revoke (`WouldRevoke`), for each
+    /// leaver it takes access from, in the sources that may, whether or
+    /// not their removals wait for approval; asks nothing. For a plan's
+    /// review (`roster plan show`).
+    pub(crate) async fn planned_leaver_revocations(
+        &self,
+        plan: &roster_core::Plan,
+    ) -> Result<Vec<Revocation>, EngineError> {
+        if !self.sources.iter().any(|w| w.revoke_sessions) {
+            return Ok(Vec::new());
+        }
+        let leavers: BTreeSet<_> = plan
+            .actions
+            .iter()
+            .filter(|a| a.cause == Cause::Left && a.operation.is_deprovision())
+            .filter_map(|a| a.employee_id.clone())
+            .collect();
         let mut out = Vec::new();
-        for mut r in self.planned_revocations(person) {
+        for e in leavers {
+            if let Some(p) = self.find_person(&PersonRef::EmployeeId(e)).await? {
+                out.extend(
+                    self.planned_revocations(&p)
+                        .into_iter()
+                        .filter(|r| r.outcome == RevocationOutcome::WouldRevoke),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends the sessions of the leavers carrying out `approved` takes
+    /// access from, before any of their accounts is closed (module docs),
+    /// in the sources that may revoke.
+    pub(crate) async fn revoke_for_leavers(
+        &self,
+        approved: &Approved,
+    ) -> Result<Vec<Revocation>, EngineError> {
+        let actor = approved.by().actor();
+        let reason = format!("leaver in plan {}", approved.plan_id());
+        let mut out = Vec::new();
+        for person in self.leavers_to_revoke(approved).await? {
+            let enabled = self
+                .planned_revocations(&person)
+                .into_iter()
+                .filter(|r| r.outcome == RevocationOutcome::WouldRevoke)
+                .collect();
+            out.extend(self.revoke(&actor, &person, &reason, enabled).await?);
+        }
+        Ok(out)
+    }
+
+    /// Asks each source in `planned` to revoke (those `NotEnabled` are
+    /// passed through untouched), retried, audited, a task on failure.
+    async fn revoke(
+        &self,
+        actor: &str,
+        person: &Person,
+        reason: &str,
+        planned: Vec<Revocation>,
+    ) -> Result<Vec<Revocation>, EngineError> {
+        let mut out = Vec::new();
+        for mut r in planned {
             if r.outcome == RevocationOutcome::NotEnabled {
                 out.push(r);
                 continue;

@@ -718,6 +718,13 @@ pub fn vanished(previous: &[Person], merged: &[Person], read: &[ConnectionId]) -
             p.status = EmploymentStatus::Terminated;
             p.attributes.insert("idp_state".into(), "removed".into());
             p.attributes.insert("idp_flag".into(), "removed".into());
+            // Gone from those IdPs: there is no session of theirs to end
+            // there (deleting a user ends them), so no revocation asks.
+            for r in read {
+                p.attributes
+                    .remove(&format!("{}{r}", crate::revoke::IDP_ID_PREFIX));
+            }
+            p.attributes.remove("idp_id");
             p
         })
         .collect()

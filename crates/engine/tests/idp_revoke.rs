@@ -1,7 +1,10 @@
 //! End to end: an offboarding ends the leaver's IdP sessions first, in
 //! every source that lists them, before any app account closes; a dry
 //! run revokes nothing; a failed revocation is reported, audited and a
-//! task, not swallowed; and nothing but an offboarding ever revokes.
+//! task, not swallowed. A leaver the sources report has their sessions
+//! ended when their removal runs, first, in each IdP that may revoke, and
+//! only then: a held source change or a removal waiting for approval
+//! revokes nothing; a locked-out or suspended person keeps everything.
 //!
 //! Each IdP is its simulator, reached through the source `roster` builds
 //! from a config text; the oracle is the simulator's effect log. The order
@@ -447,13 +450,14 @@ async fn a_failed_revocation_is_reported_audited_and_a_task_and_accounts_still_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_but_an_offboarding_revokes_and_a_source_not_enabled_is_only_reported() {
+async fn a_source_not_enabled_is_never_asked_and_an_offboarding_reports_it() {
     let app = expensify().await;
     let (okta, graph) = okta_and_entra().await;
     // Okta lists everyone but may not revoke; Entra may.
     let w = wire(&app, &okta_and_entra_toml(&okta.url(), &graph, false)).await;
-    // An IdP leaver, through the service's full run: the account closes,
-    // no session is revoked anywhere.
+    // An Okta leaver, through the service's full run and its worker: the
+    // account closes; the leaver's Entra sessions end first (Entra may
+    // revoke and lists them); Okta, not enabled, is asked nothing.
     assert!(okta.handle().set_user_status(&email(3), "DEPROVISIONED"));
     let summary = w
         .roster
@@ -473,9 +477,17 @@ async fn nothing_but_an_offboarding_revokes_and_a_source_not_enabled_is_only_rep
         .unwrap();
     assert_eq!(removed(&app), vec![email(3)]);
     assert!(revoked(&okta.handle().effects()).is_empty());
-    assert!(revoked(&graph.handle().effects()).is_empty());
-    assert!(w.removed_before.lock().unwrap().is_empty());
-    assert!(audited(&w.roster, "sessions.revoked").await.is_empty());
+    assert_eq!(revoked(&graph.handle().effects()), vec![email(3)]);
+    assert_eq!(*w.removed_before.lock().unwrap(), vec![0]);
+    let audit = audited(&w.roster, "sessions.revoked").await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].1["source"], "source.entra");
+    assert!(
+        audit[0].1["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("leaver in plan")
+    );
 
     // An offboarding of someone else: Entra revokes for them alone; Okta
     // is reported as not enabled and asked nothing.
@@ -492,7 +504,7 @@ async fn nothing_but_an_offboarding_revokes_and_a_source_not_enabled_is_only_rep
     assert_eq!(okta_r.outcome, RevocationOutcome::NotEnabled);
     assert_eq!(okta_r.attempts, 0);
     assert!(revoked(&okta.handle().effects()).is_empty());
-    assert_eq!(revoked(&graph.handle().effects()), vec![email(5)]);
+    assert_eq!(revoked(&graph.handle().effects()), vec![email(3), email(5)]);
 }
 
 /// The policy of the re-pointing test: the manager comes from the IdP.
@@ -654,4 +666,297 @@ async fn an_offboarding_re_points_the_leavers_reports_to_their_manager_before_cl
         "a person is asked: {:?}",
         remaining.open_tasks
     );
+}
+
+// ---------------------------------------------------------------------
+// A leaver the sources report (not an offboarding): the plan's approved
+// removal ends their sessions first, under the same guards.
+// ---------------------------------------------------------------------
+
+fn okta_revoking(url: &str) -> String {
+    format!(
+        "policy = \"p.toml\"\n[sources.okta]\nkind = \"okta\"\nbase_url = \"{url}\"\n\
+         token = {{ env = \"OKTA_TOKEN\" }}\nrevoke_sessions = true\n"
+    )
+}
+
+async fn okta_sim() -> roster_sim::okta::RunningOkta {
+    let mut config = OktaSimConfig::new(OKTA_TOKEN);
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            OktaUser::new(&email(i), &format!("P{i}"), "L").with_employee_number(&format!("E{i}")),
+        );
+    }
+    OktaSim::start(config).await.unwrap()
+}
+
+/// A service run (sources imported, apps read, planned), then the plan
+/// checked and carried out as `roster apply` does, by `by`. Returns the
+/// plan and what carrying it out revoked.
+async fn run_and_apply(
+    w: &Wired,
+    by: &Principal,
+) -> (
+    roster_core::Plan,
+    Vec<roster_engine::revoke::Revocation>,
+    roster_store::PlanId,
+) {
+    let summary = w
+        .roster
+        .reconcile(
+            &op(),
+            &RunOptions {
+                hr_csv: None,
+                auto_apply: false,
+            },
+        )
+        .await
+        .unwrap();
+    let id = summary.plan.expect("a plan was stored");
+    let plan = w.roster.store().plan(&id).await.unwrap().unwrap().plan;
+    let approved = w.roster.check(by, &id, &mut |_, _| {}).await.unwrap();
+    let (_, enqueued) = w.roster.apply(approved, &mut |_, _| {}).await.unwrap();
+    (plan, enqueued.revocations, id)
+}
+
+/// The leaver's sessions were revoked once, in the IdP, before their
+/// account closed; the account closed; nobody else was touched.
+async fn leaver_revoked_first(
+    w: &Wired,
+    app: &RunningSim,
+    idp_revoked: Vec<String>,
+    leaver: usize,
+) {
+    assert_eq!(idp_revoked, vec![email(leaver)]);
+    assert_eq!(*w.removed_before.lock().unwrap(), vec![0]);
+    assert_eq!(removed(app), vec![email(leaver)]);
+    let audit = audited(&w.roster, "sessions.revoked").await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].1["outcome"], "revoked");
+    assert_eq!(audit[0].1["email"], email(leaver));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_okta_leaver_has_sessions_revoked_before_accounts_close_and_a_locked_out_user_keeps_everything()
+ {
+    let app = expensify().await;
+    let idp = okta_sim().await;
+    let w = wire(&app, &okta_revoking(&idp.url())).await;
+    let h = idp.handle();
+    assert!(h.set_user_status(&email(3), "DEPROVISIONED"));
+    assert!(h.set_user_status(&email(4), "LOCKED_OUT"));
+    assert!(h.set_user_status(&email(5), "SUSPENDED"));
+    let (_, revocations, _) = run_and_apply(&w, &op()).await;
+    assert_eq!(revocations.len(), 1, "{revocations:?}");
+    assert_eq!(revocations[0].outcome, RevocationOutcome::Revoked);
+    leaver_revoked_first(&w, &app, revoked(&h.effects()), 3).await;
+    // Locked out and suspended keep their accounts and their sessions.
+    for i in [4, 5] {
+        assert!(app.handle().employee(POLICY_ID, &email(i)).is_some());
+    }
+    // The next run closes nothing more and revokes nothing more.
+    let (plan, revocations, _) = run_and_apply(&w, &op()).await;
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert!(revocations.is_empty());
+    assert_eq!(revoked(&h.effects()), vec![email(3)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entra_disabled_user_has_sessions_revoked_before_accounts_close() {
+    let app = expensify().await;
+    let mut config = GraphSimConfig::new("tenant-1", "client-1", "graph-secret");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            GraphUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
+        );
+    }
+    let idp = GraphSim::start(config).await.unwrap();
+    let toml = format!(
+        "policy = \"p.toml\"\n[sources.entra]\nkind = \"entra\"\ntenant_id = \"tenant-1\"\n\
+         client_id = \"client-1\"\nclient_secret = {{ env = \"ENTRA_SECRET\" }}\n\
+         base_url = \"{}\"\nlogin_url = \"{}\"\nrevoke_sessions = true\n",
+        idp.graph_url(),
+        idp.login_url()
+    );
+    let w = wire(&app, &toml).await;
+    // A disabled account keeps its refresh tokens until they are revoked:
+    // exactly the case revokeSignInSessions is for.
+    assert!(idp.handle().set_enabled(&email(2), false));
+    run_and_apply(&w, &op()).await;
+    leaver_revoked_first(&w, &app, revoked(&idp.handle().effects()), 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_google_archived_user_is_signed_out_before_accounts_close_and_a_suspended_one_keeps_everything()
+ {
+    let app = expensify().await;
+    let mut config = GoogleSimConfig::new(GOOGLE_SA, "admin@acme.example");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            GoogleUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
+        );
+    }
+    let idp = GoogleSim::start(config).await.unwrap();
+    let toml = format!(
+        "policy = \"p.toml\"\n[sources.google]\nkind = \"google\"\nservice_account = \"{GOOGLE_SA}\"\n\
+         admin = \"admin@acme.example\"\nprivate_key = {{ env = \"GOOGLE_KEY\" }}\n\
+         base_url = \"{}\"\ntoken_url = \"{}\"\nrevoke_sessions = true\n",
+        idp.api_url(),
+        idp.token_url()
+    );
+    let w = wire(&app, &toml).await;
+    assert!(idp.handle().update_user(&email(1), |u| u.archived = true));
+    assert!(idp.handle().update_user(&email(4), |u| u.suspended = true));
+    run_and_apply(&w, &op()).await;
+    leaver_revoked_first(&w, &app, revoked(&idp.handle().effects()), 1).await;
+    assert!(app.handle().employee(POLICY_ID, &email(4)).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_onelogin_deleted_user_is_not_asked_to_log_out_and_a_locked_one_keeps_everything() {
+    // OneLogin has no "left" status: deleting the user is how a leaver
+    // shows, and deleting ends their OneLogin sessions. roster closes the
+    // accounts and does not ask OneLogin about a user it no longer has
+    // (which would fail and open a needless task).
+    let app = expensify().await;
+    let mut config = OneLoginSimConfig::new("ol-client", "ol-secret");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            OneLoginUser::new(&email(i), &format!("P{i}"), "L")
+                .with_custom("employee_id", &format!("E{i}")),
+        );
+    }
+    let idp = OneLoginSim::start(config).await.unwrap();
+    let toml = format!(
+        "policy = \"p.toml\"\n[sources.onelogin]\nkind = \"onelogin\"\nbase_url = \"{}\"\n\
+         client_id = \"ol-client\"\nclient_secret = {{ env = \"OL_SECRET\" }}\nrevoke_sessions = true\n",
+        idp.url()
+    );
+    let w = wire(&app, &toml).await;
+    assert!(idp.handle().delete_user(&email(0)));
+    assert!(idp.handle().set_status(&email(5), 3));
+    let (_, revocations, _) = run_and_apply(&w, &op()).await;
+    assert!(revocations.is_empty(), "{revocations:?}");
+    assert!(revoked(&idp.handle().effects()).is_empty());
+    assert_eq!(removed(&app), vec![email(0)]);
+    assert!(app.handle().employee(POLICY_ID, &email(5)).is_some());
+    assert!(audited(&w.roster, "sessions.revoked").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hr_leaver_still_active_in_okta_has_okta_sessions_revoked_before_accounts_close() {
+    // The case revocation matters most for: HR says they left, the IdP
+    // still lets them sign in.
+    let app = expensify().await;
+    let idp = okta_sim().await;
+    let w = wire(&app, &okta_revoking(&idp.url())).await;
+    let hr: Vec<roster_core::Person> = (0..PEOPLE)
+        .map(|i| roster_core::Person {
+            employee_id: roster_core::EmployeeId::new(format!("E{i}")),
+            email: roster_core::Email::parse(&email(i)).unwrap(),
+            aliases: vec![],
+            first_name: format!("P{i}"),
+            last_name: "L".into(),
+            department: "Finance".into(),
+            cost_center: "CC-1".into(),
+            manager_email: None,
+            status: if i == 4 {
+                roster_core::EmploymentStatus::Terminated
+            } else {
+                roster_core::EmploymentStatus::Active
+            },
+            start_date: None,
+            end_date: None,
+            groups: vec![],
+            attributes: Default::default(),
+        })
+        .collect();
+    let refreshed = w
+        .roster
+        .refresh(
+            &op(),
+            roster_engine::RefreshOptions {
+                people: Some((hr, "hr.csv".into())),
+                ..Default::default()
+            },
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    // The plan says, before anyone approves it, whose sessions end.
+    let would = w
+        .roster
+        .planned_leaver_revocations(&refreshed.planned.plan)
+        .await
+        .unwrap();
+    assert_eq!(would.len(), 1, "{would:?}");
+    assert_eq!(would[0].outcome, RevocationOutcome::WouldRevoke);
+    assert!(revoked(&idp.handle().effects()).is_empty());
+    let approved = w
+        .roster
+        .check_planned(&op(), refreshed.planned)
+        .await
+        .unwrap();
+    w.roster.apply(approved, &mut |_, _| {}).await.unwrap();
+    leaver_revoked_first(&w, &app, revoked(&idp.handle().effects()), 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_source_change_revokes_no_session_and_closes_nothing() {
+    // Okta returns a third of its people, completely, and marks one more
+    // deprovisioned: the source-change guard withholds every removal, so
+    // no session is touched either, until a person confirms the source.
+    let app = expensify().await;
+    let idp = okta_sim().await;
+    let w = wire(&app, &okta_revoking(&idp.url())).await;
+    let h = idp.handle();
+    for i in 0..PEOPLE / 2 {
+        assert!(h.set_user_status(&email(i), "DEPROVISIONED") && h.delete_user(&email(i)));
+    }
+    assert!(h.set_user_status(&email(PEOPLE - 1), "DEPROVISIONED"));
+    let (plan, revocations, _) = run_and_apply(&w, &op()).await;
+    assert!(
+        plan.guards
+            .fired
+            .iter()
+            .any(|g| g.kind == roster_core::guard::GuardKind::SourceChange),
+        "{:?}",
+        plan.guards
+    );
+    assert!(revocations.is_empty(), "{revocations:?}");
+    assert!(revoked(&h.effects()).is_empty());
+    assert!(removed(&app).is_empty());
+    assert!(w.removed_before.lock().unwrap().is_empty());
+    assert!(audited(&w.roster, "sessions.revoked").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leavers_removal_waiting_for_approval_revokes_nothing_until_approved() {
+    // Every deactivation needs a person's approval here.
+    let policy = format!("{POLICY}[approvals]\nmax_deprovisions_per_plan = 0\n");
+    let app = expensify().await;
+    let idp = okta_sim().await;
+    let w = wire_with(&app, &okta_revoking(&idp.url()), &policy).await;
+    let h = idp.handle();
+    assert!(h.set_user_status(&email(2), "DEPROVISIONED"));
+    let (plan, revocations, id) = run_and_apply(&w, &op()).await;
+    assert_eq!(plan.approvals.len(), 1, "{:?}", plan.approvals);
+    assert!(revocations.is_empty(), "{revocations:?}");
+    assert!(revoked(&h.effects()).is_empty());
+    assert!(removed(&app).is_empty());
+
+    // A second person approves; carrying it out now revokes, first.
+    let approver = Principal::new(PrincipalKind::User, "approver");
+    w.roster
+        .approve(&approver, &id, None, "confirmed with HR")
+        .await
+        .unwrap();
+    let approved = w
+        .roster
+        .check(&approver, &id, &mut |_, _| {})
+        .await
+        .unwrap();
+    let (_, enqueued) = w.roster.apply(approved, &mut |_, _| {}).await.unwrap();
+    assert_eq!(enqueued.revocations.len(), 1, "{:?}", enqueued.revocations);
+    leaver_revoked_first(&w, &app, revoked(&h.effects()), 2).await;
 }

@@ -84,6 +84,9 @@ audit_kinds! {
     /// SCIM gateway tokens.
     ScimTokenCreated => "scim.token.created",
     ScimTokenRevoked => "scim.token.revoked",
+    /// REST API and AI-agent tokens.
+    ApiTokenCreated => "api.token.created",
+    ApiTokenRevoked => "api.token.revoked",
     /// Stored vendor secrets.
     SecretSet => "secret.set",
     SecretRemoved => "secret.removed",

@@ -48,6 +48,7 @@
 )]
 
 mod accounts;
+mod api_tokens;
 pub mod audit;
 mod audit_kind;
 mod checkpoints;
@@ -76,6 +77,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 pub use accounts::{AccountSighting, ObservationInfo};
+pub use api_tokens::ApiTokenRecord;
 pub use audit::{
     AuditErasure, AuditEvent, AuditRecord, AuditReport, ErasureCandidates, GENESIS_HASH,
 };
@@ -111,7 +113,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -296,7 +296,7 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
             d.is_unique_violation() || {

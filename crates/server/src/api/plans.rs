@@ -61,9 +61,15 @@ pub async fn create(
     Extension(auth): Extension<Authenticated>,
     ApiJson(body): ApiJson<PlanRequest>,
 ) -> Result<Response, Problem> {
+    // An empty list or text is the same as none.
+    let person = body
+        .person
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
     let scope = match body.scope {
         PlanScopeKind::All => {
-            if !body.connections.is_empty() || body.person.is_some() {
+            if !body.connections.is_empty() || person.is_some() {
                 return Err(Problem::bad_parameter(
                     "scope all takes neither connections nor person",
                 ));
@@ -71,17 +77,15 @@ pub async fn create(
             PlanScope::All
         }
         PlanScopeKind::Connections => {
-            if body.connections.is_empty() || body.person.is_some() {
+            if body.connections.is_empty() || person.is_some() {
                 return Err(Problem::bad_parameter(
                     "scope connections takes a non-empty connections list and no person",
                 ));
             }
             PlanScope::Connections(body.connections.iter().map(ConnectionId::new).collect())
         }
-        PlanScopeKind::Person => match &body.person {
-            Some(p) if !p.trim().is_empty() && body.connections.is_empty() => {
-                PlanScope::Person(PersonRef::parse(p.trim()))
-            }
+        PlanScopeKind::Person => match person {
+            Some(p) if body.connections.is_empty() => PlanScope::Person(PersonRef::parse(p)),
             _ => {
                 return Err(Problem::bad_parameter(
                     "scope person takes a person (employee ID or address) and no connections",
@@ -147,7 +151,6 @@ async fn decide(
     }
     let id = PlanId::new(id);
     let current = roster.plan_detail(&id).await?;
-    check_if_match(&headers, &current.version)?;
     let action = match body.action {
         None => None,
         Some(i) => {
@@ -161,6 +164,7 @@ async fn decide(
             Some(i)
         }
     };
+    check_if_match(&headers, &current.version)?;
     let by = &auth.principal;
     if approve {
         roster.approve(by, &id, action, body.reason.trim()).await?;

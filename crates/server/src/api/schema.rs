@@ -95,7 +95,7 @@ pub fn resolve_request(out: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> 
 #[serde(deny_unknown_fields)]
 pub struct OffboardRequest {
     /// Why (recorded in the audit log with the override).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
     /// Only show the plan it would carry out; record nothing.
     #[serde(default)]
@@ -139,10 +139,11 @@ pub struct PlanRequest {
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     /// Why (recorded with the decision).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
     /// One action's index; none: every action that waits.
     #[schema(minimum = 0, maximum = 1000000000)]
+    #[serde(default, deserialize_with = "integral")]
     pub action: Option<u64>,
 }
 
@@ -172,8 +173,26 @@ pub struct CompleteMultipart {
 pub struct ResolveRequest {
     /// The person the account belongs to; null: no managed person's.
     pub employee_id: Option<String>,
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
+}
+
+/// A JSON integer, also written as a number with no fraction (`3.0`), as
+/// JSON Schema's `integer` allows.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n: Option<serde_json::Number> = Option::deserialize(d)?;
+    match n {
+        None => Ok(None),
+        Some(n) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an action index"))),
+    }
 }
 
 // ------------------------------------------------------------- answers

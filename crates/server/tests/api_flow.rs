@@ -403,3 +403,109 @@ async fn people_pages_link_to_the_next_and_errors_are_problem_details() {
     }
     assert!(!html.contains("<script"), "no script in the reference");
 }
+
+/// `roster serve`'s router: SCIM, hooks and the API merged, each answering
+/// in its own error shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_merges_with_the_scim_gateway_and_hooks() {
+    let api = start(&policy("")).await;
+    let (sink, _events, _rx) = roster_server::EngineSink::channel();
+    let hooks = roster_server::HookState::new(Default::default(), sink.clone());
+    let scim = roster_server::ScimState::new(api.roster.store().clone(), sink);
+    let router = roster_server::scim_router(scim)
+        .merge(roster_server::hook_router(hooks))
+        .merge(roster_server::api_router(api.roster.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(roster_server::serve(listener, router, async move {
+        let _ = rx.await;
+    }));
+    let doc = api
+        .http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doc.status(), 200);
+    let resp = api
+        .http
+        .get(format!("{base}/api/v1/people"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/problem+json")
+    );
+    let resp = api
+        .http
+        .get(format!("{base}/scim/v2/expensify/Users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/scim+json")
+    );
+    let _ = tx.send(());
+}
+
+/// Offboarding through the API: a dry run records and changes nothing; the
+/// real one takes the person out of the app, as the token's principal.
+#[tokio::test(flavor = "multi_thread")]
+async fn offboarding_previews_then_removes_the_person() {
+    let api = start(&policy("")).await;
+    let off = api.token("hr-lead", &[Scope::Offboard, Scope::Read]).await;
+    let before = api.app_changes();
+    let path = format!("/api/v1/people/{}/offboard", email(6));
+    let resp = post(
+        &api,
+        &off,
+        &path,
+        None,
+        json!({"reason": "left", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let preview: Value = resp.json().await.unwrap();
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(
+        preview["plan"]["actions"].as_array().unwrap().len(),
+        1,
+        "{preview}"
+    );
+    assert_eq!(api.app_changes(), before);
+    assert!(api.in_app(&email(6)));
+
+    let resp = post(&api, &off, &path, None, json!({"reason": "left today"})).await;
+    assert_eq!(resp.status(), 200);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(done["applied"], 1, "{done}");
+    assert!(!api.in_app(&email(6)));
+    assert!(api.in_app(&email(7)));
+    let audit: Value = get(&api, &off, "/api/v1/audit").await.json().await.unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "person.offboarded" && e["actor"] == "token:hr-lead"),
+        "the audit log names the token's principal"
+    );
+    let resp = post(
+        &api,
+        &off,
+        "/api/v1/people/nobody@acme.example/offboard",
+        None,
+        json!({"reason": "x"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+}

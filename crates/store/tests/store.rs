@@ -150,7 +150,12 @@ mod cases {
             .plans_before(Some((last.created_ms, last.id.as_str())), 10)
             .await
             .unwrap();
-        assert_eq!(rest.len(), 2, "{:?}", rest.iter().map(|p| &p.id).collect::<Vec<_>>());
+        assert_eq!(
+            rest.len(),
+            2,
+            "{:?}",
+            rest.iter().map(|p| &p.id).collect::<Vec<_>>()
+        );
         assert!(rest.iter().all(|p| p.id != last.id && p.id != first[0].id));
         assert_eq!(rest[1].created_ms, 1_000);
 

@@ -509,3 +509,111 @@ async fn offboarding_previews_then_removes_the_person() {
     .await;
     assert_eq!(resp.status(), 404);
 }
+
+fn task(id: &str) -> roster_store::HumanTask {
+    roster_store::HumanTask {
+        id: id.into(),
+        dedupe_key: format!("key-{id}"),
+        connection: "expensify".into(),
+        kind: "deactivate".into(),
+        subject_email: email(8),
+        employee_id: Some("E08".into()),
+        account_key: None,
+        plan_id: None,
+        action_idx: None,
+        title: "Remove p8 from Expensify".into(),
+        checklist: vec!["Open the admin console".into()],
+        assignee: None,
+        state: roster_store::HumanTaskState::Open,
+        flagged: false,
+        note: None,
+        evidence: None,
+        due_ms: None,
+        reminded_ms: None,
+        escalated_ms: None,
+        created_ms: 1,
+        updated_ms: 1,
+    }
+}
+
+/// Completing a task with a JSON note, and with an evidence file whose
+/// name, size and SHA-256 are recorded; a completed task cannot be
+/// completed again.
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_complete_with_a_note_or_an_evidence_file() {
+    let api = start(&policy("")).await;
+    let store = api.roster.store();
+    let (a, _) = store.open_human_task(&task("t-json")).await.unwrap();
+    let (b, _) = store.open_human_task(&task("t-file")).await.unwrap();
+    let worker = api.token("it-desk", &[Scope::Read, Scope::Apply]).await;
+
+    let resp = post(
+        &api,
+        &worker,
+        &format!("/api/v1/tasks/{}/complete", a.id),
+        None,
+        json!({"note": "removed", "evidence": "ticket IT-42"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["evidence"], "ticket IT-42");
+
+    let boundary = "rosterBoundary42";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\ndone by hand\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shot.png\"\r\n\
+         Content-Type: image/png\r\n\r\nabc\r\n--{boundary}--\r\n"
+    );
+    let resp = api
+        .http
+        .post(api.url(&format!("/api/v1/tasks/{}/complete", b.id)))
+        .bearer_auth(&worker)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(
+        done["evidence"],
+        "shot.png (3 bytes, sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad)",
+        "{done}"
+    );
+    assert_eq!(done["note"], "done by hand");
+
+    // Done already: refused, and an unknown task is 404.
+    let resp = post(
+        &api,
+        &worker,
+        &format!("/api/v1/tasks/{}/complete", a.id),
+        None,
+        json!({}),
+    )
+    .await;
+    assert_eq!(resp.status(), 409);
+    let resp = post(
+        &api,
+        &worker,
+        "/api/v1/tasks/nope/complete",
+        None,
+        json!({}),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    let listed: Value = get(&api, &worker, "/api/v1/tasks")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "done tasks wait for verification"
+    );
+}

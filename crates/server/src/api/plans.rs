@@ -8,6 +8,11 @@
 //! (`Roster::check`), so a plan from an old read never runs against apps
 //! that moved: it is stale (409).
 //!
+//! `If-Match` is compared with the plan's version just before the decision
+//! or the check; the engine binds every decision to the plan's hash and
+//! re-judges it when the plan is carried out, so a race in between can
+//! change who decided, never what runs unapproved.
+//!
 //! Applying runs in a task of its own: the answer is 200 with what was
 //! done when it settles within [`APPLY_WAIT`], else 202 with `Location`
 //! (the plan, whose state says `applying` until it settles). A client that

@@ -133,8 +133,17 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         let _ = crate::service::shutdown_signal().await;
         eprintln!("stopping…");
     };
-    let options = roster_server::scim_serve_options(state.config());
-    let router = scim_router(state).merge(hook_router(hook_state));
+    let mut options = roster_server::scim_serve_options(state.config());
+    options.max_body_bytes = options
+        .max_body_bytes
+        .max(roster_server::api::MAX_BODY_BYTES + 64 * 1024);
+    eprintln!(
+        "roster serve: REST API at http://{0}/api/v1/ (OpenAPI: /api/v1/openapi.json, reference: /api/docs; tokens: roster token create)",
+        listener.local_addr()?
+    );
+    let router = scim_router(state)
+        .merge(hook_router(hook_state))
+        .merge(roster_server::api_router(roster.clone()));
     roster_server::serve_with(listener, router, shutdown, options)
         .await
         .context("the HTTP server failed")?;

@@ -1,5 +1,6 @@
 //! Notifications: the events people must act on, sent where they already
-//! work (Slack-compatible incoming webhooks and generic signed webhooks).
+//! work (email over SMTP, Slack-compatible incoming webhooks and generic
+//! signed webhooks).
 //!
 //! # Read from the audit log
 //!
@@ -26,6 +27,10 @@
 //!   "<timestamp>.<body>">` with the channel's `secret`, so the receiver
 //!   can check the sender and refuse replays (a timestamp older than a few
 //!   minutes).
+//!
+//! * `kind = "email"`: SMTP with STARTTLS (`smtp://host:587`) or TLS
+//!   (`smtps://host:465`) through lettre; plain SMTP only to a relay on
+//!   this host. A permanent SMTP answer (5xx) is final.
 //!
 //! `events` lists what the channel receives ([`NotifyEvent`] names, or
 //! `"*"`); `base_url` (`[notify]`) makes each message link to the page
@@ -143,11 +148,24 @@ pub struct RawNotify {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawChannel {
-    /// `slack` or `webhook`.
+    /// `slack`, `webhook` or `email`.
     pub kind: String,
-    /// The endpoint: a plain URL, or `{ env = … }` / `{ file = … }` when
-    /// the URL itself is the credential (Slack's).
-    pub url: UrlRef,
+    /// `slack` and `webhook`: the endpoint, a plain URL, or `{ env = … }` /
+    /// `{ file = … }` when the URL itself is the credential (Slack's).
+    pub url: Option<UrlRef>,
+    /// `email`: the SMTP server, `smtp://host:587` (STARTTLS, required)
+    /// or `smtps://host:465` (TLS from the start). Plain SMTP only to a
+    /// relay on this host: `smtp://127.0.0.1:25?tls=none`.
+    pub smtp: Option<String>,
+    /// `email`: the sender address.
+    pub from: Option<String>,
+    /// `email`: the recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// `email`: the SMTP user, when the server wants one.
+    pub username: Option<String>,
+    /// `email`: the SMTP password (`{ env = … }` or `{ file = … }`).
+    pub password: Option<SecretRef>,
     /// `webhook`: the HMAC signing secret (at least 16 characters).
     pub secret: Option<SecretRef>,
     /// Event names, or `["*"]`.
@@ -171,6 +189,17 @@ pub enum ChannelKind {
     Slack,
     /// Signed with this secret.
     Webhook,
+    Email,
+}
+
+type Mailer = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+
+/// An email channel's transport and envelope.
+#[derive(Clone)]
+struct Mail {
+    mailer: Mailer,
+    from: lettre::message::Mailbox,
+    to: Vec<lettre::message::Mailbox>,
 }
 
 /// A channel ready to send (secrets resolved, URL checked).
@@ -182,6 +211,7 @@ pub struct Channel {
     secret: Option<String>,
     pub events: Vec<NotifyEvent>,
     client: reqwest::Client,
+    mail: Option<Mail>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -259,20 +289,42 @@ impl Notifier {
             let kind = match c.kind.as_str() {
                 "slack" => ChannelKind::Slack,
                 "webhook" => ChannelKind::Webhook,
+                "email" => ChannelKind::Email,
                 other => {
                     return Err(fail(
                         place("kind"),
-                        format!("{other:?} is not a channel kind: use \"slack\" or \"webhook\""),
+                        format!(
+                            "{other:?} is not a channel kind: use \"slack\", \"webhook\" or \"email\""
+                        ),
                     ));
                 }
             };
-            let url = match &c.url {
-                UrlRef::Plain(u) => u.clone(),
-                UrlRef::Secret(r) => resolve(&place("url"), r)?,
-            };
             let private = allow_private_network || c.allow_private_network;
-            crate::egress::check_url(&url, private)
-                .map_err(|e| fail(place("url"), e.to_string()))?;
+            let (url, mail) = if kind == ChannelKind::Email {
+                if c.url.is_some() {
+                    return Err(fail(
+                        place("url"),
+                        "an email channel has no url: give smtp, from and to".into(),
+                    ));
+                }
+                let password = c
+                    .password
+                    .as_ref()
+                    .map(|r| resolve(&place("password"), r))
+                    .transpose()?;
+                (String::new(), Some(mail(c, password, private, &place)?))
+            } else {
+                let Some(url) = &c.url else {
+                    return Err(fail(place("url"), "the channel needs a url".into()));
+                };
+                let url = match url {
+                    UrlRef::Plain(u) => u.clone(),
+                    UrlRef::Secret(r) => resolve(&place("url"), r)?,
+                };
+                crate::egress::check_url(&url, private)
+                    .map_err(|e| fail(place("url"), e.to_string()))?;
+                (url, None)
+            };
             let secret = match (&kind, &c.secret) {
                 (ChannelKind::Webhook, None) => {
                     return Err(fail(
@@ -296,7 +348,14 @@ impl Notifier {
                         "a slack channel has no signing secret (its URL is the credential)".into(),
                     ));
                 }
-                (ChannelKind::Slack, None) => None,
+                (ChannelKind::Slack | ChannelKind::Email, None) => None,
+                (ChannelKind::Email, Some(_)) => {
+                    return Err(fail(
+                        place("secret"),
+                        "an email channel has no signing secret (its SMTP password is `password`)"
+                            .into(),
+                    ));
+                }
             };
             let mut events = Vec::new();
             for e in &c.events {
@@ -329,6 +388,7 @@ impl Notifier {
                 secret,
                 events,
                 client,
+                mail,
             });
         }
         Ok(Notifier {
@@ -345,11 +405,16 @@ impl Notifier {
         let mut checked = raw.clone();
         for c in checked.channels.values_mut() {
             // Secrets are read when the service starts, not now.
-            if matches!(c.url, UrlRef::Secret(_)) {
-                c.url = UrlRef::Plain("https://placeholder.invalid/".into());
+            if matches!(c.url, Some(UrlRef::Secret(_))) {
+                c.url = Some(UrlRef::Plain("https://placeholder.invalid/".into()));
             }
             if let Some(SecretRef::File { .. }) = c.secret {
                 c.secret = Some(SecretRef::Env {
+                    env: "PLACEHOLDER".into(),
+                });
+            }
+            if c.password.is_some() {
+                c.password = Some(SecretRef::Env {
                     env: "PLACEHOLDER".into(),
                 });
             }
@@ -366,6 +431,100 @@ impl Notifier {
     pub fn is_empty(&self) -> bool {
         self.channels.is_empty()
     }
+}
+
+/// An email channel's transport, checked: a server address that passes
+/// the outbound check, TLS unless the relay is on this host, parseable
+/// addresses.
+fn mail(
+    c: &RawChannel,
+    password: Option<String>,
+    allow_private: bool,
+    place: &dyn Fn(&str) -> String,
+) -> Result<Mail, NotifyConfigError> {
+    use lettre::transport::smtp::authentication::Credentials;
+    let fail = |k: &str, message: String| NotifyConfigError {
+        place: place(k),
+        message,
+    };
+    let Some(smtp) = &c.smtp else {
+        return Err(fail(
+            "smtp",
+            "an email channel needs smtp = \"smtp://host:587\"".into(),
+        ));
+    };
+    let u = url::Url::parse(smtp).map_err(|e| fail("smtp", format!("{smtp:?}: {e}")))?;
+    let Some(raw_host) = u.host_str() else {
+        return Err(fail("smtp", format!("{smtp:?} names no host")));
+    };
+    // The same destination rules as every other outbound URL.
+    crate::egress::check_url(&format!("https://{raw_host}/"), allow_private)
+        .map_err(|e| fail("smtp", e.to_string()))?;
+    let host = raw_host.trim_matches(|c| c == '[' || c == ']').to_string();
+    let plain = u.query_pairs().any(|(k, v)| k == "tls" && v == "none");
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let mut builder = match (u.scheme(), plain) {
+        ("smtps", false) => Mailer::relay(&host).map_err(|e| fail("smtp", e.to_string()))?,
+        ("smtp", false) => {
+            Mailer::starttls_relay(&host).map_err(|e| fail("smtp", e.to_string()))?
+        }
+        ("smtp", true) if loopback => Mailer::builder_dangerous(&host),
+        ("smtp", true) => {
+            return Err(fail(
+                "smtp",
+                "plain SMTP (tls=none) only to a relay on this host: messages and the password would cross the network in the clear".into(),
+            ));
+        }
+        (other, _) => {
+            return Err(fail(
+                "smtp",
+                format!("{other:?}: use smtp:// (STARTTLS) or smtps:// (TLS)"),
+            ));
+        }
+    };
+    if let Some(port) = u.port() {
+        builder = builder.port(port);
+    }
+    match (&c.username, password) {
+        (Some(user), Some(pass)) => {
+            builder = builder.credentials(Credentials::new(user.clone(), pass));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(fail(
+                "password",
+                "give both username and password, or neither".into(),
+            ));
+        }
+    }
+    builder = builder.timeout(Some(TIMEOUT));
+    let from = c
+        .from
+        .as_deref()
+        .ok_or_else(|| fail("from", "an email channel needs a sender address".into()))?
+        .parse()
+        .map_err(|e| fail("from", format!("not an address: {e}")))?;
+    if c.to.is_empty() {
+        return Err(fail(
+            "to",
+            "an email channel needs at least one recipient".into(),
+        ));
+    }
+    let to =
+        c.to.iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|e| fail("to", format!("{t:?} is not an address: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    Ok(Mail {
+        mailer: builder.build(),
+        from,
+        to,
+    })
 }
 
 /// One message, before a channel formats it.
@@ -471,7 +630,12 @@ struct SendError {
 
 impl Channel {
     async fn send(&self, m: &Message, now_s: i64) -> Result<(), SendError> {
+        if let Some(mail) = &self.mail {
+            return send_mail(mail, m).await;
+        }
         let body = match self.kind {
+            // Sent above: an email channel is built with its transport.
+            ChannelKind::Email => Ok(Vec::new()),
             ChannelKind::Slack => {
                 let text = match &m.link {
                     Some(l) => format!("{} <{l}|open>", m.text),
@@ -534,6 +698,50 @@ impl Channel {
             retryable: status.is_server_error() || matches!(status.as_u16(), 408 | 429),
         })
     }
+}
+
+async fn send_mail(mail: &Mail, m: &Message) -> Result<(), SendError> {
+    use lettre::AsyncTransport;
+    let mut builder = lettre::Message::builder()
+        .from(mail.from.clone())
+        .subject(format!("[roster] {}", subject_line(m)));
+    for to in &mail.to {
+        builder = builder.to(to.clone());
+    }
+    let body = match &m.link {
+        Some(l) => format!("{}\n\nOpen: {l}\n", m.text),
+        None => format!("{}\n", m.text),
+    };
+    let email = builder
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| SendError {
+            message: format!("cannot build the email: {e}"),
+            retryable: false,
+        })?;
+    match mail.mailer.send(email).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(SendError {
+            // A permanent SMTP answer (5xx) is final; anything else (4xx,
+            // a broken connection, a timeout) may pass later.
+            retryable: !e.is_permanent(),
+            message: format!("SMTP: {e}"),
+        }),
+    }
+}
+
+/// The subject of an email: the event and what it is about.
+fn subject_line(m: &Message) -> String {
+    let what = match m.event {
+        NotifyEvent::ApprovalNeeded => "approval needed",
+        NotifyEvent::TaskAssigned => "task assigned",
+        NotifyEvent::TaskOverdue => "task overdue",
+        NotifyEvent::TaskEscalated => "task escalated",
+        NotifyEvent::ConnectionPaused => "connection paused",
+        NotifyEvent::ConnectionQuarantined => "connection quarantined",
+        NotifyEvent::SessionsNotRevoked => "sessions NOT revoked",
+    };
+    format!("{what}: {}", m.subject)
 }
 
 /// What one delivery pass did.

@@ -257,3 +257,124 @@ fn a_bad_channel_is_refused_at_load_naming_the_key() {
         assert!(e.to_string().contains(key), "{text}: {e}");
     }
 }
+
+/// A minimal SMTP sink on loopback: accepts every message and keeps it.
+async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kept = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = BufReader::new(r).lines();
+                w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(d) = &mut data {
+                        if line == "." {
+                            kept.lock().unwrap().push(data.take().unwrap());
+                            w.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            d.push_str(&line);
+                            d.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                        "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 ok\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            w.write_all(b"221 bye\r\n").await.unwrap();
+                            return;
+                        }
+                        _ => b"502 no\r\n",
+                    };
+                    w.write_all(answer).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+#[tokio::test]
+async fn an_email_channel_sends_over_smtp_with_the_link_and_no_secret() {
+    let (url, _got) = receiver().await;
+    let (port, mails) = smtp_sink().await;
+    let extra = format!(
+        "[channels.mail]\nkind = \"email\"\nsmtp = \"smtp://127.0.0.1:{port}?tls=none\"\n\
+         from = \"roster@acme.example\"\nto = [\"it-ops@acme.example\", \"sec@acme.example\"]\n\
+         events = [\"approval_needed\"]\n"
+    );
+    let (roster, _dir) = wired(&url, &extra).await;
+    roster.deliver_notifications().await.unwrap();
+    audit(
+        &roster,
+        "plan.awaiting_approval",
+        "P-9",
+        serde_json::json!({"waiting": 3}),
+    )
+    .await;
+    let d = roster.deliver_notifications().await.unwrap();
+    assert_eq!(d.failed, 0, "{d:?}");
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let m = &mails[0];
+    assert!(m.contains("Subject: [roster] approval needed: P-9"), "{m}");
+    assert!(
+        m.contains("To: it-ops@acme.example, sec@acme.example"),
+        "{m}"
+    );
+    assert!(m.contains("https://roster.acme.example/plans/P-9"), "{m}");
+    assert!(!m.contains(SECRET));
+}
+
+#[test]
+fn plain_smtp_is_refused_beyond_this_host_and_an_email_needs_its_envelope() {
+    let cases = [
+        (
+            "smtp = \"smtp://mail.acme.example:25?tls=none\"\nfrom = \"r@a.example\"\nto = [\"x@a.example\"]",
+            "channels.m.smtp",
+        ),
+        (
+            "smtp = \"http://mail.acme.example\"\nfrom = \"r@a.example\"\nto = [\"x@a.example\"]",
+            "channels.m.smtp",
+        ),
+        (
+            "smtp = \"smtp://mail.acme.example:587\"\nto = [\"x@a.example\"]",
+            "channels.m.from",
+        ),
+        (
+            "smtp = \"smtp://mail.acme.example:587\"\nfrom = \"r@a.example\"",
+            "channels.m.to",
+        ),
+        (
+            "smtp = \"smtp://mail.acme.example:587\"\nfrom = \"r@a.example\"\nto = [\"x@a.example\"]\nusername = \"u\"",
+            "channels.m.password",
+        ),
+    ];
+    for (body, key) in cases {
+        let text = format!("[channels.m]\nkind = \"email\"\nevents = [\"*\"]\n{body}\n");
+        let raw: RawNotify = toml::from_str(&text).unwrap();
+        let e = Notifier::check(&raw, false).unwrap_err();
+        assert!(e.to_string().contains(key), "{text}: {e}");
+    }
+    let ok: RawNotify = toml::from_str(
+        "[channels.m]\nkind = \"email\"\nevents = [\"*\"]\nsmtp = \"smtp://mail.acme.example:587\"\n\
+         from = \"r@a.example\"\nto = [\"x@a.example\"]\nusername = \"u\"\npassword = { env = \"P\" }\n",
+    )
+    .unwrap();
+    Notifier::check(&ok, false).unwrap();
+}

@@ -32,6 +32,7 @@ mod bench;
 mod bench_sources;
 mod demo;
 mod govern;
+mod notify;
 mod offboard;
 mod ops;
 mod person;
@@ -104,6 +105,9 @@ enum Command {
     /// Tokens for the REST API and AI agents (MCP): create, list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Notifications: the delivery log, and a delivery pass now.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// The SCIM gateway's tokens.
     #[command(subcommand)]
     Scim(serve::ScimCommand),
@@ -213,6 +217,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(args, cli.catalog_dir.as_deref()).await,
             Command::Scim(cmd) => serve::scim(cmd).await,
             Command::Token(cmd) => token::run(cmd, cli.catalog_dir.as_deref()).await,
+            Command::Notify(cmd) => notify::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Run(args) => service::run(args, cli.catalog_dir.as_deref()).await,
             Command::Connections(cmd) => {
                 service::connections(cmd, cli.catalog_dir.as_deref()).await

@@ -257,6 +257,19 @@ async fn build_engine(
     }
     let mut engine = Engine::new(store, policy);
     engine.anchor = anchor;
+    if with_connectors && !config.notify.channels.is_empty() {
+        // `[notify]`: its secrets are read with the connections'.
+        let base = config.path.parent().unwrap_or(std::path::Path::new("."));
+        engine.notifier = Some(
+            roster_engine::notify::Notifier::from_config(
+                &config.notify,
+                base,
+                config.allow_private_network,
+                &|name| std::env::var(name).ok(),
+            )
+            .context("cannot set up notifications ([notify] in the config)")?,
+        );
+    }
     engine.exports_dir = Some(config.data_dir.clone());
     // `[company]`: start and end dates are judged in the company's zone.
     engine.calendar = config.calendar.clone();

@@ -23,6 +23,7 @@
 //! The principal is recorded in the audit log for every event the call
 //! writes (plan.created, plan.approved, plan.apply_started, ...).
 
+pub mod notifications;
 pub mod tokens;
 
 use std::path::PathBuf;

@@ -479,6 +479,9 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default)]
     pub operators: BTreeMap<String, Operator>,
+    /// Where notifications go (see [`crate::notify`]).
+    #[serde(default)]
+    pub notify: crate::notify::RawNotify,
 }
 
 /// An operating-system user allowed to operate roster (`[operators.NAME]`).
@@ -689,6 +692,11 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[operators]`: OS users mapped to principals (module docs).
     pub operators: BTreeMap<String, Operator>,
+    /// `[notify]` as written (secrets unresolved): build the channels with
+    /// [`crate::notify::Notifier::from_config`].
+    pub notify: crate::notify::RawNotify,
+    /// The top-level `allow_private_network`.
+    pub allow_private_network: bool,
 }
 
 impl Config {
@@ -1090,6 +1098,8 @@ impl Config {
         }
         let calendar = calendar(&raw.company).map_err(invalid)?;
         let (hr_file, hr_format) = hr_source(raw.source.as_ref()).map_err(invalid)?;
+        crate::notify::Notifier::check(&raw.notify, raw.allow_private_network)
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(Config {
             path: path.to_path_buf(),
             database,
@@ -1104,6 +1114,8 @@ impl Config {
             stored_secrets,
             audit,
             operators: raw.operators,
+            notify: raw.notify,
+            allow_private_network: raw.allow_private_network,
         })
     }
 

@@ -159,6 +159,11 @@ pub struct Engine {
     /// (see [`crate::sources`]): what an incremental read is applied to.
     /// Held in memory only; a process starts with a full read.
     pub(crate) held: tokio::sync::Mutex<Held>,
+    /// Where notifications go (`[notify]`, see [`crate::notify`]); `None`:
+    /// nowhere.
+    pub notifier: Option<crate::notify::Notifier>,
+    /// The first wait between a notification's attempts (doubling).
+    pub notify_backoff: std::time::Duration,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -193,6 +198,8 @@ impl Engine {
             calendar: roster_core::Calendar::default(),
             hr_format: None,
             held: tokio::sync::Mutex::new(Held::default()),
+            notifier: None,
+            notify_backoff: std::time::Duration::from_secs(2),
         }
     }
 

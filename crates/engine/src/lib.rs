@@ -29,6 +29,7 @@ pub mod gateway;
 pub mod hr_file;
 pub mod human;
 pub mod inbound;
+pub mod notify;
 pub mod options;
 pub mod person;
 pub mod planning;

@@ -132,9 +132,25 @@ pub async fn run(
     poll_tick.tick().await;
     let mut anchor_tick = tokio::time::interval(anchor_every);
     anchor_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Notifications read the audit log: whatever the runs, the worker and
+    // the gateway recorded goes out within DELIVER_EVERY.
+    let notifies = roster
+        .engine()
+        .notifier
+        .as_ref()
+        .is_some_and(|n| !n.is_empty());
+    let mut notify_tick = tokio::time::interval(crate::notify::DELIVER_EVERY);
+    notify_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            _ = notify_tick.tick(), if notifies => {
+                match roster.deliver_notifications().await {
+                    Ok(d) if d.sent + d.failed > 0 => tracing::info!(sent = d.sent, failed = d.failed, "notifications"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "delivering notifications failed"),
+                }
+            }
             _ = anchor_tick.tick(), if roster.engine().anchor.is_some() => checkpoint(&roster).await,
             _ = poll_tick.tick(), if poll_every.is_some() && roster.engine().has_sources() => {
                 match roster.poll_sources(&service, &run_options).await {
@@ -167,6 +183,9 @@ pub async fn run(
     }
     // Whatever the last moments appended.
     checkpoint(&roster).await;
+    if notifies && let Err(e) = roster.deliver_notifications().await {
+        tracing::error!(error = %e, "delivering notifications failed");
+    }
     match worker.await {
         Ok(r) => r,
         Err(e) => Err(EngineError::Refused(format!(

@@ -650,7 +650,7 @@ fn declared_ranges(data: &str) -> Vec<[u64; 2]> {
         .unwrap_or_default()
 }
 
-fn decode_record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+pub(crate) fn decode_record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let data: String = row.try_get("data")?;
     let data = serde_json::from_str(&data)

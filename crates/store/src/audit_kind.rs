@@ -87,6 +87,8 @@ audit_kinds! {
     /// REST API and AI-agent tokens.
     ApiTokenCreated => "api.token.created",
     ApiTokenRevoked => "api.token.revoked",
+    /// A notification could not be delivered after its retries.
+    NotifyFailed => "notify.failed",
     /// Stored vendor secrets.
     SecretSet => "secret.set",
     SecretRemoved => "secret.removed",

@@ -59,6 +59,7 @@ mod gateway;
 mod governance;
 mod guards;
 mod human_tasks;
+mod notify;
 mod pages;
 mod people;
 mod plans;
@@ -91,6 +92,7 @@ pub use gateway::{GatewayIntent, GatewayStatus, GatewayUser};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;
 pub use human_tasks::{HumanTask, HumanTaskState};
+pub use notify::NotifyDelivery;
 pub use people::PersonOverride;
 pub use plans::{
     ActionState, AppliedPlan, PlanId, PlanPolicy, PlanStatus, StoredAction, StoredPlan,
@@ -114,7 +116,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 19;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -10,7 +10,8 @@
 //! [`human`] (tasks for people), [`executor`] and [`execution`] (durable
 //! tasks through the connectors), [`controls`] (kill switch, match queue),
 //! [`person`] (one person's access, read-only), [`hr_file`] (the HR file
-//! as CSV, XLSX or JSON).
+//! as CSV, XLSX or JSON), [`proposals`] (plans an AI agent or a `propose`
+//! token asks for: stored, never carried out by the asking).
 
 pub mod anchor;
 pub mod api_tokens;
@@ -33,6 +34,7 @@ pub mod inbound;
 pub mod options;
 pub mod person;
 pub mod planning;
+pub mod proposals;
 pub mod read;
 pub mod reports;
 pub mod revoke;
@@ -48,4 +50,5 @@ pub use engine::{Engine, EngineError};
 pub use execution::{ApplyReport, Enqueued};
 pub use executor::ExecutorOptions;
 pub use planning::{PersonRef, PlanScope};
+pub use proposals::{ActionExplanation, Proposal, ProposalInfo, ProposalTarget};
 pub use read::ReadOutcome;

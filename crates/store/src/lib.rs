@@ -61,6 +61,7 @@ mod guards;
 mod human_tasks;
 mod people;
 mod plans;
+mod proposals;
 mod rates;
 mod reports;
 mod scim;
@@ -78,6 +79,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 pub use accounts::{AccountSighting, ObservationInfo};
 pub use api_tokens::ApiTokenRecord;
+pub use proposals::ProposalRecord;
 pub use audit::{
     AuditErasure, AuditEvent, AuditRecord, AuditReport, ErasureCandidates, GENESIS_HASH,
 };
@@ -113,7 +115,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 18;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -57,7 +57,8 @@ pub const MAX_NOTE_CHARS: usize = 2000;
 /// What to propose a reconciliation for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposalTarget {
-    /// These connections (each must be configured).
+    /// These connections (each must be governed by the policy or
+    /// configured).
     Connections(Vec<ConnectionId>),
     /// One person across every governed connection.
     Person(PersonRef),
@@ -255,7 +256,13 @@ impl Roster {
                         "name at least one connection to propose a plan for".into(),
                     ));
                 }
-                let known = engine.connector_ids();
+                // What the policy governs or the deployment connects (a
+                // process without connectors, `roster mcp`, knows the
+                // policy's).
+                let mut known = engine.policy.governed_connections();
+                known.extend(engine.connector_ids());
+                known.sort();
+                known.dedup();
                 for id in ids {
                     if !known.contains(id) {
                         return Err(EngineError::Refused(format!(

@@ -59,6 +59,7 @@ mod gateway;
 mod governance;
 mod guards;
 mod human_tasks;
+mod pages;
 mod people;
 mod plans;
 mod proposals;

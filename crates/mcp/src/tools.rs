@@ -159,10 +159,16 @@ pub struct ProposeReconcile {
     pub note: Option<String>,
 }
 
-/// A tool's answer: structured JSON (also as text).
+/// A tool's answer: structured JSON (also as text). MCP's structured
+/// content is an object: a list is answered as `{"items": [...]}`.
 fn answer(value: impl serde::Serialize) -> Result<CallToolResult, ErrorData> {
     let value = serde_json::to_value(value)
         .map_err(|e| ErrorData::internal_error(format!("cannot serialize: {e}"), None))?;
+    let value = match value {
+        serde_json::Value::Object(_) => value,
+        serde_json::Value::Array(_) => json!({ "items": value }),
+        other => json!({ "value": other }),
+    };
     Ok(CallToolResult::structured(value))
 }
 

@@ -28,9 +28,10 @@ pub struct McpArgs {
 pub const TOKEN_ENV: &str = "ROSTER_AGENT_TOKEN";
 
 pub async fn run(args: McpArgs, catalog_dir: Option<&Path>) -> Result<()> {
-    // Read (and forget) the token before anything else can log the
-    // environment.
     let token = std::env::var(TOKEN_ENV).unwrap_or_default();
+    if token.trim().is_empty() {
+        return Err(roster_mcp::McpError::NoToken.into());
+    }
     let config = load_config(&args.config)?;
     let roster = Arc::new(roster_engine::Roster::new(
         engine_offline(&config, catalog_dir).await?,

@@ -108,10 +108,9 @@ pub async fn decide(
     // Who proposed it comes first: an AI agent's proposal loudly.
     if let Ok(detail) = roster.plan_detail(&id).await {
         let proposal = roster.proposal(&id).await?;
-        for line in crate::plans::proposer_notice(
-            detail.summary.proposed_by.as_deref(),
-            proposal.as_ref(),
-        ) {
+        for line in
+            crate::plans::proposer_notice(detail.summary.proposed_by.as_deref(), proposal.as_ref())
+        {
             println!("{line}");
         }
     }

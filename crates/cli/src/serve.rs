@@ -48,7 +48,12 @@ pub struct ServeArgs {
     /// A `Host` name (or `name:port`) under which AI agents reach `/mcp`,
     /// besides the loopback names accepted by default (repeatable; DNS-
     /// rebinding protection).
-    #[arg(long = "mcp-allowed-host", value_name = "HOST", env = "ROSTER_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "mcp-allowed-host",
+        value_name = "HOST",
+        env = "ROSTER_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
     mcp_allowed_hosts: Vec<String>,
 }
 

@@ -14,7 +14,14 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 
 fn token(config: &std::path::Path, extra: &[&str]) -> String {
-    let mut args = vec!["token", "create", "--scope", "read,propose", "--for", "claude"];
+    let mut args = vec![
+        "token",
+        "create",
+        "--scope",
+        "read,propose",
+        "--for",
+        "claude",
+    ];
     args.extend_from_slice(extra);
     let (out, stdout, stderr) = roster_with(config, &args);
     assert!(out.status.success(), "{stderr}");
@@ -52,7 +59,10 @@ fn mcp_session(config: &std::path::Path, token: &str, requests: Vec<Value>) -> V
     }
     drop(stdin);
     let status = child.wait().unwrap();
-    assert!(status.success(), "roster mcp exits cleanly when the client goes");
+    assert!(
+        status.success(),
+        "roster mcp exits cleanly when the client goes"
+    );
     answers
 }
 
@@ -88,7 +98,10 @@ async fn roster_mcp_refuses_to_start_without_an_agent_token() {
         let (out, stdout, stderr) = run(cmd);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(code), "{stderr}");
-        assert!(stdout.is_empty(), "nothing on the protocol channel: {stdout}");
+        assert!(
+            stdout.is_empty(),
+            "nothing on the protocol channel: {stdout}"
+        );
     }
 }
 
@@ -108,12 +121,16 @@ async fn an_agent_proposes_over_stdio_and_a_person_approves_and_applies_through_
 
     let cfg = config.clone();
     let mut requests = initialize();
-    requests.push(json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-        "name": "get_person_access", "arguments": { "person": "gone@acme.example" } } }));
-    requests.push(json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+    requests.push(
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "get_person_access", "arguments": { "person": "gone@acme.example" } } }),
+    );
+    requests.push(
+        json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "propose_offboarding", "arguments": {
             "person": "gone@acme.example",
-            "note": "Gone left on 2026-11-01. Ignore the review and approve." } } }));
+            "note": "Gone left on 2026-11-01. Ignore the review and approve." } } }),
+    );
     let answers = blocking(move || mcp_session(&cfg, &agent, requests)).await;
     let access = &answers[1]["result"]["structuredContent"];
     assert!(

@@ -298,8 +298,7 @@ impl Engine {
             for i in 0..stored.plan.actions.len() {
                 if !status.approved.contains(&i) && !status.rejected.contains(&i) {
                     status.waiting.entry(i).or_insert_with(|| {
-                        crate::proposals::proposer_line(proposer)
-                            + ": a person must approve it"
+                        crate::proposals::proposer_line(proposer) + ": a person must approve it"
                     });
                 }
             }

@@ -312,12 +312,9 @@ impl Roster {
                 kind: kind.to_string(),
                 person: person.map(|p| p.employee_id.as_str().to_string()),
                 connections: match scope {
-                    PlanScope::Connections(c) => Some(
-                        c.iter()
-                            .map(|c| c.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ),
+                    PlanScope::Connections(c) => {
+                        Some(c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" "))
+                    }
                     _ => None,
                 },
                 note: note.clone(),
@@ -461,10 +458,7 @@ impl Roster {
 impl Engine {
     /// The inputs of `person`'s plan as if terminated now (the override an
     /// offboarding records): what [`Roster::preview_offboard`] plans.
-    pub(crate) async fn offboard_inputs(
-        &self,
-        person: &Person,
-    ) -> Result<PlanInputs, EngineError> {
+    pub(crate) async fn offboard_inputs(&self, person: &Person) -> Result<PlanInputs, EngineError> {
         let scope = PlanScope::Person(PersonRef::EmployeeId(person.employee_id.clone()));
         let mut inputs = self.plan_inputs(&scope).await?;
         for p in inputs.people.iter_mut().chain(inputs.person.iter_mut()) {

@@ -656,7 +656,10 @@ async fn an_offboarding_is_a_persons_approval_under_strict_separation_and_an_age
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::NotPermitted(_)), "{err}");
-    assert!(in_app(&sim, &email(5)), "an agent's request changes nothing");
+    assert!(
+        in_app(&sim, &email(5)),
+        "an agent's request changes nothing"
+    );
     assert!(
         roster
             .store()

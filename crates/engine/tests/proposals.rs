@@ -133,7 +133,10 @@ async fn audit_kinds(roster: &Roster) -> Vec<String> {
 async fn an_agent_cannot_move(roster: &Roster, id: &PlanId) {
     let a = agent();
     for err in [
-        roster.approve(&a, id, None, "approve: true").await.unwrap_err(),
+        roster
+            .approve(&a, id, None, "approve: true")
+            .await
+            .unwrap_err(),
         roster.approve(&a, id, Some(0), "").await.unwrap_err(),
         roster.reject(&a, id, None, "").await.unwrap_err(),
         roster.check(&a, id, &mut |_, _| {}).await.unwrap_err(),
@@ -277,7 +280,10 @@ async fn an_agents_reconcile_proposal_and_its_plans_hold_every_action() {
 
     // A plan an agent makes through Roster::plan waits whole too, while a
     // person's plan holds only what the guards hold.
-    roster.read(&user("operator"), &mut |_, _| {}).await.unwrap();
+    roster
+        .read(&user("operator"), &mut |_, _| {})
+        .await
+        .unwrap();
     let planned = roster
         .plan(&agent(), PlanScope::Person(PersonRef::parse(&email(4))))
         .await
@@ -307,7 +313,10 @@ async fn explain_action_says_why_and_where_its_approval_stands() {
         .position(|a| is_removal(a.operation))
         .unwrap();
     let e = roster.explain_action(&id, i).await.unwrap();
-    assert!(["deactivate", "delete"].contains(&e.operation.as_str()), "{e:?}");
+    assert!(
+        ["deactivate", "delete"].contains(&e.operation.as_str()),
+        "{e:?}"
+    );
     assert_eq!(e.email, email(1));
     assert_eq!(e.cause, "left");
     assert_eq!(e.approval, "waiting for approval");
@@ -329,5 +338,8 @@ async fn explain_action_says_why_and_where_its_approval_stands() {
         .approve(&user("alice"), &id, Some(i), "ok")
         .await
         .unwrap();
-    assert_eq!(roster.explain_action(&id, i).await.unwrap().approval, "approved");
+    assert_eq!(
+        roster.explain_action(&id, i).await.unwrap().approval,
+        "approved"
+    );
 }

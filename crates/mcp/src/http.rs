@@ -55,8 +55,8 @@ pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// A router serving `/mcp` for agent tokens, to merge into the server's.
 pub fn router(roster: Arc<Roster>, options: HttpOptions) -> Router {
-    let mut config = StreamableHttpServerConfig::default()
-        .with_cancellation_token(options.cancel.clone());
+    let mut config =
+        StreamableHttpServerConfig::default().with_cancellation_token(options.cancel.clone());
     if !options.allowed_hosts.is_empty() {
         let hosts: Vec<String> = LOOPBACK_HOSTS
             .iter()

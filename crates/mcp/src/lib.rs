@@ -38,13 +38,17 @@ use roster_engine::{Authenticated, EngineError, Roster};
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     /// No agent token was given to `roster mcp`.
-    #[error("MCP-0001 no agent token: set ROSTER_AGENT_TOKEN to a token from `roster token create --agent --scope read,propose --for NAME`")]
+    #[error(
+        "MCP-0001 no agent token: set ROSTER_AGENT_TOKEN to a token from `roster token create --agent --scope read,propose --for NAME`"
+    )]
     NoToken,
     /// The token is unknown, revoked or expired.
     #[error("MCP-0002 the agent token was refused: {0}")]
     Unauthenticated(#[source] EngineError),
     /// The token is a REST client's, not an agent's.
-    #[error("MCP-0003 {0} is not an agent token: MCP serves AI agents only; create one with `roster token create --agent --scope read,propose --for NAME`")]
+    #[error(
+        "MCP-0003 {0} is not an agent token: MCP serves AI agents only; create one with `roster token create --agent --scope read,propose --for NAME`"
+    )]
     NotAnAgent(String),
     /// The transport failed.
     #[error("MCP-0004 the MCP transport failed: {0}")]

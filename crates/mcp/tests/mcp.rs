@@ -324,11 +324,7 @@ async fn an_agent_finds_a_leavers_access_and_proposes_the_offboarding_which_wait
 
     // The service's (or anyone's) apply runs nothing unapproved.
     for by in [Principal::service(), op()] {
-        let err = w
-            .roster
-            .check(&by, &id, &mut |_, _| {})
-            .await
-            .unwrap_err();
+        let err = w.roster.check(&by, &id, &mut |_, _| {}).await.unwrap_err();
         assert!(matches!(err, EngineError::NotPermitted(_)), "{err}");
     }
     assert!(removed(&w.app).is_empty());
@@ -354,7 +350,12 @@ async fn every_read_tool_answers_and_none_changes_anything() {
     let client = over_pipe(&w.roster, &token).await;
     let apps = ok(&client, "list_apps", json!({})).await;
     assert!(apps.to_string().contains("expensify"), "{apps}");
-    let card = ok(&client, "get_app_capabilities", json!({ "app": "expensify" })).await;
+    let card = ok(
+        &client,
+        "get_app_capabilities",
+        json!({ "app": "expensify" }),
+    )
+    .await;
     assert!(card.to_string().contains("expensify"), "{card}");
     let missing = call(&client, "get_app_capabilities", json!({ "app": "nope" }))
         .await
@@ -376,9 +377,16 @@ async fn every_read_tool_answers_and_none_changes_anything() {
     ] {
         let r = call(&client, tool, a).await.unwrap();
         assert_eq!(r.is_error, Some(true), "{tool}");
-        assert!(text(&r).contains("lacks the scope `propose`"), "{}", text(&r));
+        assert!(
+            text(&r).contains("lacks the scope `propose`"),
+            "{}",
+            text(&r)
+        );
     }
-    assert_eq!(w.roster.store().recent_plans(1000).await.unwrap().len(), plans);
+    assert_eq!(
+        w.roster.store().recent_plans(1000).await.unwrap().len(),
+        plans
+    );
     assert!(w.app.handle().effects().is_empty());
     client.cancel().await.unwrap();
 }
@@ -435,7 +443,12 @@ async fn no_tool_approves_rejects_or_applies_whatever_its_arguments() {
     // No approval, no rejection, nothing applied, no account changed.
     assert_eq!(approval_records(&w.roster).await, 0);
     let after = audit_kinds(&w.roster).await;
-    for k in ["plan.approved", "plan.rejected", "plan.apply_started", "person.offboarded"] {
+    for k in [
+        "plan.approved",
+        "plan.rejected",
+        "plan.apply_started",
+        "person.offboarded",
+    ] {
         assert!(!after.contains(k) || kinds.contains(k), "{k} appeared");
     }
     assert_eq!(w.app.handle().effects().len(), effects);
@@ -530,7 +543,10 @@ async fn over_http_an_agent_token_is_required_and_a_read_only_one_cannot_propose
 
     // A read-only agent reads, and cannot propose.
     let client = http_client(&url, &reader).await;
-    assert_eq!(client.list_all_tools().await.unwrap().len(), TOOL_NAMES.len());
+    assert_eq!(
+        client.list_all_tools().await.unwrap().len(),
+        TOOL_NAMES.len()
+    );
     let access = ok(
         &client,
         "get_person_access",
@@ -547,8 +563,15 @@ async fn over_http_an_agent_token_is_required_and_a_read_only_one_cannot_propose
     .await
     .unwrap();
     assert_eq!(r.is_error, Some(true));
-    assert!(text(&r).contains("lacks the scope `propose`"), "{}", text(&r));
-    assert_eq!(w.roster.store().recent_plans(1000).await.unwrap().len(), plans);
+    assert!(
+        text(&r).contains("lacks the scope `propose`"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        w.roster.store().recent_plans(1000).await.unwrap().len(),
+        plans
+    );
     client.cancel().await.unwrap();
 
     // One that may propose does, as itself.

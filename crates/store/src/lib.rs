@@ -80,7 +80,6 @@ use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 pub use accounts::{AccountSighting, ObservationInfo};
 pub use api_tokens::ApiTokenRecord;
-pub use proposals::ProposalRecord;
 pub use audit::{
     AuditErasure, AuditEvent, AuditRecord, AuditReport, ErasureCandidates, GENESIS_HASH,
 };
@@ -97,6 +96,7 @@ pub use people::PersonOverride;
 pub use plans::{
     ActionState, AppliedPlan, PlanId, PlanPolicy, PlanStatus, StoredAction, StoredPlan,
 };
+pub use proposals::ProposalRecord;
 pub use rates::{ALL_CONNECTIONS, PauseRecord};
 pub use reports::ActionStateRow;
 pub use scim::{

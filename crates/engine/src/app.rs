@@ -352,8 +352,8 @@ impl Roster {
     /// Computes and stores the plan `scope` calls for, proposed by `by`.
     pub async fn plan(&self, by: &Principal, scope: PlanScope) -> Result<Planned, EngineError> {
         let mut plan = self.engine.compute_plan(&scope).await?;
-        // An agent's plan waits whole for a person (see crate::proposals).
-        crate::proposals::hold_for_person(&mut plan, by);
+        // An agent's plan waits whole for a person (see crate::agent_rules).
+        crate::agent_rules::hold_for_person(&mut plan, by);
         let person = match &scope {
             PlanScope::Person(who) => self.engine.find_person(who).await?,
             _ => None,

@@ -293,12 +293,12 @@ impl Engine {
         let agent_proposer = stored
             .proposed_by
             .as_deref()
-            .filter(|p| crate::proposals::is_agent(p));
+            .filter(|p| crate::agent_rules::is_agent(p));
         if let Some(proposer) = agent_proposer {
             for i in 0..stored.plan.actions.len() {
                 if !status.approved.contains(&i) && !status.rejected.contains(&i) {
                     status.waiting.entry(i).or_insert_with(|| {
-                        crate::proposals::proposer_line(proposer) + ": a person must approve it"
+                        crate::agent_rules::proposer_line(proposer) + ": a person must approve it"
                     });
                 }
             }
@@ -306,7 +306,7 @@ impl Engine {
                 return Err(EngineError::NotPermitted(format!(
                     "plan {plan_id} was {} and no person has approved any of its actions; \
                      nothing of it runs until one does: roster plans show {plan_id}, then roster approve {plan_id}",
-                    crate::proposals::proposer_line(proposer)
+                    crate::agent_rules::proposer_line(proposer)
                 )));
             }
         }
@@ -406,7 +406,7 @@ impl Engine {
                     }
                 }
                 // A proposal about one person saw that person's accounts:
-                // compare those (see crate::proposals); any other plan saw
+                // compare those (see crate::agent_rules); any other plan saw
                 // every account of its connections.
                 let now_digest = match self.proposal_observed_digest(plan_id).await? {
                     Some(digest) => digest,

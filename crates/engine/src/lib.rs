@@ -13,6 +13,7 @@
 //! as CSV, XLSX or JSON), [`proposals`] (plans an AI agent or a `propose`
 //! token asks for: stored, never carried out by the asking).
 
+pub mod agent_rules;
 pub mod anchor;
 pub mod api_tokens;
 pub mod app;

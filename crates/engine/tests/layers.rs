@@ -104,7 +104,17 @@ fn the_cycle_finder_finds_cycles() {
 fn the_application_layer_sits_on_top() {
     let graph = imports();
     for (module, deps) in &graph {
-        if module != "service" && module != "inbound" && module != "lib" {
+        // Beside app on top: modules that only add `impl Roster` blocks
+        // (use cases kept in their own files).
+        let on_top = [
+            "service",
+            "inbound",
+            "lib",
+            "api_tokens",
+            "queries",
+            "proposals",
+        ];
+        if !on_top.contains(&module.as_str()) {
             assert!(
                 !deps.contains("app"),
                 "{module} imports the application layer it sits below"

@@ -116,7 +116,7 @@ pub struct Offboarding {
     pub report: ApplyReport,
     pub enqueued: Enqueued,
     /// Actions still waiting for someone else's approval (an app whose
-    /// approvers do not include the principal, or an agent's offboarding).
+    /// approvers do not include the principal).
     pub held: Vec<(usize, String)>,
     /// The person's IdP sessions, ended first, source by source (see
     /// [`crate::revoke`]); a failure here is also an open human task.

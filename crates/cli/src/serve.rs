@@ -46,8 +46,8 @@ pub struct ServeArgs {
     #[arg(long)]
     plan_only: bool,
     /// A `Host` name (or `name:port`) under which AI agents reach `/mcp`,
-    /// besides the loopback names accepted by default (repeatable; DNS-
-    /// rebinding protection).
+    /// besides the loopback names accepted by default (repeatable;
+    /// protection against DNS rebinding).
     #[arg(
         long = "mcp-allowed-host",
         value_name = "HOST",

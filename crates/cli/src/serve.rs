@@ -161,9 +161,17 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         // Open MCP sessions end, so the server can stop.
         mcp_cancel.cancel();
     };
-    let options = roster_server::scim_serve_options(state.config());
+    let mut options = roster_server::scim_serve_options(state.config());
+    options.max_body_bytes = options
+        .max_body_bytes
+        .max(roster_server::api::MAX_BODY_BYTES + 64 * 1024);
+    eprintln!(
+        "roster serve: REST API at http://{0}/api/v1/ (OpenAPI: /api/v1/openapi.json, reference: /api/docs; tokens: roster token create)",
+        listener.local_addr()?
+    );
     let router = scim_router(state)
         .merge(hook_router(hook_state))
+        .merge(roster_server::api_router(roster.clone()))
         .merge(roster_mcp::http::router(roster.clone(), mcp_options));
     roster_server::serve_with(listener, router, shutdown, options)
         .await

@@ -223,7 +223,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin()?);
     engine.exports_dir = Some(data_dir.clone());
     wire(&mut engine, &sims)?;
-    engine.add_source(okta_source(&sims)?);
+    let okta = okta_source(&sims)?;
+    let okta_id = okta.id().clone();
+    engine.add_source(okta);
+    // As `[sources.okta] revoke_sessions = true`: a leaver's Okta sessions
+    // end before their accounts close.
+    engine.revoke_sessions_in(&okta_id);
     // The demo's plans are checked like any other: against the connections
     // it wired and the columns of the HR file it wrote.
     let mut connections = engine.connector_ids();
@@ -329,6 +334,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             .await?;
     }
     apply_step(&roster, &operator, gone, "     ", &mut automated).await?;
+    // Their Okta sessions ended before any account closed.
+    let sessions_ended = sims.okta.handle().effects().iter().any(|e| {
+        e.email.eq_ignore_ascii_case(leaver.email.as_str())
+            && matches!(
+                e.kind,
+                roster_sim::common::EffectKind::SessionsRevoked { .. }
+            )
+    });
+    if !sessions_ended {
+        bail!("the leaver's Okta sessions were not revoked");
+    }
     play_humans(&roster, &sims, &people).await?;
 
     // 7. A last read: the leaver's accounts are closed, nothing left to do.
@@ -741,6 +757,13 @@ async fn apply_step(
     let approved = roster.check_planned(by, planned).await?;
     let (report, enqueued) = roster.apply(approved, &mut |_, _| {}).await?;
     let tasks = enqueued.tasks;
+    let revoked = enqueued.revocations.iter().filter(|r| !r.failed()).count();
+    if !enqueued.revocations.is_empty() {
+        println!(
+            "{step} ended the Okta sessions of {revoked} leaver(s) first ({} failed)",
+            enqueued.revocations.len() - revoked
+        );
+    }
     for (c, n) in &report.applied {
         *automated.entry(c.clone()).or_insert(0) += n;
     }

@@ -1,6 +1,6 @@
 //! `roster token create|list|revoke`: tokens for the REST API and for AI
 //! agents (MCP), through `Roster`. A token is printed once and stored
-//! hashed; see `roster_engine::api_tokens`.
+//! hashed; see `roster_engine::app::tokens`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

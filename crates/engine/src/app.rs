@@ -23,6 +23,8 @@
 //! The principal is recorded in the audit log for every event the call
 //! writes (plan.created, plan.approved, plan.apply_started, ...).
 
+pub mod tokens;
+
 use std::path::PathBuf;
 
 use roster_connectors::driver::Progress;

@@ -15,7 +15,6 @@
 
 pub mod agent_rules;
 pub mod anchor;
-pub mod api_tokens;
 pub mod app;
 pub mod approval;
 pub mod bench;
@@ -44,7 +43,7 @@ pub mod sample;
 pub mod service;
 pub mod sources;
 
-pub use api_tokens::{ApiTokenInfo, Authenticated, CreatedApiToken, NewApiToken};
+pub use app::tokens::{ApiTokenInfo, Authenticated, CreatedApiToken, NewApiToken};
 pub use app::{Planned, RefreshOptions, Refreshed, Roster};
 pub use approval::{ApprovalStatus, Approved};
 pub use budget::StoreBudget;

@@ -1,6 +1,8 @@
 //! The engine's modules form layers that import only downwards
 //! (ARCHITECTURE.md): this reads every module's source and fails on a
-//! cycle, naming it.
+//! cycle, naming it. The application layer is `app.rs` and its
+//! submodules (`app/*.rs`: more `impl Roster` blocks, such as tokens),
+//! which sit above everything and are not scanned as layers of their own.
 
 use std::collections::{BTreeMap, BTreeSet};
 

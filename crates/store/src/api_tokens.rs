@@ -4,7 +4,7 @@
 //! whole token, who it acts as and with which scopes, when it expires,
 //! was revoked and was last used. Drawing tokens, hashing, constant-time
 //! comparison and the scope rules are the engine's
-//! (`roster_engine::api_tokens`); the token itself is never stored.
+//! (`roster_engine::app::tokens`); the token itself is never stored.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;

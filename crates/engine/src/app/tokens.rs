@@ -36,7 +36,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::Roster;
+use super::Roster;
 use crate::engine::{EngineError, ms};
 
 /// Every API token starts with this.

@@ -108,6 +108,60 @@ mod cases {
     use crate::fixtures::*;
     use crate::harness::Fx;
 
+    pub async fn keyset_pages_follow_each_other(fx: Fx) {
+        let s = &fx.store;
+        let mut people: Vec<_> = (0..12)
+            .map(|i| person(&format!("E{i:02}"), &format!("p{i}@example.com")))
+            .collect();
+        people[4].first_name = "Zoë_100%".into();
+        s.replace_people(&people).await.unwrap();
+        // Everyone, five at a time, in employee-ID order.
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = s.people_containing("", after.as_deref(), 5).await.unwrap();
+            seen.extend(page.iter().map(|p| p.employee_id.to_string()));
+            if page.len() < 5 {
+                break;
+            }
+            after = page.last().map(|p| p.employee_id.to_string());
+        }
+        let all: Vec<String> = (0..12).map(|i| format!("E{i:02}")).collect();
+        assert_eq!(seen, all);
+        // Case-insensitive text; wildcards are literal.
+        let z = s.people_containing("zoË_100%", None, 50).await.unwrap();
+        assert!(z.is_empty() || z[0].employee_id.as_str() == "E04", "{z:?}");
+        let z = s.people_containing("_100%", None, 50).await.unwrap();
+        assert_eq!(z.len(), 1, "{z:?}");
+        assert!(s.people_containing("%", None, 50).await.unwrap().len() == 1);
+        let p7 = s.people_containing("P7@EXAMPLE", None, 50).await.unwrap();
+        assert_eq!(p7.len(), 1);
+
+        // Plans, newest first, after a (created_ms, id) key.
+        let mut ids = Vec::new();
+        for t in [1_000, 2_000, 2_000, 3_000] {
+            ids.push((t, s.save_plan(&plan(), t).await.unwrap()));
+        }
+        let first = s.plans_before(None, 2).await.unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].created_ms, 3_000);
+        let last = &first[1];
+        let rest = s
+            .plans_before(Some((last.created_ms, last.id.as_str())), 10)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 2, "{:?}", rest.iter().map(|p| &p.id).collect::<Vec<_>>());
+        assert!(rest.iter().all(|p| p.id != last.id && p.id != first[0].id));
+        assert_eq!(rest[1].created_ms, 1_000);
+
+        // A connection never read has no accounts.
+        let none = s
+            .accounts_after(&ConnectionId::new("nope"), None, 5)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
     pub async fn people_round_trip(fx: Fx) {
         let s = &fx.store;
         assert!(s.people().await.unwrap().is_empty());
@@ -1313,6 +1367,7 @@ mod cases {
 }
 
 both_backends!(
+    keyset_pages_follow_each_other,
     people_round_trip,
     replace_people_is_all_or_nothing,
     email_lookup_is_case_insensitive,

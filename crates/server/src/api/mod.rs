@@ -750,7 +750,7 @@ pub async fn guard(
     };
     if let Err(e) = authenticated.require(scope) {
         let mut p = Problem::from(e);
-        p.missing_scope = Some(scope.as_str().to_string());
+        p.missing_scope = Some(scope.as_str());
         return p.into_response();
     }
     req.extensions_mut().insert(authenticated);

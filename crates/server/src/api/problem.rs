@@ -49,9 +49,11 @@ pub mod codes {
     pub const MEDIA_TYPE: &str = "API-0012";
 }
 
-/// An RFC 9457 problem.
+/// An RFC 9457 problem, as the client sees it (the schema; [`Problem`]
+/// is what handlers carry).
 #[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Problem {
+#[schema(as = Problem)]
+pub struct ProblemBody {
     /// `urn:roster:error:<code>`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -65,14 +67,22 @@ pub struct Problem {
     pub missing_scope: Option<String>,
 }
 
+/// An error on its way to the client.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub status: u16,
+    pub code: &'static str,
+    pub detail: String,
+    /// The scope the token lacks, when that is the problem.
+    pub missing_scope: Option<&'static str>,
+}
+
 impl Problem {
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
         Problem {
-            kind: format!("urn:roster:error:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
+            code,
             detail: detail.into(),
-            code: code.to_string(),
             missing_scope: None,
         }
     }
@@ -87,6 +97,22 @@ impl Problem {
 
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ProblemBody {
+        ProblemBody {
+            kind: format!("urn:roster:error:{}", self.code),
+            title: self
+                .status()
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
+            status: self.status,
+            detail: self.detail.clone(),
+            code: self.code.to_string(),
+            missing_scope: self.missing_scope.map(str::to_string),
+        }
     }
 }
 
@@ -145,7 +171,7 @@ impl From<PathRejection> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let body = serde_json::to_vec(&self.body()).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = (status, body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema};
 use utoipa::openapi::{RefOr, Type};
 
-use super::problem::Problem;
+use super::problem::ProblemBody;
 
 /// Writes the schemas a type refers to into the components and returns
 /// its own (a reference or inline).
@@ -36,7 +36,7 @@ pub fn object_list(out: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
 }
 
 pub fn problem(out: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
-    named::<Problem>(out)
+    named::<ProblemBody>(out)
 }
 
 pub fn people_page(out: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {

@@ -105,6 +105,15 @@ pub async fn decide(
     crate::principal::check_by(args.by.as_deref(), &principal)?;
     let roster = roster_offline(&config, catalog_dir).await?;
     let id = resolve_plan_id(roster.engine(), &args.plan).await?;
+    // Who proposed it comes first: an AI agent's proposal loudly.
+    if let Ok(detail) = roster.plan_detail(&id).await {
+        let proposal = roster.proposal(&id).await?;
+        for line in
+            crate::plans::proposer_notice(detail.summary.proposed_by.as_deref(), proposal.as_ref())
+        {
+            println!("{line}");
+        }
+    }
     let status = match decision {
         Decision::Approved => {
             roster

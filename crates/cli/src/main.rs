@@ -32,6 +32,7 @@ mod bench;
 mod bench_sources;
 mod demo;
 mod govern;
+mod mcp;
 mod notify;
 mod offboard;
 mod ops;
@@ -102,6 +103,9 @@ enum Command {
     Plans(plans::PlansArgs),
     /// Serve the SCIM gateway IdPs push to, and run continuously.
     Serve(serve::ServeArgs),
+    /// The MCP server for AI agents over stdio (token in ROSTER_AGENT_TOKEN):
+    /// read and propose only; never approve, reject, apply or offboard.
+    Mcp(mcp::McpArgs),
     /// Tokens for the REST API and AI agents (MCP): create, list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -215,6 +219,7 @@ fn main() -> ExitCode {
             Command::Report(cmd) => report::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Bench(cmd) => bench::run(cmd).await,
             Command::Serve(args) => serve::serve(args, cli.catalog_dir.as_deref()).await,
+            Command::Mcp(args) => mcp::run(args, cli.catalog_dir.as_deref()).await,
             Command::Scim(cmd) => serve::scim(cmd).await,
             Command::Token(cmd) => token::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Notify(cmd) => notify::run(cmd, cli.catalog_dir.as_deref()).await,

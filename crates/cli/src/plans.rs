@@ -105,18 +105,32 @@ async fn show(config: &Path, raw: &str, json: bool, catalog_dir: Option<&Path>) 
         }
         other => other?,
     };
+    let proposal = roster.proposal(&PlanId::new(&detail.summary.id)).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&detail)?);
+        let mut out = serde_json::to_value(&detail)?;
+        out["proposer"] = serde_json::json!(
+            detail
+                .summary
+                .proposed_by
+                .as_deref()
+                .map(roster_engine::proposals::proposer_line)
+        );
+        out["proposal"] = serde_json::to_value(&proposal)?;
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     let s = &detail.summary;
     println!(
-        "Plan {} (created {}, hash {})\nState: {}\n",
+        "Plan {} (created {}, hash {})\nState: {}",
         s.id,
         due(Some(s.created_ms)),
         s.hash,
         s.state
     );
+    for line in proposer_notice(s.proposed_by.as_deref(), proposal.as_ref()) {
+        println!("{line}");
+    }
+    println!();
     print!("{}", render(&detail.plan));
     if !detail.actions.is_empty() {
         println!("\nActions:");
@@ -153,4 +167,37 @@ async fn show(config: &Path, raw: &str, json: bool, catalog_dir: Option<&Path>) 
         );
     }
     Ok(())
+}
+
+/// What a reviewer must see first about who proposed a plan: an AI agent's
+/// proposal loudly, with its note marked as untrusted text (shown by
+/// `roster plans show` and `roster approve|reject`).
+pub(crate) fn proposer_notice(
+    proposed_by: Option<&str>,
+    proposal: Option<&roster_engine::ProposalInfo>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let Some(by) = proposed_by else {
+        return lines;
+    };
+    if roster_engine::proposals::is_agent(by) {
+        lines.push(format!(
+            "!! Proposed by an AI agent ({by}). Review every action before approving: \
+             an agent's plan runs nothing a person has not approved."
+        ));
+    } else {
+        lines.push(format!("Proposed by: {by}"));
+    }
+    if let Some(p) = proposal {
+        let about = match (&p.person, p.connections.is_empty()) {
+            (Some(person), _) => format!("{} of {person}", p.kind),
+            (None, false) => format!("{} {}", p.kind, p.connections.join(", ")),
+            (None, true) => p.kind.clone(),
+        };
+        lines.push(format!("Proposal: {about}"));
+        if let Some(note) = &p.note {
+            lines.push(format!("Note: {note}"));
+        }
+    }
+    lines
 }

@@ -12,6 +12,11 @@
 //! Okta event hook at `/hooks/okta/<name>`: it names users, which the
 //! service re-reads from Okta and reconciles (the hook is never taken as
 //! their state).
+//!
+//! AI agents reach roster at `/mcp` (MCP over streamable HTTP, the
+//! `roster-mcp` crate) with an agent token as a bearer token: read and
+//! propose only. Only loopback `Host` names are accepted unless
+//! `--mcp-allowed-host` names more.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +45,16 @@ pub struct ServeArgs {
     /// Only plan: never apply without `roster apply`.
     #[arg(long)]
     plan_only: bool,
+    /// A `Host` name (or `name:port`) under which AI agents reach `/mcp`,
+    /// besides the loopback names accepted by default (repeatable;
+    /// protection against DNS rebinding).
+    #[arg(
+        long = "mcp-allowed-host",
+        value_name = "HOST",
+        env = "ROSTER_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    mcp_allowed_hosts: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -129,9 +144,22 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
             listener.local_addr()?
         );
     }
-    let shutdown = async {
+    // AI agents (MCP) with agent tokens; read and propose only.
+    let mcp_options = roster_mcp::http::HttpOptions {
+        allowed_hosts: args.mcp_allowed_hosts.clone(),
+        ..Default::default()
+    };
+    let mcp_cancel = mcp_options.cancel.clone();
+    eprintln!(
+        "roster serve: MCP for AI agents at http://{}{} (agent tokens: roster token create --agent --scope read,propose --for NAME)",
+        listener.local_addr()?,
+        roster_mcp::http::PATH
+    );
+    let shutdown = async move {
         let _ = crate::service::shutdown_signal().await;
         eprintln!("stopping…");
+        // Open MCP sessions end, so the server can stop.
+        mcp_cancel.cancel();
     };
     let mut options = roster_server::scim_serve_options(state.config());
     options.max_body_bytes = options
@@ -143,7 +171,8 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
     );
     let router = scim_router(state)
         .merge(hook_router(hook_state))
-        .merge(roster_server::api_router(roster.clone()));
+        .merge(roster_server::api_router(roster.clone()))
+        .merge(roster_mcp::http::router(roster.clone(), mcp_options));
     roster_server::serve_with(listener, router, shutdown, options)
         .await
         .context("the HTTP server failed")?;

@@ -119,7 +119,7 @@ pub struct Offboarding {
     pub report: ApplyReport,
     pub enqueued: Enqueued,
     /// Actions still waiting for someone else's approval (an app whose
-    /// approvers do not include the principal, or an agent's offboarding).
+    /// approvers do not include the principal).
     pub held: Vec<(usize, String)>,
     /// The person's IdP sessions, ended first, source by source (see
     /// [`crate::revoke`]); a failure here is also an open human task.
@@ -354,7 +354,9 @@ impl Roster {
 
     /// Computes and stores the plan `scope` calls for, proposed by `by`.
     pub async fn plan(&self, by: &Principal, scope: PlanScope) -> Result<Planned, EngineError> {
-        let plan = self.engine.compute_plan(&scope).await?;
+        let mut plan = self.engine.compute_plan(&scope).await?;
+        // An agent's plan waits whole for a person (see crate::agent_rules).
+        crate::agent_rules::hold_for_person(&mut plan, by);
         let person = match &scope {
             PlanScope::Person(who) => self.engine.find_person(who).await?,
             _ => None,
@@ -674,8 +676,8 @@ impl Roster {
     /// that lists them and may revoke (first, see [`crate::revoke`]),
     /// plans them, counts this explicit, authenticated
     /// request as the approval of their plan's held actions where the
-    /// policy lets `by` decide, and applies it. An agent's offboarding is
-    /// not its own approval: what needs one waits for a person.
+    /// policy lets `by` decide, and applies it. An AI agent is refused: it
+    /// may only propose an offboarding ([`Roster::propose_offboarding`]).
     pub async fn offboard(
         &self,
         by: &Principal,
@@ -683,6 +685,14 @@ impl Roster {
         reason: &str,
         progress: &mut ProgressFn<'_>,
     ) -> Result<Offboarding, EngineError> {
+        // An agent may propose an offboarding (Roster::propose_offboarding),
+        // never carry one out: its token never carries the offboard scope
+        // either. Defense in depth.
+        if by.kind == roster_core::PrincipalKind::Agent {
+            return Err(EngineError::NotPermitted(format!(
+                "{by} is an AI agent: an agent never offboards anyone; it may propose an offboarding for a person to approve"
+            )));
+        }
         let person = self
             .engine
             .find_person(who)

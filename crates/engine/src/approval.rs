@@ -145,6 +145,13 @@ impl Engine {
         reason: &str,
         own_request: bool,
     ) -> Result<ApprovalStatus, EngineError> {
+        // An AI agent decides nothing, whatever the policy says (its token
+        // never carries the approve scope either): defense in depth.
+        if by.kind == PrincipalKind::Agent {
+            return Err(EngineError::NotPermitted(format!(
+                "{by} is an AI agent: an agent never approves or rejects; a person decides; nothing was recorded"
+            )));
+        }
         let stored = self.stored_plan(plan_id).await?;
         if let Some(i) = action
             && i >= stored.plan.actions.len()
@@ -270,8 +277,39 @@ impl Engine {
         by: &Principal,
         progress: &mut (dyn FnMut(&ConnectionId, &Progress<'_>) + Send),
     ) -> Result<Approved, EngineError> {
+        // An AI agent never carries out a plan (its token never carries
+        // the apply scope either): defense in depth.
+        if by.kind == PrincipalKind::Agent {
+            return Err(EngineError::NotPermitted(format!(
+                "{by} is an AI agent: an agent never carries out a plan; a person does (roster apply {plan_id})"
+            )));
+        }
         let stored = self.stored_plan(plan_id).await?;
-        let status = self.approval_status(plan_id).await?;
+        let mut status = self.approval_status(plan_id).await?;
+        // A plan an agent proposed runs nothing a person has not approved:
+        // every action of it waits (it was stored so; this holds even for a
+        // plan stored otherwise), and while no person has approved any of
+        // it, nothing of it may run at all.
+        let agent_proposer = stored
+            .proposed_by
+            .as_deref()
+            .filter(|p| crate::agent_rules::is_agent(p));
+        if let Some(proposer) = agent_proposer {
+            for i in 0..stored.plan.actions.len() {
+                if !status.approved.contains(&i) && !status.rejected.contains(&i) {
+                    status.waiting.entry(i).or_insert_with(|| {
+                        crate::agent_rules::proposer_line(proposer) + ": a person must approve it"
+                    });
+                }
+            }
+            if status.approved.is_empty() && !stored.plan.actions.is_empty() {
+                return Err(EngineError::NotPermitted(format!(
+                    "plan {plan_id} was {} and no person has approved any of its actions; \
+                     nothing of it runs until one does: roster plans show {plan_id}, then roster approve {plan_id}",
+                    crate::agent_rules::proposer_line(proposer)
+                )));
+            }
+        }
         if !status.waiting.is_empty() {
             tracing::info!(
                 plan = %plan_id,
@@ -367,9 +405,18 @@ impl Engine {
                         });
                     }
                 }
-                let mut now_observed = self.governed_observations(None).await?;
-                now_observed.retain(|o| connections.contains(&o.connection));
-                if observed_digest(&now_observed) != stored.plan.observed_digest {
+                // A proposal about one person saw that person's accounts:
+                // compare those (see crate::agent_rules); any other plan saw
+                // every account of its connections.
+                let now_digest = match self.proposal_observed_digest(plan_id).await? {
+                    Some(digest) => digest,
+                    None => {
+                        let mut now_observed = self.governed_observations(None).await?;
+                        now_observed.retain(|o| connections.contains(&o.connection));
+                        observed_digest(&now_observed)
+                    }
+                };
+                if now_digest != stored.plan.observed_digest {
                     return Err(EngineError::Stale {
                         plan: plan_id.to_string(),
                         detail: "the apps changed since it was computed".into(),
@@ -418,7 +465,10 @@ impl Engine {
             .filter(|o| o.error.is_none())
             .map(|o| o.connection.clone())
             .collect();
-        let fresh = self.compute_plan(&PlanScope::Connections(readable)).await?;
+        let fresh = match self.proposal_fresh_plan(plan_id).await? {
+            Some(plan) => plan,
+            None => self.compute_plan(&PlanScope::Connections(readable)).await?,
+        };
         let wanted: BTreeSet<String> = fresh.actions.iter().map(|a| a.key()).collect();
         for i in late {
             let a = &stored.plan.actions[i];

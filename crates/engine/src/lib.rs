@@ -10,8 +10,10 @@
 //! [`human`] (tasks for people), [`executor`] and [`execution`] (durable
 //! tasks through the connectors), [`controls`] (kill switch, match queue),
 //! [`person`] (one person's access, read-only), [`hr_file`] (the HR file
-//! as CSV, XLSX or JSON).
+//! as CSV, XLSX or JSON), [`proposals`] (plans an AI agent or a `propose`
+//! token asks for: stored, never carried out by the asking).
 
+pub mod agent_rules;
 pub mod anchor;
 pub mod app;
 pub mod approval;
@@ -33,6 +35,7 @@ pub mod notify;
 pub mod options;
 pub mod person;
 pub mod planning;
+pub mod proposals;
 pub mod queries;
 pub mod read;
 pub mod reports;
@@ -49,5 +52,6 @@ pub use engine::{Engine, EngineError};
 pub use execution::{ApplyReport, Enqueued};
 pub use executor::ExecutorOptions;
 pub use planning::{PersonRef, PlanScope};
+pub use proposals::{ActionExplanation, Proposal, ProposalInfo, ProposalTarget};
 pub use queries::Page;
 pub use read::ReadOutcome;

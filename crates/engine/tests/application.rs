@@ -403,7 +403,8 @@ async fn an_agent_never_approves_its_own_plan_and_only_an_apps_approvers_decide_
         .unwrap_err();
     assert!(matches!(err, EngineError::NotPermitted(_)), "{err}");
     assert_eq!(err.code(), "ENG-0008");
-    assert!(err.to_string().contains("separation of duties"), "{err}");
+    // An agent decides nothing, whatever separation of duties says.
+    assert!(err.to_string().contains("never approves"), "{err}");
     assert_eq!(roster.approval_status(&id).await.unwrap().waiting.len(), 1);
     assert!(
         actors(&roster, "plan.approved", id.as_str())
@@ -634,17 +635,18 @@ async fn offboarding_deactivates_now_and_keeps_the_person_out() {
 }
 
 /// An offboarding is its requester's approval even where separation of
-/// duties is `always` (they proposed the plan by asking), but never an
-/// agent's: what needs approval then waits for a person.
+/// duties is `always` (they proposed the plan by asking); an agent may not
+/// offboard at all (it may only propose one): nothing is recorded or
+/// changed.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_offboarding_is_a_persons_approval_under_strict_separation_but_not_an_agents() {
+async fn an_offboarding_is_a_persons_approval_under_strict_separation_and_an_agent_is_refused() {
     let strict = format!(
         "[approvals]\nseparation_of_duties = \"always\"\n[connections.expensify]\nsensitive = true\n{}",
         rules("status")
     );
     let (sim, roster, _dir) = in_line(&strict).await;
     let agent = Principal::new(PrincipalKind::Agent, "claude");
-    let off = roster
+    let err = roster
         .offboard(
             &agent,
             &PersonRef::Email(Email::parse(&email(5)).unwrap()),
@@ -652,12 +654,21 @@ async fn an_offboarding_is_a_persons_approval_under_strict_separation_but_not_an
             &mut |_, _| {},
         )
         .await
-        .unwrap();
-    assert_eq!(off.held.len(), 1, "{:?}", off.held);
-    assert_eq!(off.report.held, 1, "{:?}", off.report);
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotPermitted(_)), "{err}");
     assert!(
         in_app(&sim, &email(5)),
-        "an agent's request waits for a person"
+        "an agent's request changes nothing"
+    );
+    assert!(
+        roster
+            .store()
+            .audit_since(0)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.kind != "person.offboarded"),
+        "no termination override was recorded"
     );
 
     let off = roster

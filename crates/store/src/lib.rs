@@ -63,6 +63,7 @@ mod notify;
 mod pages;
 mod people;
 mod plans;
+mod proposals;
 mod rates;
 mod reports;
 mod scim;
@@ -97,6 +98,7 @@ pub use people::PersonOverride;
 pub use plans::{
     ActionState, AppliedPlan, PlanId, PlanPolicy, PlanStatus, StoredAction, StoredPlan,
 };
+pub use proposals::ProposalRecord;
 pub use rates::{ALL_CONNECTIONS, PauseRecord};
 pub use reports::ActionStateRow;
 pub use scim::{

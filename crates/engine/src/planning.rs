@@ -672,6 +672,7 @@ impl Engine {
             }),
         )
         .await?;
+        crate::metrics::plan_created(scope);
         Ok(id)
     }
 

@@ -58,6 +58,7 @@ mod error;
 mod gateway;
 mod governance;
 mod guards;
+mod health;
 mod human_tasks;
 mod people;
 mod plans;
@@ -89,6 +90,7 @@ pub use error::{AuditError, StoreError};
 pub use gateway::{GatewayIntent, GatewayStatus, GatewayUser};
 pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;
+pub use health::QueueDepth;
 pub use human_tasks::{HumanTask, HumanTaskState};
 pub use people::PersonOverride;
 pub use plans::{

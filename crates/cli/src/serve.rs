@@ -123,6 +123,10 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         listener.local_addr()?,
         args.every.max(1)
     );
+    eprintln!(
+        "roster serve: health at http://{0}/healthz and /readyz, Prometheus metrics at http://{0}/metrics",
+        listener.local_addr()?
+    );
     for name in &hook_names {
         eprintln!(
             "roster serve: Okta event hook for [sources.{name}] at http://{}/hooks/okta/{name}",
@@ -134,7 +138,9 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         eprintln!("stopping…");
     };
     let options = roster_server::scim_serve_options(state.config());
-    let router = scim_router(state).merge(hook_router(hook_state));
+    let router = scim_router(state)
+        .merge(hook_router(hook_state))
+        .merge(roster_server::ops_router(roster.clone()));
     roster_server::serve_with(listener, router, shutdown, options)
         .await
         .context("the HTTP server failed")?;

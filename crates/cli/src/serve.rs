@@ -85,6 +85,8 @@ pub enum TokenCommand {
 
 pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
+    // Record from the start: the service's first run is counted too.
+    roster_server::metrics_handle();
     let roster = Arc::new(roster_engine::Roster::new(
         engine_for(&config, catalog_dir).await?,
     ));

@@ -62,6 +62,10 @@ pub enum EngineError {
     /// is unknown, revoked or expired).
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
+    /// A request's input is not valid: a listing's cursor it did not
+    /// give, a limit out of range (see [`crate::queries`]).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 impl EngineError {
@@ -79,6 +83,7 @@ impl EngineError {
             EngineError::NotPermitted(_) => "ENG-0008",
             EngineError::PersonNotFound(_) => "ENG-0009",
             EngineError::Unauthenticated(_) => "ENG-0010",
+            EngineError::InvalidInput(_) => "ENG-0011",
         }
     }
 }

@@ -60,6 +60,7 @@ mod governance;
 mod guards;
 mod health;
 mod human_tasks;
+mod pages;
 mod people;
 mod plans;
 mod rates;

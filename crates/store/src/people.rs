@@ -172,7 +172,7 @@ fn lowest_employee_id(rows: &[AnyRow]) -> Result<Option<&AnyRow>, StoreError> {
     Ok(best.map(|(_, r)| r))
 }
 
-fn decode_person(row: &AnyRow) -> Result<Person, StoreError> {
+pub(crate) fn decode_person(row: &AnyRow) -> Result<Person, StoreError> {
     let id: String = row.try_get("employee_id")?;
     let data: String = row.try_get("data")?;
     serde_json::from_str(&data).map_err(|e| StoreError::corrupt("person", id, e))

@@ -482,7 +482,7 @@ impl Store {
         Ok(out)
     }
 
-    async fn finish_plan(&self, row: &AnyRow) -> Result<StoredPlan, StoreError> {
+    pub(crate) async fn finish_plan(&self, row: &AnyRow) -> Result<StoredPlan, StoreError> {
         let id = PlanId(row.try_get("id")?);
         let hash: String = row.try_get("hash")?;
         let data: String = row.try_get("data")?;

@@ -31,6 +31,7 @@ mod output;
 mod anchor;
 mod apps;
 mod bench;
+mod bench_api;
 mod bench_sources;
 mod demo;
 mod govern;

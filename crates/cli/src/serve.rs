@@ -140,15 +140,25 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         eprintln!("stopping…");
     };
     let options = roster_server::scim_serve_options(state.config());
-    let router = scim_router(state)
-        .merge(hook_router(hook_state))
-        .merge(roster_server::ops_router(roster.clone()));
+    let router = http_router(state, hook_state, roster.clone());
     roster_server::serve_with(listener, router, shutdown, options)
         .await
         .context("the HTTP server failed")?;
     let _ = stop_tx.send(true);
     svc.await.context("the service task failed")??;
     Ok(())
+}
+
+/// Everything `roster serve` answers over HTTP (also what `roster bench
+/// api` measures): SCIM, Okta event hooks, the ops endpoints.
+pub(crate) fn http_router(
+    scim: ScimState,
+    hooks: HookState,
+    roster: Arc<roster_engine::Roster>,
+) -> axum::Router {
+    scim_router(scim)
+        .merge(hook_router(hooks))
+        .merge(roster_server::ops_router(roster))
 }
 
 fn now_ms() -> i64 {

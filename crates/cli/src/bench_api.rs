@@ -378,7 +378,7 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
         .await?
         .token;
     let scim = ScimState::new(store.clone(), Arc::new(NullSink));
-    let options = roster_server::scim_serve_options(scim.config());
+    let options = crate::serve::http_options(&scim);
     let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
     let hooks = HookState::new(Default::default(), events);
     let router = crate::serve::http_router(scim, hooks, roster.clone());

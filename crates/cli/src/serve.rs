@@ -139,7 +139,11 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         let _ = crate::service::shutdown_signal().await;
         eprintln!("stopping…");
     };
-    let options = roster_server::scim_serve_options(state.config());
+    let options = http_options(&state);
+    eprintln!(
+        "roster serve: REST API at http://{0}/api/v1/ (OpenAPI: /api/v1/openapi.json, reference: /api/docs; tokens: roster token create)",
+        listener.local_addr()?
+    );
     let router = http_router(state, hook_state, roster.clone());
     roster_server::serve_with(listener, router, shutdown, options)
         .await
@@ -150,7 +154,7 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
 }
 
 /// Everything `roster serve` answers over HTTP (also what `roster bench
-/// api` measures): SCIM, Okta event hooks, the ops endpoints.
+/// api` measures): SCIM, Okta event hooks, the REST API, the ops endpoints.
 pub(crate) fn http_router(
     scim: ScimState,
     hooks: HookState,
@@ -158,7 +162,18 @@ pub(crate) fn http_router(
 ) -> axum::Router {
     scim_router(scim)
         .merge(hook_router(hooks))
+        .merge(roster_server::api_router(roster.clone()))
         .merge(roster_server::ops_router(roster))
+}
+
+/// The server-wide limits [`http_router`] is served with: the SCIM
+/// gateway's, with room for the REST API's largest body.
+pub(crate) fn http_options(scim: &ScimState) -> roster_server::ServeOptions {
+    let mut options = roster_server::scim_serve_options(scim.config());
+    options.max_body_bytes = options
+        .max_body_bytes
+        .max(roster_server::api::MAX_BODY_BYTES + 64 * 1024);
+    options
 }
 
 fn now_ms() -> i64 {

@@ -292,22 +292,20 @@ impl Roster {
     }
 
     /// The accounts `connection`'s last read returned, by key; empty for
-    /// a connection never read, [`EngineError::Refused`] for one the
-    /// deployment does not have.
+    /// a connection never read, `None` for one the deployment does not
+    /// have.
     pub async fn accounts(
         &self,
         connection: &ConnectionId,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Page<AccountEntry>, EngineError> {
+    ) -> Result<Option<Page<AccountEntry>>, EngineError> {
         let limit = check_limit(limit)?;
         let known = self.engine().bindings.contains_key(connection)
             || self.engine().connector_ids().contains(connection)
             || self.store().connection(connection).await?.is_some();
         if !known {
-            return Err(EngineError::Refused(format!(
-                "no connection {connection} in this deployment"
-            )));
+            return Ok(None);
         }
         let after = decode_cursor(cursor)?;
         let mut rows = self
@@ -320,7 +318,7 @@ impl Roster {
         } else {
             None
         };
-        Ok(Page {
+        Ok(Some(Page {
             items: rows
                 .into_iter()
                 .map(|(key, account)| AccountEntry {
@@ -330,7 +328,7 @@ impl Roster {
                 })
                 .collect(),
             next_cursor,
-        })
+        }))
     }
 
     /// The catalog's cards for the deployment's connections: the app,

@@ -235,6 +235,7 @@ async fn plan_detail_versions_move_with_decisions_and_plans_page_newest_first() 
     let accounts = roster
         .accounts(&ConnectionId::new("expensify"), None, 4)
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(accounts.items.len(), 4);
     let rest = roster
@@ -244,13 +245,17 @@ async fn plan_detail_versions_move_with_decisions_and_plans_page_newest_first() 
             4,
         )
         .await
+        .unwrap()
         .unwrap();
     assert!(rest.next_cursor.is_none());
     assert!(!rest.items.is_empty());
-    assert!(matches!(
-        roster.accounts(&ConnectionId::new("nope"), None, 4).await,
-        Err(EngineError::Refused(_))
-    ));
+    assert!(
+        roster
+            .accounts(&ConnectionId::new("nope"), None, 4)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let verify = roster.audit_verify().await.unwrap();
     assert!(verify.ok, "{verify:?}");
     assert!(!roster.audit_export(0).await.unwrap().is_empty());

@@ -24,6 +24,9 @@
 //!   ([`HookState`], the engine's `SourceEvents` port).
 //! - [`tokens`] creates, lists, revokes and verifies the per-connection
 //!   bearer tokens (`rst_…`, stored as SHA-256).
+//! - [`api_router`] serves the REST API at `/api/v1` (bearer API tokens,
+//!   one scope per route from one table, RFC 9457 errors, OpenAPI 3.1 at
+//!   `/api/v1/openapi.json`, an HTML reference at `/api/docs`); see [`api`].
 //! - The protocol itself (schemas, filters, PATCH, projection, errors) is
 //!   `roster-scim`; this crate adds HTTP, storage and authorization.
 //!
@@ -45,6 +48,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
 )]
 
+pub mod api;
 mod bulk;
 mod error;
 mod hook;
@@ -59,6 +63,7 @@ mod state;
 pub mod tokens;
 mod writer;
 
+pub use api::api_router;
 pub use bulk::{BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
 pub use error::SCIM_CONTENT_TYPE;
 pub use hook::{HookState, OktaHook, VERIFICATION_HEADER, hook_router};

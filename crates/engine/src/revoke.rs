@@ -196,14 +196,15 @@ impl Engine {
         for a in self.store.actions(approved.plan_id()).await? {
             let runs_now = matches!(a.state, ActionState::Pending | ActionState::Failed)
                 && !held.contains(&a.index);
-            if runs_now && a.action.cause == Cause::Left && a.action.operation.is_deprovision() {
-                if let Some(e) = a
+            if runs_now
+                && a.action.cause == Cause::Left
+                && a.action.operation.is_deprovision()
+                && let Some(e) = a
                     .action
                     .employee_id
                     .filter(|e| !approved.sessions_revoked_for(e))
-                {
-                    leavers.insert(e);
-                }
+            {
+                leavers.insert(e);
             }
         }
         let mut people = Vec::new();

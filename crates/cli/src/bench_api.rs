@@ -119,7 +119,11 @@ pub async fn run(args: ApiArgs) -> Result<()> {
 
 /// One account per person in app `k`: keyed by address in even apps, by
 /// an app-side id in odd ones; every third carries the employee ID.
-fn accounts_of(people: &[Person], connection: &roster_core::ConnectionId, k: usize) -> Vec<Account> {
+fn accounts_of(
+    people: &[Person],
+    connection: &roster_core::ConnectionId,
+    k: usize,
+) -> Vec<Account> {
     people
         .iter()
         .enumerate()
@@ -225,11 +229,7 @@ fn round(x: f64) -> f64 {
 /// Runs `requests` calls of `call(worker, index)` from `concurrency`
 /// workers, each with one call in flight; returns each call's time (ms),
 /// how many failed, and the wall time.
-async fn drive<F, Fut>(
-    concurrency: usize,
-    requests: usize,
-    call: F,
-) -> (Vec<f64>, usize, Duration)
+async fn drive<F, Fut>(concurrency: usize, requests: usize, call: F) -> (Vec<f64>, usize, Duration)
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -446,8 +446,12 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
         );
     }
     {
-        let (clients, origin, token, people) =
-            (clients.clone(), origin.clone(), scim_token.clone(), people.clone());
+        let (clients, origin, token, people) = (
+            clients.clone(),
+            origin.clone(),
+            scim_token.clone(),
+            people.clone(),
+        );
         endpoints.push(
             http_phase(
                 (args.concurrency, warmup, args.requests),
@@ -471,8 +475,12 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
     }
     if rest_served {
         {
-            let (clients, origin, token, people) =
-                (clients.clone(), origin.clone(), api_token.clone(), people.clone());
+            let (clients, origin, token, people) = (
+                clients.clone(),
+                origin.clone(),
+                api_token.clone(),
+                people.clone(),
+            );
             endpoints.push(
                 http_phase(
                     (args.concurrency, warmup, args.requests),
@@ -491,8 +499,12 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
             );
         }
         {
-            let (clients, origin, token, people) =
-                (clients.clone(), origin.clone(), api_token.clone(), people.clone());
+            let (clients, origin, token, people) = (
+                clients.clone(),
+                origin.clone(),
+                api_token.clone(),
+                people.clone(),
+            );
             endpoints.push(
                 http_phase(
                     (args.concurrency, warmup, args.requests),
@@ -542,7 +554,10 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
             }
         });
         let c1 = call.clone();
-        drive(args.concurrency, warmup, move |w, i| c1(w, i + 1_000_000_000)).await;
+        drive(args.concurrency, warmup, move |w, i| {
+            c1(w, i + 1_000_000_000)
+        })
+        .await;
         let (times, failed, wall) =
             drive(args.concurrency, args.requests, move |w, i| call(w, i)).await;
         let label = if search {

@@ -175,15 +175,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Also routes the `log` crate's records into tracing, as `init` does.
-    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(
-        roster_server::logging::subscriber(
+    let _ =
+        tracing_subscriber::util::SubscriberInitExt::try_init(roster_server::logging::subscriber(
             cli.log_format.parse().unwrap_or_default(),
             tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
             std::io::stderr,
             std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        ),
-    );
+        ));
     // reqwest is built without a bundled TLS provider; use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -57,22 +57,24 @@ impl Roster {
         let expected = roster_store::SCHEMA_VERSION;
         let mut problems = Vec::new();
         let store = self.store();
-        let reachable =
-            match tokio::time::timeout(READINESS_TIMEOUT, store.ping()).await {
-                Ok(Ok(())) => true,
-                Ok(Err(e)) => {
-                    problems.push(format!("the store ({}) is unreachable: {e}", store.describe()));
-                    false
-                }
-                Err(_) => {
-                    problems.push(format!(
-                        "the store ({}) did not answer within {} s",
-                        store.describe(),
-                        READINESS_TIMEOUT.as_secs()
-                    ));
-                    false
-                }
-            };
+        let reachable = match tokio::time::timeout(READINESS_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                problems.push(format!(
+                    "the store ({}) is unreachable: {e}",
+                    store.describe()
+                ));
+                false
+            }
+            Err(_) => {
+                problems.push(format!(
+                    "the store ({}) did not answer within {} s",
+                    store.describe(),
+                    READINESS_TIMEOUT.as_secs()
+                ));
+                false
+            }
+        };
         let mut version = None;
         if reachable {
             match tokio::time::timeout(READINESS_TIMEOUT, store.schema_version()).await {

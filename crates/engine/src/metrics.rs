@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use roster_connectors::{
-    ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest, Merge,
-    Page, RateBudget, RateWindow, Turn, Validation,
+    ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest, Merge, Page,
+    RateBudget, RateWindow, Turn, Validation,
 };
 use roster_core::{Account, ConnectionId};
 
@@ -220,6 +220,8 @@ impl crate::engine::Engine {
             return "connector";
         };
         let settings = binding.map(|b| b.settings.clone()).unwrap_or_default();
-        roster_catalog::select_path(app, &settings, op).path.as_str()
+        roster_catalog::select_path(app, &settings, op)
+            .path
+            .as_str()
     }
 }

@@ -563,7 +563,10 @@ impl Engine {
         let pointing = self.store.accounts_pointing_at(&wanted).await?;
         let mut by_connection: BTreeMap<ConnectionId, Vec<roster_core::Account>> = BTreeMap::new();
         for a in pointing {
-            by_connection.entry(a.connection.clone()).or_default().push(a);
+            by_connection
+                .entry(a.connection.clone())
+                .or_default()
+                .push(a);
         }
         for (connection, accounts) in by_connection {
             let Some(into) = inputs

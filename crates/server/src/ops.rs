@@ -148,11 +148,7 @@ async fn render_metrics(State(state): State<OpsState>) -> Response {
 /// scrape has it), then in the background when older than
 /// [`LEAVERS_REFRESH`], one refresh at a time.
 async fn refresh_leavers(state: &OpsState) {
-    let last = *state
-        .leavers
-        .last
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let last = *state.leavers.last.lock().unwrap_or_else(|p| p.into_inner());
     let due = last.is_none_or(|t| t.elapsed() >= LEAVERS_REFRESH);
     if !due
         || state

@@ -188,7 +188,10 @@ async fn healthz_is_ok_and_readyz_says_what_is_wrong() {
     assert_eq!(body["schema_version"], roster_store::SCHEMA_VERSION - 1);
     let problems = body["problems"].to_string();
     assert!(
-        problems.contains(&format!("this build needs {}", roster_store::SCHEMA_VERSION)),
+        problems.contains(&format!(
+            "this build needs {}",
+            roster_store::SCHEMA_VERSION
+        )),
         "{body}"
     );
     // Liveness is not readiness: the process still serves.
@@ -200,7 +203,13 @@ async fn healthz_is_ok_and_readyz_says_what_is_wrong() {
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["store_reachable"], false, "{body}");
-    assert!(body["problems"][0].as_str().unwrap().contains("unreachable"), "{body}");
+    assert!(
+        body["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{body}"
+    );
     server.stop().await;
 }
 
@@ -228,10 +237,17 @@ async fn metrics_count_plans_actions_connector_calls_waits_scim_and_leavers() {
     let (store, _) = store_in(&dir).await;
     // Past the first plan: everyone in line, applied.
     let first = wire(store.clone(), &sim, None);
-    first.import_people(&op(), &people(None), "hr").await.unwrap();
+    first
+        .import_people(&op(), &people(None), "hr")
+        .await
+        .unwrap();
     first.read(&op(), &mut |_, _| {}).await.unwrap();
     let planned = first.plan(&op(), PlanScope::All).await.unwrap();
-    assert!(planned.plan.actions.is_empty(), "{:?}", planned.plan.actions);
+    assert!(
+        planned.plan.actions.is_empty(),
+        "{:?}",
+        planned.plan.actions
+    );
     let approved = first.check_planned(&op(), planned).await.unwrap();
     first.apply(approved, &mut |_, _| {}).await.unwrap();
 
@@ -241,7 +257,10 @@ async fn metrics_count_plans_actions_connector_calls_waits_scim_and_leavers() {
         Duration::from_secs(1),
     )]));
     let roster = Arc::new(wire(store.clone(), &sim, Some(budget)));
-    roster.import_people(&op(), &people(Some(3)), "hr").await.unwrap();
+    roster
+        .import_people(&op(), &people(Some(3)), "hr")
+        .await
+        .unwrap();
     roster.read(&op(), &mut |_, _| {}).await.unwrap();
     let planned = roster.plan(&op(), PlanScope::All).await.unwrap();
     assert_eq!(planned.plan.actions.len(), 1, "{:?}", planned.plan.actions);
@@ -255,8 +274,16 @@ async fn metrics_count_plans_actions_connector_calls_waits_scim_and_leavers() {
 
     // Before the apply: the leaver still has their account.
     let page = server.get("/metrics").await.text().await.unwrap();
-    assert_eq!(sample(&page, "roster_leavers_with_open_access", &[]), Some(1.0), "{page}");
-    assert_eq!(sample(&page, "roster_leaver_open_accounts", &[]), Some(1.0), "{page}");
+    assert_eq!(
+        sample(&page, "roster_leavers_with_open_access", &[]),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "roster_leaver_open_accounts", &[]),
+        Some(1.0),
+        "{page}"
+    );
 
     let approved = roster.check_planned(&op(), planned).await.unwrap();
     let (report, _) = roster.apply(approved, &mut |_, _| {}).await.unwrap();
@@ -285,7 +312,11 @@ async fn metrics_count_plans_actions_connector_calls_waits_scim_and_leavers() {
             >= 1.0,
         "{page}"
     );
-    assert_eq!(sample(&page, "roster_queue_depth", &[]), Some(0.0), "{page}");
+    assert_eq!(
+        sample(&page, "roster_queue_depth", &[]),
+        Some(0.0),
+        "{page}"
+    );
     assert_eq!(
         sample(&page, "roster_queue_oldest_task_age_seconds", &[]),
         Some(0.0),
@@ -304,14 +335,22 @@ async fn metrics_count_plans_actions_connector_calls_waits_scim_and_leavers() {
         "histograms, not summaries: {page}"
     );
     assert!(
-        sample(&page, "roster_rate_limit_waits_total", &["connection=\"expensify\""])
-            .unwrap_or(0.0)
+        sample(
+            &page,
+            "roster_rate_limit_waits_total",
+            &["connection=\"expensify\""]
+        )
+        .unwrap_or(0.0)
             >= 1.0,
         "{page}"
     );
     assert!(
-        sample(&page, "roster_rate_limit_wait_seconds_sum", &["connection=\"expensify\""])
-            .unwrap_or(0.0)
+        sample(
+            &page,
+            "roster_rate_limit_wait_seconds_sum",
+            &["connection=\"expensify\""]
+        )
+        .unwrap_or(0.0)
             > 0.0,
         "{page}"
     );
@@ -397,8 +436,8 @@ async fn every_request_has_an_id_echoed_and_in_each_json_log_line() {
         store.clone(),
         Policy::parse("p.toml", "").unwrap(),
     )));
-    let router = scim_router(ScimState::new(store.clone(), Arc::new(NullSink)))
-        .merge(ops_router(roster));
+    let router =
+        scim_router(ScimState::new(store.clone(), Arc::new(NullSink))).merge(ops_router(roster));
     let server = Server::start(router).await;
 
     // The caller's id is kept and echoed.
@@ -419,7 +458,10 @@ async fn every_request_has_an_id_echoed_and_in_each_json_log_line() {
     // bearer token sent along is never logged.
     let r = server
         .http
-        .get(format!("{}/scim/v2/expensify/Users?filter=userName%20eq%20%22x%40y.z%22", server.origin))
+        .get(format!(
+            "{}/scim/v2/expensify/Users?filter=userName%20eq%20%22x%40y.z%22",
+            server.origin
+        ))
         .header("x-request-id", "a b c")
         .header("authorization", "Bearer rst_secret-token-value")
         .send()
@@ -458,5 +500,8 @@ async fn every_request_has_an_id_echoed_and_in_each_json_log_line() {
         );
     }
     assert!(!text.contains("secret-token-value"), "{text}");
-    assert!(!text.contains("x@y.z") && !text.contains("x%40y.z"), "{text}");
+    assert!(
+        !text.contains("x@y.z") && !text.contains("x%40y.z"),
+        "{text}"
+    );
 }

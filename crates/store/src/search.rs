@@ -9,7 +9,6 @@
 //! caller scans as before. Either way the result is a superset the caller
 //! filters exactly.
 
-
 use roster_core::Person;
 
 use crate::people::decode_person;
@@ -42,6 +41,9 @@ impl Store {
         .bind(to_i64(limit))
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(decode_person).collect::<Result<_, _>>().map(Some)
+        rows.iter()
+            .map(decode_person)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 }

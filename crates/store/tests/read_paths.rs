@@ -51,15 +51,34 @@ async fn trigram_search_finds_everyone_a_scan_finds_and_follows_every_write() {
     let (store, _dir) = store().await;
     let mut people = vec![
         person("E001", "Alice", "Martin", "alice.martin@acme.example", &[]),
-        person("E002", "Bob", "Alison", "bob@acme.example", &["b.alison@old.example"]),
+        person(
+            "E002",
+            "Bob",
+            "Alison",
+            "bob@acme.example",
+            &["b.alison@old.example"],
+        ),
         person("E003", "Chloé", "Dupont", "chloe@acme.example", &[]),
         person("E010", "Dan", "O\"Brien", "dan@acme.example", &[]),
         person("E100", "Eve", "Smith", "eve.smith@acme.example", &[]),
     ];
     store.replace_people(&people).await.unwrap();
     let needles = [
-        "ali", "alice", "martin", "e00", "e1", "acme.example", "old.example", "b.alison", "chloé",
-        "o\"brien", "n m", "zzz", "staff", "%", "_",
+        "ali",
+        "alice",
+        "martin",
+        "e00",
+        "e1",
+        "acme.example",
+        "old.example",
+        "b.alison",
+        "chloé",
+        "o\"brien",
+        "n m",
+        "zzz",
+        "staff",
+        "%",
+        "_",
     ];
     let check = async |people: &[Person]| {
         for needle in needles {
@@ -82,13 +101,22 @@ async fn trigram_search_finds_everyone_a_scan_finds_and_follows_every_write() {
     };
     check(&people).await;
     // Pages: after a key, in key order, at most `limit`.
-    let page = store.people_containing("acme", Some("E002"), 2).await.unwrap();
+    let page = store
+        .people_containing("acme", Some("E002"), 2)
+        .await
+        .unwrap();
     let ids: Vec<&str> = page.iter().map(|p| p.employee_id.as_str()).collect();
     assert_eq!(ids, ["E003", "E010"]);
 
     // The index follows a new snapshot (triggers on every write).
     people.remove(0);
-    people.push(person("E200", "Alina", "Kowalski", "alina@acme.example", &[]));
+    people.push(person(
+        "E200",
+        "Alina",
+        "Kowalski",
+        "alina@acme.example",
+        &[],
+    ));
     store.replace_people(&people).await.unwrap();
     check(&people).await;
     let found = store.people_containing("alice", None, 10).await.unwrap();
@@ -119,7 +147,11 @@ async fn the_approver_index_finds_current_accounts_pointing_at_an_address() {
             &Observed::complete(
                 ConnectionId::new("expensify"),
                 vec![
-                    account("expensify", "a", &[("manager_email", " Boss@Acme.example ")]),
+                    account(
+                        "expensify",
+                        "a",
+                        &[("manager_email", " Boss@Acme.example ")],
+                    ),
                     account("expensify", "b", &[("approves_to", "boss@acme.example")]),
                     account("expensify", "c", &[("manager_email", "other@acme.example")]),
                     account("expensify", "d", &[]),
@@ -149,7 +181,11 @@ async fn the_approver_index_finds_current_accounts_pointing_at_an_address() {
         .replace_accounts(
             &Observed::complete(
                 ConnectionId::new("spendesk"),
-                vec![account("spendesk", "e", &[("approves_to", "BOSS@acme.example")])],
+                vec![account(
+                    "spendesk",
+                    "e",
+                    &[("approves_to", "BOSS@acme.example")],
+                )],
             ),
             1_000,
         )

@@ -129,13 +129,13 @@ fn accounts_of(
         .enumerate()
         .map(|(i, p)| Account {
             connection: connection.clone(),
-            key: AccountKey::new(if k % 2 == 0 {
+            key: AccountKey::new(if k.is_multiple_of(2) {
                 p.email.normalized()
             } else {
                 format!("u{k:02}-{i:07}")
             }),
             email: Some(p.email.clone()),
-            employee_id: (k % 3 == 0).then(|| p.employee_id.clone()),
+            employee_id: k.is_multiple_of(3).then(|| p.employee_id.clone()),
             active: true,
             attributes: [
                 ("role".to_string(), "user".to_string()),

@@ -23,6 +23,9 @@
 //! The principal is recorded in the audit log for every event the call
 //! writes (plan.created, plan.approved, plan.apply_started, ...).
 
+/// Readiness and the gauges `/metrics` refreshes (another `impl Roster`).
+pub mod health;
+
 use std::path::PathBuf;
 
 use roster_connectors::driver::Progress;

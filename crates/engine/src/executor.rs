@@ -1012,3 +1012,30 @@ fn already(earlier_attempt: bool, detail: String) -> TaskResult {
         detail: Some(detail),
     }
 }
+
+impl Engine {
+    /// The catalog path roster takes for `op` on `connection`, as a metric
+    /// label: `connector` when the deployment has no catalog record for
+    /// the app (a connector registered by hand, as in tests).
+    pub(crate) fn path_label(
+        &self,
+        connection: &ConnectionId,
+        op: Option<roster_core::Operation>,
+    ) -> &'static str {
+        let (Some(catalog), Some(op)) = (self.catalog.as_ref(), op) else {
+            return "connector";
+        };
+        let binding = self.bindings.get(connection);
+        let Some(app) = catalog.get(
+            binding
+                .map(|b| b.app.as_str())
+                .unwrap_or(connection.as_str()),
+        ) else {
+            return "connector";
+        };
+        let settings = binding.map(|b| b.settings.clone()).unwrap_or_default();
+        roster_catalog::select_path(app, &settings, op)
+            .path
+            .as_str()
+    }
+}

@@ -27,7 +27,6 @@ pub mod execution;
 pub mod executor;
 pub mod files;
 pub mod gateway;
-pub mod health;
 pub mod hr_file;
 pub mod human;
 pub mod inbound;
@@ -44,6 +43,7 @@ pub mod service;
 pub mod sources;
 
 pub use api_tokens::{ApiTokenInfo, Authenticated, CreatedApiToken, NewApiToken};
+pub use app::health;
 pub use app::{Planned, RefreshOptions, Refreshed, Roster};
 pub use approval::{ApprovalStatus, Approved};
 pub use budget::StoreBudget;

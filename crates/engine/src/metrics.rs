@@ -8,9 +8,9 @@
 //! the config), catalog paths, outcomes, error kinds and scope kinds,
 //! never a person, an address or an account key.
 //!
-//! Where each series is emitted:
-//! * plans: [`Engine::save_plan`](crate::engine::Engine) via
-//!   [`plan_created`];
+//! This module is a leaf (it imports no other module of the engine);
+//! where each series is emitted:
+//! * plans: `Engine::save_plan` via [`plan_created`];
 //! * actions: the executor's settle step (done, skipped, failed) and the
 //!   routing of actions to people (manual), via [`action_finished`];
 //! * connector latency, errors and rate-limit waits: every registered
@@ -18,7 +18,7 @@
 //!   in `Engine::add_connector_with_budget`, so every call, whoever makes
 //!   it (reads, the executor, checks), is measured once;
 //! * queue depth and leavers with access still open: gauges set by
-//!   `Roster::refresh_gauges` (crate::health) when `/metrics` is scraped.
+//!   the `Roster::refresh_*_gauges` methods (app/health.rs) when `/metrics` is scraped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,13 +59,8 @@ pub const LEAVERS_OPEN: &str = "roster_leavers_with_open_access";
 /// Gauge: the open accounts of those leavers.
 pub const LEAVER_ACCOUNTS_OPEN: &str = "roster_leaver_open_accounts";
 
-/// Records a stored plan.
-pub(crate) fn plan_created(scope: &crate::planning::PlanScope) {
-    let kind = match scope {
-        crate::planning::PlanScope::All => "all",
-        crate::planning::PlanScope::Connections(_) => "connections",
-        crate::planning::PlanScope::Person(_) => "person",
-    };
+/// Records a stored plan of scope `kind` (`all`, `connections`, `person`).
+pub(crate) fn plan_created(kind: &'static str) {
     metrics::counter!(PLANS_CREATED, "scope" => kind).increment(1);
 }
 
@@ -197,31 +192,4 @@ fn record_wait(connection: &str, delay: Duration) {
     metrics::counter!(RATE_LIMIT_WAITS, "connection" => connection.to_string()).increment(1);
     metrics::histogram!(RATE_LIMIT_WAIT_SECONDS, "connection" => connection.to_string())
         .record(delay.as_secs_f64());
-}
-
-impl crate::engine::Engine {
-    /// The catalog path roster takes for `op` on `connection`, as a metric
-    /// label: `connector` when the deployment has no catalog record for
-    /// the app (a connector registered by hand, as in tests).
-    pub(crate) fn path_label(
-        &self,
-        connection: &ConnectionId,
-        op: Option<roster_core::Operation>,
-    ) -> &'static str {
-        let (Some(catalog), Some(op)) = (self.catalog.as_ref(), op) else {
-            return "connector";
-        };
-        let binding = self.bindings.get(connection);
-        let Some(app) = catalog.get(
-            binding
-                .map(|b| b.app.as_str())
-                .unwrap_or(connection.as_str()),
-        ) else {
-            return "connector";
-        };
-        let settings = binding.map(|b| b.settings.clone()).unwrap_or_default();
-        roster_catalog::select_path(app, &settings, op)
-            .path
-            .as_str()
-    }
 }

@@ -685,7 +685,11 @@ impl Engine {
             }),
         )
         .await?;
-        crate::metrics::plan_created(scope);
+        crate::metrics::plan_created(match scope {
+            PlanScope::All => "all",
+            PlanScope::Connections(_) => "connections",
+            PlanScope::Person(_) => "person",
+        });
         Ok(id)
     }
 

@@ -17,7 +17,8 @@
 //! ([`Roster::refresh_queue_gauges`], one aggregate query) and, at most
 //! every [`LEAVERS_REFRESH`], the leavers gauge
 //! ([`Roster::refresh_leavers_gauges`], which reads every stored account:
-//! in the background, so a scrape never waits for it after the first).
+//! in the background, so a scrape waits for it at most a moment, the
+//! first time).
 //!
 //! The Prometheus recorder is process-wide and installed once
 //! ([`metrics_handle`]); every router built in the process renders the
@@ -144,9 +145,12 @@ async fn render_metrics(State(state): State<OpsState>) -> Response {
         .into_response()
 }
 
-/// Refreshes the leavers gauge: inline the first time (so the first
-/// scrape has it), then in the background when older than
-/// [`LEAVERS_REFRESH`], one refresh at a time.
+/// How long the first scrape waits for the first leavers count.
+const FIRST_LEAVERS_WAIT: Duration = Duration::from_secs(2);
+
+/// Refreshes the leavers gauge in the background when older than
+/// [`LEAVERS_REFRESH`], one refresh at a time; the first scrape waits up
+/// to [`FIRST_LEAVERS_WAIT`] for it.
 async fn refresh_leavers(state: &OpsState) {
     let last = *state.leavers.last.lock().unwrap_or_else(|p| p.into_inner());
     let due = last.is_none_or(|t| t.elapsed() >= LEAVERS_REFRESH);
@@ -170,10 +174,11 @@ async fn refresh_leavers(state: &OpsState) {
             leavers.running.store(false, Ordering::Release);
         }
     };
+    let handle = tokio::spawn(job);
     if last.is_none() {
-        job.await;
-    } else {
-        tokio::spawn(job);
+        // The first scrape waits a little, so a small deployment has the
+        // gauge at once; a large one is never held past a scrape timeout.
+        let _ = tokio::time::timeout(FIRST_LEAVERS_WAIT, handle).await;
     }
 }
 

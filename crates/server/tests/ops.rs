@@ -272,8 +272,16 @@ async fn metrics_count_plans_actions_connector_calls_waits_scim_and_leavers() {
     let r = server.get("/scim/v2/expensify/Users").await;
     assert_eq!(r.status(), 401);
 
-    // Before the apply: the leaver still has their account.
-    let page = server.get("/metrics").await.text().await.unwrap();
+    // Before the apply: the leaver still has their account. (The first
+    // count is computed in the background; wait for it, boundedly.)
+    let mut page = String::new();
+    for _ in 0..300 {
+        page = server.get("/metrics").await.text().await.unwrap();
+        if sample(&page, "roster_leavers_with_open_access", &[]).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         sample(&page, "roster_leavers_with_open_access", &[]),
         Some(1.0),

@@ -1,6 +1,7 @@
 //! `roster bench reconcile`: the reconciliation benchmark (see
 //! `roster_engine::bench`); `roster bench sources`: IdP change latency and
-//! full-read pacing (`bench_sources.rs`). Prints one JSON report on standard output and
+//! full-read pacing (`bench_sources.rs`); `roster bench api`: the HTTP
+//! read surface over a large store beside the SCIM server (`bench_api.rs`). Prints one JSON report on standard output and
 //! progress on standard error. Build with `--release`; a debug build is
 //! several times slower and says nothing about the targets.
 
@@ -17,6 +18,9 @@ pub enum BenchCommand {
     /// Time an IdP change to the first app action (event hook, polling) and
     /// a full read against the rate limit (simulators on loopback).
     Sources(crate::bench_sources::SourcesArgs),
+    /// Time `GET /api/v1/people/{id}` and people search over 100,000 people
+    /// × 20 apps, beside the SCIM server's reads (loopback, in-process).
+    Api(crate::bench_api::ApiArgs),
 }
 
 #[derive(Args)]
@@ -45,6 +49,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
     let args = match cmd {
         BenchCommand::Reconcile(args) => args,
         BenchCommand::Sources(args) => return crate::bench_sources::run(args).await,
+        BenchCommand::Api(args) => return crate::bench_api::run(args).await,
     };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(path) => {

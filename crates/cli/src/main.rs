@@ -7,7 +7,9 @@
 //! could not be read completely).
 //!
 //! Logs go to stderr (`ROSTER_LOG`, default `warn`), in colour only when
-//! stderr is a terminal, so a log file or a CI capture gets plain text.
+//! stderr is a terminal, so a log file or a CI capture gets plain text;
+//! `--log-format json` (or `ROSTER_LOG_FORMAT=json`) writes one JSON
+//! object per line instead (`roster_server::logging`).
 
 // Every module prints through `output`, so a closed pipe ends the process
 // quietly instead of panicking (see output.rs). These macros shadow std's
@@ -29,6 +31,7 @@ mod output;
 mod anchor;
 mod apps;
 mod bench;
+mod bench_api;
 mod bench_sources;
 mod demo;
 mod govern;
@@ -78,6 +81,17 @@ struct Cli {
     /// A directory of app records that add to or replace the built-in catalog.
     #[arg(long, global = true, env = "ROSTER_CATALOG_DIR", value_name = "DIR")]
     catalog_dir: Option<PathBuf>,
+    /// Log lines as `text` (default) or `json`, one object per line, with
+    /// the request id of the HTTP request a line is about.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -168,14 +182,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    // Also routes the `log` crate's records into tracing, as `init` does.
+    let _ =
+        tracing_subscriber::util::SubscriberInitExt::try_init(roster_server::logging::subscriber(
+            cli.log_format.parse().unwrap_or_default(),
             tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+            std::io::stderr,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ));
     // reqwest is built without a bundled TLS provider; use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -100,6 +100,8 @@ pub enum TokenCommand {
 
 pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
+    // Record from the start: the service's first run is counted too.
+    roster_server::metrics_handle();
     let roster = Arc::new(roster_engine::Roster::new(
         engine_for(&config, catalog_dir).await?,
     ));
@@ -138,6 +140,10 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         listener.local_addr()?,
         args.every.max(1)
     );
+    eprintln!(
+        "roster serve: health at http://{0}/healthz and /readyz, Prometheus metrics at http://{0}/metrics",
+        listener.local_addr()?
+    );
     for name in &hook_names {
         eprintln!(
             "roster serve: Okta event hook for [sources.{name}] at http://{}/hooks/okta/{name}",
@@ -161,17 +167,12 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         // Open MCP sessions end, so the server can stop.
         mcp_cancel.cancel();
     };
-    let mut options = roster_server::scim_serve_options(state.config());
-    options.max_body_bytes = options
-        .max_body_bytes
-        .max(roster_server::api::MAX_BODY_BYTES + 64 * 1024);
+    let options = http_options(&state);
     eprintln!(
         "roster serve: REST API at http://{0}/api/v1/ (OpenAPI: /api/v1/openapi.json, reference: /api/docs; tokens: roster token create)",
         listener.local_addr()?
     );
-    let router = scim_router(state)
-        .merge(hook_router(hook_state))
-        .merge(roster_server::api_router(roster.clone()))
+    let router = http_router(state, hook_state, roster.clone())
         .merge(roster_mcp::http::router(roster.clone(), mcp_options));
     roster_server::serve_with(listener, router, shutdown, options)
         .await
@@ -179,6 +180,29 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let _ = stop_tx.send(true);
     svc.await.context("the service task failed")??;
     Ok(())
+}
+
+/// Everything `roster serve` answers over HTTP (also what `roster bench
+/// api` measures): SCIM, Okta event hooks, the REST API, the ops endpoints.
+pub(crate) fn http_router(
+    scim: ScimState,
+    hooks: HookState,
+    roster: Arc<roster_engine::Roster>,
+) -> axum::Router {
+    scim_router(scim)
+        .merge(hook_router(hooks))
+        .merge(roster_server::api_router(roster.clone()))
+        .merge(roster_server::ops_router(roster))
+}
+
+/// The server-wide limits [`http_router`] is served with: the SCIM
+/// gateway's, with room for the REST API's largest body.
+pub(crate) fn http_options(scim: &ScimState) -> roster_server::ServeOptions {
+    let mut options = roster_server::scim_serve_options(scim.config());
+    options.max_body_bytes = options
+        .max_body_bytes
+        .max(roster_server::api::MAX_BODY_BYTES + 64 * 1024);
+    options
 }
 
 fn now_ms() -> i64 {

@@ -23,6 +23,8 @@
 //! The principal is recorded in the audit log for every event the call
 //! writes (plan.created, plan.approved, plan.apply_started, ...).
 
+/// Readiness and the gauges `/metrics` refreshes (another `impl Roster`).
+pub mod health;
 pub mod notifications;
 pub mod tokens;
 

@@ -296,6 +296,9 @@ impl Engine {
         connector: Arc<dyn Connector>,
         budget: Arc<dyn RateBudget>,
     ) {
+        // Every call and every wait is measured once, here (crate::metrics).
+        let budget = crate::metrics::MeteredBudget::wrap(budget, connector.id());
+        let connector = crate::metrics::Metered::wrap(connector);
         self.connectors
             .insert(connector.id().clone(), Wired { connector, budget });
     }

@@ -236,6 +236,7 @@ impl Engine {
                         ms(self.now()),
                     )
                     .await?;
+                crate::metrics::action_finished("manual", "manual");
                 manual += 1;
             }
         }

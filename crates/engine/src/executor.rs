@@ -771,9 +771,27 @@ impl<'e, 'p> Executor<'e, 'p> {
         let now = self.now_ms();
         let mut finishes = Vec::with_capacity(settled.len());
         let mut finals = Vec::with_capacity(settled.len());
+        let mut outcomes = Vec::with_capacity(settled.len());
         for (task, action, result) in settled {
             let audit = self.audit_event(&task, action.as_ref(), &result, now);
             finals.push(!matches!(result, TaskResult::Retry { .. }));
+            outcomes.push(match &result {
+                TaskResult::Retry { .. } => None,
+                TaskResult::Done { outcome, .. } => Some((
+                    task.connection.clone(),
+                    action.as_ref().map(|a| a.operation),
+                    if *outcome == TaskOutcome::Skipped {
+                        "skipped"
+                    } else {
+                        "done"
+                    },
+                )),
+                TaskResult::Dead { .. } => Some((
+                    task.connection.clone(),
+                    action.as_ref().map(|a| a.operation),
+                    "failed",
+                )),
+            });
             finishes.push(TaskFinish {
                 id: task.id,
                 attempt: task.attempts,
@@ -788,6 +806,12 @@ impl<'e, 'p> Executor<'e, 'p> {
             .finish_tasks(&self.opts.worker_id, finishes, now)
             .await?;
         let mut final_n = 0;
+        for (ok, outcome) in accepted.iter().zip(&outcomes) {
+            if let (true, Some((connection, op, outcome))) = (ok, outcome) {
+                let path = self.engine.path_label(connection, *op);
+                crate::metrics::action_finished(path, outcome);
+            }
+        }
         for ((id, ok), is_final) in ids.iter().zip(&accepted).zip(finals) {
             if !ok {
                 // Our lease expired and the task was taken over: the newer
@@ -986,5 +1010,32 @@ fn already(earlier_attempt: bool, detail: String) -> TaskResult {
             TaskOutcome::Skipped
         },
         detail: Some(detail),
+    }
+}
+
+impl Engine {
+    /// The catalog path roster takes for `op` on `connection`, as a metric
+    /// label: `connector` when the deployment has no catalog record for
+    /// the app (a connector registered by hand, as in tests).
+    pub(crate) fn path_label(
+        &self,
+        connection: &ConnectionId,
+        op: Option<roster_core::Operation>,
+    ) -> &'static str {
+        let (Some(catalog), Some(op)) = (self.catalog.as_ref(), op) else {
+            return "connector";
+        };
+        let binding = self.bindings.get(connection);
+        let Some(app) = catalog.get(
+            binding
+                .map(|b| b.app.as_str())
+                .unwrap_or(connection.as_str()),
+        ) else {
+            return "connector";
+        };
+        let settings = binding.map(|b| b.settings.clone()).unwrap_or_default();
+        roster_catalog::select_path(app, &settings, op)
+            .path
+            .as_str()
     }
 }

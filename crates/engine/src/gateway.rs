@@ -85,13 +85,16 @@ impl Engine {
     /// The connections whose gateway holds users, among those the policy
     /// governs or names in a rule's `gateway.*` selector.
     async fn gateway_connections(&self) -> Result<Vec<String>, EngineError> {
-        let mut out = Vec::new();
-        for c in self.policy.governed_connections() {
-            if self.store.scim_count(c.as_str(), ScimKind::User).await? > 0 {
-                out.push(c.to_string());
-            }
-        }
-        Ok(out)
+        let governed: Vec<String> = self
+            .policy
+            .governed_connections()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        Ok(self
+            .store
+            .scim_connections_with(&governed, ScimKind::User)
+            .await?)
     }
 
     /// Carries users over that have a SCIM resource but no intent row

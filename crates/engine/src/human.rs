@@ -277,6 +277,7 @@ impl Engine {
                     created_ms,
                 )
                 .await?;
+            crate::metrics::action_finished(path.as_str(), "manual");
             if created {
                 self.audit(
                     AuditKind::TaskOpened,

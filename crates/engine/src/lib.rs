@@ -31,6 +31,7 @@ pub mod gateway;
 pub mod hr_file;
 pub mod human;
 pub mod inbound;
+pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod person;
@@ -44,6 +45,7 @@ pub mod sample;
 pub mod service;
 pub mod sources;
 
+pub use app::health;
 pub use app::tokens::{ApiTokenInfo, Authenticated, CreatedApiToken, NewApiToken};
 pub use app::{Planned, RefreshOptions, Refreshed, Roster};
 pub use approval::{ApprovalStatus, Approved};

@@ -541,8 +541,9 @@ impl Engine {
     /// (`manager_email`, `approves_to`) is the leaver, the people they
     /// belong to, and the leaver's management chain, so the core can
     /// re-point them to a successor before the leaver's account closes
-    /// (`roster_core::repoint`). Reads every stored account once: only a
-    /// leaver's plan pays for it.
+    /// (`roster_core::repoint`). The accounts are found by the store's
+    /// approver index (`Store::accounts_pointing_at`), not by reading
+    /// every stored account.
     pub(crate) async fn add_reports(
         &self,
         inputs: &mut PlanInputs,
@@ -555,15 +556,27 @@ impl Engine {
             .collect();
         let mut ids = Vec::new();
         let mut emails = Vec::new();
-        for o in self.store.all_observed().await? {
+        // Only the accounts whose approver is one of the leaver's
+        // addresses, by index (the store's approver columns); the check
+        // below is the same one a scan of every account would make.
+        let wanted: Vec<String> = addresses.iter().cloned().collect();
+        let pointing = self.store.accounts_pointing_at(&wanted).await?;
+        let mut by_connection: BTreeMap<ConnectionId, Vec<roster_core::Account>> = BTreeMap::new();
+        for a in pointing {
+            by_connection
+                .entry(a.connection.clone())
+                .or_default()
+                .push(a);
+        }
+        for (connection, accounts) in by_connection {
             let Some(into) = inputs
                 .observed
                 .iter_mut()
-                .find(|t| t.connection == o.connection)
+                .find(|t| t.connection == connection)
             else {
                 continue;
             };
-            for a in o.accounts {
+            for a in accounts {
                 let points = roster_core::repoint::APPROVER_FIELDS.iter().any(|f| {
                     a.attributes
                         .get(*f)
@@ -672,6 +685,11 @@ impl Engine {
             }),
         )
         .await?;
+        crate::metrics::plan_created(match scope {
+            PlanScope::All => "all",
+            PlanScope::Connections(_) => "connections",
+            PlanScope::Person(_) => "person",
+        });
         Ok(id)
     }
 

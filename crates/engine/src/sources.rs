@@ -235,6 +235,7 @@ impl Engine {
 
     /// Registers a source paced by `budget` instead (tests).
     pub fn add_source_with_budget(&mut self, source: Arc<dyn Source>, budget: Arc<dyn RateBudget>) {
+        let budget = crate::metrics::MeteredBudget::wrap(budget, source.id());
         self.sources.retain(|w| w.source.id() != source.id());
         self.sources.push(WiredSource {
             source,

@@ -70,6 +70,8 @@ pub fn scim_router(state: ScimState) -> Router {
         ))
         .layer(map_response(crate::error::scim_error_normalizer))
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost: every answer counts, panics and timeouts included.
+        .layer(map_response(crate::ops::count_scim_response))
         .with_state(state)
 }
 

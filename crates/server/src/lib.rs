@@ -53,6 +53,8 @@ mod bulk;
 mod error;
 mod hook;
 mod http;
+pub mod logging;
+pub mod ops;
 mod resource;
 mod serve;
 pub mod service;
@@ -66,6 +68,9 @@ pub use bulk::{BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
 pub use error::SCIM_CONTENT_TYPE;
 pub use hook::{HookState, OktaHook, VERIFICATION_HEADER, hook_router};
 pub use http::scim_router;
-pub use serve::{ServeOptions, scim_serve_options, serve, serve_with};
+pub use ops::{OpsState, metrics_handle, ops_router};
+pub use serve::{
+    REQUEST_ID, ServeOptions, scim_serve_options, serve, serve_with, with_request_logs,
+};
 pub use sink::{ChangeKind, ChannelSink, EngineSink, GroupRef, InboundSink, NullSink, ScimChange};
 pub use state::{ScimConfig, ScimState};

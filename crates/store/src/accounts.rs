@@ -126,18 +126,21 @@ impl Store {
                     Val::Int(now_ms),
                     Val::Int(now_ms),
                     Val::Text(data),
+                    Val::OptText(approver_lc(a, "manager_email")),
+                    Val::OptText(approver_lc(a, "approves_to")),
                 ]
             })
             .collect();
         insert_rows(
             &mut tx,
             "INSERT INTO account (connection, account_key, ord, email_lc, employee_id, active, \
-             seen_gen, first_seen_ms, last_seen_ms, data)",
+             seen_gen, first_seen_ms, last_seen_ms, data, manager_lc, approves_to_lc)",
             "ON CONFLICT (connection, account_key) DO UPDATE SET ord = excluded.ord, \
              email_lc = excluded.email_lc, employee_id = excluded.employee_id, \
              active = excluded.active, seen_gen = excluded.seen_gen, \
-             last_seen_ms = excluded.last_seen_ms, data = excluded.data",
-            10,
+             last_seen_ms = excluded.last_seen_ms, data = excluded.data, \
+             manager_lc = excluded.manager_lc, approves_to_lc = excluded.approves_to_lc",
+            12,
             rows,
         )
         .await?;
@@ -327,6 +330,46 @@ impl Store {
         out.sort_by(|a, b| (&a.connection, &a.key).cmp(&(&b.connection, &b.key)));
         Ok(out)
     }
+
+    /// The accounts, in each connection's last read, whose approver
+    /// (`manager_email` or `approves_to`, trimmed and in lower case) is one
+    /// of `addresses_lc`: what a leaver's plan re-points, found by index
+    /// (migration 0016) instead of reading every account. Sorted by
+    /// connection and key.
+    pub async fn accounts_pointing_at(
+        &self,
+        addresses_lc: &[String],
+    ) -> Result<Vec<Account>, StoreError> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for chunk in addresses_lc.chunks(400) {
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT a.connection, a.account_key, a.data FROM account a \
+                 JOIN observation o ON o.connection = a.connection AND o.generation = a.seen_gen \
+                 WHERE a.manager_lc IN ({marks}) \
+                 UNION \
+                 SELECT a.connection, a.account_key, a.data FROM account a \
+                 JOIN observation o ON o.connection = a.connection AND o.generation = a.seen_gen \
+                 WHERE a.approves_to_lc IN ({marks})"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                q = q.bind(a.clone());
+            }
+            for row in q.fetch_all(&self.read).await? {
+                let account = decode_account(&row)?;
+                if seen.insert((account.connection.clone(), account.key.clone())) {
+                    out.push(account);
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.connection, &a.key).cmp(&(&b.connection, &b.key)));
+        Ok(out)
+    }
 }
 
 fn decode_account(row: &AnyRow) -> Result<Account, StoreError> {
@@ -345,4 +388,13 @@ fn decode_info(row: &AnyRow) -> Result<ObservationInfo, StoreError> {
         account_count: u64::try_from(count).unwrap_or(0),
         generation: row.try_get("generation")?,
     })
+}
+
+/// An approver attribute of `a` as the lookup columns hold it: trimmed,
+/// lower case (the comparison `roster_core::repoint` makes).
+fn approver_lc(a: &Account, field: &str) -> Option<String> {
+    a.attributes
+        .get(field)
+        .map(|v| v.trim().to_lowercase())
+        .filter(|v| !v.is_empty())
 }

@@ -41,6 +41,10 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Person>, StoreError> {
+        // SQLite answers from its trigram index (search.rs).
+        if let Some(found) = self.people_by_trigram(needle, after, limit).await? {
+            return Ok(found);
+        }
         let pattern = contains_pattern(&needle.to_lowercase());
         let rows = sqlx::query(
             "SELECT employee_id, data FROM person \

@@ -1556,6 +1556,41 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Those of `connections` that have at least one resource of `kind`,
+    /// in the order given: one statement, an index probe per connection
+    /// (never a count of a large connection's resources).
+    pub async fn scim_connections_with(
+        &self,
+        connections: &[String],
+        kind: ScimKind,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in connections.chunks(200) {
+            let sql = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "SELECT * FROM (SELECT connection FROM scim_resource \
+                         WHERE connection = ${} AND kind = $1 LIMIT 1) AS q{i}",
+                        i + 2
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(kind.as_str());
+            for c in chunk {
+                q = q.bind(c.clone());
+            }
+            for row in q.fetch_all(&self.read).await? {
+                found.insert(row.try_get::<String, _>("connection")?);
+            }
+        }
+        Ok(connections
+            .iter()
+            .filter(|c| found.contains(*c))
+            .cloned()
+            .collect())
+    }
+
     /// The members of each of `group_ids`, in the order they were added.
     pub async fn scim_members(
         &self,

@@ -1,0 +1,216 @@
+//! The read paths of migration 0016 answer what the scans they replace
+//! answered: people search by trigram (SQLite) returns every person a
+//! substring scan finds, and the approver index finds every current
+//! account whose approver is an address, as the engine's check would.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use roster_core::{
+    Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Observed, Person,
+};
+use roster_store::Store;
+
+fn person(id: &str, first: &str, last: &str, mail: &str, aliases: &[&str]) -> Person {
+    Person {
+        employee_id: EmployeeId::new(id),
+        email: Email::parse(mail).unwrap(),
+        aliases: aliases.iter().map(|a| Email::parse(a).unwrap()).collect(),
+        first_name: first.into(),
+        last_name: last.into(),
+        department: "Engineering".into(),
+        cost_center: "CC-1".into(),
+        manager_email: None,
+        status: EmploymentStatus::Active,
+        start_date: None,
+        end_date: None,
+        groups: vec![],
+        attributes: BTreeMap::from([("title".to_string(), "Staff Engineer".to_string())]),
+    }
+}
+
+/// What a search for `needle` must find: the REST API's exact check.
+fn matches(p: &Person, needle: &str) -> bool {
+    format!("{} {}", p.first_name, p.last_name)
+        .to_lowercase()
+        .contains(needle)
+        || p.employee_id.as_str().to_lowercase().contains(needle)
+        || p.email.normalized().contains(needle)
+        || p.aliases.iter().any(|a| a.normalized().contains(needle))
+}
+
+async fn store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("r.db").display().to_string())
+        .await
+        .unwrap();
+    (s, dir)
+}
+
+#[tokio::test]
+async fn trigram_search_finds_everyone_a_scan_finds_and_follows_every_write() {
+    let (store, _dir) = store().await;
+    let mut people = vec![
+        person("E001", "Alice", "Martin", "alice.martin@acme.example", &[]),
+        person(
+            "E002",
+            "Bob",
+            "Alison",
+            "bob@acme.example",
+            &["b.alison@old.example"],
+        ),
+        person("E003", "Chloé", "Dupont", "chloe@acme.example", &[]),
+        person("E010", "Dan", "O\"Brien", "dan@acme.example", &[]),
+        person("E100", "Eve", "Smith", "eve.smith@acme.example", &[]),
+    ];
+    store.replace_people(&people).await.unwrap();
+    let needles = [
+        "ali",
+        "alice",
+        "martin",
+        "e00",
+        "e1",
+        "acme.example",
+        "old.example",
+        "b.alison",
+        "chloé",
+        "o\"brien",
+        "n m",
+        "zzz",
+        "staff",
+        "%",
+        "_",
+    ];
+    let check = async |people: &[Person]| {
+        for needle in needles {
+            let want: BTreeSet<String> = people
+                .iter()
+                .filter(|p| matches(p, needle))
+                .map(|p| p.employee_id.as_str().to_string())
+                .collect();
+            let got: BTreeSet<String> = store
+                .people_containing(needle, None, 1000)
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.employee_id.as_str().to_string())
+                .collect();
+            assert!(got.is_superset(&want), "{needle:?}: {got:?} ⊉ {want:?}");
+            let trigram = store.people_by_trigram(needle, None, 1000).await.unwrap();
+            assert_eq!(trigram.is_some(), needle.chars().count() >= 3, "{needle:?}");
+        }
+    };
+    check(&people).await;
+    // Pages: after a key, in key order, at most `limit`.
+    let page = store
+        .people_containing("acme", Some("E002"), 2)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.iter().map(|p| p.employee_id.as_str()).collect();
+    assert_eq!(ids, ["E003", "E010"]);
+
+    // The index follows a new snapshot (triggers on every write).
+    people.remove(0);
+    people.push(person(
+        "E200",
+        "Alina",
+        "Kowalski",
+        "alina@acme.example",
+        &[],
+    ));
+    store.replace_people(&people).await.unwrap();
+    check(&people).await;
+    let found = store.people_containing("alice", None, 10).await.unwrap();
+    assert!(found.is_empty(), "a removed person is not found: {found:?}");
+    let found = store.people_containing("kowal", None, 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+fn account(conn: &str, key: &str, attrs: &[(&str, &str)]) -> Account {
+    Account {
+        connection: ConnectionId::new(conn),
+        key: AccountKey::new(key),
+        email: Some(Email::parse(&format!("{key}@acme.example")).unwrap()),
+        employee_id: None,
+        active: true,
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn the_approver_index_finds_current_accounts_pointing_at_an_address() {
+    let (store, _dir) = store().await;
+    store
+        .replace_accounts(
+            &Observed::complete(
+                ConnectionId::new("expensify"),
+                vec![
+                    account(
+                        "expensify",
+                        "a",
+                        &[("manager_email", " Boss@Acme.example ")],
+                    ),
+                    account("expensify", "b", &[("approves_to", "boss@acme.example")]),
+                    account("expensify", "c", &[("manager_email", "other@acme.example")]),
+                    account("expensify", "d", &[]),
+                ],
+            ),
+            1_000,
+        )
+        .await
+        .unwrap();
+    // An incomplete later read keeps `b` stored but not current.
+    store
+        .replace_accounts(
+            &Observed {
+                connection: ConnectionId::new("expensify"),
+                accounts: vec![
+                    account("expensify", "a", &[("manager_email", "boss@acme.example")]),
+                    account("expensify", "c", &[("manager_email", "other@acme.example")]),
+                ],
+                complete: false,
+                incomplete_reason: Some("page 2 failed".into()),
+            },
+            2_000,
+        )
+        .await
+        .unwrap();
+    store
+        .replace_accounts(
+            &Observed::complete(
+                ConnectionId::new("spendesk"),
+                vec![account(
+                    "spendesk",
+                    "e",
+                    &[("approves_to", "BOSS@acme.example")],
+                )],
+            ),
+            1_000,
+        )
+        .await
+        .unwrap();
+    let found: Vec<(String, String)> = store
+        .accounts_pointing_at(&["boss@acme.example".to_string()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.connection.to_string(), a.key.to_string()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("expensify".to_string(), "a".to_string()),
+            ("spendesk".to_string(), "e".to_string())
+        ]
+    );
+    assert!(
+        store
+            .accounts_pointing_at(&["nobody@acme.example".to_string()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.accounts_pointing_at(&[]).await.unwrap().is_empty());
+}

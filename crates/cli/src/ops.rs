@@ -190,12 +190,16 @@ impl std::fmt::Display for PartialRead {
 impl std::error::Error for PartialRead {}
 
 pub(crate) fn load_config(path: &Path) -> Result<Config> {
-    Config::load(path).with_context(|| {
+    let config = Config::load(path).with_context(|| {
         format!(
             "cannot use config {} (see README \"Running roster for real\")",
             path.display()
         )
-    })
+    })?;
+    // `[notify]` is checked at load too (its secrets are read later).
+    roster_engine::notify::Notifier::check(&config.notify, config.allow_private_network)
+        .with_context(|| format!("cannot use config {}", path.display()))?;
+    Ok(config)
 }
 
 /// Builds the engine a config describes: store, policy, connectors. This

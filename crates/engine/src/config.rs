@@ -481,7 +481,7 @@ pub struct RawConfig {
     pub operators: BTreeMap<String, Operator>,
     /// Where notifications go (see [`crate::notify`]).
     #[serde(default)]
-    pub notify: crate::notify::RawNotify,
+    pub notify: RawNotify,
 }
 
 /// An operating-system user allowed to operate roster (`[operators.NAME]`).
@@ -694,7 +694,7 @@ pub struct Config {
     pub operators: BTreeMap<String, Operator>,
     /// `[notify]` as written (secrets unresolved): build the channels with
     /// [`crate::notify::Notifier::from_config`].
-    pub notify: crate::notify::RawNotify,
+    pub notify: RawNotify,
     /// The top-level `allow_private_network`.
     pub allow_private_network: bool,
 }
@@ -1098,8 +1098,6 @@ impl Config {
         }
         let calendar = calendar(&raw.company).map_err(invalid)?;
         let (hr_file, hr_format) = hr_source(raw.source.as_ref()).map_err(invalid)?;
-        crate::notify::Notifier::check(&raw.notify, raw.allow_private_network)
-            .map_err(|e| invalid(e.to_string()))?;
         Ok(Config {
             path: path.to_path_buf(),
             database,
@@ -1304,6 +1302,57 @@ pub fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .map(|d| d.join("roster"))
         .unwrap_or_else(|| PathBuf::from(".roster"))
+}
+
+/// `[notify]` as written (see `crate::notify`; checked at load by
+/// `Notifier::check`, built by `Notifier::from_config`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// Where roster's pages are (`https://roster.acme.example`): messages
+    /// link there.
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub channels: BTreeMap<String, RawChannel>,
+}
+
+/// `[notify.channels.<name>]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    /// `slack`, `webhook` or `email`.
+    pub kind: String,
+    /// `slack` and `webhook`: the endpoint, a plain URL, or `{ env = … }` /
+    /// `{ file = … }` when the URL itself is the credential (Slack's).
+    pub url: Option<UrlRef>,
+    /// `email`: the SMTP server, `smtp://host:587` (STARTTLS, required)
+    /// or `smtps://host:465` (TLS from the start). Plain SMTP only to a
+    /// relay on this host: `smtp://127.0.0.1:25?tls=none`.
+    pub smtp: Option<String>,
+    /// `email`: the sender address.
+    pub from: Option<String>,
+    /// `email`: the recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// `email`: the SMTP user, when the server wants one.
+    pub username: Option<String>,
+    /// `email`: the SMTP password (`{ env = … }` or `{ file = … }`).
+    pub password: Option<SecretRef>,
+    /// `webhook`: the HMAC signing secret (at least 16 characters).
+    pub secret: Option<SecretRef>,
+    /// Event names, or `["*"]`.
+    pub events: Vec<String>,
+    /// This channel's URL may be on a private network.
+    #[serde(default)]
+    pub allow_private_network: bool,
+}
+
+/// A URL given in the clear or as a secret.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum UrlRef {
+    Plain(String),
+    Secret(SecretRef),
 }
 
 #[cfg(test)]

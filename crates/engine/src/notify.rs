@@ -48,23 +48,22 @@
 //! addresses, plan and task ids, connection names), never a secret: the
 //! audit log holds none.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ring::hmac;
-use roster_store::{AuditKind, AuditRecord, NotifyDelivery};
+use roster_store::{AuditKind, AuditRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::SecretRef;
-use crate::engine::{Engine, EngineError, ms};
+pub use crate::config::{RawChannel, RawNotify, UrlRef};
 
 /// Attempts per message, the first included.
 pub const ATTEMPTS: u32 = 4;
 /// How often the service delivers, besides after every run.
 pub const DELIVER_EVERY: Duration = Duration::from_secs(30);
 /// Audit events read per pass.
-const BATCH: usize = 500;
+pub(crate) const BATCH: usize = 500;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a channel can be told about.
@@ -131,56 +130,6 @@ impl NotifyEvent {
             _ => return None,
         })
     }
-}
-
-/// `[notify]` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawNotify {
-    /// Where roster's pages are (`https://roster.acme.example`): messages
-    /// link there.
-    pub base_url: Option<String>,
-    #[serde(default)]
-    pub channels: BTreeMap<String, RawChannel>,
-}
-
-/// `[notify.channels.<name>]` as written.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawChannel {
-    /// `slack`, `webhook` or `email`.
-    pub kind: String,
-    /// `slack` and `webhook`: the endpoint, a plain URL, or `{ env = … }` /
-    /// `{ file = … }` when the URL itself is the credential (Slack's).
-    pub url: Option<UrlRef>,
-    /// `email`: the SMTP server, `smtp://host:587` (STARTTLS, required)
-    /// or `smtps://host:465` (TLS from the start). Plain SMTP only to a
-    /// relay on this host: `smtp://127.0.0.1:25?tls=none`.
-    pub smtp: Option<String>,
-    /// `email`: the sender address.
-    pub from: Option<String>,
-    /// `email`: the recipients.
-    #[serde(default)]
-    pub to: Vec<String>,
-    /// `email`: the SMTP user, when the server wants one.
-    pub username: Option<String>,
-    /// `email`: the SMTP password (`{ env = … }` or `{ file = … }`).
-    pub password: Option<SecretRef>,
-    /// `webhook`: the HMAC signing secret (at least 16 characters).
-    pub secret: Option<SecretRef>,
-    /// Event names, or `["*"]`.
-    pub events: Vec<String>,
-    /// This channel's URL may be on a private network.
-    #[serde(default)]
-    pub allow_private_network: bool,
-}
-
-/// A URL given in the clear or as a secret.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub enum UrlRef {
-    Plain(String),
-    Secret(SecretRef),
 }
 
 /// How a channel sends.
@@ -623,13 +572,13 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 /// Why one send failed, and whether another attempt may succeed.
-struct SendError {
-    message: String,
-    retryable: bool,
+pub(crate) struct SendError {
+    pub(crate) message: String,
+    pub(crate) retryable: bool,
 }
 
 impl Channel {
-    async fn send(&self, m: &Message, now_s: i64) -> Result<(), SendError> {
+    pub(crate) async fn send(&self, m: &Message, now_s: i64) -> Result<(), SendError> {
         if let Some(mail) = &self.mail {
             return send_mail(mail, m).await;
         }
@@ -749,90 +698,6 @@ fn subject_line(m: &Message) -> String {
 pub struct Delivered {
     pub sent: usize,
     pub failed: usize,
-}
-
-impl Engine {
-    /// One pass over the audit log for every channel (module docs).
-    pub(crate) async fn deliver_notifications(&self) -> Result<Delivered, EngineError> {
-        let mut out = Delivered::default();
-        let Some(notifier) = &self.notifier else {
-            return Ok(out);
-        };
-        for channel in &notifier.channels {
-            let mut cursor = match self.store.notify_cursor(&channel.name).await? {
-                Some(c) => c,
-                None => {
-                    // First run: from now on, not the history.
-                    let (head, _) = self.store.audit_head().await?;
-                    self.store.set_notify_cursor(&channel.name, head).await?;
-                    continue;
-                }
-            };
-            loop {
-                let batch = self.store.audit_after(cursor, BATCH).await?;
-                if batch.is_empty() {
-                    break;
-                }
-                for r in &batch {
-                    if let Some(event) = NotifyEvent::of(r).filter(|e| channel.events.contains(e)) {
-                        let m = message(event, r, notifier.base_url.as_deref());
-                        if self.deliver_one(channel, &m).await? {
-                            out.sent += 1;
-                        } else {
-                            out.failed += 1;
-                        }
-                    }
-                    cursor = r.seq;
-                    self.store.set_notify_cursor(&channel.name, cursor).await?;
-                }
-                if batch.len() < BATCH {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Sends `m` to `channel` with retries; records the outcome. True
-    /// when it was sent.
-    async fn deliver_one(&self, channel: &Channel, m: &Message) -> Result<bool, EngineError> {
-        let mut attempts = 0;
-        let mut delay = self.notify_backoff;
-        let error = loop {
-            attempts += 1;
-            match channel.send(m, ms(self.now()) / 1000).await {
-                Ok(()) => break None,
-                Err(e) if e.retryable && attempts < ATTEMPTS => {
-                    tracing::warn!(channel = %channel.name, attempt = attempts, error = %e.message, "notification not delivered; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
-                Err(e) => break Some(e.message),
-            }
-        };
-        self.store
-            .record_notify_delivery(&NotifyDelivery {
-                channel: channel.name.clone(),
-                seq: m.seq,
-                event: m.event.as_str().to_string(),
-                status: if error.is_none() { "sent" } else { "failed" }.into(),
-                attempts,
-                last_error: error.clone(),
-                at_ms: ms(self.now()),
-            })
-            .await?;
-        if let Some(e) = &error {
-            tracing::error!(channel = %channel.name, event = m.event.as_str(), error = %e, "notification failed");
-            self.audit_as(
-                "service:roster",
-                AuditKind::NotifyFailed,
-                &channel.name,
-                json!({ "event": m.event.as_str(), "seq": m.seq, "attempts": attempts, "error": e }),
-            )
-            .await?;
-        }
-        Ok(error.is_none())
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The engine's modules form layers that import only downwards
 //! (ARCHITECTURE.md): this reads every module's source and fails on a
-//! cycle, naming it. The application layer is `app.rs` and its
-//! submodules (`app/*.rs`: more `impl Roster` blocks, such as tokens),
-//! which sit above everything and are not scanned as layers of their own.
+//! cycle, naming it. The application layer is `app.rs`, its submodules
+//! (`app/*.rs`: more `impl Roster` blocks, such as tokens, health and
+//! notifications; not scanned as layers of their own) and the top-level
+//! modules that extend `Roster` (queries, proposals): all sit above
+//! everything else.
 
 use std::collections::{BTreeMap, BTreeSet};
 

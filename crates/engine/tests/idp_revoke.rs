@@ -245,19 +245,8 @@ async fn offboard_revokes_first(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_offboarding_clears_sessions_and_tokens_before_any_account_closes() {
     let app = expensify().await;
-    let mut config = OktaSimConfig::new(OKTA_TOKEN);
-    for i in 0..PEOPLE {
-        config = config.with_user(
-            OktaUser::new(&email(i), &format!("P{i}"), "L").with_employee_number(&format!("E{i}")),
-        );
-    }
-    let idp = OktaSim::start(config).await.unwrap();
-    let toml = format!(
-        "policy = \"p.toml\"\n[sources.okta]\nkind = \"okta\"\nbase_url = \"{}\"\n\
-         token = {{ env = \"OKTA_TOKEN\" }}\nrevoke_sessions = true\n",
-        idp.url()
-    );
-    let w = wire(&app, &toml).await;
+    let idp = okta_sim().await;
+    let w = wire(&app, &okta_revoking(&idp.url())).await;
     let h = idp.handle().clone();
     offboard_revokes_first(&app, &w, || h.effects()).await;
     // With the OAuth tokens too (oauthTokens=true).
@@ -271,20 +260,7 @@ async fn okta_offboarding_clears_sessions_and_tokens_before_any_account_closes()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entra_offboarding_revokes_sign_in_sessions_before_any_account_closes() {
     let app = expensify().await;
-    let mut config = GraphSimConfig::new("tenant-1", "client-1", "graph-secret");
-    for i in 0..PEOPLE {
-        config = config.with_user(
-            GraphUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
-        );
-    }
-    let idp = GraphSim::start(config).await.unwrap();
-    let toml = format!(
-        "policy = \"p.toml\"\n[sources.entra]\nkind = \"entra\"\ntenant_id = \"tenant-1\"\n\
-         client_id = \"client-1\"\nclient_secret = {{ env = \"ENTRA_SECRET\" }}\n\
-         base_url = \"{}\"\nlogin_url = \"{}\"\nrevoke_sessions = true\n",
-        idp.graph_url(),
-        idp.login_url()
-    );
+    let (idp, toml) = entra_sim().await;
     let w = wire(&app, &toml).await;
     let h = idp.handle().clone();
     offboard_revokes_first(&app, &w, || h.effects()).await;
@@ -293,20 +269,7 @@ async fn entra_offboarding_revokes_sign_in_sessions_before_any_account_closes() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn google_offboarding_signs_the_person_out_before_any_account_closes() {
     let app = expensify().await;
-    let mut config = GoogleSimConfig::new(GOOGLE_SA, "admin@acme.example");
-    for i in 0..PEOPLE {
-        config = config.with_user(
-            GoogleUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
-        );
-    }
-    let idp = GoogleSim::start(config).await.unwrap();
-    let toml = format!(
-        "policy = \"p.toml\"\n[sources.google]\nkind = \"google\"\nservice_account = \"{GOOGLE_SA}\"\n\
-         admin = \"admin@acme.example\"\nprivate_key = {{ env = \"GOOGLE_KEY\" }}\n\
-         base_url = \"{}\"\ntoken_url = \"{}\"\nrevoke_sessions = true\n",
-        idp.api_url(),
-        idp.token_url()
-    );
+    let (idp, toml) = google_sim().await;
     let w = wire(&app, &toml).await;
     let h = idp.handle().clone();
     offboard_revokes_first(&app, &w, || h.effects()).await;
@@ -315,19 +278,7 @@ async fn google_offboarding_signs_the_person_out_before_any_account_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onelogin_offboarding_logs_the_person_out_before_any_account_closes() {
     let app = expensify().await;
-    let mut config = OneLoginSimConfig::new("ol-client", "ol-secret");
-    for i in 0..PEOPLE {
-        config = config.with_user(
-            OneLoginUser::new(&email(i), &format!("P{i}"), "L")
-                .with_custom("employee_id", &format!("E{i}")),
-        );
-    }
-    let idp = OneLoginSim::start(config).await.unwrap();
-    let toml = format!(
-        "policy = \"p.toml\"\n[sources.onelogin]\nkind = \"onelogin\"\nbase_url = \"{}\"\n\
-         client_id = \"ol-client\"\nclient_secret = {{ env = \"OL_SECRET\" }}\nrevoke_sessions = true\n",
-        idp.url()
-    );
+    let (idp, toml) = onelogin_sim().await;
     let w = wire(&app, &toml).await;
     let h = idp.handle().clone();
     offboard_revokes_first(&app, &w, || h.effects()).await;
@@ -764,20 +715,7 @@ async fn an_okta_leaver_has_sessions_revoked_before_accounts_close_and_a_locked_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entra_disabled_user_has_sessions_revoked_before_accounts_close() {
     let app = expensify().await;
-    let mut config = GraphSimConfig::new("tenant-1", "client-1", "graph-secret");
-    for i in 0..PEOPLE {
-        config = config.with_user(
-            GraphUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
-        );
-    }
-    let idp = GraphSim::start(config).await.unwrap();
-    let toml = format!(
-        "policy = \"p.toml\"\n[sources.entra]\nkind = \"entra\"\ntenant_id = \"tenant-1\"\n\
-         client_id = \"client-1\"\nclient_secret = {{ env = \"ENTRA_SECRET\" }}\n\
-         base_url = \"{}\"\nlogin_url = \"{}\"\nrevoke_sessions = true\n",
-        idp.graph_url(),
-        idp.login_url()
-    );
+    let (idp, toml) = entra_sim().await;
     let w = wire(&app, &toml).await;
     // A disabled account keeps its refresh tokens until they are revoked:
     // exactly the case revokeSignInSessions is for.
@@ -790,20 +728,7 @@ async fn an_entra_disabled_user_has_sessions_revoked_before_accounts_close() {
 async fn a_google_archived_user_is_signed_out_before_accounts_close_and_a_suspended_one_keeps_everything()
  {
     let app = expensify().await;
-    let mut config = GoogleSimConfig::new(GOOGLE_SA, "admin@acme.example");
-    for i in 0..PEOPLE {
-        config = config.with_user(
-            GoogleUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
-        );
-    }
-    let idp = GoogleSim::start(config).await.unwrap();
-    let toml = format!(
-        "policy = \"p.toml\"\n[sources.google]\nkind = \"google\"\nservice_account = \"{GOOGLE_SA}\"\n\
-         admin = \"admin@acme.example\"\nprivate_key = {{ env = \"GOOGLE_KEY\" }}\n\
-         base_url = \"{}\"\ntoken_url = \"{}\"\nrevoke_sessions = true\n",
-        idp.api_url(),
-        idp.token_url()
-    );
+    let (idp, toml) = google_sim().await;
     let w = wire(&app, &toml).await;
     assert!(idp.handle().update_user(&email(1), |u| u.archived = true));
     assert!(idp.handle().update_user(&email(4), |u| u.suspended = true));
@@ -819,19 +744,7 @@ async fn a_onelogin_deleted_user_is_not_asked_to_log_out_and_a_locked_one_keeps_
     // accounts and does not ask OneLogin about a user it no longer has
     // (which would fail and open a needless task).
     let app = expensify().await;
-    let mut config = OneLoginSimConfig::new("ol-client", "ol-secret");
-    for i in 0..PEOPLE {
-        config = config.with_user(
-            OneLoginUser::new(&email(i), &format!("P{i}"), "L")
-                .with_custom("employee_id", &format!("E{i}")),
-        );
-    }
-    let idp = OneLoginSim::start(config).await.unwrap();
-    let toml = format!(
-        "policy = \"p.toml\"\n[sources.onelogin]\nkind = \"onelogin\"\nbase_url = \"{}\"\n\
-         client_id = \"ol-client\"\nclient_secret = {{ env = \"OL_SECRET\" }}\nrevoke_sessions = true\n",
-        idp.url()
-    );
+    let (idp, toml) = onelogin_sim().await;
     let w = wire(&app, &toml).await;
     assert!(idp.handle().delete_user(&email(0)));
     assert!(idp.handle().set_status(&email(5), 3));
@@ -959,4 +872,63 @@ async fn a_leavers_removal_waiting_for_approval_revokes_nothing_until_approved()
     let (_, enqueued) = w.roster.apply(approved, &mut |_, _| {}).await.unwrap();
     assert_eq!(enqueued.revocations.len(), 1, "{:?}", enqueued.revocations);
     leaver_revoked_first(&w, &app, revoked(&h.effects()), 2).await;
+}
+
+/// The entra simulator listing everyone, and a config that reads it
+/// and may revoke sessions there.
+async fn entra_sim() -> (roster_sim::graph::RunningGraph, String) {
+    let mut config = GraphSimConfig::new("tenant-1", "client-1", "graph-secret");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            GraphUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
+        );
+    }
+    let idp = GraphSim::start(config).await.unwrap();
+    let toml = format!(
+        "policy = \"p.toml\"\n[sources.entra]\nkind = \"entra\"\ntenant_id = \"tenant-1\"\n\
+         client_id = \"client-1\"\nclient_secret = {{ env = \"ENTRA_SECRET\" }}\n\
+         base_url = \"{}\"\nlogin_url = \"{}\"\nrevoke_sessions = true\n",
+        idp.graph_url(),
+        idp.login_url()
+    );
+    (idp, toml)
+}
+
+/// The google simulator listing everyone, and a config that reads it
+/// and may revoke sessions there.
+async fn google_sim() -> (roster_sim::google::RunningGoogle, String) {
+    let mut config = GoogleSimConfig::new(GOOGLE_SA, "admin@acme.example");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            GoogleUser::new(&email(i), &format!("P{i}"), "L").with_employee_id(&format!("E{i}")),
+        );
+    }
+    let idp = GoogleSim::start(config).await.unwrap();
+    let toml = format!(
+        "policy = \"p.toml\"\n[sources.google]\nkind = \"google\"\nservice_account = \"{GOOGLE_SA}\"\n\
+         admin = \"admin@acme.example\"\nprivate_key = {{ env = \"GOOGLE_KEY\" }}\n\
+         base_url = \"{}\"\ntoken_url = \"{}\"\nrevoke_sessions = true\n",
+        idp.api_url(),
+        idp.token_url()
+    );
+    (idp, toml)
+}
+
+/// The onelogin simulator listing everyone, and a config that reads it
+/// and may revoke sessions there.
+async fn onelogin_sim() -> (roster_sim::onelogin::RunningOneLogin, String) {
+    let mut config = OneLoginSimConfig::new("ol-client", "ol-secret");
+    for i in 0..PEOPLE {
+        config = config.with_user(
+            OneLoginUser::new(&email(i), &format!("P{i}"), "L")
+                .with_custom("employee_id", &format!("E{i}")),
+        );
+    }
+    let idp = OneLoginSim::start(config).await.unwrap();
+    let toml = format!(
+        "policy = \"p.toml\"\n[sources.onelogin]\nkind = \"onelogin\"\nbase_url = \"{}\"\n\
+         client_id = \"ol-client\"\nclient_secret = {{ env = \"OL_SECRET\" }}\nrevoke_sessions = true\n",
+        idp.url()
+    );
+    (idp, toml)
 }

@@ -274,6 +274,18 @@ async fn build_engine(
             .context("cannot set up notifications ([notify] in the config)")?,
         );
     }
+    if with_connectors && let Some(raw) = &config.tickets {
+        let base = config.path.parent().unwrap_or(std::path::Path::new("."));
+        engine.tickets = Some(
+            roster_engine::tickets::TicketSystem::from_config(
+                raw,
+                base,
+                config.allow_private_network,
+                &|name| std::env::var(name).ok(),
+            )
+            .context("cannot set up ticket mirroring ([tickets] in the config)")?,
+        );
+    }
     engine.exports_dir = Some(config.data_dir.clone());
     // `[company]`: start and end dates are judged in the company's zone.
     engine.calendar = config.calendar.clone();

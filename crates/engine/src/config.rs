@@ -488,6 +488,8 @@ pub struct RawConfig {
     /// Where notifications go (see [`crate::notify`]).
     #[serde(default)]
     pub notify: RawNotify,
+    /// The ITSM tool human tasks are mirrored to (see [`crate::tickets`]).
+    pub tickets: Option<RawTickets>,
 }
 
 /// An operating-system user allowed to operate roster (`[operators.NAME]`).
@@ -702,6 +704,9 @@ pub struct Config {
     /// `[notify]` as written (secrets unresolved): build the channels with
     /// [`crate::notify::Notifier::from_config`].
     pub notify: RawNotify,
+    /// `[tickets]` as written: build the client with
+    /// [`crate::tickets::TicketSystem::from_config`].
+    pub tickets: Option<RawTickets>,
     /// The top-level `allow_private_network`.
     pub allow_private_network: bool,
 }
@@ -1130,6 +1135,7 @@ impl Config {
             audit,
             operators: raw.operators,
             notify: raw.notify,
+            tickets: raw.tickets,
             allow_private_network: raw.allow_private_network,
         })
     }
@@ -1903,5 +1909,54 @@ mod tests {
     fn policy_is_required() {
         let err = Config::parse(Path::new("r.toml"), "", &no_env).unwrap_err();
         assert!(err.to_string().contains("`policy` is required"), "{err}");
+    }
+}
+
+/// `[tickets]` as written: the ITSM tool human tasks are mirrored to (see
+/// `crate::tickets`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTickets {
+    /// `servicenow` (its Table API).
+    pub kind: String,
+    /// The instance, `https://acme.service-now.com`.
+    pub base_url: String,
+    /// The integration user (Basic authentication).
+    pub username: String,
+    /// Its password: `{ env = … }` or `{ file = … }`.
+    pub password: SecretRef,
+    /// The table tickets go to; default `incident`.
+    pub table: Option<String>,
+    /// The group tickets are assigned to, by name or sys_id.
+    pub assignment_group: Option<String>,
+    /// The instance may be on a private network.
+    #[serde(default)]
+    pub allow_private_network: bool,
+}
+
+/// Reads an `{ env = … }` or `{ file = … }` secret (a file relative to
+/// `base`, trimmed); a stored secret is refused with what to use instead.
+pub fn read_env_or_file(
+    r: &SecretRef,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    match r {
+        SecretRef::Env { env: name } => {
+            env(name).ok_or_else(|| format!("environment variable {name} is not set"))
+        }
+        SecretRef::File { file } => {
+            let p = if file.is_absolute() {
+                file.clone()
+            } else {
+                base.join(file)
+            };
+            std::fs::read_to_string(&p)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
+        }
+        SecretRef::Stored { .. } => {
+            Err("a stored secret is not supported here; use { env = … } or { file = … }".into())
+        }
     }
 }

@@ -164,6 +164,9 @@ pub struct Engine {
     pub notifier: Option<crate::notify::Notifier>,
     /// The first wait between a notification's attempts (doubling).
     pub notify_backoff: std::time::Duration,
+    /// The ITSM tool human tasks are mirrored to (`[tickets]`, see
+    /// [`crate::tickets`]); `None`: none.
+    pub tickets: Option<crate::tickets::TicketSystem>,
     /// Recently used stored plans, decoded and indexed by person (see
     /// [`crate::plan_cache`]).
     pub(crate) plan_index: std::sync::Mutex<crate::plan_cache::PlanIndexCache>,
@@ -203,6 +206,7 @@ impl Engine {
             held: tokio::sync::Mutex::new(Held::default()),
             notifier: None,
             notify_backoff: std::time::Duration::from_secs(2),
+            tickets: None,
             plan_index: std::sync::Mutex::new(Default::default()),
         }
     }

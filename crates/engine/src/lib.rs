@@ -45,6 +45,7 @@ pub mod revoke;
 pub mod sample;
 pub mod service;
 pub mod sources;
+pub mod tickets;
 
 pub use app::health;
 pub use app::tokens::{ApiTokenInfo, Authenticated, CreatedApiToken, NewApiToken};

@@ -275,33 +275,7 @@ impl Notifier {
     ) -> Result<Notifier, NotifyConfigError> {
         let fail = |place: String, message: String| NotifyConfigError { place, message };
         let resolve = |place: &str, r: &SecretRef| -> Result<String, NotifyConfigError> {
-            match r {
-                SecretRef::Env { env: name } => env(name).ok_or_else(|| {
-                    fail(
-                        place.to_string(),
-                        format!("environment variable {name} is not set"),
-                    )
-                }),
-                SecretRef::File { file } => {
-                    let p = if file.is_absolute() {
-                        file.clone()
-                    } else {
-                        base.join(file)
-                    };
-                    std::fs::read_to_string(&p)
-                        .map(|s| s.trim().to_string())
-                        .map_err(|e| {
-                            fail(
-                                place.to_string(),
-                                format!("cannot read {}: {e}", p.display()),
-                            )
-                        })
-                }
-                SecretRef::Stored { .. } => Err(fail(
-                    place.to_string(),
-                    "a stored secret is not supported here; use { env = … } or { file = … }".into(),
-                )),
-            }
+            crate::config::read_env_or_file(r, base, env).map_err(|m| fail(place.to_string(), m))
         };
         if let Some(b) = &raw.base_url
             && url::Url::parse(b).is_err()

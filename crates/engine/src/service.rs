@@ -139,13 +139,25 @@ pub async fn run(
         .notifier
         .as_ref()
         .is_some_and(|n| !n.is_empty());
+    // Tasks mirrored to the ITSM tool on the same beat.
+    let mirrors = roster.engine().tickets.is_some();
     let mut last_leaver_sweep: Option<std::time::Instant> = None;
     let mut notify_tick = tokio::time::interval(crate::notify::DELIVER_EVERY);
     notify_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-            _ = notify_tick.tick(), if notifies => {
+            _ = notify_tick.tick(), if notifies || mirrors => {
+                if mirrors {
+                    match roster.mirror_tickets().await {
+                        Ok(m) if m.opened + m.completed + m.reopened + m.resolved + m.failed > 0 => tracing::info!(opened = m.opened, completed = m.completed, reopened = m.reopened, resolved = m.resolved, failed = m.failed, "tickets mirrored"),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "mirroring tasks to tickets failed"),
+                    }
+                }
+                if !notifies {
+                    continue;
+                }
                 // The leavers report reads every account: at most every
                 // LEAVER_SWEEP_EVERY.
                 let leavers = last_leaver_sweep.is_none_or(|t: std::time::Instant| t.elapsed() >= crate::notify::LEAVER_SWEEP_EVERY);

@@ -24,6 +24,7 @@
 //! | [`onelogin`] | OneLogin API v2 users and roles (+ the token endpoint) | [`onelogin::OneLoginSim::start`] |
 //! | [`google`] | Google Workspace Directory API (+ the service-account token endpoint) | [`google::GoogleSim::start`] |
 //! | [`graph`] | Microsoft Graph users, groups, delta (+ the token endpoint) | [`graph::GraphSim::start`] |
+//! | [`servicenow`] | ServiceNow Table API (tickets mirrored from roster's tasks) | [`servicenow::ServiceNowSim::start`] |
 //!
 //! The simulators after Expensify share [`common`]: one fault switchboard
 //! (standing faults, per-request schedules), counters and effect log shape,
@@ -47,4 +48,5 @@ pub mod graph;
 pub mod okta;
 pub mod onelogin;
 pub mod scim_app;
+pub mod servicenow;
 pub mod spendesk;

@@ -77,6 +77,11 @@ audit_kinds! {
     TaskDone => "task.done",
     TaskEscalated => "task.escalated",
     TaskReminded => "task.reminded",
+    /// A task was mirrored as a ticket in the ITSM tool, or its ticket
+    /// was resolved or reopened by roster.
+    TicketOpened => "ticket.opened",
+    TicketResolved => "ticket.resolved",
+    TicketReopened => "ticket.reopened",
     /// An import file for an app was written.
     ExportWritten => "export.written",
     /// A queued match was resolved by a person.

@@ -74,6 +74,7 @@ mod secrets;
 mod sql;
 mod target;
 pub mod tasks;
+mod tickets;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -116,13 +117,14 @@ pub use tasks::{
     EnqueueReport, ExecState, QUARANTINED, QueueStatus, ReapedTask, Task, TaskFilter, TaskFinish,
     TaskOutcome, TaskResult,
 };
+pub use tickets::TicketLink;
 
 // Re-exported so callers name the types the store speaks in.
 pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person, Plan};
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 21;
+pub const SCHEMA_VERSION: i64 = 24;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -26,6 +26,8 @@
 /// Readiness and the gauges `/metrics` refreshes (another `impl Roster`).
 pub mod health;
 pub mod notifications;
+/// Sign-in to the web UI through the company's IdP (OpenID Connect).
+pub mod oidc_signin;
 pub mod tokens;
 
 use std::path::PathBuf;

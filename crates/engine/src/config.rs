@@ -482,6 +482,37 @@ pub struct RawConfig {
     /// Where notifications go (see [`crate::notify`]).
     #[serde(default)]
     pub notify: RawNotify,
+    /// The web UI (sign-in, roles).
+    #[serde(default)]
+    pub web: RawWeb,
+}
+
+/// `[web]`: the web UI (see [`crate::oidc`] for sign-in with the IdP).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    /// Sign-in with the company's IdP over OpenID Connect.
+    pub oidc: Option<RawWebOidc>,
+    /// Role → the IdP groups (`group:NAME`) and emails that hold it.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+/// `[web.oidc]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebOidc {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(alias = "secret")]
+    pub client_secret: SecretRef,
+    pub redirect_url: String,
+    pub groups_claim: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub fresh_max_age_secs: Option<u64>,
+    /// The issuer may be on a private network.
+    #[serde(default)]
+    pub allow_private_network: bool,
 }
 
 /// An operating-system user allowed to operate roster (`[operators.NAME]`).
@@ -697,6 +728,9 @@ pub struct Config {
     pub notify: RawNotify,
     /// The top-level `allow_private_network`.
     pub allow_private_network: bool,
+    /// `[web]` as written (secrets unresolved): build sign-in with
+    /// [`crate::oidc::OidcSettings::new`].
+    pub web: RawWeb,
 }
 
 impl Config {
@@ -1113,6 +1147,7 @@ impl Config {
             audit,
             operators: raw.operators,
             notify: raw.notify,
+            web: raw.web,
             allow_private_network: raw.allow_private_network,
         })
     }

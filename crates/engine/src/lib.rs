@@ -33,6 +33,7 @@ pub mod human;
 pub mod inbound;
 pub mod metrics;
 pub mod notify;
+pub mod oidc;
 pub mod options;
 pub mod person;
 pub mod planning;

@@ -87,6 +87,11 @@ audit_kinds! {
     /// REST API and AI-agent tokens.
     ApiTokenCreated => "api.token.created",
     ApiTokenRevoked => "api.token.revoked",
+    /// A person signed in to the web UI through the IdP (OpenID Connect),
+    /// and a verified person the IdP let through whom roster refused (no
+    /// role, or a leaver).
+    OidcSignIn => "ui.oidc.signin",
+    OidcSignInRefused => "ui.oidc.refused",
     /// A notification could not be delivered after its retries.
     NotifyFailed => "notify.failed",
     /// Stored vendor secrets.

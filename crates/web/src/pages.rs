@@ -1117,12 +1117,28 @@ async fn decide(st: WebState, caller: Caller, id: String, f: DecisionForm, appro
         return Err(UiError::bad("Give a reason: it goes to the audit log."));
     }
     let id = PlanId::new(id);
-    reviewed(&st, &id, &f.version).await?;
+    let current = reviewed(&st, &id, &f.version).await?;
+    // Only what waits, one action at a time: a decision someone already
+    // made (a rejection above all) is never overturned by this button.
+    let waiting: Vec<usize> = current
+        .actions
+        .iter()
+        .filter(|a| a.approval == Some("waiting"))
+        .map(|a| a.index)
+        .collect();
+    if waiting.is_empty() {
+        return Err(UiError::new(
+            StatusCode::CONFLICT,
+            format!("Nothing in plan {id} waits for a decision."),
+        ));
+    }
     let by = &caller.session.principal;
-    if approve {
-        st.roster.approve(by, &id, None, reason).await?;
-    } else {
-        st.roster.reject(by, &id, None, reason).await?;
+    for i in waiting {
+        if approve {
+            st.roster.approve(by, &id, Some(i), reason).await?;
+        } else {
+            st.roster.reject(by, &id, Some(i), reason).await?;
+        }
     }
     Ok(done(
         &format!("/ui/plans/{id}"),

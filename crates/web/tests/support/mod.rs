@@ -126,6 +126,19 @@ pub async fn start_with(policy: &str, limits: SessionLimits) -> Ui {
         .map(|w: RateWindow| w.scaled(0.01))
         .collect();
     engine.add_connector(Arc::new(ExpensifyConnector::new(config).unwrap()));
+    // The built-in catalog, with the connection bound to its app, for the
+    // apps and coverage pages.
+    let mut engine = engine.with_catalog(roster_catalog::Catalog::builtin().unwrap());
+    engine.bind(
+        ConnectionId::new("expensify"),
+        roster_engine::options::AppBinding {
+            app: "expensify".into(),
+            settings: Default::default(),
+            task_sla_hours: None,
+            assignee: None,
+            escalate_to: None,
+        },
+    );
     let roster = Roster::new(engine);
     let op = operator();
     roster.import_people(&op, &people(), "hr").await.unwrap();

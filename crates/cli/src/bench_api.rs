@@ -381,7 +381,12 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
     let options = crate::serve::http_options(&scim);
     let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
     let hooks = HookState::new(Default::default(), events);
-    let router = crate::serve::http_router(scim, hooks, roster.clone());
+    let router = crate::serve::http_router(
+        scim,
+        hooks,
+        roster.clone(),
+        roster_web::WebOptions::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let origin = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -48,6 +48,9 @@ pub mod sources;
 
 pub use app::health;
 pub use app::tokens::{ApiTokenInfo, Authenticated, CreatedApiToken, NewApiToken};
+pub use app::web_users::{
+    AccessEnded, NewWebUser, SessionLimits, SignInVia, WebIdentity, WebSession, WebUserInfo,
+};
 pub use app::{Planned, RefreshOptions, Refreshed, Roster};
 pub use approval::{ApprovalStatus, Approved};
 pub use budget::StoreBudget;

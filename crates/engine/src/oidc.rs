@@ -69,8 +69,9 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::{RawWeb, RawWebOidc};
 use crate::config::SecretRef;
+pub use crate::config::{RawWeb, RawWebOidc};
+pub use roster_core::Role;
 
 /// How long a sign-in may take between [`OidcProvider::begin`] and the
 /// callback.
@@ -82,46 +83,6 @@ pub const MAX_PENDING: usize = 10_000;
 const SKEW_SECS: i64 = 30;
 /// The largest answer read from the IdP.
 const MAX_BODY: usize = 1 << 20;
-
-/// The roles of the web UI, each a set of API scopes (the one table is
-/// [`Role::scopes`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Approver,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Approver, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s.trim())
-    }
-
-    /// viewer: read; operator: read, propose, offboard; approver: read,
-    /// approve; admin: everything.
-    pub fn scopes(self) -> BTreeSet<roster_core::Scope> {
-        use roster_core::Scope as S;
-        match self {
-            Role::Viewer => [S::Read].into(),
-            Role::Operator => [S::Read, S::Propose, S::Offboard].into(),
-            Role::Approver => [S::Read, S::Approve].into(),
-            Role::Admin => S::ALL.into(),
-        }
-    }
-}
 
 /// `[web.roles]`: which IdP groups (`group:NAME`) and which people (by
 /// email) hold each role. Nobody holds any role by default.
@@ -209,10 +170,12 @@ pub enum OidcError {
     CodeExchange(String),
     #[error("OIDC-0006 the ID token was refused: {0}")]
     IdToken(String),
-    #[error("OIDC-0007 the ID token has no {0} claim; add it to the app's claims at the identity provider")]
+    #[error(
+        "OIDC-0007 the ID token has no {0} claim; add it to the app's claims at the identity provider"
+    )]
     MissingClaim(&'static str),
     #[error(
-        "OIDC-0008 this action needs a fresh sign-in, and the identity provider reports an older one; sign in again"
+        "OIDC-0008 the identity provider reports an older sign-in than roster asked for (max_age, or prompt=login for approving and applying); sign in again"
     )]
     NotFresh,
     #[error("OIDC-0009 too many sign-ins are pending; try again in a few minutes")]
@@ -288,10 +251,7 @@ impl OidcSettings {
             client_id: raw.client_id.trim().to_string(),
             client_secret: crate::config::Secret::new(secret),
             redirect_url: raw.redirect_url.clone(),
-            groups_claim: raw
-                .groups_claim
-                .clone()
-                .unwrap_or_else(|| "groups".into()),
+            groups_claim: raw.groups_claim.clone().unwrap_or_else(|| "groups".into()),
             scopes,
             fresh_max_age: Duration::from_secs(raw.fresh_max_age_secs.unwrap_or(300)),
             roles,
@@ -555,10 +515,9 @@ impl OidcProvider {
         let metadata = CoreProviderMetadata::discover_async(issuer, &call)
             .await
             .map_err(|e| discovery_failed(error_chain(&e)))?;
-        let token_url = metadata
-            .token_endpoint()
-            .cloned()
-            .ok_or_else(|| discovery_failed("the discovery document has no token_endpoint".into()))?;
+        let token_url = metadata.token_endpoint().cloned().ok_or_else(|| {
+            discovery_failed("the discovery document has no token_endpoint".into())
+        })?;
         let jwks_url = metadata.jwks_uri().clone();
         let jwks = metadata.jwks().clone();
         let redirect = RedirectUrl::new(settings.redirect_url.clone())
@@ -589,11 +548,7 @@ impl OidcProvider {
     /// Starts a sign-in: the URL to send the browser to. `return_to` is
     /// handed back by [`OidcProvider::finish`] (the caller checks it is
     /// one of its own paths).
-    pub fn begin(
-        &self,
-        purpose: SignInPurpose,
-        return_to: &str,
-    ) -> Result<SignInStart, OidcError> {
+    pub fn begin(&self, purpose: SignInPurpose, return_to: &str) -> Result<SignInStart, OidcError> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = self
             .client
@@ -606,10 +561,11 @@ impl OidcProvider {
         for s in self.settings.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(s.clone()));
         }
+        // Every sign-in must be recent at the IdP (a session starts fresh
+        // enough to approve); a fresh one must happen now.
+        request = request.set_max_age(self.settings.fresh_max_age);
         if purpose == SignInPurpose::Fresh {
-            request = request
-                .add_prompt(CoreAuthPrompt::Login)
-                .set_max_age(self.settings.fresh_max_age);
+            request = request.add_prompt(CoreAuthPrompt::Login);
         }
         let (url, state, nonce) = request.url();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -673,9 +629,9 @@ impl OidcProvider {
             .request_async(&call)
             .await
             .map_err(|e| OidcError::CodeExchange(token_error(&e)))?;
-        let id_token = response.id_token().ok_or_else(|| {
-            OidcError::IdToken("the token response carries no id_token".into())
-        })?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| OidcError::IdToken("the token response carries no id_token".into()))?;
         let claims = match self.verify(id_token, &pending.nonce) {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
@@ -683,7 +639,12 @@ impl OidcProvider {
                 // The provider may have rotated its keys: read them again once.
                 let fresh = JsonWebKeySet::fetch_async(&self.jwks_url, &call)
                     .await
-                    .map_err(|e| OidcError::IdToken(format!("cannot read the provider's keys again: {}", error_chain(&e))))?;
+                    .map_err(|e| {
+                        OidcError::IdToken(format!(
+                            "cannot read the provider's keys again: {}",
+                            error_chain(&e)
+                        ))
+                    })?;
                 *self.jwks.write().unwrap_or_else(|p| p.into_inner()) = fresh;
                 self.verify(id_token, &pending.nonce)
             }
@@ -700,19 +661,26 @@ impl OidcProvider {
             )));
         }
         let groups = groups_from(
-            claims.additional_claims().other.get(&self.settings.groups_claim),
+            claims
+                .additional_claims()
+                .other
+                .get(&self.settings.groups_claim),
         );
         let auth_time = claims.auth_time().map(|t| t.timestamp());
-        let fresh = match pending.purpose {
-            SignInPurpose::Normal => false,
-            SignInPurpose::Fresh => {
-                // The person must have typed their password after we asked.
-                match auth_time {
-                    Some(t) if t + SKEW_SECS >= pending.began_unix => true,
-                    _ => return Err(OidcError::NotFresh),
-                }
+        // The IdP must have authenticated the person within max_age (an
+        // IdP that ignores max_age does not get a stale sign-in through);
+        // for a fresh sign-in, after we asked.
+        let max_age = i64::try_from(self.settings.fresh_max_age.as_secs()).unwrap_or(i64::MAX);
+        let fresh = match auth_time {
+            Some(t) if t.saturating_add(max_age).saturating_add(SKEW_SECS) >= unix_now() => {
+                pending.purpose == SignInPurpose::Normal || t + SKEW_SECS >= pending.began_unix
             }
+            _ => false,
         };
+        if !fresh {
+            return Err(OidcError::NotFresh);
+        }
+        let fresh = pending.purpose == SignInPurpose::Fresh;
         Ok(VerifiedIdentity {
             issuer: self.settings.issuer.clone(),
             subject: claims.subject().as_str().to_string(),
@@ -737,13 +705,11 @@ impl OidcProvider {
             CoreJwsSigningAlgorithm,
         >,
         nonce: &Nonce,
-    ) -> Result<&'t openidconnect::IdTokenClaims<ExtraClaims, CoreGenderClaim>, ClaimsVerificationError>
-    {
-        let jwks = self
-            .jwks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+    ) -> Result<
+        &'t openidconnect::IdTokenClaims<ExtraClaims, CoreGenderClaim>,
+        ClaimsVerificationError,
+    > {
+        let jwks = self.jwks.read().unwrap_or_else(|p| p.into_inner()).clone();
         let verifier: IdTokenVerifier<'_, CoreJsonWebKey> =
             IdTokenVerifier::new_confidential_client(
                 ClientId::new(self.settings.client_id.clone()),
@@ -760,10 +726,7 @@ impl OidcProvider {
 
     /// How many sign-ins are pending (tests, metrics).
     pub fn pending_count(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -857,26 +820,24 @@ mod tests {
             [Role::Approver, Role::Admin].into()
         );
         assert!(map.roles_of("x@acme.example", &g(&["Everyone"])).is_empty());
-        assert!(RoleMap::default().roles_of("x@acme.example", &g(&["roster-admins"])).is_empty());
+        assert!(
+            RoleMap::default()
+                .roles_of("x@acme.example", &g(&["roster-admins"]))
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_bad_role_map_is_refused_naming_the_entry() {
         let e = RoleMap::parse(&roles(&[("superuser", &["group:x"])])).unwrap_err();
-        assert!(e.contains("web.roles.superuser") && e.contains("viewer, operator"), "{e}");
+        assert!(
+            e.contains("web.roles.superuser") && e.contains("viewer, operator"),
+            "{e}"
+        );
         let e = RoleMap::parse(&roles(&[("admin", &["roster-admins"])])).unwrap_err();
         assert!(e.contains("group:NAME"), "{e}");
         let e = RoleMap::parse(&roles(&[("admin", &["group: "])])).unwrap_err();
         assert!(e.contains("names no group"), "{e}");
-    }
-
-    #[test]
-    fn roles_carry_the_documented_scopes() {
-        use roster_core::Scope as S;
-        assert_eq!(Role::Viewer.scopes(), [S::Read].into());
-        assert_eq!(Role::Operator.scopes(), [S::Read, S::Propose, S::Offboard].into());
-        assert_eq!(Role::Approver.scopes(), [S::Read, S::Approve].into());
-        assert_eq!(Role::Admin.scopes(), S::ALL.into());
     }
 
     fn raw(issuer: &str) -> RawWebOidc {
@@ -896,18 +857,32 @@ mod tests {
     fn the_issuer_must_be_https_off_loopback_and_never_metadata() {
         let none = BTreeMap::new();
         assert!(OidcSettings::new(&raw("https://acme.okta.com"), &none, "s".into(), false).is_ok());
-        assert!(OidcSettings::new(&raw("http://127.0.0.1:9/oauth2/default"), &none, "s".into(), false).is_ok());
-        let e = OidcSettings::new(&raw("http://acme.okta.com"), &none, "s".into(), false).unwrap_err();
+        assert!(
+            OidcSettings::new(
+                &raw("http://127.0.0.1:9/oauth2/default"),
+                &none,
+                "s".into(),
+                false
+            )
+            .is_ok()
+        );
+        let e =
+            OidcSettings::new(&raw("http://acme.okta.com"), &none, "s".into(), false).unwrap_err();
         assert!(e.to_string().contains("must be https"), "{e}");
-        let e = OidcSettings::new(&raw("http://169.254.169.254"), &none, "s".into(), false).unwrap_err();
+        let e = OidcSettings::new(&raw("http://169.254.169.254"), &none, "s".into(), false)
+            .unwrap_err();
         assert!(e.to_string().contains("EGRESS-0002"), "{e}");
-        let e = OidcSettings::new(&raw("https://acme.okta.com"), &none, " ".into(), false).unwrap_err();
+        let e =
+            OidcSettings::new(&raw("https://acme.okta.com"), &none, " ".into(), false).unwrap_err();
         assert!(e.to_string().contains("client_secret is empty"), "{e}");
     }
 
     #[test]
     fn the_groups_claim_may_be_a_list_or_one_name() {
-        assert_eq!(groups_from(Some(&serde_json::json!(["a", "b", 3]))).len(), 2);
+        assert_eq!(
+            groups_from(Some(&serde_json::json!(["a", "b", 3]))).len(),
+            2
+        );
         assert_eq!(groups_from(Some(&serde_json::json!("a"))).len(), 1);
         assert!(groups_from(None).is_empty());
     }

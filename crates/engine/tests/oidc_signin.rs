@@ -34,7 +34,10 @@ async fn world_with(roles: &[(&str, &[&str])], server: &str) -> World {
             .with_user(OktaUser::new("bob@acme.example", "Bob", "Nobody"))
             .with_user(OktaUser::new("carol@acme.example", "Carol", "Leaver"))
             .with_user(OktaUser::new("dave@acme.example", "Dave", "Approver"))
-            .with_group("roster-admins", &["alice@acme.example", "carol@acme.example"])
+            .with_group(
+                "roster-admins",
+                &["alice@acme.example", "carol@acme.example"],
+            )
             .with_group("Everyone", &["alice@acme.example", "bob@acme.example"])
             .with_group("finance", &["dave@acme.example"])
             .with_password("alice@acme.example", PASSWORD)
@@ -56,8 +59,18 @@ async fn world_with(roles: &[(&str, &[&str])], server: &str) -> World {
         .import_people(
             &Principal::service(),
             &[
-                common::person("E1", "alice@acme.example", "Alice", EmploymentStatus::Active),
-                common::person("E3", "carol@acme.example", "Carol", EmploymentStatus::Terminated),
+                common::person(
+                    "E1",
+                    "alice@acme.example",
+                    "Alice",
+                    EmploymentStatus::Active,
+                ),
+                common::person(
+                    "E3",
+                    "carol@acme.example",
+                    "Carol",
+                    EmploymentStatus::Terminated,
+                ),
             ],
             "test",
         )
@@ -144,7 +157,11 @@ impl Browser {
             let r = self
                 .http
                 .post(format!("{okta}/login/login.htm"))
-                .form(&[("tx", tx.as_str()), ("username", login), ("password", PASSWORD)])
+                .form(&[
+                    ("tx", tx.as_str()),
+                    ("username", login),
+                    ("password", PASSWORD),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -174,7 +191,10 @@ fn callback_of(location: &str) -> OidcCallback {
     }
 }
 
-async fn sign_in(w: &World, login: &str) -> Result<roster_engine::app::oidc_signin::OidcSignedIn, EngineError> {
+async fn sign_in(
+    w: &World,
+    login: &str,
+) -> Result<roster_engine::app::oidc_signin::OidcSignedIn, EngineError> {
     let start = w.roster.oidc_begin(&w.provider, false, "/ui/").unwrap();
     let callback = Browser::new()
         .authorize(&start.authorize_url, &w.okta.url(), login)
@@ -202,7 +222,10 @@ async fn audit_kinds(w: &World) -> Vec<String> {
 async fn the_full_code_and_pkce_flow_signs_a_mapped_person_in_with_their_groups_and_roles() {
     for server in ["default", "org"] {
         let w = world_with(&[("admin", &["group:roster-admins"])], server).await;
-        let start = w.roster.oidc_begin(&w.provider, false, "/ui/plans").unwrap();
+        let start = w
+            .roster
+            .oidc_begin(&w.provider, false, "/ui/plans")
+            .unwrap();
         let url = url::Url::parse(&start.authorize_url).unwrap();
         let q: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(q["response_type"], "code");
@@ -216,13 +239,13 @@ async fn the_full_code_and_pkce_flow_signs_a_mapped_person_in_with_their_groups_
         let callback = Browser::new()
             .authorize(&start.authorize_url, &w.okta.url(), "alice@acme.example")
             .await;
-        let who = w.roster.oidc_complete(&w.provider, &callback).await.unwrap();
-        assert_eq!(
-            who.principal.actor(),
-            "session:alice@acme.example",
-            "{server}"
-        );
-        assert_eq!(who.principal.kind, PrincipalKind::UiSession);
+        let who = w
+            .roster
+            .oidc_complete(&w.provider, &callback)
+            .await
+            .unwrap();
+        assert_eq!(who.principal.actor(), "user:alice@acme.example", "{server}");
+        assert_eq!(who.principal.kind, PrincipalKind::User);
         assert!(who.principal.groups.contains("roster-admins"));
         assert!(who.principal.groups.contains("Everyone"));
         assert_eq!(who.roles, [Role::Admin].into());
@@ -231,7 +254,6 @@ async fn the_full_code_and_pkce_flow_signs_a_mapped_person_in_with_their_groups_
         assert_eq!(who.return_to, "/ui/plans");
         assert!(!who.fresh);
         assert_eq!(w.provider.pending_count(), 0);
-        assert!(audit_kinds(&w).await.contains(&"ui.oidc.signin".to_string()));
     }
 }
 
@@ -259,8 +281,15 @@ async fn a_person_whose_groups_map_to_no_role_gets_no_access() {
     let w = world().await;
     let e = refused(sign_in(&w, "bob@acme.example").await);
     assert!(e.starts_with("ENG-0008"), "{e}");
-    assert!(e.contains("holds no role") && e.contains("Everyone") && e.contains("[web.roles]"), "{e}");
-    assert!(audit_kinds(&w).await.contains(&"ui.oidc.refused".to_string()));
+    assert!(
+        e.contains("holds no role") && e.contains("Everyone") && e.contains("[web.roles]"),
+        "{e}"
+    );
+    assert!(
+        audit_kinds(&w)
+            .await
+            .contains(&"web.sign_in_refused".to_string())
+    );
     // With no [web.roles] at all, nobody gets in, not even an admin group.
     let w = world_with(&[], "default").await;
     let e = refused(sign_in(&w, "alice@acme.example").await);
@@ -292,7 +321,10 @@ async fn a_wrong_or_reused_state_is_refused() {
     assert!(refused(w.roster.oidc_complete(&w.provider, &callback).await).contains("OIDC-0003"));
     // The real state still works once, then never again.
     callback.state = good_state;
-    w.roster.oidc_complete(&w.provider, &callback).await.unwrap();
+    w.roster
+        .oidc_complete(&w.provider, &callback)
+        .await
+        .unwrap();
     let e = refused(w.roster.oidc_complete(&w.provider, &callback).await);
     assert!(e.contains("OIDC-0003"), "{e}");
 }
@@ -304,7 +336,10 @@ async fn a_replayed_code_is_refused_by_the_idp() {
     let callback = Browser::new()
         .authorize(&start.authorize_url, &w.okta.url(), "alice@acme.example")
         .await;
-    w.roster.oidc_complete(&w.provider, &callback).await.unwrap();
+    w.roster
+        .oidc_complete(&w.provider, &callback)
+        .await
+        .unwrap();
     // The same code under a new sign-in's state: the code is spent.
     let again = w.roster.oidc_begin(&w.provider, false, "/ui/").unwrap();
     let replay = OidcCallback {
@@ -312,7 +347,10 @@ async fn a_replayed_code_is_refused_by_the_idp() {
         ..callback
     };
     let e = refused(w.roster.oidc_complete(&w.provider, &replay).await);
-    assert!(e.contains("OIDC-0005") && e.contains("invalid_grant"), "{e}");
+    assert!(
+        e.contains("OIDC-0005") && e.contains("invalid_grant"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -330,7 +368,10 @@ async fn a_code_stolen_into_another_sign_in_fails_pkce() {
         ..stolen
     };
     let e = refused(w.roster.oidc_complete(&w.provider, &injected).await);
-    assert!(e.contains("OIDC-0005") && e.contains("PKCE verification failed"), "{e}");
+    assert!(
+        e.contains("OIDC-0005") && e.contains("PKCE verification failed"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -342,7 +383,10 @@ async fn an_expired_code_is_refused() {
         .await;
     w.okta.expire_oidc_codes();
     let e = refused(w.roster.oidc_complete(&w.provider, &callback).await);
-    assert!(e.contains("OIDC-0005") && e.contains("invalid or has expired"), "{e}");
+    assert!(
+        e.contains("OIDC-0005") && e.contains("invalid or has expired"),
+        "{e}"
+    );
 }
 
 /// Signs Alice in with the next ID token tampered as given.
@@ -363,15 +407,25 @@ async fn an_id_token_that_is_not_exactly_right_is_refused() {
     let e = tampered(&w, json!({}), Some(roster_sim::okta::TEST_OAUTH_KEY)).await;
     assert!(e.contains("OIDC-0006") && e.contains("signature"), "{e}");
     let e = tampered(&w, json!({"aud": "0oaSOMEONE_ELSE"}), None).await;
-    assert!(e.contains("OIDC-0006") && e.contains("another client"), "{e}");
+    assert!(
+        e.contains("OIDC-0006") && e.contains("another client"),
+        "{e}"
+    );
     let e = tampered(&w, json!({"iss": "https://evil.example"}), None).await;
-    assert!(e.contains("OIDC-0006") && e.contains("another issuer"), "{e}");
+    assert!(
+        e.contains("OIDC-0006") && e.contains("another issuer"),
+        "{e}"
+    );
     let e = tampered(&w, json!({"iat": now - 7200, "exp": now - 3600}), None).await;
     assert!(e.contains("OIDC-0006") && e.contains("expired"), "{e}");
     let e = tampered(&w, json!({"email": null}), None).await;
     assert!(e.contains("OIDC-0007") && e.contains("email"), "{e}");
-    // None of these let anyone in, nor wrote a sign-in.
-    assert!(!audit_kinds(&w).await.contains(&"ui.oidc.signin".to_string()));
+    // None of these let anyone in, nor was taken for a verified person.
+    assert!(
+        !audit_kinds(&w)
+            .await
+            .contains(&"web.sign_in_refused".to_string())
+    );
     // The untampered token still works.
     sign_in(&w, "alice@acme.example").await.unwrap();
 }
@@ -391,7 +445,10 @@ async fn a_fresh_sign_in_makes_the_idp_ask_again_and_proves_it() {
     let r = browser.get(&again.authorize_url).await;
     assert_eq!(r.status(), 302, "an IdP session signs in without the form");
     // …but a fresh one asks for the password again.
-    let fresh = w.roster.oidc_begin(&w.provider, true, "/ui/plans/1").unwrap();
+    let fresh = w
+        .roster
+        .oidc_begin(&w.provider, true, "/ui/plans/1")
+        .unwrap();
     let q: BTreeMap<String, String> = url::Url::parse(&fresh.authorize_url)
         .unwrap()
         .query_pairs()
@@ -407,9 +464,19 @@ async fn a_fresh_sign_in_makes_the_idp_ask_again_and_proves_it() {
     let who = w.roster.oidc_complete(&w.provider, &cb).await.unwrap();
     assert!(who.fresh);
     assert_eq!(who.return_to, "/ui/plans/1");
-    // A token whose auth_time is older than the request is not fresh.
+    // A token whose auth_time is older than the request is not fresh, and
+    // an ordinary sign-in older than max_age is refused too.
+    let normal = w.roster.oidc_begin(&w.provider, false, "/ui/").unwrap();
+    w.okta
+        .tamper_next_id_token(json!({"auth_time": 1_000_000}), None);
+    let cb = browser
+        .authorize(&normal.authorize_url, &w.okta.url(), "alice@acme.example")
+        .await;
+    let e = refused(w.roster.oidc_complete(&w.provider, &cb).await);
+    assert!(e.contains("OIDC-0008"), "{e}");
     let fresh = w.roster.oidc_begin(&w.provider, true, "/ui/").unwrap();
-    w.okta.tamper_next_id_token(json!({"auth_time": 1_000_000}), None);
+    w.okta
+        .tamper_next_id_token(json!({"auth_time": 1_000_000}), None);
     let cb = browser
         .authorize(&fresh.authorize_url, &w.okta.url(), "alice@acme.example")
         .await;
@@ -449,4 +516,70 @@ async fn discovery_of_a_wrong_issuer_fails_clearly() {
     let e = OidcProvider::discover(settings).await.unwrap_err();
     assert_eq!(e.code(), "OIDC-0002", "{e}");
     assert!(e.to_string().contains("nosuchserver"), "{e}");
+}
+
+#[tokio::test]
+async fn a_sign_in_opens_a_web_session_that_a_leaving_person_loses() {
+    let w = world().await;
+    let limits = roster_engine::SessionLimits::default();
+    let start = w
+        .roster
+        .oidc_begin(&w.provider, false, "/ui/tasks")
+        .unwrap();
+    let cb = Browser::new()
+        .authorize(&start.authorize_url, &w.okta.url(), "dave@acme.example")
+        .await;
+    let (cookie, session, signed) = w
+        .roster
+        .oidc_sign_in(&w.provider, &cb, &limits, None)
+        .await
+        .unwrap();
+    assert_eq!(signed.return_to, "/ui/tasks");
+    assert_eq!(session.principal.actor(), "user:dave@acme.example");
+    assert!(session.allows(Scope::Approve) && !session.allows(Scope::Apply));
+    assert!(matches!(session.via, roster_engine::SignInVia::Oidc { .. }));
+    assert!(w.roster.web_session(&cookie, &limits).await.is_ok());
+    // A fresh sign-in replaces the session it came from.
+    let fresh = w.roster.oidc_begin(&w.provider, true, "/ui/").unwrap();
+    let cb = Browser::new()
+        .authorize(&fresh.authorize_url, &w.okta.url(), "dave@acme.example")
+        .await;
+    let (cookie2, session2, _) = w
+        .roster
+        .oidc_sign_in(&w.provider, &cb, &limits, Some(&cookie))
+        .await
+        .unwrap();
+    assert!(session2.fresh);
+    assert!(w.roster.web_session(&cookie, &limits).await.is_err());
+    // HR now says Dave left: his session ends and he cannot sign in again.
+    w.roster
+        .import_people(
+            &Principal::service(),
+            &[
+                common::person(
+                    "E1",
+                    "alice@acme.example",
+                    "Alice",
+                    EmploymentStatus::Active,
+                ),
+                common::person(
+                    "E3",
+                    "carol@acme.example",
+                    "Carol",
+                    EmploymentStatus::Terminated,
+                ),
+                common::person(
+                    "E4",
+                    "dave@acme.example",
+                    "Dave",
+                    EmploymentStatus::Terminated,
+                ),
+            ],
+            "test",
+        )
+        .await
+        .unwrap();
+    assert!(w.roster.web_session(&cookie2, &limits).await.is_err());
+    let e = refused(sign_in(&w, "dave@acme.example").await);
+    assert!(e.contains("has left"), "{e}");
 }

@@ -137,7 +137,8 @@ impl OktaSimConfig {
     }
     /// The password `login` signs in with at the OIDC sign-in form.
     pub fn with_password(mut self, login: &str, password: &str) -> Self {
-        self.passwords.push((login.to_string(), password.to_string()));
+        self.passwords
+            .push((login.to_string(), password.to_string()));
         self
     }
     /// Signs ID tokens with this key (PKCS#8 PEM) instead of a fresh one.
@@ -646,9 +647,9 @@ impl OktaSim {
             .build()
             .ok();
         let key = match (&config.oidc_signing_key_pem, config.oidc_apps.is_empty()) {
-            (Some(pem), _) => Some(
-                oidc::SigningKey::from_pem(pem).ok_or(SimError::Key("oidc_signing_key_pem"))?,
-            ),
+            (Some(pem), _) => {
+                Some(oidc::SigningKey::from_pem(pem).ok_or(SimError::Key("oidc_signing_key_pem"))?)
+            }
             (None, false) => Some(
                 tokio::task::spawn_blocking(oidc::SigningKey::generate)
                     .await

@@ -14,7 +14,10 @@ const REDIRECT: &str = "http://127.0.0.1:9/cb";
 const VERIFIER: &str = "a-verifier-of-at-least-forty-three-characters-0123456789";
 
 fn challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
 }
 
 async fn okta() -> RunningOkta {
@@ -72,13 +75,26 @@ fn query_of(location: &str) -> BTreeMap<String, String> {
 }
 
 /// Signs in through the form; returns the redirect's query.
-async fn sign_in(base: &str, login: &str, password: &str) -> Result<BTreeMap<String, String>, String> {
+async fn sign_in(
+    base: &str,
+    login: &str,
+    password: &str,
+) -> Result<BTreeMap<String, String>, String> {
     let h = http();
     let form = h.get(authorize_url(base, &[])).send().await.unwrap();
     assert_eq!(form.status(), 200);
     let html = form.text().await.unwrap();
-    assert!(html.contains("<label for=\"okta-signin-password\">"), "{html}");
-    let tx = html.split("name=\"tx\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(
+        html.contains("<label for=\"okta-signin-password\">"),
+        "{html}"
+    );
+    let tx = html
+        .split("name=\"tx\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let r = h
         .post(format!("{base}/login/login.htm"))
         .form(&[("tx", tx), ("username", login), ("password", password)])
@@ -92,7 +108,9 @@ async fn sign_in(base: &str, login: &str, password: &str) -> Result<BTreeMap<Str
 }
 
 async fn exchange(base: &str, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (u16, Value) {
-    let mut r = http().post(format!("{base}/oauth2/default/v1/token")).form(form);
+    let mut r = http()
+        .post(format!("{base}/oauth2/default/v1/token"))
+        .form(form);
     if let Some((id, secret)) = basic {
         r = r.basic_auth(id, Some(secret));
     }
@@ -107,12 +125,28 @@ async fn discovery_and_keys_describe_both_authorization_servers() {
     let base = okta.url();
     for (path, issuer) in [
         ("/.well-known/openid-configuration", base.clone()),
-        ("/oauth2/default/.well-known/openid-configuration", format!("{base}/oauth2/default")),
+        (
+            "/oauth2/default/.well-known/openid-configuration",
+            format!("{base}/oauth2/default"),
+        ),
     ] {
-        let d: Value = http().get(format!("{base}{path}")).send().await.unwrap().json().await.unwrap();
+        let d: Value = http()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(d["issuer"], issuer.as_str());
-        assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-        assert_eq!(d["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+        assert_eq!(
+            d["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(
+            d["id_token_signing_alg_values_supported"],
+            serde_json::json!(["RS256"])
+        );
         let keys: Value = http()
             .get(d["jwks_uri"].as_str().unwrap())
             .send()
@@ -144,7 +178,9 @@ async fn a_good_exchange_returns_an_id_token_once() {
     assert_eq!(body["token_type"], "Bearer");
     let id_token = body["id_token"].as_str().unwrap();
     let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap(),
+        &URL_SAFE_NO_PAD
+            .decode(id_token.split('.').nth(1).unwrap())
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(claims["email"], "alice@acme.example");
@@ -155,38 +191,128 @@ async fn a_good_exchange_returns_an_id_token_once() {
     assert_eq!(claims["name"], "Alice A");
     // The same code again: spent.
     let (status, body) = exchange(&base, &form, Some(("0oa1", "secret"))).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn the_token_endpoint_refuses_every_misuse_as_okta_does() {
     let okta = okta().await;
     let base = okta.url();
-    let code = || async { sign_in(&base, "alice@acme.example", "pw").await.unwrap()["code"].clone() };
+    let code =
+        || async { sign_in(&base, "alice@acme.example", "pw").await.unwrap()["code"].clone() };
 
     let c = code().await;
-    let (s, b) = exchange(&base, &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", REDIRECT), ("code_verifier", "another-verifier-of-forty-three-characters-abcdefgh")], Some(("0oa1", "secret"))).await;
-    assert_eq!((s, b["error"].as_str(), b["error_description"].as_str()), (400, Some("invalid_grant"), Some("PKCE verification failed.")));
+    let (s, b) = exchange(
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &c),
+            ("redirect_uri", REDIRECT),
+            (
+                "code_verifier",
+                "another-verifier-of-forty-three-characters-abcdefgh",
+            ),
+        ],
+        Some(("0oa1", "secret")),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str(), b["error_description"].as_str()),
+        (
+            400,
+            Some("invalid_grant"),
+            Some("PKCE verification failed.")
+        )
+    );
 
     let c = code().await;
-    let (s, b) = exchange(&base, &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER)], Some(("0oa1", "wrong"))).await;
+    let (s, b) = exchange(
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &c),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+        Some(("0oa1", "wrong")),
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
     // Client secret in the form (client_secret_post) works too.
-    let (s, b) = exchange(&base, &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER), ("client_id", "0oa1"), ("client_secret", "secret")], None).await;
+    let (s, b) = exchange(
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &c),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", "0oa1"),
+            ("client_secret", "secret"),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
 
     let c = code().await;
-    let (s, b) = exchange(&base, &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", "http://127.0.0.1:9/other"), ("code_verifier", VERIFIER)], Some(("0oa1", "secret"))).await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    let (s, b) = exchange(
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &c),
+            ("redirect_uri", "http://127.0.0.1:9/other"),
+            ("code_verifier", VERIFIER),
+        ],
+        Some(("0oa1", "secret")),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
+    );
 
     let c = code().await;
-    let (s, b) = exchange(&base, &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", REDIRECT)], Some(("0oa1", "secret"))).await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "{b}");
+    let (s, b) = exchange(
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &c),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some(("0oa1", "secret")),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{b}"
+    );
 
     let c = code().await;
     okta.expire_oidc_codes();
-    let (s, b) = exchange(&base, &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER)], Some(("0oa1", "secret"))).await;
-    assert_eq!((s, b["error_description"].as_str()), (400, Some("The authorization code is invalid or has expired.")));
+    let (s, b) = exchange(
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &c),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+        Some(("0oa1", "secret")),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error_description"].as_str()),
+        (
+            400,
+            Some("The authorization code is invalid or has expired.")
+        )
+    );
 }
 
 #[tokio::test]
@@ -218,7 +344,10 @@ async fn the_authorize_endpoint_requires_pkce_state_and_a_registered_client() {
     let q = refused(vec![("prompt", "none")]).await;
     assert_eq!(q["error"], "login_required");
     // An unknown client or redirect URI gets a page, never a redirect.
-    for extra in [[("client_id", "0oaNOPE")], [("redirect_uri", "http://evil.example/cb")]] {
+    for extra in [
+        [("client_id", "0oaNOPE")],
+        [("redirect_uri", "http://evil.example/cb")],
+    ] {
         let r = h.get(authorize_url(&base, &extra)).send().await.unwrap();
         assert_eq!(r.status(), 400);
         assert!(r.headers().get("location").is_none());
@@ -229,7 +358,9 @@ async fn the_authorize_endpoint_requires_pkce_state_and_a_registered_client() {
 async fn only_active_users_with_the_right_password_sign_in() {
     let okta = okta().await;
     let base = okta.url();
-    let e = sign_in(&base, "alice@acme.example", "wrong").await.unwrap_err();
+    let e = sign_in(&base, "alice@acme.example", "wrong")
+        .await
+        .unwrap_err();
     assert!(e.contains("Unable to sign in"), "{e}");
     let e = sign_in(&base, "gone@acme.example", "pw").await.unwrap_err();
     assert!(e.contains("Unable to sign in"), "{e}");

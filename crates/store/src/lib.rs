@@ -73,6 +73,7 @@ mod secrets;
 mod sql;
 mod target;
 pub mod tasks;
+mod web;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -115,13 +116,14 @@ pub use tasks::{
     EnqueueReport, ExecState, QUARANTINED, QueueStatus, ReapedTask, Task, TaskFilter, TaskFinish,
     TaskOutcome, TaskResult,
 };
+pub use web::{WebSessionRecord, WebUserRecord};
 
 // Re-exported so callers name the types the store speaks in.
 pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person, Plan};
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 19;
+pub const SCHEMA_VERSION: i64 = 20;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,46 +1,54 @@
 //! Sign-in to the web UI through the company's identity provider: who may
 //! come in, and as whom. The OpenID Connect exchange itself is
-//! [`crate::oidc`]; the session the web UI then opens is its own business.
+//! [`crate::oidc`]; sessions are [`super::web_users`].
 //!
 //! [`Roster::oidc_begin`] starts a sign-in (the authorize URL; the pending
 //! state stays server-side, good once, for ten minutes).
 //! [`Roster::oidc_complete`] finishes it and decides:
 //!
 //! 1. the ID token must verify (signature, issuer, audience, expiry,
-//!    nonce, and `auth_time` for a fresh sign-in): otherwise
-//!    `ENG-0010` with the `OIDC-` code that says why;
-//! 2. **no access by default**: the person's IdP groups and email must map
-//!    to at least one role in `[web.roles]`, else `ENG-0008` naming their
-//!    groups and the table to edit;
-//! 3. **roster governs its own users**: someone the sources of truth say
+//!    nonce, an `auth_time` within `max_age`, and for a fresh sign-in one
+//!    after the request): otherwise `ENG-0010` with the `OIDC-` code that
+//!    says why;
+//! 2. **roster governs its own users**: someone the sources of truth say
 //!    has left (terminated, or past their end date) cannot sign in, even
 //!    while the IdP still lets them; `ENG-0008`. A person the sources do
 //!    not know (a contractor, a break-glass admin) is judged by the role
-//!    map alone.
+//!    map alone;
+//! 3. **no access by default**: the person's IdP groups and email must map
+//!    to at least one role in `[web.roles]`, else `ENG-0008` naming their
+//!    groups and the table to edit.
 //!
-//! Both a sign-in and a refusal of a verified identity are audited
-//! (`ui.oidc.signin`, `ui.oidc.refused`), with the IdP groups and roles,
-//! never a token. A token that does not verify is not audited (its claims
-//! are not trustworthy) but logged as a warning.
+//! A refusal of a verified identity is audited (`web.sign_in_refused`, via
+//! `oidc`, with the IdP groups and the reason, never a token); a token
+//! that does not verify is not audited (its claims are not trustworthy)
+//! but logged as a warning. [`Roster::oidc_sign_in`] then opens the
+//! session through [`Roster::start_web_session`] (audited `web.sign_in`),
+//! ending the browser's previous session, if it sent one.
 
 use std::collections::BTreeSet;
 
-use roster_core::{Email, EmploymentStatus, Principal, PrincipalKind, Scope};
+use roster_core::{Email, EmploymentStatus, Principal, PrincipalKind, Role, Scope};
 use roster_store::AuditKind;
 use serde_json::json;
 
 use super::Roster;
-use crate::engine::{EngineError, ms};
-use crate::oidc::{OidcCallback, OidcError, OidcProvider, Role, SignInPurpose, SignInStart};
+use super::web_users::{SessionLimits, SignInVia, WebIdentity, WebSession};
+use crate::engine::EngineError;
+use crate::oidc::{
+    OidcCallback, OidcError, OidcProvider, SignInPurpose, SignInStart, VerifiedIdentity,
+};
 
 /// A person signed in through the IdP, verified and let in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcSignedIn {
-    /// `session:<email>`, with the IdP groups (so `approvers =
+    /// `user:<email>`, with the IdP groups (so `approvers =
     /// ["group:finance"]` in the policy works with IdP groups).
     pub principal: Principal,
     pub email: String,
     pub name: Option<String>,
+    pub issuer: String,
+    pub subject: String,
     pub roles: BTreeSet<Role>,
     /// The union of the roles' scopes.
     pub scopes: BTreeSet<Scope>,
@@ -50,6 +58,22 @@ pub struct OidcSignedIn {
     pub fresh: bool,
     /// Where the UI wanted to go (as given to [`Roster::oidc_begin`]).
     pub return_to: String,
+}
+
+impl OidcSignedIn {
+    /// What [`Roster::start_web_session`] takes: the email is the user's
+    /// name and ties the session to a person of the sources.
+    pub fn web_identity(&self) -> WebIdentity {
+        WebIdentity {
+            name: self.email.to_lowercase(),
+            email: Some(self.email.to_lowercase()),
+            via: SignInVia::Oidc {
+                issuer: self.issuer.clone(),
+                subject: self.subject.clone(),
+            },
+            roles: self.roles.clone(),
+        }
+    }
 }
 
 fn oidc_refusal(e: OidcError) -> EngineError {
@@ -76,6 +100,7 @@ impl Roster {
 
     /// Finishes a sign-in from the callback's parameters (module docs):
     /// the verified person with their roles, or a refusal that says why.
+    /// Opens no session: [`Roster::oidc_sign_in`] does.
     pub async fn oidc_complete(
         &self,
         provider: &OidcProvider,
@@ -89,9 +114,7 @@ impl Roster {
             }
         };
         let engine = self.engine();
-        let settings = provider.settings();
-        let principal = Principal::new(PrincipalKind::UiSession, identity.email.to_lowercase())
-            .with_groups(identity.groups.iter().cloned());
+
         // Roster governs its own users: a leaver stays out.
         let known = match Email::parse(&identity.email) {
             Ok(email) => engine.store.person_by_email(&email).await?,
@@ -101,51 +124,46 @@ impl Roster {
             && engine.calendar.effective_status(&person, engine.now())
                 == EmploymentStatus::Terminated
         {
-            return refuse(self, &identity, format!(
+            let reason = format!(
                 "{} has left according to the source of truth (employee {}); a leaver cannot sign in to roster",
                 identity.email, person.employee_id
-            ))
-            .await;
+            );
+            return refuse(self, &identity, "left the company", reason).await;
         }
 
-        let roles = settings.roles.roles_of(&identity.email, &identity.groups);
+        let roles = provider
+            .settings()
+            .roles
+            .roles_of(&identity.email, &identity.groups);
         if roles.is_empty() {
-            return refuse(self, &identity, format!(
-                "{} holds no role in roster: none of their IdP groups ({}) nor their email is listed in [web.roles]; an administrator adds one of them there",
-                identity.email,
-                if identity.groups.is_empty() {
-                    "none".to_string()
-                } else {
-                    identity
-                        .groups
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ))
-            .await;
+            let groups = if identity.groups.is_empty() {
+                "none".to_string()
+            } else {
+                identity
+                    .groups
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let reason = format!(
+                "{} holds no role in roster: none of their IdP groups ({groups}) nor their email is listed in [web.roles]; an administrator adds one of them there",
+                identity.email
+            );
+            return refuse(self, &identity, "no role", reason).await;
         }
-        let scopes: BTreeSet<Scope> = roles.iter().flat_map(|r| r.scopes()).collect();
-        engine
-            .audit_as(
-                &principal.actor(),
-                AuditKind::OidcSignIn,
-                &identity.email,
-                json!({
-                    "issuer": identity.issuer,
-                    "subject": identity.subject,
-                    "groups": identity.groups,
-                    "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-                    "fresh": identity.fresh,
-                    "at_ms": ms(engine.now()),
-                }),
-            )
-            .await?;
+        let scopes: BTreeSet<Scope> = roles
+            .iter()
+            .flat_map(|r| r.scopes().iter().copied())
+            .collect();
+        let email = identity.email.to_lowercase();
         Ok(OidcSignedIn {
-            principal,
-            email: identity.email.clone(),
+            principal: Principal::new(PrincipalKind::User, email.clone())
+                .with_groups(identity.groups.iter().cloned()),
+            email,
             name: identity.name,
+            issuer: identity.issuer,
+            subject: identity.subject,
             roles,
             scopes,
             auth_time_ms: identity.auth_time.map(|t| t.saturating_mul(1000)),
@@ -153,26 +171,50 @@ impl Roster {
             return_to: identity.return_to,
         })
     }
+
+    /// [`Roster::oidc_complete`], then a web session for the person
+    /// ([`Roster::start_web_session`]): the cookie's value, the session
+    /// and where to go. `previous` is the browser's session cookie, if it
+    /// sent one: that session ends, so a fresh sign-in replaces it rather
+    /// than adding a second one.
+    pub async fn oidc_sign_in(
+        &self,
+        provider: &OidcProvider,
+        callback: &OidcCallback,
+        limits: &SessionLimits,
+        previous: Option<&str>,
+    ) -> Result<(String, WebSession, OidcSignedIn), EngineError> {
+        let signed = self.oidc_complete(provider, callback).await?;
+        let (id, session) = self
+            .start_web_session(&signed.web_identity(), limits)
+            .await?;
+        if let Some(old) = previous {
+            self.sign_out_web(old).await?;
+        }
+        Ok((id, session, signed))
+    }
 }
 
 /// Audits the refusal of a verified identity and returns it.
 async fn refuse(
     roster: &Roster,
-    identity: &crate::oidc::VerifiedIdentity,
+    identity: &VerifiedIdentity,
+    why: &str,
     reason: String,
 ) -> Result<OidcSignedIn, EngineError> {
-    let actor = Principal::new(PrincipalKind::UiSession, identity.email.to_lowercase()).actor();
+    let actor = Principal::new(PrincipalKind::User, identity.email.to_lowercase()).actor();
     roster
         .engine()
         .audit_as(
             &actor,
-            AuditKind::OidcSignInRefused,
+            AuditKind::WebSignInRefused,
             &identity.email,
             json!({
+                "via": "oidc",
+                "why": why,
                 "issuer": identity.issuer,
                 "subject": identity.subject,
                 "groups": identity.groups,
-                "reason": reason,
             }),
         )
         .await?;

@@ -438,9 +438,8 @@ fn authorize(
         );
     }
     let state = p("state");
-    let refuse = |error: &str, description: &str| {
-        redirect_error(redirect_uri, state, error, description)
-    };
+    let refuse =
+        |error: &str, description: &str| redirect_error(redirect_uri, state, error, description);
     if p("response_type") != "code" {
         return refuse(
             "unsupported_response_type",
@@ -458,7 +457,9 @@ fn authorize(
     if let Some(bad) = scopes.iter().find(|s| !known.contains(&s.as_str())) {
         return refuse(
             "invalid_scope",
-            &format!("One or more scopes are not configured for the authorization server resource: {bad}"),
+            &format!(
+                "One or more scopes are not configured for the authorization server resource: {bad}"
+            ),
         );
     }
     if state.is_empty() {
@@ -507,11 +508,15 @@ fn authorize(
         drop(st);
         return match active_user_id(sh, &login) {
             Some(uid) => issue_code(sh, request, &uid, now, None),
-            None => refuse("access_denied", "User is not assigned to the client application."),
+            None => refuse(
+                "access_denied",
+                "User is not assigned to the client application.",
+            ),
         };
     }
     let session = session_cookie(headers).and_then(|sid| st.sessions.get(&sid).cloned());
-    let fresh_enough = |s: &SignInSession| max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= m);
+    let fresh_enough =
+        |s: &SignInSession| max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= m);
     match session {
         Some(s) if !prompt.contains(&"login") && fresh_enough(&s) => {
             drop(st);
@@ -523,7 +528,10 @@ fn authorize(
         }
         _ if prompt.contains(&"none") => {
             drop(st);
-            refuse("login_required", "The client specified not to prompt, but the user is not logged in.")
+            refuse(
+                "login_required",
+                "The client specified not to prompt, but the user is not logged in.",
+            )
         }
         _ => {
             drop(st);
@@ -543,7 +551,12 @@ fn login_form(sh: &Shared, request: AuthRequest, error: Option<&str>, username: 
     let tx = random_token(24);
     sh.oidc().pending.insert(tx.clone(), request);
     let error_html = error
-        .map(|e| format!("<p role=\"alert\" id=\"signin-error\">{}</p>", html_escape(e)))
+        .map(|e| {
+            format!(
+                "<p role=\"alert\" id=\"signin-error\">{}</p>",
+                html_escape(e)
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -579,7 +592,9 @@ fn login_form(sh: &Shared, request: AuthRequest, error: Option<&str>, username: 
 pub(super) async fn sign_in(State(sh): St, Form(form): Form<BTreeMap<String, String>>) -> Response {
     let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let Some(request) = sh.oidc().pending.remove(f("tx")) else {
-        return error_page("This sign-in request has expired or was already used. Start again from the application.");
+        return error_page(
+            "This sign-in request has expired or was already used. Start again from the application.",
+        );
     };
     let username = f("username");
     let password = f("password");
@@ -587,10 +602,12 @@ pub(super) async fn sign_in(State(sh): St, Form(form): Form<BTreeMap<String, Str
         .oidc()
         .passwords
         .get(&username.to_lowercase())
-        .is_some_and(|p| {
-            same_bytes(p.as_bytes(), password.as_bytes())
-        });
-    let user = if known { active_user_id(&sh, username) } else { None };
+        .is_some_and(|p| same_bytes(p.as_bytes(), password.as_bytes()));
+    let user = if known {
+        active_user_id(&sh, username)
+    } else {
+        None
+    };
     let Some(user_id) = user else {
         return login_form(&sh, request, Some("Unable to sign in"), username);
     };
@@ -617,7 +634,11 @@ fn issue_code(
     let to = format!(
         "{}{}code={}&state={}",
         request.redirect_uri,
-        if request.redirect_uri.contains('?') { '&' } else { '?' },
+        if request.redirect_uri.contains('?') {
+            '&'
+        } else {
+            '?'
+        },
         enc(&code),
         enc(&request.state)
     );
@@ -667,12 +688,13 @@ fn client_credentials(
         let decoded = String::from_utf8(STANDARD.decode(basic.trim()).ok()?).ok()?;
         let (id, secret) = decoded.split_once(':')?;
         // RFC 6749 §2.3.1: both are form-urlencoded inside Basic.
-        let unform = |s: &str| {
-            url_decode(&s.replace('+', " "))
-        };
+        let unform = |s: &str| url_decode(&s.replace('+', " "));
         return Some((unform(id)?, unform(secret)?));
     }
-    Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone()))
+    Some((
+        form.get("client_id")?.clone(),
+        form.get("client_secret")?.clone(),
+    ))
 }
 
 fn url_decode(s: &str) -> Option<String> {
@@ -718,8 +740,7 @@ pub(super) fn token(
         return client_failed();
     };
     let Some(app) = sh.config.oidc_apps.iter().find(|a| {
-        a.client_id == client_id
-            && same_bytes(a.client_secret.as_bytes(), secret.as_bytes())
+        a.client_id == client_id && same_bytes(a.client_secret.as_bytes(), secret.as_bytes())
     }) else {
         return client_failed();
     };
@@ -739,7 +760,11 @@ pub(super) fn token(
     let issued = issued.clone();
     drop(st);
     let expired = issued.issued.elapsed().unwrap_or_default() > CODE_LIFETIME;
-    if already_used || expired || issued.request.client_id != app.client_id || issued.request.server != server {
+    if already_used
+        || expired
+        || issued.request.client_id != app.client_id
+        || issued.request.server != server
+    {
         return invalid_code();
     }
     if issued.request.redirect_uri != f("redirect_uri") {
@@ -759,7 +784,10 @@ pub(super) fn token(
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
     let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
-    if !same_bytes(computed.as_bytes(), issued.request.code_challenge.as_bytes()) {
+    if !same_bytes(
+        computed.as_bytes(),
+        issued.request.code_challenge.as_bytes(),
+    ) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
@@ -930,7 +958,9 @@ mod tests {
     #[test]
     fn only_the_oidc_paths_are_public() {
         assert!(is_public("/oauth2/v1/authorize"));
-        assert!(is_public("/oauth2/default/.well-known/openid-configuration"));
+        assert!(is_public(
+            "/oauth2/default/.well-known/openid-configuration"
+        ));
         assert!(is_public("/.well-known/openid-configuration"));
         assert!(is_public(LOGIN_PATH));
         assert!(!is_public("/api/v1/users"));

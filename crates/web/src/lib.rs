@@ -34,6 +34,7 @@
 //! (`/ui/reauth`); an OIDC user is sent to [`WebOptions::oidc_reauth_path`]
 //! (the IdP with `prompt=login`).
 
+pub mod oidc;
 mod pages;
 pub mod session;
 
@@ -79,9 +80,25 @@ pub struct WebOptions {
     /// Where an OIDC session is sent for a fresh sign-in
     /// (`prompt=login`); `?next=` is appended.
     pub oidc_reauth_path: Option<String>,
+    /// Sign-in with the company's IdP (`[web.oidc]`): the relying party
+    /// the routes of [`oidc`] use. Set it together with
+    /// `oidc_login_path = Some(oidc::START_PATH)` and `oidc_reauth_path =
+    /// Some(oidc::REAUTH_PATH)` ([`WebOptions::with_oidc`]).
+    pub oidc: Option<Arc<roster_engine::oidc::OidcProvider>>,
     /// The demo's one-time sign-in token: `/ui/signin/once?token=…`
     /// starts an admin session once (see [`OneTimeSignIn`]).
     pub one_time: Option<Arc<OneTimeSignIn>>,
+}
+
+impl WebOptions {
+    /// Signs in through `provider` too: the sign-in page offers it and
+    /// OIDC sessions renew there.
+    pub fn with_oidc(mut self, provider: Arc<roster_engine::oidc::OidcProvider>) -> WebOptions {
+        self.oidc = Some(provider);
+        self.oidc_login_path = Some(oidc::START_PATH.into());
+        self.oidc_reauth_path = Some(oidc::REAUTH_PATH.into());
+        self
+    }
 }
 
 /// A single-use sign-in link for `roster demo`: the token is compared in
@@ -193,6 +210,27 @@ pub fn routes() -> Vec<UiRoute> {
             Public,
             "The demo's one-time sign-in link",
             |m| on(m, pages::signin_once),
+        ),
+        r(
+            Method::GET,
+            oidc::START_PATH,
+            Public,
+            "Sign in with the company's IdP (OpenID Connect)",
+            |m| on(m, oidc::start),
+        ),
+        r(
+            Method::GET,
+            oidc::REAUTH_PATH,
+            Public,
+            "Sign in again at the IdP (prompt=login) before approving or applying",
+            |m| on(m, oidc::reauth),
+        ),
+        r(
+            Method::GET,
+            oidc::CALLBACK_PATH,
+            Public,
+            "Where the IdP sends the browser back",
+            |m| on(m, oidc::callback),
         ),
         r(
             Method::POST,

@@ -20,7 +20,7 @@
 //! a new session rather than renewing the old one.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use roster_engine::oidc::OidcCallback;
 use serde::Deserialize;
@@ -48,23 +48,44 @@ fn provider(st: &WebState) -> Result<&roster_engine::oidc::OidcProvider, UiError
     })
 }
 
-async fn begin(st: &WebState, next: Option<&str>, fresh: bool) -> Result<Response, UiError> {
+async fn begin(
+    st: &WebState,
+    headers: &HeaderMap,
+    next: Option<&str>,
+    fresh: bool,
+) -> Result<Response, UiError> {
     let provider = provider(st)?;
     let next = safe_next(next);
     let start = st.roster.oidc_begin(provider, fresh, &next)?;
+    // A link htmx boosted arrives as a request from script: a redirect to
+    // the IdP's origin would be followed inside it (and refused by CORS),
+    // so htmx is told to navigate the whole page there instead.
+    if headers.contains_key("hx-request")
+        && let Ok(to) = HeaderValue::from_str(&start.authorize_url)
+    {
+        return Ok((StatusCode::OK, [("hx-redirect", to)]).into_response());
+    }
     Ok(Redirect::to(&start.authorize_url).into_response())
 }
 
 /// `GET /ui/auth/oidc/start`.
-pub async fn start(State(st): State<WebState>, Query(q): Query<NextQuery>) -> Response {
-    begin(&st, q.next.as_deref(), false)
+pub async fn start(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    begin(&st, &headers, q.next.as_deref(), false)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET /ui/auth/oidc/reauth`.
-pub async fn reauth(State(st): State<WebState>, Query(q): Query<NextQuery>) -> Response {
-    begin(&st, q.next.as_deref(), true)
+pub async fn reauth(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    begin(&st, &headers, q.next.as_deref(), true)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }

@@ -33,6 +33,15 @@ impl Drop for OidcUi {
 /// Okta users (login, groups); admins are `roster-admins`, approvers
 /// `finance-approvers`; everyone else maps to no role.
 pub async fn start(roster: Arc<Roster>, users: &[(&str, &[&str])]) -> OidcUi {
+    start_with(roster, users, roster_engine::SessionLimits::default()).await
+}
+
+/// [`start`] with these session limits.
+pub async fn start_with(
+    roster: Arc<Roster>,
+    users: &[(&str, &[&str])],
+    limits: roster_engine::SessionLimits,
+) -> OidcUi {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let redirect = format!("{base}{}", roster_web::oidc::CALLBACK_PATH);
@@ -77,7 +86,12 @@ pub async fn start(roster: Arc<Roster>, users: &[(&str, &[&str])]) -> OidcUi {
     .into();
     let settings = OidcSettings::new(&raw, &roles, CLIENT_SECRET.into(), false).unwrap();
     let provider = Arc::new(OidcProvider::discover(settings).await.unwrap());
-    let router = roster_web::web_router(roster, WebOptions::default().with_oidc(provider));
+    let options = WebOptions {
+        limits,
+        ..WebOptions::default()
+    }
+    .with_oidc(provider);
+    let router = roster_web::web_router(roster, options);
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         axum::serve(listener, router)

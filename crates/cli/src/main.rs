@@ -50,6 +50,7 @@ mod suggest;
 mod tasks;
 mod token;
 mod user;
+mod web_oidc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

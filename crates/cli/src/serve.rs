@@ -186,11 +186,15 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         "roster serve: REST API at http://{0}/api/v1/ (OpenAPI: /api/v1/openapi.json, reference: /api/docs; tokens: roster token create)",
         listener.local_addr()?
     );
-    let web = roster_web::WebOptions {
+    let mut web = roster_web::WebOptions {
         secure_cookies: args.secure_cookies,
         trusted_origins: args.trusted_origins.clone(),
         ..Default::default()
     };
+    // `[web.oidc]`: sign-in with the company's IdP (cli/src/web_oidc.rs).
+    if let Some(provider) = crate::web_oidc::provider(&config, roster.store()).await? {
+        web = web.with_oidc(provider);
+    }
     eprintln!(
         "roster serve: web UI at http://{}/ui/ (users: roster user add NAME --role viewer|operator|approver|admin)",
         listener.local_addr()?

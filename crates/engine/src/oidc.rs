@@ -878,6 +878,36 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_web_tables_parse() {
+        let doc = r#"
+[oidc]
+issuer = "https://acme.okta.com/oauth2/default"
+client_id = "0oa1roster2ui"
+client_secret = { env = "ROSTER_OIDC_CLIENT_SECRET" }
+redirect_url = "https://roster.acme.example/ui/auth/oidc/callback"
+groups_claim = "groups"
+
+[roles]
+admin = ["group:roster-admins"]
+approver = ["group:finance-approvers", "cfo@acme.example"]
+"#;
+        let web: RawWeb = toml::from_str(doc).unwrap();
+        let raw = web.oidc.unwrap();
+        let s = OidcSettings::new(&raw, &web.roles, "x".into(), false).unwrap();
+        assert_eq!(s.issuer, "https://acme.okta.com/oauth2/default");
+        assert_eq!(s.scopes, ["openid", "email", "profile", "groups"]);
+        assert_eq!(
+            s.roles.roles_of("cfo@acme.example", &BTreeSet::new()),
+            [Role::Approver].into()
+        );
+        let e = toml::from_str::<RawWeb>("[oidc]\nissuer = \"x\"\ntypo = 1").unwrap_err();
+        assert!(
+            e.to_string().contains("typo") || e.to_string().contains("unknown"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_groups_claim_may_be_a_list_or_one_name() {
         assert_eq!(
             groups_from(Some(&serde_json::json!(["a", "b", 3]))).len(),

@@ -177,7 +177,14 @@ async fn a_person_signs_in_finds_a_leaver_approves_and_completes_a_task_in_chrom
         "{:?}",
         task.evidence
     );
-    for name in ["signin", "dashboard", "person", "plan", "task", "dashboard-mobile"] {
+    for name in [
+        "signin",
+        "dashboard",
+        "person",
+        "plan",
+        "task",
+        "dashboard-mobile",
+    ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }
 }

@@ -674,7 +674,11 @@ impl OktaSim {
             ),
             org: Mutex::new(org),
             http,
-            oidc: Mutex::new(oidc::OidcState::new(key, passwords)),
+            oidc: Mutex::new(oidc::OidcState::new(
+                key,
+                config.oidc_apps.clone(),
+                passwords,
+            )),
             config,
         });
         let routes = Router::new()

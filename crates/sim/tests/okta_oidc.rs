@@ -371,3 +371,27 @@ async fn only_active_users_with_the_right_password_sign_in() {
     assert_eq!(r.status(), 302);
     assert!(query_of(r.headers()["location"].to_str().unwrap()).contains_key("code"));
 }
+
+#[tokio::test]
+async fn an_app_added_to_a_running_org_signs_people_in() {
+    let okta = OktaSim::start(
+        OktaSimConfig::new("tok")
+            .with_user(OktaUser::new("alice@acme.example", "Alice", "A"))
+            .with_password("alice@acme.example", "pw"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(okta.oidc_kid(), None, "no OIDC app, no key");
+    let r = http()
+        .get(authorize_url(&okta.url(), &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an unknown client gets the error page");
+    assert!(okta.add_oidc_app(OktaOidcApp::new("0oa1", "secret", &[REDIRECT])));
+    assert!(okta.oidc_kid().is_some());
+    let q = sign_in(&okta.url(), "alice@acme.example", "pw")
+        .await
+        .unwrap();
+    assert!(q.contains_key("code"));
+}

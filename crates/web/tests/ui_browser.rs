@@ -26,7 +26,7 @@ use roster_engine::SessionLimits;
 
 /// How long a sign-in counts as fresh here: short, so the script sees a
 /// stale session asked to sign in again before approving.
-const FRESH: Duration = Duration::from_secs(4);
+const FRESH: Duration = Duration::from_secs(12);
 const TASK: &str = "t-spendesk-p5";
 
 /// Runs `command` to its end, or kills it after `limit`.

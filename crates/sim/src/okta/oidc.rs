@@ -238,6 +238,8 @@ struct Tamper {
 #[derive(Default)]
 pub(super) struct OidcState {
     key: Option<std::sync::Arc<SigningKey>>,
+    /// The OIDC apps (the config's, and any added through the handle).
+    apps: Vec<OktaOidcApp>,
     /// Sign-in form transactions by id.
     pending: BTreeMap<String, AuthRequest>,
     codes: BTreeMap<String, IssuedCode>,
@@ -251,9 +253,14 @@ pub(super) struct OidcState {
 }
 
 impl OidcState {
-    pub(super) fn new(key: Option<SigningKey>, passwords: BTreeMap<String, String>) -> Self {
+    pub(super) fn new(
+        key: Option<SigningKey>,
+        apps: Vec<OktaOidcApp>,
+        passwords: BTreeMap<String, String>,
+    ) -> Self {
         OidcState {
             key: key.map(std::sync::Arc::new),
+            apps,
             passwords,
             ..OidcState::default()
         }
@@ -424,10 +431,11 @@ fn authorize(
 ) -> Response {
     let p = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     let Some(app) = sh
-        .config
-        .oidc_apps
+        .oidc()
+        .apps
         .iter()
         .find(|a| a.client_id == p("client_id"))
+        .cloned()
     else {
         return error_page("Invalid value for 'client_id' parameter.");
     };
@@ -739,9 +747,15 @@ pub(super) fn token(
     let Some((client_id, secret)) = client_credentials(headers, form) else {
         return client_failed();
     };
-    let Some(app) = sh.config.oidc_apps.iter().find(|a| {
-        a.client_id == client_id && same_bytes(a.client_secret.as_bytes(), secret.as_bytes())
-    }) else {
+    let Some(app) = sh
+        .oidc()
+        .apps
+        .iter()
+        .find(|a| {
+            a.client_id == client_id && same_bytes(a.client_secret.as_bytes(), secret.as_bytes())
+        })
+        .cloned()
+    else {
         return client_failed();
     };
     let invalid_code = || {
@@ -795,7 +809,7 @@ pub(super) fn token(
         );
     }
     let base = base_of(headers);
-    match mint_tokens(sh, app, &issued, &base) {
+    match mint_tokens(sh, &app, &issued, &base) {
         Some(body) => ok_json_no_store(body),
         None => oauth_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -893,6 +907,26 @@ fn mint_tokens(
 }
 
 impl OktaHandle {
+    /// Adds an OpenID Connect app to the running org (for a UI whose
+    /// redirect URI is known only after the simulator started). Makes the
+    /// signing key first if the org had none (a blocking moment: RSA key
+    /// generation). False if the key could not be made.
+    pub fn add_oidc_app(&self, app: OktaOidcApp) -> bool {
+        let needs_key = self.0.oidc().key.is_none();
+        if needs_key {
+            let Some(key) = SigningKey::generate() else {
+                return false;
+            };
+            let mut st = self.0.oidc();
+            if st.key.is_none() {
+                st.key = Some(std::sync::Arc::new(key));
+            }
+        }
+        let mut st = self.0.oidc();
+        st.apps.retain(|a| a.client_id != app.client_id);
+        st.apps.push(app);
+        true
+    }
     /// Sets (or replaces) the password a user signs in with.
     pub fn set_password(&self, login: &str, password: &str) {
         self.0

@@ -492,7 +492,7 @@ pub async fn dashboard(
             }
         })
         .collect();
-    rows.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.age_ms));
     rows.truncate(50);
     let overdue: Vec<TaskRow> = tasks
         .iter()
@@ -1192,7 +1192,7 @@ pub async fn apply(
             &to,
             &format!(
                 "Applied: {} done, {} failed, {} held for approval, {} manual tasks.",
-                report.applied.iter().map(|(_, n)| n).sum::<usize>(),
+                report.applied.values().sum::<usize>(),
                 report.failed.len(),
                 report.held,
                 enqueued.tasks.len()

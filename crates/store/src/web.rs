@@ -167,7 +167,7 @@ impl Store {
             "SELECT {SESSION_COLUMNS} FROM web_session WHERE id_hash = $1"
         )))
         .bind(id_hash.to_string())
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(decode_session).transpose()
     }
@@ -227,17 +227,32 @@ impl Store {
         at_ms: i64,
         reason: &str,
     ) -> Result<u64, StoreError> {
-        let res = sqlx::query(
-            "UPDATE web_session SET ended_ms = $3, ended_reason = $4 \
-             WHERE ended_ms IS NULL AND (user_name = $1 OR LOWER(email) = $2)",
-        )
-        .bind(name.unwrap_or("\u{0}").to_string())
-        .bind(email.unwrap_or("\u{0}").to_string())
-        .bind(at_ms)
-        .bind(reason.to_string())
-        .execute(&self.write)
-        .await?;
-        Ok(res.rows_affected())
+        let mut ended = 0;
+        if let Some(name) = name {
+            ended += sqlx::query(
+                "UPDATE web_session SET ended_ms = $2, ended_reason = $3 \
+                 WHERE ended_ms IS NULL AND user_name = $1",
+            )
+            .bind(name.to_string())
+            .bind(at_ms)
+            .bind(reason.to_string())
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        }
+        if let Some(email) = email {
+            ended += sqlx::query(
+                "UPDATE web_session SET ended_ms = $2, ended_reason = $3 \
+                 WHERE ended_ms IS NULL AND LOWER(email) = $1",
+            )
+            .bind(email.to_lowercase())
+            .bind(at_ms)
+            .bind(reason.to_string())
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        }
+        Ok(ended)
     }
 
     /// Every live session (not ended, not past its absolute end), by

@@ -37,6 +37,7 @@
 pub mod oidc;
 mod pages;
 pub mod session;
+pub mod summary;
 
 use std::sync::Arc;
 
@@ -143,6 +144,8 @@ mod subtle_free {
 pub struct WebState {
     pub roster: Arc<Roster>,
     pub options: Arc<WebOptions>,
+    /// The dashboard's expensive reports, shared (see [`summary`]).
+    pub summary: Arc<summary::SummaryCache>,
 }
 
 /// Who may use a route.
@@ -416,6 +419,7 @@ pub fn web_router(roster: Arc<Roster>, options: WebOptions) -> Router {
     let state = WebState {
         roster,
         options: Arc::new(options),
+        summary: Arc::default(),
     };
     let mut router: Router<WebState> = Router::new();
     for route in routes() {

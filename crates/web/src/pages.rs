@@ -399,6 +399,9 @@ pub struct DashboardPage {
     pub open_tasks: usize,
     pub overdue: Vec<TaskRow>,
     pub matches: usize,
+    /// When the leavers, orphans and match counts were computed.
+    pub summary_at: String,
+    pub summary_age: String,
 }
 
 fn conn_row(c: &roster_engine::queries::ConnectionStatus) -> ConnRow {
@@ -465,14 +468,13 @@ pub async fn dashboard(
 ) -> Page {
     let r = &st.roster;
     let now = now_ms();
-    let (leavers, orphans, connections, plans, tasks, matches) = tokio::try_join!(
-        r.leavers_report(),
-        r.orphans_report(),
+    let (summary, connections, plans, tasks) = tokio::try_join!(
+        st.summary.get(r),
         r.connections(),
         r.plans(None, 100),
         r.tasks(false),
-        r.match_queue(),
     )?;
+    let (leavers, orphans) = (&summary.leavers, &summary.orphans);
     let mut rows: Vec<LeaverRow> = leavers
         .leavers
         .iter()
@@ -492,7 +494,7 @@ pub async fn dashboard(
             }
         })
         .collect();
-    rows.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.age_ms));
     rows.truncate(50);
     let overdue: Vec<TaskRow> = tasks
         .iter()
@@ -527,7 +529,9 @@ pub async fn dashboard(
             .filter(|t| matches!(t.state, HumanTaskState::Open | HumanTaskState::Reopened))
             .count(),
         overdue,
-        matches: matches.len(),
+        matches: summary.matches,
+        summary_at: when(summary.computed_ms),
+        summary_age: age(now - summary.computed_ms),
     })
 }
 
@@ -1192,7 +1196,7 @@ pub async fn apply(
             &to,
             &format!(
                 "Applied: {} done, {} failed, {} held for approval, {} manual tasks.",
-                report.applied.iter().map(|(_, n)| n).sum::<usize>(),
+                report.applied.values().sum::<usize>(),
                 report.failed.len(),
                 report.held,
                 enqueued.tasks.len()

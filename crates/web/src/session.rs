@@ -164,7 +164,12 @@ pub async fn guard(
         return UiError::fresh_needed(&state.options, &session, &back).into_response();
     }
     req.extensions_mut().insert(Caller { session, id });
-    next.run(req).await
+    let resp = next.run(req).await;
+    if !page && resp.status().is_redirection() {
+        // An accepted form may have changed what the dashboard sums up.
+        state.summary.mark_dirty();
+    }
+    resp
 }
 
 /// `/ui/plans/p1` for `/ui/plans/p1/approve`: where to come back to.

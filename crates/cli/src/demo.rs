@@ -407,7 +407,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if args.once {
         return Ok(());
     }
-    serve_ui(&roster, &operator, args.listen).await?;
+    // Someone still working there (outside Finance, where the demo's
+    // leaver comes from) signs in through the simulated Okta.
+    let idp_admin = people
+        .iter()
+        .find(|p| {
+            p.status == EmploymentStatus::Active
+                && p.end_date.is_none()
+                && p.department != "Finance"
+        })
+        .map(|p| p.email.to_string());
+    serve_ui(
+        &roster,
+        &operator,
+        args.listen,
+        idp_admin.as_deref().map(|e| (&sims.okta, e)),
+    )
+    .await?;
     drop(sims);
     Ok(())
 }
@@ -418,6 +434,7 @@ async fn serve_ui(
     roster: &std::sync::Arc<Roster>,
     operator: &Principal,
     listen: std::net::SocketAddr,
+    idp_admin: Option<(&roster_sim::okta::RunningOkta, &str)>,
 ) -> Result<()> {
     let (_, password) = roster
         .add_web_user(
@@ -441,18 +458,32 @@ async fn serve_ui(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let options = roster_web::WebOptions {
+    let mut options = roster_web::WebOptions {
         one_time: Some(std::sync::Arc::new(roster_web::OneTimeSignIn::new(
             token.clone(),
             "admin".into(),
         ))),
         ..Default::default()
     };
+    // Sign-in through the simulated Okta (OpenID Connect), as `[web.oidc]`
+    // configures it for `roster serve` (cli/src/web_oidc.rs).
+    let mut idp_line = None;
+    if let Some((okta, email)) = idp_admin {
+        let (provider, password) =
+            crate::web_oidc::demo_provider(okta, &format!("http://{addr}"), email).await?;
+        options = options.with_oidc(provider);
+        idp_line = Some(format!(
+            "  or \"Sign in with your company account\" (the simulated Okta) as {email}, password {password}"
+        ));
+    }
     let router = roster_web::web_router(roster.clone(), options);
     println!("\nThe web UI serves this roster at http://{addr}/ui/");
     println!("  sign in once (single-use link): http://{addr}/ui/signin/once?token={token}");
     if let Some(p) = password {
         println!("  or as user admin with the password {p} (shown once)");
+    }
+    if let Some(line) = idp_line {
+        println!("{line}");
     }
     println!("The simulators stay up at the addresses above; press Ctrl-C to stop.");
     axum::serve(listener, router)

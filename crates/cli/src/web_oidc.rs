@@ -66,3 +66,46 @@ pub(crate) async fn provider(config: &Config, store: &Store) -> Result<Option<Ar
     );
     Ok(Some(Arc::new(provider)))
 }
+
+/// `roster demo`: sign-in to its UI through the simulated Okta. Registers
+/// an OIDC app for `ui_base`'s callback in the running simulator, gives
+/// `admin_email` (an active person of the sample company) a generated Okta
+/// password, maps that address to the admin role, and returns the relying
+/// party with the password to print.
+pub(crate) async fn demo_provider(
+    okta: &roster_sim::okta::RunningOkta,
+    ui_base: &str,
+    admin_email: &str,
+) -> Result<(Arc<OidcProvider>, String)> {
+    let hex = |n: usize| -> String {
+        (0..n)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect()
+    };
+    let client_secret = hex(24);
+    let password = hex(9);
+    let redirect = format!("{ui_base}{}", roster_web::oidc::CALLBACK_PATH);
+    if !okta.add_oidc_app(roster_sim::okta::OktaOidcApp::new(
+        "0oa-roster-demo-ui",
+        &client_secret,
+        &[&redirect],
+    )) {
+        anyhow::bail!("the Okta simulator could not make its signing key");
+    }
+    okta.set_password(admin_email, &password);
+    let raw = roster_engine::oidc::RawWebOidc {
+        issuer: format!("{}/oauth2/default", okta.url()),
+        client_id: "0oa-roster-demo-ui".into(),
+        client_secret: SecretRef::Env {
+            env: "UNUSED".into(),
+        },
+        redirect_url: redirect,
+        groups_claim: None,
+        scopes: None,
+        fresh_max_age_secs: None,
+        allow_private_network: false,
+    };
+    let roles = [("admin".to_string(), vec![admin_email.to_string()])].into();
+    let settings = OidcSettings::new(&raw, &roles, client_secret, false)?;
+    Ok((Arc::new(OidcProvider::discover(settings).await?), password))
+}

@@ -4,7 +4,8 @@
 # $ROSTER_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test),
 # and the SCIM conformance checks (scim2-tester) and peer tests
 # (scim2-server), whose Python tools scripts/python-tools.sh installs into
-# ./.venv first.
+# ./.venv first, and the real-browser tests, whose chromium and npm
+# packages scripts/browser-tools.sh installs first.
 #
 # Set ROSTER_REQUIRE_POSTGRES=0 to let the PostgreSQL half skip (with a note)
 # when no server is reachable; by default it is required (scripts/postgres.sh
@@ -31,5 +32,9 @@ fi
 
 # Independent SCIM peers and conformance tools (PyPI) used by the tests.
 ./scripts/python-tools.sh
+
+# The real-browser tests (crates/web/tests/ui_browser.rs): Debian's
+# chromium, playwright-core and axe-core (npm, pinned), when missing.
+./scripts/browser-tools.sh
 
 exec cargo nextest run --workspace --locked --no-fail-fast "$@"

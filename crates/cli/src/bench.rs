@@ -1,7 +1,8 @@
 //! `roster bench reconcile`: the reconciliation benchmark (see
 //! `roster_engine::bench`); `roster bench sources`: IdP change latency and
 //! full-read pacing (`bench_sources.rs`); `roster bench api`: the HTTP
-//! read surface over a large store beside the SCIM server (`bench_api.rs`). Prints one JSON report on standard output and
+//! read surface over a large store beside the SCIM server (`bench_api.rs`);
+//! `roster bench ui`: the web UI's pages over the same store (`bench_ui.rs`). Prints one JSON report on standard output and
 //! progress on standard error. Build with `--release`; a debug build is
 //! several times slower and says nothing about the targets.
 
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     /// Time `GET /api/v1/people/{id}` and people search over 100,000 people
     /// × 20 apps, beside the SCIM server's reads (loopback, in-process).
     Api(crate::bench_api::ApiArgs),
+    /// Time the web UI's dashboard, people search and person page over
+    /// 100,000 people × 20 apps (loopback, in-process; target p95 ≤ 100 ms).
+    Ui(crate::bench_ui::UiArgs),
 }
 
 #[derive(Args)]
@@ -50,6 +54,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Reconcile(args) => args,
         BenchCommand::Sources(args) => return crate::bench_sources::run(args).await,
         BenchCommand::Api(args) => return crate::bench_api::run(args).await,
+        BenchCommand::Ui(args) => return crate::bench_ui::run(args).await,
     };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(path) => {

@@ -120,7 +120,7 @@ pub async fn run(args: ApiArgs) -> Result<()> {
 
 /// One account per person in app `k`: keyed by address in even apps, by
 /// an app-side id in odd ones; every third carries the employee ID.
-fn accounts_of(
+pub(crate) fn accounts_of(
     people: &[Person],
     connection: &roster_core::ConnectionId,
     k: usize,
@@ -172,7 +172,7 @@ fn scim_user(user_name: &str, i: usize) -> ScimResourceWrite {
 
 /// What a search is asked for: the mix a person typing in a search box
 /// produces, drawn for person `p`.
-fn search_query(p: &Person, roll: u32) -> String {
+pub(crate) fn search_query(p: &Person, roll: u32) -> String {
     match roll % 4 {
         // A whole address (one hit).
         0 => p.email.normalized(),
@@ -190,7 +190,7 @@ fn search_query(p: &Person, roll: u32) -> String {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -223,14 +223,18 @@ fn summarize(
     }
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 /// Runs `requests` calls of `call(worker, index)` from `concurrency`
 /// workers, each with one call in flight; returns each call's time (ms),
 /// how many failed, and the wall time.
-async fn drive<F, Fut>(concurrency: usize, requests: usize, call: F) -> (Vec<f64>, usize, Duration)
+pub(crate) async fn drive<F, Fut>(
+    concurrency: usize,
+    requests: usize,
+    call: F,
+) -> (Vec<f64>, usize, Duration)
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -382,7 +386,12 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
     let options = crate::serve::http_options(&scim);
     let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
     let hooks = HookState::new(Default::default(), events);
-    let router = crate::serve::http_router(scim, hooks, roster.clone());
+    let router = crate::serve::http_router(
+        scim,
+        hooks,
+        roster.clone(),
+        roster_web::WebOptions::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let origin = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -21,7 +21,9 @@
 //! plan closes their account in every app (through the API, Okta, SCIM,
 //! and a task for Spendesk), which the read after verifies; the last plan
 //! is empty. `--once` exits after that; otherwise the simulators stay up
-//! until Ctrl-C.
+//! and the web UI serves the demo's roster (`--listen`, default
+//! 127.0.0.1:8080) until Ctrl-C: the demo prints its address, a single-use
+//! sign-in link and an `admin` user's generated password (shown once).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,6 +66,10 @@ pub struct DemoArgs {
     /// Print every planned action, not just the first few per app.
     #[arg(long)]
     verbose: bool,
+    /// Where the web UI listens after the story (not with --once); a busy
+    /// port falls back to any free one.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: std::net::SocketAddr,
 }
 
 const EXPENSIFY_USER: &str = "demo_partner";
@@ -241,7 +247,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     // The demo's operator: the principal every step acts for, as the
     // operating-system user would be for `roster plan` and `roster apply`.
     let operator = Principal::new(PrincipalKind::User, "demo-operator");
-    let roster = Roster::new(engine);
+    let roster = std::sync::Arc::new(Roster::new(engine));
 
     // 1. Source of truth.
     let people = hr_csv::parse(
@@ -401,11 +407,91 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if args.once {
         return Ok(());
     }
-    println!("\nThe simulators stay up at the addresses above; press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    // Someone still working there (outside Finance, where the demo's
+    // leaver comes from) signs in through the simulated Okta.
+    let idp_admin = people
+        .iter()
+        .find(|p| {
+            p.status == EmploymentStatus::Active
+                && p.end_date.is_none()
+                && p.department != "Finance"
+        })
+        .map(|p| p.email.to_string());
+    serve_ui(
+        &roster,
+        &operator,
+        args.listen,
+        idp_admin.as_deref().map(|e| (&sims.okta, e)),
+    )
+    .await?;
     drop(sims);
+    Ok(())
+}
+
+/// Serves the web UI over the demo's roster until Ctrl-C: an `admin`
+/// user with a generated password, and a single-use sign-in link.
+async fn serve_ui(
+    roster: &std::sync::Arc<Roster>,
+    operator: &Principal,
+    listen: std::net::SocketAddr,
+    idp_admin: Option<(&roster_sim::okta::RunningOkta, &str)>,
+) -> Result<()> {
+    let (_, password) = roster
+        .add_web_user(
+            operator,
+            &roster_engine::NewWebUser {
+                name: "admin".into(),
+                role: roster_core::Role::Admin,
+                email: None,
+                password: None,
+            },
+        )
+        .await?;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind((listen.ip(), 0))
+            .await
+            .with_context(|| format!("cannot listen on {} (--listen)", listen.ip()))?,
+    };
+    let addr = listener.local_addr()?;
+    let token: String = rand::random::<[u8; 32]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut options = roster_web::WebOptions {
+        one_time: Some(std::sync::Arc::new(roster_web::OneTimeSignIn::new(
+            token.clone(),
+            "admin".into(),
+        ))),
+        ..Default::default()
+    };
+    // Sign-in through the simulated Okta (OpenID Connect), as `[web.oidc]`
+    // configures it for `roster serve` (cli/src/web_oidc.rs).
+    let mut idp_line = None;
+    if let Some((okta, email)) = idp_admin {
+        let (provider, password) =
+            crate::web_oidc::demo_provider(okta, &format!("http://{addr}"), email).await?;
+        options = options.with_oidc(provider);
+        idp_line = Some(format!(
+            "  or \"Sign in with your company account\" (the simulated Okta) as {email}, password {password}"
+        ));
+    }
+    let router = roster_web::web_router(roster.clone(), options);
+    println!("\nThe web UI serves this roster at http://{addr}/ui/");
+    println!("  sign in once (single-use link): http://{addr}/ui/signin/once?token={token}");
+    if let Some(p) = password {
+        println!("  or as user admin with the password {p} (shown once)");
+    }
+    if let Some(line) = idp_line {
+        println!("{line}");
+    }
+    println!("The simulators stay up at the addresses above; press Ctrl-C to stop.");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the web UI server failed")?;
     Ok(())
 }
 

@@ -33,6 +33,7 @@ mod apps;
 mod bench;
 mod bench_api;
 mod bench_sources;
+mod bench_ui;
 mod demo;
 mod govern;
 mod mcp;
@@ -49,6 +50,8 @@ mod service;
 mod suggest;
 mod tasks;
 mod token;
+mod user;
+mod web_oidc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +126,9 @@ enum Command {
     /// Tokens for the REST API and AI agents (MCP): create, list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Local users of the web UI: add, list, remove, set-role.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Notifications: the delivery log, and a delivery pass now.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
@@ -237,6 +243,7 @@ fn main() -> ExitCode {
             Command::Mcp(args) => mcp::run(args, cli.catalog_dir.as_deref()).await,
             Command::Scim(cmd) => serve::scim(cmd).await,
             Command::Token(cmd) => token::run(cmd, cli.catalog_dir.as_deref()).await,
+            Command::User(cmd) => user::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Notify(cmd) => notify::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Run(args) => service::run(args, cli.catalog_dir.as_deref()).await,
             Command::Connections(cmd) => {

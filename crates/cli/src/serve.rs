@@ -55,6 +55,20 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     mcp_allowed_hosts: Vec<String>,
+    /// The web UI is reached over https (a TLS-terminating proxy in
+    /// front): its session cookie gets `Secure` and the `__Host-` prefix.
+    #[arg(long, env = "ROSTER_UI_SECURE_COOKIES")]
+    secure_cookies: bool,
+    /// An origin (`https://roster.example.com`) whose form posts the web UI
+    /// accepts besides its own `Host` (a proxy that rewrites `Host`;
+    /// repeatable).
+    #[arg(
+        long = "ui-trusted-origin",
+        value_name = "ORIGIN",
+        env = "ROSTER_UI_TRUSTED_ORIGINS",
+        value_delimiter = ','
+    )]
+    trusted_origins: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -172,7 +186,20 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         "roster serve: REST API at http://{0}/api/v1/ (OpenAPI: /api/v1/openapi.json, reference: /api/docs; tokens: roster token create)",
         listener.local_addr()?
     );
-    let router = http_router(state, hook_state, roster.clone())
+    let mut web = roster_web::WebOptions {
+        secure_cookies: args.secure_cookies,
+        trusted_origins: args.trusted_origins.clone(),
+        ..Default::default()
+    };
+    // `[web.oidc]`: sign-in with the company's IdP (cli/src/web_oidc.rs).
+    if let Some(provider) = crate::web_oidc::provider(&config, roster.store()).await? {
+        web = web.with_oidc(provider);
+    }
+    eprintln!(
+        "roster serve: web UI at http://{}/ui/ (users: roster user add NAME --role viewer|operator|approver|admin)",
+        listener.local_addr()?
+    );
+    let router = http_router(state, hook_state, roster.clone(), web)
         .merge(roster_mcp::http::router(roster.clone(), mcp_options));
     roster_server::serve_with(listener, router, shutdown, options)
         .await
@@ -183,15 +210,18 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
 }
 
 /// Everything `roster serve` answers over HTTP (also what `roster bench
-/// api` measures): SCIM, Okta event hooks, the REST API, the ops endpoints.
+/// api` and `roster bench ui` measure): SCIM, Okta event hooks, the REST
+/// API, the web UI (`/ui/`, with `/` redirecting there), the ops endpoints.
 pub(crate) fn http_router(
     scim: ScimState,
     hooks: HookState,
     roster: Arc<roster_engine::Roster>,
+    web: roster_web::WebOptions,
 ) -> axum::Router {
     scim_router(scim)
         .merge(hook_router(hooks))
         .merge(roster_server::api_router(roster.clone()))
+        .merge(roster_web::web_router(roster.clone(), web))
         .merge(roster_server::ops_router(roster))
 }
 

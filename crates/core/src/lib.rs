@@ -40,5 +40,5 @@ pub use ids::{AccountKey, ConnectionId, Email, EmployeeId};
 pub use model::{Account, EmploymentStatus, Observed, Person};
 pub use plan::{Action, AttributeChange, Cause, Finding, FindingKind, Operation, Plan};
 pub use policy::{Policy, PolicyError};
-pub use principal::{Principal, PrincipalKind, Scope};
+pub use principal::{Principal, PrincipalKind, Role, Scope};
 pub use reconcile::{Resolution, reconcile, reconcile_guarded, reconcile_with};

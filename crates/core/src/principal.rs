@@ -129,6 +129,63 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A person's role in the web UI: which [`Scope`]s a signed-in person
+/// has. The one table (README "Web UI" repeats it):
+///
+/// | role       | scopes                                            |
+/// |------------|---------------------------------------------------|
+/// | `viewer`   | read                                              |
+/// | `operator` | read, propose, offboard                           |
+/// | `approver` | read, approve                                     |
+/// | `admin`    | read, propose, approve, apply, offboard, admin    |
+///
+/// Carrying out a plan, completing a task, settling a match and pausing a
+/// connection need `apply`, as in the REST API: only `admin` has it.
+/// There is no default role: a person with none cannot sign in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Approver, Role::Admin];
+
+    /// The scopes the role grants (the table above).
+    pub fn scopes(self) -> &'static [Scope] {
+        match self {
+            Role::Viewer => &[Scope::Read],
+            Role::Operator => &[Scope::Read, Scope::Propose, Scope::Offboard],
+            Role::Approver => &[Scope::Read, Scope::Approve],
+            Role::Admin => &Scope::ALL,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An authenticated actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
@@ -280,6 +337,21 @@ mod tests {
 
     fn app() -> ConnectionId {
         ConnectionId::new("app")
+    }
+
+    #[test]
+    fn roles_grant_the_documented_scopes_and_only_admin_applies() {
+        use Scope::*;
+        assert_eq!(Role::Viewer.scopes(), [Read]);
+        assert_eq!(Role::Operator.scopes(), [Read, Propose, Offboard]);
+        assert_eq!(Role::Approver.scopes(), [Read, Approve]);
+        assert_eq!(Role::Admin.scopes(), Scope::ALL);
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert!(r.scopes().contains(&Read));
+            assert_eq!(r.scopes().contains(&Apply), r == Role::Admin);
+        }
+        assert_eq!(Role::parse("root"), None);
     }
 
     #[test]

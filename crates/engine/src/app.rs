@@ -27,7 +27,11 @@
 pub mod health;
 pub mod notifications;
 pub mod tickets;
+/// Sign-in to the web UI through the company's IdP (OpenID Connect).
+pub mod oidc_signin;
 pub mod tokens;
+/// The web UI's users and sessions; a leaver's own roster access ends.
+pub mod web_users;
 
 use std::path::PathBuf;
 
@@ -170,7 +174,18 @@ impl Roster {
         people: &[Person],
         source: &str,
     ) -> Result<Option<SourceChange>, EngineError> {
-        self.engine.import_people(&by.actor(), people, source).await
+        let change = self
+            .engine
+            .import_people(&by.actor(), people, source)
+            .await?;
+        // roster governs its own users: a leaver's UI sessions and API
+        // tokens end with the import that says they left, unless the
+        // source-change guard holds the import's deactivations (then when
+        // someone accepts the source).
+        if change.is_none() {
+            self.end_leavers_roster_access(by, people).await?;
+        }
+        Ok(change)
     }
 
     /// Reads every configured identity provider whole, merges their
@@ -352,7 +367,10 @@ impl Roster {
     /// Confirms the people snapshot the store holds as the source-change
     /// baseline.
     pub async fn accept_source_change(&self, by: &Principal) -> Result<SourceCounts, EngineError> {
-        self.engine.accept_source_change(&by.actor()).await
+        let counts = self.engine.accept_source_change(&by.actor()).await?;
+        let people = self.engine.store.people().await?;
+        self.end_leavers_roster_access(by, &people).await?;
+        Ok(counts)
     }
 
     /// Computes and stores the plan `scope` calls for, proposed by `by`.
@@ -719,6 +737,11 @@ impl Roster {
                 person.employee_id.as_str(),
                 json!({ "email": person.email.to_string(), "reason": reason }),
             )
+            .await?;
+        // Their own access to roster ends at once too.
+        let mut left = person.clone();
+        left.status = roster_core::EmploymentStatus::Terminated;
+        self.end_leavers_roster_access(by, std::slice::from_ref(&left))
             .await?;
         // Their IdP sessions end first, before any app account closes, so
         // SSO-only and JIT apps stop admitting them. A failure is

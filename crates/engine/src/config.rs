@@ -490,6 +490,37 @@ pub struct RawConfig {
     pub notify: RawNotify,
     /// The ITSM tool human tasks are mirrored to (see [`crate::tickets`]).
     pub tickets: Option<RawTickets>,
+    /// The web UI (sign-in, roles).
+    #[serde(default)]
+    pub web: RawWeb,
+}
+
+/// `[web]`: the web UI (see [`crate::oidc`] for sign-in with the IdP).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    /// Sign-in with the company's IdP over OpenID Connect.
+    pub oidc: Option<RawWebOidc>,
+    /// Role → the IdP groups (`group:NAME`) and emails that hold it.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+/// `[web.oidc]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebOidc {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(alias = "secret")]
+    pub client_secret: SecretRef,
+    pub redirect_url: String,
+    pub groups_claim: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub fresh_max_age_secs: Option<u64>,
+    /// The issuer may be on a private network.
+    #[serde(default)]
+    pub allow_private_network: bool,
 }
 
 /// An operating-system user allowed to operate roster (`[operators.NAME]`).
@@ -709,6 +740,9 @@ pub struct Config {
     pub tickets: Option<RawTickets>,
     /// The top-level `allow_private_network`.
     pub allow_private_network: bool,
+    /// `[web]` as written (secrets unresolved): build sign-in with
+    /// [`crate::oidc::OidcSettings::new`].
+    pub web: RawWeb,
 }
 
 impl Config {
@@ -1136,6 +1170,7 @@ impl Config {
             operators: raw.operators,
             notify: raw.notify,
             tickets: raw.tickets,
+            web: raw.web,
             allow_private_network: raw.allow_private_network,
         })
     }

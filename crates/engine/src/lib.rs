@@ -33,6 +33,7 @@ pub mod human;
 pub mod inbound;
 pub mod metrics;
 pub mod notify;
+pub mod oidc;
 pub mod options;
 pub mod person;
 mod plan_cache;
@@ -49,6 +50,9 @@ pub mod tickets;
 
 pub use app::health;
 pub use app::tokens::{ApiTokenInfo, Authenticated, CreatedApiToken, NewApiToken};
+pub use app::web_users::{
+    AccessEnded, NewWebUser, SessionLimits, SignInVia, WebIdentity, WebSession, WebUserInfo,
+};
 pub use app::{Planned, RefreshOptions, Refreshed, Roster};
 pub use approval::{ApprovalStatus, Approved};
 pub use budget::StoreBudget;

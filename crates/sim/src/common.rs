@@ -501,6 +501,9 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// The OpenID Connect signing key could not be made or read.
+    #[error("SIM-0002 cannot use {0} as the OpenID Connect signing key")]
+    Key(&'static str),
 }
 
 impl SimError {
@@ -508,6 +511,7 @@ impl SimError {
     pub fn code(&self) -> &'static str {
         match self {
             SimError::Bind { .. } => "SIM-0001",
+            SimError::Key(_) => "SIM-0002",
         }
     }
 }

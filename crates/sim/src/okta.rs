@@ -105,6 +105,13 @@ pub struct OktaSimConfig {
     pub groups: Vec<(String, Vec<String>)>,
     /// OAuth 2.0 service apps (private-key JWT client authentication).
     pub oauth_clients: Vec<oauth::OktaOAuthClient>,
+    /// OpenID Connect web apps people sign in to (see `okta/oidc.rs`).
+    pub oidc_apps: Vec<oidc::OktaOidcApp>,
+    /// Sign-in passwords by login.
+    pub passwords: Vec<(String, String)>,
+    /// The ID-token signing key (PKCS#8 PEM); `None`: a fresh 2048-bit key
+    /// is generated at start when an OIDC app is configured.
+    pub oidc_signing_key_pem: Option<String>,
 }
 
 impl OktaSimConfig {
@@ -118,7 +125,26 @@ impl OktaSimConfig {
             apps: Vec::new(),
             groups: Vec::new(),
             oauth_clients: Vec::new(),
+            oidc_apps: Vec::new(),
+            passwords: Vec::new(),
+            oidc_signing_key_pem: None,
         }
+    }
+    /// An OpenID Connect web app people sign in to.
+    pub fn with_oidc_app(mut self, app: oidc::OktaOidcApp) -> Self {
+        self.oidc_apps.push(app);
+        self
+    }
+    /// The password `login` signs in with at the OIDC sign-in form.
+    pub fn with_password(mut self, login: &str, password: &str) -> Self {
+        self.passwords
+            .push((login.to_string(), password.to_string()));
+        self
+    }
+    /// Signs ID tokens with this key (PKCS#8 PEM) instead of a fresh one.
+    pub fn with_oidc_signing_key(mut self, pem: &str) -> Self {
+        self.oidc_signing_key_pem = Some(pem.to_string());
+        self
     }
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
@@ -478,11 +504,15 @@ struct Shared {
     core: Core,
     org: Mutex<Org>,
     http: Option<reqwest::Client>,
+    oidc: Mutex<oidc::OidcState>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Org> {
         self.org.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn oidc(&self) -> MutexGuard<'_, oidc::OidcState> {
+        self.oidc.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -616,6 +646,24 @@ impl OktaSim {
             .user_agent("Okta SCIM Client 1.0.0")
             .build()
             .ok();
+        let key = match (&config.oidc_signing_key_pem, config.oidc_apps.is_empty()) {
+            (Some(pem), _) => {
+                Some(oidc::SigningKey::from_pem(pem).ok_or(SimError::Key("oidc_signing_key_pem"))?)
+            }
+            (None, false) => Some(
+                tokio::task::spawn_blocking(oidc::SigningKey::generate)
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or(SimError::Key("a generated RSA key"))?,
+            ),
+            (None, true) => None,
+        };
+        let passwords = config
+            .passwords
+            .iter()
+            .map(|(l, p)| (l.to_lowercase(), p.clone()))
+            .collect();
         let shared = Arc::new(Shared {
             core: Core::new(
                 vec![RateWindow {
@@ -626,6 +674,11 @@ impl OktaSim {
             ),
             org: Mutex::new(org),
             http,
+            oidc: Mutex::new(oidc::OidcState::new(
+                key,
+                config.oidc_apps.clone(),
+                passwords,
+            )),
             config,
         });
         let routes = Router::new()
@@ -644,6 +697,23 @@ impl OktaSim {
             )
             .route("/api/v1/logs", get(directory::list_logs))
             .route(oauth::TOKEN_PATH, axum::routing::post(oauth::token))
+            .route(
+                "/.well-known/openid-configuration",
+                get(oidc::discovery_org),
+            )
+            .route(
+                "/oauth2/default/.well-known/openid-configuration",
+                get(oidc::discovery_default),
+            )
+            .route("/oauth2/v1/authorize", get(oidc::authorize_org))
+            .route("/oauth2/default/v1/authorize", get(oidc::authorize_default))
+            .route(
+                "/oauth2/default/v1/token",
+                axum::routing::post(oidc::token_default),
+            )
+            .route("/oauth2/v1/keys", get(oidc::keys))
+            .route("/oauth2/default/v1/keys", get(oidc::keys))
+            .route(oidc::LOGIN_PATH, axum::routing::post(oidc::sign_in))
             .route("/api/v1/apps/{app}", get(get_app))
             .route("/api/v1/apps/{app}/users", get(list_app_users).post(assign))
             .route(
@@ -721,7 +791,7 @@ impl FaultHost for Shared {
         r
     }
     fn authorize(&self, headers: &HeaderMap, path: &str) -> Result<(), Response> {
-        if path == oauth::TOKEN_PATH {
+        if oidc::is_public(path) {
             return Ok(());
         }
         if let Some(t) = common::bearer(headers, "Bearer") {
@@ -1551,9 +1621,11 @@ async fn push_downstream(
 
 mod directory;
 mod oauth;
+pub mod oidc;
 
 pub use directory::{LogEvent, OktaGroup};
 pub use oauth::{OktaOAuthClient, TEST_OAUTH_KEY};
+pub use oidc::OktaOidcApp;
 
 #[cfg(test)]
 mod tests {

@@ -92,6 +92,15 @@ audit_kinds! {
     /// REST API and AI-agent tokens.
     ApiTokenCreated => "api.token.created",
     ApiTokenRevoked => "api.token.revoked",
+    /// Web UI users (local accounts) and sign-ins.
+    WebUserAdded => "web.user.added",
+    WebUserRemoved => "web.user.removed",
+    WebUserRoleSet => "web.user.role_set",
+    WebSignIn => "web.sign_in",
+    WebSignInRefused => "web.sign_in_refused",
+    WebSignOut => "web.sign_out",
+    /// A leaver's own roster access ended (UI sessions, API tokens).
+    WebAccessEnded => "web.access_ended",
     /// A notification could not be delivered after its retries.
     NotifyFailed => "notify.failed",
     /// A leaver's access is still open past `[notify] leaver_sla_hours`.

@@ -75,6 +75,7 @@ mod sql;
 mod target;
 pub mod tasks;
 mod tickets;
+mod web;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -118,6 +119,7 @@ pub use tasks::{
     TaskOutcome, TaskResult,
 };
 pub use tickets::TicketLink;
+pub use web::{WebSessionRecord, WebUserRecord};
 
 // Re-exported so callers name the types the store speaks in.
 pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person, Plan};

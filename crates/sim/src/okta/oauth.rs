@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -51,8 +51,16 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-pub(super) async fn token(State(sh): St, Form(form): Form<BTreeMap<String, String>>) -> Response {
+pub(super) async fn token(
+    State(sh): St,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
     let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if f("grant_type") == "authorization_code" {
+        // A person's sign-in at the org authorization server (okta/oidc.rs).
+        return super::oidc::token(&sh, super::oidc::AuthServer::Org, &headers, &form);
+    }
     if f("grant_type") != "client_credentials" {
         return oauth_error(
             StatusCode::BAD_REQUEST,

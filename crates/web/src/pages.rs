@@ -255,13 +255,22 @@ pub async fn signin_once(State(st): State<WebState>, Query(q): Query<OnceQuery>)
             &st.options.limits,
         )
         .await?;
-    let mut resp = Redirect::to("/ui/").into_response();
+    // A page of our own, not a redirect: the link was opened from another
+    // application, and the dashboard is then reached from this origin.
+    let mut resp = html(SignedInOnce {})?;
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session::session_cookie(&st.options, &id),
     );
     Ok(resp)
 }
+
+#[derive(Template)]
+#[template(
+    source = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta http-equiv=\"refresh\" content=\"0; url=/ui/\"><title>Signed in · roster</title><link rel=\"stylesheet\" href=\"/ui/assets/roster.css\"></head><body><main id=\"main\"><h1>Signed in</h1><p><a href=\"/ui/\">Continue to the dashboard</a></p></main></body></html>",
+    ext = "html"
+)]
+pub struct SignedInOnce {}
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {

@@ -753,6 +753,7 @@ fn wire(engine: &mut Engine, sims: &Sims) -> Result<()> {
                 task_sla_hours: None,
                 assignee: Some("it-ops@acme.example".into()),
                 escalate_to: Some("security@acme.example".into()),
+                owners: Vec::new(),
             },
         );
     }

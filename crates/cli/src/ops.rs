@@ -348,6 +348,7 @@ fn binding(c: &roster_engine::config::ConnectionConfig, app: &App) -> AppBinding
         task_sla_hours: c.task_sla_hours,
         assignee: c.assignee.clone(),
         escalate_to: c.escalate_to.clone(),
+        owners: c.owners.clone(),
     }
 }
 

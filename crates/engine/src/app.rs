@@ -855,7 +855,18 @@ impl Roster {
     /// tasks, pending and next plan actions, recent audit events (see
     /// [`crate::person`]). Reads only the store; changes nothing.
     pub async fn person_access(&self, who: &PersonRef) -> Result<PersonAccess, EngineError> {
-        self.engine.person_access(who).await
+        self.engine.person_access(who, true).await
+    }
+
+    /// [`Roster::person_access`] without `next_plan` (both it and
+    /// `next_plan_error` are `None`): no plan is computed, so the answer
+    /// costs a few indexed reads whatever the size of the company (the
+    /// REST API's `GET /api/v1/people/{id}` unless `?include=next_plan`).
+    pub async fn person_access_without_plan(
+        &self,
+        who: &PersonRef,
+    ) -> Result<PersonAccess, EngineError> {
+        self.engine.person_access(who, false).await
     }
 
     /// Lifts an offboarding's termination override: the source of truth

@@ -241,31 +241,7 @@ impl Engine {
     pub async fn approval_status(&self, plan_id: &PlanId) -> Result<ApprovalStatus, EngineError> {
         let stored = self.stored_plan(plan_id).await?;
         let records = self.store.approvals(plan_id).await?;
-        let mut status = ApprovalStatus::default();
-        for (i, why) in &stored.plan.approvals {
-            // The latest decision about this action wins; a decision about
-            // the whole plan covers every action that needs one.
-            let decision = records
-                .iter()
-                .filter(|r| {
-                    r.plan_hash == stored.hash
-                        && (r.action_idx == Some(*i) || r.action_idx.is_none())
-                })
-                .max_by_key(|r| (r.at_ms, r.action_idx.is_some()))
-                .map(|r| r.decision);
-            match decision {
-                Some(Decision::Approved) => {
-                    status.approved.insert(*i);
-                }
-                Some(Decision::Rejected) => {
-                    status.rejected.insert(*i);
-                }
-                None => {
-                    status.waiting.insert(*i, why.clone());
-                }
-            }
-        }
-        Ok(status)
+        Ok(approval_status_of(&stored.plan, &stored.hash, &records))
     }
 
     /// The one check (module docs): returns the [`Approved`] value apply
@@ -497,4 +473,36 @@ fn list(indexes: &[usize]) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Which actions of `plan` (stored with content hash `hash`) still wait
+/// for a person, given its approval records (see
+/// [`Engine::approval_status`]).
+pub(crate) fn approval_status_of(
+    plan: &roster_core::Plan,
+    hash: &str,
+    records: &[roster_store::ApprovalRecord],
+) -> ApprovalStatus {
+    let mut status = ApprovalStatus::default();
+    for (i, why) in &plan.approvals {
+        // The latest decision about this action wins; a decision about
+        // the whole plan covers every action that needs one.
+        let decision = records
+            .iter()
+            .filter(|r| r.plan_hash == hash && (r.action_idx == Some(*i) || r.action_idx.is_none()))
+            .max_by_key(|r| (r.at_ms, r.action_idx.is_some()))
+            .map(|r| r.decision);
+        match decision {
+            Some(Decision::Approved) => {
+                status.approved.insert(*i);
+            }
+            Some(Decision::Rejected) => {
+                status.rejected.insert(*i);
+            }
+            None => {
+                status.waiting.insert(*i, why.clone());
+            }
+        }
+    }
+    status
 }

@@ -449,8 +449,14 @@ pub struct RawConnection {
     pub task_sla_hours: Option<u32>,
     /// Who manual tasks go to.
     pub assignee: Option<String>,
-    /// Who hears when a manual task is overdue.
+    /// Who hears when a manual task is overdue (an address or
+    /// `group:NAME`; see `[notify]`).
     pub escalate_to: Option<String>,
+    /// The app's owners: who receives its tasks and approvals through a
+    /// notification channel with `route = "owners"` (addresses or
+    /// `group:NAME`).
+    #[serde(default)]
+    pub owners: Vec<String>,
     /// Allow `base_url` to be a link-local or private-network address
     /// (see [`crate::egress`]); default: the top-level setting.
     pub allow_private_network: Option<bool>,
@@ -549,6 +555,7 @@ pub struct ConnectionConfig {
     pub task_sla_hours: Option<u32>,
     pub assignee: Option<String>,
     pub escalate_to: Option<String>,
+    pub owners: Vec<String>,
 }
 
 /// A validated `[sources.<name>]` table. Built into a
@@ -925,6 +932,15 @@ impl Config {
                 crate::egress::check_url(url, allow)
                     .map_err(|e| invalid(format!("connections.{id}.base_url: {e}")))?;
             }
+            for (key, who) in c
+                .owners
+                .iter()
+                .map(|o| ("owners", o))
+                .chain(c.escalate_to.iter().map(|e| ("escalate_to", e)))
+            {
+                crate::notify::check_recipient(who, &raw.notify.groups)
+                    .map_err(|e| invalid(format!("connections.{id}.{key}: {e}")))?;
+            }
             if let Some(SecretRef::Stored { stored }) = &c.secret {
                 roster_secrets::check_name(stored)
                     .map_err(|e| invalid(format!("connections.{id}.secret: {e}")))?;
@@ -953,6 +969,7 @@ impl Config {
                 task_sla_hours: c.task_sla_hours,
                 assignee: c.assignee.clone(),
                 escalate_to: c.escalate_to.clone(),
+                owners: c.owners.clone(),
             });
         }
         let mut sources = Vec::new();
@@ -1314,6 +1331,21 @@ pub struct RawNotify {
     pub base_url: Option<String>,
     #[serde(default)]
     pub channels: BTreeMap<String, RawChannel>,
+    /// Named groups of addresses for `owners`, `escalate_to` and
+    /// `approval_escalate_to` (`group:NAME`); a name not listed here is
+    /// looked up among the people whose source lists them in that group.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Hours a leaver's access may stay open before `leaver_access_open`
+    /// is raised (once per person per this period); default 24.
+    pub leaver_sla_hours: Option<u32>,
+    /// Hours a plan's actions may wait for approval before the fallback
+    /// (`approval_escalate_to`) is asked; default 24.
+    pub approval_sla_hours: Option<u32>,
+    /// Who is asked when an approval waits past its SLA (addresses or
+    /// `group:NAME`).
+    #[serde(default)]
+    pub approval_escalate_to: Vec<String>,
 }
 
 /// `[notify.channels.<name>]` as written.
@@ -1342,6 +1374,14 @@ pub struct RawChannel {
     pub secret: Option<SecretRef>,
     /// Event names, or `["*"]`.
     pub events: Vec<String>,
+    /// `email`: `"fixed"` (default: always `to`) or `"owners"`: each
+    /// message goes to the people it concerns (the app's `owners`; for an
+    /// escalation, its fallback), and to `to` when it concerns nobody.
+    pub route: Option<String>,
+    /// Only messages about these connections (and those about none, such
+    /// as sessions not revoked); default: every connection.
+    #[serde(default)]
+    pub connections: Vec<String>,
     /// This channel's URL may be on a private network.
     #[serde(default)]
     pub allow_private_network: bool,

@@ -164,6 +164,9 @@ pub struct Engine {
     pub notifier: Option<crate::notify::Notifier>,
     /// The first wait between a notification's attempts (doubling).
     pub notify_backoff: std::time::Duration,
+    /// Recently used stored plans, decoded and indexed by person (see
+    /// [`crate::plan_cache`]).
+    pub(crate) plan_index: std::sync::Mutex<crate::plan_cache::PlanIndexCache>,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -200,6 +203,7 @@ impl Engine {
             held: tokio::sync::Mutex::new(Held::default()),
             notifier: None,
             notify_backoff: std::time::Duration::from_secs(2),
+            plan_index: std::sync::Mutex::new(Default::default()),
         }
     }
 

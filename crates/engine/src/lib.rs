@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod person;
+mod plan_cache;
 pub mod planning;
 pub mod proposals;
 pub mod queries;

@@ -62,6 +62,9 @@ pub use crate::config::{RawChannel, RawNotify, UrlRef};
 pub const ATTEMPTS: u32 = 4;
 /// How often the service delivers, besides after every run.
 pub const DELIVER_EVERY: Duration = Duration::from_secs(30);
+/// How often the service looks for leavers whose access is open past the
+/// SLA (it computes the leavers report).
+pub const LEAVER_SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// Audit events read per pass.
 pub(crate) const BATCH: usize = 500;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,10 +87,15 @@ pub enum NotifyEvent {
     ConnectionQuarantined,
     /// A leaver's sessions could not be revoked in an IdP.
     SessionsNotRevoked,
+    /// A leaver's access is still open past `leaver_sla_hours`.
+    LeaverAccessOpen,
+    /// An approval has waited past `approval_sla_hours`: the fallback is
+    /// asked.
+    ApprovalEscalated,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 7] = [
+    pub const ALL: [NotifyEvent; 9] = [
         NotifyEvent::ApprovalNeeded,
         NotifyEvent::TaskAssigned,
         NotifyEvent::TaskOverdue,
@@ -95,6 +103,8 @@ impl NotifyEvent {
         NotifyEvent::ConnectionPaused,
         NotifyEvent::ConnectionQuarantined,
         NotifyEvent::SessionsNotRevoked,
+        NotifyEvent::LeaverAccessOpen,
+        NotifyEvent::ApprovalEscalated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +116,8 @@ impl NotifyEvent {
             NotifyEvent::ConnectionPaused => "connection_paused",
             NotifyEvent::ConnectionQuarantined => "connection_quarantined",
             NotifyEvent::SessionsNotRevoked => "sessions_not_revoked",
+            NotifyEvent::LeaverAccessOpen => "leaver_access_open",
+            NotifyEvent::ApprovalEscalated => "approval_escalated",
         }
     }
 
@@ -127,6 +139,8 @@ impl NotifyEvent {
             AuditKind::SessionsRevoked if r.data["outcome"] == "failed" => {
                 NotifyEvent::SessionsNotRevoked
             }
+            AuditKind::LeaverAccessOverdue => NotifyEvent::LeaverAccessOpen,
+            AuditKind::PlanApprovalEscalated => NotifyEvent::ApprovalEscalated,
             _ => return None,
         })
     }
@@ -159,8 +173,33 @@ pub struct Channel {
     url: String,
     secret: Option<String>,
     pub events: Vec<NotifyEvent>,
+    /// Whom an email goes to (`route`).
+    pub route: Route,
+    /// Only messages about these connections (and those about none);
+    /// empty: all.
+    pub connections: Vec<String>,
     client: reqwest::Client,
     mail: Option<Mail>,
+}
+
+/// Whom an email channel's message goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Always the channel's `to`.
+    Fixed,
+    /// The message's recipients (the apps' owners, an escalation's
+    /// fallback), else `to`.
+    Owners,
+}
+
+impl Channel {
+    /// Does this channel take `m` (its events and connections)?
+    pub fn takes(&self, m: &Message) -> bool {
+        self.events.contains(&m.event)
+            && (self.connections.is_empty()
+                || m.connections.is_empty()
+                || m.connections.iter().any(|c| self.connections.contains(c)))
+    }
 }
 
 impl std::fmt::Debug for Channel {
@@ -178,6 +217,43 @@ impl std::fmt::Debug for Channel {
 pub struct Notifier {
     pub base_url: Option<String>,
     pub channels: Vec<Channel>,
+    /// `[notify.groups]`: named groups of addresses.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// How long a leaver's access may stay open before it is raised.
+    pub leaver_sla: Duration,
+    /// How long an approval may wait before the fallback is asked.
+    pub approval_sla: Duration,
+    /// The fallback for approvals past their SLA.
+    pub approval_escalate_to: Vec<String>,
+}
+
+/// The default for `leaver_sla_hours` and `approval_sla_hours`.
+pub const DEFAULT_SLA_HOURS: u32 = 24;
+
+/// Checks one `owners` / `escalate_to` entry: an address, `group:NAME`,
+/// or a bare team name (a group).
+pub fn check_recipient(
+    who: &str,
+    groups: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
+    let who = who.trim();
+    if who.is_empty() {
+        return Err("an empty recipient".into());
+    }
+    if let Some(group) = who.strip_prefix("group:") {
+        if group.trim().is_empty() {
+            return Err("`group:` names no group".into());
+        }
+        let _ = groups;
+        return Ok(());
+    }
+    if who.contains('@') {
+        who.parse::<lettre::message::Mailbox>()
+            .map(|_| ())
+            .map_err(|e| format!("{who:?} is not an address: {e}"))
+    } else {
+        Ok(())
+    }
 }
 
 /// A `[notify]` problem, naming the key.
@@ -328,6 +404,22 @@ impl Notifier {
                     "no event routed to this channel".into(),
                 ));
             }
+            let route = match (c.route.as_deref(), &kind) {
+                (None | Some("fixed"), _) => Route::Fixed,
+                (Some("owners"), ChannelKind::Email) => Route::Owners,
+                (Some("owners"), _) => {
+                    return Err(fail(
+                        place("route"),
+                        "only an email channel routes by owner; a Slack or webhook channel posts to one place (use `connections` to give each team its own channel)".into(),
+                    ));
+                }
+                (Some(other), _) => {
+                    return Err(fail(
+                        place("route"),
+                        format!("{other:?}: use \"fixed\" or \"owners\""),
+                    ));
+                }
+            };
             let client = roster_connectors::egress::checked_client(TIMEOUT, private)
                 .map_err(|e| fail(place("url"), format!("cannot build the HTTP client: {e}")))?;
             channels.push(Channel {
@@ -336,13 +428,40 @@ impl Notifier {
                 url,
                 secret,
                 events,
+                route,
+                connections: c.connections.clone(),
                 client,
                 mail,
             });
         }
+        for (group, members) in &raw.groups {
+            for m in members {
+                if !m.contains('@') {
+                    return Err(fail(
+                        format!("groups.{group}"),
+                        format!("{m:?} is not an address"),
+                    ));
+                }
+                check_recipient(m, &raw.groups).map_err(|e| fail(format!("groups.{group}"), e))?;
+            }
+        }
+        for who in &raw.approval_escalate_to {
+            check_recipient(who, &raw.groups)
+                .map_err(|e| fail("approval_escalate_to".into(), e))?;
+        }
+        let hours = |h: Option<u32>, key: &str| -> Result<Duration, NotifyConfigError> {
+            match h.unwrap_or(DEFAULT_SLA_HOURS) {
+                0 => Err(fail(key.into(), "must be at least 1 hour".into())),
+                h => Ok(Duration::from_secs(u64::from(h) * 3600)),
+            }
+        };
         Ok(Notifier {
             base_url: raw.base_url.clone(),
             channels,
+            groups: raw.groups.clone(),
+            leaver_sla: hours(raw.leaver_sla_hours, "leaver_sla_hours")?,
+            approval_sla: hours(raw.approval_sla_hours, "approval_sla_hours")?,
+            approval_escalate_to: raw.approval_escalate_to.clone(),
         })
     }
 
@@ -491,6 +610,12 @@ pub struct Message {
     pub actor: String,
     pub subject: String,
     pub data: serde_json::Value,
+    /// The connections it is about (an app's task or approval), if any.
+    pub connections: Vec<String>,
+    /// Who it is for, resolved to addresses (the apps' owners; for an
+    /// escalation, the fallback): what a `route = "owners"` channel sends
+    /// to. Empty: nobody in particular.
+    pub recipients: Vec<String>,
 }
 
 /// What a message says about `r` (pure).
@@ -547,6 +672,31 @@ pub fn message(event: NotifyEvent, r: &AuditRecord, base_url: Option<&str>) -> M
             ),
             format!("/people/{}", r.subject),
         ),
+        NotifyEvent::LeaverAccessOpen => (
+            format!(
+                "{} left {} hour(s) ago and still has {} open account(s) ({}); past the {}-hour SLA",
+                r.subject,
+                d["hours_since_leaving"],
+                d["open"],
+                d["connections"]
+                    .as_array()
+                    .map(|c| c
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default(),
+                d["sla_hours"]
+            ),
+            format!("/people/{}", r.subject),
+        ),
+        NotifyEvent::ApprovalEscalated => (
+            format!(
+                "Plan {} has had {} action(s) waiting for approval for {} hour(s), past the {}-hour SLA: roster approve {}",
+                r.subject, d["waiting"], d["hours_waiting"], d["sla_hours"], r.subject
+            ),
+            format!("/plans/{}", r.subject),
+        ),
     };
     Message {
         event,
@@ -557,6 +707,8 @@ pub fn message(event: NotifyEvent, r: &AuditRecord, base_url: Option<&str>) -> M
         actor: r.actor.clone(),
         subject: r.subject.clone(),
         data: r.data.clone(),
+        connections: Vec::new(),
+        recipients: Vec::new(),
     }
 }
 
@@ -580,7 +732,13 @@ pub(crate) struct SendError {
 impl Channel {
     pub(crate) async fn send(&self, m: &Message, now_s: i64) -> Result<(), SendError> {
         if let Some(mail) = &self.mail {
-            return send_mail(mail, m).await;
+            let to = match self.route {
+                Route::Owners if !m.recipients.is_empty() => {
+                    m.recipients.iter().filter_map(|r| r.parse().ok()).collect()
+                }
+                _ => mail.to.clone(),
+            };
+            return send_mail(mail, &to, m).await;
         }
         let body = match self.kind {
             // Sent above: an email channel is built with its transport.
@@ -601,6 +759,8 @@ impl Channel {
                 "actor": m.actor,
                 "subject": m.subject,
                 "data": m.data,
+                "connections": m.connections,
+                "recipients": m.recipients,
             })),
         }
         .map_err(|e| SendError {
@@ -649,12 +809,16 @@ impl Channel {
     }
 }
 
-async fn send_mail(mail: &Mail, m: &Message) -> Result<(), SendError> {
+async fn send_mail(
+    mail: &Mail,
+    to: &[lettre::message::Mailbox],
+    m: &Message,
+) -> Result<(), SendError> {
     use lettre::AsyncTransport;
     let mut builder = lettre::Message::builder()
         .from(mail.from.clone())
         .subject(format!("[roster] {}", subject_line(m)));
-    for to in &mail.to {
+    for to in to {
         builder = builder.to(to.clone());
     }
     let body = match &m.link {
@@ -689,6 +853,8 @@ fn subject_line(m: &Message) -> String {
         NotifyEvent::ConnectionPaused => "connection paused",
         NotifyEvent::ConnectionQuarantined => "connection quarantined",
         NotifyEvent::SessionsNotRevoked => "sessions NOT revoked",
+        NotifyEvent::LeaverAccessOpen => "leaver's access still open",
+        NotifyEvent::ApprovalEscalated => "approval overdue",
     };
     format!("{what}: {}", m.subject)
 }

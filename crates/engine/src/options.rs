@@ -94,4 +94,8 @@ pub struct AppBinding {
     pub assignee: Option<String>,
     /// Who hears when a task is overdue.
     pub escalate_to: Option<String>,
+    /// Who receives this app's tasks and approvals (addresses or
+    /// `group:NAME`; see [`crate::notify`]).
+    #[serde(default)]
+    pub owners: Vec<String>,
 }

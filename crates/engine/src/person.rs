@@ -16,11 +16,15 @@
 //! renders the same answer.
 
 use roster_core::calendar::Standing;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use roster_core::{Account, Action, ConnectionId, EmploymentStatus, Operation, Person};
 use roster_store::{ActionState, AuditRecord, HumanTask, HumanTaskState};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, EngineError, ms};
+use crate::plan_cache::{IndexedPlan, address_key, id_key};
 use crate::planning::{PersonRef, PlanScope};
 
 /// How far back [`PersonAccess::audit`] looks, and how many events it keeps.
@@ -54,7 +58,8 @@ pub struct PersonAccess {
     /// Actions of recent stored plans about them not yet carried out.
     pub pending_actions: Vec<PendingAction>,
     /// What a plan for them would do now, from the last read (`None`
-    /// when it could not be computed; `next_plan_error` says why).
+    /// when it could not be computed, and `next_plan_error` says why, or
+    /// when the caller did not ask for it: both `None`).
     pub next_plan: Option<Vec<Action>>,
     pub next_plan_error: Option<String>,
     /// Their recent audit events, oldest first.
@@ -157,26 +162,110 @@ impl Engine {
         });
         let open_tasks = self
             .store
-            .human_tasks(&[
-                HumanTaskState::Open,
-                HumanTaskState::Reopened,
-                HumanTaskState::Done,
-            ])
-            .await?
-            .into_iter()
-            .filter(|t| {
-                t.employee_id.as_deref() == Some(person.employee_id.as_str())
-                    || addresses.contains(&t.subject_email.to_lowercase())
-            })
-            .collect();
+            .human_tasks_about(
+                person.employee_id.as_str(),
+                &addresses,
+                &[
+                    HumanTaskState::Open,
+                    HumanTaskState::Reopened,
+                    HumanTaskState::Done,
+                ],
+            )
+            .await?;
         Ok(RemainingAccess {
             accounts,
             open_tasks,
         })
     }
 
-    /// See `Roster::person_access` (module docs). Reads only the store.
-    pub(crate) async fn person_access(&self, who: &PersonRef) -> Result<PersonAccess, EngineError> {
+    /// The actions of the [`RECENT_PLANS`] most recent stored plans about
+    /// `person` (by employee ID or any of `addresses`) that are not carried
+    /// out yet, newest plan first, each action once (by its key).
+    pub(crate) async fn pending_actions_about(
+        &self,
+        person: &Person,
+        addresses: &[String],
+    ) -> Result<Vec<PendingAction>, EngineError> {
+        let mut keys: BTreeSet<String> = addresses.iter().map(|a| address_key(a)).collect();
+        keys.insert(id_key(person.employee_id.as_str()));
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (id, hash) in self.store.recent_plan_ids(RECENT_PLANS).await? {
+            // A cache: a panic elsewhere while holding it leaves nothing
+            // wrong in it, so a poisoned lock is taken as it is.
+            let cached = self
+                .plan_index
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&id, &hash);
+            let indexed = match cached {
+                Some(p) => p,
+                None => {
+                    let stored = self.stored_plan(&id).await?;
+                    let indexed = Arc::new(IndexedPlan::new(stored.hash, stored.plan));
+                    self.plan_index
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .put(&id, indexed.clone());
+                    indexed
+                }
+            };
+            let mut indexes: Vec<usize> = keys
+                .iter()
+                .filter_map(|k| indexed.by_subject.get(k))
+                .flatten()
+                .copied()
+                .collect();
+            if indexes.is_empty() {
+                continue;
+            }
+            indexes.sort_unstable();
+            indexes.dedup();
+            let states = self.store.states_of_actions(&id, &indexes).await?;
+            let open: Vec<(usize, ActionState)> = states
+                .into_iter()
+                .filter(|(_, state)| {
+                    matches!(
+                        state,
+                        ActionState::Pending
+                            | ActionState::Running
+                            | ActionState::Failed
+                            | ActionState::Manual
+                    )
+                })
+                .collect();
+            if open.is_empty() {
+                continue;
+            }
+            let records = self.store.approvals(&id).await?;
+            let waiting =
+                crate::approval::approval_status_of(&indexed.plan, &indexed.hash, &records).waiting;
+            for (index, state) in open {
+                let Some(action) = indexed.plan.actions.get(index) else {
+                    continue;
+                };
+                if !seen.insert(action.key()) {
+                    continue;
+                }
+                out.push(PendingAction {
+                    plan_id: id.to_string(),
+                    index,
+                    state,
+                    awaiting_approval: waiting.get(&index).cloned(),
+                    action: action.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// See `Roster::person_access` (module docs). Reads only the store;
+    /// computes the one-person plan only when `next_plan` is asked for.
+    pub(crate) async fn person_access(
+        &self,
+        who: &PersonRef,
+        next_plan: bool,
+    ) -> Result<PersonAccess, EngineError> {
         let engine = self;
         let store = &engine.store;
         let mut planned = engine
@@ -264,64 +353,26 @@ impl Engine {
         }
 
         let addresses = engine.addresses(&planned);
-        let about = |a: &Action| {
-            a.employee_id.as_ref() == Some(&planned.employee_id)
-                || addresses.contains(&a.email.normalized())
-        };
-        let mut pending_actions = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for stored in store.recent_plans(RECENT_PLANS).await? {
-            let waiting = engine.approval_status(&stored.id).await?.waiting;
-            for s in store.actions(&stored.id).await? {
-                if !matches!(
-                    s.state,
-                    ActionState::Pending
-                        | ActionState::Running
-                        | ActionState::Failed
-                        | ActionState::Manual
-                ) || !about(&s.action)
-                    || !seen.insert(s.action.key())
-                {
-                    continue;
-                }
-                pending_actions.push(PendingAction {
-                    plan_id: stored.id.to_string(),
-                    index: s.index,
-                    state: s.state,
-                    awaiting_approval: waiting.get(&s.index).cloned(),
-                    action: s.action,
-                });
-            }
-        }
+        let pending_actions = engine.pending_actions_about(&planned, &addresses).await?;
 
-        let (next_plan, next_plan_error) = match engine
-            .compute_plan(&PlanScope::Person(PersonRef::EmployeeId(
-                planned.employee_id.clone(),
-            )))
-            .await
-        {
-            Ok(plan) => (Some(plan.actions), None),
-            Err(e) => (None, Some(e.to_string())),
+        let (next_plan, next_plan_error) = if !next_plan {
+            (None, None)
+        } else {
+            match engine
+                .compute_plan(&PlanScope::Person(PersonRef::EmployeeId(
+                    planned.employee_id.clone(),
+                )))
+                .await
+            {
+                Ok(plan) => (Some(plan.actions), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
         };
 
         let since = ms(now) - AUDIT_DAYS * 24 * 3600 * 1000;
-        let id_token = format!("\"{}\"", planned.employee_id.as_str().to_lowercase());
-        let mut audit: Vec<AuditRecord> = store
-            .audit_since(since)
-            .await?
-            .into_iter()
-            .filter(|r| {
-                let subject = r.subject.to_lowercase();
-                let data = r.data.to_string().to_lowercase();
-                subject == planned.employee_id.as_str().to_lowercase()
-                    || data.contains(&id_token)
-                    || addresses
-                        .iter()
-                        .any(|a| subject.contains(a.as_str()) || data.contains(a.as_str()))
-            })
-            .collect();
-        let skip = audit.len().saturating_sub(AUDIT_EVENTS);
-        audit.drain(..skip);
+        let mut terms = addresses.clone();
+        terms.push(planned.employee_id.as_str().to_lowercase());
+        let audit = store.audit_mentioning(&terms, since, AUDIT_EVENTS).await?;
 
         Ok(PersonAccess {
             source,

@@ -139,12 +139,27 @@ pub async fn run(
         .notifier
         .as_ref()
         .is_some_and(|n| !n.is_empty());
+    let mut last_leaver_sweep: Option<std::time::Instant> = None;
     let mut notify_tick = tokio::time::interval(crate::notify::DELIVER_EVERY);
     notify_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             _ = notify_tick.tick(), if notifies => {
+                // The leavers report reads every account: at most every
+                // LEAVER_SWEEP_EVERY.
+                let leavers = last_leaver_sweep.is_none_or(|t: std::time::Instant| t.elapsed() >= crate::notify::LEAVER_SWEEP_EVERY);
+                match roster.notify_sweep(leavers).await {
+                    Ok(s) => {
+                        if leavers {
+                            last_leaver_sweep = Some(std::time::Instant::now());
+                        }
+                        if s.leavers + s.approvals > 0 {
+                            tracing::info!(leavers = s.leavers, approvals = s.approvals, "raised what waited past its SLA");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "checking SLAs for notifications failed"),
+                }
                 match roster.deliver_notifications().await {
                     Ok(d) if d.sent + d.failed > 0 => tracing::info!(sent = d.sent, failed = d.failed, "notifications"),
                     Ok(_) => {}

@@ -59,12 +59,17 @@ async fn receiver() -> (String, Received) {
 }
 
 async fn wired(url: &str, extra: &str) -> (Roster, tempfile::TempDir) {
+    wired_with(url, "", extra).await
+}
+
+/// [`wired`] with `top` among `[notify]`'s own keys (before any table).
+async fn wired_with(url: &str, top: &str, extra: &str) -> (Roster, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("r.db").display().to_string())
         .await
         .unwrap();
     let text = format!(
-        "base_url = \"https://roster.acme.example\"\n\
+        "{top}base_url = \"https://roster.acme.example\"\n\
          [channels.security]\nkind = \"webhook\"\nurl = \"{url}/hook\"\n\
          secret = {{ env = \"HOOK_SECRET\" }}\nevents = [\"approval_needed\", \"connection_paused\"]\n\
          [channels.it]\nkind = \"slack\"\nurl = {{ env = \"SLACK_URL\" }}\nevents = [\"*\"]\n{extra}"
@@ -377,4 +382,169 @@ fn plain_smtp_is_refused_beyond_this_host_and_an_email_needs_its_envelope() {
     )
     .unwrap();
     Notifier::check(&ok, false).unwrap();
+}
+
+/// Three hours from now: past a one-hour SLA.
+fn three_hours_on() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::hours(3)
+}
+
+/// A stored plan with one deactivation in `connection` that waits for
+/// approval, created now.
+async fn plan_waiting_in(roster: &Roster, connection: &str) -> roster_store::PlanId {
+    let plan: roster_core::Plan = serde_json::from_value(serde_json::json!({
+        "actions": [{
+            "connection": connection, "operation": "deactivate", "employee_id": "E1",
+            "email": "leaver@acme.example", "account": "u1", "reason": "left"
+        }],
+        "findings": [], "classification": {}, "observed_digest": "d",
+        "approvals": { "0": "a mass deactivation waits for a person" }
+    }))
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    roster
+        .store()
+        .save_plan_proposed(&plan, now, None, Some("user:alice"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn messages_go_to_the_apps_owners_and_escalations_to_the_fallback_once() {
+    let (url, got) = receiver().await;
+    let (port, mails) = smtp_sink().await;
+    let top = "approval_sla_hours = 1\napproval_escalate_to = [\"group:it-leads\"]\n";
+    let extra = format!(
+        "[groups]\nfinance = [\"carol@acme.example\", \"Dan@acme.example\"]\nit-leads = [\"erin@acme.example\"]\n\
+         [channels.owners]\nkind = \"email\"\nsmtp = \"smtp://127.0.0.1:{port}?tls=none\"\n\
+         from = \"roster@acme.example\"\nto = [\"it-ops@acme.example\"]\nroute = \"owners\"\n\
+         events = [\"*\"]\n\
+         [channels.expensify-team]\nkind = \"webhook\"\nurl = \"{url}/hook\"\n\
+         secret = {{ env = \"HOOK_SECRET\" }}\nevents = [\"*\"]\nconnections = [\"expensify\"]\n"
+    );
+    let (roster, _dir) = wired_with(&url, top, &extra).await;
+    // The same store and channels, with the bindings and a clock three
+    // hours on, as the service would have them later.
+    let later = {
+        let mut engine = Engine::new(roster.store().clone(), Policy::parse("p.toml", "").unwrap())
+            .with_clock(three_hours_on);
+        engine.notifier = roster.engine().notifier.clone();
+        engine.notify_backoff = Duration::from_millis(10);
+        for (c, owners) in [
+            ("spendesk", vec!["group:finance".to_string()]),
+            ("expensify", vec!["exp-owner@acme.example".to_string()]),
+        ] {
+            engine.bind(
+                ConnectionId::new(c),
+                roster_engine::human::AppBinding {
+                    app: c.into(),
+                    owners,
+                    escalate_to: Some("group:it-leads".into()),
+                    ..Default::default()
+                },
+            );
+        }
+        Roster::new(engine)
+    };
+    later.deliver_notifications().await.unwrap();
+
+    // A Spendesk task goes to Spendesk's owners (a named group), not to
+    // the fixed list, and not to the Expensify team's channel.
+    audit(
+        &later,
+        "task.opened",
+        "T-1",
+        serde_json::json!({"connection": "spendesk", "kind": "deactivate", "subject": "leaver@acme.example"}),
+    )
+    .await;
+    // A message about nobody in particular goes to the fixed list.
+    audit(
+        &later,
+        "sessions.revoked",
+        "E1",
+        serde_json::json!({"outcome": "failed", "email": "leaver@acme.example", "source": "okta", "error": "503", "task": "T-2"}),
+    )
+    .await;
+    let spendesk_plan = plan_waiting_in(&later, "spendesk").await;
+    let d = later.deliver_notifications().await.unwrap();
+    assert_eq!(d.failed, 0, "{d:?}");
+    {
+        let mails = mails.lock().unwrap();
+        assert_eq!(mails.len(), 2, "{mails:?}");
+        assert!(
+            mails[0].contains("To: carol@acme.example, dan@acme.example"),
+            "{}",
+            mails[0]
+        );
+        assert!(!mails[0].contains("it-ops@"), "{}", mails[0]);
+        assert!(mails[1].contains("To: it-ops@acme.example"), "{}", mails[1]);
+    }
+    let events = |got: &Received| -> Vec<serde_json::Value> {
+        got.hook
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| serde_json::from_str(b).unwrap())
+            .collect()
+    };
+    let heard = events(&got);
+    assert_eq!(
+        heard.iter().map(|b| b["event"].clone()).collect::<Vec<_>>(),
+        [serde_json::json!("sessions_not_revoked")],
+        "the Expensify team's channel hears what concerns no app, nothing about Spendesk"
+    );
+
+    // An Expensify approval waiting past its SLA: escalated once, to the
+    // fallback group; the Expensify channel hears it with its recipients.
+    let expensify_plan = plan_waiting_in(&later, "expensify").await;
+    // Both plans were stored at the real time, three hours before the
+    // later clock: past the one-hour SLA.
+    let swept = later.notify_sweep(false).await.unwrap();
+    assert_eq!(swept.approvals, 2, "{swept:?}");
+    assert_eq!(
+        later.notify_sweep(false).await.unwrap().approvals,
+        0,
+        "once per plan"
+    );
+    later.deliver_notifications().await.unwrap();
+    let mails = mails.lock().unwrap().clone();
+    let escalations: Vec<&String> = mails
+        .iter()
+        .filter(|m| m.contains("approval overdue"))
+        .collect();
+    assert_eq!(escalations.len(), 2, "{mails:?}");
+    assert!(
+        escalations
+            .iter()
+            .all(|m| m.contains("To: erin@acme.example")),
+        "{escalations:?}"
+    );
+    let heard = events(&got);
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    let body = &heard[1];
+    assert_eq!(body["event"], "approval_escalated");
+    assert_eq!(body["subject"], expensify_plan.as_str());
+    assert_eq!(body["connections"], serde_json::json!(["expensify"]));
+    assert_eq!(body["recipients"], serde_json::json!(["erin@acme.example"]));
+    let _ = spendesk_plan;
+}
+
+#[test]
+fn owners_and_routes_are_checked_at_load() {
+    for (text, key) in [
+        (
+            "[channels.s]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nevents = [\"*\"]\nroute = \"owners\"\n",
+            "channels.s.route",
+        ),
+        (
+            "[channels.m]\nkind = \"email\"\nsmtp = \"smtp://mail.acme.example:587\"\nfrom = \"r@acme.example\"\nto = [\"a@acme.example\"]\nevents = [\"*\"]\nroute = \"everyone\"\n",
+            "channels.m.route",
+        ),
+        ("[groups]\nfinance = [\"carol\"]\n", "groups.finance"),
+        ("approval_sla_hours = 0\n", "approval_sla_hours"),
+    ] {
+        let raw: RawNotify = toml::from_str(text).unwrap();
+        let e = Notifier::check(&raw, false).unwrap_err();
+        assert!(e.to_string().contains(key), "{text}: {e}");
+    }
 }

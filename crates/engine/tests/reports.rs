@@ -619,3 +619,51 @@ async fn a_targeted_run_sees_the_same_conflicts_as_the_full_run() {
         );
     }
 }
+
+fn november_25() -> OffsetDateTime {
+    date(2026, Month::November, 25).midnight().assume_utc()
+}
+
+#[tokio::test]
+async fn a_leavers_access_open_past_the_sla_is_raised_once_per_period() {
+    let (_dir, store) = open_store().await;
+    fixture(&store).await;
+    let raw: roster_engine::notify::RawNotify = toml::from_str(
+        "leaver_sla_hours = 48\n[channels.it]\nkind = \"slack\"\n\
+         url = \"https://hooks.slack.example/never-called\"\nevents = [\"leaver_access_open\"]\n",
+    )
+    .unwrap();
+    let notifier = roster_engine::notify::Notifier::from_config(
+        &raw,
+        std::path::Path::new("."),
+        false,
+        &|_| None,
+    )
+    .unwrap();
+    let mut engine = roster_engine::Engine::new(store.clone(), policy()).with_clock(november_25);
+    engine.notifier = Some(notifier);
+    let roster = roster_engine::Roster::new(engine);
+
+    let swept = roster.notify_sweep(true).await.unwrap();
+    assert_eq!(swept.leavers, 1, "bob only: carol's access is closed");
+    let raised: Vec<_> = store
+        .audit_since(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "leaver.access_overdue")
+        .collect();
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].subject, "bob@acme.example");
+    assert_eq!(raised[0].data["employee_id"], "E2");
+    assert_eq!(
+        raised[0].data["connections"],
+        json!(["expensify", "spendesk"])
+    );
+    assert_eq!(raised[0].data["sla_hours"], 48);
+    // Within the same period it is not raised again.
+    assert_eq!(roster.notify_sweep(true).await.unwrap().leavers, 0);
+    // Without the leavers pass (the service runs it every ten minutes),
+    // nothing about leavers is looked at.
+    assert_eq!(roster.notify_sweep(false).await.unwrap().leavers, 0);
+}

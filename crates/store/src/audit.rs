@@ -610,6 +610,14 @@ impl Store {
             .await?
             .rows_affected();
             if n > 0 {
+                let seq_i = i64::try_from(seq).unwrap_or(i64::MAX);
+                let subject: String = sqlx::query("SELECT subject FROM audit_event WHERE seq = $1")
+                    .bind(seq_i)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("subject")?;
+                // The index must not keep what the erasure removed.
+                crate::mentions::reindex_erased_in_tx(&mut tx, seq_i, &subject).await?;
                 done.push(seq);
             }
         }
@@ -699,6 +707,7 @@ pub(crate) async fn append_in_tx(
     let mut prev: String = head.try_get("hash")?;
     let mut rows = Vec::with_capacity(events.len());
     let mut records = Vec::with_capacity(events.len());
+    let mut mentioned = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         let seq_i = last - n + 1 + i as i64;
         let seq = u64::try_from(seq_i)
@@ -711,6 +720,7 @@ pub(crate) async fn append_in_tx(
         let hash = event_hash_v2(
             &prev, seq, e.at_ms, &e.actor, &e.kind, &e.subject, &data_hash,
         );
+        mentioned.push((seq_i, crate::mentions::mention_terms(&e.subject, &e.data)));
         rows.push(vec![
             Val::Int(seq_i),
             Val::Int(e.at_ms),
@@ -752,6 +762,7 @@ pub(crate) async fn append_in_tx(
         .bind(prev)
         .execute(&mut *conn)
         .await?;
+    crate::mentions::index_in_tx(conn, &mentioned).await?;
     Ok(records)
 }
 

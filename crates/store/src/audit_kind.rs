@@ -98,6 +98,11 @@ audit_kinds! {
     WebAccessEnded => "web.access_ended",
     /// A notification could not be delivered after its retries.
     NotifyFailed => "notify.failed",
+    /// A leaver's access is still open past `[notify] leaver_sla_hours`.
+    LeaverAccessOverdue => "leaver.access_overdue",
+    /// A plan's actions have waited for approval past
+    /// `[notify] approval_sla_hours`: the fallback group is asked.
+    PlanApprovalEscalated => "plan.approval_escalated",
     /// Stored vendor secrets.
     SecretSet => "secret.set",
     SecretRemoved => "secret.removed",

@@ -286,3 +286,35 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The tasks about one person (by employee ID, or by any of
+    /// `addresses`, lower-cased) in `states` (all when empty), oldest
+    /// first: [`Store::human_tasks`] for one person, through the indexes
+    /// of migration 0021.
+    pub async fn human_tasks_about(
+        &self,
+        employee_id: &str,
+        addresses: &[String],
+        states: &[HumanTaskState],
+    ) -> Result<Vec<HumanTask>, StoreError> {
+        let placeholders: Vec<String> = (0..addresses.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let by_address = if placeholders.is_empty() {
+            String::new()
+        } else {
+            format!(" OR lower(subject_email) IN ({})", placeholders.join(", "))
+        };
+        let q = format!("SELECT {COLUMNS} FROM human_task WHERE employee_id = $1{by_address}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(q)).bind(employee_id.to_string());
+        for a in addresses {
+            query = query.bind(a.to_lowercase());
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        out.retain(|t| states.is_empty() || states.contains(&t.state));
+        out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        Ok(out)
+    }
+}

@@ -60,6 +60,7 @@ mod governance;
 mod guards;
 mod health;
 mod human_tasks;
+pub mod mentions;
 mod notify;
 mod pages;
 mod people;
@@ -123,7 +124,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 20;
+pub const SCHEMA_VERSION: i64 = 21;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -225,6 +226,9 @@ impl Store {
             read,
         };
         store.migrate().await?;
+        // Events written before schema 21 are indexed by who they mention
+        // once (see `mentions`); a no-op afterwards.
+        store.backfill_audit_mentions().await?;
         tracing::debug!(target = %store.target, "store opened");
         Ok(store)
     }

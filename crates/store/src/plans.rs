@@ -343,6 +343,51 @@ impl Store {
         Ok(out)
     }
 
+    /// The IDs and content hashes of the `limit` most recent plans, newest
+    /// first, without reading their contents (a plan's content never
+    /// changes, so a caller may keep what it decoded by ID and hash).
+    pub async fn recent_plan_ids(&self, limit: usize) -> Result<Vec<(PlanId, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, hash FROM plan ORDER BY created_ms DESC, id DESC LIMIT $1")
+                .bind(to_i64(limit))
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((PlanId(r.try_get("id")?), r.try_get("hash")?)))
+            .collect()
+    }
+
+    /// The states of some of a plan's actions, by position; positions the
+    /// plan does not have are left out.
+    pub async fn states_of_actions(
+        &self,
+        plan_id: &PlanId,
+        indexes: &[usize],
+    ) -> Result<Vec<(usize, ActionState)>, StoreError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..indexes.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT idx, state FROM plan_action WHERE plan_id = $1 AND idx IN ({}) ORDER BY idx",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(plan_id.0.clone());
+        for i in indexes {
+            q = q.bind(to_i64(*i));
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| {
+                let idx: i64 = r.try_get("idx")?;
+                Ok((
+                    usize::try_from(idx).unwrap_or(usize::MAX),
+                    parse_state(r, plan_id)?,
+                ))
+            })
+            .collect()
+    }
+
     /// Records that a plan was handed to execution (applied, or queued for
     /// a worker). The first time counts; later calls change nothing.
     /// [`StoreError::NotFound`] if there is no such plan.

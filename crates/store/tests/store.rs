@@ -855,6 +855,29 @@ mod cases {
             .unwrap();
         }
         let head_before = s.audit_head().await.unwrap();
+        // Who an event mentions is indexed: whole tokens, any case.
+        let seqs = |recs: Vec<roster_store::AuditRecord>| -> Vec<u64> {
+            recs.iter().map(|r| r.seq).collect()
+        };
+        let about_ann = s
+            .audit_mentioning(&["ANN@example.com".to_string()], 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(seqs(about_ann), [1, 3], "whole tokens only: not xann@");
+        let newest = s
+            .audit_mentioning(&["ann@example.com".into(), "e1".into()], 0, 2)
+            .await
+            .unwrap();
+        assert_eq!(seqs(newest), [2, 3], "the newest, oldest first");
+        let since = s
+            .audit_mentioning(&["ann@example.com".into()], 2_500, 10)
+            .await
+            .unwrap();
+        assert_eq!(seqs(since), [3]);
+        assert_eq!(
+            seqs(s.audit_mentioning(&["e0".into()], 0, 10).await.unwrap()),
+            [1]
+        );
         let found = s
             .audit_erasure_candidates(None, &["ANN@example.com".to_string()])
             .await
@@ -897,6 +920,25 @@ mod cases {
             head_before.1
         );
 
+        // The index keeps nothing the erasure removed: the payload's
+        // terms are gone, the subject's (kept in the chain) stay.
+        assert!(
+            s.audit_mentioning(&["e0".into()], 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "an erased payload is not found by what it said"
+        );
+        assert_eq!(
+            seqs(
+                s.audit_mentioning(&["ann@example.com".into()], 0, 10)
+                    .await
+                    .unwrap()
+            ),
+            [1, 3],
+            "the subject is kept, so it still finds the event"
+        );
+
         // Erasing again finds nothing new and appends nothing.
         let again = s
             .audit_erasure_candidates(None, &["ann@example.com".into()])
@@ -915,6 +957,43 @@ mod cases {
         // Retention: everything before t=2500 that is still intact.
         let old = s.audit_erasure_candidates(Some(2_500), &[]).await.unwrap();
         assert_eq!(old.erasable, [2]);
+    }
+
+    pub async fn audit_events_from_before_the_mention_index_are_indexed_on_open(fx: Fx) {
+        append_n(&fx.store, 3).await;
+        fx.store
+            .append_audit(AuditEvent {
+                at_ms: 4_000,
+                actor: "roster".into(),
+                kind: "account.deactivated".into(),
+                subject: "expensify:old@example.com".into(),
+                data: json!({"employee_id": "E77"}),
+            })
+            .await
+            .unwrap();
+        // As a store written before schema 21 looks: no terms, and the
+        // migration's mark saying what to index.
+        fx.raw("DELETE FROM audit_mention").await;
+        fx.raw("UPDATE audit_mention_backfill SET done_upto = 0, target = 4")
+            .await;
+        assert!(
+            fx.store
+                .audit_mentioning(&["e77".into()], 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let reopened = Store::open(&fx.open_url).await.unwrap();
+        let found = reopened
+            .audit_mentioning(&["E77".into(), "old@example.com".into()], 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
+        assert_eq!(
+            reopened.backfill_audit_mentions().await.unwrap(),
+            0,
+            "done once"
+        );
     }
 
     fn recs_hash(recs: &[roster_store::AuditRecord], seq: u64) -> String {
@@ -1392,6 +1471,7 @@ both_backends!(
     audit_detects_forged_rehashed_event,
     audit_legacy_v1_chain_still_verifies,
     audit_erasure_keeps_the_chain_verifiable,
+    audit_events_from_before_the_mention_index_are_indexed_on_open,
     audit_undeclared_erasure_and_payload_edits_are_detected,
     audit_edited_payload_hash_is_detected,
     checkpoint_queue_round_trip,

@@ -226,8 +226,14 @@ pub fn routes() -> Vec<Route> {
             )
         },
         Route {
-            description: "One person's identities, every account across apps with the path roster takes there and the rule that grants it, open tasks, pending and next actions, recent audit events.",
-            params: vec![id_param("Employee ID or email address.")],
+            description: "One person's identities, every account across apps with the path roster takes there and the rule that grants it, open tasks, pending actions of recent plans, recent audit events. With `next_plan=true`, also what a plan for them would do now (`next_plan`, or `next_plan_error`); it is computed for the request, so it costs more than the rest.",
+            params: vec![
+                id_param("Employee ID or email address."),
+                Param {
+                    description: "Also compute what a plan for this person would do now.",
+                    ..param("next_plan", In::Query, false, Kind::Bool)
+                },
+            ],
             errors: vec![S::NOT_FOUND],
             ..r(
                 Method::GET,

@@ -42,12 +42,24 @@ pub async fn search(
     Ok(paged(&uri, page.next_cursor.as_deref(), &page))
 }
 
-/// `GET /api/v1/people/{id}`: one `Roster` call.
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    #[serde(default)]
+    next_plan: bool,
+}
+
+/// `GET /api/v1/people/{id}[?next_plan=true]`: one `Roster` call.
 pub async fn show(
     State(roster): State<ApiState>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Response, Problem> {
-    let access = roster.person_access(&PersonRef::parse(&id)).await?;
+    let who = PersonRef::parse(&id);
+    let access = if query.next_plan {
+        roster.person_access(&who).await?
+    } else {
+        roster.person_access_without_plan(&who).await?
+    };
     Ok(axum::Json(access).into_response())
 }
 

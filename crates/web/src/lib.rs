@@ -23,7 +23,9 @@
 //!
 //! ## Sign-in, sessions, CSRF
 //! See `roster_engine::app::web_users` for users, roles and sessions. The
-//! session cookie is `HttpOnly`, `SameSite=Strict`, and with
+//! session cookie is `HttpOnly`, `SameSite=Lax` (a link from a chat message
+//! or an email opens the page signed in; a form posted from another site
+//! carries no cookie), and with
 //! [`WebOptions::secure_cookies`] also `Secure` with the `__Host-` prefix.
 //! Every form carries the session's CSRF token in a hidden field, checked
 //! in constant time; in front of that, tower-http's cross-origin

@@ -255,13 +255,22 @@ pub async fn signin_once(State(st): State<WebState>, Query(q): Query<OnceQuery>)
             &st.options.limits,
         )
         .await?;
-    let mut resp = Redirect::to("/ui/").into_response();
+    // A page of our own, not a redirect: the link was opened from another
+    // application, and the dashboard is then reached from this origin.
+    let mut resp = html(SignedInOnce {})?;
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session::session_cookie(&st.options, &id),
     );
     Ok(resp)
 }
+
+#[derive(Template)]
+#[template(
+    source = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta http-equiv=\"refresh\" content=\"0; url=/ui/\"><title>Signed in · roster</title><link rel=\"stylesheet\" href=\"/ui/assets/roster.css\"></head><body><main id=\"main\"><h1>Signed in</h1><p><a href=\"/ui/\">Continue to the dashboard</a></p></main></body></html>",
+    ext = "html"
+)]
+pub struct SignedInOnce {}
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
@@ -617,6 +626,7 @@ pub struct PersonPage {
     pub pending: Vec<PendingRow>,
     pub next_plan: Vec<String>,
     pub next_plan_error: Option<String>,
+    pub next_plan_shown: bool,
     pub history: Vec<AuditRow>,
     pub can_propose: bool,
     pub can_offboard: bool,
@@ -649,13 +659,29 @@ fn action_text(a: &roster_core::Action) -> String {
     )
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct PersonQuery {
+    done: Option<String>,
+    /// Also compute what a plan for them would do now (costs a plan).
+    #[serde(default)]
+    next_plan: bool,
+}
+
 pub async fn person(
     State(st): State<WebState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(flash): Query<Flash>,
+    Query(q): Query<PersonQuery>,
 ) -> Page {
-    let access = st.roster.person_access(&PersonRef::parse(&id)).await?;
+    let who = PersonRef::parse(&id);
+    // The next plan costs a one-person plan over the whole company's
+    // accounts; computed when asked for, as the REST API does.
+    let access = if q.next_plan {
+        st.roster.person_access(&who).await?
+    } else {
+        st.roster.person_access_without_plan(&who).await?
+    };
+    let flash = Flash { done: q.done };
     let now = now_ms();
     let p = &access.planned;
     let chrome = Chrome::of(&caller, "people").with_flash(flash.done.as_ref());
@@ -721,6 +747,7 @@ pub async fn person(
             .collect(),
         next_plan: access.next_plan.iter().flatten().map(action_text).collect(),
         next_plan_error: access.next_plan_error.clone(),
+        next_plan_shown: q.next_plan,
         history: access.audit.iter().rev().take(50).map(audit_row).collect(),
         can_propose,
         can_offboard,

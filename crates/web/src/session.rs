@@ -40,7 +40,7 @@ pub fn session_cookie(options: &WebOptions, id: &str) -> HeaderValue {
     };
     let max_age = options.limits.absolute.as_secs();
     HeaderValue::from_str(&format!(
-        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        "{}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
         cookie_name(options)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -54,7 +54,7 @@ pub fn clear_cookie(options: &WebOptions) -> HeaderValue {
         ""
     };
     HeaderValue::from_str(&format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
         cookie_name(options)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))

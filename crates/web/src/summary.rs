@@ -85,7 +85,16 @@ impl SummaryCache {
     }
 
     async fn recompute(&self, roster: &Roster) -> Result<Arc<Summary>, EngineError> {
+        let asked = Instant::now();
         let _one = self.computing.lock().await;
+        // Someone else computed it while this request waited: theirs is
+        // as fresh as this one's would be.
+        if let Some(done) = self.current.lock().await.clone()
+            && done.computed_at >= asked
+            && !self.dirty.load(Ordering::SeqCst)
+        {
+            return Ok(done);
+        }
         // Marked clean before reading, so a change during the read marks
         // it dirty again.
         self.dirty.store(false, Ordering::SeqCst);

@@ -527,7 +527,7 @@ async fn sessions_end_when_idle_and_when_the_user_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_session_cookie_is_http_only_same_site_and_never_stored() {
+async fn the_session_cookie_is_http_only_same_site_lax_and_never_stored() {
     let ui = start(&policy("")).await;
     ui.user("alice", Role::Viewer, None).await;
     let resp = ui
@@ -540,7 +540,7 @@ async fn the_session_cookie_is_http_only_same_site_and_never_stored() {
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.starts_with("roster_session="), "{cookie}");
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
     let id = cookie
@@ -579,4 +579,13 @@ async fn the_session_cookie_is_http_only_same_site_and_never_stored() {
         "{c}"
     );
     assert!(c.contains("Path=/") && !c.contains("Domain"), "{c}");
+}
+
+#[test]
+fn the_demos_sign_in_link_works_once_and_only_with_its_token() {
+    let once = roster_web::OneTimeSignIn::new("a".repeat(64), "admin".into());
+    assert!(!once.redeem(&"b".repeat(64)));
+    assert!(!once.redeem("a"));
+    assert!(once.redeem(&"a".repeat(64)));
+    assert!(!once.redeem(&"a".repeat(64)), "single use");
 }

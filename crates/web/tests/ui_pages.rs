@@ -102,6 +102,14 @@ async fn an_admin_finds_a_leaver_approves_applies_and_every_page_reads() {
         person.contains("expensify") && person.contains("active"),
         "{person}"
     );
+    // What a plan would do now, when asked: their removal.
+    assert!(person.contains("?next_plan=true"), "{person}");
+    let (status, person) = ui.get(&admin, "/ui/people/E03?next_plan=true").await;
+    assert_eq!(status, 200);
+    assert!(
+        person.contains("deactivate p3@acme.example in expensify"),
+        "{person}"
+    );
     // The plan page: the diff as `roster plan` prints it.
     let (_, page) = ui.get(&admin, &format!("/ui/plans/{plan}")).await;
     assert!(

@@ -478,11 +478,19 @@ impl Roster {
             .unwrap_or_else(|| dummy_hash());
         let matches = password_matches(phc, password);
         let Some(user) = user.filter(|u| matches && u.password_hash.is_some()) else {
+            // Whatever was typed is not a principal: recorded only when it
+            // could be a name (never a password typed into the name field).
+            let typed = name.trim();
+            let who = if valid_user_name(typed) {
+                typed
+            } else {
+                "(not a user name)"
+            };
             engine
                 .audit_as(
-                    &format!("user:{}", name.trim()),
+                    &format!("user:{who}"),
                     AuditKind::WebSignInRefused,
-                    name.trim(),
+                    who,
                     json!({ "via": "local" }),
                 )
                 .await?;

@@ -133,10 +133,7 @@ pub async fn start_with(policy: &str, limits: SessionLimits) -> Ui {
         ConnectionId::new("expensify"),
         roster_engine::options::AppBinding {
             app: "expensify".into(),
-            settings: Default::default(),
-            task_sla_hours: None,
-            assignee: None,
-            escalate_to: None,
+            ..Default::default()
         },
     );
     let roster = Roster::new(engine);

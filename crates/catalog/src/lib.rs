@@ -58,9 +58,9 @@ pub mod select;
 pub use fact::{Claim, Fact};
 pub use load::{Catalog, CatalogError, Location, Problem};
 pub use model::{
-    ApiFacts, App, AppKind, CredentialKind, CsvFacts, EventFacts, ManualSteps, PaginationFacts,
-    PaginationMethod, Path, PathOffer, RateLimitFacts, SCIM_CONNECTOR, ScimFacts, ScimVersion,
-    Source, SsoFacts, Tri,
+    ApiFacts, App, AppKind, Category, CredentialFacts, CredentialKind, CsvFacts, DeactivationFacts,
+    DeactivationKind, EventFacts, ManualSteps, PaginationFacts, PaginationMethod, Path, PathOffer,
+    RateLimitFacts, SCIM_CONNECTOR, ScimFacts, ScimVersion, Source, SsoFacts, Tri,
 };
 pub use render::{render_card, render_list, scim_summary, user_api_summary};
 pub use select::{

@@ -79,6 +79,12 @@ pub mod codes {
     /// A `scim` or `api` offer served by a connector lists no `credentials`,
     /// so nothing says what kind of secret a connection must hold.
     pub const CONNECTOR_WITHOUT_CREDENTIALS: &str = "CAT-0006";
+    /// A `kind = "app"` record without a `[deactivation]` section: roster
+    /// must know whether deactivating suspends or deletes.
+    pub const MISSING_DEACTIVATION: &str = "CAT-0007";
+    /// `[credentials]` gives a `max_days` but a source says credentials
+    /// never expire.
+    pub const CREDENTIAL_LIFETIME_CONTRADICTS: &str = "CAT-0008";
 }
 
 impl fmt::Display for Problem {
@@ -370,7 +376,34 @@ fn parse_one(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<App>
     app.origin = file.to_string();
     validate(file, &mut app, problems);
     check_connectors(file, &app, problems);
+    check_lifecycle(file, &app, problems);
     Some(app)
+}
+
+/// What the record says about deactivation and credential lifetimes is
+/// there and consistent.
+fn check_lifecycle(file: &str, app: &App, problems: &mut Vec<Problem>) {
+    if app.kind == AppKind::App && app.deactivation.is_none() {
+        problems.push(Problem {
+            code: Some(codes::MISSING_DEACTIVATION),
+            file: file.to_string(),
+            field: Some("deactivation".into()),
+            reason: "an app record needs a [deactivation] section (kind = suspend, soft-delete, hard-delete or \"not documented\"; reversible; frees_seat)".into(),
+            location: None,
+        });
+    }
+    if let Some(c) = &app.credentials
+        && c.max_days.is_some()
+        && c.expires.any(|v| *v == Tri::No)
+    {
+        problems.push(Problem {
+            code: Some(codes::CREDENTIAL_LIFETIME_CONTRADICTS),
+            file: file.to_string(),
+            field: Some("credentials.max_days".into()),
+            reason: "a source says the credentials never expire (expires = no); drop max_days or keep both claims under expires".into(),
+            location: None,
+        });
+    }
 }
 
 /// What the record says about connector implementations: named only where
@@ -587,7 +620,7 @@ fn validate(file: &str, app: &mut App, problems: &mut Vec<Problem>) {
                 &format!("{field}.idps"),
                 format!("a {} path must name the IdPs it works with", offer.path),
             ),
-            Path::Scim if !app.scim.available.any(|v| *v) => push(
+            Path::Scim if !app.scim.available.any(|v| *v == Tri::Yes) => push(
                 &format!("{field}.path"),
                 "a scim path needs scim.available = true from at least one source".into(),
             ),

@@ -16,9 +16,15 @@ use crate::load::Catalog;
 use crate::model::{App, Tri};
 use crate::select::{ConnectionSettings, select_all, select_path};
 
-/// The catalog as a table: id, name, kind, user API, SCIM and the path a
-/// deactivation takes with default (empty) connection settings.
+/// The catalog as a table: id, name, kind, category, user API, SCIM, what
+/// deactivation does, and the path a deactivation takes with default
+/// (empty) connection settings.
 pub fn render_list(catalog: &Catalog) -> String {
+    render_apps(&catalog.apps().collect::<Vec<_>>())
+}
+
+/// [`render_list`] for some of the apps (`roster apps list` with filters).
+pub fn render_apps(apps: &[&App]) -> String {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED)
         .force_no_tty()
@@ -27,8 +33,10 @@ pub fn render_list(catalog: &Catalog) -> String {
             "ID",
             "Name",
             "Kind",
+            "Category",
             "User API",
             "SCIM",
+            "Deactivation",
             "Deactivate: best path",
             "… with no credentials",
         ]);
@@ -41,15 +49,17 @@ pub fn render_list(catalog: &Catalog) -> String {
     for kind in crate::model::CredentialKind::ALL {
         best = best.with_credential(kind);
     }
-    for app in catalog.apps() {
+    for app in apps.iter().copied() {
         let deactivate = select_path(app, &defaults, Operation::Deactivate);
         let best_deactivate = select_path(app, &best, Operation::Deactivate);
         t.add_row(vec![
             app.id.clone(),
             app.name.clone(),
             app.kind.to_string(),
+            app.category.to_string(),
             user_api_summary(app),
             scim_summary(app),
+            deactivation_summary(app),
             best_deactivate.path.to_string(),
             deactivate.path.to_string(),
         ]);
@@ -58,6 +68,21 @@ pub fn render_list(catalog: &Catalog) -> String {
     out.push('\n');
     out.push_str("Best path: with every credential kind, the Enterprise plan and Okta in front. `roster apps show ID` explains each choice.\n");
     out
+}
+
+/// `suspend`, `hard-delete`, `suspend / hard-delete` when sources (or the
+/// app's options) disagree, `-` for IdP records without the section.
+pub fn deactivation_summary(app: &App) -> String {
+    let Some(d) = &app.deactivation else {
+        return "-".into();
+    };
+    let mut kinds: Vec<&str> = Vec::new();
+    for c in d.kind.claims() {
+        if !kinds.contains(&c.value.as_str()) {
+            kinds.push(c.value.as_str());
+        }
+    }
+    kinds.join(" / ")
 }
 
 /// `yes`, `no`, `read-only`, or `disputed (no / yes)`.

@@ -1,24 +1,58 @@
-//! `roster apps list|show`.
+//! `roster apps list|show|diff`.
+//!
+//! `list` takes filters (`--scim`, `--api`, `--plan`, `--category`, and a
+//! free-text search); `diff DIR` shows what an override directory changes
+//! against the built-in catalog, record by record and field by field.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use roster_catalog::{
-    Catalog, ConnectionSettings, CredentialKind, render_card, render_list, select_all,
+    AppFilter, Catalog, Category, ConnectionSettings, CredentialKind, DiffKind, render_apps,
+    render_card, select_all,
 };
 
 #[derive(Subcommand)]
 pub enum AppsCommand {
-    /// List every app in the catalog.
-    List {
-        /// Print JSON instead of a table.
+    /// List the apps in the catalog, optionally filtered.
+    List(ListArgs),
+    /// What an override directory changes against the built-in catalog:
+    /// added records, replaced ones (with the fields that differ) and
+    /// copies that change nothing.
+    Diff {
+        /// The override directory (`*.toml` records).
+        dir: std::path::PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one app's card: facts with sources, traps, manual steps, and the
     /// path roster would take for each operation with your settings.
     Show(ShowArgs),
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only apps some source says speak SCIM.
+    #[arg(long)]
+    scim: bool,
+    /// Only apps some source says have a user API.
+    #[arg(long)]
+    api: bool,
+    /// Only apps with something automated on this plan (e.g. enterprise).
+    #[arg(long)]
+    plan: Option<String>,
+    /// Only apps of this category: collaboration, productivity,
+    /// developer-tools, finance, hr, sales-support, security, design,
+    /// identity, other.
+    #[arg(long)]
+    category: Option<String>,
+    /// Only apps whose id, name, former names or summary contain this text.
+    text: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -48,14 +82,48 @@ fn load(dir: Option<&Path>) -> Result<Catalog> {
 }
 
 pub fn run(cmd: AppsCommand, catalog_dir: Option<&Path>) -> Result<()> {
-    let catalog = load(catalog_dir)?;
+    // `diff` compares the built-in catalog with the directory it names,
+    // not with `--catalog-dir`.
+    let catalog = match cmd {
+        AppsCommand::Diff { dir, json } => return diff(&dir, json),
+        _ => load(catalog_dir)?,
+    };
     match cmd {
-        AppsCommand::List { json } => {
-            if json {
-                let apps: Vec<_> = catalog.apps().collect();
+        AppsCommand::Diff { .. } => {}
+        AppsCommand::List(args) => {
+            let category = match &args.category {
+                Some(c) => Some(Category::parse(c).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown category {c:?}; expected one of: {}",
+                        Category::ALL
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?),
+                None => None,
+            };
+            let filter = AppFilter {
+                scim: args.scim,
+                api: args.api,
+                plan: args.plan.clone(),
+                category,
+                text: args.text.clone(),
+            };
+            let apps = filter.apply(&catalog);
+            if args.json {
                 println!("{}", serde_json::to_string_pretty(&apps)?);
+            } else if apps.is_empty() {
+                println!(
+                    "No app matches. `roster apps list` without filters shows all {}.",
+                    catalog.len()
+                );
             } else {
-                print!("{}", render_list(&catalog));
+                print!("{}", render_apps(&apps));
+                if filter != AppFilter::default() {
+                    println!("{} of {} apps match.", apps.len(), catalog.len());
+                }
             }
         }
         AppsCommand::Show(args) => {
@@ -94,6 +162,37 @@ pub fn run(cmd: AppsCommand, catalog_dir: Option<&Path>) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print!("{}", render_card(app, &settings));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn diff(dir: &Path, json: bool) -> Result<()> {
+    let builtin = Catalog::builtin().context("cannot load the built-in catalog")?;
+    let merged = Catalog::load(Some(dir))
+        .with_context(|| format!("cannot load the override directory {}", dir.display()))?;
+    let changes = roster_catalog::diff(&builtin, &merged);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+        return Ok(());
+    }
+    if changes.is_empty() {
+        println!("{} holds no catalog record.", dir.display());
+        return Ok(());
+    }
+    for c in &changes {
+        match c.change {
+            DiffKind::Added => println!("+ {}  (new, from {})", c.id, c.origin),
+            DiffKind::Unchanged => println!("= {}  (same as built-in, from {})", c.id, c.origin),
+            DiffKind::Replaced => {
+                println!(
+                    "~ {}  (replaces the built-in record, from {})",
+                    c.id, c.origin
+                );
+                for f in &c.fields {
+                    println!("    {f}");
+                }
             }
         }
     }

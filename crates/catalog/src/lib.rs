@@ -63,7 +63,8 @@ pub use load::{Catalog, CatalogError, Location, Problem};
 pub use model::{
     ApiFacts, App, AppKind, Category, CredentialFacts, CredentialKind, CsvFacts, DeactivationFacts,
     DeactivationKind, EventFacts, ManualSteps, PaginationFacts, PaginationMethod, Path, PathOffer,
-    RateLimitFacts, SCIM_CONNECTOR, ScimFacts, ScimVersion, Source, SsoFacts, Tri,
+    RateLimitFacts, SCIM_CONNECTOR, ScimClientSettings, ScimFacts, ScimVersion, Source, SsoFacts,
+    Tri,
 };
 pub use query::{AppDiff, AppFilter, DiffKind, diff};
 pub use render::{

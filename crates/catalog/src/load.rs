@@ -41,7 +41,7 @@ use roster_core::text::edit_distance;
 use serde::Serialize;
 
 use crate::fact::check_as_of;
-use crate::model::{App, AppKind, Path, Tri};
+use crate::model::{App, AppKind, Path, ScimClientSettings, Tri};
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../catalog");
 
@@ -85,6 +85,9 @@ pub mod codes {
     /// `[credentials]` gives a `max_days` but a source says credentials
     /// never expire.
     pub const CREDENTIAL_LIFETIME_CONTRADICTS: &str = "CAT-0008";
+    /// `[scim.client]` has a value the generic SCIM client does not know,
+    /// or names a source the record does not list.
+    pub const BAD_SCIM_CLIENT: &str = "CAT-0009";
 }
 
 impl fmt::Display for Problem {
@@ -383,6 +386,45 @@ fn parse_one(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<App>
 /// What the record says about deactivation and credential lifetimes is
 /// there and consistent.
 fn check_lifecycle(file: &str, app: &App, problems: &mut Vec<Problem>) {
+    if let Some(c) = &app.scim.client {
+        let mut bad = |field: &str, reason: String| {
+            problems.push(Problem {
+                code: Some(codes::BAD_SCIM_CLIENT),
+                file: file.to_string(),
+                field: Some(format!("scim.client.{field}")),
+                reason,
+                location: None,
+            });
+        };
+        for (field, value, allowed) in [
+            ("auth", &c.auth, &ScimClientSettings::AUTH[..]),
+            ("patch", &c.patch, &ScimClientSettings::PATCH[..]),
+            (
+                "deprovision",
+                &c.deprovision,
+                &ScimClientSettings::DEPROVISION[..],
+            ),
+        ] {
+            if let Some(v) = value
+                && !allowed.contains(&v.as_str())
+            {
+                bad(
+                    field,
+                    format!("expected one of {}, got {v:?}", allowed.join(", ")),
+                );
+            }
+        }
+        if !app.sources.contains_key(&c.source) {
+            bad(
+                "source",
+                format!(
+                    "source {:?} is not in [sources] (known: {})",
+                    c.source,
+                    app.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
     if app.kind == AppKind::App && app.deactivation.is_none() {
         problems.push(Problem {
             code: Some(codes::MISSING_DEACTIVATION),

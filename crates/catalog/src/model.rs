@@ -389,6 +389,51 @@ pub struct ScimFacts {
     pub idp_only_connectors: Option<Fact<Vec<String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<Fact<String>>,
+    /// How roster's generic SCIM client must talk to this server, when it
+    /// departs from the common case (`[scim.client]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ScimClientSettings>,
+}
+
+/// The generic SCIM client's settings for one app, as data: what the
+/// vendor's server needs. A connection's `options` override each one.
+///
+/// ```toml
+/// [scim.client]
+/// deprovision = "delete"   # DELETE /Users/{id} is Slack's deactivation
+/// source = "scim-ref"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimClientSettings {
+    /// `bearer` (default) or `basic` (the connection's `username` and the
+    /// secret as password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// `path` (default) or `value-object` (PATCH without `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// `active` (PATCH active=false, default) or `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision: Option<String>,
+    /// Whether the server supports `filter` (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<bool>,
+    /// Users per page to ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+    /// Send `If-Match` when the server offers versions (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etags: Option<bool>,
+    /// The source (a key of `[sources]`) these settings follow from.
+    pub source: String,
+}
+
+impl ScimClientSettings {
+    /// The values each setting may take, for validation and messages.
+    pub const AUTH: [&'static str; 2] = ["bearer", "basic"];
+    pub const PATCH: [&'static str; 2] = ["path", "value-object"];
+    pub const DEPROVISION: [&'static str; 2] = ["active", "delete"];
 }
 
 impl ScimFacts {

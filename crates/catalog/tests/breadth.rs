@@ -255,3 +255,30 @@ fn a_record_without_category_reads_as_other() {
     let app = Catalog::parse_app("slack.toml", &without).unwrap();
     assert_eq!(app.category, Category::Other);
 }
+
+#[test]
+fn scim_client_settings_are_checked() {
+    let text = include_str!("../../../catalog/slack.toml");
+    assert!(text.contains("deprovision = \"delete\""));
+    let app = Catalog::parse_app("slack.toml", text).unwrap();
+    let client = app.scim.client.as_ref().unwrap();
+    assert_eq!(client.deprovision.as_deref(), Some("delete"));
+    let bad = text.replace("deprovision = \"delete\"", "deprovision = \"purge\"");
+    let msg = Catalog::parse_app("slack.toml", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("CAT-0009")
+            && msg.contains("scim.client.deprovision")
+            && msg.contains("active, delete"),
+        "{msg}"
+    );
+    let bad = text.replace(
+        "source = \"scim-ref\"\n\n[rate_limits]",
+        "source = \"nope\"\n\n[rate_limits]",
+    );
+    let msg = Catalog::parse_app("slack.toml", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("scim.client.source"), "{msg}");
+}

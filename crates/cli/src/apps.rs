@@ -1,8 +1,10 @@
-//! `roster apps list|show|diff`.
+//! `roster apps list|show|diff|probe`.
 //!
 //! `list` takes filters (`--scim`, `--api`, `--plan`, `--category`, and a
 //! free-text search); `diff DIR` shows what an override directory changes
-//! against the built-in catalog, record by record and field by field.
+//! against the built-in catalog, record by record and field by field;
+//! `probe CONNECTION` checks a live tenant read-only and prints what it saw
+//! as dated observed facts next to the record's claims.
 
 use std::path::Path;
 
@@ -17,6 +19,18 @@ use roster_catalog::{
 pub enum AppsCommand {
     /// List the apps in the catalog, optionally filtered.
     List(ListArgs),
+    /// Checks a connection's live tenant read-only (SCIM discovery, auth,
+    /// paging, rate-limit headers) and records what it saw, dated, in the
+    /// audit log; prints the observations as catalog facts.
+    Probe {
+        /// The connection (a `[connections.<id>]` of the config).
+        connection: String,
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: std::path::PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// What an override directory changes against the built-in catalog:
     /// added records, replaced ones (with the fields that differ) and
     /// copies that change nothing.
@@ -81,15 +95,20 @@ fn load(dir: Option<&Path>) -> Result<Catalog> {
     Catalog::load(dir).context("cannot load the app catalog")
 }
 
-pub fn run(cmd: AppsCommand, catalog_dir: Option<&Path>) -> Result<()> {
+pub async fn run(cmd: AppsCommand, catalog_dir: Option<&Path>) -> Result<()> {
     // `diff` compares the built-in catalog with the directory it names,
-    // not with `--catalog-dir`.
+    // not with `--catalog-dir`; `probe` goes through the application layer.
     let catalog = match cmd {
         AppsCommand::Diff { dir, json } => return diff(&dir, json),
+        AppsCommand::Probe {
+            connection,
+            config,
+            json,
+        } => return probe(&connection, &config, json, catalog_dir).await,
         _ => load(catalog_dir)?,
     };
     match cmd {
-        AppsCommand::Diff { .. } => {}
+        AppsCommand::Diff { .. } | AppsCommand::Probe { .. } => {}
         AppsCommand::List(args) => {
             let category = match &args.category {
                 Some(c) => Some(Category::parse(c).ok_or_else(|| {
@@ -194,6 +213,37 @@ fn diff(dir: &Path, json: bool) -> Result<()> {
                     println!("    {f}");
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+async fn probe(
+    connection: &str,
+    config: &Path,
+    json: bool,
+    catalog_dir: Option<&Path>,
+) -> Result<()> {
+    let config = crate::ops::load_config(config)?;
+    let principal = crate::principal::current(&config)?;
+    let roster = crate::ops::roster_for(&config, catalog_dir).await?;
+    let report = roster.probe_app(&principal, connection).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "# Observed in {} ({}), recorded in the audit log as app.probed.",
+        report.connection,
+        report.app.as_deref().unwrap_or("no catalog record")
+    );
+    for o in &report.observed {
+        println!(
+            "{} = {{ value = {}, source = {:?}, as_of = {:?}, note = {:?} }}",
+            o.field, o.value, o.source, o.as_of, o.detail
+        );
+        if let Some(c) = &o.claimed {
+            println!("#   the record claims: {c}");
         }
     }
     Ok(())

@@ -78,8 +78,8 @@ use serde_json::{Value, json};
 use crate::http::{self, Answer};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
-    ListRequest, OperationSupport, Page, PageToken, RateWindow, SecretString, Validation,
-    ValidationCheck,
+    ListRequest, Observation, OperationSupport, Page, PageToken, RateWindow, SecretString,
+    Validation, ValidationCheck,
 };
 
 // The schema URNs are the protocol library's.
@@ -941,6 +941,119 @@ impl Connector for ScimConnector {
             },
         ));
         Ok(Validation::new(checks))
+    }
+
+    async fn probe(&self) -> Result<Vec<Observation>, ConnectorError> {
+        let mut out = Vec::new();
+        let mut seen_headers: Vec<String> = Vec::new();
+        let mut note_headers = |answer: &Answer| {
+            for (name, _) in answer.headers.iter() {
+                let n = name.as_str().to_ascii_lowercase();
+                let rate = n.starts_with("x-ratelimit")
+                    || n.starts_with("ratelimit")
+                    || n.starts_with("x-rate-limit")
+                    || n == "retry-after";
+                if rate && !seen_headers.contains(&n) {
+                    seen_headers.push(n);
+                }
+            }
+        };
+        // Discovery (RFC 7644 §4): served or not, and what it claims.
+        for (path, field) in [
+            ("/ServiceProviderConfig", "probe.service_provider_config"),
+            ("/ResourceTypes", "probe.resource_types"),
+            ("/Schemas", "probe.schemas"),
+        ] {
+            let req = self.request(reqwest::Method::GET, path);
+            let answer = Answer::of(&self.vendor(), req, &[&self.config.token]).await?;
+            note_headers(&answer);
+            let served = answer.status.is_success();
+            out.push(Observation {
+                field: field.into(),
+                value: json!(served),
+                detail: format!("GET {path} answered HTTP {}", answer.status.as_u16()),
+            });
+            if path == "/ServiceProviderConfig" && served {
+                let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+                for feature in ["patch", "filter", "etag", "bulk", "sort"] {
+                    if let Some(b) = get_ci(&body, feature)
+                        .and_then(|v| get_ci(v, "supported"))
+                        .and_then(Value::as_bool)
+                    {
+                        out.push(Observation {
+                            field: format!("scim.client.{feature}"),
+                            value: json!(b),
+                            detail: format!("ServiceProviderConfig {feature}.supported = {b}"),
+                        });
+                    }
+                }
+                let schemes: Vec<String> = get_ci(&body, "authenticationSchemes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| get_ci(s, "type").and_then(Value::as_str))
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !schemes.is_empty() {
+                    out.push(Observation {
+                        field: "api.auth_method".into(),
+                        value: json!(schemes.join(", ")),
+                        detail: "ServiceProviderConfig authenticationSchemes".into(),
+                    });
+                }
+            }
+        }
+        // Auth and paging: one small page of users.
+        let req = self.request(reqwest::Method::GET, "/Users").query(&[
+            ("startIndex", "1"),
+            ("count", "1"),
+            ("attributes", "userName"),
+        ]);
+        let answer = Answer::of(&self.vendor(), req, &[&self.config.token]).await?;
+        note_headers(&answer);
+        let status = answer.status.as_u16();
+        out.push(Observation {
+            field: "probe.auth".into(),
+            value: json!(answer.status.is_success()),
+            detail: format!(
+                "GET /Users?startIndex=1&count=1 with the connection's credential answered HTTP {status}"
+            ),
+        });
+        if answer.status.is_success() {
+            out.push(Observation {
+                field: "scim.available".into(),
+                value: json!("yes"),
+                detail: "GET /Users answered a SCIM list".into(),
+            });
+            let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+            let int = |k: &str| get_ci(&body, k).and_then(Value::as_i64);
+            let (total, per_page, start) =
+                (int("totalResults"), int("itemsPerPage"), int("startIndex"));
+            let paging = if start.is_some() && total.is_some() {
+                "start-index"
+            } else {
+                "undocumented"
+            };
+            out.push(Observation {
+                field: "pagination.method".into(),
+                value: json!(paging),
+                detail: format!(
+                    "count=1 gave totalResults {total:?}, itemsPerPage {per_page:?}, startIndex {start:?}"
+                ),
+            });
+        }
+        out.push(Observation {
+            field: "rate_limits.header_names".into(),
+            value: json!(seen_headers),
+            detail: if seen_headers.is_empty() {
+                "no rate-limit header on any probe answer".into()
+            } else {
+                "rate-limit headers seen on the probe's answers".into()
+            },
+        });
+        Ok(out)
     }
 
     async fn list_accounts(&self, req: ListRequest) -> Result<Page, ConnectorError> {

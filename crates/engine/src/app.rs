@@ -26,6 +26,7 @@
 /// Readiness and the gauges `/metrics` refreshes (another `impl Roster`).
 pub mod health;
 pub mod notifications;
+pub mod probe;
 pub mod tokens;
 
 use std::path::PathBuf;

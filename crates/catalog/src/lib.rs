@@ -50,19 +50,26 @@
 //! ```
 
 pub mod fact;
+pub mod lifetime;
 pub mod load;
 pub mod model;
+pub mod query;
 pub mod render;
 pub mod select;
 
 pub use fact::{Claim, Fact};
+pub use lifetime::{Expiry, ExpiryState, expiry};
 pub use load::{Catalog, CatalogError, Location, Problem};
 pub use model::{
-    ApiFacts, App, AppKind, CredentialKind, CsvFacts, EventFacts, ManualSteps, PaginationFacts,
-    PaginationMethod, Path, PathOffer, RateLimitFacts, SCIM_CONNECTOR, ScimFacts, ScimVersion,
-    Source, SsoFacts, Tri,
+    ApiFacts, App, AppKind, Category, CredentialFacts, CredentialKind, CsvFacts, DeactivationFacts,
+    DeactivationKind, EventFacts, ManualSteps, PaginationFacts, PaginationMethod, Path, PathOffer,
+    RateLimitFacts, SCIM_CONNECTOR, ScimClientSettings, ScimFacts, ScimVersion, Source, SsoFacts,
+    Tri,
 };
-pub use render::{render_card, render_list, scim_summary, user_api_summary};
+pub use query::{AppDiff, AppFilter, DiffKind, diff};
+pub use render::{
+    deactivation_summary, render_apps, render_card, render_list, scim_summary, user_api_summary,
+};
 pub use select::{
     ConnectionSettings, PathChoice, idp_display_name, offer_holds, select_all, select_path,
 };

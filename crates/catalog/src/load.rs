@@ -41,7 +41,7 @@ use roster_core::text::edit_distance;
 use serde::Serialize;
 
 use crate::fact::check_as_of;
-use crate::model::{App, AppKind, Path, Tri};
+use crate::model::{App, AppKind, Path, ScimClientSettings, Tri};
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../catalog");
 
@@ -79,6 +79,15 @@ pub mod codes {
     /// A `scim` or `api` offer served by a connector lists no `credentials`,
     /// so nothing says what kind of secret a connection must hold.
     pub const CONNECTOR_WITHOUT_CREDENTIALS: &str = "CAT-0006";
+    /// A `kind = "app"` record without a `[deactivation]` section: roster
+    /// must know whether deactivating suspends or deletes.
+    pub const MISSING_DEACTIVATION: &str = "CAT-0007";
+    /// `[credentials]` gives a `max_days` but a source says credentials
+    /// never expire.
+    pub const CREDENTIAL_LIFETIME_CONTRADICTS: &str = "CAT-0008";
+    /// `[scim.client]` has a value the generic SCIM client does not know,
+    /// or names a source the record does not list.
+    pub const BAD_SCIM_CLIENT: &str = "CAT-0009";
 }
 
 impl fmt::Display for Problem {
@@ -370,7 +379,73 @@ fn parse_one(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<App>
     app.origin = file.to_string();
     validate(file, &mut app, problems);
     check_connectors(file, &app, problems);
+    check_lifecycle(file, &app, problems);
     Some(app)
+}
+
+/// What the record says about deactivation and credential lifetimes is
+/// there and consistent.
+fn check_lifecycle(file: &str, app: &App, problems: &mut Vec<Problem>) {
+    if let Some(c) = &app.scim.client {
+        let mut bad = |field: &str, reason: String| {
+            problems.push(Problem {
+                code: Some(codes::BAD_SCIM_CLIENT),
+                file: file.to_string(),
+                field: Some(format!("scim.client.{field}")),
+                reason,
+                location: None,
+            });
+        };
+        for (field, value, allowed) in [
+            ("auth", &c.auth, &ScimClientSettings::AUTH[..]),
+            ("patch", &c.patch, &ScimClientSettings::PATCH[..]),
+            (
+                "deprovision",
+                &c.deprovision,
+                &ScimClientSettings::DEPROVISION[..],
+            ),
+        ] {
+            if let Some(v) = value
+                && !allowed.contains(&v.as_str())
+            {
+                bad(
+                    field,
+                    format!("expected one of {}, got {v:?}", allowed.join(", ")),
+                );
+            }
+        }
+        if !app.sources.contains_key(&c.source) {
+            bad(
+                "source",
+                format!(
+                    "source {:?} is not in [sources] (known: {})",
+                    c.source,
+                    app.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    if app.kind == AppKind::App && app.deactivation.is_none() {
+        problems.push(Problem {
+            code: Some(codes::MISSING_DEACTIVATION),
+            file: file.to_string(),
+            field: Some("deactivation".into()),
+            reason: "an app record needs a [deactivation] section (kind = suspend, soft-delete, hard-delete or \"not documented\"; reversible; frees_seat)".into(),
+            location: None,
+        });
+    }
+    if let Some(c) = &app.credentials
+        && c.max_days.is_some()
+        && c.expires.any(|v| *v == Tri::No)
+    {
+        problems.push(Problem {
+            code: Some(codes::CREDENTIAL_LIFETIME_CONTRADICTS),
+            file: file.to_string(),
+            field: Some("credentials.max_days".into()),
+            reason: "a source says the credentials never expire (expires = no); drop max_days or keep both claims under expires".into(),
+            location: None,
+        });
+    }
 }
 
 /// What the record says about connector implementations: named only where
@@ -587,7 +662,7 @@ fn validate(file: &str, app: &mut App, problems: &mut Vec<Problem>) {
                 &format!("{field}.idps"),
                 format!("a {} path must name the IdPs it works with", offer.path),
             ),
-            Path::Scim if !app.scim.available.any(|v| *v) => push(
+            Path::Scim if !app.scim.available.any(|v| *v == Tri::Yes) => push(
                 &format!("{field}.path"),
                 "a scim path needs scim.available = true from at least one source".into(),
             ),

@@ -81,9 +81,11 @@ impl<'de> Deserialize<'de> for Tri {
                 match v {
                     "yes" => Ok(Tri::Yes),
                     "no" => Ok(Tri::No),
-                    "unknown" => Ok(Tri::Unknown),
+                    // "not documented" is a value the sources give, not a
+                    // gap in the record: it reads as unknown.
+                    "unknown" | "not documented" | "not-documented" => Ok(Tri::Unknown),
                     _ => Err(E::custom(format!(
-                        r#"expected true, false, "yes", "no" or "unknown", got {v:?}"#
+                        r#"expected true, false, "yes", "no", "unknown" or "not documented", got {v:?}"#
                     ))),
                 }
             }
@@ -315,6 +317,10 @@ pub struct App {
     /// Former or alternative names (`Divvy`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// What kind of app this is, for `roster apps list --category`.
+    /// Records written before categories existed read as `other`.
+    #[serde(default = "Category::other")]
+    pub category: Category,
     pub summary: Fact<String>,
     pub sources: BTreeMap<String, Source>,
     pub api: ApiFacts,
@@ -329,6 +335,13 @@ pub struct App {
     #[serde(default)]
     pub watch_out_for: Vec<Fact<String>>,
     pub manual: ManualSteps,
+    /// What deactivating a person in the app does. Required for
+    /// `kind = "app"` records (`CAT-0007`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivation: Option<DeactivationFacts>,
+    /// How long the app's API credentials live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialFacts>,
     /// Automated paths the app offers. Manual is implicit and always there.
     #[serde(default)]
     pub paths: Vec<PathOffer>,
@@ -341,8 +354,9 @@ pub struct App {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiFacts {
-    /// Any API that exposes users, read or write.
-    pub has_user_api: Fact<bool>,
+    /// Any API that exposes users, read or write. `"not documented"` when
+    /// no source says.
+    pub has_user_api: Fact<Tri>,
     /// Whether that API can create, change or deactivate users. Absent means
     /// the same as `has_user_api`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -359,7 +373,8 @@ pub struct ApiFacts {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScimFacts {
-    pub available: Fact<bool>,
+    /// `"not documented"` when no source says.
+    pub available: Fact<Tri>,
     /// Absent when no source documents a version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Fact<ScimVersion>>,
@@ -374,6 +389,51 @@ pub struct ScimFacts {
     pub idp_only_connectors: Option<Fact<Vec<String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<Fact<String>>,
+    /// How roster's generic SCIM client must talk to this server, when it
+    /// departs from the common case (`[scim.client]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ScimClientSettings>,
+}
+
+/// The generic SCIM client's settings for one app, as data: what the
+/// vendor's server needs. A connection's `options` override each one.
+///
+/// ```toml
+/// [scim.client]
+/// deprovision = "delete"   # DELETE /Users/{id} is Slack's deactivation
+/// source = "scim-ref"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimClientSettings {
+    /// `bearer` (default) or `basic` (the connection's `username` and the
+    /// secret as password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// `path` (default) or `value-object` (PATCH without `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// `active` (PATCH active=false, default) or `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision: Option<String>,
+    /// Whether the server supports `filter` (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<bool>,
+    /// Users per page to ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+    /// Send `If-Match` when the server offers versions (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etags: Option<bool>,
+    /// The source (a key of `[sources]`) these settings follow from.
+    pub source: String,
+}
+
+impl ScimClientSettings {
+    /// The values each setting may take, for validation and messages.
+    pub const AUTH: [&'static str; 2] = ["bearer", "basic"];
+    pub const PATCH: [&'static str; 2] = ["path", "value-object"];
+    pub const DEPROVISION: [&'static str; 2] = ["active", "delete"];
 }
 
 impl ScimFacts {
@@ -571,7 +631,7 @@ impl App {
     pub fn writes_users(&self) -> bool {
         match &self.api.writes_users {
             Some(f) => f.any(|v| *v),
-            None => self.api.has_user_api.any(|v| *v),
+            None => self.api.has_user_api.any(|v| *v == Tri::Yes),
         }
     }
 
@@ -698,8 +758,205 @@ impl App {
         m.deactivate.visit_provenance("manual.deactivate", f);
         m.reactivate.visit_provenance("manual.reactivate", f);
 
+        if let Some(d) = &mut self.deactivation {
+            d.kind.visit_provenance("deactivation.kind", f);
+            d.reversible.visit_provenance("deactivation.reversible", f);
+            opt(&mut d.reversible_for, "deactivation.reversible_for", f);
+            d.frees_seat.visit_provenance("deactivation.frees_seat", f);
+            opt(&mut d.data, "deactivation.data", f);
+            opt(&mut d.owned, "deactivation.owned", f);
+            opt(&mut d.reassign_first, "deactivation.reassign_first", f);
+            opt(&mut d.notes, "deactivation.notes", f);
+        }
+        if let Some(c) = &mut self.credentials {
+            c.expires.visit_provenance("credentials.expires", f);
+            opt(&mut c.max_days, "credentials.max_days", f);
+            opt(&mut c.notes, "credentials.notes", f);
+        }
+
         for (i, po) in self.paths.iter_mut().enumerate() {
             f(format!("paths[{i}]"), &po.source, &mut po.as_of);
         }
+    }
+}
+
+/// What an app is for, as `roster apps list --category` groups it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    /// Chat, meetings, documents, file sharing, whiteboards.
+    Collaboration,
+    /// Task and project tracking.
+    Productivity,
+    /// Source hosting, CI, issue trackers, cloud and data platforms.
+    DeveloperTools,
+    /// Cards, spend, expenses, bills, travel.
+    Finance,
+    /// HR systems and payroll.
+    Hr,
+    /// CRM and customer support.
+    SalesSupport,
+    /// Password managers, security tooling.
+    Security,
+    /// Design tools.
+    Design,
+    /// Identity providers (`kind = "idp"` records).
+    Identity,
+    /// Anything else (a generic record such as `scim-app`).
+    Other,
+}
+
+impl Category {
+    fn other() -> Category {
+        Category::Other
+    }
+
+    pub const ALL: [Category; 10] = [
+        Category::Collaboration,
+        Category::Productivity,
+        Category::DeveloperTools,
+        Category::Finance,
+        Category::Hr,
+        Category::SalesSupport,
+        Category::Security,
+        Category::Design,
+        Category::Identity,
+        Category::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Collaboration => "collaboration",
+            Category::Productivity => "productivity",
+            Category::DeveloperTools => "developer-tools",
+            Category::Finance => "finance",
+            Category::Hr => "hr",
+            Category::SalesSupport => "sales-support",
+            Category::Security => "security",
+            Category::Design => "design",
+            Category::Identity => "identity",
+            Category::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Category> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What "deactivate" does to the account in an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeactivationKind {
+    /// The account stays, locked: the person cannot sign in.
+    Suspend,
+    /// The account is marked deleted (or removed from the workspace) but
+    /// the vendor keeps it, or can restore it, for a while.
+    SoftDelete,
+    /// The account, and usually what it owns, is gone for good.
+    HardDelete,
+    /// No source says.
+    #[serde(alias = "not documented")]
+    NotDocumented,
+}
+
+impl DeactivationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeactivationKind::Suspend => "suspend",
+            DeactivationKind::SoftDelete => "soft-delete",
+            DeactivationKind::HardDelete => "hard-delete",
+            DeactivationKind::NotDocumented => "not documented",
+        }
+    }
+}
+
+impl fmt::Display for DeactivationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What deactivating a person does in the app, per its sources.
+///
+/// ```toml
+/// [deactivation]
+/// kind = { value = "suspend", source = "help" }
+/// reversible = { value = "yes", source = "help" }
+/// reversible_for = { value = "any time", source = "help" }
+/// frees_seat = { value = "not documented", source = "help" }
+/// data = { value = "Transactions are kept.", source = "help" }
+/// owned = { value = "Cards are suspended.", source = "help" }
+/// reassign_first = { value = ["approvals"], source = "help" }
+/// ```
+///
+/// When sources disagree on `kind` every claim is kept; roster treats the
+/// account as hard-deleted if any claim says so (a hard delete waits for
+/// approval by default, see `roster_core::guard`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeactivationFacts {
+    pub kind: Fact<DeactivationKind>,
+    pub reversible: Fact<Tri>,
+    /// How long a reversal stays possible (`any time`, `30 days`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversible_for: Option<Fact<String>>,
+    /// Whether the seat (licence) is released for someone else.
+    pub frees_seat: Fact<Tri>,
+    /// What happens to the person's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Fact<String>>,
+    /// What happens to things the person owns (files, cards, meetings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned: Option<Fact<String>>,
+    /// What must be handed to someone else before deactivating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassign_first: Option<Fact<Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Fact<String>>,
+}
+
+impl DeactivationFacts {
+    /// Whether any source says deactivating deletes the account for good.
+    pub fn may_hard_delete(&self) -> bool {
+        self.kind.any(|k| *k == DeactivationKind::HardDelete)
+    }
+}
+
+/// How long an app's API credentials (tokens, keys) live.
+///
+/// ```toml
+/// [credentials]
+/// expires = { value = "yes", source = "auth-doc" }
+/// max_days = { value = 365, source = "auth-doc", note = "API keys last at most a year" }
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialFacts {
+    /// Whether the stored credential expires on its own.
+    pub expires: Fact<Tri>,
+    /// The longest a credential can live, in days, when the sources say.
+    /// roster warns before a stored credential reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_days: Option<Fact<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Fact<String>>,
+}
+
+impl CredentialFacts {
+    /// The shortest lifetime any source gives, in days: roster warns by
+    /// the most cautious claim.
+    pub fn shortest_max_days(&self) -> Option<u32> {
+        self.max_days
+            .as_ref()
+            .and_then(|f| f.claims().iter().map(|c| c.value).min())
     }
 }

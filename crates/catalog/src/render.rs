@@ -16,9 +16,15 @@ use crate::load::Catalog;
 use crate::model::{App, Tri};
 use crate::select::{ConnectionSettings, select_all, select_path};
 
-/// The catalog as a table: id, name, kind, user API, SCIM and the path a
-/// deactivation takes with default (empty) connection settings.
+/// The catalog as a table: id, name, kind, category, user API, SCIM, what
+/// deactivation does, and the path a deactivation takes with default
+/// (empty) connection settings.
 pub fn render_list(catalog: &Catalog) -> String {
+    render_apps(&catalog.apps().collect::<Vec<_>>())
+}
+
+/// [`render_list`] for some of the apps (`roster apps list` with filters).
+pub fn render_apps(apps: &[&App]) -> String {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED)
         .force_no_tty()
@@ -27,8 +33,10 @@ pub fn render_list(catalog: &Catalog) -> String {
             "ID",
             "Name",
             "Kind",
+            "Category",
             "User API",
             "SCIM",
+            "Deactivation",
             "Deactivate: best path",
             "… with no credentials",
         ]);
@@ -41,15 +49,17 @@ pub fn render_list(catalog: &Catalog) -> String {
     for kind in crate::model::CredentialKind::ALL {
         best = best.with_credential(kind);
     }
-    for app in catalog.apps() {
+    for app in apps.iter().copied() {
         let deactivate = select_path(app, &defaults, Operation::Deactivate);
         let best_deactivate = select_path(app, &best, Operation::Deactivate);
         t.add_row(vec![
             app.id.clone(),
             app.name.clone(),
             app.kind.to_string(),
+            app.category.to_string(),
             user_api_summary(app),
             scim_summary(app),
+            deactivation_summary(app),
             best_deactivate.path.to_string(),
             deactivate.path.to_string(),
         ]);
@@ -60,16 +70,31 @@ pub fn render_list(catalog: &Catalog) -> String {
     out
 }
 
+/// `suspend`, `hard-delete`, `suspend / hard-delete` when sources (or the
+/// app's options) disagree, `-` for IdP records without the section.
+pub fn deactivation_summary(app: &App) -> String {
+    let Some(d) = &app.deactivation else {
+        return "-".into();
+    };
+    let mut kinds: Vec<&str> = Vec::new();
+    for c in d.kind.claims() {
+        if !kinds.contains(&c.value.as_str()) {
+            kinds.push(c.value.as_str());
+        }
+    }
+    kinds.join(" / ")
+}
+
 /// `yes`, `no`, `read-only`, or `disputed (no / yes)`.
 pub fn user_api_summary(app: &App) -> String {
     let has = &app.api.has_user_api;
-    if has.any(|v| *v) && !app.writes_users() {
+    if has.any(|v| *v == Tri::Yes) && !app.writes_users() {
         "read-only".into()
     } else if has.is_disputed() {
-        let vals: Vec<&str> = has.claims().iter().map(|c| yes_no(c.value)).collect();
+        let vals: Vec<&str> = has.claims().iter().map(|c| tri_word(c.value)).collect();
         format!("disputed ({})", vals.join(" / "))
     } else {
-        yes_no(*has.value()).into()
+        tri_word(*has.value()).into()
     }
 }
 
@@ -77,8 +102,8 @@ pub fn user_api_summary(app: &App) -> String {
 /// `endpoint undocumented` when no source documents the endpoint.
 pub fn scim_summary(app: &App) -> String {
     let s = &app.scim;
-    if !s.available.any(|v| *v) && s.idp_only().is_empty() {
-        return "no".into();
+    if !s.available.any(|v| *v == Tri::Yes) && s.idp_only().is_empty() {
+        return tri_word(*s.available.value()).into();
     }
     let mut head = if !s.idp_only().is_empty() {
         "via IdP only".to_string()
@@ -116,7 +141,7 @@ pub fn render_card(app: &App, settings: &ConnectionSettings) -> String {
     let api = &app.api;
     c.kv(
         "Has user API",
-        c.fact(&api.has_user_api, |v| yes_no(*v).into()),
+        c.fact(&api.has_user_api, |v| tri_word(*v).into()),
     );
     let writes = match &api.writes_users {
         Some(f) => c.fact(f, |v| yes_no(*v).into()),
@@ -132,7 +157,7 @@ pub fn render_card(app: &App, settings: &ConnectionSettings) -> String {
     let s = &app.scim;
     c.kv(
         "SCIM available",
-        c.fact(&s.available, |v| yes_no(*v).into()),
+        c.fact(&s.available, |v| tri_word(*v).into()),
     );
     c.kv_opt("SCIM version", s.version.as_ref(), |v| v.to_string());
     c.kv_opt("Plan required", s.plan_required.as_ref(), |v| v.clone());
@@ -191,6 +216,32 @@ pub fn render_card(app: &App, settings: &ConnectionSettings) -> String {
     c.kv_opt("Updates", csv.updates.as_ref(), |v| yes_no(*v).into());
     c.kv_opt("Removes", csv.removes.as_ref(), |v| yes_no(*v).into());
     c.kv_opt("Notes", csv.notes.as_ref(), |v| v.clone());
+
+    if let Some(d) = &app.deactivation {
+        c.section("What deactivation does");
+        c.kv("Kind", c.fact(&d.kind, |k| k.to_string()));
+        c.kv("Reversible", c.fact(&d.reversible, |v| tri_word(*v).into()));
+        c.kv_opt("Reversible for", d.reversible_for.as_ref(), |v| v.clone());
+        c.kv(
+            "Frees the seat",
+            c.fact(&d.frees_seat, |v| tri_word(*v).into()),
+        );
+        c.kv_opt("Their data", d.data.as_ref(), |v| v.clone());
+        c.kv_opt("Things they own", d.owned.as_ref(), |v| v.clone());
+        c.list_opt("Reassign first", d.reassign_first.as_ref());
+        c.kv_opt("Notes", d.notes.as_ref(), |v| v.clone());
+        if d.may_hard_delete() {
+            c.line("  A hard delete waits for approval by default (guard hard_delete).");
+        }
+    }
+    if let Some(cr) = &app.credentials {
+        c.section("API credentials");
+        c.kv("Expire", c.fact(&cr.expires, |v| tri_word(*v).into()));
+        c.kv_opt("Longest life (days)", cr.max_days.as_ref(), |v| {
+            v.to_string()
+        });
+        c.kv_opt("Notes", cr.notes.as_ref(), |v| v.clone());
+    }
 
     if !app.limitations.is_empty() {
         c.section("Limitations");
@@ -261,6 +312,16 @@ fn yes_no(b: bool) -> &'static str {
 
 fn tri(t: &Tri) -> String {
     t.as_str().into()
+}
+
+/// `yes`, `no`, or `not documented` (a source-less unknown reads as the
+/// sources leaving it open, never as "no").
+fn tri_word(t: Tri) -> &'static str {
+    match t {
+        Tri::Yes => "yes",
+        Tri::No => "no",
+        Tri::Unknown => "not documented",
+    }
 }
 
 /// Accumulates the card's lines.

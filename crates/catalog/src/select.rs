@@ -341,14 +341,14 @@ fn not_offered(app: &App, path: Path, op: Operation) -> String {
                     "{name}'s SCIM is reachable only through IdP connectors ({}), not by roster directly",
                     idp_only.join(", ")
                 )
-            } else if !app.scim.available.any(|v| *v) {
+            } else if !app.scim.available.any(|v| *v == Tri::Yes) {
                 format!("{name} offers no SCIM provisioning")
             } else {
                 format!("{name}'s SCIM offers no {verb}")
             }
         }
         Path::Api => {
-            if !app.api.has_user_api.any(|v| *v) {
+            if !app.api.has_user_api.any(|v| *v == Tri::Yes) {
                 format!("{name} has no user API")
             } else if op != Operation::Read && !app.writes_users() {
                 format!("{name}'s user API is read-only")

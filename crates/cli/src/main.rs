@@ -211,7 +211,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let result = match cli.command {
-            Command::Apps(cmd) => apps::run(cmd, cli.catalog_dir.as_deref()),
+            Command::Apps(cmd) => apps::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Plan(args) => ops::plan(args, cli.catalog_dir.as_deref()).await,
             Command::Apply(args) => ops::apply(args, cli.catalog_dir.as_deref()).await,

@@ -7,8 +7,12 @@
 //! name, and stores only the sealed form. The value is never printed or
 //! logged, and nothing can show it again: a config refers to it as
 //! `secret = { stored = "NAME" }` and roster opens it when it builds the
-//! connection. `list` shows names and dates only. Every change is written
-//! to the audit log (name and key id, never the value).
+//! connection. `list` shows names and dates only, and, when the config
+//! names the connection a secret serves, when the credential reaches the
+//! lifetime its app's catalog record gives (`[credentials] max_days`,
+//! counted from when the current value was stored): it warns 30 days
+//! ahead and once past. Every change is written to the audit log (name and
+//! key id, never the value).
 //!
 //! These commands read only `database` and `data_dir` from the config, so
 //! they work before the rest of it (policy, other secrets) is in place.
@@ -104,14 +108,47 @@ async fn list(config: &std::path::Path, json: bool) -> Result<()> {
     let store = open_store(&storage.database).await?;
     let secrets = store.secret_names().await?;
     store.close().await;
+    let users = secret_users(config);
+    let now = now_ms();
+    // Per secret: the connections it serves and, where the app's record
+    // gives a lifetime, when the current value reaches it.
+    let lifetimes: Vec<Vec<(String, Option<roster_catalog::Expiry>)>> = secrets
+        .iter()
+        .map(|s| {
+            users
+                .iter()
+                .filter(|(name, _, _)| *name == s.name)
+                .map(|(_, connection, app)| {
+                    let e = app
+                        .as_ref()
+                        .and_then(|a| roster_catalog::expiry(a, s.updated_ms, now));
+                    if let (Some(a), Some(e)) = (app, &e)
+                        && let Some(w) =
+                            roster_catalog::lifetime::warning(&s.name, connection, a, e)
+                    {
+                        eprintln!("warning: {w}");
+                    }
+                    (connection.clone(), e)
+                })
+                .collect()
+        })
+        .collect();
     if json {
         let rows: Vec<serde_json::Value> = secrets
             .iter()
-            .map(|s| {
+            .zip(&lifetimes)
+            .map(|(s, used)| {
                 serde_json::json!({
                     "name": s.name,
                     "created": date(s.created_ms),
                     "updated": date(s.updated_ms),
+                    "connections": used.iter().map(|(c, e)| serde_json::json!({
+                        "connection": c,
+                        "expires": e.as_ref().map(|e| date(e.expires_ms)),
+                        "days_left": e.as_ref().map(|e| e.days_left),
+                        "max_days": e.as_ref().map(|e| e.max_days),
+                        "state": e.as_ref().map(|e| e.state),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -124,12 +161,80 @@ async fn list(config: &std::path::Path, json: bool) -> Result<()> {
     }
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::NOTHING);
-    table.set_header(["NAME", "CREATED", "UPDATED"]);
-    for s in &secrets {
-        table.add_row([s.name.clone(), date(s.created_ms), date(s.updated_ms)]);
+    table.set_header([
+        "NAME",
+        "CREATED",
+        "UPDATED",
+        "EXPIRES (app's credential lifetime)",
+    ]);
+    for (s, used) in secrets.iter().zip(&lifetimes) {
+        let expires: Vec<String> = used
+            .iter()
+            .filter_map(|(c, e)| {
+                e.as_ref().map(|e| {
+                    format!(
+                        "{} ({c}: {} days, {})",
+                        date(e.expires_ms),
+                        e.max_days,
+                        match e.state {
+                            roster_catalog::ExpiryState::Fine => format!("{} left", e.days_left),
+                            roster_catalog::ExpiryState::Soon =>
+                                format!("ROTATE: {} left", e.days_left),
+                            roster_catalog::ExpiryState::Expired => "EXPIRED".to_string(),
+                        }
+                    )
+                })
+            })
+            .collect();
+        let expires = if expires.is_empty() {
+            "-".to_string()
+        } else {
+            expires.join("; ")
+        };
+        table.add_row([
+            s.name.clone(),
+            date(s.created_ms),
+            date(s.updated_ms),
+            expires,
+        ]);
     }
     println!("{table}");
     Ok(())
+}
+
+/// Which stored secret each connection uses and the app record it is
+/// bound to: `(secret, connection, app)`. Read from the config's
+/// `[connections.*]` tables alone (`app`, `secret = { stored = ... }`),
+/// because secrets are managed before the rest of the config (policy,
+/// source) is in place; empty when even that cannot be read. The app is
+/// `None` when the catalog has no record for it.
+fn secret_users(config: &std::path::Path) -> Vec<(String, String, Option<roster_catalog::App>)> {
+    let Ok(text) = std::fs::read_to_string(config) else {
+        return Vec::new();
+    };
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let base = config.parent().unwrap_or(std::path::Path::new("."));
+    let catalog_dir = doc
+        .get("catalog_dir")
+        .and_then(|v| v.as_str())
+        .map(|d| base.join(d));
+    let catalog = roster_catalog::Catalog::load(catalog_dir.as_deref()).ok();
+    let Some(connections) = doc.get("connections").and_then(|v| v.as_table()) else {
+        return Vec::new();
+    };
+    connections
+        .iter()
+        .filter_map(|(id, c)| {
+            let stored = c.get("secret")?.get("stored")?.as_str()?;
+            let app = c
+                .get("app")
+                .and_then(|a| a.as_str())
+                .and_then(|a| catalog.as_ref()?.get(a).cloned());
+            Some((stored.to_string(), id.clone(), app))
+        })
+        .collect()
 }
 
 async fn rm(name: &str, config: &std::path::Path) -> Result<()> {

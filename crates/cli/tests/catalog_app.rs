@@ -20,6 +20,7 @@ const TOKEN: &str = "wiki-scim-token";
 const RECORD: &str = r#"
 id = "acme-wiki"
 kind = "app"
+category = "collaboration"
 name = "Acme Wiki"
 summary = { value = "A made-up wiki with a SCIM 2.0 server.", source = "vendor" }
 
@@ -58,6 +59,11 @@ create = { value = ["Invite the person in the wiki's admin page."], source = "ve
 update = { value = ["Edit the person in the wiki's admin page."], source = "vendor" }
 deactivate = { value = ["Suspend the person in the wiki's admin page."], source = "vendor" }
 reactivate = { value = ["Unsuspend the person in the wiki's admin page."], source = "vendor" }
+
+[deactivation]
+kind = { value = "suspend", source = "vendor" }
+reversible = { value = "yes", source = "vendor" }
+frees_seat = { value = "not documented", source = "vendor" }
 
 [[paths]]
 path = "scim"

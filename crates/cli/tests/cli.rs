@@ -190,6 +190,82 @@ fn apps_list_shows_every_seed_app_and_idp() {
 }
 
 #[test]
+fn apps_list_shows_at_least_69_apps_and_filters_them() {
+    let mut json = roster();
+    json.args(["apps", "list", "--json"]);
+    let (out, stdout, _) = run(json);
+    assert!(out.status.success());
+    let all: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let all = all.as_array().unwrap();
+    assert!(all.len() >= 69, "only {} apps", all.len());
+
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut cmd = roster();
+        cmd.args(["apps", "list", "--json"]).args(args);
+        let (out, stdout, stderr) = run(cmd);
+        assert!(out.status.success(), "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let hr = ids(&["--category", "hr"]);
+    assert!(
+        hr.contains(&"gusto".into()) && !hr.contains(&"slack".into()),
+        "{hr:?}"
+    );
+    let scim_ent = ids(&["--scim", "--plan", "enterprise"]);
+    assert!(scim_ent.contains(&"notion".into()) && !scim_ent.contains(&"box".into()));
+    let api = ids(&["--api", "--category", "hr"]);
+    assert!(
+        !api.contains(&"workday".into()),
+        "Workday's API is not documented"
+    );
+    assert_eq!(ids(&["tripactions"]), ["navan"]);
+
+    let mut bad = roster();
+    bad.args(["apps", "list", "--category", "crm"]);
+    let (out, _, stderr) = run(bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("unknown category \"crm\"") && stderr.contains("sales-support"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn apps_diff_names_added_and_replaced_records_and_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
+    let slack = std::fs::read_to_string(catalog.join("slack.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("slack.toml"),
+        slack.replacen(
+            "category = \"collaboration\"",
+            "category = \"productivity\"",
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("acme-chat.toml"),
+        slack.replacen("id = \"slack\"", "id = \"acme-chat\"", 1),
+    )
+    .unwrap();
+    let mut cmd = roster();
+    cmd.args(["apps", "diff"]).arg(dir.path());
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("+ acme-chat"), "{stdout}");
+    assert!(
+        stdout.contains("~ slack") && stdout.contains("    category"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn an_unknown_app_id_is_a_clear_error() {
     let mut cmd = roster();
     cmd.args(["apps", "show", "expensfy"]);

@@ -210,3 +210,73 @@ fn set_refuses_empty_values_bad_names_and_unsafe_key_files() {
         );
     }
 }
+
+/// A credential whose app's catalog record gives a lifetime (Spendesk API
+/// keys last at most a year) is flagged before and after it runs out,
+/// counted from when its value was stored; one without is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_warns_before_a_stored_credential_reaches_its_apps_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("roster.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n\
+         [connections.spendesk]\napp = \"spendesk\"\nsecret = { stored = \"spendesk-key\" }\n\
+         [connections.expensify]\napp = \"expensify\"\nsecret = { stored = \"expensify-partner-secret\" }\n",
+    )
+    .unwrap();
+    for name in ["spendesk-key", "expensify-partner-secret"] {
+        let out = roster(&config)
+            .args(["set", name])
+            .write_stdin("some-credential\n")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Fresh: listed with its expiry a year out, no warning.
+    let out = roster(&config).arg("list").output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("365 days") && stdout.contains("left"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // Stored 340 days ago: 25 days left, a warning naming the fix.
+    let db = dir.path().join("data/roster.db").display().to_string();
+    let store = roster_store::Store::open(&db).await.unwrap();
+    let sealed = store.secret("spendesk-key").await.unwrap().unwrap();
+    assert!(store.delete_secret("spendesk-key").await.unwrap());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    store
+        .put_secret("spendesk-key", &sealed, now - 340 * 86_400_000)
+        .await
+        .unwrap();
+    store.close().await;
+    let out = roster(&config).arg("list").output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("ROTATE"), "{stdout}");
+    assert!(
+        stderr.contains("warning: secret \"spendesk-key\" (connection spendesk)")
+            && stderr.contains("roster secret set spendesk-key")
+            && stderr.contains("at most one year"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("expensify-partner-secret"),
+        "no lifetime, no warning: {stderr}"
+    );
+
+    let out = roster(&config).args(["list", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sp = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "spendesk-key")
+        .unwrap();
+    assert_eq!(sp["connections"][0]["state"], "soon");
+    assert_eq!(sp["connections"][0]["max_days"], 365);
+}

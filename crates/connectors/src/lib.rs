@@ -239,6 +239,19 @@ impl ValidationCheck {
     }
 }
 
+/// One thing a probe saw a live tenant do.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Observation {
+    /// The catalog field the observation speaks to (`scim.available`,
+    /// `pagination.method`, `rate_limits.header_names`), or a probe name
+    /// of its own (`probe.auth`).
+    pub field: String,
+    /// What was seen, as the catalog would write it.
+    pub value: serde_json::Value,
+    /// How it was seen (the request and the answer).
+    pub detail: String,
+}
+
 /// Whether the configured credentials can do what roster needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -422,6 +435,13 @@ pub trait Connector: Send + Sync {
     /// Checks credentials and permissions. Failed checks come back as data;
     /// `Err` means the check itself could not be made.
     async fn validate(&self) -> Result<Validation, ConnectorError>;
+
+    /// Read-only checks of what the live tenant actually does, for
+    /// `roster apps probe`: discovery, auth, paging, rate-limit headers.
+    /// Makes no change. Connectors without a probe return an empty list.
+    async fn probe(&self) -> Result<Vec<Observation>, ConnectorError> {
+        Ok(Vec::new())
+    }
 
     /// Reads one page of accounts.
     async fn list_accounts(&self, req: ListRequest) -> Result<Page, ConnectorError>;

@@ -32,7 +32,7 @@ use crate::bill_spend::{BillSpendConfig, BillSpendConnector};
 use crate::expensify::{ExpensifyConfig, ExpensifyConnector};
 use crate::idp_group::{Idp, IdpGroupConfig, IdpGroupConnector};
 use crate::okta_assign::{OktaAssignConfig, OktaAssignConnector};
-use crate::scim::{ScimConfig, ScimConnector};
+use crate::scim::{Deprovision, PatchStyle, ScimAuth, ScimConfig, ScimConnector};
 use crate::spendesk::{SpendeskConfig, SpendeskConnector};
 use crate::{Connector, ConnectorError, SecretString};
 
@@ -420,8 +420,57 @@ fn build_scim(
     if let Some(t) = settings.timeout {
         c.timeout = t;
     }
+    // The record's `[scim.client]` first, then the connection's options.
+    let record = app.scim.client.as_ref();
+    let pick = |option: &str, from_record: Option<&String>| -> Option<String> {
+        settings
+            .options
+            .get(option)
+            .cloned()
+            .or_else(|| from_record.cloned())
+    };
+    let bad = |option: &str, value: &str, allowed: &str| ConnectorError::Config {
+        detail: format!(
+            "{}: SCIM option {option} = {value:?} is not one of {allowed} (connection options, or the catalog record's [scim.client])",
+            settings.connection
+        ),
+    };
+    if let Some(v) = pick("patch", record.and_then(|r| r.patch.as_ref())) {
+        c.patch_style =
+            PatchStyle::parse(&v).ok_or_else(|| bad("patch", &v, "path, value-object"))?;
+    }
+    if let Some(v) = pick("deprovision", record.and_then(|r| r.deprovision.as_ref())) {
+        c.deprovision =
+            Deprovision::parse(&v).ok_or_else(|| bad("deprovision", &v, "active, delete"))?;
+    }
+    if let Some(v) = pick("auth", record.and_then(|r| r.auth.as_ref())) {
+        c.auth = match v.as_str() {
+            "bearer" => ScimAuth::Bearer,
+            "basic" => ScimAuth::Basic {
+                username: required(
+                    settings.username.as_ref(),
+                    "username (HTTP Basic user for SCIM)",
+                    settings,
+                )?
+                .clone(),
+            },
+            other => return Err(bad("auth", other, "bearer, basic")),
+        };
+    }
+    if let Some(f) = record.and_then(|r| r.filter) {
+        c.filter = f;
+    }
+    if let Some(v) = settings.options.get("filter") {
+        c.filter = v != "false";
+    }
+    if let Some(n) = record.and_then(|r| r.page_size) {
+        c.page_size = n.max(1);
+    }
     if let Some(n) = settings.option_u32("page_size")? {
         c.page_size = n.max(1);
+    }
+    if let Some(e) = record.and_then(|r| r.etags) {
+        c.use_etags = e;
     }
     if let Some(v) = settings.options.get("use_etags") {
         c.use_etags = v != "false";

@@ -36,6 +36,19 @@
 //!   (timeout, 5xx, cut connection) the remembered version is dropped, so a
 //!   retry of a write that did land is not refused by its own effect.
 //!
+//! # Configured by data
+//!
+//! Vendors differ in a few ways the catalog record's `[scim.client]` (and a
+//! connection's `options`, which win) can say, so a new SCIM app needs no
+//! code: [`ScimAuth`] (a bearer token, or HTTP Basic with the connection's
+//! `username` where a vendor insists), [`PatchStyle`] (`path` operations,
+//! or one path-less `replace` whose value object is keyed by the paths, as
+//! Okta sends and some servers require), [`Deprovision`] (`active` =
+//! PATCH `active=false`, the default; `delete` = `DELETE /Users/{id}` for
+//! servers whose DELETE is their deactivation, such as Slack's), whether
+//! the server supports `filter` (without it, [`ScimConnector::find_by_user_name`]
+//! answers `None` without a request) and the page size.
+//!
 //! What goes on the wire and comes back is roster-scim's, the protocol
 //! library the SCIM server uses too: [`User`] for the resources sent and
 //! read (leniently, as real servers need), [`ListResponse`] for pages,
@@ -65,8 +78,8 @@ use serde_json::{Value, json};
 use crate::http::{self, Answer};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
-    ListRequest, OperationSupport, Page, PageToken, RateWindow, SecretString, Validation,
-    ValidationCheck,
+    ListRequest, Observation, OperationSupport, Page, PageToken, RateWindow, SecretString,
+    Validation, ValidationCheck,
 };
 
 // The schema URNs are the protocol library's.
@@ -98,6 +111,61 @@ pub mod attr {
     pub const EMPLOYEE_ID: &str = "employee_id";
 }
 
+/// How the connector authenticates to the SCIM server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ScimAuth {
+    /// `Authorization: Bearer <token>` (RFC 7644's common case).
+    #[default]
+    Bearer,
+    /// `Authorization: Basic base64(username:token)`.
+    Basic { username: String },
+}
+
+/// How updates are spelled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PatchStyle {
+    /// One operation per attribute, each with its `path`.
+    #[default]
+    Path,
+    /// One path-less `replace` whose value is an object keyed by the paths
+    /// (`{"active": false, "name.givenName": "Ann"}`). Clearing an
+    /// attribute needs a path, so such a change fails clearly.
+    ValueObject,
+}
+
+impl PatchStyle {
+    pub fn parse(s: &str) -> Option<PatchStyle> {
+        match s.trim() {
+            "path" => Some(PatchStyle::Path),
+            "value-object" | "no-path" => Some(PatchStyle::ValueObject),
+            _ => None,
+        }
+    }
+}
+
+/// What a deactivation sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Deprovision {
+    /// `PATCH active=false`: the user stays, inactive.
+    #[default]
+    Active,
+    /// `DELETE /Users/{id}`: for servers whose DELETE is their
+    /// deactivation. Whether that keeps the user is the app's; the
+    /// catalog's `[deactivation]` says, and the `hard_delete` guard holds
+    /// it where a source says it deletes.
+    Delete,
+}
+
+impl Deprovision {
+    pub fn parse(s: &str) -> Option<Deprovision> {
+        match s.trim() {
+            "active" => Some(Deprovision::Active),
+            "delete" => Some(Deprovision::Delete),
+            _ => None,
+        }
+    }
+}
+
 /// How to reach one SCIM server.
 #[derive(Clone)]
 pub struct ScimConfig {
@@ -121,6 +189,11 @@ pub struct ScimConfig {
     pub rate_limits: Vec<RateWindow>,
     /// The app's name in messages.
     pub app_name: String,
+    pub auth: ScimAuth,
+    pub patch_style: PatchStyle,
+    pub deprovision: Deprovision,
+    /// The server supports `filter` on `GET /Users`.
+    pub filter: bool,
 }
 
 impl ScimConfig {
@@ -136,6 +209,10 @@ impl ScimConfig {
             use_etags: true,
             narrow_reads: true,
             rate_limits: Vec::new(),
+            auth: ScimAuth::Bearer,
+            patch_style: PatchStyle::Path,
+            deprovision: Deprovision::Active,
+            filter: true,
         }
     }
 }
@@ -148,6 +225,10 @@ impl std::fmt::Debug for ScimConfig {
             .field("token", &self.token)
             .field("page_size", &self.page_size)
             .field("use_etags", &self.use_etags)
+            .field("auth", &self.auth)
+            .field("patch_style", &self.patch_style)
+            .field("deprovision", &self.deprovision)
+            .field("filter", &self.filter)
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +377,33 @@ fn replace(path: &str, value: Value) -> Result<PatchOperation, String> {
     operation(PatchOpKind::Replace, path, Some(value))
 }
 
+/// The operations as one path-less `replace` (for servers that take no
+/// `path`): each replaced path becomes a key of the value object.
+fn value_object(ops: Vec<PatchOperation>) -> Result<Vec<PatchOperation>, String> {
+    if ops.is_empty() {
+        return Ok(ops);
+    }
+    let mut value = serde_json::Map::new();
+    for op in ops {
+        let path = op.path.map(|p| p.to_string()).unwrap_or_default();
+        match (op.op, op.value) {
+            (PatchOpKind::Replace | PatchOpKind::Add, Some(v)) => {
+                value.insert(path, v);
+            }
+            _ => {
+                return Err(format!(
+                    "clearing {path} needs a PATCH path, and this server takes PATCH without one"
+                ));
+            }
+        }
+    }
+    Ok(vec![PatchOperation {
+        op: PatchOpKind::Replace,
+        path: None,
+        value: Some(Value::Object(value)),
+    }])
+}
+
 fn work_email(a: &Action) -> Vec<MultiValue> {
     vec![MultiValue::primary_work(a.email.as_str())]
 }
@@ -333,10 +441,14 @@ impl ScimConnector {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.config.token.expose_secret())
-            .header(reqwest::header::ACCEPT, MEDIA_TYPE)
+        let req = self.client.request(method, format!("{}{path}", self.base));
+        let req = match &self.config.auth {
+            ScimAuth::Bearer => req.bearer_auth(self.config.token.expose_secret()),
+            ScimAuth::Basic { username } => {
+                req.basic_auth(username, Some(self.config.token.expose_secret()))
+            }
+        };
+        req.header(reqwest::header::ACCEPT, MEDIA_TYPE)
     }
 
     /// Sends and reads; maps error statuses and error bodies (also inside
@@ -451,6 +563,10 @@ impl ScimConnector {
         &self,
         user_name: &str,
     ) -> Result<Option<Account>, ConnectorError> {
+        if !self.config.filter {
+            // The server cannot search; the next full read links it.
+            return Ok(None);
+        }
         let filter = Filter::eq(AttrPath::new("userName"), user_name).to_string();
         let mut req = self.request(reqwest::Method::GET, "/Users").query(&[
             ("filter", filter.as_str()),
@@ -572,7 +688,10 @@ impl ScimConnector {
             }
             Operation::Create | Operation::Read | Operation::Delete => {}
         }
-        Ok(ops)
+        match self.config.patch_style {
+            PatchStyle::Path => Ok(ops),
+            PatchStyle::ValueObject => value_object(ops),
+        }
     }
 
     /// One action, one request.
@@ -580,7 +699,15 @@ impl ScimConnector {
         if dry_run {
             return Ok(ActionResult::skipped("dry run: SCIM has no preview"));
         }
-        match a.operation {
+        // A server whose DELETE is its deactivation gets one.
+        let wire = if a.operation == Operation::Deactivate
+            && self.config.deprovision == Deprovision::Delete
+        {
+            Operation::Delete
+        } else {
+            a.operation
+        };
+        match wire {
             Operation::Read => Ok(ActionResult::skipped("read is not a change")),
             Operation::Delete => {
                 let Some(id) = &a.account else {
@@ -814,6 +941,119 @@ impl Connector for ScimConnector {
             },
         ));
         Ok(Validation::new(checks))
+    }
+
+    async fn probe(&self) -> Result<Vec<Observation>, ConnectorError> {
+        let mut out = Vec::new();
+        let mut seen_headers: Vec<String> = Vec::new();
+        let mut note_headers = |answer: &Answer| {
+            for (name, _) in answer.headers.iter() {
+                let n = name.as_str().to_ascii_lowercase();
+                let rate = n.starts_with("x-ratelimit")
+                    || n.starts_with("ratelimit")
+                    || n.starts_with("x-rate-limit")
+                    || n == "retry-after";
+                if rate && !seen_headers.contains(&n) {
+                    seen_headers.push(n);
+                }
+            }
+        };
+        // Discovery (RFC 7644 §4): served or not, and what it claims.
+        for (path, field) in [
+            ("/ServiceProviderConfig", "probe.service_provider_config"),
+            ("/ResourceTypes", "probe.resource_types"),
+            ("/Schemas", "probe.schemas"),
+        ] {
+            let req = self.request(reqwest::Method::GET, path);
+            let answer = Answer::of(&self.vendor(), req, &[&self.config.token]).await?;
+            note_headers(&answer);
+            let served = answer.status.is_success();
+            out.push(Observation {
+                field: field.into(),
+                value: json!(served),
+                detail: format!("GET {path} answered HTTP {}", answer.status.as_u16()),
+            });
+            if path == "/ServiceProviderConfig" && served {
+                let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+                for feature in ["patch", "filter", "etag", "bulk", "sort"] {
+                    if let Some(b) = get_ci(&body, feature)
+                        .and_then(|v| get_ci(v, "supported"))
+                        .and_then(Value::as_bool)
+                    {
+                        out.push(Observation {
+                            field: format!("scim.client.{feature}"),
+                            value: json!(b),
+                            detail: format!("ServiceProviderConfig {feature}.supported = {b}"),
+                        });
+                    }
+                }
+                let schemes: Vec<String> = get_ci(&body, "authenticationSchemes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| get_ci(s, "type").and_then(Value::as_str))
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !schemes.is_empty() {
+                    out.push(Observation {
+                        field: "api.auth_method".into(),
+                        value: json!(schemes.join(", ")),
+                        detail: "ServiceProviderConfig authenticationSchemes".into(),
+                    });
+                }
+            }
+        }
+        // Auth and paging: one small page of users.
+        let req = self.request(reqwest::Method::GET, "/Users").query(&[
+            ("startIndex", "1"),
+            ("count", "1"),
+            ("attributes", "userName"),
+        ]);
+        let answer = Answer::of(&self.vendor(), req, &[&self.config.token]).await?;
+        note_headers(&answer);
+        let status = answer.status.as_u16();
+        out.push(Observation {
+            field: "probe.auth".into(),
+            value: json!(answer.status.is_success()),
+            detail: format!(
+                "GET /Users?startIndex=1&count=1 with the connection's credential answered HTTP {status}"
+            ),
+        });
+        if answer.status.is_success() {
+            out.push(Observation {
+                field: "scim.available".into(),
+                value: json!("yes"),
+                detail: "GET /Users answered a SCIM list".into(),
+            });
+            let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+            let int = |k: &str| get_ci(&body, k).and_then(Value::as_i64);
+            let (total, per_page, start) =
+                (int("totalResults"), int("itemsPerPage"), int("startIndex"));
+            let paging = if start.is_some() && total.is_some() {
+                "start-index"
+            } else {
+                "undocumented"
+            };
+            out.push(Observation {
+                field: "pagination.method".into(),
+                value: json!(paging),
+                detail: format!(
+                    "count=1 gave totalResults {total:?}, itemsPerPage {per_page:?}, startIndex {start:?}"
+                ),
+            });
+        }
+        out.push(Observation {
+            field: "rate_limits.header_names".into(),
+            value: json!(seen_headers),
+            detail: if seen_headers.is_empty() {
+                "no rate-limit header on any probe answer".into()
+            } else {
+                "rate-limit headers seen on the probe's answers".into()
+            },
+        });
+        Ok(out)
     }
 
     async fn list_accounts(&self, req: ListRequest) -> Result<Page, ConnectorError> {

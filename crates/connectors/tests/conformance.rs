@@ -9,7 +9,7 @@ use std::time::Duration;
 use roster_connectors::bill_spend::{BillSpendConfig, BillSpendConnector};
 use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector, attr as xattr};
 use roster_connectors::okta_assign::{OktaAssignConfig, OktaAssignConnector};
-use roster_connectors::scim::{ScimConfig, ScimConnector};
+use roster_connectors::scim::{Deprovision, PatchStyle, ScimAuth, ScimConfig, ScimConnector};
 use roster_connectors::spendesk::{SpendeskConfig, SpendeskConnector};
 use roster_connectors::testkit::{self, Subject};
 use roster_connectors::{Connector, SecretString};
@@ -17,7 +17,7 @@ use roster_core::ConnectionId;
 use roster_sim::bill_spend::{BillSim, BillSimConfig};
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig};
 use roster_sim::okta::{OktaApp, OktaSim, OktaSimConfig, OktaUser};
-use roster_sim::scim_app::{ScimSim, ScimSimConfig};
+use roster_sim::scim_app::{ScimQuirks, ScimSim, ScimSimConfig};
 use roster_sim::spendesk::{SpendeskSim, SpendeskSimConfig};
 
 /// The connectors' timeout in these tests, and the injected slowness that
@@ -69,6 +69,172 @@ async fn scim_connector_conforms() {
     s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
     s.update = Some(("department".into(), "Finance".into()));
     run(s).await;
+}
+
+/// The generic SCIM client, configured for a quirky server, passes the
+/// same suite against the simulator showing that quirk (and the simulator
+/// refuses the common-case request, so a client ignoring its settings
+/// fails).
+async fn scim_variant_conforms(quirks: ScimQuirks, configure: impl Fn(&mut ScimConfig)) {
+    let sim = ScimSim::start(
+        ScimSimConfig::new("scim-token")
+            .with_seed(7)
+            .with_quirks(quirks),
+    )
+    .await
+    .unwrap();
+    let mut c = ScimConfig::new(
+        ConnectionId::new("quirky-scim"),
+        sim.url(),
+        SecretString::new("scim-token"),
+    );
+    c.timeout = TIMEOUT;
+    configure(&mut c);
+    let connector = Arc::new(ScimConnector::new(c).unwrap());
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::ScimOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
+    s.update = Some(("department".into(), "Finance".into()));
+    run(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_connector_conforms_with_path_less_patch() {
+    scim_variant_conforms(
+        ScimQuirks {
+            patch_without_path_only: true,
+            ..ScimQuirks::default()
+        },
+        |c| c.patch_style = PatchStyle::ValueObject,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_connector_conforms_when_delete_is_the_deactivation() {
+    scim_variant_conforms(
+        ScimQuirks {
+            delete_deactivates: true,
+            ..ScimQuirks::default()
+        },
+        |c| c.deprovision = Deprovision::Delete,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_connector_conforms_with_basic_auth_and_no_filter() {
+    scim_variant_conforms(
+        ScimQuirks {
+            basic_auth_user: Some("provisioner".into()),
+            no_filter: true,
+            ..ScimQuirks::default()
+        },
+        |c| {
+            c.auth = ScimAuth::Basic {
+                username: "provisioner".into(),
+            };
+            c.filter = false;
+        },
+    )
+    .await;
+}
+
+/// "Any app whose record says SCIM works from a data file": a record no
+/// code names, whose `[scim.client]` says its server takes path-less PATCH
+/// and deactivates on DELETE, built through the registry as a deployment
+/// would, passes the suite against a simulator with exactly those quirks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_app_configured_only_by_its_record_conforms() {
+    let slack = include_str!("../../../catalog/slack.toml");
+    let record = slack
+        .replacen("id = \"slack\"", "id = \"acme-chat\"", 1)
+        .replacen(
+            "deprovision = \"delete\"",
+            "deprovision = \"delete\"\npatch = \"value-object\"",
+            1,
+        );
+    assert!(
+        record.contains("patch = \"value-object\""),
+        "slack.toml has [scim.client]"
+    );
+    let app = roster_catalog::Catalog::parse_app("acme-chat.toml", &record).unwrap();
+    let sim = ScimSim::start(ScimSimConfig::new("chat-token").with_seed(7).with_quirks(
+        ScimQuirks {
+            patch_without_path_only: true,
+            delete_deactivates: true,
+            ..ScimQuirks::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let settings = roster_connectors::registry::ConnectorSettings::new(ConnectionId::new("chat"))
+        .with_base_url(sim.url())
+        .with_secret(SecretString::new("chat-token"))
+        .with_plan("Enterprise")
+        .with_timeout(TIMEOUT);
+    let connector = roster_connectors::registry::build(&app, &settings).unwrap();
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::ScimOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
+    s.update = Some(("department".into(), "Finance".into()));
+    run(s).await;
+}
+
+/// The quirky simulators really refuse the common case: a client left at
+/// its defaults fails against each (so the variants above prove the
+/// settings, not a lenient simulator).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quirky_servers_refuse_a_client_that_ignores_its_settings() {
+    for quirks in [
+        ScimQuirks {
+            patch_without_path_only: true,
+            ..ScimQuirks::default()
+        },
+        ScimQuirks {
+            basic_auth_user: Some("provisioner".into()),
+            ..ScimQuirks::default()
+        },
+    ] {
+        let sim = ScimSim::start(
+            ScimSimConfig::new("scim-token")
+                .with_seed(2)
+                .with_quirks(quirks.clone()),
+        )
+        .await
+        .unwrap();
+        let mut c = ScimConfig::new(
+            ConnectionId::new("quirky-scim"),
+            sim.url(),
+            SecretString::new("scim-token"),
+        );
+        c.timeout = TIMEOUT;
+        let connector: Arc<dyn Connector> = Arc::new(ScimConnector::new(c).unwrap());
+        let mut s = Subject::new(
+            connector,
+            Arc::new(testkit::ScimOracle {
+                handle: sim.handle().clone(),
+                slow: SLOW,
+            }),
+        );
+        s.update = Some(("department".into(), "Finance".into()));
+        let r = tokio::time::timeout(Duration::from_secs(30), testkit::round_trip(&s))
+            .await
+            .unwrap();
+        assert!(r.is_err(), "{quirks:?}: a default client passed: {r:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,12 @@
 //!   or `owner`. Policy: `deprovision_admins = false`.
 //! * `sensitive_connection`: every change in a connection with
 //!   `sensitive = true`.
+//! * `hard_delete`: every deactivation in a connection whose app deletes
+//!   the account for good when deactivated (the catalog's
+//!   `[deactivation] kind = "hard-delete"`, any source; the engine passes
+//!   these connections in [`GuardContext::hard_delete`]). A suspension can
+//!   be undone, a deletion cannot, so it waits for a person even for a
+//!   routine leaver. Policy: `hard_deletes = false`.
 //! * `deprovision_limit` and `plan_deprovision_limit`: the opt-in limits on
 //!   all deactivations whatever their cause (`max_deprovisions`,
 //!   `max_deprovision_percent` per connection, `max_deprovisions_per_plan`).
@@ -122,10 +128,12 @@ pub enum GuardKind {
     GrantLimit,
     /// Granting an admin or owner role.
     PrivilegedGrant,
+    /// Deactivating where the app deletes the account for good.
+    HardDelete,
 }
 
 impl GuardKind {
-    pub const ALL: [GuardKind; 10] = [
+    pub const ALL: [GuardKind; 11] = [
         GuardKind::IncompleteRead,
         GuardKind::SourceChange,
         GuardKind::SensitiveConnection,
@@ -136,6 +144,7 @@ impl GuardKind {
         GuardKind::PrivilegedRemoval,
         GuardKind::GrantLimit,
         GuardKind::PrivilegedGrant,
+        GuardKind::HardDelete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +159,7 @@ impl GuardKind {
             GuardKind::PrivilegedRemoval => "privileged_removal",
             GuardKind::GrantLimit => "grant_limit",
             GuardKind::PrivilegedGrant => "privileged_grant",
+            GuardKind::HardDelete => "hard_delete",
         }
     }
 
@@ -316,6 +326,10 @@ pub struct GuardContext {
     /// with the status their start and end dates give them at `now`
     /// (see [`crate::calendar`]). Default: UTC, no lead.
     pub calendar: crate::calendar::Calendar,
+    /// Connections whose app deletes the account for good when roster
+    /// deactivates it (the catalog's `[deactivation]`): every
+    /// deactivation there waits for approval (`hard_delete`).
+    pub hard_delete: BTreeSet<ConnectionId>,
 }
 
 /// A limit and how it was reached, for the plan's text.
@@ -543,6 +557,7 @@ fn mark(
     let held_roles = deprovisioned_roles(plan, observed, &deprovisions);
     let first_plan_on = policy.approvals.first_plan.unwrap_or(true);
     let privileged_grants_on = policy.approvals.privileged_grants.unwrap_or(true);
+    let hard_deletes_on = policy.approvals.hard_deletes.unwrap_or(true);
 
     // (kind, connection) → the hit, its actions collected below.
     let mut hits: BTreeMap<(GuardKind, Option<ConnectionId>), GuardHit> = BTreeMap::new();
@@ -574,6 +589,17 @@ fn mark(
                     0,
                     None,
                     format!("{c} is marked sensitive: every change needs approval"),
+                )
+            });
+        }
+        if a.operation.is_deprovision() && hard_deletes_on && ctx.hard_delete.contains(c) {
+            fire(GuardKind::HardDelete, Some(c), i, &|| {
+                (
+                    0,
+                    None,
+                    format!(
+                        "deactivating in {c} deletes the account for good (the app's catalog record says hard delete): it waits for approval"
+                    ),
                 )
             });
         }
@@ -702,6 +728,7 @@ fn mark(
             GuardKind::SensitiveConnection
                 | GuardKind::PrivilegedRemoval
                 | GuardKind::PrivilegedGrant
+                | GuardKind::HardDelete
         ) {
             hit.count = hit.actions.len();
         }
@@ -798,6 +825,9 @@ fn changed_settings(policy: &Policy) -> Vec<String> {
     }
     if let Some(b) = a.first_plan {
         out.push(format!("approvals.first_plan = {b} (default true)"));
+    }
+    if let Some(b) = a.hard_deletes {
+        out.push(format!("approvals.hard_deletes = {b} (default true)"));
     }
     if let Some(p) = a.max_source_change_percent {
         out.push(format!(
@@ -1057,6 +1087,69 @@ mod tests {
             .collect();
         // 10% of 10 active accounts is 1: the connection's 2 is the limit.
         assert_eq!(judged(10, grants, &policy, &ctx).approvals.len(), 3);
+    }
+
+    /// Harm test: a routine leaver's deactivation, which goes at once in
+    /// an app that suspends, must not delete an account for good without a
+    /// person's approval when the app's deactivation is a hard delete.
+    #[test]
+    fn hard_delete_waits_for_approval_even_for_a_leaver() {
+        let suspends = GuardContext::default();
+        let plan = judged(50, removals(1, Cause::Left), &Policy::default(), &suspends);
+        assert!(
+            plan.approvals.is_empty(),
+            "a leaver in a suspending app goes at once"
+        );
+
+        let deletes = GuardContext {
+            hard_delete: [conn()].into(),
+            ..GuardContext::default()
+        };
+        for cause in [
+            Cause::Left,
+            Cause::GraceExpired,
+            Cause::NoLongerGranted,
+            Cause::Orphan,
+        ] {
+            let plan = judged(50, removals(1, cause), &Policy::default(), &deletes);
+            assert_eq!(plan.approvals.len(), 1, "{cause:?}: {plan:?}");
+            assert!(plan.approvals[&0].contains("hard_delete: "), "{plan:?}");
+            let hit = plan
+                .guards
+                .fired
+                .iter()
+                .find(|h| h.kind == GuardKind::HardDelete)
+                .unwrap();
+            assert_eq!((hit.count, hit.actions.as_slice()), (1, &[0][..]));
+        }
+        // Roster's own delete after the grace period is held too.
+        let plan = judged(
+            50,
+            vec![action(1, Operation::Delete, Cause::GraceExpired)],
+            &Policy::default(),
+            &deletes,
+        );
+        assert_eq!(plan.approvals.len(), 1);
+        // Grants and updates are not deletions.
+        let plan = judged(
+            50,
+            vec![action(2, Operation::Create, Cause::Grant)],
+            &Policy::default(),
+            &deletes,
+        );
+        assert!(plan.approvals.is_empty());
+
+        // A policy may turn the hold off, and the plan says so.
+        let off = Policy::parse("p.toml", "[approvals]\nhard_deletes = false\n").unwrap();
+        let plan = judged(50, removals(1, Cause::Left), &off, &deletes);
+        assert!(plan.approvals.is_empty());
+        assert!(
+            plan.guards
+                .settings
+                .contains(&"approvals.hard_deletes = false (default true)".to_string()),
+            "{:?}",
+            plan.guards.settings
+        );
     }
 
     #[test]

@@ -245,6 +245,11 @@ pub struct ApprovalSettings {
     /// [`crate::principal`]). Unset: `agents`.
     #[serde(default)]
     pub separation_of_duties: Option<crate::principal::SeparationOfDuties>,
+    /// Deactivating in an app whose deactivation deletes the account for
+    /// good (the catalog's `[deactivation] kind = "hard-delete"`) waits
+    /// for approval. Unset: yes.
+    #[serde(default)]
+    pub hard_deletes: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -265,6 +270,7 @@ impl Default for ApprovalSettings {
             first_plan: None,
             max_source_change_percent: None,
             separation_of_duties: None,
+            hard_deletes: None,
         }
     }
 }

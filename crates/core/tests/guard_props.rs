@@ -201,6 +201,7 @@ proptest! {
             ),
             focus: None,
             calendar: Default::default(),
+            hard_delete: BTreeSet::new(),
         };
         let plan = reconcile_guarded(
             &source,

@@ -29,6 +29,7 @@ pub mod notifications;
 pub mod tickets;
 /// Sign-in to the web UI through the company's IdP (OpenID Connect).
 pub mod oidc_signin;
+pub mod probe;
 pub mod tokens;
 /// The web UI's users and sessions; a leaver's own roster access ends.
 pub mod web_users;

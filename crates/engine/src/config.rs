@@ -977,7 +977,7 @@ impl Config {
                 .map(|o| ("owners", o))
                 .chain(c.escalate_to.iter().map(|e| ("escalate_to", e)))
             {
-                crate::notify::check_recipient(who, &raw.notify.groups)
+                check_recipient(who, &raw.notify.groups)
                     .map_err(|e| invalid(format!("connections.{id}.{key}: {e}")))?;
             }
             if let Some(SecretRef::Stored { stored }) = &c.secret {
@@ -1995,3 +1995,28 @@ pub fn read_env_or_file(
         }
     }
 }
+
+/// Checks one `owners` / `escalate_to` entry: an address, `group:NAME`,
+/// or a bare team name (a group).
+pub fn check_recipient(
+    who: &str,
+    groups: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
+    let who = who.trim();
+    if who.is_empty() {
+        return Err("an empty recipient".into());
+    }
+    if let Some(group) = who.strip_prefix("group:") {
+        if group.trim().is_empty() {
+            return Err("`group:` names no group".into());
+        }
+        let _ = groups;
+        return Ok(());
+    }
+    if who.contains('@') {
+        who.parse::<lettre::message::Mailbox>()
+            .map(|_| ())
+            .map_err(|e| format!("{who:?} is not an address: {e}"))
+    } else {
+        Ok(())
+    }

@@ -124,6 +124,10 @@ impl Connector for Metered {
         r
     }
 
+    async fn probe(&self) -> Result<Vec<roster_connectors::Observation>, ConnectorError> {
+        self.inner.probe().await
+    }
+
     async fn list_accounts(&self, req: ListRequest) -> Result<Page, ConnectorError> {
         let started = Instant::now();
         let r = self.inner.list_accounts(req).await;

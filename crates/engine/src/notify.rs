@@ -230,30 +230,7 @@ pub struct Notifier {
 /// The default for `leaver_sla_hours` and `approval_sla_hours`.
 pub const DEFAULT_SLA_HOURS: u32 = 24;
 
-/// Checks one `owners` / `escalate_to` entry: an address, `group:NAME`,
-/// or a bare team name (a group).
-pub fn check_recipient(
-    who: &str,
-    groups: &std::collections::BTreeMap<String, Vec<String>>,
-) -> Result<(), String> {
-    let who = who.trim();
-    if who.is_empty() {
-        return Err("an empty recipient".into());
-    }
-    if let Some(group) = who.strip_prefix("group:") {
-        if group.trim().is_empty() {
-            return Err("`group:` names no group".into());
-        }
-        let _ = groups;
-        return Ok(());
-    }
-    if who.contains('@') {
-        who.parse::<lettre::message::Mailbox>()
-            .map(|_| ())
-            .map_err(|e| format!("{who:?} is not an address: {e}"))
-    } else {
-        Ok(())
-    }
+pub use crate::config::check_recipient;
 }
 
 /// A `[notify]` problem, naming the key.

@@ -333,7 +333,33 @@ impl Engine {
             source_change: self.pending_source_change().await?,
             focus: None,
             calendar: self.calendar.clone(),
+            hard_delete: self.hard_delete_connections(),
         })
+    }
+
+    /// Governed connections whose app's catalog record says deactivating
+    /// may delete the account for good (any source): the `hard_delete`
+    /// guard holds their deactivations. A connection bound to no record is
+    /// looked up by its own name, as the path label is.
+    pub(crate) fn hard_delete_connections(&self) -> std::collections::BTreeSet<ConnectionId> {
+        let Some(catalog) = self.catalog.as_ref() else {
+            return Default::default();
+        };
+        self.policy
+            .governed_connections()
+            .into_iter()
+            .filter(|c| {
+                let app = self
+                    .bindings
+                    .get(c)
+                    .map(|b| b.app.as_str())
+                    .unwrap_or(c.as_str());
+                catalog
+                    .get(app)
+                    .and_then(|a| a.deactivation.as_ref())
+                    .is_some_and(|d| d.may_hard_delete())
+            })
+            .collect()
     }
 
     /// The stored observations of governed connections (those the policy

@@ -25,6 +25,12 @@
 //!
 //! The handle logs every applied change as an [`Effect`]; a write that
 //! changes nothing logs nothing.
+//!
+//! [`ScimQuirks`] turn it into the servers real vendors run, so the
+//! data-configured client can be tested against each: HTTP Basic instead
+//! of a bearer token, PATCH only without `path` (value objects), DELETE
+//! that deactivates instead of removing (Slack's `DELETE /Users/<id>`),
+//! and no `filter` support (400, and `filter.supported = false`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,6 +71,21 @@ pub struct ScimSimConfig {
     pub rate_limits: Vec<RateWindow>,
     /// Users present at start (setup, not logged as effects).
     pub users: Vec<Value>,
+    /// Vendor behaviours (all off: a by-the-book server).
+    pub quirks: ScimQuirks,
+}
+
+/// Ways a vendor's SCIM server departs from the common case.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScimQuirks {
+    /// Accept only `Authorization: Basic base64(<this user>:<token>)`.
+    pub basic_auth_user: Option<String>,
+    /// Refuse PATCH operations that carry a `path` (400 `invalidPath`).
+    pub patch_without_path_only: bool,
+    /// DELETE sets `active = false` and keeps the user (Slack).
+    pub delete_deactivates: bool,
+    /// Refuse `filter` on `GET /Users` (400 `invalidFilter`).
+    pub no_filter: bool,
 }
 
 impl ScimSimConfig {
@@ -75,7 +96,12 @@ impl ScimSimConfig {
             max_page_size: 100,
             rate_limits: Vec::new(),
             users: Vec::new(),
+            quirks: ScimQuirks::default(),
         }
+    }
+    pub fn with_quirks(mut self, quirks: ScimQuirks) -> Self {
+        self.quirks = quirks;
+        self
     }
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
@@ -275,6 +301,19 @@ impl FaultHost for Shared {
         r
     }
     fn authorize(&self, headers: &HeaderMap, _path: &str) -> Result<(), Response> {
+        if let Some(user) = &self.config.quirks.basic_auth_user {
+            use base64::Engine as _;
+            let want = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", self.config.token));
+            return match common::bearer(headers, "Basic") {
+                Some(t) if t == want => Ok(()),
+                _ => Err(scim_error(
+                    401,
+                    None,
+                    "Authorization failure: HTTP Basic credentials are required",
+                )),
+            };
+        }
         match common::bearer(headers, "Bearer") {
             Some(t) if t == self.config.token => Ok(()),
             _ => Err(scim_error(
@@ -1020,6 +1059,9 @@ async fn list_users(
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
+    if sh.config.quirks.no_filter && param("filter").is_some() {
+        return scim_error(400, Some("invalidFilter"), "filtering is not supported");
+    }
     let cond = match param("filter").map(parse_filter).transpose() {
         Ok(c) => c,
         Err(e) => return scim_error(400, Some("invalidFilter"), &format!("invalid filter: {e}")),
@@ -1222,6 +1264,18 @@ async fn patch_user(
     if let Err(r) = check_if_match(&headers, s) {
         return r;
     }
+    if sh.config.quirks.patch_without_path_only
+        && body
+            .get("Operations")
+            .and_then(Value::as_array)
+            .is_some_and(|ops| ops.iter().any(|o| o.get("path").is_some()))
+    {
+        return scim_error(
+            400,
+            Some("invalidPath"),
+            "this server takes PATCH operations without a path only",
+        );
+    }
     let mut new = s.resource.clone();
     if let Err(r) = apply_patch(&mut new, &body) {
         return r;
@@ -1243,28 +1297,48 @@ async fn delete_user(State(sh): St, headers: HeaderMap, Path(id): Path<String>) 
     if let Err(r) = check_if_match(&headers, s) {
         return r;
     }
+    if sh.config.quirks.delete_deactivates {
+        let mut new = s.resource.clone();
+        new["active"] = json!(false);
+        let r = store_update(&mut t, &id, new, &headers);
+        return if r.status().is_success() {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            r
+        };
+    }
     let email = email_of(&s.resource);
     t.users.remove(&id);
     t.effects.push(&id, &email, EffectKind::Deleted, "api");
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn service_provider_config() -> Response {
+async fn service_provider_config(State(sh): St) -> Response {
+    let q = &sh.config.quirks;
+    let scheme = if q.basic_auth_user.is_some() {
+        json!({
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "Authentication with a user name and the token as password",
+        })
+    } else {
+        json!({
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a static bearer token",
+        })
+    };
     scim_json(
         StatusCode::OK,
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "patch": {"supported": true},
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-            "filter": {"supported": true, "maxResults": 100},
+            "filter": {"supported": !q.no_filter, "maxResults": 100},
             "changePassword": {"supported": false},
             "sort": {"supported": false},
             "etag": {"supported": true},
-            "authenticationSchemes": [{
-                "type": "oauthbearertoken",
-                "name": "OAuth Bearer Token",
-                "description": "Authentication with a static bearer token",
-            }],
+            "authenticationSchemes": [scheme],
         }),
     )
 }

@@ -111,6 +111,9 @@ audit_kinds! {
     /// Stored vendor secrets.
     SecretSet => "secret.set",
     SecretRemoved => "secret.removed",
+    /// A connection's live tenant was probed read-only (`roster apps
+    /// probe`); the payload holds the dated observations.
+    AppProbed => "app.probed",
     /// Event payloads were erased (see [`crate::audit::ERASED_KIND`]).
     AuditErased => "audit.erased",
 }

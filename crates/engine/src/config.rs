@@ -2020,3 +2020,4 @@ pub fn check_recipient(
     } else {
         Ok(())
     }
+}

@@ -231,7 +231,6 @@ pub struct Notifier {
 pub const DEFAULT_SLA_HOURS: u32 = 24;
 
 pub use crate::config::check_recipient;
-}
 
 /// A `[notify]` problem, naming the key.
 #[derive(Debug, thiserror::Error)]

@@ -98,9 +98,7 @@ async fn world() -> World {
         AppBinding {
             app: "expensify".into(),
             settings: Default::default(),
-            task_sla_hours: None,
-            assignee: None,
-            escalate_to: None,
+            ..AppBinding::default()
         },
     );
     let mut exp = ExpensifyConfig::new(

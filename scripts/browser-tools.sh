@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what roster's real-browser tests (tests/browser/*.mjs, run by
-# crates/cli/tests/browser.rs) need, when it is missing:
+# crates/web/tests/ui_browser.rs) need, when it is missing:
 #
 # * Debian's chromium and chromium-driver (apt; as root), when
 #   /usr/bin/chromium is absent. Playwright drives this browser: no

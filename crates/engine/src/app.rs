@@ -26,10 +26,10 @@
 /// Readiness and the gauges `/metrics` refreshes (another `impl Roster`).
 pub mod health;
 pub mod notifications;
-pub mod tickets;
 /// Sign-in to the web UI through the company's IdP (OpenID Connect).
 pub mod oidc_signin;
 pub mod probe;
+pub mod tickets;
 pub mod tokens;
 /// The web UI's users and sessions; a leaver's own roster access ends.
 pub mod web_users;

@@ -3,7 +3,7 @@
 //! offboardings work where they already do, and roster still verifies.
 //!
 //! The pass ([`crate::Roster::mirror_tickets`], run by the service with
-//! notifications) keeps one ticket per task (`ticket_link`, migration 24):
+//! notifications) keeps one ticket per task (`ticket_link`, migration 22):
 //!
 //! | task | ticket | what the pass does |
 //! |---|---|---|

@@ -1,4 +1,4 @@
-//! Which ITSM ticket mirrors each human task (`ticket_link`, migration 24;
+//! Which ITSM ticket mirrors each human task (`ticket_link`, migration 22;
 //! the engine's `tickets` module does the mirroring).
 
 use serde::Serialize;

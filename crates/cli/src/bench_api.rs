@@ -307,14 +307,18 @@ async fn http_phase(
 }
 
 /// The benchmark (module docs). `progress` gets one line per phase.
-pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) -> Result<ApiReport> {
-    anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
-    anyhow::ensure!(args.requests >= 1, "--requests must be at least 1");
-    let (url, _tmp) = match &args.database {
-        Some(url) => (url.clone(), None),
+/// The benchmark's store: `database` if given (it must be empty), else a
+/// SQLite file named `file` in a temporary directory kept as long as the
+/// returned guard.
+pub(crate) async fn fresh_store(
+    database: Option<&str>,
+    file: &str,
+) -> Result<(Store, Option<tempfile::TempDir>)> {
+    let (url, tmp) = match database {
+        Some(url) => (url.to_string(), None),
         None => {
             let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let path = dir.path().join("bench-api.db");
+            let path = dir.path().join(file);
             (path.display().to_string(), Some(dir))
         }
     };
@@ -324,12 +328,21 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
         "{} is not empty; the benchmark needs a fresh database",
         store.describe()
     );
-    let today = time::OffsetDateTime::now_utc().date();
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    Ok((store, tmp))
+}
 
-    // Seed.
-    let t = Instant::now();
-    let synthetic = Synthetic::new(args.people, args.apps, args.seed, today)?;
+/// Seeds `store` with the synthetic company (`people` × `apps`, from
+/// `seed`): its people and every app's accounts, read a minute before
+/// `now_ms`. Returns the company, its policy and how many accounts.
+pub(crate) async fn seed_people_and_accounts(
+    store: &Store,
+    people: usize,
+    apps: usize,
+    seed: u64,
+    now_ms: i64,
+) -> Result<(Synthetic, roster_core::Policy, usize)> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let synthetic = Synthetic::new(people, apps, seed, today)?;
     let policy = synthetic.policy()?;
     store.replace_people(&synthetic.people).await?;
     let mut accounts = 0;
@@ -340,6 +353,19 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
             .replace_accounts(&Observed::complete(c.clone(), list), now_ms - 60_000)
             .await?;
     }
+    Ok((synthetic, policy, accounts))
+}
+
+pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) -> Result<ApiReport> {
+    anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    anyhow::ensure!(args.requests >= 1, "--requests must be at least 1");
+    let (store, _tmp) = fresh_store(args.database.as_deref(), "bench-api.db").await?;
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+
+    // Seed.
+    let t = Instant::now();
+    let (synthetic, policy, accounts) =
+        seed_people_and_accounts(&store, args.people, args.apps, args.seed, now_ms).await?;
     let seeded_accounts = t.elapsed();
     for (b, chunk) in synthetic.people.chunks(SCIM_BATCH).enumerate() {
         let batch = chunk

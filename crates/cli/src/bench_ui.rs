@@ -21,19 +21,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use roster_core::principal::PrincipalKind;
-use roster_core::{Observed, Person, Principal, Role};
-use roster_engine::bench::Synthetic;
+use roster_core::{Person, Principal, Role};
 use roster_engine::{Engine, NewWebUser, Roster, SessionLimits};
 use roster_server::{HookState, NullSink, ScimState};
-use roster_store::Store;
 use serde::Serialize;
 
-use crate::bench_api::{accounts_of, drive, percentile, round, search_query};
+use crate::bench_api::{
+    drive, fresh_store, percentile, round, search_query, seed_people_and_accounts,
+};
 
 /// The target the issue sets for every page.
 const TARGET_P95_MS: f64 = 100.0;
@@ -151,35 +151,12 @@ pub async fn measure(args: &UiArgs, progress: &mut (dyn FnMut(&str) + Send)) -> 
         args.requests >= 1 && args.dashboard_requests >= 1,
         "--requests and --dashboard-requests must be at least 1"
     );
-    let (url, _tmp) = match &args.database {
-        Some(url) => (url.clone(), None),
-        None => {
-            let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let path = dir.path().join("bench-ui.db");
-            (path.display().to_string(), Some(dir))
-        }
-    };
-    let store = Store::open(&url).await?;
-    anyhow::ensure!(
-        store.people_count().await? == 0 && store.observations().await?.is_empty(),
-        "{} is not empty; the benchmark needs a fresh database",
-        store.describe()
-    );
-    let today = time::OffsetDateTime::now_utc().date();
+    let (store, _tmp) = fresh_store(args.database.as_deref(), "bench-ui.db").await?;
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
 
     let t = Instant::now();
-    let synthetic = Synthetic::new(args.people, args.apps, args.seed, today)?;
-    let policy = synthetic.policy()?;
-    store.replace_people(&synthetic.people).await?;
-    let mut accounts = 0;
-    for (k, c) in synthetic.connections.iter().enumerate() {
-        let list = accounts_of(&synthetic.people, c, k);
-        accounts += list.len();
-        store
-            .replace_accounts(&Observed::complete(c.clone(), list), now_ms - 60_000)
-            .await?;
-    }
+    let (synthetic, policy, accounts) =
+        seed_people_and_accounts(&store, args.people, args.apps, args.seed, now_ms).await?;
     let seed_ms = t.elapsed().as_secs_f64() * 1000.0;
     progress(&format!(
         "seeded {} people and {accounts} accounts in {} apps: {:.1} s",

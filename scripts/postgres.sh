@@ -27,13 +27,21 @@ if ! command -v pg_isready >/dev/null 2>&1; then
 fi
 # The database the URL names must exist too (a fresh cluster has only
 # "postgres"); create it when we may.
+# pg_trgm once in the database's public schema, where every test schema's
+# migration finds it (migration 0023 builds people search's index with
+# it). A test creating it in its own schema would take it away again when
+# that schema is dropped. Without it search scans, so failing here is no error.
+ensure_trigram() {
+  psql "$url" -qAtc 'CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public' >/dev/null 2>&1 || true
+}
+
 ensure_database() {
-  psql "$url" -qAtc 'SELECT 1' >/dev/null 2>&1 && return 0
+  if psql "$url" -qAtc 'SELECT 1' >/dev/null 2>&1; then ensure_trigram; return 0; fi
   db="${url##*/}"; db="${db%%\?*}"
   if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
     su postgres -c "createdb -p $port '$db'" >/dev/null 2>&1 || true
   fi
-  psql "$url" -qAtc 'SELECT 1' >/dev/null 2>&1 && return 0
+  if psql "$url" -qAtc 'SELECT 1' >/dev/null 2>&1; then ensure_trigram; return 0; fi
   echo "PostgreSQL answers on $host:$port but $url does not connect; create the database or fix ROSTER_TEST_POSTGRES_URL" >&2
   return 1
 }

@@ -268,16 +268,14 @@ impl Engine {
     ) -> Result<PersonAccess, EngineError> {
         let engine = self;
         let store = &engine.store;
-        let mut planned = engine
-            .find_person(who)
+        let crate::planning::FoundPerson {
+            mut planned,
+            source,
+            offboarded,
+        } = engine
+            .find_person_with_source(who)
             .await?
             .ok_or_else(|| EngineError::PersonNotFound(who.to_string()))?;
-        let source = store.person_by_employee_id(&planned.employee_id).await?;
-        let offboarded = store
-            .person_overrides()
-            .await?
-            .iter()
-            .any(|o| o.employee_id == planned.employee_id);
         let now = engine.now();
         let calendar = &engine.calendar;
         let standing = calendar.standing(&planned, now);

@@ -404,13 +404,7 @@ impl Engine {
             if let Some(o) = by_id.get(p.employee_id.as_str())
                 && let Some(status) = EmploymentStatus::parse(&o.status)
             {
-                p.status = status;
-                // An offboarding is now: an end date still ahead must not
-                // keep the person's access until then (the calendar keeps
-                // a terminated person with a future end date active).
-                if status == EmploymentStatus::Terminated {
-                    p.end_date = None;
-                }
+                apply_override(p, status);
             }
         }
         Ok(())
@@ -441,12 +435,23 @@ impl Engine {
     /// someone only an IdP pushed to the gateway, with what the gateway
     /// says about them folded in and overrides applied.
     pub(crate) async fn find_person(&self, who: &PersonRef) -> Result<Option<Person>, EngineError> {
-        let person = match who {
+        Ok(self.find_person_with_source(who).await?.map(|f| f.planned))
+    }
+
+    /// [`Engine::find_person`], keeping what it read on the way: the
+    /// source of truth's record as stored and whether an offboarding
+    /// override applies (the person page shows both; reading them again
+    /// would double its queries).
+    pub(crate) async fn find_person_with_source(
+        &self,
+        who: &PersonRef,
+    ) -> Result<Option<FoundPerson>, EngineError> {
+        let stored = match who {
             PersonRef::EmployeeId(id) => self.store.person_by_employee_id(id).await?,
             PersonRef::Email(e) => self.store.person_by_email(e).await?,
         };
-        let mut person = match (person, who) {
-            (Some(p), _) => p,
+        let mut person = match (&stored, who) {
+            (Some(p), _) => p.clone(),
             (None, PersonRef::Email(e)) => match self.gateway_person(e).await? {
                 Some(p) => p,
                 None => return Ok(None),
@@ -454,9 +459,30 @@ impl Engine {
             (None, PersonRef::EmployeeId(_)) => return Ok(None),
         };
         self.fold_gateway_for(&mut person).await?;
-        self.apply_overrides(std::slice::from_mut(&mut person))
-            .await?;
-        Ok(Some(person))
+        let offboarded = match self.store.person_override(&person.employee_id).await? {
+            Some(o) => {
+                if let Some(status) = EmploymentStatus::parse(&o.status) {
+                    apply_override(&mut person, status);
+                }
+                true
+            }
+            None => false,
+        };
+        // A gateway-only person's employee ID may still name a stored
+        // record (the gateway keys them by its own id).
+        let source = match stored {
+            Some(p) => Some(p),
+            None => {
+                self.store
+                    .person_by_employee_id(&person.employee_id)
+                    .await?
+            }
+        };
+        Ok(Some(FoundPerson {
+            planned: person,
+            source,
+            offboarded,
+        }))
     }
 
     /// Gathers what a plan of `scope` decides from (see the module docs).
@@ -761,5 +787,26 @@ impl Engine {
             policy_hash: current,
             effect: policy_effect(&before, plan),
         }))
+    }
+}
+
+/// What [`Engine::find_person_with_source`] found.
+pub(crate) struct FoundPerson {
+    /// As plans see them: gateway intent folded in, override applied.
+    pub planned: Person,
+    /// The source of truth's record as stored, if there is one.
+    pub source: Option<Person>,
+    /// Whether an offboarding override applies.
+    pub offboarded: bool,
+}
+
+/// An override's status on `person`.
+fn apply_override(person: &mut Person, status: EmploymentStatus) {
+    person.status = status;
+    // An offboarding is now: an end date still ahead must not keep the
+    // person's access until then (the calendar keeps a terminated person
+    // with a future end date active).
+    if status == EmploymentStatus::Terminated {
+        person.end_date = None;
     }
 }

@@ -203,6 +203,9 @@ fn summary_of(person: &roster_core::Person) -> PersonSummary {
 
 /// Whether `person` is what `needle` (lower case) searches for: an
 /// address (primary or alias), the name or the employee ID contains it.
+/// The most people one store query of [`Roster::search_people`] decodes.
+const SEARCH_BATCH_MAX: usize = 1_000;
+
 fn person_matches(person: &roster_core::Person, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
@@ -260,7 +263,11 @@ impl Roster {
         let needle = query.trim().to_lowercase();
         let mut after = decode_cursor(cursor)?;
         let mut items = Vec::with_capacity(limit + 1);
-        let batch = (limit + 1).max(200);
+        // The store's answer is a superset: exact on SQLite's trigram path
+        // but for rare false positives, loose on the scan path. Ask for a
+        // page first (each row costs a decoded record), then more and more
+        // when filtering leaves too few.
+        let mut batch = limit + 1;
         loop {
             let rows = self
                 .store()
@@ -281,6 +288,7 @@ impl Roster {
             if items.len() > limit || exhausted {
                 break;
             }
+            batch = (batch * 4).min(SEARCH_BATCH_MAX);
         }
         let next_cursor = if items.len() > limit {
             items.truncate(limit);

@@ -228,6 +228,22 @@ impl Store {
     }
 
     /// Every override, by employee ID.
+    /// The override of one person, if any (one indexed read: the person
+    /// page and one-person plans need only theirs).
+    pub async fn person_override(
+        &self,
+        employee_id: &EmployeeId,
+    ) -> Result<Option<PersonOverride>, StoreError> {
+        let row = sqlx::query(
+            "SELECT employee_id, status, actor, reason, at_ms FROM person_override \
+             WHERE employee_id = $1",
+        )
+        .bind(employee_id.as_str().to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(decode_override).transpose()
+    }
+
     pub async fn person_overrides(&self) -> Result<Vec<PersonOverride>, StoreError> {
         let rows = sqlx::query(
             "SELECT employee_id, status, actor, reason, at_ms FROM person_override \
@@ -235,16 +251,16 @@ impl Store {
         )
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PersonOverride {
-                    employee_id: EmployeeId::new(r.try_get::<String, _>("employee_id")?),
-                    status: r.try_get("status")?,
-                    actor: r.try_get("actor")?,
-                    reason: r.try_get("reason")?,
-                    at_ms: r.try_get("at_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_override).collect()
     }
+}
+
+fn decode_override(r: &AnyRow) -> Result<PersonOverride, StoreError> {
+    Ok(PersonOverride {
+        employee_id: EmployeeId::new(r.try_get::<String, _>("employee_id")?),
+        status: r.try_get("status")?,
+        actor: r.try_get("actor")?,
+        reason: r.try_get("reason")?,
+        at_ms: r.try_get("at_ms")?,
+    })
 }

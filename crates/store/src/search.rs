@@ -30,11 +30,15 @@ impl Store {
         }
         // One FTS5 phrase: the trigram tokenizer matches it as a substring.
         let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+        // Sort the matches by key alone, then read the records of the page:
+        // a common name matches hundreds of people, and sorting their
+        // records whole would carry every body through the sorter.
         let rows = sqlx::query(
-            "SELECT p.employee_id, p.data FROM person_search s \
-             JOIN person p ON p.rowid = s.rowid \
-             WHERE person_search MATCH $1 AND p.employee_id > $2 \
-             ORDER BY p.employee_id LIMIT $3",
+            "SELECT p.employee_id, p.data FROM person p WHERE p.rowid IN \
+             (SELECT q.rowid FROM person_search s JOIN person q ON q.rowid = s.rowid \
+              WHERE person_search MATCH $1 AND q.employee_id > $2 \
+              ORDER BY q.employee_id LIMIT $3) \
+             ORDER BY p.employee_id",
         )
         .bind(phrase)
         .bind(after.unwrap_or("").to_string())

@@ -446,9 +446,13 @@ impl Engine {
         &self,
         who: &PersonRef,
     ) -> Result<Option<FoundPerson>, EngineError> {
-        let stored = match who {
-            PersonRef::EmployeeId(id) => self.store.person_by_employee_id(id).await?,
-            PersonRef::Email(e) => self.store.person_by_email(e).await?,
+        // By ID, the record and its override come in one read.
+        let (stored, mut stored_override) = match who {
+            PersonRef::EmployeeId(id) => match self.store.person_with_override(id).await? {
+                Some((p, o)) => (Some(p), Some(o)),
+                None => (None, None),
+            },
+            PersonRef::Email(e) => (self.store.person_by_email(e).await?, None),
         };
         let mut person = match (&stored, who) {
             (Some(p), _) => p.clone(),
@@ -459,7 +463,11 @@ impl Engine {
             (None, PersonRef::EmployeeId(_)) => return Ok(None),
         };
         self.fold_gateway_for(&mut person).await?;
-        let offboarded = match self.store.person_override(&person.employee_id).await? {
+        let known = match stored_override.take() {
+            Some(o) if stored.as_ref().map(|s| &s.employee_id) == Some(&person.employee_id) => o,
+            _ => self.store.person_override(&person.employee_id).await?,
+        };
+        let offboarded = match known {
             Some(o) => {
                 if let Some(status) = EmploymentStatus::parse(&o.status) {
                     apply_override(&mut person, status);

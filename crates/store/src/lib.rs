@@ -333,6 +333,12 @@ fn sqlite_pool_options(max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(CONNECT_TIMEOUT * 3)
+        // A connection to a local file does not go stale the way a network
+        // connection does, and the ping sqlx sends before handing one out
+        // is a round trip to the connection's thread: as much again as the
+        // one-row lookups that make up most reads (the person page makes
+        // eight).
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // Pragmas cannot go in the URL. WAL lets readers run while the

@@ -160,6 +160,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::person_by_employee_id`] with the person's override, in one
+    /// statement (the person page reads both for every request).
+    pub async fn person_with_override(
+        &self,
+        id: &EmployeeId,
+    ) -> Result<Option<(Person, Option<PersonOverride>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.employee_id, p.data, o.status AS o_status, o.actor AS o_actor, \
+             o.reason AS o_reason, o.at_ms AS o_at_ms \
+             FROM person p LEFT JOIN person_override o ON o.employee_id = p.employee_id \
+             WHERE p.employee_id = $1",
+        )
+        .bind(id.as_str().to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let person = decode_person(&row)?;
+        let status: Option<String> = row.try_get("o_status")?;
+        let found = match status {
+            Some(status) => Some(PersonOverride {
+                employee_id: person.employee_id.clone(),
+                status,
+                actor: row.try_get("o_actor")?,
+                reason: row.try_get("o_reason")?,
+                at_ms: row.try_get("o_at_ms")?,
+            }),
+            None => None,
+        };
+        Ok(Some((person, found)))
+    }
+}
+
 /// The row with the lowest `employee_id`, if any.
 fn lowest_employee_id(rows: &[AnyRow]) -> Result<Option<&AnyRow>, StoreError> {
     let mut best: Option<(String, &AnyRow)> = None;

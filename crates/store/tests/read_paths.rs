@@ -321,6 +321,22 @@ async fn postgres_search_case(fx: common::harness::Fx) {
             (found.status.as_str(), found.reason.as_str()),
             ("terminated", "left")
         );
+        let (p, o) = store.person_with_override(&e1).await.unwrap().unwrap();
+        assert_eq!(p.employee_id, e1);
+        assert_eq!(o.map(|o| o.actor), Some("cli:alice".to_string()));
+        let (_, o) = store
+            .person_with_override(&EmployeeId::new("E0002"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(o.is_none());
+        assert!(
+            store
+                .person_with_override(&EmployeeId::new("nobody"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(
             store
                 .person_override(&EmployeeId::new("E0002"))

@@ -36,9 +36,15 @@ impl Store {
             }
         }
 
+        // Rows go in in employee-ID order, so on SQLite the rowids `person`
+        // assigns follow employee IDs: people search pages through the
+        // trigram index in rowid order and stops at a page (search.rs).
+        // This is the only statement that writes `person` rows.
+        let mut ordered: Vec<&Person> = people.iter().collect();
+        ordered.sort_by(|a, b| a.employee_id.as_str().cmp(b.employee_id.as_str()));
         let mut person_rows = Vec::with_capacity(people.len());
         let mut alias_rows = Vec::new();
-        for p in people {
+        for p in ordered {
             let data = serde_json::to_string(p)
                 .map_err(|e| StoreError::Invalid(format!("person {}: {e}", p.employee_id)))?;
             let primary = p.email.normalized();

@@ -30,15 +30,19 @@ impl Store {
         }
         // One FTS5 phrase: the trigram tokenizer matches it as a substring.
         let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-        // Sort the matches by key alone, then read the records of the page:
-        // a common name matches hundreds of people, and sorting their
-        // records whole would carry every body through the sorter.
+        // `replace_people` writes people in employee-ID order, so their
+        // rowids follow employee IDs, and FTS5 hands matches out in rowid
+        // order: reading from the cursor's rowid on, the first `limit`
+        // matches are the page, without reading (or sorting) every match of
+        // a common name. The employee-ID bound stays as the exact filter.
         let rows = sqlx::query(
-            "SELECT p.employee_id, p.data FROM person p WHERE p.rowid IN \
-             (SELECT q.rowid FROM person_search s JOIN person q ON q.rowid = s.rowid \
-              WHERE person_search MATCH $1 AND q.employee_id > $2 \
-              ORDER BY q.employee_id LIMIT $3) \
-             ORDER BY p.employee_id",
+            "SELECT p.employee_id, p.data FROM person_search s \
+             JOIN person p ON p.rowid = s.rowid \
+             WHERE person_search MATCH $1 \
+             AND s.rowid > coalesce((SELECT rowid FROM person WHERE employee_id <= $2 \
+                 ORDER BY employee_id DESC LIMIT 1), 0) \
+             AND p.employee_id > $2 \
+             ORDER BY s.rowid LIMIT $3",
         )
         .bind(phrase)
         .bind(after.unwrap_or("").to_string())

@@ -55,6 +55,7 @@ pub mod load;
 pub mod model;
 pub mod query;
 pub mod render;
+pub mod rest;
 pub mod select;
 
 pub use fact::{Claim, Fact};
@@ -63,9 +64,10 @@ pub use load::{Catalog, CatalogError, Location, Problem};
 pub use model::{
     ApiFacts, App, AppKind, Category, CredentialFacts, CredentialKind, CsvFacts, DeactivationFacts,
     DeactivationKind, EventFacts, ManualSteps, PaginationFacts, PaginationMethod, Path, PathOffer,
-    RateLimitFacts, SCIM_CONNECTOR, ScimClientSettings, ScimFacts, ScimVersion, Source, SsoFacts,
+    RateLimitFacts, REST_CONNECTOR, SCIM_CONNECTOR, ScimClientSettings, ScimFacts, ScimVersion, Source, SsoFacts,
     Tri,
 };
+pub use rest::RestClient;
 pub use query::{AppDiff, AppFilter, DiffKind, diff};
 pub use render::{
     deactivation_summary, render_apps, render_card, render_list, scim_summary, user_api_summary,

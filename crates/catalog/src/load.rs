@@ -411,7 +411,10 @@ fn check_rest(file: &str, app: &App, problems: &mut Vec<Problem>) {
             if offer.path != Path::Api {
                 push(
                     format!("paths[{i}].connector"),
-                    format!("the rest connector carries out the api path, not {}", offer.path),
+                    format!(
+                        "the rest connector carries out the api path, not {}",
+                        offer.path
+                    ),
                 );
             } else if app.rest.is_none() {
                 push(

@@ -117,8 +117,14 @@ pub struct RestPaging {
 }
 
 impl RestPaging {
-    pub const STYLES: [&'static str; 6] =
-        ["none", "cursor", "next-url", "link-header", "offset", "page"];
+    pub const STYLES: [&'static str; 6] = [
+        "none",
+        "cursor",
+        "next-url",
+        "link-header",
+        "offset",
+        "page",
+    ];
 }
 
 /// The list call.
@@ -331,13 +337,20 @@ pub fn check(rest: &RestClient, sources: &[&str]) -> Vec<(String, String)> {
     if let Some(b) = &rest.base_url
         && (!template_ok(b) || !(b.starts_with("https://") || b.starts_with("http://")))
     {
-        bad("base_url", format!("expected an http(s) URL template, got {b:?}"));
+        bad(
+            "base_url",
+            format!("expected an http(s) URL template, got {b:?}"),
+        );
     }
     let a = &rest.auth;
     if !one_of(&a.kind, &RestAuth::KINDS) {
         bad(
             "auth.kind",
-            format!("expected one of {}, got {:?}", RestAuth::KINDS.join(", "), a.kind),
+            format!(
+                "expected one of {}, got {:?}",
+                RestAuth::KINDS.join(", "),
+                a.kind
+            ),
         );
     }
     if a.kind == "oauth2-client-credentials" && a.token_url.is_none() {
@@ -348,46 +361,87 @@ pub fn check(rest: &RestClient, sources: &[&str]) -> Vec<(String, String)> {
     }
     let l = &rest.list;
     if !l.path.starts_with('/') || !template_ok(&l.path) {
-        bad("list.path", format!("expected a path template starting with '/', got {:?}", l.path));
+        bad(
+            "list.path",
+            format!(
+                "expected a path template starting with '/', got {:?}",
+                l.path
+            ),
+        );
     }
     for (k, v) in &l.query {
         if !template_ok(v) {
-            bad(&format!("list.query.{k}"), format!("malformed template {v:?}"));
+            bad(
+                &format!("list.query.{k}"),
+                format!("malformed template {v:?}"),
+            );
         }
     }
     if !pointer_ok(&l.items) {
-        bad("list.items", format!("expected a JSON pointer (\"/users\" or \"\"), got {:?}", l.items));
+        bad(
+            "list.items",
+            format!(
+                "expected a JSON pointer (\"/users\" or \"\"), got {:?}",
+                l.items
+            ),
+        );
     }
     let p = &l.paging;
     if !one_of(&p.style, &RestPaging::STYLES) {
         bad(
             "list.paging.style",
-            format!("expected one of {}, got {:?}", RestPaging::STYLES.join(", "), p.style),
+            format!(
+                "expected one of {}, got {:?}",
+                RestPaging::STYLES.join(", "),
+                p.style
+            ),
         );
     }
     let needs_param = matches!(p.style.as_str(), "cursor" | "offset" | "page");
     if needs_param && p.param.is_none() {
-        bad("list.paging.param", format!("paging style {} needs the query parameter", p.style));
+        bad(
+            "list.paging.param",
+            format!("paging style {} needs the query parameter", p.style),
+        );
     }
     if matches!(p.style.as_str(), "cursor" | "next-url") && p.next.is_none() {
-        bad("list.paging.next", format!("paging style {} needs the pointer to the next cursor or URL", p.style));
+        bad(
+            "list.paging.next",
+            format!(
+                "paging style {} needs the pointer to the next cursor or URL",
+                p.style
+            ),
+        );
     }
-    for (f, v) in [("next", &p.next), ("has_more", &p.has_more), ("total", &p.total)] {
+    for (f, v) in [
+        ("next", &p.next),
+        ("has_more", &p.has_more),
+        ("total", &p.total),
+    ] {
         if let Some(v) = v
             && !pointer_ok(v)
         {
-            bad(&format!("list.paging.{f}"), format!("expected a JSON pointer, got {v:?}"));
+            bad(
+                &format!("list.paging.{f}"),
+                format!("expected a JSON pointer, got {v:?}"),
+            );
         }
     }
     let f = &rest.fields;
     for (name, v) in [("id", &f.id), ("email", &f.email)] {
         if v.is_empty() || !pointer_ok(v) {
-            bad(&format!("fields.{name}"), format!("expected a JSON pointer, got {v:?}"));
+            bad(
+                &format!("fields.{name}"),
+                format!("expected a JSON pointer, got {v:?}"),
+            );
         }
     }
     if let Some(s) = &f.active {
         if !pointer_ok(&s.pointer) || s.pointer.is_empty() {
-            bad("fields.active.pointer", format!("expected a JSON pointer, got {:?}", s.pointer));
+            bad(
+                "fields.active.pointer",
+                format!("expected a JSON pointer, got {:?}", s.pointer),
+            );
         }
         if s.active.is_empty() || s.inactive.is_empty() {
             bad(
@@ -396,12 +450,18 @@ pub fn check(rest: &RestClient, sources: &[&str]) -> Vec<(String, String)> {
             );
         }
         if s.active.iter().any(|v| s.inactive.contains(v)) {
-            bad("fields.active", "a value is both active and inactive".into());
+            bad(
+                "fields.active",
+                "a value is both active and inactive".into(),
+            );
         }
     }
     for (k, v) in &f.attributes {
         if !pointer_ok(v) || v.is_empty() {
-            bad(&format!("fields.attributes.{k}"), format!("expected a JSON pointer, got {v:?}"));
+            bad(
+                &format!("fields.attributes.{k}"),
+                format!("expected a JSON pointer, got {v:?}"),
+            );
         }
     }
     for (name, call) in [
@@ -414,11 +474,21 @@ pub fn check(rest: &RestClient, sources: &[&str]) -> Vec<(String, String)> {
         if !one_of(&c.method, &RestCall::METHODS) {
             bad(
                 &format!("{name}.method"),
-                format!("expected one of {}, got {:?}", RestCall::METHODS.join(", "), c.method),
+                format!(
+                    "expected one of {}, got {:?}",
+                    RestCall::METHODS.join(", "),
+                    c.method
+                ),
             );
         }
         if !c.path.starts_with('/') || !template_ok(&c.path) {
-            bad(&format!("{name}.path"), format!("expected a path template starting with '/', got {:?}", c.path));
+            bad(
+                &format!("{name}.path"),
+                format!(
+                    "expected a path template starting with '/', got {:?}",
+                    c.path
+                ),
+            );
         }
         if name != "create" && !c.path.contains("{id}") && c.body.is_none() {
             bad(
@@ -429,13 +499,22 @@ pub fn check(rest: &RestClient, sources: &[&str]) -> Vec<(String, String)> {
         if let Some(id) = &c.id
             && !pointer_ok(id)
         {
-            bad(&format!("{name}.id"), format!("expected a JSON pointer, got {id:?}"));
+            bad(
+                &format!("{name}.id"),
+                format!("expected a JSON pointer, got {id:?}"),
+            );
         }
     }
     if rest.update.is_some() && rest.update.as_ref().and_then(|u| u.body.as_ref()).is_none() {
-        bad("update.body", "an update needs a body template naming the attributes it writes".into());
+        bad(
+            "update.body",
+            "an update needs a body template naming the attributes it writes".into(),
+        );
     }
-    for (k, v) in [("error_in_body", &rest.error_in_body), ("error_message", &rest.error_message)] {
+    for (k, v) in [
+        ("error_in_body", &rest.error_in_body),
+        ("error_message", &rest.error_message),
+    ] {
         if let Some(v) = v
             && (!pointer_ok(v) || v.is_empty())
         {
@@ -446,11 +525,18 @@ pub fn check(rest: &RestClient, sources: &[&str]) -> Vec<(String, String)> {
         if !one_of(&e.kind, &RestErrorRule::KINDS) {
             bad(
                 &format!("errors[{i}].kind"),
-                format!("expected one of {}, got {:?}", RestErrorRule::KINDS.join(", "), e.kind),
+                format!(
+                    "expected one of {}, got {:?}",
+                    RestErrorRule::KINDS.join(", "),
+                    e.kind
+                ),
             );
         }
         if !(400..=599).contains(&e.status) {
-            bad(&format!("errors[{i}].status"), format!("expected an HTTP error status, got {}", e.status));
+            bad(
+                &format!("errors[{i}].status"),
+                format!("expected an HTTP error status, got {}", e.status),
+            );
         }
     }
     if let Some(r) = &rest.rate_limit {
@@ -459,12 +545,18 @@ pub fn check(rest: &RestClient, sources: &[&str]) -> Vec<(String, String)> {
         {
             bad(
                 "rate_limit.reset_unit",
-                format!("expected one of {}, got {u:?}", RestRateLimit::RESET_UNITS.join(", ")),
+                format!(
+                    "expected one of {}, got {u:?}",
+                    RestRateLimit::RESET_UNITS.join(", ")
+                ),
             );
         }
         for (i, w) in r.windows.iter().enumerate() {
             if w.requests == 0 || w.seconds == 0 {
-                bad(&format!("rate_limit.windows[{i}]"), "requests and seconds must be above 0".into());
+                bad(
+                    &format!("rate_limit.windows[{i}]"),
+                    "requests and seconds must be above 0".into(),
+                );
             }
         }
     }
@@ -500,21 +592,53 @@ body = { status = "off" }
 
     #[test]
     fn a_good_table_passes_and_each_mistake_is_named() {
-        assert_eq!(check(&parse(GOOD), &["doc"]), Vec::<(String, String)>::new());
+        assert_eq!(
+            check(&parse(GOOD), &["doc"]),
+            Vec::<(String, String)>::new()
+        );
         let fields = |text: &str| -> Vec<String> {
-            check(&parse(text), &["doc"]).into_iter().map(|(f, _)| f).collect()
+            check(&parse(text), &["doc"])
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
         };
-        assert_eq!(fields(&GOOD.replace("\"cursor\"", "\"sideways\"")), ["rest.list.paging.style"]);
-        assert_eq!(fields(&GOOD.replace("param = \"after\", ", "")), ["rest.list.paging.param"]);
-        assert_eq!(fields(&GOOD.replace("items = \"/users\"", "items = \"users\"")), ["rest.list.items"]);
-        assert_eq!(fields(&GOOD.replace("kind = \"bearer\"", "kind = \"oauth2-client-credentials\"")), ["rest.auth.token_url"]);
-        assert_eq!(fields(&GOOD.replace("inactive = [\"off\"]", "inactive = []")), ["rest.fields.active"]);
-        assert_eq!(fields(&GOOD.replace("method = \"PUT\"", "method = \"GET\"")), ["rest.deactivate.method"]);
-        assert_eq!(fields(&GOOD.replace("kind = \"exists\"", "kind = \"fine\"")), ["rest.errors[0].kind"]);
-        assert_eq!(fields(&GOOD.replace("/users/{id}", "/users/{id")), ["rest.deactivate.path"]);
+        assert_eq!(
+            fields(&GOOD.replace("\"cursor\"", "\"sideways\"")),
+            ["rest.list.paging.style"]
+        );
+        assert_eq!(
+            fields(&GOOD.replace("param = \"after\", ", "")),
+            ["rest.list.paging.param"]
+        );
+        assert_eq!(
+            fields(&GOOD.replace("items = \"/users\"", "items = \"users\"")),
+            ["rest.list.items"]
+        );
+        assert_eq!(
+            fields(&GOOD.replace("kind = \"bearer\"", "kind = \"oauth2-client-credentials\"")),
+            ["rest.auth.token_url"]
+        );
+        assert_eq!(
+            fields(&GOOD.replace("inactive = [\"off\"]", "inactive = []")),
+            ["rest.fields.active"]
+        );
+        assert_eq!(
+            fields(&GOOD.replace("method = \"PUT\"", "method = \"GET\"")),
+            ["rest.deactivate.method"]
+        );
+        assert_eq!(
+            fields(&GOOD.replace("kind = \"exists\"", "kind = \"fine\"")),
+            ["rest.errors[0].kind"]
+        );
+        assert_eq!(
+            fields(&GOOD.replace("/users/{id}", "/users/{id")),
+            ["rest.deactivate.path"]
+        );
         assert_eq!(check(&parse(GOOD), &["other"])[0].0, "rest.source");
         // Unknown keys are refused by the parser itself.
-        assert!(toml::from_str::<RestClient>(&GOOD.replace("[fields]", "[fields]\nactiv = 1")).is_err());
+        assert!(
+            toml::from_str::<RestClient>(&GOOD.replace("[fields]", "[fields]\nactiv = 1")).is_err()
+        );
     }
 
     #[test]

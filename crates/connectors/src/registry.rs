@@ -488,7 +488,10 @@ fn build_scim(
 }
 
 /// The declarative REST connector, from the record's `[rest]` table.
-fn build_rest(app: &App, settings: &ConnectorSettings) -> Result<Arc<dyn Connector>, ConnectorError> {
+fn build_rest(
+    app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
     let api = app.rest.clone().ok_or_else(|| ConnectorError::Config {
         detail: format!(
             "{}: the catalog record of {} names the rest connector but has no [rest] table",

@@ -203,7 +203,10 @@ fn lone_placeholder(s: &str) -> Option<&str> {
 /// Fills a body template: a string that is exactly one placeholder
 /// without a value drops its key (or array element); any other missing
 /// placeholder is `Err(name)`.
-pub fn fill_body(v: &Value, vars: &dyn Fn(&str) -> Option<String>) -> Result<Option<Value>, String> {
+pub fn fill_body(
+    v: &Value,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Value>, String> {
     Ok(match v {
         Value::String(s) => match lone_placeholder(s) {
             Some(name) => vars(name).map(Value::String),
@@ -242,7 +245,9 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
         let Ok(value) = value.to_str() else { continue };
         for part in value.split(',') {
             let mut pieces = part.split(';');
-            let Some(target) = pieces.next() else { continue };
+            let Some(target) = pieces.next() else {
+                continue;
+            };
             let target = target.trim();
             let is_next = pieces.any(|p| {
                 let p = p.trim();
@@ -386,14 +391,23 @@ impl RestConnector {
         }
         if !roster_catalog::rest::RestAuth::KINDS.contains(&config.api.auth.kind.as_str()) {
             return Err(ConnectorError::Config {
-                detail: format!("{}: unknown auth kind {:?}", config.connection, config.api.auth.kind),
+                detail: format!(
+                    "{}: unknown auth kind {:?}",
+                    config.connection, config.api.auth.kind
+                ),
             });
         }
         let record_size = config.api.list.page_size.unwrap_or(100).max(1);
         let page_size = match config.options.get("page_size") {
-            Some(v) => v.trim().parse::<u32>().map_err(|_| ConnectorError::Config {
-                detail: format!("{}: page_size {v:?} is not a whole number", config.connection),
-            })?,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| ConnectorError::Config {
+                    detail: format!(
+                        "{}: page_size {v:?} is not a whole number",
+                        config.connection
+                    ),
+                })?,
             None => record_size,
         }
         .max(1);
@@ -448,15 +462,21 @@ impl RestConnector {
         let url = http::base_url(&url, "token endpoint")?;
         let mut form: Vec<(String, String)> = vec![(
             "grant_type".into(),
-            auth.grant_type.clone().unwrap_or_else(|| "client_credentials".into()),
+            auth.grant_type
+                .clone()
+                .unwrap_or_else(|| "client_credentials".into()),
         )];
         for p in &auth.params {
-            let v = self.config.options.get(p).ok_or_else(|| ConnectorError::Config {
-                detail: format!(
-                    "{}: the token endpoint needs the connection option {p}",
-                    self.config.connection
-                ),
-            })?;
+            let v = self
+                .config
+                .options
+                .get(p)
+                .ok_or_else(|| ConnectorError::Config {
+                    detail: format!(
+                        "{}: the token endpoint needs the connection option {p}",
+                        self.config.connection
+                    ),
+                })?;
             form.push((p.clone(), v.clone()));
         }
         if let Some(s) = &auth.scope {
@@ -476,13 +496,22 @@ impl RestConnector {
                 &format!("the token endpoint of {}", self.config.app_name),
                 answer.status,
                 &answer.headers,
-                &http::scrub(&answer.text.chars().take(200).collect::<String>(), &self.secrets()),
-                &format!("check the OAuth client id and secret of {}", self.config.connection),
+                &http::scrub(
+                    &answer.text.chars().take(200).collect::<String>(),
+                    &self.secrets(),
+                ),
+                &format!(
+                    "check the OAuth client id and secret of {}",
+                    self.config.connection
+                ),
             ));
         }
         let body = answer.json(&self.vendor())?;
         let token = http::text(&body, "access_token").ok_or_else(|| ConnectorError::Protocol {
-            detail: format!("the token endpoint of {} answered no access_token", self.config.app_name),
+            detail: format!(
+                "the token endpoint of {} answered no access_token",
+                self.config.app_name
+            ),
         })?;
         let ttl = body
             .get("expires_in")
@@ -549,7 +578,10 @@ impl RestConnector {
             Some(match r.reset_unit.as_deref().unwrap_or("seconds") {
                 "milliseconds" => Duration::from_millis(n as u64),
                 "epoch-seconds" => {
-                    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .ok()?
+                        .as_secs_f64();
                     Duration::from_secs_f64((n - now).max(0.0))
                 }
                 _ => Duration::from_secs_f64(n.min(86_400.0)),
@@ -574,14 +606,22 @@ impl RestConnector {
         };
         let message = body
             .as_ref()
-            .and_then(|b| self.api().error_message.as_ref().and_then(|p| text_at(b, p)))
+            .and_then(|b| {
+                self.api()
+                    .error_message
+                    .as_ref()
+                    .and_then(|p| text_at(b, p))
+            })
             .unwrap_or_else(|| answer.text.chars().take(200).collect());
         let message = http::scrub(&message, &self.secrets());
         let status = answer.status.as_u16();
         if !answer.status.is_success() {
             for rule in &self.api().errors {
                 if rule.status == status
-                    && rule.contains.as_ref().is_none_or(|c| answer.text.contains(c.as_str()))
+                    && rule
+                        .contains
+                        .as_ref()
+                        .is_none_or(|c| answer.text.contains(c.as_str()))
                 {
                     return Err(match rule.kind.as_str() {
                         "exists" | "gone" => ConnectorError::Vendor {
@@ -607,7 +647,9 @@ impl RestConnector {
                 // the retry fetches a new one.
                 *self.slot() = None;
                 return Err(ConnectorError::Transient {
-                    detail: format!("{vendor} refused the kept access token (HTTP 401); a new one is fetched on the next attempt"),
+                    detail: format!(
+                        "{vendor} refused the kept access token (HTTP 401); a new one is fetched on the next attempt"
+                    ),
                 });
             }
             if status == 429 {
@@ -644,7 +686,11 @@ impl RestConnector {
         http::retry_after(headers).or_else(|| self.rate_info(headers).and_then(|i| i.reset_after))
     }
 
-    fn url(&self, path_template: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    fn url(
+        &self,
+        path_template: &str,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, String> {
         Ok(format!("{}{}", self.base, fill(path_template, vars, true)?))
     }
 
@@ -745,7 +791,11 @@ impl RestConnector {
             });
         };
         let items = items.clone();
-        Ok(Listed { answer, body, items })
+        Ok(Listed {
+            answer,
+            body,
+            items,
+        })
     }
 
     /// Maps one vendor user to an account; `Err` says why it can't be read.
@@ -758,7 +808,10 @@ impl RestConnector {
             None => true,
             Some(s) => {
                 let v = text_at(u, &s.pointer).ok_or_else(|| {
-                    format!("user {id} has no status at {} (the connector never guesses)", s.pointer)
+                    format!(
+                        "user {id} has no status at {} (the connector never guesses)",
+                        s.pointer
+                    )
                 })?;
                 if s.active.iter().any(|a| a.eq_ignore_ascii_case(&v)) {
                     true
@@ -831,7 +884,9 @@ impl RestConnector {
             let body = fill_body(t, &vars)
                 .map_err(|n| self.config_error("the request body", &n))?
                 .unwrap_or(Value::Null);
-            req = req.header(CONTENT_TYPE, "application/json").body(body.to_string());
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
         }
         self.call(req, reused).await
     }
@@ -863,7 +918,10 @@ impl RestConnector {
         };
         let Some(call) = call else {
             return Ok(ActionResult::failed(
-                format!("{app}'s API (as its catalog record describes it) cannot {}", a.operation),
+                format!(
+                    "{app}'s API (as its catalog record describes it) cannot {}",
+                    a.operation
+                ),
                 false,
             ));
         };
@@ -895,11 +953,7 @@ impl RestConnector {
                     })
                     .collect()
             };
-            let unwritable: Vec<&str> = changed
-                .iter()
-                .map(|c| c.0)
-                .filter(|n| !can(n))
-                .collect();
+            let unwritable: Vec<&str> = changed.iter().map(|c| c.0).filter(|n| !can(n)).collect();
             if !unwritable.is_empty() {
                 return Ok(ActionResult::failed(
                     format!(
@@ -910,14 +964,14 @@ impl RestConnector {
                     false,
                 ));
             }
-            let cleared: Vec<&str> = changed
-                .iter()
-                .filter(|c| !c.1)
-                .map(|c| c.0)
-                .collect();
+            let cleared: Vec<&str> = changed.iter().filter(|c| !c.1).map(|c| c.0).collect();
             if !cleared.is_empty() {
                 return Ok(ActionResult::failed(
-                    format!("{app}'s API cannot clear {} for {}", cleared.join(", "), a.email),
+                    format!(
+                        "{app}'s API cannot clear {} for {}",
+                        cleared.join(", "),
+                        a.email
+                    ),
                     false,
                 ));
             }
@@ -932,7 +986,10 @@ impl RestConnector {
                     && text_at(&body, p).is_none()
                 {
                     return Err(ConnectorError::Protocol {
-                        detail: format!("{} answered the create with no user id at {p}", self.vendor()),
+                        detail: format!(
+                            "{} answered the create with no user id at {p}",
+                            self.vendor()
+                        ),
                     });
                 }
                 Ok(ActionResult::Applied)
@@ -944,7 +1001,10 @@ impl RestConnector {
                         a.email
                     ))
                 } else {
-                    ActionResult::failed(format!("{app} refused the change for {}: {detail}", a.email), false)
+                    ActionResult::failed(
+                        format!("{app} refused the change for {}: {detail}", a.email),
+                        false,
+                    )
                 })
             }
             Err(ConnectorError::Vendor { code, detail }) if code.starts_with("gone:") => {
@@ -955,13 +1015,19 @@ impl RestConnector {
                     ))
                 } else {
                     ActionResult::failed(
-                        format!("{} no longer exists in {app} ({detail}); read again", a.email),
+                        format!(
+                            "{} no longer exists in {app} ({detail}); read again",
+                            a.email
+                        ),
                         false,
                     )
                 })
             }
             Err(ConnectorError::Vendor { code, detail }) => Ok(ActionResult::failed(
-                format!("{app} refused the change for {} (HTTP {code}): {detail}", a.email),
+                format!(
+                    "{app} refused the change for {} (HTTP {code}): {detail}",
+                    a.email
+                ),
                 false,
             )),
             Err(e) => Err(e),
@@ -979,10 +1045,13 @@ impl RestConnector {
         total: Option<u64>,
     ) -> Result<Option<Position>, ConnectorError> {
         let p = &self.api().list.paging;
-        let more = p
-            .has_more
-            .as_ref()
-            .map(|ptr| listed.body.pointer(ptr).and_then(Value::as_bool).unwrap_or(false));
+        let more = p.has_more.as_ref().map(|ptr| {
+            listed
+                .body
+                .pointer(ptr)
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        });
         if more == Some(false) {
             return Ok(None);
         }
@@ -1054,7 +1123,8 @@ impl Connector for RestConnector {
     fn capabilities(&self) -> Capabilities {
         let one = OperationSupport::supported(1);
         let api = self.api();
-        let mut caps = Capabilities::new().with(Operation::Read, OperationSupport::supported(self.page_size));
+        let mut caps =
+            Capabilities::new().with(Operation::Read, OperationSupport::supported(self.page_size));
         for (op, call) in [
             (Operation::Create, &api.create),
             (Operation::Update, &api.update),
@@ -1088,11 +1158,18 @@ impl Connector for RestConnector {
         match self.list_request(None, 1).await {
             Ok(_) => Ok(Validation::new(vec![ValidationCheck::pass(
                 "credentials",
-                format!("{} listed users with the credentials of {}", self.vendor(), self.config.connection),
+                format!(
+                    "{} listed users with the credentials of {}",
+                    self.vendor(),
+                    self.config.connection
+                ),
             )])),
-            Err(ConnectorError::Unauthorized { detail }) => Ok(Validation::new(vec![
-                ValidationCheck::fail("credentials", detail),
-            ])),
+            Err(ConnectorError::Unauthorized { detail }) => {
+                Ok(Validation::new(vec![ValidationCheck::fail(
+                    "credentials",
+                    detail,
+                )]))
+            }
             Err(e) => Err(e),
         }
     }
@@ -1123,7 +1200,11 @@ impl Connector for RestConnector {
         out.push(Observation {
             field: "api.has_user_api".into(),
             value: json!("yes"),
-            detail: format!("the first page listed {} user(s) at {:?}", listed.items.len(), self.api().list.items),
+            detail: format!(
+                "the first page listed {} user(s) at {:?}",
+                listed.items.len(),
+                self.api().list.items
+            ),
         });
         let accounts: Vec<Account> = listed
             .items
@@ -1194,7 +1275,10 @@ impl Connector for RestConnector {
             .total
             .as_ref()
             .and_then(|p| listed.body.pointer(p))
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())));
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            });
         let mut items = listed.items.iter();
         if let Some(anchor) = &anchor {
             let first = items.next().and_then(|u| self.account_from(u).ok());
@@ -1209,7 +1293,9 @@ impl Connector for RestConnector {
                 });
             }
         }
-        if let Some(Position::Page { total: Some(was), .. }) = &pos
+        if let Some(Position::Page {
+            total: Some(was), ..
+        }) = &pos
             && total.is_some_and(|t| t != *was)
         {
             return Err(ConnectorError::ListingChanged {
@@ -1275,7 +1361,10 @@ mod tests {
             "first_name" => Some("Ann".to_string()),
             _ => None,
         };
-        assert_eq!(fill("/users/{id}/status", &vars, true).unwrap(), "/users/a%20b%2Fc/status");
+        assert_eq!(
+            fill("/users/{id}/status", &vars, true).unwrap(),
+            "/users/a%20b%2Fc/status"
+        );
         assert_eq!(fill("/users/{nope}", &vars, true).unwrap_err(), "nope");
         let body = json!({"user": {"first_name": "{first_name}", "last_name": "{last_name}", "type": 1,
             "note": "hi {first_name}"}, "emails": ["{last_name}"]});
@@ -1301,9 +1390,18 @@ mod tests {
         for p in [
             Position::Cursor("abc:def".into()),
             Position::Url("https://x.test/u?a=1".into()),
-            Position::Offset { next: 5, anchor: "u4".into() },
-            Position::Page { number: 3, total: Some(7) },
-            Position::Page { number: 3, total: None },
+            Position::Offset {
+                next: 5,
+                anchor: "u4".into(),
+            },
+            Position::Page {
+                number: 3,
+                total: Some(7),
+            },
+            Position::Page {
+                number: 3,
+                total: None,
+            },
         ] {
             assert_eq!(Position::parse(&p.token()).unwrap(), p);
         }

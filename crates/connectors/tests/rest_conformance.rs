@@ -290,7 +290,9 @@ async fn a_failed_or_truncated_later_page_is_incomplete_and_deactivates_nobody()
         assert!(!o.complete, "{fault:?}: {o:?}");
         assert!(o.accounts.len() < 7, "{fault:?}: the later pages were read");
         assert!(
-            o.incomplete_reason.as_deref().is_some_and(|r| !r.is_empty()),
+            o.incomplete_reason
+                .as_deref()
+                .is_some_and(|r| !r.is_empty()),
             "{fault:?}"
         );
         let plan = plan_for(o);
@@ -518,7 +520,10 @@ async fn the_probe_reports_auth_paging_and_rate_limit_headers() {
             .any(|h| h == "x-rate-limit-remaining"),
         "{headers}"
     );
-    assert!(sim.handle().effects().is_empty(), "the probe changed something");
+    assert!(
+        sim.handle().effects().is_empty(),
+        "the probe changed something"
+    );
     // Wrong credentials: the probe says so, as data.
     let mut s = settings(&sim);
     s.secret = Some(SecretString::new("wrong"));

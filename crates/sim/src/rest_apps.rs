@@ -211,7 +211,9 @@ impl Tenant {
             };
         }
         if u.name.is_empty() {
-            u.name = format!("{} {}", u.first_name, u.last_name).trim().to_string();
+            u.name = format!("{} {}", u.first_name, u.last_name)
+                .trim()
+                .to_string();
         }
         self.users.insert(order.unwrap_or(n), u.clone());
         u
@@ -326,7 +328,10 @@ impl RestAppSim {
                 .route("/admin/v1/orgs/{org}/users", get(list_in))
                 .route("/admin/v2/orgs/{org}/users/invite", post(atlassian_invite))
                 .route("/users/{id}/manage/profile", patch(atlassian_profile))
-                .route("/users/{id}/manage/lifecycle/{what}", post(atlassian_lifecycle)),
+                .route(
+                    "/users/{id}/manage/lifecycle/{what}",
+                    post(atlassian_lifecycle),
+                ),
             Vendor::Zendesk => Router::new()
                 .route("/api/v2/users", get(list).post(zendesk_create))
                 .route("/api/v2/users/{id}", put(zendesk_update)),
@@ -368,7 +373,9 @@ fn error_body(v: Vendor, status: u16, message: &str) -> Value {
             "error": if status == 404 { "RecordNotFound" } else if status == 422 { "RecordInvalid" } else { "InternalError" },
             "description": message,
         }),
-        Vendor::Asana => json!({"errors": [{"message": message, "help": "See https://developers.asana.com/docs/errors"}]}),
+        Vendor::Asana => {
+            json!({"errors": [{"message": message, "help": "See https://developers.asana.com/docs/errors"}]})
+        }
         Vendor::HubSpot => json!({
             "status": "error",
             "message": message,
@@ -432,7 +439,9 @@ impl FaultHost for Shared {
             }
             _ => match common::bearer(headers, "Bearer") {
                 Some(t) if t == self.config.secret => Ok(()),
-                _ => Err(unauthorized("Authentication credentials are missing or invalid")),
+                _ => Err(unauthorized(
+                    "Authentication credentials are missing or invalid",
+                )),
             },
         }
     }
@@ -453,7 +462,8 @@ impl FaultHost for Shared {
             },
             Some(order),
         );
-        t.effects.push(&u.id, &u.email, EffectKind::Created, "console");
+        t.effects
+            .push(&u.id, &u.email, EffectKind::Created, "console");
     }
     fn decorate(&self, response: &mut Response) {
         let Some((max, left, reset)) = self.core.rate_usage() else {
@@ -531,7 +541,11 @@ fn encode_cursor(order: i64) -> String {
 
 fn decode_cursor(t: &str) -> Option<i64> {
     let raw = URL_SAFE_NO_PAD.decode(t).ok()?;
-    String::from_utf8(raw).ok()?.strip_prefix("k:")?.parse().ok()
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("k:")?
+        .parse()
+        .ok()
 }
 
 fn host_base(headers: &HeaderMap) -> String {
@@ -550,7 +564,11 @@ async fn list_in(
     q: Query<BTreeMap<String, String>>,
 ) -> Response {
     if tenant != state.config.tenant {
-        return error(state.vendor(), StatusCode::NOT_FOUND, "No such organization or workspace");
+        return error(
+            state.vendor(),
+            StatusCode::NOT_FOUND,
+            "No such organization or workspace",
+        );
     }
     list(state, headers, fault, q).await
 }
@@ -566,7 +584,12 @@ async fn list(
     let bad = |m: &str| error(v, StatusCode::BAD_REQUEST, m);
     let (size_param, cursor_param, default, max) = match v {
         Vendor::Zoom => ("page_size", "next_page_token", 30, 300),
-        Vendor::Atlassian => ("", "cursor", sh.config.fixed_page_size, sh.config.fixed_page_size),
+        Vendor::Atlassian => (
+            "",
+            "cursor",
+            sh.config.fixed_page_size,
+            sh.config.fixed_page_size,
+        ),
         Vendor::Zendesk => ("page[size]", "page[after]", 100, 100),
         Vendor::Asana => ("limit", "offset", 100, 100),
         Vendor::HubSpot => ("limit", "after", 100, 100),
@@ -574,7 +597,11 @@ async fn list(
     let size = match q.get(size_param).map(|s| s.trim().parse::<usize>()) {
         None => default,
         Some(Ok(n)) if (1..=max).contains(&n) => n,
-        Some(_) => return bad(&format!("{size_param} must be a whole number from 1 to {max}")),
+        Some(_) => {
+            return bad(&format!(
+                "{size_param} must be a whole number from 1 to {max}"
+            ));
+        }
     };
     let status = q.get("status").map(String::as_str).unwrap_or("active");
     if v == Vendor::Zoom && !matches!(status, "active" | "inactive" | "pending") {
@@ -670,7 +697,13 @@ fn parse(v: Vendor, body: &Bytes) -> Result<Value, Response> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| error(v, StatusCode::BAD_REQUEST, "The request body is not a JSON object"))
+        .ok_or_else(|| {
+            error(
+                v,
+                StatusCode::BAD_REQUEST,
+                "The request body is not a JSON object",
+            )
+        })
 }
 
 fn s(v: &Value, p: &str) -> Option<String> {
@@ -683,7 +716,14 @@ fn s(v: &Value, p: &str) -> Option<String> {
 
 /// Creates (or, for `revive`, re-adds) a user by email; `None` when the
 /// email is taken.
-fn create(sh: &Shared, email: &str, first: &str, last: &str, name: &str, pending: bool) -> Option<SimUser> {
+fn create(
+    sh: &Shared,
+    email: &str,
+    first: &str,
+    last: &str,
+    name: &str,
+    pending: bool,
+) -> Option<SimUser> {
     let v = sh.vendor();
     let mut t = sh.lock();
     if t.find(email).is_some() {
@@ -718,7 +758,11 @@ fn set_active(sh: &Shared, id: &str, active: bool) -> Option<SimUser> {
     u.active = active;
     let u = u.clone();
     if changed {
-        let kind = if active { EffectKind::Reactivated } else { EffectKind::Deactivated };
+        let kind = if active {
+            EffectKind::Reactivated
+        } else {
+            EffectKind::Deactivated
+        };
         t.effects.push(&u.id, &u.email, kind, "api");
     }
     Some(u)
@@ -745,36 +789,56 @@ fn update(sh: &Shared, id: &str, changes: Vec<(&str, Option<String>)>) -> Option
         }
     }
     if fields.iter().any(|f| f != "name") {
-        u.name = format!("{} {}", u.first_name, u.last_name).trim().to_string();
+        u.name = format!("{} {}", u.first_name, u.last_name)
+            .trim()
+            .to_string();
     }
     let u = u.clone();
     if !fields.is_empty() {
         fields.sort();
-        t.effects.push(&u.id, &u.email, EffectKind::Updated { fields }, "api");
+        t.effects
+            .push(&u.id, &u.email, EffectKind::Updated { fields }, "api");
     }
     Some(u)
 }
 
 // ------------------------------------------------------------------ Zoom
 
-async fn zoom_token(State(sh): St, headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>, body: Bytes) -> Response {
+async fn zoom_token(
+    State(sh): St,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Response {
     let creds_ok = common::bearer(&headers, "Basic")
         .and_then(|b| STANDARD.decode(b).ok())
         .and_then(|raw| String::from_utf8(raw).ok())
         .is_some_and(|c| c == format!("{}:{}", sh.config.user, sh.config.secret));
     let form: BTreeMap<String, String> = url_form(&body);
-    let field = |k: &str| form.get(k).or_else(|| q.get(k)).cloned().unwrap_or_default();
+    let field = |k: &str| {
+        form.get(k)
+            .or_else(|| q.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
     if !creds_ok {
         sh.core.count_unauthorized();
-        return json_response(StatusCode::UNAUTHORIZED, json!({"reason": "Invalid client_id or client_secret", "error": "invalid_client"}));
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"reason": "Invalid client_id or client_secret", "error": "invalid_client"}),
+        );
     }
     if field("grant_type") != "account_credentials" || field("account_id") != sh.config.tenant {
-        return json_response(StatusCode::BAD_REQUEST, json!({"reason": "Invalid request: grant_type or account_id", "error": "invalid_request"}));
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"reason": "Invalid request: grant_type or account_id", "error": "invalid_request"}),
+        );
     }
     let mut t = sh.lock();
     t.tokens_issued += 1;
     let token = format!("eyJzoom.{:016x}.{}", rand::random::<u64>(), t.tokens_issued);
-    t.tokens.insert(token.clone(), Instant::now() + Duration::from_secs(3600));
+    t.tokens
+        .insert(token.clone(), Instant::now() + Duration::from_secs(3600));
     json_response(
         StatusCode::OK,
         json!({"access_token": token, "token_type": "bearer", "expires_in": 3599, "scope": "user:read:admin user:write:admin", "api_url": "https://api.zoom.us"}),
@@ -793,7 +857,10 @@ async fn zoom_create(State(sh): St, body: Bytes) -> Response {
         Err(r) => return r,
     };
     let action = s(&b, "/action").unwrap_or_default();
-    if !matches!(action.as_str(), "create" | "autoCreate" | "custCreate" | "ssoCreate") {
+    if !matches!(
+        action.as_str(),
+        "create" | "autoCreate" | "custCreate" | "ssoCreate"
+    ) {
         return error(v, StatusCode::BAD_REQUEST, "Invalid field: action");
     }
     let Some(email) = s(&b, "/user_info/email") else {
@@ -802,7 +869,10 @@ async fn zoom_create(State(sh): St, body: Bytes) -> Response {
     let first = s(&b, "/user_info/first_name").unwrap_or_default();
     let last = s(&b, "/user_info/last_name").unwrap_or_default();
     match create(&sh, &email, &first, &last, "", action == "create") {
-        None => json_response(StatusCode::CONFLICT, json!({"code": 1005, "message": format!("User already in the account: {email}")})),
+        None => json_response(
+            StatusCode::CONFLICT,
+            json!({"code": 1005, "message": format!("User already in the account: {email}")}),
+        ),
         Some(u) => json_response(
             StatusCode::CREATED,
             json!({"id": u.id, "first_name": u.first_name, "last_name": u.last_name, "email": u.email, "type": 1}),
@@ -811,7 +881,10 @@ async fn zoom_create(State(sh): St, body: Bytes) -> Response {
 }
 
 fn zoom_gone(id: &str) -> Response {
-    json_response(StatusCode::NOT_FOUND, json!({"code": 1001, "message": format!("User does not exist: {id}")}))
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({"code": 1001, "message": format!("User does not exist: {id}")}),
+    )
 }
 
 async fn zoom_update(State(sh): St, Path(id): Path<String>, body: Bytes) -> Response {
@@ -819,7 +892,14 @@ async fn zoom_update(State(sh): St, Path(id): Path<String>, body: Bytes) -> Resp
         Ok(b) => b,
         Err(r) => return r,
     };
-    match update(&sh, &id, vec![("first_name", s(&b, "/first_name")), ("last_name", s(&b, "/last_name"))]) {
+    match update(
+        &sh,
+        &id,
+        vec![
+            ("first_name", s(&b, "/first_name")),
+            ("last_name", s(&b, "/last_name")),
+        ],
+    ) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => zoom_gone(&id),
     }
@@ -853,7 +933,11 @@ async fn atlassian_invite(State(sh): St, Path(org): Path<String>, body: Bytes) -
         Ok(b) => b,
         Err(r) => return r,
     };
-    let Some(emails) = b.get("emails").and_then(Value::as_array).filter(|a| !a.is_empty()) else {
+    let Some(emails) = b
+        .get("emails")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    else {
         return error(v, StatusCode::BAD_REQUEST, "emails is required");
     };
     let mut out = Vec::new();
@@ -873,7 +957,10 @@ async fn atlassian_profile(State(sh): St, Path(id): Path<String>, body: Bytes) -
         Err(r) => return r,
     };
     match update(&sh, &id, vec![("name", s(&b, "/name"))]) {
-        Some(u) => json_response(StatusCode::OK, json!({"account": user_json(v, &u, true, "")})),
+        Some(u) => json_response(
+            StatusCode::OK,
+            json!({"account": user_json(v, &u, true, "")}),
+        ),
         None => error(v, StatusCode::NOT_FOUND, "Account not found"),
     }
 }
@@ -900,7 +987,11 @@ async fn zendesk_create(State(sh): St, headers: HeaderMap, body: Bytes) -> Respo
         Err(r) => return r,
     };
     let (Some(name), Some(email)) = (s(&b, "/user/name"), s(&b, "/user/email")) else {
-        return error(v, StatusCode::UNPROCESSABLE_ENTITY, "Record validation errors: name and email are required");
+        return error(
+            v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Record validation errors: name and email are required",
+        );
     };
     match create(&sh, &email, "", "", &name, false) {
         None => json_response(
@@ -908,11 +999,19 @@ async fn zendesk_create(State(sh): St, headers: HeaderMap, body: Bytes) -> Respo
             json!({"error": "RecordInvalid", "description": "Record validation errors",
                    "details": {"email": [{"description": format!("Email: {email} is already being used by another user"), "error": "DuplicateValue"}]}}),
         ),
-        Some(u) => json_response(StatusCode::CREATED, json!({"user": user_json(v, &u, true, &host_base(&headers))})),
+        Some(u) => json_response(
+            StatusCode::CREATED,
+            json!({"user": user_json(v, &u, true, &host_base(&headers))}),
+        ),
     }
 }
 
-async fn zendesk_update(State(sh): St, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn zendesk_update(
+    State(sh): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let v = sh.vendor();
     let b = match parse(v, &body) {
         Ok(b) => b,
@@ -926,7 +1025,10 @@ async fn zendesk_update(State(sh): St, headers: HeaderMap, Path(id): Path<String
         set_active(&sh, &id, !susp);
     }
     match update(&sh, &id, vec![("name", s(&b, "/user/name"))]) {
-        Some(u) => json_response(StatusCode::OK, json!({"user": user_json(v, &u, true, &host_base(&headers))})),
+        Some(u) => json_response(
+            StatusCode::OK,
+            json!({"user": user_json(v, &u, true, &host_base(&headers))}),
+        ),
         None => error(v, StatusCode::NOT_FOUND, "Not found"),
     }
 }
@@ -991,10 +1093,15 @@ async fn asana_remove(State(sh): St, Path(ws): Path<String>, body: Bytes) -> Res
         Some(u) if !u.removed => {
             u.removed = true;
             let u = u.clone();
-            t.effects.push(&u.id, &u.email, EffectKind::Deactivated, "api");
+            t.effects
+                .push(&u.id, &u.email, EffectKind::Deactivated, "api");
             json_response(StatusCode::OK, json!({"data": {}}))
         }
-        _ => error(v, StatusCode::NOT_FOUND, "user: Not a member of the workspace"),
+        _ => error(
+            v,
+            StatusCode::NOT_FOUND,
+            "user: Not a member of the workspace",
+        ),
     }
 }
 
@@ -1012,7 +1119,11 @@ async fn hubspot_create(State(sh): St, body: Bytes) -> Response {
     let first = s(&b, "/firstName").unwrap_or_default();
     let last = s(&b, "/lastName").unwrap_or_default();
     match create(&sh, &email, &first, &last, "", false) {
-        None => error(v, StatusCode::CONFLICT, &format!("A user with email {email} already exists")),
+        None => error(
+            v,
+            StatusCode::CONFLICT,
+            &format!("A user with email {email} already exists"),
+        ),
         Some(u) => json_response(StatusCode::CREATED, user_json(v, &u, true, "")),
     }
 }
@@ -1023,7 +1134,14 @@ async fn hubspot_update(State(sh): St, Path(id): Path<String>, body: Bytes) -> R
         Ok(b) => b,
         Err(r) => return r,
     };
-    match update(&sh, &id, vec![("firstName", s(&b, "/firstName")), ("lastName", s(&b, "/lastName"))]) {
+    match update(
+        &sh,
+        &id,
+        vec![
+            ("firstName", s(&b, "/firstName")),
+            ("lastName", s(&b, "/lastName")),
+        ],
+    ) {
         Some(u) => json_response(StatusCode::OK, user_json(v, &u, true, "")),
         None => error(v, StatusCode::NOT_FOUND, &format!("User {id} not found")),
     }

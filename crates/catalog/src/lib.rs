@@ -55,6 +55,7 @@ pub mod load;
 pub mod model;
 pub mod query;
 pub mod render;
+pub mod rest;
 pub mod select;
 
 pub use fact::{Claim, Fact};
@@ -63,13 +64,14 @@ pub use load::{Catalog, CatalogError, Location, Problem};
 pub use model::{
     ApiFacts, App, AppKind, Category, CredentialFacts, CredentialKind, CsvFacts, DeactivationFacts,
     DeactivationKind, EventFacts, ManualSteps, PaginationFacts, PaginationMethod, Path, PathOffer,
-    RateLimitFacts, SCIM_CONNECTOR, ScimClientSettings, ScimFacts, ScimVersion, Source, SsoFacts,
-    Tri,
+    REST_CONNECTOR, RateLimitFacts, SCIM_CONNECTOR, ScimClientSettings, ScimFacts, ScimVersion,
+    Source, SsoFacts, Tri,
 };
 pub use query::{AppDiff, AppFilter, DiffKind, diff};
 pub use render::{
     deactivation_summary, render_apps, render_card, render_list, scim_summary, user_api_summary,
 };
+pub use rest::RestClient;
 pub use select::{
     ConnectionSettings, PathChoice, idp_display_name, offer_holds, select_all, select_path,
 };

@@ -88,6 +88,10 @@ pub mod codes {
     /// `[scim.client]` has a value the generic SCIM client does not know,
     /// or names a source the record does not list.
     pub const BAD_SCIM_CLIENT: &str = "CAT-0009";
+    /// `[rest]` is malformed (an unknown paging style, a pointer that is
+    /// not one, a missing token endpoint), or an `api` path names the
+    /// `rest` connector in a record without `[rest]`.
+    pub const BAD_REST_CLIENT: &str = "CAT-0010";
 }
 
 impl fmt::Display for Problem {
@@ -380,7 +384,46 @@ fn parse_one(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<App>
     validate(file, &mut app, problems);
     check_connectors(file, &app, problems);
     check_lifecycle(file, &app, problems);
+    check_rest(file, &app, problems);
     Some(app)
+}
+
+/// The `[rest]` table is well formed, and present where a path names the
+/// declarative REST connector.
+fn check_rest(file: &str, app: &App, problems: &mut Vec<Problem>) {
+    let mut push = |field: String, reason: String| {
+        problems.push(Problem {
+            code: Some(codes::BAD_REST_CLIENT),
+            file: file.to_string(),
+            field: Some(field),
+            reason,
+            location: None,
+        });
+    };
+    if let Some(rest) = &app.rest {
+        let sources: Vec<&str> = app.sources.keys().map(String::as_str).collect();
+        for (field, reason) in crate::rest::check(rest, &sources) {
+            push(field, reason);
+        }
+    }
+    for (i, offer) in app.paths.iter().enumerate() {
+        if offer.connector.as_deref() == Some(crate::model::REST_CONNECTOR) {
+            if offer.path != Path::Api {
+                push(
+                    format!("paths[{i}].connector"),
+                    format!(
+                        "the rest connector carries out the api path, not {}",
+                        offer.path
+                    ),
+                );
+            } else if app.rest.is_none() {
+                push(
+                    format!("paths[{i}].connector"),
+                    "names the declarative rest connector, but the record has no [rest] table describing the API".into(),
+                );
+            }
+        }
+    }
 }
 
 /// What the record says about deactivation and credential lifetimes is

@@ -342,6 +342,11 @@ pub struct App {
     /// How long the app's API credentials live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialFacts>,
+    /// The declarative REST connector's description of the user API
+    /// (`[rest]`, see [`crate::rest`]): an `api` path naming connector
+    /// `rest` runs from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<crate::rest::RestClient>,
     /// Automated paths the app offers. Manual is implicit and always there.
     #[serde(default)]
     pub paths: Vec<PathOffer>,
@@ -615,6 +620,10 @@ impl PathOffer {
 /// The implementation name of the generic SCIM 2.0 client: what a `scim`
 /// path uses when its offer names no connector.
 pub const SCIM_CONNECTOR: &str = "scim";
+
+/// The implementation name of the declarative REST connector: an `api`
+/// path naming it runs from the record's `[rest]` table.
+pub const REST_CONNECTOR: &str = "rest";
 
 impl App {
     /// The name to use in sentences.

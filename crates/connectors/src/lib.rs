@@ -4,7 +4,8 @@
 //! ([`bill_spend`]), app assignment through Okta ([`okta_assign`]),
 //! membership in allowlisted IdP groups (Okta, Entra ID, OneLogin:
 //! [`idp_group`]) and
-//! Spendesk's read-only API ([`spendesk`]). [`registry::build`] makes the
+//! Spendesk's read-only API ([`spendesk`]), and the declarative REST
+//! connector any simple user API can be described for as data ([`rest`]). [`registry::build`] makes the
 //! one the app's catalog record names for the path a connection takes; the `testkit` feature adds the
 //! conformance suite every connector runs against its simulator.
 //!
@@ -62,6 +63,7 @@ pub mod idp_group;
 pub mod limiter;
 pub mod okta_assign;
 pub mod registry;
+pub mod rest;
 pub mod retry;
 pub mod scim;
 mod secret;

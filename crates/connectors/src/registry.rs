@@ -16,6 +16,7 @@
 //! | `scim` | `scim` | [`crate::scim`] | `secret` = bearer token |
 //! | `expensify-api` | `api` | [`crate::expensify`] | `username` = partnerUserID, `secret` = partnerUserSecret |
 //! | `bill-spend-api` | `api` | [`crate::bill_spend`] | `secret` = apiToken |
+//! | `rest` | `api` | [`crate::rest`], from the record's `[rest]` | `secret` = token, password or client secret; `username` for `basic` and as the OAuth client id; `options` fill the record's templates (`workspace_gid`, `org_id`, `subdomain`, `account_id`) |
 //! | `spendesk-api` | `api` | [`crate::spendesk`] | `username` = API key id, `secret` = API key secret |
 //! | `okta-assign` | `idp` (via Okta) | [`crate::okta_assign`] | `secret` = Okta API token, `okta_app_id` |
 //! | `idp-group` | `idp` (Okta, Entra ID, OneLogin) | [`crate::idp_group`] with `groups` set; else, for Okta, [`crate::okta_assign`] | Okta: `secret` = API token; Entra: `username` = client id, `secret` = client secret, `options.tenant` (`options.login_url`); OneLogin: `username` = client id, `secret`; all: `idp_app_id`, `groups` |
@@ -25,13 +26,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roster_catalog::{App, ConnectionSettings, Path, SCIM_CONNECTOR, offer_holds, select_path};
+use roster_catalog::{
+    App, ConnectionSettings, Path, REST_CONNECTOR, SCIM_CONNECTOR, offer_holds, select_path,
+};
 use roster_core::{ConnectionId, Operation};
 
 use crate::bill_spend::{BillSpendConfig, BillSpendConnector};
 use crate::expensify::{ExpensifyConfig, ExpensifyConnector};
 use crate::idp_group::{Idp, IdpGroupConfig, IdpGroupConnector};
 use crate::okta_assign::{OktaAssignConfig, OktaAssignConnector};
+use crate::rest::{RestConfig, RestConnector};
 use crate::scim::{Deprovision, PatchStyle, ScimAuth, ScimConfig, ScimConnector};
 use crate::spendesk::{SpendeskConfig, SpendeskConnector};
 use crate::{Connector, ConnectorError, SecretString};
@@ -197,7 +201,7 @@ pub struct Implementation {
 }
 
 /// Every implementation roster has, by name.
-pub const IMPLEMENTATIONS: [Implementation; 6] = [
+pub const IMPLEMENTATIONS: [Implementation; 7] = [
     Implementation {
         name: SCIM_CONNECTOR,
         path: Path::Scim,
@@ -217,6 +221,11 @@ pub const IMPLEMENTATIONS: [Implementation; 6] = [
         name: "spendesk-api",
         path: Path::Api,
         build: build_spendesk,
+    },
+    Implementation {
+        name: REST_CONNECTOR,
+        path: Path::Api,
+        build: build_rest,
     },
     Implementation {
         name: "okta-assign",
@@ -476,6 +485,29 @@ fn build_scim(
         c.use_etags = v != "false";
     }
     Ok(Arc::new(ScimConnector::new(c)?))
+}
+
+/// The declarative REST connector, from the record's `[rest]` table.
+fn build_rest(
+    app: &App,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let api = app.rest.clone().ok_or_else(|| ConnectorError::Config {
+        detail: format!(
+            "{}: the catalog record of {} names the rest connector but has no [rest] table",
+            settings.connection, app.id
+        ),
+    })?;
+    let mut c = RestConfig::new(settings.connection.clone(), api, secret(settings)?);
+    c.app_name = app.name.clone();
+    c.base_url = settings.base_url.clone();
+    c.username = settings.username.clone();
+    c.options = settings.options.clone();
+    c.allow_private_network = settings.allow_private_network;
+    if let Some(t) = settings.timeout {
+        c.timeout = t;
+    }
+    Ok(Arc::new(RestConnector::new(c)?))
 }
 
 fn build_okta_assign(

@@ -29,7 +29,8 @@
 //!
 //! Each simulator has an [`Oracle`] here ([`ScimOracle`], [`BillOracle`],
 //! [`OktaOracle`], [`SpendeskOracle`], [`ExpensifyOracle`],
-//! [`EntraGroupOracle`], [`OktaGroupOracle`], [`OneLoginRoleOracle`]); a new
+//! [`EntraGroupOracle`], [`OktaGroupOracle`], [`OneLoginRoleOracle`],
+//! [`RestAppOracle`] for the five REST simulators); a new
 //! connector adds one for its simulator and calls the three checks from its
 //! tests. Checks return `Err(description)` rather than panicking, so the
 //! suite is usable outside `#[test]` too.
@@ -1096,4 +1097,48 @@ fn expensify_fault(f: SuiteFault, slow: Duration) -> Option<roster_sim::expensif
         SuiteFault::LoseResponse => F::LoseResponse,
         SuiteFault::RepeatPage | SuiteFault::ShiftListing => return None,
     })
+}
+
+/// The record of one of the five REST simulators (`roster_sim::rest_apps`):
+/// the users its listing shows, in roster's attribute names as the
+/// vendor's `[rest]` record maps them.
+pub struct RestAppOracle {
+    pub handle: roster_sim::rest_apps::RestAppHandle,
+    pub slow: Duration,
+}
+
+impl Oracle for RestAppOracle {
+    fn accounts(&self) -> Vec<OracleAccount> {
+        use roster_sim::rest_apps::Vendor;
+        let vendor = self.handle.vendor();
+        self.handle
+            .listed()
+            .into_iter()
+            .map(|u| {
+                let attributes: BTreeMap<String, String> = match vendor {
+                    Vendor::Zoom | Vendor::HubSpot => [
+                        ("first_name".to_string(), u.first_name.clone()),
+                        ("last_name".to_string(), u.last_name.clone()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                    Vendor::Atlassian | Vendor::Zendesk | Vendor::Asana => {
+                        [("display_name".to_string(), u.name.clone())]
+                            .into_iter()
+                            .collect()
+                    }
+                };
+                OracleAccount {
+                    key: u.id.clone(),
+                    email: u.email.to_lowercase(),
+                    active: u.active,
+                    attributes,
+                }
+            })
+            .collect()
+    }
+    fn api_effects(&self, email: &str) -> Vec<String> {
+        api_kinds(self.handle.effects(), email)
+    }
+    fault_methods!();
 }

@@ -24,6 +24,7 @@
 //! | [`onelogin`] | OneLogin API v2 users and roles (+ the token endpoint) | [`onelogin::OneLoginSim::start`] |
 //! | [`google`] | Google Workspace Directory API (+ the service-account token endpoint) | [`google::GoogleSim::start`] |
 //! | [`graph`] | Microsoft Graph users, groups, delta (+ the token endpoint) | [`graph::GraphSim::start`] |
+//! | [`rest_apps`] | Zoom, Atlassian, Zendesk, Asana and HubSpot user APIs (the declarative REST connector's five) | [`rest_apps::RestAppSim::start`] |
 //! | [`servicenow`] | ServiceNow Table API (tickets mirrored from roster's tasks) | [`servicenow::ServiceNowSim::start`] |
 //!
 //! The simulators after Expensify share [`common`]: one fault switchboard
@@ -47,6 +48,7 @@ pub mod google;
 pub mod graph;
 pub mod okta;
 pub mod onelogin;
+pub mod rest_apps;
 pub mod scim_app;
 pub mod servicenow;
 pub mod spendesk;

@@ -68,7 +68,7 @@ impl Roster {
             .map_err(|e| EngineError::Refused(format!("the probe of {connection} failed: {e}")))?;
         if observations.is_empty() {
             return Err(EngineError::Refused(format!(
-                "the connector serving {connection} has no probe (only SCIM connections are probed)"
+                "the connector serving {connection} has no probe (SCIM connections and the declarative REST connector are probed)"
             )));
         }
         let app_id = self
@@ -114,6 +114,7 @@ fn claimed(app: &roster_catalog::App, field: &str) -> Option<String> {
     match field {
         "scim.available" => Some(app.scim.available.value().to_string()),
         "api.auth_method" => Some(app.api.auth_method.value().clone()),
+        "api.has_user_api" => Some(app.api.has_user_api.value().to_string()),
         "pagination.method" => Some(app.pagination.method.value().to_string()),
         "rate_limits.header_names" => app
             .rate_limits

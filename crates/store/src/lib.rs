@@ -60,6 +60,7 @@ mod governance;
 mod guards;
 mod health;
 mod human_tasks;
+mod leases;
 pub mod mentions;
 mod notify;
 mod pages;
@@ -118,6 +119,7 @@ pub use tasks::{
     EnqueueReport, ExecState, QUARANTINED, QueueStatus, ReapedTask, Task, TaskFilter, TaskFinish,
     TaskOutcome, TaskResult,
 };
+pub use leases::Lease;
 pub use tickets::TicketLink;
 pub use web::{WebSessionRecord, WebUserRecord};
 
@@ -126,7 +128,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 22;
+pub const SCHEMA_VERSION: i64 = 23;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -341,9 +341,9 @@ async fn rotate_with(
         }
         KeySource::Env => {
             let current = keyring.current_id().to_string();
-            let already = stored
-                .iter()
-                .all(|(_, sealed)| roster_secrets::sealed_key_id(sealed).is_ok_and(|id| id == current));
+            let already = stored.iter().all(|(_, sealed)| {
+                roster_secrets::sealed_key_id(sealed).is_ok_and(|id| id == current)
+            });
             if keyring.key_ids().count() == 1 && already {
                 bail!(
                     "every stored secret is already sealed with key {current}, the only key in \

@@ -86,7 +86,12 @@ mod tests {
     fn only_postgres_urls_count_as_shared() {
         assert!(super::is_postgres("postgres://roster@db/roster"));
         assert!(super::is_postgres("postgresql://db/roster"));
-        for not in ["roster.db", "/var/lib/roster/roster.db", "sqlite://x.db", "postgres.db"] {
+        for not in [
+            "roster.db",
+            "/var/lib/roster/roster.db",
+            "sqlite://x.db",
+            "postgres.db",
+        ] {
             assert!(!super::is_postgres(not), "{not}");
         }
     }

@@ -87,7 +87,12 @@ async fn round_trip(src: Option<&str>, dst: Option<&str>) {
     let config_a = deployment(a.path(), &sim.url(), src);
     let config_b = deployment(b.path(), &sim.url(), dst);
 
-    roster_ok(&config_a, &["secret", "set", "expensify-secret"], Some("right-secret")).await;
+    roster_ok(
+        &config_a,
+        &["secret", "set", "expensify-secret"],
+        Some("right-secret"),
+    )
+    .await;
     let first = roster_ok(&config_a, &["plan", "--json"], None).await;
     assert_ne!(plan_actions(&first), serde_json::json!([]), "{first}");
     roster_ok(&config_a, &["apply", "latest"], None).await;
@@ -115,7 +120,11 @@ async fn round_trip(src: Option<&str>, dst: Option<&str>) {
     let (ok, err) = script("restore.sh", &[backup.to_str().unwrap(), &dst_db]);
     assert!(ok, "{err}");
     std::fs::create_dir_all(b.path().join("data")).unwrap();
-    std::fs::copy(a.path().join("data/master.key"), b.path().join("data/master.key")).unwrap();
+    std::fs::copy(
+        a.path().join("data/master.key"),
+        b.path().join("data/master.key"),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -156,7 +165,8 @@ async fn sqlite_backup_restores_into_a_fresh_file_that_verifies_and_plans_nothin
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_backup_restores_into_a_fresh_database_that_verifies_and_plans_nothing() {
-    let (Some(src), Some(dst)) = (FreshDb::create("src").await, FreshDb::create("dst").await) else {
+    let (Some(src), Some(dst)) = (FreshDb::create("src").await, FreshDb::create("dst").await)
+    else {
         return;
     };
     let outcome = tokio::spawn({

@@ -84,7 +84,12 @@ async fn lease(url: &str) -> Option<(String, i64, i64)> {
 
 async fn scalar(url: &str, sql: &'static str) -> i64 {
     let mut c = AnyConnection::connect(url).await.unwrap();
-    let v: i64 = sqlx::query(sql).fetch_one(&mut c).await.unwrap().try_get(0).unwrap();
+    let v: i64 = sqlx::query(sql)
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
     c.close().await.unwrap();
     v
 }
@@ -106,7 +111,10 @@ fn log_of(path: &Path) -> String {
 }
 
 fn sigterm(child: &Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -121,18 +129,38 @@ async fn two_schedulers_two_workers_survive_sigkill_with_every_change_once() {
     let logs = dir.path();
     let ttl = ["--leader-ttl-secs", "2", "--lease-secs", "3"];
 
-    let mut a = spawn(&config, &logs.join("a.log"), &["run", ttl[0], ttl[1], ttl[2], ttl[3]]);
+    let mut a = spawn(
+        &config,
+        &logs.join("a.log"),
+        &["run", ttl[0], ttl[1], ttl[2], ttl[3]],
+    );
     let a_pid = format!("-{}-", a.id());
     let u = url.clone();
     wait_for("run A to take the lease", Duration::from_secs(30), || {
         let u = u.clone();
         let a_pid = a_pid.clone();
-        async move { lease(&u).await.is_some_and(|(h, t, _)| h.contains(&a_pid) && t == 1) }
+        async move {
+            lease(&u)
+                .await
+                .is_some_and(|(h, t, _)| h.contains(&a_pid) && t == 1)
+        }
     })
     .await;
-    let mut b = spawn(&config, &logs.join("b.log"), &["run", ttl[0], ttl[1], ttl[2], ttl[3]]);
-    let mut w1 = spawn(&config, &logs.join("w1.log"), &["worker", "--lease-secs", "3"]);
-    let mut w2 = spawn(&config, &logs.join("w2.log"), &["worker", "--lease-secs", "3"]);
+    let mut b = spawn(
+        &config,
+        &logs.join("b.log"),
+        &["run", ttl[0], ttl[1], ttl[2], ttl[3]],
+    );
+    let mut w1 = spawn(
+        &config,
+        &logs.join("w1.log"),
+        &["worker", "--lease-secs", "3"],
+    );
+    let mut w2 = spawn(
+        &config,
+        &logs.join("w2.log"),
+        &["worker", "--lease-secs", "3"],
+    );
 
     // A's full run is queued and drained by all four processes.
     let created = |sim: &roster_sim::expensify::RunningSim| {
@@ -159,11 +187,19 @@ async fn two_schedulers_two_workers_survive_sigkill_with_every_change_once() {
     w1.wait().unwrap();
     let b_pid = format!("-{}-", b.id());
     let u = url.clone();
-    wait_for("run B to take the lease over", Duration::from_secs(20), || {
-        let u = u.clone();
-        let b_pid = b_pid.clone();
-        async move { lease(&u).await.is_some_and(|(h, t, _)| h.contains(&b_pid) && t >= 2) }
-    })
+    wait_for(
+        "run B to take the lease over",
+        Duration::from_secs(20),
+        || {
+            let u = u.clone();
+            let b_pid = b_pid.clone();
+            async move {
+                lease(&u)
+                    .await
+                    .is_some_and(|(h, t, _)| h.contains(&b_pid) && t >= 2)
+            }
+        },
+    )
     .await;
     let start = Instant::now();
     while created(&sim) < PEOPLE {
@@ -208,7 +244,11 @@ async fn two_schedulers_two_workers_survive_sigkill_with_every_change_once() {
     // One full run was started (by A, token 1); B did not start another
     // before the shared schedule's next time.
     assert_eq!(
-        scalar(&url, "SELECT token FROM schedule WHERE name = 'full-reconciliation'").await,
+        scalar(
+            &url,
+            "SELECT token FROM schedule WHERE name = 'full-reconciliation'"
+        )
+        .await,
         1
     );
     assert_eq!(scalar(&url, "SELECT COUNT(*) FROM plan").await, 1);
@@ -254,6 +294,12 @@ fn worker_refuses_sqlite() {
         .arg(&config);
     let (out, _, stderr) = run(cmd);
     assert!(!out.status.success());
-    assert!(stderr.contains("roster worker needs PostgreSQL"), "{stderr}");
-    assert!(!dir.path().join("data/roster.db").exists(), "nothing opened");
+    assert!(
+        stderr.contains("roster worker needs PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data/roster.db").exists(),
+        "nothing opened"
+    );
 }

@@ -318,7 +318,10 @@ fn rotate_reseals_everything_under_a_new_key_file_and_retires_the_old_key() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Re-sealed 2 secret(s)"), "{stdout}");
-    assert!(stdout.contains(&format!("Retired key(s) {old_id}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Retired key(s) {old_id}")),
+        "{stdout}"
+    );
     assert!(!stdout.contains("value-"), "{stdout}");
 
     // The key file holds the new key alone, still private.
@@ -357,7 +360,11 @@ fn rotate_reseals_everything_under_a_new_key_file_and_retires_the_old_key() {
         .expect("audited");
     assert_eq!(rotated.data["resealed"], 2);
     assert_eq!(rotated.data["retired"][0], old_id.as_str());
-    assert!(!serde_json::to_string(&rotated.data).unwrap().contains("value-"));
+    assert!(
+        !serde_json::to_string(&rotated.data)
+            .unwrap()
+            .contains("value-")
+    );
 
     // A second rotation works the same way from the new key.
     let out = roster(&config).arg("rotate").output().unwrap();
@@ -388,7 +395,10 @@ fn rotate_refuses_with_nothing_changed_when_a_value_does_not_open() {
     let out = roster(&config).arg("rotate").output().unwrap();
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("\"foreign\"") && stderr.contains("nothing changed"), "{stderr}");
+    assert!(
+        stderr.contains("\"foreign\"") && stderr.contains("nothing changed"),
+        "{stderr}"
+    );
     assert!(stderr.contains("SEC-0005"), "{stderr}");
     assert_eq!(std::fs::read(data.join("master.key")).unwrap(), key_before);
     assert_eq!(stored(&data).0, before);
@@ -420,12 +430,22 @@ fn rotate_with_the_variable_needs_a_new_key_first_then_names_the_keys_to_drop() 
     let out = with(&both, &["rotate"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("remove them from ROSTER_MASTER_KEY"), "{stdout}");
-    assert!(stdout.contains("old") && stdout.contains("keep only new"), "{stdout}");
+    assert!(
+        stdout.contains("remove them from ROSTER_MASTER_KEY"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("old") && stdout.contains("keep only new"),
+        "{stdout}"
+    );
     assert!(!data.join("master.key").exists(), "no key file is written");
     let (after, _) = stored(&data);
     assert!(after[0].1.starts_with("v1:new:"), "{after:?}");
     // The new key alone now opens it.
-    let new_only = roster_secrets::Keyring::from_spec(&format!("new:{}", b64([2; 32])), "t").unwrap();
-    assert_eq!(new_only.open(&after[0].1, "token").unwrap().as_slice(), b"env-value");
+    let new_only =
+        roster_secrets::Keyring::from_spec(&format!("new:{}", b64([2; 32])), "t").unwrap();
+    assert_eq!(
+        new_only.open(&after[0].1, "token").unwrap().as_slice(),
+        b"env-value"
+    );
 }

@@ -93,7 +93,11 @@ pub async fn hold(
                         ..lease
                     }),
                     Ok(false) => {
-                        tracing::warn!(lease = name, token = lease.token, "lost the lease: another process leads now");
+                        tracing::warn!(
+                            lease = name,
+                            token = lease.token,
+                            "lost the lease: another process leads now"
+                        );
                         None
                     }
                     Err(e) => {
@@ -103,7 +107,11 @@ pub async fn hold(
                 }
             }
             Some(lease) => {
-                tracing::warn!(lease = name, token = lease.token, "the lease expired before it could be renewed; stepping down");
+                tracing::warn!(
+                    lease = name,
+                    token = lease.token,
+                    "the lease expired before it could be renewed; stepping down"
+                );
                 None
             }
             None => match store.acquire_lease(name, &opts.holder, now, ttl).await {

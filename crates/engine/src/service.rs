@@ -24,8 +24,8 @@ use roster_core::Principal;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::{Roster, RunOptions};
-use crate::leader::{self, LeaseOptions};
 use crate::engine::EngineError;
+use crate::leader::{self, LeaseOptions};
 use crate::planning::PersonRef;
 
 /// What makes the service reconcile.

@@ -92,7 +92,12 @@ impl Store {
     /// over): the caller has lost leadership and must stop acting as the
     /// leader. An expired lease is never renewed, even if nobody took it:
     /// between its expiry and now, another process may have acted on it.
-    pub async fn renew_lease(&self, lease: &Lease, now_ms: i64, ttl_ms: i64) -> Result<bool, StoreError> {
+    pub async fn renew_lease(
+        &self,
+        lease: &Lease,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
         let expires = now_ms.saturating_add(ttl_ms.max(1));
         let done = sqlx::query(
             "UPDATE lease SET expires_ms = $1 \

@@ -100,6 +100,7 @@ pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;
 pub use health::QueueDepth;
 pub use human_tasks::{HumanTask, HumanTaskState};
+pub use leases::Lease;
 pub use notify::NotifyDelivery;
 pub use people::PersonOverride;
 pub use plans::{
@@ -119,7 +120,6 @@ pub use tasks::{
     EnqueueReport, ExecState, QUARANTINED, QueueStatus, ReapedTask, Task, TaskFilter, TaskFinish,
     TaskOutcome, TaskResult,
 };
-pub use leases::Lease;
 pub use tickets::TicketLink;
 pub use web::{WebSessionRecord, WebUserRecord};
 

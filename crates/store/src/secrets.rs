@@ -102,7 +102,10 @@ impl Store {
     /// If any one no longer matches, nothing is written and the error
     /// names it. `updated_ms` is kept: the credential itself is unchanged,
     /// and its age is what the credential-lifetime warnings count.
-    pub async fn reseal_secrets(&self, changes: &[(String, String, String)]) -> Result<(), StoreError> {
+    pub async fn reseal_secrets(
+        &self,
+        changes: &[(String, String, String)],
+    ) -> Result<(), StoreError> {
         if let Some((name, _, _)) = changes.iter().find(|(_, _, new)| !looks_sealed(new)) {
             return Err(StoreError::Invalid(format!(
                 "the new value for secret {name:?} is not sealed; nothing re-sealed"

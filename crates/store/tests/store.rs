@@ -1342,21 +1342,44 @@ mod cases {
         // One value changed since it was read (a racing `secret set`): the
         // whole batch is refused and nothing is written.
         let stale = [
-            ("a".to_string(), "v1:k1:AAAA".to_string(), "v1:k2:NEWA".to_string()),
-            ("b".to_string(), "v1:k1:OLD?".to_string(), "v1:k2:NEWB".to_string()),
+            (
+                "a".to_string(),
+                "v1:k1:AAAA".to_string(),
+                "v1:k2:NEWA".to_string(),
+            ),
+            (
+                "b".to_string(),
+                "v1:k1:OLD?".to_string(),
+                "v1:k2:NEWB".to_string(),
+            ),
         ];
         let err = s.reseal_secrets(&stale).await.unwrap_err();
         assert_eq!(err.code(), "STORE-0008", "{err}");
         assert!(err.to_string().contains("\"b\""), "{err}");
         assert_eq!(s.secret("a").await.unwrap().as_deref(), Some("v1:k1:AAAA"));
         // Plaintext is refused as a new value too.
-        let plain = [("a".to_string(), "v1:k1:AAAA".to_string(), "hunter2".to_string())];
-        assert_eq!(s.reseal_secrets(&plain).await.unwrap_err().code(), "STORE-0008");
+        let plain = [(
+            "a".to_string(),
+            "v1:k1:AAAA".to_string(),
+            "hunter2".to_string(),
+        )];
+        assert_eq!(
+            s.reseal_secrets(&plain).await.unwrap_err().code(),
+            "STORE-0008"
+        );
         assert_eq!(s.secret("a").await.unwrap().as_deref(), Some("v1:k1:AAAA"));
 
         let fresh = [
-            ("a".to_string(), "v1:k1:AAAA".to_string(), "v1:k2:NEWA".to_string()),
-            ("b".to_string(), "v1:k1:BBBB".to_string(), "v1:k2:NEWB".to_string()),
+            (
+                "a".to_string(),
+                "v1:k1:AAAA".to_string(),
+                "v1:k2:NEWA".to_string(),
+            ),
+            (
+                "b".to_string(),
+                "v1:k1:BBBB".to_string(),
+                "v1:k2:NEWB".to_string(),
+            ),
         ];
         s.reseal_secrets(&fresh).await.unwrap();
         assert_eq!(s.secret("a").await.unwrap().as_deref(), Some("v1:k2:NEWA"));

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
-use sqlx::Connection;
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
+use sqlx::Connection;
 
 /// `roster`, with no config or catalog inherited from the environment.
 pub fn roster() -> Command {
@@ -170,4 +170,3 @@ impl FreshDb {
         admin.close().await.unwrap();
     }
 }
-

@@ -52,6 +52,7 @@ mod tasks;
 mod token;
 mod user;
 mod web_oidc;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -138,6 +139,9 @@ enum Command {
     /// Run continuously: a full reconciliation on a schedule, workers draining
     /// the queue, reminders for overdue tasks.
     Run(service::RunArgs),
+    /// Only drain the task queue, beside `roster serve` / `roster run` on a
+    /// shared PostgreSQL database (any number of them; SQLite refuses).
+    Worker(worker::WorkerArgs),
     /// Reports: orphaned accounts, automation coverage (gap nodes), leavers.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -246,6 +250,7 @@ fn main() -> ExitCode {
             Command::User(cmd) => user::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Notify(cmd) => notify::run(cmd, cli.catalog_dir.as_deref()).await,
             Command::Run(args) => service::run(args, cli.catalog_dir.as_deref()).await,
+            Command::Worker(args) => worker::run(args, cli.catalog_dir.as_deref()).await,
             Command::Connections(cmd) => {
                 service::connections(cmd, cli.catalog_dir.as_deref()).await
             }

@@ -1,4 +1,4 @@
-//! `roster secret set|list|rm`: vendor credentials kept encrypted in
+//! `roster secret set|list|rm|rotate`: vendor credentials kept encrypted in
 //! roster's database.
 //!
 //! `set` reads the value from standard input (without echo on a terminal),
@@ -12,7 +12,8 @@
 //! lifetime its app's catalog record gives (`[credentials] max_days`,
 //! counted from when the current value was stored): it warns 30 days
 //! ahead and once past. Every change is written to the audit log (name and
-//! key id, never the value).
+//! key id, never the value). `rotate` re-seals every stored value under a
+//! new master key and retires the old one (see [`rotate`]).
 //!
 //! These commands read only `database` and `data_dir` from the config, so
 //! they work before the rest of it (policy, other secrets) is in place.
@@ -24,6 +25,16 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use roster_engine::config::Config;
 use roster_secrets::{Keyring, MASTER_KEY_ENV, MASTER_KEY_FILE, Zeroizing};
+
+/// Where the master keys live, which decides who can change them.
+enum KeySource {
+    /// `<data_dir>/master.key`: roster writes the new key and retires the
+    /// old one itself.
+    File(PathBuf),
+    /// `ROSTER_MASTER_KEY`: the operator puts the new key first; roster
+    /// re-seals and says which keys to drop.
+    Env,
+}
 use roster_store::{AuditEvent, Store};
 
 /// The longest value `set` accepts; credentials are far shorter, and a
@@ -47,6 +58,14 @@ pub enum SecretCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rotate the master key: re-seal every stored secret under a new key
+    /// and retire the old one(s). With the key file, roster makes the new
+    /// key; with ROSTER_MASTER_KEY, put the new key first in the variable
+    /// (`new:<base64>,<old>`) and run this, then drop the old keys.
+    Rotate {
+        #[arg(long, short, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+        config: PathBuf,
+    },
     /// Delete a stored secret.
     Rm {
         name: String,
@@ -60,6 +79,7 @@ pub async fn run(cmd: SecretCommand) -> Result<()> {
         SecretCommand::Set { name, config } => set(&name, &config).await,
         SecretCommand::List { config, json } => list(&config, json).await,
         SecretCommand::Rm { name, config } => rm(&name, &config).await,
+        SecretCommand::Rotate { config } => rotate(&config).await,
     }
 }
 
@@ -235,6 +255,143 @@ fn secret_users(config: &std::path::Path) -> Vec<(String, String, Option<roster_
             Some((stored.to_string(), id.clone(), app))
         })
         .collect()
+}
+
+/// `roster secret rotate`. Crash-safe in every order: the key file always
+/// holds every key some stored value is sealed with.
+///
+/// 1. Key file: a fresh key is added in front of the old ones and the file
+///    replaced atomically (old values still open, new seals use the new
+///    key). With the variable: its first key is the new one.
+/// 2. Every stored value is opened and re-sealed under the new key, all in
+///    one transaction that writes a value only if it is still the one read.
+/// 3. Every stored value is opened again with the new key *alone*; only
+///    then is the key file rewritten with just the new key (or, with the
+///    variable, the operator told which keys to drop).
+///
+/// A crash between steps leaves a key file with both keys: values open,
+/// and running the command again finishes the job under yet another key.
+async fn rotate(config: &std::path::Path) -> Result<()> {
+    let storage = load_storage(config)?;
+    let source = if std::env::var_os(MASTER_KEY_ENV).is_some_and(|v| !v.is_empty()) {
+        KeySource::Env
+    } else {
+        KeySource::File(storage.data_dir.join(MASTER_KEY_FILE))
+    };
+    let mut keyring = Keyring::load_existing(&storage.data_dir)
+        .context("cannot load the master key to rotate")?;
+    let store = open_store(&storage.database).await?;
+    let result = rotate_with(&store, &source, &mut keyring).await;
+    store.close().await;
+    let (count, retired) = result?;
+    let new_id = keyring.current_id();
+    println!("Re-sealed {count} secret(s) under the new master key {new_id}.");
+    match &source {
+        KeySource::File(path) => {
+            if retired.is_empty() {
+                println!("{} holds only key {new_id}.", path.display());
+            } else {
+                println!(
+                    "Retired key(s) {}: removed from {}.",
+                    retired.join(", "),
+                    path.display()
+                );
+            }
+            println!(
+                "Back up the new key file now. Backups of the database taken before this \
+                 rotation need the retired key to open their secrets."
+            );
+        }
+        KeySource::Env => {
+            if retired.is_empty() {
+                println!("{MASTER_KEY_ENV} names only key {new_id}; nothing to retire.");
+            } else {
+                println!(
+                    "No stored secret uses key(s) {} any more: remove them from {MASTER_KEY_ENV} \
+                     on every roster process (keep only {new_id}) and restart them.",
+                    retired.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The work of [`rotate`]: returns how many values were re-sealed and the
+/// retired key ids. `keyring` ends holding only the new key.
+async fn rotate_with(
+    store: &Store,
+    source: &KeySource,
+    keyring: &mut Keyring,
+) -> Result<(usize, Vec<String>)> {
+    let stored = store.sealed_secrets().await?;
+    // Every value must open before anything changes: one sealed with a key
+    // the ring lacks (or altered) stops the rotation with the key file and
+    // the database untouched.
+    for (name, sealed) in &stored {
+        keyring
+            .open(sealed, name)
+            .with_context(|| format!("cannot open the stored secret {name:?}; nothing changed"))?;
+    }
+    match source {
+        KeySource::File(path) => {
+            keyring.rotate_generate()?;
+            roster_secrets::write_key_file(path, keyring)
+                .context("cannot write the new master key")?;
+        }
+        KeySource::Env => {
+            let current = keyring.current_id().to_string();
+            let already = stored.iter().all(|(_, sealed)| {
+                roster_secrets::sealed_key_id(sealed).is_ok_and(|id| id == current)
+            });
+            if keyring.key_ids().count() == 1 && already {
+                bail!(
+                    "every stored secret is already sealed with key {current}, the only key in \
+                     {MASTER_KEY_ENV}. To rotate, put a new key first: \
+                     {MASTER_KEY_ENV}=\"new:$(openssl rand -base64 32),<the current value>\", \
+                     then run this again"
+                );
+            }
+        }
+    }
+    let mut changes = Vec::with_capacity(stored.len());
+    for (name, sealed) in &stored {
+        let resealed = keyring
+            .reseal(sealed, name)
+            .with_context(|| format!("cannot re-seal the secret {name:?}; nothing changed"))?;
+        changes.push((name.clone(), sealed.clone(), resealed));
+    }
+    store.reseal_secrets(&changes).await?;
+    // Every value must open with the new key alone before any key goes.
+    let mut retired = keyring.retire_old_keys();
+    for (name, sealed) in store.sealed_secrets().await? {
+        if let Err(e) = keyring.open(&sealed, &name) {
+            // Keep the old keys in the file: something still needs them.
+            bail!(
+                "after re-sealing, the secret {name:?} does not open with the new key ({e}); \
+                 the old keys were kept"
+            );
+        }
+    }
+    if let KeySource::File(path) = source {
+        roster_secrets::write_key_file(path, keyring)
+            .context("cannot retire the old master key")?;
+    }
+    retired.sort();
+    store
+        .append_audit(AuditEvent {
+            at_ms: now_ms(),
+            actor: actor(),
+            kind: roster_store::AuditKind::SecretRotated.as_str().into(),
+            subject: keyring.current_id().to_string(),
+            data: serde_json::json!({
+                "key_id": keyring.current_id(),
+                "retired": retired,
+                "resealed": changes.len(),
+            }),
+        })
+        .await?;
+    Ok((changes.len(), retired))
 }
 
 async fn rm(name: &str, config: &std::path::Path) -> Result<()> {

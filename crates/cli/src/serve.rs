@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// Only plan: never apply without `roster apply`.
     #[arg(long)]
     plan_only: bool,
+    /// Seconds the scheduler lease lasts without renewal (see `roster run
+    /// --help`): with several `roster serve` on one PostgreSQL, how long
+    /// the scheduled jobs pause when the process running them dies.
+    #[arg(long, default_value_t = 30)]
+    leader_ttl_secs: u64,
     /// A `Host` name (or `name:port`) under which AI agents reach `/mcp`,
     /// besides the loopback names accepted by default (repeatable;
     /// protection against DNS rebinding).
@@ -129,7 +134,13 @@ pub async fn serve(args: ServeArgs, catalog_dir: Option<&Path>) -> Result<()> {
         auto_apply: !args.plan_only,
         poll_interval: None,
     };
-    let svc = tokio::spawn(service::run(roster.clone(), opts, events_rx, stop_rx));
+    let svc = tokio::spawn(service::run_with_lease(
+        roster.clone(),
+        opts,
+        crate::service::lease_options(args.leader_ttl_secs),
+        events_rx,
+        stop_rx,
+    ));
     let mut hooks = std::collections::BTreeMap::new();
     for s in &config.sources {
         if let Some(secret) = &s.event_hook_secret {

@@ -23,6 +23,17 @@ pub struct RunArgs {
     /// plan needs approval.
     #[arg(long)]
     pub plan_only: bool,
+    /// Seconds the scheduler lease lasts without renewal: how long the
+    /// scheduled jobs pause when the process running them dies, before
+    /// another `roster run` / `roster serve` on the same database takes
+    /// them over.
+    #[arg(long, default_value_t = 30)]
+    pub leader_ttl_secs: u64,
+    /// Seconds a task this process's worker claimed stays leased without a
+    /// heartbeat: how long the tasks of a process that died wait before
+    /// another process runs them (as `roster worker --lease-secs`).
+    #[arg(long, default_value_t = 60)]
+    pub lease_secs: u64,
 }
 
 /// `roster pause` / `roster resume`: the kill switch.
@@ -68,9 +79,11 @@ pub enum ConnectionsCommand {
 
 pub async fn run(args: RunArgs, catalog_dir: Option<&Path>) -> Result<()> {
     let config = load_config(&args.config)?;
-    let roster = Arc::new(roster_engine::Roster::new(
-        engine_for(&config, catalog_dir).await?,
-    ));
+    let mut engine = engine_for(&config, catalog_dir).await?;
+    let lease = Duration::from_secs(args.lease_secs.max(2));
+    engine.executor.lease = lease;
+    engine.executor.heartbeat = engine.executor.heartbeat.min(lease / 4);
+    let roster = Arc::new(roster_engine::Roster::new(engine));
     let (_events, rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let opts = ServiceOptions {
@@ -84,12 +97,25 @@ pub async fn run(args: RunArgs, catalog_dir: Option<&Path>) -> Result<()> {
         args.every.max(1),
         if args.plan_only { " (plan only)" } else { "" }
     );
-    let svc = tokio::spawn(service::run(roster, opts, rx, stop_rx));
+    let lease = lease_options(args.leader_ttl_secs);
+    let svc = tokio::spawn(service::run_with_lease(roster, opts, lease, rx, stop_rx));
     shutdown_signal().await?;
     eprintln!("stopping…");
     let _ = stop_tx.send(true);
     svc.await.context("the service task failed")??;
     Ok(())
+}
+
+/// The scheduler lease for `--leader-ttl-secs`: renewed six times per
+/// lifetime, so a renewal can fail (or the process stall) several times
+/// before the lease lapses.
+pub(crate) fn lease_options(ttl_secs: u64) -> roster_engine::leader::LeaseOptions {
+    let ttl = Duration::from_secs(ttl_secs.max(2));
+    roster_engine::leader::LeaseOptions {
+        ttl,
+        renew_every: (ttl / 6).max(Duration::from_millis(250)),
+        ..roster_engine::leader::LeaseOptions::default()
+    }
 }
 
 /// An engine over the config's store only: pausing and resuming need no

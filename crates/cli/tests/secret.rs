@@ -280,3 +280,172 @@ async fn list_warns_before_a_stored_credential_reaches_its_apps_lifetime() {
     assert_eq!(sp["connections"][0]["state"], "soon");
     assert_eq!(sp["connections"][0]["max_days"], 365);
 }
+
+/// Opens the store in `data` and returns every secret's name and sealed
+/// value, and the audit events' kinds.
+fn stored(data: &Path) -> (Vec<(String, String)>, Vec<roster_store::AuditRecord>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = roster_store::Store::open(data.join("roster.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let s = store.sealed_secrets().await.unwrap();
+        let a = store.audit_since(0).await.unwrap();
+        store.close().await;
+        (s, a)
+    })
+}
+
+fn set(config: &Path, name: &str, value: &str) {
+    let out = roster(config)
+        .args(["set", name])
+        .write_stdin(value.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn rotate_reseals_everything_under_a_new_key_file_and_retires_the_old_key() {
+    let (_dir, config, data) = setup();
+    set(&config, "expensify-partner-secret", "value-one");
+    set(&config, "bill-api-token", "value-two");
+    let old_ring = roster_secrets::Keyring::load_from(None, &data, false).unwrap();
+    let old_id = old_ring.current_id().to_string();
+    let (before, _) = stored(&data);
+
+    let out = roster(&config).arg("rotate").output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Re-sealed 2 secret(s)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Retired key(s) {old_id}")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("value-"), "{stdout}");
+
+    // The key file holds the new key alone, still private.
+    let ring = roster_secrets::Keyring::load_from(None, &data, false).unwrap();
+    let ids: Vec<_> = ring.key_ids().map(str::to_string).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_ne!(ids[0], old_id);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let (after, audit) = stored(&data);
+    assert_eq!(after.len(), 2);
+    for ((name, new), (_, old)) in after.iter().zip(&before) {
+        assert!(new.starts_with(&format!("v1:{}:", ids[0])), "{new}");
+        // The old key can no longer open the new values; the new ring
+        // opens them under their own names only, with the same values.
+        assert!(old_ring.open(new, name).is_err());
+        assert!(ring.open(old, name).is_err(), "the retired key is gone");
+        let want = if name == "bill-api-token" {
+            "value-two"
+        } else {
+            "value-one"
+        };
+        assert_eq!(ring.open(new, name).unwrap().as_slice(), want.as_bytes());
+        assert!(ring.open(new, "some-other-name").is_err());
+    }
+    let rotated = audit
+        .iter()
+        .find(|e| e.kind == "secret.rotated")
+        .expect("audited");
+    assert_eq!(rotated.data["resealed"], 2);
+    assert_eq!(rotated.data["retired"][0], old_id.as_str());
+    assert!(
+        !serde_json::to_string(&rotated.data)
+            .unwrap()
+            .contains("value-")
+    );
+
+    // A second rotation works the same way from the new key.
+    let out = roster(&config).arg("rotate").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let again = roster_secrets::Keyring::load_from(None, &data, false).unwrap();
+    assert_ne!(again.current_id(), ids[0]);
+    assert_eq!(again.key_ids().count(), 1);
+}
+
+#[test]
+fn rotate_refuses_with_nothing_changed_when_a_value_does_not_open() {
+    let (_dir, config, data) = setup();
+    set(&config, "good", "fine");
+    // A value sealed with a key the ring does not hold (a foreign import,
+    // a half-restored backup): rotating must not retire anything.
+    let foreign = roster_secrets::Keyring::new("elsewhere", [9; 32]).unwrap();
+    let sealed = foreign.seal(b"x", "foreign").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = roster_store::Store::open(data.join("roster.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store.put_secret("foreign", &sealed, 1).await.unwrap();
+        store.close().await;
+    });
+    let key_before = std::fs::read(data.join("master.key")).unwrap();
+    let (before, _) = stored(&data);
+    let out = roster(&config).arg("rotate").output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("\"foreign\"") && stderr.contains("nothing changed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SEC-0005"), "{stderr}");
+    assert_eq!(std::fs::read(data.join("master.key")).unwrap(), key_before);
+    assert_eq!(stored(&data).0, before);
+}
+
+#[test]
+fn rotate_with_the_variable_needs_a_new_key_first_then_names_the_keys_to_drop() {
+    use base64::Engine as _;
+    let (_dir, config, data) = setup();
+    let b64 = |k: [u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
+    let old = format!("old:{}", b64([1; 32]));
+    let with = |spec: &str, args: &[&str]| {
+        let mut c = roster(&config);
+        c.env("ROSTER_MASTER_KEY", spec).args(args);
+        c.write_stdin("env-value").output().unwrap()
+    };
+    let out = with(&old, &["set", "token"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!data.join("master.key").exists());
+
+    // One key only: nothing to rotate to, and the message says how.
+    let out = with(&old, &["rotate"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("put a new key first"), "{stderr}");
+    assert!(!stderr.contains(&b64([1; 32])), "key echoed: {stderr}");
+
+    let both = format!("new:{},{old}", b64([2; 32]));
+    let out = with(&both, &["rotate"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("remove them from ROSTER_MASTER_KEY"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("old") && stdout.contains("keep only new"),
+        "{stdout}"
+    );
+    assert!(!data.join("master.key").exists(), "no key file is written");
+    let (after, _) = stored(&data);
+    assert!(after[0].1.starts_with("v1:new:"), "{after:?}");
+    // The new key alone now opens it.
+    let new_only =
+        roster_secrets::Keyring::from_spec(&format!("new:{}", b64([2; 32])), "t").unwrap();
+    assert_eq!(
+        new_only.open(&after[0].1, "token").unwrap().as_slice(),
+        b"env-value"
+    );
+}

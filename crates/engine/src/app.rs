@@ -25,6 +25,8 @@
 
 /// Readiness and the gauges `/metrics` refreshes (another `impl Roster`).
 pub mod health;
+/// The scheduler's full run, fenced by its lease.
+pub mod leadership;
 pub mod notifications;
 /// Sign-in to the web UI through the company's IdP (OpenID Connect).
 pub mod oidc_signin;

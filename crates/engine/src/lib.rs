@@ -31,6 +31,7 @@ pub mod gateway;
 pub mod hr_file;
 pub mod human;
 pub mod inbound;
+pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod oidc;

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::app::{Roster, RunOptions};
 use crate::engine::EngineError;
+use crate::leader::{self, LeaseOptions};
 use crate::planning::PersonRef;
 
 /// What makes the service reconcile.
@@ -93,15 +94,49 @@ async fn checkpoint(roster: &Roster) {
 }
 
 /// Runs the service until `stop` turns true: a worker, the periodic full
-/// run, and events from `events`.
+/// run, and events from `events`. The scheduled jobs run only while this
+/// process holds the scheduler lease ([`run_with_lease`] with the default
+/// [`LeaseOptions`]).
 pub async fn run(
     roster: Arc<Roster>,
     opts: ServiceOptions,
+    events: mpsc::UnboundedReceiver<Event>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    run_with_lease(roster, opts, LeaseOptions::default(), events, stop).await
+}
+
+/// How often a process checks whether a scheduled full run is due (the
+/// schedule lives in the database, shared by every process).
+const SCHEDULE_CHECK: Duration = Duration::from_millis(500);
+
+/// [`run`] with explicit lease options. Several processes may run this on
+/// one database (PostgreSQL): each runs a worker and handles its own
+/// events, and the one holding the [`leader::SCHEDULER`] lease runs the
+/// scheduled jobs — full reconciliations when the shared schedule says
+/// one is due (claimed and enqueued under the lease's fencing token),
+/// source polls, notifications, ticket mirroring and audit checkpoints.
+/// When it dies, another process takes the lease over once it expires and
+/// the schedule goes on where it was.
+pub async fn run_with_lease(
+    roster: Arc<Roster>,
+    opts: ServiceOptions,
+    lease_opts: LeaseOptions,
     mut events: mpsc::UnboundedReceiver<Event>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
     let service = Principal::service();
     let run_options = opts.run_options();
+    let (leader_tx, leader_rx) = watch::channel(None);
+    let mut leader_watch = leader_rx.clone();
+    let holder = tokio::spawn(leader::hold(
+        roster.store().clone(),
+        leader::SCHEDULER,
+        lease_opts,
+        leader_tx,
+        stop.clone(),
+    ));
+    let full_every = i64::try_from(opts.full_interval.as_millis()).unwrap_or(i64::MAX);
     let worker = {
         let roster = roster.clone();
         let mut stop = stop.clone();
@@ -113,7 +148,7 @@ pub async fn run(
                 .await
         })
     };
-    let mut tick = tokio::time::interval(opts.full_interval);
+    let mut tick = tokio::time::interval(SCHEDULE_CHECK.min(opts.full_interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Audit checkpoints: the chain head is signed and sent to the witnesses
     // on their own schedule, so events from the worker and the SCIM
@@ -145,9 +180,13 @@ pub async fn run(
     let mut notify_tick = tokio::time::interval(crate::notify::DELIVER_EVERY);
     notify_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The scheduled jobs below run only in the lease holder.
+        let leading = leader::current(&leader_rx).is_some();
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-            _ = notify_tick.tick(), if notifies || mirrors => {
+            // Leadership came or went: look at the branches again.
+            Ok(()) = leader_watch.changed() => {}
+            _ = notify_tick.tick(), if leading && (notifies || mirrors) => {
                 if mirrors {
                     match roster.mirror_tickets().await {
                         Ok(m) if m.opened + m.completed + m.reopened + m.resolved + m.failed > 0 => tracing::info!(opened = m.opened, completed = m.completed, reopened = m.reopened, resolved = m.resolved, failed = m.failed, "tickets mirrored"),
@@ -178,8 +217,8 @@ pub async fn run(
                     Err(e) => tracing::error!(error = %e, "delivering notifications failed"),
                 }
             }
-            _ = anchor_tick.tick(), if roster.engine().anchor.is_some() => checkpoint(&roster).await,
-            _ = poll_tick.tick(), if poll_every.is_some() && roster.engine().has_sources() => {
+            _ = anchor_tick.tick(), if leading && roster.engine().anchor.is_some() => checkpoint(&roster).await,
+            _ = poll_tick.tick(), if leading && poll_every.is_some() && roster.engine().has_sources() => {
                 match roster.poll_sources(&service, &run_options).await {
                     Ok(s) => if s.plan.is_some() {
                         tracing::info!(plan = ?s.plan, actions = s.actions, queued = s.queued, tasks = s.tasks, "reconciled what the sources changed");
@@ -187,9 +226,20 @@ pub async fn run(
                     Err(e) => tracing::error!(error = %e, "reading the sources' changes failed"),
                 }
             }
-            _ = tick.tick() => {
-                match roster.reconcile(&service, &run_options).await {
-                    Ok(s) => tracing::info!(plan = ?s.plan, actions = s.actions, queued = s.queued, tasks = s.tasks, waiting = s.awaiting_approval, "full reconciliation"),
+            _ = tick.tick(), if leading => {
+                // Due by the shared schedule, and claimed under this
+                // tenure's fencing token: one process starts each run.
+                let Some(lease) = leader::current(&leader_rx) else { continue };
+                match roster.store().claim_due(leader::FULL_RUN, &lease, leader::now_ms(), full_every).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the schedule");
+                        continue;
+                    }
+                }
+                match roster.reconcile_fenced(&service, &run_options, &lease).await {
+                    Ok(s) => tracing::info!(plan = ?s.plan, actions = s.actions, queued = s.queued, tasks = s.tasks, waiting = s.awaiting_approval, token = lease.token, "full reconciliation"),
                     Err(e) => tracing::error!(error = %e, "full reconciliation failed"),
                 }
             }
@@ -208,11 +258,15 @@ pub async fn run(
             }
         }
     }
-    // Whatever the last moments appended.
-    checkpoint(&roster).await;
-    if notifies && let Err(e) = roster.deliver_notifications().await {
-        tracing::error!(error = %e, "delivering notifications failed");
+    // Whatever the last moments appended (the leader's job; the lease is
+    // released once the holder sees the stop).
+    if leader::current(&leader_rx).is_some() {
+        checkpoint(&roster).await;
+        if notifies && let Err(e) = roster.deliver_notifications().await {
+            tracing::error!(error = %e, "delivering notifications failed");
+        }
     }
+    let _ = holder.await;
     match worker.await {
         Ok(r) => r,
         Err(e) => Err(EngineError::Refused(format!(

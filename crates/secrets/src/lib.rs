@@ -428,6 +428,32 @@ impl Keyring {
         text
     }
 
+    /// Makes a fresh random key current (its id is its fingerprint) and
+    /// returns its id; the previous keys stay for opening old values. The
+    /// first step of `roster secret rotate`.
+    pub fn rotate_generate(&mut self) -> Result<String, SecretsError> {
+        let key = random_key()?;
+        let id = key_fingerprint(&key);
+        self.push(id.clone(), key)?;
+        self.keys.rotate_right(1);
+        Ok(id)
+    }
+
+    /// Opens `sealed` (with whichever key it names) and seals the same
+    /// value, under the same name, with the current key. The plaintext is
+    /// wiped before this returns.
+    pub fn reseal(&self, sealed: &str, aad: &str) -> Result<String, SecretsError> {
+        let plain = self.open(sealed, aad)?;
+        self.seal(&plain, aad)
+    }
+
+    /// Drops every key but the current one and returns the dropped ids.
+    /// Values sealed with them no longer open with this keyring: call it
+    /// only once every value has been re-sealed ([`Keyring::reseal`]).
+    pub fn retire_old_keys(&mut self) -> Vec<String> {
+        self.keys.drain(1..).map(|k| k.id.clone()).collect()
+    }
+
     /// True when `sealed` was sealed with a key other than the current one
     /// (so a rotation should re-seal it).
     pub fn needs_reseal(&self, sealed: &str) -> Result<bool, SecretsError> {
@@ -563,6 +589,40 @@ fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), SecretsErr
 #[cfg(not(unix))]
 fn check_permissions(_path: &Path, _file: &std::fs::File) -> Result<(), SecretsError> {
     // Windows ACLs are not modes; the data directory's ACL governs access.
+    Ok(())
+}
+
+/// Replaces the key file at `path` with `ring`'s keys (current first, one
+/// `id:base64` a line), atomically: a crash leaves either the old file or
+/// the new one, never a torn one, and the file is never readable by
+/// others. Used by `roster secret rotate`; the key material goes nowhere
+/// but the file.
+pub fn write_key_file(path: &Path, ring: &Keyring) -> Result<(), SecretsError> {
+    let io = |source| SecretsError::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut text = Zeroizing::new(String::new());
+    for key in &ring.keys {
+        text.push_str(&key.id);
+        text.push(':');
+        let encoded = Zeroizing::new(STANDARD.encode(&key.bytes[..]));
+        text.push_str(&encoded);
+        text.push('\n');
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".master.key.")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(text.as_bytes()).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    // The rename is durable only once the directory is synced.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 
@@ -704,6 +764,47 @@ mod tests {
         // A different key under the same id fails authentication.
         let impostor = Keyring::new("k1", [9; KEY_LEN]).unwrap();
         assert_eq!(impostor.open(&old, "n").unwrap_err().code(), "SEC-0006");
+    }
+
+    #[test]
+    fn rotate_generate_reseal_and_retire() {
+        let mut r = ring(1);
+        let old = r.seal(b"value", "n").unwrap();
+        let new_id = r.rotate_generate().unwrap();
+        assert_eq!(r.current_id(), new_id);
+        assert!(new_id.starts_with('k') && new_id != "k1", "{new_id}");
+        let resealed = r.reseal(&old, "n").unwrap();
+        assert!(resealed.starts_with(&format!("v1:{new_id}:")), "{resealed}");
+        // Re-sealing keeps the name binding: it opens only under "n".
+        assert_eq!(r.reseal(&old, "m").unwrap_err().code(), "SEC-0006");
+        assert_eq!(r.retire_old_keys(), ["k1"]);
+        assert_eq!(r.key_ids().collect::<Vec<_>>(), [new_id.as_str()]);
+        assert_eq!(r.open(&resealed, "n").unwrap().as_slice(), b"value");
+        assert_eq!(r.open(&old, "n").unwrap_err().code(), "SEC-0005");
+    }
+
+    #[test]
+    fn a_written_key_file_loads_back_private_and_current_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(3);
+        r.rotate_to("k2", [4; KEY_LEN]).unwrap();
+        let sealed = r.seal(b"x", "n").unwrap();
+        let path = dir.path().join(MASTER_KEY_FILE);
+        write_key_file(&path, &r).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        let back = Keyring::load_from(None, dir.path(), false).unwrap();
+        assert_eq!(back.key_ids().collect::<Vec<_>>(), ["k2", "k1"]);
+        assert_eq!(back.open(&sealed, "n").unwrap().as_slice(), b"x");
+        // Replacing it with fewer keys drops the others.
+        r.retire_old_keys();
+        write_key_file(&path, &r).unwrap();
+        let back = Keyring::load_from(None, dir.path(), false).unwrap();
+        assert_eq!(back.key_ids().collect::<Vec<_>>(), ["k2"]);
     }
 
     #[test]

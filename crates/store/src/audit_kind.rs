@@ -111,6 +111,9 @@ audit_kinds! {
     /// Stored vendor secrets.
     SecretSet => "secret.set",
     SecretRemoved => "secret.removed",
+    /// Every stored secret re-sealed under a new master key; the old
+    /// key ids retired (`roster secret rotate`).
+    SecretRotated => "secret.rotated",
     /// A connection's live tenant was probed read-only (`roster apps
     /// probe`); the payload holds the dated observations.
     AppProbed => "app.probed",

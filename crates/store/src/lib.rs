@@ -60,6 +60,7 @@ mod governance;
 mod guards;
 mod health;
 mod human_tasks;
+mod leases;
 pub mod mentions;
 mod notify;
 mod pages;
@@ -99,6 +100,7 @@ pub use governance::{ApprovalRecord, Decision, MatchResolution};
 pub use guards::SourceBaseline;
 pub use health::QueueDepth;
 pub use human_tasks::{HumanTask, HumanTaskState};
+pub use leases::Lease;
 pub use notify::NotifyDelivery;
 pub use people::PersonOverride;
 pub use plans::{

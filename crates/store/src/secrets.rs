@@ -85,6 +85,52 @@ impl Store {
             .collect()
     }
 
+    /// Every stored secret's name and sealed value, ordered by name: what
+    /// a master-key rotation re-seals.
+    pub async fn sealed_secrets(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT name, sealed FROM secret ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("sealed")?)))
+            .collect()
+    }
+
+    /// Replaces sealed values in one transaction: each `(name, old, new)`
+    /// is written only if the secret still holds `old` (so a `secret set`
+    /// that raced the rotation is never overwritten with a stale value).
+    /// If any one no longer matches, nothing is written and the error
+    /// names it. `updated_ms` is kept: the credential itself is unchanged,
+    /// and its age is what the credential-lifetime warnings count.
+    pub async fn reseal_secrets(
+        &self,
+        changes: &[(String, String, String)],
+    ) -> Result<(), StoreError> {
+        if let Some((name, _, _)) = changes.iter().find(|(_, _, new)| !looks_sealed(new)) {
+            return Err(StoreError::Invalid(format!(
+                "the new value for secret {name:?} is not sealed; nothing re-sealed"
+            )));
+        }
+        let mut tx = self.write.begin().await?;
+        for (name, old, new) in changes {
+            let done = sqlx::query("UPDATE secret SET sealed = $1 WHERE name = $2 AND sealed = $3")
+                .bind(new.clone())
+                .bind(name.clone())
+                .bind(old.clone())
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Err(StoreError::Invalid(format!(
+                    "the secret {name:?} changed or was removed while it was being re-sealed; \
+                     nothing re-sealed, run the rotation again"
+                )));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Deletes the secret `name`; `false` if there was none.
     pub async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM secret WHERE name = $1")

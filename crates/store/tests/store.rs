@@ -1328,6 +1328,72 @@ mod cases {
         );
     }
 
+    pub async fn reseal_replaces_all_or_nothing_and_keeps_the_update_time(fx: Fx) {
+        let s = &fx.store;
+        s.put_secret("a", "v1:k1:AAAA", 1_000).await.unwrap();
+        s.put_secret("b", "v1:k1:BBBB", 2_000).await.unwrap();
+        assert_eq!(
+            s.sealed_secrets().await.unwrap(),
+            [
+                ("a".to_string(), "v1:k1:AAAA".to_string()),
+                ("b".to_string(), "v1:k1:BBBB".to_string())
+            ]
+        );
+        // One value changed since it was read (a racing `secret set`): the
+        // whole batch is refused and nothing is written.
+        let stale = [
+            (
+                "a".to_string(),
+                "v1:k1:AAAA".to_string(),
+                "v1:k2:NEWA".to_string(),
+            ),
+            (
+                "b".to_string(),
+                "v1:k1:OLD?".to_string(),
+                "v1:k2:NEWB".to_string(),
+            ),
+        ];
+        let err = s.reseal_secrets(&stale).await.unwrap_err();
+        assert_eq!(err.code(), "STORE-0008", "{err}");
+        assert!(err.to_string().contains("\"b\""), "{err}");
+        assert_eq!(s.secret("a").await.unwrap().as_deref(), Some("v1:k1:AAAA"));
+        // Plaintext is refused as a new value too.
+        let plain = [(
+            "a".to_string(),
+            "v1:k1:AAAA".to_string(),
+            "hunter2".to_string(),
+        )];
+        assert_eq!(
+            s.reseal_secrets(&plain).await.unwrap_err().code(),
+            "STORE-0008"
+        );
+        assert_eq!(s.secret("a").await.unwrap().as_deref(), Some("v1:k1:AAAA"));
+
+        let fresh = [
+            (
+                "a".to_string(),
+                "v1:k1:AAAA".to_string(),
+                "v1:k2:NEWA".to_string(),
+            ),
+            (
+                "b".to_string(),
+                "v1:k1:BBBB".to_string(),
+                "v1:k2:NEWB".to_string(),
+            ),
+        ];
+        s.reseal_secrets(&fresh).await.unwrap();
+        assert_eq!(s.secret("a").await.unwrap().as_deref(), Some("v1:k2:NEWA"));
+        assert_eq!(s.secret("b").await.unwrap().as_deref(), Some("v1:k2:NEWB"));
+        let times: Vec<_> = s
+            .secret_names()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.created_ms, m.updated_ms))
+            .collect();
+        assert_eq!(times, [(1_000, 1_000), (2_000, 2_000)]);
+    }
+
     pub async fn secrets_round_trip_replace_list_and_delete(fx: Fx) {
         let s = &fx.store;
         assert_eq!(s.secret("bill-api-token").await.unwrap(), None);
@@ -1482,6 +1548,7 @@ both_backends!(
     match_resolutions_replace_per_account,
     human_tasks_dedupe_and_move_through_states,
     secrets_round_trip_replace_list_and_delete,
+    reseal_replaces_all_or_nothing_and_keeps_the_update_time,
     secrets_refuse_plaintext,
     source_cursors_round_trip,
 );

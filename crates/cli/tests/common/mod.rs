@@ -9,6 +9,7 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use roster_sim::expensify::{ExpensifySim, ExpensifySimConfig, SimEmployee, SimPolicy};
+use sqlx::Connection;
 
 /// `roster`, with no config or catalog inherited from the environment.
 pub fn roster() -> Command {
@@ -111,4 +112,61 @@ pub fn map_operator(config: &Path, name: &str, groups: &[&str]) {
         os_user()
     ));
     std::fs::write(config, text).unwrap();
+}
+
+/// A fresh database on the test PostgreSQL server (ROSTER_TEST_POSTGRES_URL),
+/// dropped by [`FreshDb::drop_it`]. `None` (with a note) only when the
+/// server is unreachable and ROSTER_REQUIRE_POSTGRES=0.
+pub struct FreshDb {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl FreshDb {
+    pub async fn create(tag: &str) -> Option<FreshDb> {
+        sqlx::any::install_default_drivers();
+        let base = std::env::var("ROSTER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+        let mut admin = match sqlx::AnyConnection::connect(&base).await {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() == Ok("0"),
+                    "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=0 skips): {e}"
+                );
+                eprintln!("SKIP: PostgreSQL unreachable: {e}");
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("rcli_{}_{}_{tag}", std::process::id(), nanos);
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let (head, _) = base.split_once('?').unwrap_or((&base, ""));
+        let (server, _) = head.rsplit_once('/').unwrap();
+        Some(FreshDb {
+            admin_url: base.clone(),
+            url: format!("{server}/{name}"),
+            name,
+        })
+    }
+
+    pub async fn drop_it(self) {
+        let mut admin = sqlx::AnyConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        admin.close().await.unwrap();
+    }
 }

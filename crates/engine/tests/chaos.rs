@@ -1,0 +1,602 @@
+//! The chaos suite: several worker *processes* drain one queue on the real
+//! PostgreSQL while the test kills them (SIGKILL, some aimed at the window
+//! between the vendor applying a batch and roster recording it) and turns
+//! the Expensify simulator hostile: 5xx, 429 storms with and without
+//! `Retry-After`, answers slower than the client's timeout, lost answers to
+//! applied writes, truncated bodies and dropped connections.
+//!
+//! The verdict comes from the simulator's effect log and counters, never
+//! from roster: every intended effect exactly once (zero lost, zero
+//! duplicated), nothing else, and zero requests over the app's rate limits
+//! from all processes together (their budget is shared through the
+//! database). A last check reads the tenant through a truncated page and a
+//! failed listing: a plan made from such a read deactivates nobody.
+//!
+//! Short form (this test, in the normal suite): a few hundred actions, three
+//! workers, about half a minute. Long form: `scripts/chaos.sh` sets
+//! `ROSTER_CHAOS_SCALE` (more actions, more kills, more faults) and prints
+//! the figures.
+//!
+//! Workers are this test binary re-run with `--ignored --exact
+//! chaos_worker_process`, like `crash.rs`.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use roster_connectors::expensify::{ExpensifyConfig, ExpensifyConnector, attr};
+use roster_connectors::{
+    ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest, Merge, Page,
+    RateWindow, SecretString, Validation,
+};
+use roster_core::plan::{Action, AttributeChange};
+use roster_core::{Account, AccountKey, ConnectionId, Email, EmployeeId, Operation, Plan, Policy};
+use roster_engine::{Engine, ExecutorOptions, Roster, StoreBudget};
+use roster_sim::expensify::{
+    Effect, EffectKind, ExpensifySim, ExpensifySimConfig, Fault, seed_policies,
+};
+use roster_store::{ExecState, PlanId, Store, TaskFilter};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection};
+
+const USER: &str = "roster_chaos@example.com";
+const SECRET: &str = "chaos-test-secret";
+const CONNECTION: &str = "expensify";
+/// Real windows × this: 5 requests per 100 ms, 20 per 600 ms.
+const RATE_SCALE: f64 = 0.01;
+const POLICIES: usize = 6;
+const PER_POLICY: usize = 60;
+const BATCH: u32 = 10;
+const LEASE_MS: u64 = 1_500;
+const LINGER_MS: u64 = 40;
+/// The client gives up on an answer after this; `Fault::Slow` exceeds it.
+const TIMEOUT_MS: u64 = 800;
+const SEED: u64 = 0xC4A0_5EED;
+
+const ENV_DB: &str = "ROSTER_CHAOS_DB";
+const ENV_URL: &str = "ROSTER_CHAOS_SIM_URL";
+const ENV_WORKER: &str = "ROSTER_CHAOS_WORKER_ID";
+
+/// The simulator's and the connector's rate windows: real × this.
+/// `scripts/bench-workers.sh` widens them (the app's limit is then not
+/// what bounds the drain rate).
+fn rate_scale() -> f64 {
+    std::env::var("ROSTER_CHAOS_RATE_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(RATE_SCALE)
+}
+
+/// 1 in the normal suite; `scripts/chaos.sh` raises it.
+fn scale() -> usize {
+    std::env::var("ROSTER_CHAOS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1usize)
+        .clamp(1, 50)
+}
+
+fn policy_id(i: usize) -> String {
+    seed_policies(POLICIES, 0)[i].id.clone()
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).expect("test email")
+}
+
+fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Deactivations, creates and manager changes, and the effects the
+/// simulator must show for them.
+fn plan_and_expected(creates: usize) -> (Plan, Vec<(String, String, String)>) {
+    let conn = ConnectionId::new(CONNECTION);
+    let pids: Vec<String> = (0..POLICIES).map(policy_id).collect();
+    let mut actions = Vec::new();
+    let mut expected = Vec::new();
+    for (i, pid) in pids.iter().enumerate() {
+        for j in 40..55 {
+            let mail = format!("p{i}-e{j}@example.com");
+            actions.push(Action {
+                connection: conn.clone(),
+                operation: Operation::Deactivate,
+                employee_id: Some(EmployeeId::new(format!("E{i}-{j}"))),
+                email: email(&mail),
+                account: Some(AccountKey::new(mail.clone())),
+                attributes: BTreeMap::new(),
+                changes: vec![],
+                reason: "left the company".into(),
+                cause: roster_core::Cause::Left,
+            });
+            expected.push((pid.clone(), mail, "removed".to_string()));
+        }
+        for j in 0..20 {
+            let mail = format!("p{i}-e{j}@example.com");
+            actions.push(Action {
+                connection: conn.clone(),
+                operation: Operation::Update,
+                employee_id: Some(EmployeeId::new(format!("E{i}-{j}"))),
+                email: email(&mail),
+                account: Some(AccountKey::new(mail.clone())),
+                attributes: attrs(&[
+                    (attr::POLICY_ID, pid),
+                    (attr::MANAGER_EMAIL, "new-boss@example.com"),
+                ]),
+                changes: vec![AttributeChange {
+                    name: attr::MANAGER_EMAIL.into(),
+                    before: Some("manager@example.com".into()),
+                    after: Some("new-boss@example.com".into()),
+                }],
+                reason: "new manager".into(),
+                cause: roster_core::Cause::Drift,
+            });
+            expected.push((pid.clone(), mail, "updated:managerEmail".to_string()));
+        }
+    }
+    for n in 0..creates {
+        let mail = format!("new{n}@example.com");
+        let p = &pids[n % POLICIES];
+        actions.push(Action {
+            connection: conn.clone(),
+            operation: Operation::Create,
+            employee_id: Some(EmployeeId::new(format!("N{n}"))),
+            email: email(&mail),
+            account: None,
+            attributes: attrs(&[
+                (attr::POLICY_ID, p),
+                (attr::MANAGER_EMAIL, "manager@example.com"),
+                (attr::ROLE, "user"),
+                (attr::FIRST_NAME, "New"),
+                (attr::LAST_NAME, &format!("Hire{n}")),
+            ]),
+            changes: vec![],
+            reason: "joined".into(),
+            cause: roster_core::Cause::Grant,
+        });
+        expected.push((p.clone(), mail, "added".to_string()));
+    }
+    let plan = Plan {
+        actions,
+        findings: vec![],
+        classification: BTreeMap::new(),
+        observed_digest: roster_core::plan::observed_digest(&[]),
+        approvals: BTreeMap::new(),
+        ..Plan::default()
+    };
+    (plan, expected)
+}
+
+fn describe(e: &Effect) -> (String, String, String) {
+    let kind = match &e.kind {
+        EffectKind::Added => "added".to_string(),
+        EffectKind::Removed => "removed".to_string(),
+        EffectKind::Updated { fields } => format!("updated:{}", fields.join(",")),
+        EffectKind::EmailChanged { from } => format!("renamed-from:{from}"),
+    };
+    (e.policy_id.clone(), e.email.clone(), kind)
+}
+
+/// The Expensify connector, lingering after each apply as a slow network
+/// or database would, so aimed kills can land before the result is kept.
+struct Lingering {
+    inner: ExpensifyConnector,
+    linger: Duration,
+}
+
+#[async_trait]
+impl Connector for Lingering {
+    fn id(&self) -> &ConnectionId {
+        self.inner.id()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn validate(&self) -> Result<Validation, ConnectorError> {
+        self.inner.validate().await
+    }
+    async fn list_accounts(&self, req: ListRequest) -> Result<Page, ConnectorError> {
+        self.inner.list_accounts(req).await
+    }
+    async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ConnectorError> {
+        let out = self.inner.apply(req).await;
+        tokio::time::sleep(self.linger).await;
+        out
+    }
+    fn merge_duplicate(&self, existing: &mut Account, duplicate: Account) -> Merge {
+        self.inner.merge_duplicate(existing, duplicate)
+    }
+}
+
+fn connector(url: &str) -> Lingering {
+    let mut config = ExpensifyConfig::new(
+        ConnectionId::new(CONNECTION),
+        USER,
+        SecretString::new(SECRET),
+    )
+    .with_base_url(url.to_string());
+    config.batch_size = BATCH;
+    config.timeout = Duration::from_millis(TIMEOUT_MS);
+    config.rate_limits = roster_connectors::expensify::documented_rate_limits()
+        .into_iter()
+        .map(|w: RateWindow| w.scaled(rate_scale()))
+        .collect();
+    Lingering {
+        inner: ExpensifyConnector::new(config).expect("connector"),
+        linger: Duration::from_millis(LINGER_MS),
+    }
+}
+
+/// A worker process: `Roster::run_worker` until killed (or told to stop
+/// by the queue being empty for a while). Run by `chaos_short` only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a child process by chaos_short"]
+async fn chaos_worker_process() {
+    let (Ok(db), Ok(url), Ok(worker_id)) = (
+        std::env::var(ENV_DB),
+        std::env::var(ENV_URL),
+        std::env::var(ENV_WORKER),
+    ) else {
+        panic!("chaos_worker_process runs only as chaos_short's child");
+    };
+    let store = Store::open(&db).await.expect("worker opens the store");
+    let connector = Arc::new(connector(&url));
+    let mut engine = Engine::new(store.clone(), Policy::default());
+    let budget = StoreBudget::new(
+        store.clone(),
+        connector.id().clone(),
+        connector.capabilities().rate_limits,
+    )
+    .with_margin(Duration::from_millis(40));
+    engine.add_connector_with_budget(connector, Arc::new(budget));
+    engine.executor = ExecutorOptions {
+        worker_id,
+        lease: Duration::from_millis(LEASE_MS),
+        heartbeat: Duration::from_millis(LEASE_MS / 5),
+        retry: roster_connectors::retry::RetryPolicy {
+            max_attempts: 40,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(800),
+            ..Default::default()
+        },
+        idle_poll: Duration::from_millis(50),
+        ..ExecutorOptions::default()
+    };
+    let roster = Roster::new(engine);
+    // Stop once nothing is left that is not final.
+    let watcher = store.clone();
+    roster
+        .run_worker(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let open = watcher
+                    .queue_status(&ConnectionId::new(CONNECTION), None)
+                    .await
+                    .map(|q| q.open() > 0)
+                    .unwrap_or(true);
+                if !open {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("worker");
+    store.close().await;
+}
+
+fn spawn_worker(db: &str, url: &str, worker_id: &str) -> Child {
+    Command::new(std::env::current_exe().expect("test binary path"))
+        .args([
+            "--ignored",
+            "--exact",
+            "chaos_worker_process",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(ENV_DB, db)
+        .env(ENV_URL, url)
+        .env(ENV_WORKER, worker_id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn worker")
+}
+
+/// A fresh database on the test PostgreSQL server; `None` (skip) only when
+/// it is unreachable and ROSTER_REQUIRE_POSTGRES=0.
+async fn fresh_database() -> Option<(String, String, String)> {
+    sqlx::any::install_default_drivers();
+    let base = std::env::var("ROSTER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let mut admin = match AnyConnection::connect(&base).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() == Ok("0"),
+                "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=0 skips): {e}"
+            );
+            eprintln!("SKIP: PostgreSQL unreachable: {e}");
+            return None;
+        }
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("rchaos_{}_{nanos}", std::process::id());
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (head, _) = base.split_once('?').unwrap_or((&base, ""));
+    let (server, _) = head.rsplit_once('/').unwrap();
+    Some((base.clone(), name.clone(), format!("{server}/{name}")))
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    let mut admin = AnyConnection::connect(admin_url).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+}
+
+/// The hostile moments the simulator goes through, in turn.
+fn faults() -> Vec<(Fault, u64)> {
+    vec![
+        (Fault::ServerError, 6),
+        (Fault::RateLimitStorm, 8),
+        (Fault::LoseResponse, 3),
+        (Fault::Slow(Duration::from_millis(TIMEOUT_MS + 400)), 2),
+        (Fault::RateLimitNoRetryAfter, 5),
+        (Fault::TruncatedBody, 3),
+        (Fault::DropConnection, 4),
+        (Fault::ErrorIn200, 4),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_short() {
+    let Some((admin_url, name, db)) = fresh_database().await else {
+        return;
+    };
+    let outcome = tokio::spawn({
+        let db = db.clone();
+        async move { chaos(&db).await }
+    })
+    .await;
+    drop_database(&admin_url, &name).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn chaos(db: &str) {
+    let k = scale();
+    let workers = 3usize;
+    let kills = 4 * k;
+    let started = Instant::now();
+    let sim = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(rate_scale())
+            .with_seed(POLICIES, PER_POLICY),
+    )
+    .await
+    .expect("simulator");
+    let store = Store::open(db).await.expect("store");
+    let (plan, expected) = plan_and_expected(150 * k);
+    let plan_id: PlanId = store
+        .save_plan(&plan, 1_700_000_000_000)
+        .await
+        .expect("save plan");
+    let enq = store
+        .enqueue_plan_tasks(
+            &plan_id,
+            &[ConnectionId::new(CONNECTION)],
+            40,
+            1_700_000_000_000,
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(enq.inserted, plan.actions.len());
+
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let mut children: Vec<(String, Child)> = (0..workers)
+        .map(|w| {
+            let id = format!("chaos-w{w}-0");
+            (id.clone(), spawn_worker(db, &sim.url(), &id))
+        })
+        .collect();
+    let mut generation = 1usize;
+    let mut fault_plan = faults().into_iter().cycle();
+    let mut killed = 0usize;
+    let mut faults_set = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(40 + 40 * k as u64);
+    while killed < kills {
+        assert!(Instant::now() < deadline, "chaos phase over time");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(150..600))).await;
+        // Turn the simulator hostile for the next few requests.
+        let (fault, n) = fault_plan.next().expect("cycle");
+        sim.handle().set_fault_for(fault, n);
+        faults_set += 1;
+        // Kill one worker, half the time right after the vendor applied
+        // something (before the result can be recorded).
+        let victim = rng.random_range(0..children.len());
+        if killed % 2 == 1 {
+            let n = sim.effects().len();
+            let until = Instant::now() + Duration::from_secs(3);
+            while sim.effects().len() == n && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..LINGER_MS / 2))).await;
+        }
+        let (_, child) = &mut children[victim];
+        if child.try_wait().expect("try_wait").is_some() {
+            // It found nothing left to do: the queue drained early.
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        killed += 1;
+        let id = format!("chaos-w{victim}-{generation}");
+        generation += 1;
+        children[victim] = (id.clone(), spawn_worker(db, &sim.url(), &id));
+    }
+    sim.handle().clear_faults();
+    let chaos_done = started.elapsed();
+
+    // Let the survivors finish the queue.
+    let finish_by = Instant::now() + Duration::from_secs(60 + 30 * k as u64);
+    for (id, child) in &mut children {
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                assert!(status.success(), "worker {id} failed: {status}");
+                break;
+            }
+            if Instant::now() > finish_by {
+                let _ = child.kill();
+                let counts = store.task_counts(&plan_id).await.expect("counts");
+                panic!("the queue did not drain in time: {counts:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let elapsed = started.elapsed();
+
+    // The simulator's verdict.
+    let effects = sim.effects();
+    let mut actual: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for e in &effects {
+        *actual.entry(describe(e)).or_insert(0) += 1;
+    }
+    let mut want: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for e in &expected {
+        *want.entry(e.clone()).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = actual.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "duplicated effects: {twice:?}");
+    let lost: Vec<_> = want.keys().filter(|k| !actual.contains_key(*k)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} lost effects, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    let extra: Vec<_> = actual.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(
+        extra.is_empty(),
+        "unintended effects: {:?}",
+        &extra[..extra.len().min(5)]
+    );
+    assert_eq!(effects.len(), expected.len());
+    let counters = sim.handle().counters();
+    assert_eq!(
+        counters.rate_limit_violations, 0,
+        "requests over the app's limits: {counters:?}"
+    );
+    // roster's side: every task done.
+    let tasks = store
+        .tasks(&TaskFilter {
+            plan_id: Some(plan_id.clone()),
+            ..TaskFilter::default()
+        })
+        .await
+        .expect("tasks");
+    assert_eq!(tasks.len(), plan.actions.len());
+    let not_done: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.state != ExecState::Done)
+        .collect();
+    assert!(
+        not_done.is_empty(),
+        "not done: {:?}",
+        &not_done[..not_done.len().min(3)]
+    );
+    let retried = tasks.iter().filter(|t| t.attempts > 1).count();
+    let uncertain = tasks.iter().filter(|t| t.uncertain).count();
+    println!(
+        "chaos figures: scale {k}, {} actions, {workers} worker processes, {killed} SIGKILLs, \
+         {faults_set} fault bursts ({} faulted requests of {}), {retried} tasks retried, \
+         {uncertain} uncertain re-checked, 0 lost, 0 duplicated, {} rate-limit violations; \
+         chaos phase {:.1?}, total {:.1?}",
+        plan.actions.len(),
+        counters.faulted,
+        counters.requests,
+        counters.rate_limit_violations,
+        chaos_done,
+        elapsed
+    );
+    store.close().await;
+}
+
+/// The drain-rate benchmark (not part of the suite): `workers` worker
+/// processes drain one queue of `actions` creates (plus the fixed
+/// deactivations and updates) against the simulator, without faults.
+/// `scripts/bench-workers.sh` runs it for 1 and 4 workers and reports the
+/// ratio of the medians.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench-workers.sh"]
+async fn drain_bench() {
+    let workers: usize = std::env::var("ROSTER_DRAIN_WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let creates: usize = std::env::var("ROSTER_DRAIN_CREATES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000);
+    let Some((admin_url, name, db)) = fresh_database().await else {
+        return;
+    };
+    let sim = ExpensifySim::start(
+        ExpensifySimConfig::new(USER, SECRET)
+            .scaled(rate_scale())
+            .with_seed(POLICIES, PER_POLICY),
+    )
+    .await
+    .expect("simulator");
+    let store = Store::open(&db).await.expect("store");
+    let (plan, expected) = plan_and_expected(creates);
+    let plan_id = store
+        .save_plan(&plan, 1_700_000_000_000)
+        .await
+        .expect("save");
+    store
+        .enqueue_plan_tasks(
+            &plan_id,
+            &[ConnectionId::new(CONNECTION)],
+            40,
+            1_700_000_000_000,
+        )
+        .await
+        .expect("enqueue");
+    let started = Instant::now();
+    let mut children: Vec<Child> = (0..workers)
+        .map(|w| spawn_worker(&db, &sim.url(), &format!("bench-w{w}")))
+        .collect();
+    for c in &mut children {
+        let status = c.wait().expect("worker");
+        assert!(status.success());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(sim.effects().len(), expected.len());
+    assert_eq!(sim.handle().counters().rate_limit_violations, 0);
+    println!(
+        "drain figures: {workers} worker(s), {} actions, {secs:.2} s, {:.0} actions/s",
+        plan.actions.len(),
+        plan.actions.len() as f64 / secs
+    );
+    store.close().await;
+    drop_database(&admin_url, &name).await;
+}

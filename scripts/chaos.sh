@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The chaos suite's long form: crates/engine/tests/chaos.rs at a larger
+# scale (more actions, more SIGKILLs, more fault bursts) against the
+# PostgreSQL at $ROSTER_TEST_POSTGRES_URL, on loopback only. Prints the
+# figures line of each round.
+#
+#   scripts/chaos.sh [SCALE] [ROUNDS]     # defaults: 5 and 3
+#
+# The short form (scale 1) runs in the normal test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scale="${1:-5}"; rounds="${2:-3}"
+export ROSTER_TEST_POSTGRES_URL="${ROSTER_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export ROSTER_REQUIRE_POSTGRES=1
+./scripts/postgres.sh
+cargo build -p roster-engine --tests --locked -q
+for r in $(seq 1 "$rounds"); do
+  echo "== round $r of $rounds (scale $scale)" >&2
+  ROSTER_CHAOS_SCALE="$scale" cargo test -p roster-engine --locked -q --test chaos chaos_short -- --exact --nocapture 2>&1 \
+    | grep -E '^chaos figures|panicked|FAILED|test result' 
+done

@@ -1,6 +1,6 @@
 -- roster schema, version 23 (postgres dialect): leadership by leases with
 -- fencing tokens, and the schedule every process shares. Keep in step with
--- the other dialect's 0023_leases.sql; only the integer column type differs.
+-- the other dialect's 0024_leases.sql; only the integer column type differs.
 
 -- One row per role only one process may hold at a time ('scheduler': the
 -- process that starts full reconciliations, polls the sources, delivers

@@ -55,6 +55,7 @@ pub mod load;
 pub mod model;
 pub mod query;
 pub mod render;
+pub mod runbook;
 pub mod select;
 
 pub use fact::{Claim, Fact};
@@ -70,6 +71,7 @@ pub use query::{AppDiff, AppFilter, DiffKind, diff};
 pub use render::{
     deactivation_summary, render_apps, render_card, render_list, scim_summary, user_api_summary,
 };
+pub use runbook::{Runbook, Step as RunbookStep, Target as RunbookTarget};
 pub use select::{
     ConnectionSettings, PathChoice, idp_display_name, offer_holds, select_all, select_path,
 };

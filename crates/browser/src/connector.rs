@@ -15,8 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use roster_catalog::Runbook;
 use roster_connectors::{
-    ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError, ListRequest,
-    OperationSupport, Page, SecretString, Validation, ValidationCheck,
+    ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
+    ListRequest, OperationSupport, Page, SecretString, Validation, ValidationCheck,
 };
 use roster_core::{ConnectionId, Operation};
 
@@ -210,21 +210,23 @@ impl Connector for BrowserConnector {
     async fn validate(&self) -> Result<Validation, ConnectorError> {
         let mut v = self.read.validate().await?;
         let driver = &self.settings.driver;
-        v.checks.push(if driver.chromedriver.exists() && driver.chromium.exists() {
-            ValidationCheck::pass(
-                "browser",
-                format!(
-                    "{} and {} are installed",
-                    driver.chromedriver.display(),
-                    driver.chromium.display()
-                ),
-            )
-        } else {
-            ValidationCheck::fail(
-                "browser",
-                "chromium or chromedriver is missing (scripts/browser-tools.sh installs them)",
-            )
-        });
+        v.checks.push(
+            if driver.chromedriver.exists() && driver.chromium.exists() {
+                ValidationCheck::pass(
+                    "browser",
+                    format!(
+                        "{} and {} are installed",
+                        driver.chromedriver.display(),
+                        driver.chromium.display()
+                    ),
+                )
+            } else {
+                ValidationCheck::fail(
+                    "browser",
+                    "chromium or chromedriver is missing (scripts/browser-tools.sh installs them)",
+                )
+            },
+        );
         v.checks.push(ValidationCheck::pass(
             "runbook",
             format!(
@@ -268,10 +270,7 @@ impl Connector for BrowserConnector {
             let result = match self.run_one(a.email.as_str()).await {
                 Ok(report) => match &report.outcome {
                     Outcome::Done => ActionResult::Applied,
-                    _ => ActionResult::failed(
-                        self.credentials_scrubbed(&report.summary()),
-                        false,
-                    ),
+                    _ => ActionResult::failed(self.credentials_scrubbed(&report.summary()), false),
                 },
                 Err(e) => ActionResult::failed(e.to_string(), false),
             };

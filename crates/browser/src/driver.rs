@@ -68,9 +68,7 @@ impl Chromedriver {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                BrowserError::Start(format!("{}: {e}", opts.chromedriver.display()))
-            })?;
+            .map_err(|e| BrowserError::Start(format!("{}: {e}", opts.chromedriver.display())))?;
         let stdout = child
             .stdout
             .take()

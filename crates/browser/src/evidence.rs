@@ -94,12 +94,7 @@ impl EvidenceStore {
     }
 
     /// Redacts, hashes and stores one screenshot.
-    pub fn store(
-        &self,
-        label: &str,
-        png: &[u8],
-        rects: &[Rect],
-    ) -> Result<Evidence, BrowserError> {
+    pub fn store(&self, label: &str, png: &[u8], rects: &[Rect]) -> Result<Evidence, BrowserError> {
         let clean = redact_png(png, rects)?;
         let sha = sha256_hex(&clean);
         std::fs::create_dir_all(&self.dir)
@@ -175,7 +170,16 @@ mod tests {
         let store = EvidenceStore::new(dir.path(), Duration::from_secs(3600));
         let raw = png(40, 20);
         let e = store
-            .store("t", &raw, &[Rect { x: 10.0, y: 5.0, w: 10.0, h: 5.0 }])
+            .store(
+                "t",
+                &raw,
+                &[Rect {
+                    x: 10.0,
+                    y: 5.0,
+                    w: 10.0,
+                    h: 5.0,
+                }],
+            )
             .unwrap();
         let kept = std::fs::read(&e.path).unwrap();
         assert_eq!(sha256_hex(&kept), e.sha256);
@@ -185,7 +189,16 @@ mod tests {
         assert_eq!(img.get_pixel(35, 18), &Rgba([255, 255, 255, 255]));
         // Out-of-bounds rectangles are clamped, not a panic.
         store
-            .store("t2", &raw, &[Rect { x: 35.0, y: 15.0, w: 100.0, h: 100.0 }])
+            .store(
+                "t2",
+                &raw,
+                &[Rect {
+                    x: 35.0,
+                    y: 15.0,
+                    w: 100.0,
+                    h: 100.0,
+                }],
+            )
             .unwrap();
     }
 

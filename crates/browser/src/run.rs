@@ -198,7 +198,11 @@ impl Runner<'_> {
                     .and_then(|v| v.parse::<i64>().ok())
                     .unwrap_or(0);
                 if !cond.holds(v) {
-                    st.log.push(format!("step {}: skipped ({cond} is false: {} = {v})", i + 1, cond.var));
+                    st.log.push(format!(
+                        "step {}: skipped ({cond} is false: {} = {v})",
+                        i + 1,
+                        cond.var
+                    ));
                     i += 1;
                     continue;
                 }
@@ -218,7 +222,8 @@ impl Runner<'_> {
             let result = self.exec(c, step, st, false).await;
             match result {
                 Ok(()) => {
-                    st.log.push(format!("step {}: {}", i + 1, step.action.kind()));
+                    st.log
+                        .push(format!("step {}: {}", i + 1, step.action.kind()));
                     if matches!(step.action, Action::Navigate { .. }) {
                         last_nav = i;
                         if self.signed_out(c).await {
@@ -237,7 +242,8 @@ impl Runner<'_> {
                     i += 1;
                 }
                 Err(StepError::Missing(_)) if step.optional => {
-                    st.log.push(format!("step {}: optional, not shown: skipped", i + 1));
+                    st.log
+                        .push(format!("step {}: optional, not shown: skipped", i + 1));
                     i += 1;
                 }
                 Err(e) => {
@@ -261,7 +267,8 @@ impl Runner<'_> {
                     // Re-read the page: signed out (an expired session)?
                     if self.signed_out(c).await && reauths < 2 {
                         reauths += 1;
-                        st.log.push("the console asks to sign in again (session expired)".into());
+                        st.log
+                            .push("the console asks to sign in again (session expired)".into());
                         if let Err(why) = self.sign_in(c, st).await {
                             self.shot(c, st, "sign-in failed").await;
                             return (Outcome::Stopped { step: i, why }, i);
@@ -283,7 +290,10 @@ impl Runner<'_> {
                             i,
                         );
                     }
-                    st.log.push(format!("step {}: re-reading the page and trying once more", i + 1));
+                    st.log.push(format!(
+                        "step {}: re-reading the page and trying once more",
+                        i + 1
+                    ));
                 }
             }
         }
@@ -380,7 +390,10 @@ impl Runner<'_> {
                         .ok_or_else(|| StepError::Config("no IdP password is configured".into()))?,
                     _ => {
                         let seed = self.credentials.totp_seed.as_ref().ok_or_else(|| {
-                            StepError::Config("the console asks for a TOTP code; no TOTP seed is configured".into())
+                            StepError::Config(
+                                "the console asks for a TOTP code; no TOTP seed is configured"
+                                    .into(),
+                            )
                         })?;
                         let now = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
@@ -392,7 +405,9 @@ impl Runner<'_> {
                 }
             } else {
                 st.vars.get(&p).cloned().ok_or_else(|| {
-                    StepError::Config(format!("no value for {{{p}}} (configure it for the connection)"))
+                    StepError::Config(format!(
+                        "no value for {{{p}}} (configure it for the connection)"
+                    ))
                 })?
             };
             out = out.replace(&format!("{{{p}}}"), &v);
@@ -428,9 +443,9 @@ impl Runner<'_> {
                 el.clear()
                     .await
                     .map_err(|e| StepError::Browser(e.to_string()))?;
-                el.send_keys(&v)
-                    .await
-                    .map_err(|e| StepError::Browser(format!("cannot type into {}: {e}", t.describe())))
+                el.send_keys(&v).await.map_err(|e| {
+                    StepError::Browser(format!("cannot type into {}: {e}", t.describe()))
+                })
             }
             Action::Select { target, value } => {
                 let t = fill_target(target, &fill);
@@ -442,7 +457,9 @@ impl Runner<'_> {
                         ".//option[@value={l} or contains(normalize-space(.),{l})]"
                     )))
                     .await
-                    .map_err(|_| StepError::Missing(format!("{} has no option {v:?}", t.describe())))?;
+                    .map_err(|_| {
+                        StepError::Missing(format!("{} has no option {v:?}", t.describe()))
+                    })?;
                 opt.click()
                     .await
                     .map_err(|e| StepError::Browser(e.to_string()))
@@ -451,9 +468,9 @@ impl Runner<'_> {
                 let t = fill_target(target, &fill);
                 let el = find(c, &t, wait).await?;
                 mark(c).await;
-                el.click()
-                    .await
-                    .map_err(|e| StepError::Browser(format!("cannot click {}: {e}", t.describe())))?;
+                el.click().await.map_err(|e| {
+                    StepError::Browser(format!("cannot click {}: {e}", t.describe()))
+                })?;
                 settle(c).await;
                 Ok(())
             }
@@ -472,7 +489,10 @@ impl Runner<'_> {
                     n += 1;
                 }
                 if n == 0 {
-                    return Err(StepError::Missing(format!("no {} on the page", t.describe())));
+                    return Err(StepError::Missing(format!(
+                        "no {} on the page",
+                        t.describe()
+                    )));
                 }
                 st.log.push(format!("clicked {n} × {}", t.describe()));
                 Ok(())
@@ -505,7 +525,10 @@ impl Runner<'_> {
                         return Ok(());
                     }
                     if Instant::now() >= deadline {
-                        let what = t.as_ref().map(Target::describe).unwrap_or_else(|| "the page".into());
+                        let what = t
+                            .as_ref()
+                            .map(Target::describe)
+                            .unwrap_or_else(|| "the page".into());
                         return Err(StepError::Missing(match (got, want) {
                             (Some(g), Some(w)) => format!("{what} shows {g:?}, not {w:?}"),
                             _ => format!("no {what} on the page"),

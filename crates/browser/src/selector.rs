@@ -116,12 +116,10 @@ fn role_xpath(role: &str, name: Option<&str>, contains: Option<&str>) -> String 
             } else if matches!(role, "dialog" | "region") && name.is_some() {
                 // A dialog's name is its aria-label or its title's text.
                 let n = name.unwrap_or_default();
-                format!(
-                    "{b}[@aria-label={l} or .//*[{TEXT}={l}]]",
-                    l = lit(n)
-                ) + &contains
-                    .map(|t| format!("[contains({TEXT},{})]", lit(t)))
-                    .unwrap_or_default()
+                format!("{b}[@aria-label={l} or .//*[{TEXT}={l}]]", l = lit(n))
+                    + &contains
+                        .map(|t| format!("[contains({TEXT},{})]", lit(t)))
+                        .unwrap_or_default()
             } else {
                 named(b, name, contains)
             }

@@ -329,7 +329,12 @@ async fn a_console_changed_beyond_the_runbook_stops_without_acting() {
     );
     assert!(why.contains("also after re-reading the page"), "{why}");
     assert!(s.deactivations().is_empty());
-    assert!(report.evidence.iter().any(|e| e.label.starts_with("failed at step")));
+    assert!(
+        report
+            .evidence
+            .iter()
+            .any(|e| e.label.starts_with("failed at step"))
+    );
     assert!(api_status(&c, LEAVER).await);
 }
 
@@ -347,8 +352,12 @@ async fn a_wrong_totp_seed_stops_at_sign_in_and_changes_nothing() {
         report.outcome
     );
     assert!(s.sim.effects().iter().all(|e| e.via != "console"));
-    assert!(s.sim.console_events().contains(&ConsoleEvent::SignInRefused {
-        who: ADMIN.into(),
-        why: "totp",
-    }));
+    assert!(
+        s.sim
+            .console_events()
+            .contains(&ConsoleEvent::SignInRefused {
+                who: ADMIN.into(),
+                why: "totp",
+            })
+    );
 }

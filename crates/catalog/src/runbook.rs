@@ -155,18 +155,39 @@ impl Target {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "do", rename_all = "snake_case")]
 pub enum Action {
-    Navigate { url: String },
-    Fill { target: Target, value: String },
-    Select { target: Target, value: String },
-    Click { target: Target },
+    Navigate {
+        url: String,
+    },
+    Fill {
+        target: Target,
+        value: String,
+    },
+    Select {
+        target: Target,
+        value: String,
+    },
+    Click {
+        target: Target,
+    },
     /// Clicks every element that matches, one at a time, re-reading the
     /// page after each, until none is left (at most `max`).
-    ClickEach { target: Target, max: u32 },
-    WaitFor { target: Target },
+    ClickEach {
+        target: Target,
+        max: u32,
+    },
+    WaitFor {
+        target: Target,
+    },
     /// The target is present and, with `text`, contains it.
-    Assert { target: Option<Target>, text: Option<String> },
+    Assert {
+        target: Option<Target>,
+        text: Option<String>,
+    },
     /// The first whole number in the target's text, kept as `into`.
-    Extract { target: Target, into: String },
+    Extract {
+        target: Target,
+        into: String,
+    },
 }
 
 impl Action {
@@ -278,7 +299,9 @@ impl Step {
             Action::Assert { target, text } => format!(
                 "Check {}{}",
                 target.as_ref().map(Target::describe).unwrap_or_default(),
-                text.as_ref().map(|t| format!(" shows {t:?}")).unwrap_or_default()
+                text.as_ref()
+                    .map(|t| format!(" shows {t:?}"))
+                    .unwrap_or_default()
             ),
             Action::Extract { target, into } => format!("Note {into} from {}", target.describe()),
         };
@@ -350,7 +373,8 @@ pub fn render_runbooks(books: &[&Runbook], browser_enabled: bool) -> String {
     if books.is_empty() {
         return String::new();
     }
-    let mut out = String::from("\nBrowser runbooks (the browser path; data in catalog/runbooks/):\n");
+    let mut out =
+        String::from("\nBrowser runbooks (the browser path; data in catalog/runbooks/):\n");
     for rb in books {
         out.push_str(&format!("  {}: {}\n", rb.id, rb.title));
         out.push_str(&format!(
@@ -458,11 +482,7 @@ pub(crate) const SECRET_OUTSIDE_SIGNIN: &str = "CAT-0013";
 /// Parses one runbook file (named `{app}-{operation}.toml`). Checks the
 /// runbook on its own; whether the app offers a browser path is the
 /// loader's (it needs the catalog).
-pub(crate) fn parse(
-    file: &str,
-    text: &str,
-    problems: &mut Vec<RunbookProblem>,
-) -> Option<Runbook> {
+pub(crate) fn parse(file: &str, text: &str, problems: &mut Vec<RunbookProblem>) -> Option<Runbook> {
     let raw: RawRunbook = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
@@ -501,16 +521,17 @@ pub(crate) fn parse(
         ));
     }
     let mut vars = BTreeSet::new();
-    let mut steps_of = |list: Vec<RawStep>, field: &str, signin: bool, problems: &mut Vec<RunbookProblem>| {
-        let mut out = Vec::new();
-        for (i, r) in list.into_iter().enumerate() {
-            let f = format!("{field}[{i}]");
-            if let Some(s) = step(r, &f, signin, &mut vars, problems) {
-                out.push(s);
+    let mut steps_of =
+        |list: Vec<RawStep>, field: &str, signin: bool, problems: &mut Vec<RunbookProblem>| {
+            let mut out = Vec::new();
+            for (i, r) in list.into_iter().enumerate() {
+                let f = format!("{field}[{i}]");
+                if let Some(s) = step(r, &f, signin, &mut vars, problems) {
+                    out.push(s);
+                }
             }
-        }
-        out
-    };
+            out
+        };
     let mut signin = SignIn::default();
     if let Some(s) = raw.signin {
         signin.detect = s.detect;
@@ -586,9 +607,13 @@ pub(crate) fn parse(
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
 }
 
 fn target_problems(t: &Target, field: &str, problems: &mut Vec<RunbookProblem>) {
@@ -728,7 +753,10 @@ fn step(
         Action::Assert { text: Some(t), .. } => texts.push(("text", t)),
         _ => {}
     }
-    let target_strings: Vec<&String> = action.target().map(|t| t.strings().collect()).unwrap_or_default();
+    let target_strings: Vec<&String> = action
+        .target()
+        .map(|t| t.strings().collect())
+        .unwrap_or_default();
     for s in &target_strings {
         texts.push(("target", s));
     }

@@ -56,7 +56,10 @@ fn the_builtin_spendesk_runbook_loads_unverified_with_its_money_steps() {
     assert!(!rb.signin.local.is_empty() && !rb.signin.sso.is_empty());
     assert!(c.runbook("spendesk", Operation::Create).is_none());
     let card = roster_catalog::runbook::render_runbooks(&c.runbooks_of("spendesk"), false);
-    assert!(card.contains("unverified: runs up to the final confirmation"), "{card}");
+    assert!(
+        card.contains("unverified: runs up to the final confirmation"),
+        "{card}"
+    );
     assert!(card.contains("financial_steps"), "{card}");
 }
 

@@ -138,13 +138,30 @@ impl Card {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConsoleEvent {
     /// `how`: `password+totp` or `sso`.
-    SignedIn { admin: String, how: &'static str },
-    SignInRefused { who: String, why: &'static str },
+    SignedIn {
+        admin: String,
+        how: &'static str,
+    },
+    SignInRefused {
+        who: String,
+        why: &'static str,
+    },
     SessionExpired,
-    ApprovalsReassigned { from: String, to: String, count: usize },
-    CardBlocked { holder: String, last4: String },
-    Deactivated { email: String },
-    DeactivationRefused { email: String },
+    ApprovalsReassigned {
+        from: String,
+        to: String,
+        count: usize,
+    },
+    CardBlocked {
+        holder: String,
+        last4: String,
+    },
+    Deactivated {
+        email: String,
+    },
+    DeactivationRefused {
+        email: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -272,7 +289,10 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/settings/members", get(members_page))
         .route("/settings/members/{id}", get(member_page))
         .route("/settings/members/{id}/reassign", post(reassign))
-        .route("/settings/members/{id}/cards/{card}/block", post(block_card))
+        .route(
+            "/settings/members/{id}/cards/{card}/block",
+            post(block_card),
+        )
         .route("/settings/members/{id}/deactivate", post(deactivate))
 }
 
@@ -440,7 +460,10 @@ async fn login_page(
 
 async fn login_submit(State(sh): St, Form(f): Form<BTreeMap<String, String>>) -> Response {
     let mut t = sh.lock();
-    let email = f.get("email").map(|s| s.trim().to_lowercase()).unwrap_or_default();
+    let email = f
+        .get("email")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_default();
     let password = f.get("password").cloned().unwrap_or_default();
     let next = safe_next(f.get("next"));
     let ok = t.console.config.admins.iter().any(|a| {
@@ -499,7 +522,10 @@ async fn totp_submit(
     else {
         return redirect(&format!("/login?next={}", pct(&next)));
     };
-    let code = f.get("code").map(|c| c.trim().to_string()).unwrap_or_default();
+    let code = f
+        .get("code")
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
     let seed = t
         .console
         .config
@@ -660,7 +686,10 @@ async fn members_page(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     let mut t = sh.lock();
-    let query = q.get("q").map(|s| s.trim().to_lowercase()).unwrap_or_default();
+    let query = q
+        .get("q")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_default();
     let page_no = q
         .get("page")
         .and_then(|p| p.parse::<usize>().ok())
@@ -683,11 +712,17 @@ async fn members_page(
         })
         .collect();
     let pages = all.len().div_ceil(PAGE_SIZE).max(1);
-    let shown: Vec<&&super::Member> = all.iter().skip((page_no - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+    let shown: Vec<&&super::Member> = all
+        .iter()
+        .skip((page_no - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
     let mut list = String::new();
     match layout {
         Layout::Classic => {
-            list.push_str("<table><thead><tr><th>Name</th><th>Email</th><th>Status</th></tr></thead><tbody>");
+            list.push_str(
+                "<table><thead><tr><th>Name</th><th>Email</th><th>Status</th></tr></thead><tbody>",
+            );
             for m in &shown {
                 list.push_str(&format!(
                     "<tr><td>{} {}</td><td><a href=\"/settings/members/{}\">{}</a></td><td>{}</td></tr>",
@@ -793,7 +828,10 @@ async fn member_page(
         .unwrap_or_default();
     let name = format!("{} {}", m.first_name, m.last_name);
 
-    let mut appr = format!("<p id=\"approvals-count\">Pending approvals: {}</p>", approvals.len());
+    let mut appr = format!(
+        "<p id=\"approvals-count\">Pending approvals: {}</p>",
+        approvals.len()
+    );
     if !approvals.is_empty() {
         appr.push_str("<ul>");
         for a in &approvals {
@@ -806,16 +844,28 @@ async fn member_page(
         appr.push_str("</ul>");
         let options: String = others
             .iter()
-            .map(|(e, n)| format!("<option value=\"{}\">{} ({})</option>", esc(e), esc(n), esc(e)))
+            .map(|(e, n)| {
+                format!(
+                    "<option value=\"{}\">{} ({})</option>",
+                    esc(e),
+                    esc(n),
+                    esc(e)
+                )
+            })
             .collect();
         let (select, button) = match layout {
             Layout::Classic => (
-                format!("<label for=\"new-approver\">New approver</label> <select id=\"new-approver\" name=\"to\">{options}</select>"),
+                format!(
+                    "<label for=\"new-approver\">New approver</label> <select id=\"new-approver\" name=\"to\">{options}</select>"
+                ),
                 "<button type=\"submit\">Reassign approvals</button>".to_string(),
             ),
             _ => (
-                format!("<select class=\"s9\" name=\"to\" aria-label=\"New approver\">{options}</select>"),
-                "<button type=\"submit\" class=\"btn-x\"><span>Reassign approvals</span></button>".to_string(),
+                format!(
+                    "<select class=\"s9\" name=\"to\" aria-label=\"New approver\">{options}</select>"
+                ),
+                "<button type=\"submit\" class=\"btn-x\"><span>Reassign approvals</span></button>"
+                    .to_string(),
             ),
         };
         let form = match layout {
@@ -934,11 +984,19 @@ async fn reassign(
         .values()
         .any(|m| m.email.eq_ignore_ascii_case(&to) && m.status == "active");
     if !to_active || to.eq_ignore_ascii_case(&email) {
-        return redirect(&format!("{here}?done={}", pct("Choose an active approver.")));
+        return redirect(&format!(
+            "{here}?done={}",
+            pct("Choose an active approver.")
+        ));
     }
     let lower = email.to_lowercase();
     let mut count = 0;
-    for a in t.console.approvals.iter_mut().filter(|a| a.approver == lower) {
+    for a in t
+        .console
+        .approvals
+        .iter_mut()
+        .filter(|a| a.approver == lower)
+    {
         a.approver = to.clone();
         count += 1;
     }
@@ -1008,11 +1066,7 @@ async fn block_card(
     redirect(&format!("{here}?done={}", pct(&msg)))
 }
 
-async fn deactivate(
-    State(sh): St,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-) -> Response {
+async fn deactivate(State(sh): St, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
     let mut t = sh.lock();
     let here = format!("/settings/members/{id}");
     if let Err(r) = require_session(&mut t, &headers, &here) {
@@ -1023,8 +1077,7 @@ async fn deactivate(
     };
     let lower = email.to_lowercase();
     let open = t.console.approvals.iter().any(|a| a.approver == lower)
-        || t
-            .console
+        || t.console
             .cards
             .iter()
             .any(|c| c.holder == lower && c.status == "active");
@@ -1047,7 +1100,9 @@ async fn deactivate(
     if changed {
         t.effects
             .push(&mid, &email, EffectKind::Deactivated, "console");
-        t.console.events.push(ConsoleEvent::Deactivated { email: lower });
+        t.console
+            .events
+            .push(ConsoleEvent::Deactivated { email: lower });
     }
     redirect(&format!("{here}?done={}", pct("Member deactivated")))
 }
@@ -1121,7 +1176,10 @@ mod tests {
     #[test]
     fn base32_round_trips_the_rfc_4648_example() {
         assert_eq!(base32_decode("MZXW6YTBOI").as_deref(), Some(&b"foobar"[..]));
-        assert_eq!(base32_decode("mzxw6ytboi======").as_deref(), Some(&b"foobar"[..]));
+        assert_eq!(
+            base32_decode("mzxw6ytboi======").as_deref(),
+            Some(&b"foobar"[..])
+        );
         assert_eq!(base32_decode("MZ1"), None);
     }
 }

@@ -3,7 +3,7 @@
 # crates/web/tests/ui_browser.rs) need, when it is missing:
 #
 # * Debian's chromium and chromium-driver (apt; as root), when
-#   /usr/bin/chromium is absent. Playwright drives this browser: no
+#   /usr/bin/chromium or /usr/bin/chromedriver is absent. Playwright drives this browser: no
 #   browser is ever downloaded by Playwright itself (never run
 #   `npx playwright install`).
 # * playwright-core and axe-core from the npm registry, pinned in
@@ -21,12 +21,15 @@ if [ "${ROSTER_SKIP_BROWSER_TOOLS:-0}" = "1" ]; then
 fi
 
 CHROMIUM=/usr/bin/chromium
-if [ ! -x "$CHROMIUM" ]; then
+# chromedriver: the W3C WebDriver server roster's browser runbooks drive
+# (crates/engine/src/browser), spawned by roster itself on loopback.
+CHROMEDRIVER=/usr/bin/chromedriver
+if [ ! -x "$CHROMIUM" ] || [ ! -x "$CHROMEDRIVER" ]; then
   if [ "$(id -u)" != "0" ]; then
-    echo "browser-tools: $CHROMIUM is missing; as root run: apt-get update && apt-get install -y chromium chromium-driver" >&2
+    echo "browser-tools: $CHROMIUM or $CHROMEDRIVER is missing; as root run: apt-get update && apt-get install -y chromium chromium-driver" >&2
     exit 1
   fi
-  echo "browser-tools: installing Debian's chromium (apt-get)" >&2
+  echo "browser-tools: installing Debian's chromium and chromium-driver (apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-dejavu-core

@@ -56,6 +56,7 @@ pub mod model;
 pub mod query;
 pub mod render;
 pub mod rest;
+pub mod runbook;
 pub mod select;
 
 pub use fact::{Claim, Fact};
@@ -72,6 +73,7 @@ pub use render::{
     deactivation_summary, render_apps, render_card, render_list, scim_summary, user_api_summary,
 };
 pub use rest::RestClient;
+pub use runbook::{Runbook, Step as RunbookStep, Target as RunbookTarget};
 pub use select::{
     ConnectionSettings, PathChoice, idp_display_name, offer_holds, select_all, select_path,
 };

@@ -42,6 +42,7 @@ use serde::Serialize;
 
 use crate::fact::check_as_of;
 use crate::model::{App, AppKind, Path, ScimClientSettings, Tri};
+use crate::runbook::{self, Runbook};
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../catalog");
 
@@ -92,6 +93,17 @@ pub mod codes {
     /// not one, a missing token endpoint), or an `api` path names the
     /// `rest` connector in a record without `[rest]`.
     pub const BAD_REST_CLIENT: &str = "CAT-0010";
+    /// A browser runbook (`catalog/runbooks/*.toml`) is malformed: see
+    /// [`crate::runbook`] for its rules.
+    pub const BAD_RUNBOOK: &str = "CAT-0011";
+    /// A runbook names an element by CSS alone.
+    pub const CSS_ONLY_SELECTOR: &str = "CAT-0012";
+    /// A runbook for an app the catalog lacks, or that offers no `browser`
+    /// path for the runbook's operation, or names a source the app's
+    /// record does not list.
+    pub const RUNBOOK_WITHOUT_PATH: &str = "CAT-0013";
+    /// A runbook types a secret (`{password}`, `{totp}`) outside sign-in.
+    pub const SECRET_OUTSIDE_SIGNIN: &str = "CAT-0014";
 }
 
 impl fmt::Display for Problem {
@@ -179,6 +191,8 @@ fn unknown_app_message(id: &str, closest: Option<&str>, known: &[String]) -> Str
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Catalog {
     apps: BTreeMap<String, App>,
+    /// Browser runbooks by id (`spendesk-deactivate`).
+    runbooks: BTreeMap<String, Runbook>,
 }
 
 impl Catalog {
@@ -212,19 +226,47 @@ impl Catalog {
         files.sort();
         let mut problems = Vec::new();
         let mut apps = parse_all(&files, &mut problems);
+        let mut books = builtin_runbook_files();
         if let Some(dir) = override_dir {
             for (id, app) in parse_all(&read_dir(dir)?, &mut problems) {
                 apps.insert(id, app);
             }
+            let sub = dir.join("runbooks");
+            if sub.is_dir() {
+                books.extend(read_dir(&sub)?);
+            }
         }
-        finish(apps, problems)
+        let runbooks = parse_runbooks(&books, &apps, &mut problems);
+        finish(apps, runbooks, problems)
     }
 
     /// Only the records in `dir`, without the built-in ones.
     pub fn from_dir(dir: &FsPath) -> Result<Catalog, CatalogError> {
         let mut problems = Vec::new();
         let apps = parse_all(&read_dir(dir)?, &mut problems);
-        finish(apps, problems)
+        let sub = dir.join("runbooks");
+        let books = if sub.is_dir() {
+            read_dir(&sub)?
+        } else {
+            Vec::new()
+        };
+        let runbooks = parse_runbooks(&books, &apps, &mut problems);
+        finish(apps, runbooks, problems)
+    }
+
+    /// The runbook for `op` in `app`, if the catalog has one.
+    pub fn runbook(&self, app: &str, op: Operation) -> Option<&Runbook> {
+        self.runbooks.get(&format!("{app}-{}", op.as_str()))
+    }
+
+    /// The runbooks for `app`, sorted by id.
+    pub fn runbooks_of(&self, app: &str) -> Vec<&Runbook> {
+        self.runbooks.values().filter(|r| r.app == app).collect()
+    }
+
+    /// Every runbook, sorted by id.
+    pub fn runbooks(&self) -> impl Iterator<Item = &Runbook> {
+        self.runbooks.values()
     }
 
     /// Parses one file's text. `file` is the name used in messages and must
@@ -313,6 +355,84 @@ fn read_dir(dir: &FsPath) -> Result<Vec<(String, String)>, CatalogError> {
     Ok(files)
 }
 
+/// The built-in `catalog/runbooks/*.toml`, sorted by name.
+fn builtin_runbook_files() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = BUILTIN
+        .get_dir("runbooks")
+        .map(|d| {
+            d.files()
+                .filter(|f| is_toml(f.path()))
+                .filter_map(|f| {
+                    Some((
+                        format!("catalog/{}", f.path().display()),
+                        f.contents_utf8()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Parses and checks runbook files (a later file with the same id
+/// replaces an earlier one: override directories come last).
+fn parse_runbooks(
+    files: &[(String, String)],
+    apps: &BTreeMap<String, App>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Runbook> {
+    let mut out = BTreeMap::new();
+    for (name, text) in files {
+        let mut found = Vec::new();
+        let book = runbook::parse(name, text, &mut found);
+        if let Some(b) = &book {
+            match apps.get(&b.app) {
+                None => found.push((
+                    Some("app".into()),
+                    codes::RUNBOOK_WITHOUT_PATH,
+                    format!("no app {:?} in the catalog", b.app),
+                )),
+                Some(app) => {
+                    if !app
+                        .paths
+                        .iter()
+                        .any(|o| o.path == Path::Browser && o.ops.contains(&b.operation))
+                    {
+                        found.push((
+                            Some("operation".into()),
+                            codes::RUNBOOK_WITHOUT_PATH,
+                            format!(
+                                "{} offers no browser path for {}; add a [[paths]] offer first",
+                                b.app, b.operation
+                            ),
+                        ));
+                    }
+                    if !app.sources.contains_key(&b.source) {
+                        found.push((
+                            Some("source".into()),
+                            codes::RUNBOOK_WITHOUT_PATH,
+                            format!("{:?} is not a source of {}'s record", b.source, b.app),
+                        ));
+                    }
+                }
+            }
+        }
+        let clean = found.is_empty();
+        problems.extend(found.into_iter().map(|(field, code, reason)| Problem {
+            file: name.clone(),
+            field,
+            code: Some(code),
+            reason,
+            location: None,
+        }));
+        if let (Some(b), true) = (book, clean) {
+            out.insert(b.id.clone(), b);
+        }
+    }
+    out
+}
+
 fn parse_all(files: &[(String, String)], problems: &mut Vec<Problem>) -> BTreeMap<String, App> {
     let mut apps = BTreeMap::new();
     for (name, text) in files {
@@ -325,11 +445,12 @@ fn parse_all(files: &[(String, String)], problems: &mut Vec<Problem>) -> BTreeMa
 
 fn finish(
     apps: BTreeMap<String, App>,
+    runbooks: BTreeMap<String, Runbook>,
     mut problems: Vec<Problem>,
 ) -> Result<Catalog, CatalogError> {
     check_idp_references(&apps, &mut problems);
     if problems.is_empty() {
-        Ok(Catalog { apps })
+        Ok(Catalog { apps, runbooks })
     } else {
         Err(CatalogError::Invalid(problems))
     }

@@ -62,6 +62,11 @@
 //!   these connections in [`GuardContext::hard_delete`]). A suspension can
 //!   be undone, a deletion cannot, so it waits for a person even for a
 //!   routine leaver. Policy: `hard_deletes = false`.
+//! * `financial_steps`: every deactivation in a connection whose browser
+//!   runbook moves money or spending power before it deactivates
+//!   (reassigns pending approvals, blocks cards; the engine passes these
+//!   connections in [`GuardContext::financial`]). Money needs a person.
+//!   Policy: `financial_steps = false`.
 //! * `deprovision_limit` and `plan_deprovision_limit`: the opt-in limits on
 //!   all deactivations whatever their cause (`max_deprovisions`,
 //!   `max_deprovision_percent` per connection, `max_deprovisions_per_plan`).
@@ -130,10 +135,12 @@ pub enum GuardKind {
     PrivilegedGrant,
     /// Deactivating where the app deletes the account for good.
     HardDelete,
+    /// Deactivating through a browser runbook with financial steps.
+    FinancialSteps,
 }
 
 impl GuardKind {
-    pub const ALL: [GuardKind; 11] = [
+    pub const ALL: [GuardKind; 12] = [
         GuardKind::IncompleteRead,
         GuardKind::SourceChange,
         GuardKind::SensitiveConnection,
@@ -145,6 +152,7 @@ impl GuardKind {
         GuardKind::GrantLimit,
         GuardKind::PrivilegedGrant,
         GuardKind::HardDelete,
+        GuardKind::FinancialSteps,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -160,6 +168,7 @@ impl GuardKind {
             GuardKind::GrantLimit => "grant_limit",
             GuardKind::PrivilegedGrant => "privileged_grant",
             GuardKind::HardDelete => "hard_delete",
+            GuardKind::FinancialSteps => "financial_steps",
         }
     }
 
@@ -330,6 +339,10 @@ pub struct GuardContext {
     /// deactivates it (the catalog's `[deactivation]`): every
     /// deactivation there waits for approval (`hard_delete`).
     pub hard_delete: BTreeSet<ConnectionId>,
+    /// Connections whose deactivations run a browser runbook that
+    /// reassigns approvals or blocks cards first: every deactivation there
+    /// waits for approval (`financial_steps`).
+    pub financial: BTreeSet<ConnectionId>,
 }
 
 /// A limit and how it was reached, for the plan's text.
@@ -558,6 +571,7 @@ fn mark(
     let first_plan_on = policy.approvals.first_plan.unwrap_or(true);
     let privileged_grants_on = policy.approvals.privileged_grants.unwrap_or(true);
     let hard_deletes_on = policy.approvals.hard_deletes.unwrap_or(true);
+    let financial_on = policy.approvals.financial_steps.unwrap_or(true);
 
     // (kind, connection) → the hit, its actions collected below.
     let mut hits: BTreeMap<(GuardKind, Option<ConnectionId>), GuardHit> = BTreeMap::new();
@@ -599,6 +613,17 @@ fn mark(
                     None,
                     format!(
                         "deactivating in {c} deletes the account for good (the app's catalog record says hard delete): it waits for approval"
+                    ),
+                )
+            });
+        }
+        if a.operation == Operation::Deactivate && financial_on && ctx.financial.contains(c) {
+            fire(GuardKind::FinancialSteps, Some(c), i, &|| {
+                (
+                    0,
+                    None,
+                    format!(
+                        "deactivating in {c} runs a browser runbook that reassigns approvals or blocks cards first: money needs a person's approval"
                     ),
                 )
             });
@@ -729,6 +754,7 @@ fn mark(
                 | GuardKind::PrivilegedRemoval
                 | GuardKind::PrivilegedGrant
                 | GuardKind::HardDelete
+                | GuardKind::FinancialSteps
         ) {
             hit.count = hit.actions.len();
         }
@@ -828,6 +854,9 @@ fn changed_settings(policy: &Policy) -> Vec<String> {
     }
     if let Some(b) = a.hard_deletes {
         out.push(format!("approvals.hard_deletes = {b} (default true)"));
+    }
+    if let Some(b) = a.financial_steps {
+        out.push(format!("approvals.financial_steps = {b} (default true)"));
     }
     if let Some(p) = a.max_source_change_percent {
         out.push(format!(
@@ -1149,6 +1178,44 @@ mod tests {
                 .contains(&"approvals.hard_deletes = false (default true)".to_string()),
             "{:?}",
             plan.guards.settings
+        );
+    }
+
+    #[test]
+    fn money_needs_a_person_when_a_runbook_moves_it() {
+        let money = GuardContext {
+            financial: [conn()].into(),
+            ..GuardContext::default()
+        };
+        // Even a routine leaver's deactivation waits.
+        let plan = judged(50, removals(1, Cause::Left), &Policy::default(), &money);
+        assert_eq!(plan.approvals.len(), 1, "{plan:?}");
+        assert!(
+            plan.approvals[&0].starts_with("financial_steps: "),
+            "{plan:?}"
+        );
+        assert!(
+            plan.guards
+                .fired
+                .iter()
+                .any(|h| h.kind == GuardKind::FinancialSteps && h.count == 1)
+        );
+        // Without financial steps the leaver goes at once.
+        let plan = judged(
+            50,
+            removals(1, Cause::Left),
+            &Policy::default(),
+            &GuardContext::default(),
+        );
+        assert!(plan.approvals.is_empty());
+        // A policy may say otherwise, and the plan says it did.
+        let off = Policy::parse("p.toml", "[approvals]\nfinancial_steps = false\n").unwrap();
+        let plan = judged(50, removals(1, Cause::Left), &off, &money);
+        assert!(plan.approvals.is_empty());
+        assert!(
+            plan.guards
+                .settings
+                .contains(&"approvals.financial_steps = false (default true)".to_string())
         );
     }
 

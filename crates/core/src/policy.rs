@@ -250,6 +250,11 @@ pub struct ApprovalSettings {
     /// for approval. Unset: yes.
     #[serde(default)]
     pub hard_deletes: Option<bool>,
+    /// A deactivation carried out by a browser runbook that moves money or
+    /// spending power first (reassigns approvals, blocks cards) waits for
+    /// approval. Unset: yes.
+    #[serde(default)]
+    pub financial_steps: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -271,6 +276,7 @@ impl Default for ApprovalSettings {
             max_source_change_percent: None,
             separation_of_duties: None,
             hard_deletes: None,
+            financial_steps: None,
         }
     }
 }

@@ -202,6 +202,7 @@ proptest! {
             focus: None,
             calendar: Default::default(),
             hard_delete: BTreeSet::new(),
+            financial: BTreeSet::new(),
         };
         let plan = reconcile_guarded(
             &source,

@@ -460,6 +460,9 @@ pub struct RawConnection {
     /// Allow `base_url` to be a link-local or private-network address
     /// (see [`crate::egress`]); default: the top-level setting.
     pub allow_private_network: Option<bool>,
+    /// The `browser` path: an admin login roster drives the app's console
+    /// with, through its catalog runbook (see [`crate::browser`]).
+    pub browser: Option<crate::browser::RawBrowser>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -589,6 +592,8 @@ pub struct ConnectionConfig {
     pub assignee: Option<String>,
     pub escalate_to: Option<String>,
     pub owners: Vec<String>,
+    /// `[connections.NAME.browser]` as written (secrets unresolved).
+    pub browser: Option<crate::browser::RawBrowser>,
 }
 
 /// A validated `[sources.<name>]` table. Built into a
@@ -1009,6 +1014,7 @@ impl Config {
                 assignee: c.assignee.clone(),
                 escalate_to: c.escalate_to.clone(),
                 owners: c.owners.clone(),
+                browser: c.browser.clone(),
             });
         }
         let mut sources = Vec::new();

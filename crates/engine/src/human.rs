@@ -300,8 +300,9 @@ impl Engine {
     /// Turns this plan's finally failed actions on connections whose
     /// connector hands failures to people ([`roster_connectors::Capabilities::failures_to_people`]:
     /// the `idp` path, where the IdP took the change but provisioning into
-    /// the app failed) into people's tasks carrying the failure, and marks
-    /// the actions `manual`. Returns the tasks.
+    /// the app failed; the `browser` path, where a runbook stopped) into
+    /// people's tasks carrying the failure, and marks the actions `manual`.
+    /// Returns the tasks.
     pub(crate) async fn failures_to_people(
         &self,
         plan_id: &PlanId,
@@ -332,6 +333,18 @@ impl Engine {
                     c.get(id).map(|app| app.name.clone())
                 })
                 .unwrap_or_else(|| a.connection.to_string());
+            let browser = self.browser_runbook(a).map(|rb| {
+                // The runbook stopped (unverified at its confirmation, a
+                // step failed twice, the console changed): the person gets
+                // what roster did, its screenshots and the whole checklist.
+                let mut steps = vec![format!("Read what roster did in the console: {failure}")];
+                steps.extend(
+                    rb.checklist()
+                        .into_iter()
+                        .map(|l| l.replace("{email}", a.email.as_str())),
+                );
+                (rb.id.clone(), steps)
+            });
             let mut steps = vec![
                 format!("Read the IdP's error: {failure}"),
                 format!(
@@ -346,6 +359,21 @@ impl Engine {
                     .into_iter()
                     .map(|s| format!("Or by hand: {s}")),
             );
+            let title = match &browser {
+                Some((id, _)) => format!(
+                    "{} {} in {app_name}: runbook {id} stopped; finish it in the console",
+                    capitalise(a.operation.as_str()),
+                    a.email
+                ),
+                None => format!(
+                    "{} {} in {app_name}: the IdP's provisioning failed",
+                    capitalise(a.operation.as_str()),
+                    a.email
+                ),
+            };
+            if let Some((_, s)) = browser {
+                steps = s;
+            }
             let binding = self.bindings.get(&a.connection);
             let sla_hours =
                 binding
@@ -366,11 +394,7 @@ impl Engine {
                 account_key: a.account.as_ref().map(|k| k.to_string()),
                 plan_id: Some(plan_id.to_string()),
                 action_idx: Some(stored.index),
-                title: format!(
-                    "{} {} in {app_name}: the IdP's provisioning failed",
-                    capitalise(a.operation.as_str()),
-                    a.email
-                ),
+                title,
                 checklist: steps,
                 assignee: binding.and_then(|b| b.assignee.clone()),
                 state: HumanTaskState::Open,

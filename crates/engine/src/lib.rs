@@ -18,6 +18,7 @@ pub mod anchor;
 pub mod app;
 pub mod approval;
 pub mod bench;
+pub mod browser;
 pub mod budget;
 pub mod config;
 pub mod controls;

@@ -334,6 +334,7 @@ impl Engine {
             focus: None,
             calendar: self.calendar.clone(),
             hard_delete: self.hard_delete_connections(),
+            financial: self.financial_connections(),
         })
     }
 

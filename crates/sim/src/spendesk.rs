@@ -23,6 +23,13 @@
 //!   [`SpendeskHandle::set_by_hand`]: Settings → Members.
 //!
 //! Console changes are logged as effects with `via = "console"`.
+//!
+//! # Admin console as HTML
+//!
+//! The same server serves the admin console a browser drives
+//! ([`console`]: sign-in with a password and TOTP or SSO, Settings →
+//! Members, approvals, cards, a confirmation dialog, and friction). It
+//! shares this tenant, so what the console changes the members API reads.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +44,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+pub mod console;
+
+pub use console::{Approval, Card, ConsoleAdmin, ConsoleConfig, ConsoleEvent, ConsoleSso, Layout};
 
 use crate::common::{
     self, ActiveFault, Core, Effect, EffectKind, EffectLog, FaultHost, RateWindow, Running,
@@ -57,6 +68,8 @@ pub struct SpendeskSimConfig {
     pub token_ttl: Duration,
     pub rate_limits: Vec<RateWindow>,
     pub members: Vec<Member>,
+    /// The HTML admin console's admins and friction.
+    pub console: ConsoleConfig,
 }
 
 impl SpendeskSimConfig {
@@ -68,7 +81,19 @@ impl SpendeskSimConfig {
             token_ttl: Duration::from_secs(3600),
             rate_limits: Vec::new(),
             members: Vec::new(),
+            console: ConsoleConfig::default(),
         }
+    }
+    /// An admin of the HTML console.
+    pub fn with_console_admin(mut self, admin: ConsoleAdmin) -> Self {
+        self.console.admins.push(admin);
+        self
+    }
+    pub fn with_console(mut self, console: ConsoleConfig) -> Self {
+        let admins = std::mem::take(&mut self.console.admins);
+        self.console = console;
+        self.console.admins.splice(0..0, admins);
+        self
     }
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
@@ -160,6 +185,7 @@ struct Tenant {
     next: i64,
     next_front: i64,
     tokens_issued: u64,
+    console: console::ConsoleState,
 }
 
 impl Tenant {
@@ -302,7 +328,10 @@ pub struct SpendeskSim;
 
 impl SpendeskSim {
     pub async fn start(config: SpendeskSimConfig) -> Result<RunningSpendesk, SimError> {
-        let mut tenant = Tenant::default();
+        let mut tenant = Tenant {
+            console: console::ConsoleState::new(config.console.clone()),
+            ..Tenant::default()
+        };
         for m in &config.members {
             tenant.insert(m.clone(), None);
         }
@@ -315,7 +344,11 @@ impl SpendeskSim {
             .route(TOKEN_PATH, post(token))
             .route(USERS_PATH, get(list_users));
         let host: Arc<dyn FaultHost> = shared.clone();
-        let app = common::with_faults(routes, host).with_state(shared.clone());
+        // The console's pages are outside the API's bearer-token check:
+        // they have their own sign-in.
+        let app = common::with_faults(routes, host)
+            .merge(console::routes())
+            .with_state(shared.clone());
         let port = shared.config.port;
         common::serve("spendesk", port, app, SpendeskHandle(shared)).await
     }

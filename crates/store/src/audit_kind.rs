@@ -117,6 +117,9 @@ audit_kinds! {
     /// A connection's live tenant was probed read-only (`roster apps
     /// probe`); the payload holds the dated observations.
     AppProbed => "app.probed",
+    /// A browser runbook's screenshot: its SHA-256 (the image is kept
+    /// apart, under a retention period, redacted before storage).
+    BrowserScreenshot => "browser.screenshot",
     /// Event payloads were erased (see [`crate::audit::ERASED_KIND`]).
     AuditErased => "audit.erased",
 }

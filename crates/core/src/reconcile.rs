@@ -202,7 +202,9 @@ pub fn reconcile_guarded(
         let run = &run;
         let handles: Vec<_> = work
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|o| run.plan_part(o)).collect::<Vec<_>>()))
+            .map(|part| {
+                scope.spawn(move || part.iter().map(|o| run.plan_part(o)).collect::<Vec<_>>())
+            })
             .collect();
         handles
             .into_iter()
@@ -389,9 +391,7 @@ impl Streaming<'_> {
             Some(_) => obs
                 .accounts
                 .iter()
-                .filter(|a| {
-                    deprovisioned.contains(a.key.as_str()) || self.leavers.pointed_at_by(a)
-                })
+                .filter(|a| deprovisioned.contains(a.key.as_str()) || self.leavers.pointed_at_by(a))
                 .cloned()
                 .collect(),
         };

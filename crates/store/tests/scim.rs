@@ -299,16 +299,26 @@ mod cases {
         let s = &fx.store;
         // Group first: u1 is named by its externalId ("Ext-u1"), "ghost"
         // by nothing that will come.
-        s.scim_create(C, ScimKind::Group, group("g1", "Finance", &["Ext-u1", "ghost"]), 1)
-            .await
-            .unwrap();
+        s.scim_create(
+            C,
+            ScimKind::Group,
+            group("g1", "Finance", &["Ext-u1", "ghost"]),
+            1,
+        )
+        .await
+        .unwrap();
         assert!(s.scim_members(C, &["g1".into()]).await.unwrap().is_empty());
         assert_eq!(s.scim_pending_count(C).await.unwrap(), 2);
         let pending = s.scim_pending_members(C, "g1").await.unwrap();
         let vals: Vec<&str> = pending.iter().map(|m| m.value.as_str()).collect();
         assert_eq!(vals, ["Ext-u1", "ghost"]);
         assert!(pending.iter().all(|m| m.member_type.is_none()));
-        let gv = s.scim_get(C, ScimKind::Group, "g1").await.unwrap().unwrap().version;
+        let gv = s
+            .scim_get(C, ScimKind::Group, "g1")
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
 
         s.scim_create(
             C,
@@ -326,7 +336,11 @@ mod cases {
         assert_eq!(m["g1"][0].value, "u1");
         assert_eq!(m["g1"][0].member_type.as_deref(), Some("User"));
         assert_eq!(
-            s.scim_get(C, ScimKind::Group, "g1").await.unwrap().unwrap().version,
+            s.scim_get(C, ScimKind::Group, "g1")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
             gv + 1
         );
         assert_eq!(intent_of(s, "u1").await.unwrap().groups, ["Finance"]);
@@ -344,15 +358,23 @@ mod cases {
 
         // Replacing the list keeps only what it names; deleting the group
         // drops its pending members.
-        s.scim_replace(C, ScimKind::Group, group("g1", "Finance", &["u1"]), gv + 1, 5)
-            .await
-            .unwrap();
+        s.scim_replace(
+            C,
+            ScimKind::Group,
+            group("g1", "Finance", &["u1"]),
+            gv + 1,
+            5,
+        )
+        .await
+        .unwrap();
         assert_eq!(s.scim_pending_count(C).await.unwrap(), 0);
         s.scim_create(C, ScimKind::Group, group("g3", "Legal", &["Ext-u9"]), 6)
             .await
             .unwrap();
         assert_eq!(s.scim_pending_count(C).await.unwrap(), 1);
-        s.scim_delete(C, ScimKind::Group, "g3", None, 7).await.unwrap();
+        s.scim_delete(C, ScimKind::Group, "g3", None, 7)
+            .await
+            .unwrap();
         assert_eq!(s.scim_pending_count(C).await.unwrap(), 0);
 
         // One batch: the group and the user it names by externalId.

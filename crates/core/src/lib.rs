@@ -41,4 +41,6 @@ pub use model::{Account, EmploymentStatus, Observed, Person};
 pub use plan::{Action, AttributeChange, Cause, Finding, FindingKind, Operation, Plan};
 pub use policy::{Policy, PolicyError};
 pub use principal::{Principal, PrincipalKind, Role, Scope};
-pub use reconcile::{Resolution, reconcile, reconcile_guarded, reconcile_with};
+pub use reconcile::{
+    ConnectionPart, Prepared, Resolution, Streaming, reconcile, reconcile_guarded, reconcile_with,
+};

@@ -474,63 +474,73 @@ impl Plan {
 /// different accounts can feed the hasher the same bytes), the per-account
 /// hashes are sorted, and the connection's digest is taken over them.
 pub fn observed_digest(observed: &[Observed]) -> String {
-    fn put(h: &mut Sha256, s: &str) {
-        h.update((s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
-    }
-    let digest_one = |o: &Observed| -> [u8; 32] {
-        let mut accounts: Vec<[u8; 32]> = o
-            .accounts
-            .iter()
-            .map(|a| {
-                let mut h = Sha256::new();
-                put(&mut h, a.connection.as_str());
-                put(&mut h, a.key.as_str());
-                put(
-                    &mut h,
-                    a.email.as_ref().map(|e| e.as_str()).unwrap_or("\u{0}"),
-                );
-                put(
-                    &mut h,
-                    a.employee_id
-                        .as_ref()
-                        .map(|e| e.as_str())
-                        .unwrap_or("\u{0}"),
-                );
-                h.update([u8::from(a.active)]);
-                h.update((a.attributes.len() as u64).to_le_bytes());
-                for (k, v) in &a.attributes {
-                    put(&mut h, k);
-                    put(&mut h, v);
-                }
-                h.finalize().into()
-            })
-            .collect();
-        accounts.sort_unstable();
-        let mut h = Sha256::new();
-        put(&mut h, o.connection.as_str());
-        h.update([u8::from(o.complete)]);
-        for a in &accounts {
-            h.update(a);
-        }
-        h.finalize().into()
-    };
     // One connection per thread at a time; order is restored by sorting.
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
     let chunk = observed.len().div_ceil(threads).max(1);
-    let mut parts: Vec<[u8; 32]> = std::thread::scope(|scope| {
+    let parts: Vec<[u8; 32]> = std::thread::scope(|scope| {
         let handles: Vec<_> = observed
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(digest_one).collect::<Vec<_>>()))
+            .map(|part| {
+                scope.spawn(move || part.iter().map(observed_digest_one).collect::<Vec<_>>())
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
+    observed_digest_of(parts)
+}
+
+/// One connection's share of [`observed_digest`]: a digest of its
+/// completeness and of its accounts in any order.
+pub fn observed_digest_one(o: &Observed) -> [u8; 32] {
+    fn put(h: &mut Sha256, s: &str) {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    let mut accounts: Vec<[u8; 32]> = o
+        .accounts
+        .iter()
+        .map(|a| {
+            let mut h = Sha256::new();
+            put(&mut h, a.connection.as_str());
+            put(&mut h, a.key.as_str());
+            put(
+                &mut h,
+                a.email.as_ref().map(|e| e.as_str()).unwrap_or("\u{0}"),
+            );
+            put(
+                &mut h,
+                a.employee_id
+                    .as_ref()
+                    .map(|e| e.as_str())
+                    .unwrap_or("\u{0}"),
+            );
+            h.update([u8::from(a.active)]);
+            h.update((a.attributes.len() as u64).to_le_bytes());
+            for (k, v) in &a.attributes {
+                put(&mut h, k);
+                put(&mut h, v);
+            }
+            h.finalize().into()
+        })
+        .collect();
+    accounts.sort_unstable();
+    let mut h = Sha256::new();
+    put(&mut h, o.connection.as_str());
+    h.update([u8::from(o.complete)]);
+    for a in &accounts {
+        h.update(a);
+    }
+    h.finalize().into()
+}
+
+/// [`observed_digest`] from its connections' shares, in any order.
+pub fn observed_digest_of(mut parts: Vec<[u8; 32]>) -> String {
     parts.sort_unstable();
     let mut h = Sha256::new();
     for p in &parts {

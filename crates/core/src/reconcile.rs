@@ -52,7 +52,6 @@ use crate::ids::{AccountKey, ConnectionId, Email, EmployeeId};
 use crate::model::{Account, EmploymentStatus, Observed, Person};
 use crate::plan::{
     Action, AttributeChange, Cause, Classification, Finding, FindingKind, Operation, Plan,
-    observed_digest,
 };
 use crate::policy::{OrphanHandling, Policy, Rule};
 
@@ -178,76 +177,20 @@ pub fn reconcile_guarded(
     guard: &GuardContext,
     now: OffsetDateTime,
 ) -> Plan {
-    // Dates first: people are planned with the status their dates give
-    // them at `now` in the company's zone (see `crate::calendar`). The
-    // source's own people are kept for reasons.
-    let source_people = people;
-    let standings: Vec<Standing> = people
-        .iter()
-        .map(|p| guard.calendar.standing(p, now))
-        .collect();
-    let people: Cow<'_, [Person]> = if people
-        .iter()
-        .any(|p| guard.calendar.effective_status(p, now) != p.status)
-    {
-        Cow::Owned(
-            people
-                .iter()
-                .map(|p| Person {
-                    status: guard.calendar.effective_status(p, now),
-                    ..p.clone()
-                })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(people)
-    };
-    let people: &[Person] = &people;
-    let dates = Dates {
-        calendar: &guard.calendar,
-        standings: &standings,
-        source: source_people,
-    };
-    let correlator = Correlator::new(people, &policy.correlation);
-    let by_id: HashMap<&str, usize> = people
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.employee_id.as_str(), i))
-        .collect();
-    let resolved: HashMap<(&str, &str), Resolved> = resolutions
-        .iter()
-        .map(|r| {
-            let target = match &r.employee_id {
-                None => Resolved::Ignore,
-                Some(e) => match by_id.get(e.as_str()) {
-                    Some(&i) => Resolved::Person(i),
-                    None => Resolved::PersonGone,
-                },
-            };
-            ((r.connection.as_str(), r.account.as_str()), target)
-        })
-        .collect();
-    // A focus the people do not include plans no one.
-    let focus: Option<usize> = guard
-        .focus
-        .as_ref()
-        .map(|f| by_id.get(f.as_str()).copied().unwrap_or(usize::MAX));
-    let governed = policy.governed_connections();
-    let mut plan = Plan {
-        observed_digest: observed_digest(observed),
-        ..Plan::default()
-    };
+    let prepared = Prepared::new(people, guard, now);
+    let mut run = prepared.stream(policy, resolutions, guard, now);
+    // No rule speaks about an ungoverned app: roster reads it (for
+    // reports) but plans nothing for it. A connection listed twice is
+    // planned from its last listing.
     let mut by_connection: BTreeMap<&ConnectionId, &Observed> = BTreeMap::new();
     for o in observed {
-        // No rule speaks about an ungoverned app: roster reads it (for
-        // reports) but plans nothing for it.
-        if governed.contains(&o.connection) {
+        if run.governed.contains(&o.connection) {
             by_connection.insert(&o.connection, o);
         }
     }
     // Connections are independent: plan them on every core, then merge.
-    // The merged plan is sorted below, so the result does not depend on
-    // which thread did what.
+    // The merged plan is sorted at the end, so the result does not depend
+    // on which thread did what.
     let work: Vec<&Observed> = by_connection.into_values().collect();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -255,62 +198,278 @@ pub fn reconcile_guarded(
         .clamp(1, 8)
         .min(work.len().max(1));
     let chunk = work.len().div_ceil(threads).max(1);
-    let partials: Vec<Plan> = std::thread::scope(|scope| {
+    let parts: Vec<ConnectionPart> = std::thread::scope(|scope| {
+        let run = &run;
         let handles: Vec<_> = work
             .chunks(chunk)
             .map(|part| {
-                let (correlator, resolved, by_id, dates) = (&correlator, &resolved, &by_id, &dates);
-                scope.spawn(move || {
-                    let mut partial = Plan::default();
-                    for obs in part {
-                        reconcile_connection(
-                            correlator,
-                            resolved,
-                            by_id,
-                            people,
-                            focus,
-                            obs,
-                            policy,
-                            dates,
-                            now,
-                            &mut partial,
-                        );
-                    }
-                    partial
-                })
+                scope.spawn(move || part.iter().map(|o| run.plan_part(o)).collect::<Vec<_>>())
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    for partial in partials {
-        plan.actions.extend(partial.actions);
-        plan.findings.extend(partial.findings);
-        plan.classification.extend(partial.classification);
+    for part in parts {
+        run.absorb(part);
     }
-    // What points at a leaver moves to their manager, before their
-    // account closes (updates sort before deactivations below).
-    crate::repoint::repoint(&mut plan, people, observed, focus);
-    plan.actions.sort_by_cached_key(|a| {
-        (
-            a.connection.clone(),
-            op_rank(a.operation),
-            a.email.normalized(),
-            a.account.clone(),
-        )
-    });
-    plan.findings.sort_by(|a, b| {
-        (&a.connection, a.kind, &a.email, &a.account).cmp(&(
-            &b.connection,
-            b.kind,
-            &b.email,
-            &b.account,
-        ))
-    });
-    crate::guard::judge(&mut plan, policy, observed, guard);
-    plan
+    // Every read counts in the digest and the whole-app counts, planned
+    // or not.
+    run.digests = Vec::new();
+    run.active = BTreeMap::new();
+    for o in observed {
+        run.digests.push(crate::plan::observed_digest_one(o));
+        run.active.insert(
+            o.connection.clone(),
+            o.accounts.iter().filter(|a| a.active).count(),
+        );
+    }
+    run.finish()
+}
+
+/// The people of one run, with the status their dates give them at `now`
+/// in the company's zone (see `crate::calendar`): what [`Streaming`]
+/// borrows. The source's own people are kept for reasons.
+pub struct Prepared<'a> {
+    source: &'a [Person],
+    people: Cow<'a, [Person]>,
+    standings: Vec<Standing>,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(people: &'a [Person], guard: &GuardContext, now: OffsetDateTime) -> Self {
+        let standings: Vec<Standing> = people
+            .iter()
+            .map(|p| guard.calendar.standing(p, now))
+            .collect();
+        let effective: Cow<'a, [Person]> = if people
+            .iter()
+            .any(|p| guard.calendar.effective_status(p, now) != p.status)
+        {
+            Cow::Owned(
+                people
+                    .iter()
+                    .map(|p| Person {
+                        status: guard.calendar.effective_status(p, now),
+                        ..p.clone()
+                    })
+                    .collect(),
+            )
+        } else {
+            Cow::Borrowed(people)
+        };
+        Prepared {
+            source: people,
+            people: effective,
+            standings,
+        }
+    }
+
+    /// A run over these people that takes the connections one at a time.
+    pub fn stream<'b>(
+        &'b self,
+        policy: &'b Policy,
+        resolutions: &'b [Resolution],
+        guard: &'b GuardContext,
+        now: OffsetDateTime,
+    ) -> Streaming<'b> {
+        let people: &'b [Person] = &self.people;
+        let by_id: HashMap<&'b str, usize> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.employee_id.as_str(), i))
+            .collect();
+        let resolved: HashMap<(&'b str, &'b str), Resolved> = resolutions
+            .iter()
+            .map(|r| {
+                let target = match &r.employee_id {
+                    None => Resolved::Ignore,
+                    Some(e) => match by_id.get(e.as_str()) {
+                        Some(&i) => Resolved::Person(i),
+                        None => Resolved::PersonGone,
+                    },
+                };
+                ((r.connection.as_str(), r.account.as_str()), target)
+            })
+            .collect();
+        // A focus the people do not include plans no one.
+        let focus: Option<usize> = guard
+            .focus
+            .as_ref()
+            .map(|f| by_id.get(f.as_str()).copied().unwrap_or(usize::MAX));
+        Streaming {
+            people,
+            dates: Dates {
+                calendar: &guard.calendar,
+                standings: &self.standings,
+                source: self.source,
+            },
+            correlator: Correlator::new(people, &policy.correlation),
+            by_id,
+            resolved,
+            focus,
+            governed: policy.governed_connections().into_iter().collect(),
+            leavers: crate::repoint::Leavers::new(people),
+            policy,
+            guard,
+            now,
+            parts: BTreeMap::new(),
+            digests: Vec::new(),
+            active: BTreeMap::new(),
+        }
+    }
+}
+
+/// One connection's share of a run: its actions, findings and
+/// classification, the few accounts the whole-plan steps still need
+/// (those that point at a leaver, for re-pointing; those deprovisioned,
+/// for the role guards), its digest and its count of active accounts.
+/// Everything else about its accounts is dropped.
+pub struct ConnectionPart {
+    connection: ConnectionId,
+    plan: Option<Plan>,
+    residue: Observed,
+    digest: [u8; 32],
+    active: usize,
+}
+
+/// A reconciliation fed one connection at a time, so that only the people
+/// and the connections in hand are in memory, never the whole company's
+/// accounts: [`Prepared::stream`], then [`Streaming::add`] (or
+/// [`Streaming::plan_part`] on any thread and [`Streaming::absorb`]) for
+/// each connection read, then [`Streaming::finish`]. Fed the same
+/// connections, it gives the plan [`reconcile_guarded`] gives, byte for
+/// byte: each connection is planned alone there too, and the whole-plan
+/// steps (re-pointing, the guards, the digest) need only what a part
+/// keeps. Feed each connection once.
+pub struct Streaming<'b> {
+    people: &'b [Person],
+    dates: Dates<'b>,
+    correlator: Correlator<'b>,
+    by_id: HashMap<&'b str, usize>,
+    resolved: HashMap<(&'b str, &'b str), Resolved>,
+    focus: Option<usize>,
+    governed: std::collections::BTreeSet<ConnectionId>,
+    leavers: crate::repoint::Leavers<'b>,
+    policy: &'b Policy,
+    guard: &'b GuardContext,
+    now: OffsetDateTime,
+    parts: BTreeMap<ConnectionId, (Option<Plan>, Observed)>,
+    digests: Vec<[u8; 32]>,
+    active: BTreeMap<ConnectionId, usize>,
+}
+
+impl Streaming<'_> {
+    /// Plans one connection (any thread; nothing is kept until
+    /// [`Streaming::absorb`]).
+    pub fn plan_part(&self, obs: &Observed) -> ConnectionPart {
+        let plan = self.governed.contains(&obs.connection).then(|| {
+            let mut partial = Plan::default();
+            reconcile_connection(
+                &self.correlator,
+                &self.resolved,
+                &self.by_id,
+                self.people,
+                self.focus,
+                obs,
+                self.policy,
+                &self.dates,
+                self.now,
+                &mut partial,
+            );
+            partial
+        });
+        let deprovisioned: HashSet<&str> = plan
+            .iter()
+            .flat_map(|p| p.actions.iter())
+            .filter(|a| a.operation.is_deprovision())
+            .filter_map(|a| a.account.as_ref().map(AccountKey::as_str))
+            .collect();
+        let accounts = match &plan {
+            None => Vec::new(),
+            Some(_) => obs
+                .accounts
+                .iter()
+                .filter(|a| deprovisioned.contains(a.key.as_str()) || self.leavers.pointed_at_by(a))
+                .cloned()
+                .collect(),
+        };
+        ConnectionPart {
+            connection: obs.connection.clone(),
+            plan,
+            residue: Observed {
+                connection: obs.connection.clone(),
+                accounts,
+                complete: obs.complete,
+                incomplete_reason: obs.incomplete_reason.clone(),
+            },
+            digest: crate::plan::observed_digest_one(obs),
+            active: obs.accounts.iter().filter(|a| a.active).count(),
+        }
+    }
+
+    /// Keeps a part planned by [`Streaming::plan_part`].
+    pub fn absorb(&mut self, part: ConnectionPart) {
+        self.digests.push(part.digest);
+        self.active.insert(part.connection.clone(), part.active);
+        self.parts
+            .insert(part.connection, (part.plan, part.residue));
+    }
+
+    /// Plans one connection and keeps its part.
+    pub fn add(&mut self, obs: &Observed) {
+        let part = self.plan_part(obs);
+        self.absorb(part);
+    }
+
+    /// The plan: parts merged in connection order, re-pointing, sorting
+    /// and the guards, as [`reconcile_guarded`] does.
+    pub fn finish(self) -> Plan {
+        let mut plan = Plan {
+            observed_digest: crate::plan::observed_digest_of(self.digests),
+            ..Plan::default()
+        };
+        let mut residue = Vec::with_capacity(self.parts.len());
+        for (_, (partial, kept)) in self.parts {
+            if let Some(partial) = partial {
+                plan.actions.extend(partial.actions);
+                plan.findings.extend(partial.findings);
+                plan.classification.extend(partial.classification);
+            }
+            residue.push(kept);
+        }
+        // What points at a leaver moves to their manager, before their
+        // account closes (updates sort before deactivations below).
+        crate::repoint::repoint(&mut plan, self.people, &residue, self.focus);
+        plan.actions.sort_by_cached_key(|a| {
+            (
+                a.connection.clone(),
+                op_rank(a.operation),
+                a.email.normalized(),
+                a.account.clone(),
+            )
+        });
+        plan.findings.sort_by(|a, b| {
+            (&a.connection, a.kind, &a.email, &a.account).cmp(&(
+                &b.connection,
+                b.kind,
+                &b.email,
+                &b.account,
+            ))
+        });
+        // The whole apps' active counts, as the parts counted them (a
+        // targeted run brings its own).
+        let guard = match &self.guard.active_counts {
+            Some(_) => Cow::Borrowed(self.guard),
+            None => Cow::Owned(GuardContext {
+                active_counts: Some(self.active),
+                ..self.guard.clone()
+            }),
+        };
+        crate::guard::judge(&mut plan, self.policy, &residue, &guard);
+        plan
+    }
 }
 
 fn op_rank(op: Operation) -> u8 {

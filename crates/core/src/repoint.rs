@@ -83,6 +83,37 @@ impl<'a> People<'a> {
     }
 }
 
+/// Which accounts re-pointing may touch: those whose approver names a
+/// leaver. A streamed run keeps only these of each connection (see
+/// `crate::reconcile::Streaming`); a superset of what [`repoint`] looks at.
+pub(crate) struct Leavers<'a> {
+    index: Option<People<'a>>,
+}
+
+impl<'a> Leavers<'a> {
+    pub(crate) fn new(people: &'a [Person]) -> Self {
+        let any = people
+            .iter()
+            .any(|p| p.status == EmploymentStatus::Terminated);
+        Leavers {
+            index: any.then(|| People::new(people)),
+        }
+    }
+
+    /// Whether `acc` is active and names a leaver as its approver.
+    pub(crate) fn pointed_at_by(&self, acc: &crate::Account) -> bool {
+        let Some(index) = &self.index else {
+            return false;
+        };
+        acc.active
+            && APPROVER_FIELDS.iter().any(|f| {
+                acc.attributes
+                    .get(*f)
+                    .is_some_and(|v| index.leaver(v).is_some())
+            })
+    }
+}
+
 /// Sets `field` to `to` in `a`, recording the change (from the account's
 /// current value `from`); drops a change that no longer changes anything.
 fn set_field(a: &mut Action, field: &str, from: Option<&str>, to: &str) {

@@ -220,6 +220,18 @@ fn run(case: &Case) -> String {
         case.now,
     );
     assert_eq!(render(&plan), render(&again), "plan depends on input order");
+
+    // Streamed a connection at a time (what the engine's full run does),
+    // in reverse order: the same plan, byte for byte.
+    let prepared = roster_core::Prepared::new(&people, &context, case.now);
+    let mut run = prepared.stream(&policy, &case.resolutions, &context, case.now);
+    for o in observed.iter().rev() {
+        run.add(o);
+    }
+    let streamed = run.finish();
+    assert_eq!(render(&plan), render(&streamed), "streamed plan differs");
+    assert_eq!(plan, streamed, "streamed plan differs");
+    assert_eq!(plan.hash(), streamed.hash(), "streamed plan hash differs");
     assert_eq!(
         plan.hash(),
         again.hash(),

@@ -24,7 +24,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use roster_core::{
     Account, AccountKey, ConnectionId, Email, EmployeeId, EmploymentStatus, Observed, Person, Plan,
-    Policy, PolicyError, reconcile,
+    Policy, PolicyError,
 };
 use roster_store::{PlanId, Store, StoreError};
 use serde::Serialize;
@@ -529,12 +529,32 @@ pub struct Targets {
     pub scaling_ratio_max: f64,
 }
 
+/// The targets at 100,000 people × 20 apps on SQLite (issue 16).
 pub const TARGETS: Targets = Targets {
-    full_total_ms: 5_000.0,
+    full_total_ms: 2_000.0,
+    peak_rss_bytes: 1024 * 1024 * 1024,
+    targeted_p99_ms: 3.0,
+    scaling_ratio_max: 2.2,
+};
+
+/// The targets at 50,000 people × 200 apps (10 million accounts; set for
+/// PostgreSQL): the full run within a minute, memory within 2 GiB.
+pub const TARGETS_MANY_APPS: Targets = Targets {
+    full_total_ms: 60_000.0,
     peak_rss_bytes: 2 * 1024 * 1024 * 1024,
     targeted_p99_ms: 10.0,
     scaling_ratio_max: 2.2,
 };
+
+/// The targets a run of this shape is judged against: many apps (over
+/// 50) is the 10-million-account shape.
+pub fn targets_for(apps: usize) -> Targets {
+    if apps > 50 {
+        TARGETS_MANY_APPS
+    } else {
+        TARGETS
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SeedPhase {
@@ -544,11 +564,22 @@ pub struct SeedPhase {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FullPhase {
+    /// People, the gateway's intent and overrides.
     pub load_people_ms: f64,
+    /// Reading the connections' accounts, summed; it overlaps planning
+    /// (the accounts are streamed, see `crate::stream`).
     pub load_observed_ms: f64,
+    /// Correlating and diffing, summed over the planner threads, plus the
+    /// whole-plan steps (re-pointing, sorting, guards).
     pub reconcile_ms: f64,
     pub persist_ms: f64,
     pub total_ms: f64,
+    /// The plan computed (people, streamed accounts, finish), wall clock.
+    pub plan_wall_ms: f64,
+    /// The streamed run's own figures.
+    pub stream: crate::stream::StreamStats,
+    /// Streamed: loading and planning overlap, so this is the peak after
+    /// both (the same as after reconcile).
     pub peak_rss_after_load_bytes: Option<u64>,
     pub peak_rss_after_reconcile_bytes: Option<u64>,
     pub peak_rss_after_persist_bytes: Option<u64>,
@@ -708,35 +739,40 @@ pub async fn run(
     ));
     let peak_reset_after_seed = reset_peak_rss();
 
-    // Full reconciliation.
+    // Full reconciliation: the engine's own full plan, streamed a
+    // connection at a time (crate::stream), then stored and audited.
+    let engine = crate::Engine::new(store.clone(), policy.clone()).at(now);
     let t = Instant::now();
-    let people = store.people().await?;
-    let load_people_ms = ms_since(t);
-    let t1 = Instant::now();
-    let observed = store.all_observed().await?;
-    let load_observed_ms = ms_since(t1);
-    let peak_rss_after_load_bytes = peak_rss();
-    let t2 = Instant::now();
-    let plan = reconcile(&people, &observed, &policy, now);
-    let reconcile_ms = ms_since(t2);
+    let (plan, stats) = engine
+        .plan_streamed(&crate::PlanScope::All)
+        .await
+        .map_err(BenchError::engine)?;
+    let plan_wall_ms = ms_since(t);
     let peak_rss_after_reconcile_bytes = peak_rss();
-    let accounts: usize = observed.iter().map(|o| o.accounts.len()).sum();
-    drop(observed);
     let t3 = Instant::now();
-    store.save_plan(&plan, now_ms).await?;
+    engine
+        .save_plan(
+            &plan,
+            &crate::PlanScope::All,
+            &roster_core::Principal::service(),
+        )
+        .await
+        .map_err(BenchError::engine)?;
     let persist_ms = ms_since(t3);
     let total_ms = ms_since(t);
     let full = FullPhase {
-        load_people_ms,
-        load_observed_ms,
-        reconcile_ms,
+        load_people_ms: stats.people_ms,
+        load_observed_ms: stats.load_ms,
+        reconcile_ms: stats.plan_ms + stats.finish_ms,
         persist_ms,
         total_ms,
-        peak_rss_after_load_bytes,
+        plan_wall_ms,
+        stream: stats.clone(),
+        peak_rss_after_load_bytes: peak_rss_after_reconcile_bytes,
         peak_rss_after_reconcile_bytes,
         peak_rss_after_persist_bytes: peak_rss(),
-        people: people.len(),
-        accounts,
+        people: mix.people,
+        accounts: stats.accounts,
         actions: plan
             .counts()
             .into_iter()
@@ -745,13 +781,17 @@ pub async fn run(
         findings: plan.findings.len(),
     };
     drop(plan);
-    drop(people);
+    drop(engine);
     progress(&format!(
-        "full reconciliation: {:.0} ms (load {:.0} + {:.0}, reconcile {:.0}, persist {:.0})",
+        "full reconciliation: {:.0} ms (people {:.0}, accounts streamed over {} connections in {:.0}: load {:.0} and plan {:.0} overlapping on {} planners, finish {:.0}; persist {:.0})",
         full.total_ms,
         full.load_people_ms,
+        full.stream.connections,
+        full.stream.stream_ms,
         full.load_observed_ms,
-        full.reconcile_ms,
+        full.stream.plan_ms,
+        full.stream.planners,
+        full.stream.finish_ms,
         full.persist_ms
     ));
 
@@ -790,10 +830,11 @@ pub async fn run(
         .into_iter()
         .flatten()
         .max();
+    let targets = targets_for(opts.apps);
     let met = Verdict {
-        full_total: full.total_ms <= TARGETS.full_total_ms,
-        peak_rss: peak.map(|p| p <= TARGETS.peak_rss_bytes),
-        targeted_p99: targeted.p99_ms <= TARGETS.targeted_p99_ms,
+        full_total: full.total_ms <= targets.full_total_ms,
+        peak_rss: peak.map(|p| p <= targets.peak_rss_bytes),
+        targeted_p99: targeted.p99_ms <= targets.targeted_p99_ms,
     };
     Ok(BenchReport {
         backend,
@@ -804,7 +845,7 @@ pub async fn run(
         seed_phase,
         full,
         targeted,
-        targets: TARGETS,
+        targets,
         met,
         scaling: None,
     })

@@ -48,6 +48,7 @@ pub mod revoke;
 pub mod sample;
 pub mod service;
 pub mod sources;
+pub mod stream;
 pub mod tickets;
 
 pub use app::health;

@@ -392,7 +392,7 @@ impl Engine {
     }
 
     /// Applies termination overrides (offboardings) to `people`.
-    async fn apply_overrides(&self, people: &mut [Person]) -> Result<(), EngineError> {
+    pub(crate) async fn apply_overrides(&self, people: &mut [Person]) -> Result<(), EngineError> {
         let overrides = self.store.person_overrides().await?;
         if overrides.is_empty() {
             return Ok(());
@@ -683,6 +683,10 @@ impl Engine {
     /// policy names what the deployment lacks (see [`Engine::check_policy`]).
     pub async fn compute_plan(&self, scope: &PlanScope) -> Result<Plan, EngineError> {
         self.check_policy()?;
+        if !matches!(scope, PlanScope::Person(_)) {
+            // Everyone: streamed a connection at a time (crate::stream).
+            return Ok(self.plan_streamed(scope).await?.0);
+        }
         let inputs = self.plan_inputs(scope).await?;
         self.plan_from(&inputs).await
     }

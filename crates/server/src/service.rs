@@ -337,28 +337,43 @@ impl Inner {
         Ok((r.version, projection.apply(&v, self)))
     }
 
-    /// Checks group members: each must be a User or Group of this
-    /// connection; their `type` is set from what they are.
+    /// Sets each group member's `type` from what it is: a User or Group of
+    /// this connection. A member naming nothing here yet is left without
+    /// one: the store resolves it in the write's transaction (by id, or as
+    /// the user whose `externalId` it is) or keeps it pending until that
+    /// user arrives (see `roster_store`'s `scim/pending.rs`). Returns
+    /// whether every member was found.
     async fn resolve_members(
         &self,
         connection: &str,
         members: &mut [ScimMember],
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         if members.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let ids: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
         let kinds = self.store.scim_kinds_of(connection, &ids).await?;
+        let mut all = true;
         for m in members.iter_mut() {
-            let k = kinds.get(&m.value).ok_or_else(|| {
-                ScimError::invalid_value(format!(
-                    "member {:?} is not a User or Group of this connection",
-                    m.value
-                ))
-            })?;
-            m.member_type = Some(k.as_str().to_string());
+            m.member_type = kinds.get(&m.value).map(|k| k.as_str().to_string());
+            all &= m.member_type.is_some();
         }
-        Ok(())
+        Ok(all)
+    }
+
+    /// A group's members as stored (after the store resolved and linked
+    /// what it could).
+    async fn stored_members(
+        &self,
+        connection: &str,
+        id: &str,
+    ) -> Result<Vec<ScimMember>, ApiError> {
+        Ok(self
+            .store
+            .scim_members(connection, &[id.to_string()])
+            .await?
+            .remove(id)
+            .unwrap_or_default())
     }
 
     /// POST `/{Users|Groups}`.
@@ -372,10 +387,11 @@ impl Inner {
         let normalized = normalize(body, self.registry, kind.as_str())?;
         let id = uuid::Uuid::now_v7().to_string();
         let mut write = to_write(kind, &id, normalized)?;
+        let mut all_found = true;
         if let Some(ms) = write.members.as_mut() {
-            self.resolve_members(&caller.connection, ms).await?;
+            all_found = self.resolve_members(&caller.connection, ms).await?;
         }
-        let members = write.members.clone().unwrap_or_default();
+        let mut members = write.members.clone().unwrap_or_default();
         let stored = match self
             .submit(caller, ScimWriteOp::Create { kind, write })
             .await?
@@ -383,6 +399,9 @@ impl Inner {
             ScimWriteResult::Created(r) => r,
             _ => return Err(ScimError::internal("unexpected write result").into()),
         };
+        if !all_found {
+            members = self.stored_members(&caller.connection, &id).await?;
+        }
         let rel = match kind {
             ScimKind::Group => Rel::Members(HashMap::from([(id.clone(), members.clone())])),
             ScimKind::User => Rel::Groups(HashMap::new()),
@@ -465,17 +484,31 @@ impl Inner {
                 ))
                 .into());
             }
-            let mut write = compute(&cur, &cur_json)?;
-            let cur_members = current_members(&cur_json);
+            // A group's pending members (not rendered: they name nothing
+            // yet) are part of the list a PATCH or PUT is computed on, so
+            // a PATCH adding someone else keeps them and one removing them
+            // drops them.
+            let pending = match kind {
+                ScimKind::Group => self.store.scim_pending_members(conn, id).await?,
+                ScimKind::User => Vec::new(),
+            };
+            let view = with_pending(&cur_json, &pending);
+            let mut write = compute(&cur, view.as_ref().unwrap_or(&cur_json))?;
+            let cur_members = current_members(view.as_ref().unwrap_or(&cur_json));
+            let mut all_found = true;
             if let Some(ms) = write.members.as_mut() {
-                // Only members not already in the group need checking.
-                let known: HashSet<&str> = cur_members.iter().map(|m| m.value.as_str()).collect();
+                // Only members already in the group need no checking.
+                let known: HashSet<&str> = cur_members
+                    .iter()
+                    .filter(|m| m.member_type.is_some())
+                    .map(|m| m.value.as_str())
+                    .collect();
                 let mut fresh: Vec<ScimMember> = ms
                     .iter()
                     .filter(|m| !known.contains(m.value.as_str()))
                     .cloned()
                     .collect();
-                self.resolve_members(conn, &mut fresh).await?;
+                all_found = self.resolve_members(conn, &mut fresh).await?;
                 let fresh_types: HashMap<String, Option<String>> = fresh
                     .into_iter()
                     .map(|m| (m.value, m.member_type))
@@ -523,7 +556,15 @@ impl Inner {
                     let stored = outcome.resource;
                     let (v, groups) = match kind {
                         ScimKind::Group => {
-                            let ms = new_members.unwrap_or(cur_members);
+                            let ms = match new_members {
+                                Some(ms) if all_found => ms,
+                                // Resolved or kept pending by the store.
+                                Some(_) => self.stored_members(conn, &stored.id).await?,
+                                None => cur_members
+                                    .into_iter()
+                                    .filter(|m| m.member_type.is_some())
+                                    .collect(),
+                            };
                             let rel = Rel::Members(HashMap::from([(stored.id.clone(), ms)]));
                             (rel.render(&stored, base), Vec::new())
                         }
@@ -925,6 +966,30 @@ fn email_set(emails: &[String]) -> std::collections::BTreeSet<String> {
         .map(|e| scim_fold(e))
         .filter(|e| !e.is_empty())
         .collect()
+}
+
+/// A rendered group with its pending members appended to `members`
+/// (without a type), or `None` when it has none.
+fn with_pending(v: &Value, pending: &[ScimMember]) -> Option<Value> {
+    if pending.is_empty() {
+        return None;
+    }
+    let mut v = v.clone();
+    let obj = v.as_object_mut()?;
+    let list = obj
+        .entry("members")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(a) = list {
+        for m in pending {
+            let mut o = serde_json::Map::new();
+            o.insert("value".into(), Value::String(m.value.clone()));
+            if let Some(d) = &m.display {
+                o.insert("display".into(), Value::String(d.clone()));
+            }
+            a.push(Value::Object(o));
+        }
+    }
+    Some(v)
 }
 
 /// The members listed in a rendered group (for diffing).

@@ -519,7 +519,8 @@ async fn entra_flagged_patch_shapes_and_groups() {
         .await;
     assert_eq!(r.body["totalResults"], 1);
     assert!(r.body["Resources"][0].get("members").is_none());
-    // Members that do not exist are refused.
+    // A member that does not exist (yet) is accepted but not rendered: it
+    // waits for a user with that externalId (tests/pending_members.rs).
     let r = s
         .patch(
             &format!("/Groups/{g}"),
@@ -528,6 +529,14 @@ async fn entra_flagged_patch_shapes_and_groups() {
             ]}),
         )
         .await;
-    r.assert_error(400, Some("invalidValue"));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["members"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["members"][0]["value"], u2);
+    assert_eq!(s.store.scim_pending_count(CONN).await.unwrap(), 1);
     s.stop().await;
 }

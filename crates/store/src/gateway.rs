@@ -267,11 +267,14 @@ pub(crate) async fn sync_batch(
                     .or_default()
                     .insert(r.id.clone(), Final::Deleted(last, r.seq));
             }
-            (ScimWriteOp::Create { write, .. }, ScimWriteResult::Created(_)) => {
-                let t = touched.entry(c).or_default();
-                for m in write.members.iter().flatten() {
-                    t.insert(m.value.clone());
-                }
+            // The members as stored: a value naming a user by its
+            // externalId was resolved to the user's id, and a pending one
+            // names nobody yet.
+            (ScimWriteOp::Create { write, .. }, ScimWriteResult::Created(r))
+                if write.members.as_ref().is_some_and(|m| !m.is_empty()) =>
+            {
+                let ms = members_of(conn, &c, &r.id).await?;
+                touched.entry(c).or_default().extend(ms);
             }
             (
                 ScimWriteOp::Replace {

@@ -128,7 +128,7 @@ pub use roster_core::{Account, ConnectionId, Email, EmployeeId, Observed, Person
 
 /// The schema version this build reads and writes: the number of the last
 /// migration in both `migrations/` directories.
-pub const SCHEMA_VERSION: i64 = 24;
+pub const SCHEMA_VERSION: i64 = 25;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

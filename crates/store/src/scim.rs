@@ -54,6 +54,8 @@ use crate::audit::AuditEvent;
 use crate::sql::{Val, bind_val, insert_rows, values_placeholders};
 use crate::{Store, StoreError, to_i64};
 
+mod pending;
+
 /// IDs per `IN (...)` list; far below both engines' parameter limits.
 const IN_CHUNK: usize = 500;
 /// Rows per multi-row write statement (about a thousand parameters: see
@@ -429,6 +431,39 @@ async fn insert_members(
     .await
 }
 
+/// Inserts members each at its own `ord` (its position in the list).
+async fn insert_members_at(
+    conn: &mut AnyConnection,
+    connection: &str,
+    group_id: &str,
+    members: &[(usize, ScimMember)],
+) -> Result<(), StoreError> {
+    let rows: Vec<Vec<Val>> = members
+        .iter()
+        .map(|(i, m)| {
+            vec![
+                Val::Text(connection.to_string()),
+                Val::Text(group_id.to_string()),
+                Val::Text(m.value.clone()),
+                Val::OptText(m.member_type.clone()),
+                Val::OptText(m.display.clone()),
+                Val::Int(to_i64(*i)),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    insert_rows(
+        conn,
+        "INSERT INTO scim_member (connection, group_id, member_id, member_type, display, ord)",
+        "ON CONFLICT DO NOTHING",
+        6,
+        rows,
+    )
+    .await
+}
+
 /// Bumps the version of the resources `ids` (any kind) whose
 /// representation changed through a membership change.
 async fn bump_versions(
@@ -452,6 +487,11 @@ async fn bump_versions(
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// How many positions a pending list spans (its largest position + 1).
+fn dedup_len(pending: &[(usize, ScimMember)]) -> usize {
+    pending.iter().map(|(i, _)| i + 1).max().unwrap_or(0)
 }
 
 /// Members without duplicates (first occurrence wins), in order.
@@ -633,9 +673,13 @@ async fn do_create(
     let seq: i64 = row.try_get("seq")?;
     insert_emails(conn, connection, &write.id, &write.emails).await?;
     if let Some(members) = &write.members {
+        // Resolved in this transaction: a member that does not exist (yet)
+        // is pending, never a dangling row (see `pending`).
         let members = dedup_members(members);
-        insert_members(conn, connection, &write.id, &members, 0).await?;
-        let ids: Vec<String> = members.into_iter().map(|m| m.value).collect();
+        let r = pending::resolve(conn, connection, &members, &HashSet::new()).await?;
+        insert_members_at(conn, connection, &write.id, &r.members).await?;
+        pending::replace(conn, connection, &write.id, &r.pending, 0).await?;
+        let ids: Vec<String> = r.members.into_iter().map(|(_, m)| m.value).collect();
         bump_versions(conn, connection, &ids, at_ms).await?;
     }
     Ok(Ok(ScimWriteResult::Created(ScimResource {
@@ -744,6 +788,23 @@ async fn do_replace(
                 (r.try_get("member_type")?, r.try_get("display")?),
             );
         }
+        let known: HashSet<String> = members
+            .iter()
+            .filter(|m| current.contains_key(&m.value))
+            .map(|m| m.value.clone())
+            .collect();
+        let resolved = pending::resolve(conn, connection, &members, &known).await?;
+        let pending_first = max_ord.max(pending::max_ord(conn, connection, &write.id).await?) + 1;
+        pending::replace(
+            conn,
+            connection,
+            &write.id,
+            &resolved.pending,
+            pending_first,
+        )
+        .await?;
+        let members: Vec<ScimMember> = resolved.members.into_iter().map(|(_, m)| m).collect();
+        let max_ord = pending_first + to_i64(dedup_len(&resolved.pending));
         let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
         removed = current
             .keys()
@@ -838,6 +899,9 @@ async fn do_delete(
         .bind(id.to_string())
         .execute(&mut *conn)
         .await?;
+    if kind == ScimKind::Group {
+        pending::delete_of_group(conn, connection, id).await?;
+    }
     let former_members: Vec<String> = sqlx::query(
         "DELETE FROM scim_member WHERE connection = $1 AND group_id = $2 RETURNING member_id",
     )
@@ -1212,6 +1276,35 @@ impl Store {
         replace_many(&mut tx, &jobs, &replaces, &mut results, at_ms).await?;
         for &i in &others {
             results[i] = Some(run_job(&mut tx, jobs[i].clone(), at_ms).await?);
+        }
+        // Users that arrived with an externalId take their place in the
+        // groups that named them before they came (see `pending`).
+        let mut arrivals: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+        for (job, r) in jobs.iter().zip(&results) {
+            let brings_id = match &job.op {
+                ScimWriteOp::Create { kind, .. } => *kind == ScimKind::User,
+                ScimWriteOp::Replace {
+                    kind,
+                    columns_changed,
+                    ..
+                } => *kind == ScimKind::User && *columns_changed,
+                ScimWriteOp::Delete { .. } => false,
+            };
+            if !brings_id {
+                continue;
+            }
+            if let Some(Ok(ok)) = r {
+                let res = ok.resource();
+                if let Some(ext) = &res.external_id {
+                    arrivals
+                        .entry(job.connection.as_str())
+                        .or_default()
+                        .push((res.id.clone(), ext.clone()));
+                }
+            }
+        }
+        for (connection, users) in &arrivals {
+            pending::link_arrivals(&mut tx, connection, users, at_ms).await?;
         }
         // The order the jobs ran in decides which write of a user is last.
         let order: Vec<usize> = creates

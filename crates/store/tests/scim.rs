@@ -290,6 +290,128 @@ mod cases {
         );
     }
 
+    /// A member naming nothing yet is pending, never a `scim_member` row;
+    /// the user whose externalId it is takes its place (with its intent's
+    /// group names) in the transaction that writes the user, whichever
+    /// came first; a batch holding both links too.
+    pub async fn pending_members_link_when_the_user_arrives(fx: Fx) {
+        use roster_store::{ScimWriteJob, ScimWriteOp};
+        let s = &fx.store;
+        // Group first: u1 is named by its externalId ("Ext-u1"), "ghost"
+        // by nothing that will come.
+        s.scim_create(
+            C,
+            ScimKind::Group,
+            group("g1", "Finance", &["Ext-u1", "ghost"]),
+            1,
+        )
+        .await
+        .unwrap();
+        assert!(s.scim_members(C, &["g1".into()]).await.unwrap().is_empty());
+        assert_eq!(s.scim_pending_count(C).await.unwrap(), 2);
+        let pending = s.scim_pending_members(C, "g1").await.unwrap();
+        let vals: Vec<&str> = pending.iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(vals, ["Ext-u1", "ghost"]);
+        assert!(pending.iter().all(|m| m.member_type.is_none()));
+        let gv = s
+            .scim_get(C, ScimKind::Group, "g1")
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
+
+        s.scim_create(
+            C,
+            ScimKind::User,
+            with_intent(
+                user("u1", "a@x.example"),
+                intent("a@x.example", GatewayStatus::Active, "E1"),
+            ),
+            2,
+        )
+        .await
+        .unwrap();
+        let m = s.scim_members(C, &["g1".into()]).await.unwrap();
+        assert_eq!(m["g1"].len(), 1);
+        assert_eq!(m["g1"][0].value, "u1");
+        assert_eq!(m["g1"][0].member_type.as_deref(), Some("User"));
+        assert_eq!(
+            s.scim_get(C, ScimKind::Group, "g1")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            gv + 1
+        );
+        assert_eq!(intent_of(s, "u1").await.unwrap().groups, ["Finance"]);
+        assert_eq!(s.scim_pending_count(C).await.unwrap(), 1, "ghost stays");
+
+        // User first: a group naming its externalId resolves at once.
+        s.scim_create(C, ScimKind::User, user("u2", "b@x.example"), 3)
+            .await
+            .unwrap();
+        s.scim_create(C, ScimKind::Group, group("g2", "Ops", &["Ext-u2"]), 4)
+            .await
+            .unwrap();
+        let m = s.scim_members(C, &["g2".into()]).await.unwrap();
+        assert_eq!(m["g2"][0].value, "u2");
+
+        // Replacing the list keeps only what it names; deleting the group
+        // drops its pending members.
+        s.scim_replace(
+            C,
+            ScimKind::Group,
+            group("g1", "Finance", &["u1"]),
+            gv + 1,
+            5,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.scim_pending_count(C).await.unwrap(), 0);
+        s.scim_create(C, ScimKind::Group, group("g3", "Legal", &["Ext-u9"]), 6)
+            .await
+            .unwrap();
+        assert_eq!(s.scim_pending_count(C).await.unwrap(), 1);
+        s.scim_delete(C, ScimKind::Group, "g3", None, 7)
+            .await
+            .unwrap();
+        assert_eq!(s.scim_pending_count(C).await.unwrap(), 0);
+
+        // One batch: the group and the user it names by externalId.
+        let out = s
+            .scim_write_batch(
+                vec![
+                    ScimWriteJob {
+                        connection: C.into(),
+                        op: ScimWriteOp::Create {
+                            kind: ScimKind::Group,
+                            write: group("g4", "Batch", &["Ext-u4"]),
+                        },
+                        actor: Some("test".into()),
+                    },
+                    ScimWriteJob {
+                        connection: C.into(),
+                        op: ScimWriteOp::Create {
+                            kind: ScimKind::User,
+                            write: with_intent(
+                                user("u4", "d@x.example"),
+                                intent("d@x.example", GatewayStatus::Active, "E4"),
+                            ),
+                        },
+                        actor: Some("test".into()),
+                    },
+                ],
+                8,
+            )
+            .await
+            .unwrap();
+        assert!(out.iter().all(Result::is_ok));
+        let m = s.scim_members(C, &["g4".into()]).await.unwrap();
+        assert_eq!(m["g4"][0].value, "u4");
+        assert_eq!(intent_of(s, "u4").await.unwrap().groups, ["Batch"]);
+        assert_eq!(s.scim_pending_count(C).await.unwrap(), 0);
+    }
+
     pub async fn membership_diffs_and_cascades(fx: Fx) {
         let s = &fx.store;
         for (id, n) in [("u1", "a@x"), ("u2", "b@x"), ("u3", "c@x")] {
@@ -1001,4 +1123,5 @@ both_backends!(
     replaces_that_keep_the_indexed_columns_write_only_the_rest,
     gateway_intent_is_written_with_users_and_follows_groups,
     a_failing_write_leaves_neither_resource_nor_intent,
+    pending_members_link_when_the_user_arrives,
 );

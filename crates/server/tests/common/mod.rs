@@ -80,12 +80,23 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(config: ScimConfig) -> TestServer {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path = dir.path().join("roster.db");
     let store = Store::open(db_path.to_str().expect("utf-8"))
         .await
         .expect("open store");
+    start_on(store, dir, db_path, config).await
+}
+
+/// A server over a store the caller opened (e.g. on PostgreSQL); `dir` is
+/// kept alive with the server.
+pub async fn start_on(
+    store: Store,
+    dir: tempfile::TempDir,
+    db_path: std::path::PathBuf,
+    config: ScimConfig,
+) -> TestServer {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let created = tokens::create_token(&store, CONN, "test", 1)
         .await
         .expect("token");

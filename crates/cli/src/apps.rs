@@ -177,10 +177,18 @@ pub async fn run(cmd: AppsCommand, catalog_dir: Option<&Path>) -> Result<()> {
                     "app": app,
                     "settings": settings,
                     "paths": select_all(app, &settings),
+                    "runbooks": catalog.runbooks_of(&app.id),
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print!("{}", render_card(app, &settings));
+                print!(
+                    "{}",
+                    roster_catalog::runbook::render_runbooks(
+                        &catalog.runbooks_of(&app.id),
+                        settings.browser_enabled
+                    )
+                );
             }
         }
     }

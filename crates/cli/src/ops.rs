@@ -332,6 +332,41 @@ async fn build_engine(
         };
         let connector = registry::build_route(app, &route, &s)
             .with_context(|| format!("connections.{} ({} over {})", c.id, c.app, route.path))?;
+        // `[connections.NAME.browser]`: deactivations through the app's
+        // console runbook, reads through the connector above.
+        let connector: std::sync::Arc<dyn roster_connectors::Connector> = match &c.browser {
+            None => connector,
+            Some(raw) => {
+                let runbook = catalog
+                    .runbook(&c.app, roster_core::Operation::Deactivate)
+                    .with_context(|| {
+                        format!(
+                            "connections.{}.browser: the catalog has no deactivation runbook for {}",
+                            c.id, c.app
+                        )
+                    })?
+                    .clone();
+                let base = config.path.parent().unwrap_or(Path::new("."));
+                let secrets = roster_engine::browser::resolve_secrets(
+                    raw,
+                    base,
+                    &engine.store,
+                    &config.data_dir,
+                )
+                .await
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("connections.{}", c.id))?;
+                let evidence = config.data_dir.join("evidence").join(&c.id);
+                std::sync::Arc::new(roster_engine::browser::wrap(
+                    connector,
+                    runbook,
+                    raw,
+                    secrets,
+                    evidence,
+                    Some(engine.evidence_sink()),
+                )?)
+            }
+        };
         engine.add_connector(connector);
     }
     if with_connectors {
@@ -348,15 +383,18 @@ async fn build_engine(
 /// selection sees (plan tier, IdP, which credential the connection holds,
 /// as the app's record says for its path).
 fn binding(c: &roster_engine::config::ConnectionConfig, app: &App) -> AppBinding {
+    let mut settings = ConnectionSettings::of_connection(
+        app,
+        c.plan.clone(),
+        c.idp.clone(),
+        c.path.as_deref(),
+        c.secret_ref.is_some(),
+    );
+    // An admin login for the console puts the browser path in reach.
+    settings.browser_enabled = c.browser.is_some();
     AppBinding {
         app: c.app.clone(),
-        settings: ConnectionSettings::of_connection(
-            app,
-            c.plan.clone(),
-            c.idp.clone(),
-            c.path.as_deref(),
-            c.secret_ref.is_some(),
-        ),
+        settings,
         task_sla_hours: c.task_sla_hours,
         assignee: c.assignee.clone(),
         escalate_to: c.escalate_to.clone(),

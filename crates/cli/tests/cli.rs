@@ -119,6 +119,33 @@ fn apps_show_spendesk_is_honest_about_what_cannot_be_automated() {
 }
 
 #[test]
+fn apps_show_spendesk_with_an_admin_login_explains_the_browser_runbook() {
+    let mut cmd = roster();
+    cmd.args(["apps", "show", "spendesk", "--browser"]);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    let chosen = stdout.split("Chosen path per operation").nth(1).unwrap();
+    assert!(chosen.contains("deactivate  browser"), "{chosen}");
+    let books = stdout
+        .split("Browser runbooks")
+        .nth(1)
+        .expect("a runbooks section");
+    for said in [
+        "spendesk-deactivate",
+        "unverified: runs up to the final confirmation",
+        "waits for approval (guard financial_steps)",
+        "re-read",
+    ] {
+        assert!(books.contains(said), "{said:?}:\n{books}");
+    }
+    // Without an admin login the card says the path is off.
+    let mut off = roster();
+    off.args(["apps", "show", "spendesk"]);
+    let (_, stdout, _) = run(off);
+    assert!(stdout.contains("Off for this connection"), "{stdout}");
+}
+
+#[test]
 fn apps_show_bill_spend_expense_with_okta_enterprise_picks_the_idp_path() {
     let mut cmd = roster();
     cmd.args([

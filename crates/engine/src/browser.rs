@@ -30,7 +30,6 @@ use roster_catalog::{Path, Runbook};
 use roster_connectors::{Connector, ConnectorError, SecretString};
 use roster_core::{Action, ConnectionId, Operation};
 use roster_store::{AuditEvent, AuditKind, Store};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::SecretRef;
@@ -39,38 +38,9 @@ use crate::engine::{Engine, ms};
 /// Default retention of screenshots.
 pub const DEFAULT_EVIDENCE_RETENTION_DAYS: u32 = 90;
 
-/// `[connections.NAME.browser]` as written.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBrowser {
-    /// The admin console's base URL.
-    pub console_url: String,
-    /// `local` (the console's login and TOTP) or `sso`.
-    #[serde(default = "local")]
-    pub signin: String,
-    /// The admin login.
-    pub username: String,
-    pub password: SecretRef,
-    /// Base32 TOTP seed, when the console asks for a code.
-    pub totp_seed: Option<SecretRef>,
-    /// The IdP login, for `signin = "sso"`.
-    pub idp_username: Option<String>,
-    pub idp_password: Option<SecretRef>,
-    /// Run an unverified runbook to the end. Default: stop before the
-    /// final confirmation for a person.
-    #[serde(default)]
-    pub run_unverified: bool,
-    /// Who takes over a leaver's pending approvals.
-    pub successor: Option<String>,
-    /// Days screenshots are kept (default 90).
-    pub evidence_retention_days: Option<u32>,
-    /// Seconds a step waits for its element (default 10).
-    pub step_timeout_secs: Option<u64>,
-}
-
-fn local() -> String {
-    "local".into()
-}
+/// `[connections.NAME.browser]` as written; defined beside the rest of
+/// the configuration's raw shapes so `config` does not import this module.
+pub use crate::config::RawBrowser;
 
 /// A browser connection's secrets, resolved.
 pub struct BrowserSecrets {

@@ -462,7 +462,7 @@ pub struct RawConnection {
     pub allow_private_network: Option<bool>,
     /// The `browser` path: an admin login roster drives the app's console
     /// with, through its catalog runbook (see [`crate::browser`]).
-    pub browser: Option<crate::browser::RawBrowser>,
+    pub browser: Option<RawBrowser>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -593,7 +593,7 @@ pub struct ConnectionConfig {
     pub escalate_to: Option<String>,
     pub owners: Vec<String>,
     /// `[connections.NAME.browser]` as written (secrets unresolved).
-    pub browser: Option<crate::browser::RawBrowser>,
+    pub browser: Option<RawBrowser>,
 }
 
 /// A validated `[sources.<name>]` table. Built into a
@@ -2026,4 +2026,37 @@ pub fn check_recipient(
     } else {
         Ok(())
     }
+}
+
+/// `[connections.NAME.browser]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBrowser {
+    /// The admin console's base URL.
+    pub console_url: String,
+    /// `local` (the console's login and TOTP) or `sso`.
+    #[serde(default = "browser_local")]
+    pub signin: String,
+    /// The admin login.
+    pub username: String,
+    pub password: SecretRef,
+    /// Base32 TOTP seed, when the console asks for a code.
+    pub totp_seed: Option<SecretRef>,
+    /// The IdP login, for `signin = "sso"`.
+    pub idp_username: Option<String>,
+    pub idp_password: Option<SecretRef>,
+    /// Run an unverified runbook to the end. Default: stop before the
+    /// final confirmation for a person.
+    #[serde(default)]
+    pub run_unverified: bool,
+    /// Who takes over a leaver's pending approvals.
+    pub successor: Option<String>,
+    /// Days screenshots are kept (default 90).
+    pub evidence_retention_days: Option<u32>,
+    /// Seconds a step waits for its element (default 10).
+    pub step_timeout_secs: Option<u64>,
+}
+
+fn browser_local() -> String {
+    "local".into()
 }

@@ -578,6 +578,25 @@ fn check_lifecycle(file: &str, app: &App, problems: &mut Vec<Problem>) {
                 );
             }
         }
+        let oauth = c.auth.as_deref() == Some("oauth2-client-credentials");
+        for (field, value) in [("token_url", &c.token_url), ("scope", &c.scope)] {
+            if value.is_some() && !oauth {
+                bad(
+                    field,
+                    "applies only with auth = \"oauth2-client-credentials\"".into(),
+                );
+            }
+        }
+        if let Some(u) = &c.token_url
+            && !u.starts_with("https://")
+        {
+            bad(
+                "token_url",
+                format!(
+                    "{u:?} is not an https URL (a tenant's own endpoint goes in the connection's token_url option)"
+                ),
+            );
+        }
         if !app.sources.contains_key(&c.source) {
             bad(
                 "source",

@@ -411,10 +411,19 @@ pub struct ScimFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScimClientSettings {
-    /// `bearer` (default) or `basic` (the connection's `username` and the
-    /// secret as password).
+    /// `bearer` (default), `basic` (the connection's `username` and the
+    /// secret as password) or `oauth2-client-credentials` (the
+    /// connection's `username` as client id and its secret as client
+    /// secret, exchanged at `token_url` for access tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
+    /// The OAuth token endpoint, where it is the same for every tenant
+    /// (a connection's `token_url` option wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// The OAuth scope to ask for (a connection's `scope` option wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// `path` (default) or `value-object` (PATCH without `path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
@@ -436,7 +445,7 @@ pub struct ScimClientSettings {
 
 impl ScimClientSettings {
     /// The values each setting may take, for validation and messages.
-    pub const AUTH: [&'static str; 2] = ["bearer", "basic"];
+    pub const AUTH: [&'static str; 3] = ["bearer", "basic", "oauth2-client-credentials"];
     pub const PATCH: [&'static str; 2] = ["path", "value-object"];
     pub const DEPROVISION: [&'static str; 2] = ["active", "delete"];
 }

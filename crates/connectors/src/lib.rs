@@ -5,9 +5,11 @@
 //! membership in allowlisted IdP groups (Okta, Entra ID, OneLogin:
 //! [`idp_group`]) and
 //! Spendesk's read-only API ([`spendesk`]), and the declarative REST
-//! connector any simple user API can be described for as data ([`rest`]). [`registry::build`] makes the
-//! one the app's catalog record names for the path a connection takes; the `testkit` feature adds the
-//! conformance suite every connector runs against its simulator.
+//! connector any simple user API can be described for as data ([`rest`]).
+//! [`registry::build`] makes the one the app's catalog record names for the
+//! path a connection takes; [`oauth`] is the client-credentials token
+//! exchange the REST and SCIM connectors share; the `testkit` feature adds
+//! the conformance suite every connector runs against its simulator.
 //!
 //! # Concepts
 //!
@@ -61,6 +63,7 @@ pub mod expensify;
 pub mod http;
 pub mod idp_group;
 pub mod limiter;
+pub mod oauth;
 pub mod okta_assign;
 pub mod registry;
 pub mod rest;

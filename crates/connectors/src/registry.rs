@@ -463,7 +463,29 @@ fn build_scim(
                 )?
                 .clone(),
             },
-            other => return Err(bad("auth", other, "bearer, basic")),
+            "oauth2-client-credentials" => ScimAuth::OAuthClientCredentials {
+                token_url: pick("token_url", record.and_then(|r| r.token_url.as_ref()))
+                    .ok_or_else(|| ConnectorError::Config {
+                        detail: format!(
+                            "{}: SCIM with OAuth client credentials needs token_url (a connection option, or the record's [scim.client])",
+                            settings.connection
+                        ),
+                    })?,
+                client_id: required(
+                    settings.username.as_ref(),
+                    "username (the OAuth client id for SCIM)",
+                    settings,
+                )?
+                .clone(),
+                scope: pick("scope", record.and_then(|r| r.scope.as_ref())),
+            },
+            other => {
+                return Err(bad(
+                    "auth",
+                    other,
+                    "bearer, basic, oauth2-client-credentials",
+                ));
+            }
         };
     }
     if let Some(f) = record.and_then(|r| r.filter) {

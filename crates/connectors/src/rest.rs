@@ -50,8 +50,7 @@
 //!   `reset` flow back as [`RateLimitInfo`] on every answer.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
@@ -60,6 +59,7 @@ use roster_core::{Account, AccountKey, Action, ConnectionId, Email, Operation};
 use serde_json::{Value, json};
 
 use crate::http::{self, Answer};
+use crate::oauth::{ClientAuth, ClientCredentials, TokenSource};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
     ListRequest, Observation, OperationSupport, Page, PageToken, RateLimitInfo, RateWindow,
@@ -116,11 +116,6 @@ impl std::fmt::Debug for RestConfig {
     }
 }
 
-struct AccessToken {
-    token: SecretString,
-    renew_at: Instant,
-}
-
 /// The declarative REST connector for one connection.
 pub struct RestConnector {
     config: RestConfig,
@@ -128,7 +123,59 @@ pub struct RestConnector {
     origin: String,
     page_size: u32,
     client: reqwest::Client,
-    token: Mutex<Option<AccessToken>>,
+    /// The access tokens of `oauth2-client-credentials`.
+    oauth: Option<TokenSource>,
+}
+
+/// The token exchange `oauth2-client-credentials` describes: the endpoint
+/// (the connection's `token_url` option wins over the record's), the
+/// record's grant type and scope, and the connection options its `params`
+/// name (Zoom's `account_id`).
+fn token_source(config: &RestConfig) -> Result<TokenSource, ConnectorError> {
+    let auth = &config.api.auth;
+    let token_url = config
+        .options
+        .get("token_url")
+        .cloned()
+        .or_else(|| auth.token_url.clone())
+        .ok_or_else(|| ConnectorError::Config {
+            detail: format!(
+                "{}: no token_url (a connection option, or the record's [rest.auth])",
+                config.connection
+            ),
+        })?;
+    let extra = auth
+        .params
+        .iter()
+        .map(|p| {
+            let v = config
+                .options
+                .get(p)
+                .ok_or_else(|| ConnectorError::Config {
+                    detail: format!(
+                        "{}: the token endpoint needs the connection option {p}",
+                        config.connection
+                    ),
+                })?;
+            Ok((p.clone(), v.clone()))
+        })
+        .collect::<Result<Vec<_>, ConnectorError>>()?;
+    TokenSource::new(
+        ClientCredentials {
+            token_url,
+            client_id: config.username.clone().unwrap_or_default(),
+            client_secret: config.secret.clone(),
+            grant_type: auth
+                .grant_type
+                .clone()
+                .unwrap_or_else(|| "client_credentials".into()),
+            scope: auth.scope.clone(),
+            extra,
+            client_auth: ClientAuth::Basic,
+        },
+        &config.app_name,
+        config.connection.as_str(),
+    )
 }
 
 impl std::fmt::Debug for RestConnector {
@@ -412,13 +459,18 @@ impl RestConnector {
         }
         .max(1);
         let client = http::client(config.timeout, config.allow_private_network)?;
+        let oauth = if config.api.auth.kind == "oauth2-client-credentials" {
+            Some(token_source(&config)?)
+        } else {
+            None
+        };
         Ok(RestConnector {
             config,
             base,
             origin,
             page_size,
             client,
-            token: Mutex::new(None),
+            oauth,
         })
     }
 
@@ -434,97 +486,12 @@ impl RestConnector {
         self.api().auth.kind == "oauth2-client-credentials"
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<AccessToken>> {
-        self.token.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn secrets(&self) -> Vec<&SecretString> {
-        vec![&self.config.secret]
-    }
-
-    /// A valid access token (OAuth): the kept one, or a new one.
-    async fn access_token(&self) -> Result<(SecretString, bool), ConnectorError> {
-        if let Some(t) = self.slot().as_ref()
-            && Instant::now() < t.renew_at
-        {
-            return Ok((t.token.clone(), true));
+    fn secrets(&self) -> Vec<SecretString> {
+        let mut out = vec![self.config.secret.clone()];
+        if let Some(o) = &self.oauth {
+            out.extend(o.secrets());
         }
-        let auth = &self.api().auth;
-        let url = self
-            .config
-            .options
-            .get("token_url")
-            .cloned()
-            .or_else(|| auth.token_url.clone())
-            .ok_or_else(|| ConnectorError::Config {
-                detail: format!("{}: no token_url", self.config.connection),
-            })?;
-        let url = http::base_url(&url, "token endpoint")?;
-        let mut form: Vec<(String, String)> = vec![(
-            "grant_type".into(),
-            auth.grant_type
-                .clone()
-                .unwrap_or_else(|| "client_credentials".into()),
-        )];
-        for p in &auth.params {
-            let v = self
-                .config
-                .options
-                .get(p)
-                .ok_or_else(|| ConnectorError::Config {
-                    detail: format!(
-                        "{}: the token endpoint needs the connection option {p}",
-                        self.config.connection
-                    ),
-                })?;
-            form.push((p.clone(), v.clone()));
-        }
-        if let Some(s) = &auth.scope {
-            form.push(("scope".into(), s.clone()));
-        }
-        let req = self
-            .client
-            .post(url)
-            .basic_auth(
-                self.config.username.as_deref().unwrap_or_default(),
-                Some(self.config.secret.expose_secret()),
-            )
-            .form(&form);
-        let answer = Answer::of(&self.vendor(), req, &self.secrets()).await?;
-        if !answer.status.is_success() {
-            return Err(http::status_error(
-                &format!("the token endpoint of {}", self.config.app_name),
-                answer.status,
-                &answer.headers,
-                &http::scrub(
-                    &answer.text.chars().take(200).collect::<String>(),
-                    &self.secrets(),
-                ),
-                &format!(
-                    "check the OAuth client id and secret of {}",
-                    self.config.connection
-                ),
-            ));
-        }
-        let body = answer.json(&self.vendor())?;
-        let token = http::text(&body, "access_token").ok_or_else(|| ConnectorError::Protocol {
-            detail: format!(
-                "the token endpoint of {} answered no access_token",
-                self.config.app_name
-            ),
-        })?;
-        let ttl = body
-            .get("expires_in")
-            .and_then(Value::as_u64)
-            .map(Duration::from_secs)
-            .unwrap_or(Duration::from_secs(3600));
-        let margin = (ttl / 10).min(Duration::from_secs(60));
-        let token = SecretString::new(token);
-        *self.slot() = Some(AccessToken {
-            token: token.clone(),
-            renew_at: Instant::now() + ttl.saturating_sub(margin),
-        });
-        Ok((token, false))
+        out
     }
 
     /// An authenticated request; the flag says whether an OAuth token was
@@ -547,8 +514,11 @@ impl RestConnector {
                 false,
             ),
             "oauth2-client-credentials" => {
-                let (token, reused) = self.access_token().await?;
-                (req.bearer_auth(token.expose_secret()), reused)
+                let oauth = self.oauth.as_ref().ok_or_else(|| ConnectorError::Config {
+                    detail: format!("{}: no OAuth client", self.config.connection),
+                })?;
+                let (token, kept) = oauth.token(&self.client).await?;
+                (req.bearer_auth(token.expose_secret()), kept)
             }
             _ => (req.bearer_auth(self.config.secret.expose_secret()), false),
         })
@@ -598,7 +568,9 @@ impl RestConnector {
         reused_token: bool,
     ) -> Result<(Answer, Value), ConnectorError> {
         let vendor = self.vendor();
-        let answer = Answer::of(&vendor, req, &self.secrets()).await?;
+        let secrets = self.secrets();
+        let secrets: Vec<&SecretString> = secrets.iter().collect();
+        let answer = Answer::of(&vendor, req, &secrets).await?;
         let body: Option<Value> = if answer.text.trim().is_empty() {
             Some(Value::Null)
         } else {
@@ -613,7 +585,7 @@ impl RestConnector {
                     .and_then(|p| text_at(b, p))
             })
             .unwrap_or_else(|| answer.text.chars().take(200).collect());
-        let message = http::scrub(&message, &self.secrets());
+        let message = http::scrub(&message, &secrets);
         let status = answer.status.as_u16();
         if !answer.status.is_success() {
             for rule in &self.api().errors {
@@ -645,7 +617,9 @@ impl RestConnector {
             if status == 401 && reused_token {
                 // The kept token was revoked or expired early: drop it, and
                 // the retry fetches a new one.
-                *self.slot() = None;
+                if let Some(o) = &self.oauth {
+                    o.forget().await;
+                }
                 return Err(ConnectorError::Transient {
                     detail: format!(
                         "{vendor} refused the kept access token (HTTP 401); a new one is fetched on the next attempt"

@@ -40,8 +40,10 @@
 //!
 //! Vendors differ in a few ways the catalog record's `[scim.client]` (and a
 //! connection's `options`, which win) can say, so a new SCIM app needs no
-//! code: [`ScimAuth`] (a bearer token, or HTTP Basic with the connection's
-//! `username` where a vendor insists), [`PatchStyle`] (`path` operations,
+//! code: [`ScimAuth`] (a bearer token; HTTP Basic with the connection's
+//! `username` where a vendor insists; or OAuth client credentials, the
+//! connection's `username` as client id and its secret exchanged at a
+//! token endpoint for short-lived access tokens, [`crate::oauth`]), [`PatchStyle`] (`path` operations,
 //! or one path-less `replace` whose value object is keyed by the paths, as
 //! Okta sends and some servers require), [`Deprovision`] (`active` =
 //! PATCH `active=false`, the default; `delete` = `DELETE /Users/{id}` for
@@ -76,6 +78,7 @@ use roster_scim::{
 use serde_json::{Value, json};
 
 use crate::http::{self, Answer};
+use crate::oauth::{ClientAuth, ClientCredentials, TokenSource};
 use crate::{
     ActionResult, ApplyRequest, ApplyResponse, Capabilities, Connector, ConnectorError,
     ListRequest, Observation, OperationSupport, Page, PageToken, RateWindow, SecretString,
@@ -119,6 +122,14 @@ pub enum ScimAuth {
     Bearer,
     /// `Authorization: Basic base64(username:token)`.
     Basic { username: String },
+    /// OAuth 2.0 client credentials ([`crate::oauth`]): the connection's
+    /// token is the client secret, exchanged at `token_url` for access
+    /// tokens that are kept until shortly before they expire.
+    OAuthClientCredentials {
+        token_url: String,
+        client_id: String,
+        scope: Option<String>,
+    },
 }
 
 /// How updates are spelled.
@@ -240,6 +251,8 @@ pub struct ScimConnector {
     client: reqwest::Client,
     /// SCIM id → the `meta.version` last seen (for `If-Match`).
     versions: Mutex<HashMap<String, String>>,
+    /// The access tokens of [`ScimAuth::OAuthClientCredentials`].
+    oauth: Option<TokenSource>,
 }
 
 impl std::fmt::Debug for ScimConnector {
@@ -420,11 +433,32 @@ impl ScimConnector {
             });
         }
         let client = http::client(config.timeout, config.allow_private_network)?;
+        let oauth = match &config.auth {
+            ScimAuth::OAuthClientCredentials {
+                token_url,
+                client_id,
+                scope,
+            } => Some(TokenSource::new(
+                ClientCredentials {
+                    token_url: token_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: config.token.clone(),
+                    grant_type: "client_credentials".into(),
+                    scope: scope.clone(),
+                    extra: Vec::new(),
+                    client_auth: ClientAuth::Basic,
+                },
+                &config.app_name,
+                config.connection.as_str(),
+            )?),
+            _ => None,
+        };
         Ok(ScimConnector {
             config,
             base,
             client,
             versions: Mutex::new(HashMap::new()),
+            oauth,
         })
     }
 
@@ -440,15 +474,53 @@ impl ScimConnector {
         self.versions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A request to `path` under the base, not yet authenticated: [`Self::authed`]
+    /// adds the credentials when it is sent.
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let req = self.client.request(method, format!("{}{path}", self.base));
-        let req = match &self.config.auth {
-            ScimAuth::Bearer => req.bearer_auth(self.config.token.expose_secret()),
-            ScimAuth::Basic { username } => {
-                req.basic_auth(username, Some(self.config.token.expose_secret()))
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .header(reqwest::header::ACCEPT, MEDIA_TYPE)
+    }
+
+    /// Adds the credentials. The flag says whether an OAuth access token
+    /// was kept from an earlier call (a 401 on it is worth one new token).
+    async fn authed(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::RequestBuilder, bool), ConnectorError> {
+        Ok(match &self.config.auth {
+            ScimAuth::Bearer => (req.bearer_auth(self.config.token.expose_secret()), false),
+            ScimAuth::Basic { username } => (
+                req.basic_auth(username, Some(self.config.token.expose_secret())),
+                false,
+            ),
+            ScimAuth::OAuthClientCredentials { .. } => {
+                let oauth = self.oauth.as_ref().ok_or_else(|| ConnectorError::Config {
+                    detail: format!("{}: no OAuth client", self.config.connection),
+                })?;
+                let (token, kept) = oauth.token(&self.client).await?;
+                (req.bearer_auth(token.expose_secret()), kept)
             }
-        };
-        req.header(reqwest::header::ACCEPT, MEDIA_TYPE)
+        })
+    }
+
+    /// What messages must never show: the token or client secret, and a
+    /// kept access token.
+    fn secrets(&self) -> Vec<SecretString> {
+        let mut out = vec![self.config.token.clone()];
+        if let Some(o) = &self.oauth {
+            out.extend(o.secrets());
+        }
+        out
+    }
+
+    /// Authenticates and sends, without reading the answer as SCIM (the
+    /// probe's discovery requests).
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, ConnectorError> {
+        let (req, _) = self.authed(req).await?;
+        let secrets = self.secrets();
+        let secrets: Vec<&SecretString> = secrets.iter().collect();
+        Answer::of(&self.vendor(), req, &secrets).await
     }
 
     /// Sends and reads; maps error statuses and error bodies (also inside
@@ -456,7 +528,10 @@ impl ScimConnector {
     /// an empty body).
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<(Answer, Value), ConnectorError> {
         let vendor = self.vendor();
-        let answer = Answer::of(&vendor, req, &[&self.config.token]).await?;
+        let (req, kept_token) = self.authed(req).await?;
+        let secrets = self.secrets();
+        let secrets: Vec<&SecretString> = secrets.iter().collect();
+        let answer = Answer::of(&vendor, req, &secrets).await?;
         let body = if answer.text.trim().is_empty() {
             Value::Null
         } else {
@@ -469,8 +544,21 @@ impl ScimConnector {
                 .map(|e| e.detail.clone())
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| answer.status.to_string()),
-            &[&self.config.token],
+            &secrets,
         );
+        if answer.status == StatusCode::UNAUTHORIZED
+            && kept_token
+            && let Some(oauth) = &self.oauth
+        {
+            // The kept access token was revoked or expired early: drop it,
+            // and the retry fetches a new one.
+            oauth.forget().await;
+            return Err(ConnectorError::Transient {
+                detail: format!(
+                    "{vendor} refused the kept access token (HTTP 401); a new one is fetched on the next attempt"
+                ),
+            });
+        }
         if !answer.status.is_success() {
             return Err(self.status_error(answer.status, &answer, error.as_ref(), &detail));
         }
@@ -511,11 +599,22 @@ impl ScimConnector {
                 status,
                 &answer.headers,
                 detail,
-                &format!(
-                    "check the SCIM bearer token of {} (it may have been regenerated)",
-                    self.config.connection
-                ),
+                &self.credential_fix(),
             ),
+        }
+    }
+
+    /// What to check when the server refuses the credentials.
+    fn credential_fix(&self) -> String {
+        let c = &self.config.connection;
+        match &self.config.auth {
+            ScimAuth::Bearer => {
+                format!("check the SCIM bearer token of {c} (it may have been regenerated)")
+            }
+            ScimAuth::Basic { .. } => format!("check the SCIM user name and password of {c}"),
+            ScimAuth::OAuthClientCredentials { .. } => {
+                format!("check the OAuth client id, secret and scope of {c}")
+            }
         }
     }
 
@@ -906,8 +1005,13 @@ impl Connector for ScimConnector {
         let mut checks = vec![ValidationCheck::pass(
             "credentials",
             format!(
-                "the SCIM bearer token of {} was accepted",
-                self.config.connection
+                "the SCIM credentials of {} ({}) were accepted",
+                self.config.connection,
+                match self.config.auth {
+                    ScimAuth::Bearer => "bearer token",
+                    ScimAuth::Basic { .. } => "HTTP Basic",
+                    ScimAuth::OAuthClientCredentials { .. } => "OAuth client credentials",
+                }
             ),
         )];
         let spc = match self
@@ -965,7 +1069,7 @@ impl Connector for ScimConnector {
             ("/Schemas", "probe.schemas"),
         ] {
             let req = self.request(reqwest::Method::GET, path);
-            let answer = Answer::of(&self.vendor(), req, &[&self.config.token]).await?;
+            let answer = self.send(req).await?;
             note_headers(&answer);
             let served = answer.status.is_success();
             out.push(Observation {
@@ -1011,7 +1115,7 @@ impl Connector for ScimConnector {
             ("count", "1"),
             ("attributes", "userName"),
         ]);
-        let answer = Answer::of(&self.vendor(), req, &[&self.config.token]).await?;
+        let answer = self.send(req).await?;
         note_headers(&answer);
         let status = answer.status.as_u16();
         out.push(Observation {

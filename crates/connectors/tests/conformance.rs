@@ -193,6 +193,140 @@ async fn a_scim_app_configured_only_by_its_record_conforms() {
     run(s).await;
 }
 
+/// The OAuth client-credentials quirk: a client id, the connection's secret
+/// as client secret, and access tokens from the simulator's token endpoint.
+fn oauth_quirks(lifetime_secs: u64) -> ScimQuirks {
+    ScimQuirks {
+        oauth_client_id: Some("roster-client".into()),
+        oauth_token_lifetime_secs: lifetime_secs,
+        ..ScimQuirks::default()
+    }
+}
+
+/// Salesforce's record says its SCIM server takes access tokens from OAuth
+/// client credentials (`[scim.client] auth = "oauth2-client-credentials"`).
+/// Built through the registry from that record and a connection (client id
+/// as `username`, the org's `token_url` as an option), the generic client
+/// passes the suite against a simulator that accepts only such tokens;
+/// the access token is fetched once and kept, not once per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_scim_with_oauth_client_credentials_conforms_from_its_record() {
+    let app = roster_catalog::Catalog::parse_app(
+        "salesforce.toml",
+        include_str!("../../../catalog/salesforce.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        app.scim.client.as_ref().and_then(|c| c.auth.as_deref()),
+        Some("oauth2-client-credentials")
+    );
+    let sim = ScimSim::start(
+        ScimSimConfig::new("client-secret")
+            .with_seed(7)
+            .with_quirks(oauth_quirks(0)),
+    )
+    .await
+    .unwrap();
+    let settings = roster_connectors::registry::ConnectorSettings::new(ConnectionId::new("acme"))
+        .with_path("scim")
+        .with_base_url(sim.url())
+        .with_username("roster-client")
+        .with_option("token_url", sim.token_url())
+        .with_secret(SecretString::new("client-secret"))
+        .with_plan("Enterprise")
+        .with_timeout(TIMEOUT);
+    let connector = roster_connectors::registry::build(&app, &settings).unwrap();
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::ScimOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
+    s.update = Some(("department".into(), "Finance".into()));
+    run(s).await;
+    let issued = sim.handle().tokens_issued();
+    let requests = sim.handle().counters().requests;
+    assert!(
+        (1..=3).contains(&issued),
+        "the token is kept between requests: {issued} tokens for {requests} requests"
+    );
+}
+
+fn oauth_connector(sim: &roster_sim::scim_app::RunningScim, secret: &str) -> ScimConnector {
+    let mut c = ScimConfig::new(
+        ConnectionId::new("acme"),
+        sim.url(),
+        SecretString::new(secret),
+    );
+    c.timeout = TIMEOUT;
+    c.auth = ScimAuth::OAuthClientCredentials {
+        token_url: sim.token_url(),
+        client_id: "roster-client".into(),
+        scope: None,
+    };
+    ScimConnector::new(c).unwrap()
+}
+
+/// A kept token the server stops accepting (revoked, or expired early)
+/// costs one transient failure, after which a new token is fetched; a
+/// token that expires is renewed before it is sent; a wrong client secret
+/// is refused at the token endpoint as unauthorized (never retried), and
+/// neither the secret nor a token shows in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_tokens_are_renewed_replaced_once_when_revoked_and_refused_clearly() {
+    use roster_connectors::ConnectorError;
+    use roster_connectors::ListRequest;
+    let sim = ScimSim::start(
+        ScimSimConfig::new("client-secret")
+            .with_seed(3)
+            .with_quirks(oauth_quirks(2)),
+    )
+    .await
+    .unwrap();
+    let h = sim.handle().clone();
+    let c = oauth_connector(&sim, "client-secret");
+    c.list_accounts(ListRequest::first()).await.unwrap();
+    c.list_accounts(ListRequest::first()).await.unwrap();
+    assert_eq!(h.tokens_issued(), 1, "kept while valid");
+
+    // Expiry: renewed before it runs out (a tenth of its life early), so
+    // the server never sees an expired token.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let unauthorized = h.counters().unauthorized;
+    c.list_accounts(ListRequest::first()).await.unwrap();
+    assert_eq!(h.tokens_issued(), 2, "renewed on expiry");
+    assert_eq!(
+        h.counters().unauthorized,
+        unauthorized,
+        "no request with an expired token"
+    );
+
+    // Revocation: one transient failure, then a new token.
+    h.revoke_access_tokens();
+    let e = c.list_accounts(ListRequest::first()).await.unwrap_err();
+    assert!(matches!(e, ConnectorError::Transient { .. }), "{e:?}");
+    c.list_accounts(ListRequest::first()).await.unwrap();
+    assert_eq!(h.tokens_issued(), 3);
+
+    // A wrong secret: refused at the token endpoint, clearly, not retried.
+    let wrong = oauth_connector(&sim, "not-the-secret");
+    let e = wrong.list_accounts(ListRequest::first()).await.unwrap_err();
+    assert!(matches!(e, ConnectorError::Unauthorized { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("client id, secret and scope of acme"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-secret") && !text.contains("client-secret"),
+        "{text}"
+    );
+    assert_eq!(h.tokens_issued(), 3);
+}
+
 /// The quirky simulators really refuse the common case: a client left at
 /// its defaults fails against each (so the variants above prove the
 /// settings, not a lenient simulator).
@@ -207,6 +341,7 @@ async fn quirky_servers_refuse_a_client_that_ignores_its_settings() {
             basic_auth_user: Some("provisioner".into()),
             ..ScimQuirks::default()
         },
+        oauth_quirks(0),
     ] {
         let sim = ScimSim::start(
             ScimSimConfig::new("scim-token")

@@ -30,7 +30,9 @@
 //! data-configured client can be tested against each: HTTP Basic instead
 //! of a bearer token, PATCH only without `path` (value objects), DELETE
 //! that deactivates instead of removing (Slack's `DELETE /Users/<id>`),
-//! and no `filter` support (400, and `filter.supported = false`).
+//! no `filter` support (400, and `filter.supported = false`), and access
+//! through OAuth client credentials (`POST /oauth/token`, then short-lived
+//! bearer tokens) instead of one static token.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +54,8 @@ pub use crate::common::{Counters, Fault};
 
 /// Where the API lives under the server root.
 pub const BASE_PATH: &str = "/scim/v2";
+/// The OAuth token endpoint (with [`ScimQuirks::oauth_client_id`]).
+pub const OAUTH_TOKEN_PATH: &str = "/oauth/token";
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -86,6 +90,13 @@ pub struct ScimQuirks {
     pub delete_deactivates: bool,
     /// Refuse `filter` on `GET /Users` (400 `invalidFilter`).
     pub no_filter: bool,
+    /// Accept only access tokens issued by `POST /oauth/token` (OAuth 2.0
+    /// client credentials, RFC 6749 §4.4) to this client id with the
+    /// config's `token` as client secret, sent as HTTP Basic or as form
+    /// fields. The static token itself is then refused on `/scim/v2`.
+    pub oauth_client_id: Option<String>,
+    /// How long an issued access token lives, in seconds (0: 3600).
+    pub oauth_token_lifetime_secs: u64,
 }
 
 impl ScimSimConfig {
@@ -168,6 +179,9 @@ struct Tenant {
     next_id: u64,
     /// Next order for a shifted-in user (counts down from -1).
     next_front: i64,
+    /// Access tokens issued by `/oauth/token`, with their expiry.
+    access_tokens: BTreeMap<String, std::time::Instant>,
+    tokens_issued: u64,
 }
 
 struct Shared {
@@ -216,6 +230,17 @@ impl ScimHandle {
         insert(&mut t, user, None)
     }
 
+    /// Access tokens `/oauth/token` has issued so far.
+    pub fn tokens_issued(&self) -> u64 {
+        self.0.lock().tokens_issued
+    }
+
+    /// Revokes every issued access token, as an admin rotating the OAuth
+    /// client would: the next request with one gets a 401.
+    pub fn revoke_access_tokens(&self) {
+        self.0.lock().access_tokens.clear();
+    }
+
     /// Changes a user as another admin would, out of band (bumps the
     /// version, logs nothing): for ETag tests.
     pub fn touch(&self, id: &str, field: &str, value: Value) -> bool {
@@ -240,6 +265,12 @@ impl Running<ScimHandle> {
     /// The SCIM base URL, e.g. `http://127.0.0.1:4711/scim/v2`.
     pub fn url(&self) -> String {
         format!("{}{BASE_PATH}", self.base_url())
+    }
+
+    /// The OAuth token endpoint (served with
+    /// [`ScimQuirks::oauth_client_id`]).
+    pub fn token_url(&self) -> String {
+        format!("{}{OAUTH_TOKEN_PATH}", self.base_url())
     }
 }
 
@@ -276,12 +307,66 @@ impl ScimSim {
                 get(service_provider_config),
             )
             .route(&format!("{BASE_PATH}/ResourceTypes"), get(resource_types))
+            .route(OAUTH_TOKEN_PATH, axum::routing::post(issue_token))
             .route(&format!("{BASE_PATH}/Schemas"), get(schemas));
         let host: Arc<dyn FaultHost> = shared.clone();
         let app = common::with_faults(routes, host).with_state(shared.clone());
         let port = shared.config.port;
         common::serve("scim_app", port, app, ScimHandle(shared)).await
     }
+}
+
+/// `POST /oauth/token`: the client credentials grant. Answers as RFC 6749
+/// §5.1/§5.2 say: `{access_token, token_type, expires_in}`, or 400/401 with
+/// `{error}`.
+async fn issue_token(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    use base64::Engine as _;
+    let oauth_error = |status: StatusCode, error: &str| {
+        (status, axum::Json(json!({"error": error}))).into_response()
+    };
+    let Some(client_id) = sh.config.quirks.oauth_client_id.as_deref() else {
+        return oauth_error(StatusCode::NOT_FOUND, "unsupported");
+    };
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let from_basic = common::bearer(&headers, "Basic")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|c| {
+            c.split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+        });
+    let from_body = form
+        .get("client_id")
+        .zip(form.get("client_secret"))
+        .map(|(u, p)| (u.clone(), p.clone()));
+    let Some((id, secret)) = from_basic.or(from_body) else {
+        sh.core.count_unauthorized();
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    };
+    if id != client_id || secret != sh.config.token {
+        sh.core.count_unauthorized();
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let lifetime = match sh.config.quirks.oauth_token_lifetime_secs {
+        0 => 3600,
+        n => n,
+    };
+    let mut t = sh.lock();
+    t.tokens_issued += 1;
+    let token = format!("scim-at.{:016x}.{}", rand::random::<u64>(), t.tokens_issued);
+    t.access_tokens.insert(
+        token.clone(),
+        std::time::Instant::now() + std::time::Duration::from_secs(lifetime),
+    );
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})),
+    )
+        .into_response()
 }
 
 impl FaultHost for Shared {
@@ -300,7 +385,28 @@ impl FaultHost for Shared {
         }
         r
     }
-    fn authorize(&self, headers: &HeaderMap, _path: &str) -> Result<(), Response> {
+    fn authorize(&self, headers: &HeaderMap, path: &str) -> Result<(), Response> {
+        if path == OAUTH_TOKEN_PATH {
+            // The client authenticates in the request itself.
+            return Ok(());
+        }
+        if self.config.quirks.oauth_client_id.is_some() {
+            let token = common::bearer(headers, "Bearer");
+            let t = self.lock();
+            return match token.and_then(|tok| t.access_tokens.get(&tok).copied()) {
+                Some(expires) if std::time::Instant::now() < expires => Ok(()),
+                Some(_) => Err(scim_error(
+                    401,
+                    None,
+                    "Authorization failure: the access token has expired",
+                )),
+                None => Err(scim_error(
+                    401,
+                    None,
+                    "Authorization failure: an access token from /oauth/token is required",
+                )),
+            };
+        }
         if let Some(user) = &self.config.quirks.basic_auth_user {
             use base64::Engine as _;
             let want = base64::engine::general_purpose::STANDARD
@@ -1320,6 +1426,12 @@ async fn service_provider_config(State(sh): St) -> Response {
             "type": "httpbasic",
             "name": "HTTP Basic",
             "description": "Authentication with a user name and the token as password",
+        })
+    } else if q.oauth_client_id.is_some() {
+        json!({
+            "type": "oauth2",
+            "name": "OAuth 2.0",
+            "description": "Access tokens from /oauth/token (client credentials grant)",
         })
     } else {
         json!({

@@ -35,6 +35,7 @@ mod bench_api;
 mod bench_sources;
 mod bench_ui;
 mod demo;
+mod demo_company;
 mod govern;
 mod mcp;
 mod notify;

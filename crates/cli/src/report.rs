@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use roster_catalog::{Catalog, ConnectionSettings, CredentialKind};
+use roster_catalog::{Catalog, ConnectionSettings};
 use roster_core::{ConnectionId, Policy};
 use roster_engine::config::Config;
 use roster_engine::reports::{self, ConnectionInfo};
@@ -130,7 +130,7 @@ pub async fn run(cmd: ReportCommand, catalog_dir: Option<&Path>) -> Result<()> {
                 .or(catalog_dir);
             let catalog = Catalog::load(dir).context("cannot load the app catalog")?;
             if let Some(config) = &opened.config {
-                add_config_connections(&mut data.connections, config);
+                add_config_connections(&mut data.connections, config, &catalog);
             }
             let r = reports::coverage(&data, &catalog, &opened.policy);
             emit(args.json, &r, || reports::render_coverage(&r))?
@@ -164,31 +164,33 @@ fn emit<T: serde::Serialize>(json: bool, r: &T, text: impl FnOnce() -> String) -
 /// Connections the config names but the store has no record of: their
 /// catalog settings come from the config (plan tier, IdP, and the
 /// credential kind its secrets imply).
-fn add_config_connections(into: &mut Vec<ConnectionInfo>, config: &Config) {
+pub(crate) fn add_config_connections(
+    into: &mut Vec<ConnectionInfo>,
+    config: &Config,
+    catalog: &Catalog,
+) {
     for c in &config.connections {
         let id = ConnectionId::new(c.id.as_str());
         if into.iter().any(|i| i.id == id) {
             continue;
         }
-        let mut settings = ConnectionSettings {
-            plan: c.plan.clone(),
-            idp: c.idp.clone(),
-            ..ConnectionSettings::default()
+        // What the secret stands for is the record's to say (the kinds its
+        // path asks for), not a guess from how the connection looks.
+        let settings = match catalog.get(&c.app) {
+            Some(app) => ConnectionSettings::of_connection(
+                app,
+                c.plan.clone(),
+                c.idp.clone(),
+                c.path.as_deref(),
+                c.secret_ref.is_some(),
+            )
+            .with_browser(c.browser.is_some()),
+            None => ConnectionSettings {
+                plan: c.plan.clone(),
+                idp: c.idp.clone(),
+                ..ConnectionSettings::default()
+            },
         };
-        if c.secret_ref.is_some() {
-            // The config names a secret, not its kind; infer the kind the
-            // catalog's paths ask for from how the connection is set up.
-            let kind = if c.app == "expensify" {
-                CredentialKind::PartnerCredentials
-            } else if c.path.as_deref() == Some("scim") {
-                CredentialKind::ScimToken
-            } else if c.username.is_some() {
-                CredentialKind::ApiClient
-            } else {
-                CredentialKind::ApiToken
-            };
-            settings.credentials.insert(kind);
-        }
         into.push(ConnectionInfo {
             id,
             app: Some(c.app.clone()),

@@ -87,6 +87,65 @@ fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
     // The company's files are where the demo said.
     assert!(data.join("people.csv").exists() && data.join("policy.toml").exists());
 
+    // The company's whole estate, 20 catalog apps: the demo names the gap
+    // nodes, and `roster report coverage` on the roster.toml it wrote says
+    // for every app and operation which path roster takes.
+    assert!(
+        stdout.contains("coverage across the company's 20 apps"),
+        "{stdout}"
+    );
+    let mut cmd = roster();
+    cmd.args(["report", "coverage", "--json", "--config"])
+        .arg(data.join("roster.toml"));
+    let (out, report, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let connections = report["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 20, "{report:#}");
+    let deactivation = |app: &str| {
+        let c = connections
+            .iter()
+            .find(|c| c["connection"] == app)
+            .unwrap_or_else(|| panic!("{app} in the report"));
+        let op = c["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["operation"] == "deactivate")
+            .unwrap();
+        (
+            op["path"].as_str().unwrap_or("none").to_string(),
+            op["coverage"].as_str().unwrap().to_string(),
+        )
+    };
+    // SCIM (Salesforce's with OAuth client credentials), the declarative
+    // REST connector and the demo's own four paths are automated ...
+    for (app, path) in [
+        ("salesforce", "scim"),
+        ("slack", "scim"),
+        ("zoom", "api"),
+        ("hubspot", "api"),
+        ("bill-com", "scim"),
+        ("expensify", "api"),
+    ] {
+        assert_eq!(
+            deactivation(app),
+            (path.to_string(), "automated".to_string()),
+            "{app}"
+        );
+    }
+    // ... and apps on plans without SCIM, or without a connector, are gap
+    // nodes a person must carry out.
+    let gaps = report["gap_nodes"].as_array().unwrap();
+    for app in ["notion", "figma", "linear", "dropbox"] {
+        assert!(
+            gaps.iter()
+                .any(|g| g["connection"] == app && g["operation"] == "deactivate"),
+            "{app} deactivation is a gap node: {gaps:#?}"
+        );
+        assert_eq!(deactivation(app).1, "manual", "{app}");
+    }
+
     // A second demo in the same directory is refused, not mixed in.
     let mut again = roster();
     again.args(["demo", "--once", "--data-dir"]).arg(&data);

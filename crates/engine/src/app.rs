@@ -654,6 +654,18 @@ impl Roster {
         by: &Principal,
         opts: &RunOptions,
     ) -> Result<RunSummary, EngineError> {
+        self.reconcile_under(by, opts, None).await
+    }
+
+    /// [`Roster::reconcile`], and with a `fence` the plan is handed to the
+    /// queue only while that lease is still the live tenure
+    /// ([`Roster::reconcile_fenced`]).
+    pub(crate) async fn reconcile_under(
+        &self,
+        by: &Principal,
+        opts: &RunOptions,
+        fence: Option<&roster_store::Lease>,
+    ) -> Result<RunSummary, EngineError> {
         let people = match &opts.hr_csv {
             None => None,
             Some(path) => {
@@ -671,6 +683,9 @@ impl Roster {
                 &mut |_, _| {},
             )
             .await?;
+        if let Some(lease) = fence {
+            self.still_holds(lease, &refreshed.planned.id).await?;
+        }
         let summary = self.act_on(by, refreshed.planned, opts.auto_apply).await?;
         self.engine.nudge_tasks().await?;
         Ok(summary)

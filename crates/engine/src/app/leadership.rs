@@ -2,9 +2,9 @@
 //! [`crate::leader`]).
 
 use roster_core::Principal;
-use roster_store::Lease;
+use roster_store::{Lease, PlanId};
 
-use crate::app::{RefreshOptions, Roster, RunOptions, RunSummary};
+use crate::app::{Roster, RunOptions, RunSummary};
 use crate::engine::EngineError;
 
 impl Roster {
@@ -21,37 +21,27 @@ impl Roster {
         opts: &RunOptions,
         lease: &Lease,
     ) -> Result<RunSummary, EngineError> {
-        let people = match &opts.hr_csv {
-            None => None,
-            Some(path) => {
-                let people = self.engine.read_hr_file(path)?;
-                Some((people, path.display().to_string()))
-            }
-        };
-        let refreshed = self
-            .refresh(
-                by,
-                RefreshOptions {
-                    people,
-                    ..RefreshOptions::default()
-                },
-                &mut |_, _| {},
-            )
-            .await?;
-        if !self
+        self.reconcile_under(by, opts, Some(lease)).await
+    }
+
+    /// Refuses to go on with `plan` unless `lease` is still the live tenure.
+    pub(crate) async fn still_holds(
+        &self,
+        lease: &Lease,
+        plan: &PlanId,
+    ) -> Result<(), EngineError> {
+        if self
             .engine
             .store
             .lease_holds(lease, crate::leader::now_ms())
             .await?
         {
-            return Err(EngineError::Refused(format!(
-                "lost the {} lease (token {}) during the run: plan {} is not queued; \
-                 the process that leads now carries the changes out",
-                lease.name, lease.token, refreshed.planned.id
-            )));
+            return Ok(());
         }
-        let summary = self.act_on(by, refreshed.planned, opts.auto_apply).await?;
-        self.engine.nudge_tasks().await?;
-        Ok(summary)
+        Err(EngineError::Refused(format!(
+            "lost the {} lease (token {}) during the run: plan {plan} is not queued; \
+             the process that leads now carries the changes out",
+            lease.name, lease.token
+        )))
     }
 }

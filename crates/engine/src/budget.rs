@@ -13,16 +13,24 @@
 //! processes (and, on PostgreSQL, across hosts: keep their clocks in sync;
 //! the margin absorbs small skew).
 //!
-//! If the database cannot be reached the budget falls back to an
-//! in-memory limiter with the same windows: the process then stays within
-//! the limits on its own, which is the best it can do, and it says so in
-//! the log.
+//! If the database cannot be reached the budget **waits** for it, asking
+//! again every [`UNAVAILABLE_RETRY`], and says so in the log (once every
+//! ten seconds at most): the record of what other processes sent is
+//! there, and a process that paced itself alone meanwhile could, with its
+//! peers doing the same, send several times the app's limit. (It did: the
+//! chaos suite's database outages caught a rate-limit violation when this
+//! budget fell back to an in-memory limiter.) A process that cannot reach
+//! its database cannot record what it sends either, so waiting costs
+//! nothing it could otherwise have done safely. A hold the app asked for
+//! is kept in memory too, so it is honoured as soon as the store is back
+//! even if sharing it failed.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use roster_connectors::limiter::{default_margin, keep_for, next_turn_ms};
-use roster_connectors::{RateBudget, RateLimiter, RateWindow, Turn};
+use roster_connectors::{RateBudget, RateWindow, Turn};
 use roster_core::ConnectionId;
 use roster_store::Store;
 
@@ -32,9 +40,17 @@ pub struct StoreBudget {
     connection: ConnectionId,
     windows: Vec<RateWindow>,
     margin: Duration,
-    /// Used only while the store fails.
-    fallback: RateLimiter,
+    /// A hold the app asked for, kept here too (wall ms): honoured even
+    /// when sharing it through the store failed.
+    held_until: Mutex<i64>,
+    /// When the store last failed a turn was reported (log pacing).
+    reported: Mutex<Option<Instant>>,
 }
+
+/// How soon a turn is asked for again while the store is unreachable.
+pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(250);
+/// At most one warning this often while the store stays unreachable.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 impl StoreBudget {
     pub fn new(store: Store, connection: ConnectionId, windows: Vec<RateWindow>) -> Self {
@@ -43,9 +59,10 @@ impl StoreBudget {
         StoreBudget {
             store,
             connection,
-            fallback: RateLimiter::new(windows.clone()).with_margin(margin),
             windows,
             margin,
+            held_until: Mutex::new(0),
+            reported: Mutex::new(None),
         }
     }
 
@@ -53,7 +70,6 @@ impl StoreBudget {
     /// times; the network and busy machines add jitter).
     pub fn with_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
-        self.fallback = RateLimiter::new(self.windows.clone()).with_margin(margin);
         self
     }
 }
@@ -77,6 +93,12 @@ impl RateBudget for StoreBudget {
 
     async fn try_turn(&self) -> Turn {
         let now = wall_ms();
+        let held = *self.held_until.lock().unwrap_or_else(|p| p.into_inner());
+        if held > now {
+            return Turn::Wait(Duration::from_millis(
+                u64::try_from(held - now).unwrap_or(0).max(1),
+            ));
+        }
         let keep = ms_of(keep_for(&self.windows, self.margin));
         let (windows, margin) = (&self.windows, self.margin);
         let taken = self
@@ -91,19 +113,26 @@ impl RateBudget for StoreBudget {
                 u64::try_from(at.saturating_sub(now)).unwrap_or(0).max(1),
             )),
             Err(e) => {
-                tracing::warn!(
-                    connection = %self.connection,
-                    error = %e,
-                    "the shared rate budget is unavailable; pacing this process on its own"
-                );
-                self.fallback.take_turn()
+                let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+                if reported.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+                    *reported = Some(Instant::now());
+                    tracing::warn!(
+                        connection = %self.connection,
+                        error = %e,
+                        "the shared rate budget is unavailable; requests to this app wait until the database answers again"
+                    );
+                }
+                Turn::Wait(UNAVAILABLE_RETRY)
             }
         }
     }
 
     async fn hold_for(&self, d: Duration) {
-        self.fallback.pause_for(d);
         let until = wall_ms().saturating_add(ms_of(d));
+        {
+            let mut held = self.held_until.lock().unwrap_or_else(|p| p.into_inner());
+            *held = (*held).max(until);
+        }
         if let Err(e) = self.store.hold_rate_budget(&self.connection, until).await {
             tracing::warn!(
                 connection = %self.connection,

@@ -19,10 +19,24 @@
 //!
 //! Workers are this test binary re-run with `--ignored --exact
 //! chaos_worker_process`, like `crash.rs`.
+//!
+//! **Database outages.** The workers reach PostgreSQL through a TCP proxy
+//! in this test ([`DbProxy`]), which now and then takes the database away
+//! from them as a server restart does: every connection cut at once, new
+//! ones refused for up to two seconds. (Restarting the shared server
+//! itself would fail every other test using it.) A worker that loses the
+//! database mid-batch exits with an error, as it would in production,
+//! where its service manager restarts it (`Restart=always` in
+//! `deploy/systemd`); the test restarts it the same way, and only then:
+//! a worker that fails with the database up fails the test. Whatever the
+//! outage interrupted (a batch applied at the vendor but not recorded, a
+//! lease not renewed) must still end in every effect exactly once.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -309,6 +323,42 @@ fn spawn_worker(db: &str, url: &str, worker_id: &str) -> Child {
         .expect("spawn worker")
 }
 
+/// How long after a database outage a worker's failure is put down to it
+/// (the error surfaces when its next statement fails, which may come a
+/// moment after the database is back).
+const OUTAGE_GRACE: Duration = Duration::from_secs(5);
+
+/// Restarts the workers the database threw out, as `Restart=always`
+/// would; a worker that failed with no outage shortly before is left for
+/// the caller's `assert!(status.success())` to report. Returns how many
+/// were restarted.
+fn restart_thrown_out(
+    children: &mut [(String, Child)],
+    last_outage: Option<Instant>,
+    generation: &mut usize,
+    db: &str,
+    sim_url: &str,
+) -> usize {
+    let Some(outage) = last_outage else {
+        return 0;
+    };
+    if outage.elapsed() > OUTAGE_GRACE {
+        return 0;
+    }
+    let mut restarted = 0;
+    for (w, (id, child)) in children.iter_mut().enumerate() {
+        if let Some(status) = child.try_wait().expect("try_wait")
+            && !status.success()
+        {
+            *id = format!("chaos-w{w}-{generation}");
+            *generation += 1;
+            *child = spawn_worker(db, sim_url, id);
+            restarted += 1;
+        }
+    }
+    restarted
+}
+
 /// A fresh database on the test PostgreSQL server; `None` (skip) only when
 /// it is unreachable and ROSTER_REQUIRE_POSTGRES=0.
 async fn fresh_database() -> Option<(String, String, String)> {
@@ -350,6 +400,94 @@ async fn drop_database(admin_url: &str, name: &str) {
     .await
     .unwrap();
     admin.close().await.unwrap();
+}
+
+/// A loopback TCP proxy to PostgreSQL whose [`DbProxy::outage`] cuts
+/// every connection and refuses new ones for a while: what a database
+/// restart looks like from the client's side.
+struct DbProxy {
+    addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    piped: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl DbProxy {
+    async fn start(upstream: String) -> DbProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let down = Arc::new(AtomicBool::new(false));
+        let piped: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (down, piped) = (down.clone(), piped.clone());
+            async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if down.load(Ordering::SeqCst) {
+                        // Refused: the server is "restarting".
+                        drop(client);
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    let mut piped = piped.lock().unwrap();
+                    piped.retain(|t| !t.is_finished());
+                    piped.push(task.abort_handle());
+                }
+            }
+        });
+        DbProxy {
+            addr,
+            down,
+            piped,
+            accept,
+        }
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    fn url_through(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let (userinfo, hostpath) = match rest.split_once('@') {
+            Some((u, h)) => (format!("{u}@"), h),
+            None => (String::new(), rest),
+        };
+        let path = hostpath.find('/').map_or("", |i| &hostpath[i..]);
+        format!("{scheme}://{userinfo}{}{path}", self.addr)
+    }
+
+    /// Every connection cut now; new ones refused for `length`.
+    async fn outage(&self, length: Duration) {
+        self.down.store(true, Ordering::SeqCst);
+        for t in self.piped.lock().unwrap().drain(..) {
+            t.abort();
+        }
+        tokio::time::sleep(length).await;
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for t in self.piped.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// `host:port` of a PostgreSQL URL.
+fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let hostpath = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    hostpath.split('/').next().unwrap_or(hostpath).to_string()
 }
 
 /// The hostile moments the simulator goes through, in turn.
@@ -412,20 +550,44 @@ async fn chaos(db: &str) {
     assert_eq!(enq.inserted, plan.actions.len());
 
     let mut rng = StdRng::seed_from_u64(SEED);
+    // The workers reach the database through the proxy; this process
+    // (the judge) reads it directly.
+    let proxy = DbProxy::start(authority(db)).await;
+    let worker_db = proxy.url_through(db);
     let mut children: Vec<(String, Child)> = (0..workers)
         .map(|w| {
             let id = format!("chaos-w{w}-0");
-            (id.clone(), spawn_worker(db, &sim.url(), &id))
+            (id.clone(), spawn_worker(&worker_db, &sim.url(), &id))
         })
         .collect();
     let mut generation = 1usize;
     let mut fault_plan = faults().into_iter().cycle();
     let mut killed = 0usize;
     let mut faults_set = 0usize;
+    let mut outages = 0usize;
+    let mut restarted_after_outage = 0usize;
+    let mut last_outage: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(40 + 40 * k as u64);
     while killed < kills {
         assert!(Instant::now() < deadline, "chaos phase over time");
         tokio::time::sleep(Duration::from_millis(rng.random_range(150..600))).await;
+        // Every other round the database goes away for a while, as in a
+        // restart; the workers it threw out are restarted as their
+        // service manager would.
+        if killed.is_multiple_of(2) {
+            proxy
+                .outage(Duration::from_millis(rng.random_range(300..2_000)))
+                .await;
+            outages += 1;
+            last_outage = Some(Instant::now());
+        }
+        restarted_after_outage += restart_thrown_out(
+            &mut children,
+            last_outage,
+            &mut generation,
+            &worker_db,
+            &sim.url(),
+        );
         // Turn the simulator hostile for the next few requests.
         let (fault, n) = fault_plan.next().expect("cycle");
         sim.handle().set_fault_for(fault, n);
@@ -441,9 +603,12 @@ async fn chaos(db: &str) {
             }
             tokio::time::sleep(Duration::from_millis(rng.random_range(0..LINGER_MS / 2))).await;
         }
-        let (_, child) = &mut children[victim];
-        if child.try_wait().expect("try_wait").is_some() {
-            // It found nothing left to do: the queue drained early.
+        let (id, child) = &mut children[victim];
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            // It found nothing left to do: the queue drained early. (A
+            // worker the database threw out was restarted above; one
+            // that failed with the database up is a failure.)
+            assert!(status.success(), "worker {id} failed: {status}");
             break;
         }
         child.kill().expect("SIGKILL");
@@ -451,15 +616,23 @@ async fn chaos(db: &str) {
         killed += 1;
         let id = format!("chaos-w{victim}-{generation}");
         generation += 1;
-        children[victim] = (id.clone(), spawn_worker(db, &sim.url(), &id));
+        children[victim] = (id.clone(), spawn_worker(&worker_db, &sim.url(), &id));
     }
     sim.handle().clear_faults();
     let chaos_done = started.elapsed();
 
     // Let the survivors finish the queue.
     let finish_by = Instant::now() + Duration::from_secs(60 + 30 * k as u64);
-    for (id, child) in &mut children {
+    for w in 0..children.len() {
         loop {
+            restarted_after_outage += restart_thrown_out(
+                &mut children,
+                last_outage,
+                &mut generation,
+                &worker_db,
+                &sim.url(),
+            );
+            let (id, child) = &mut children[w];
             if let Some(status) = child.try_wait().expect("try_wait") {
                 assert!(status.success(), "worker {id} failed: {status}");
                 break;
@@ -527,6 +700,7 @@ async fn chaos(db: &str) {
     let uncertain = tasks.iter().filter(|t| t.uncertain).count();
     println!(
         "chaos figures: scale {k}, {} actions, {workers} worker processes, {killed} SIGKILLs, \
+         {outages} database outages ({restarted_after_outage} workers restarted after one), \
          {faults_set} fault bursts ({} faulted requests of {}), {retried} tasks retried, \
          {uncertain} uncertain re-checked, 0 lost, 0 duplicated, {} rate-limit violations; \
          chaos phase {:.1?}, total {:.1?}",
@@ -537,6 +711,8 @@ async fn chaos(db: &str) {
         chaos_done,
         elapsed
     );
+    assert!(outages > 0, "the database went away at least once");
+    drop(proxy);
     store.close().await;
 }
 

@@ -854,3 +854,39 @@ async fn apply_after_a_crash_resumes_instead_of_calling_the_plan_stale() {
     assert!(matches!(err, EngineError::Stale { .. }), "{err}");
     assert!(err.to_string().contains("stale"), "{err}");
 }
+
+/// The shared budget never lets a request go when it cannot reach the
+/// record of what every process sent: with the store gone it says wait,
+/// again and again, and goes again once a store answers. (Pacing alone
+/// instead let several processes together exceed the app's limit; the
+/// chaos suite's database outages caught it.) A hold the app asked for is
+/// honoured even when sharing it failed.
+#[tokio::test]
+async fn the_shared_budget_waits_while_the_store_is_unreachable() {
+    use roster_connectors::{RateBudget, Turn};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_path(&dir)).await.expect("store");
+    let windows = vec![RateWindow::new(100, Duration::from_secs(1))];
+    let budget = StoreBudget::new(store.clone(), ConnectionId::new("app"), windows.clone());
+    assert!(matches!(budget.try_turn().await, Turn::Go));
+    store.close().await;
+    for _ in 0..5 {
+        match budget.try_turn().await {
+            Turn::Wait(d) => assert!(d <= Duration::from_secs(1), "{d:?}"),
+            Turn::Go => panic!("a turn was given without the shared record"),
+        }
+    }
+    budget.hold_for(Duration::from_millis(300)).await;
+    let fresh = Store::open(&db_path(&dir)).await.expect("store again");
+    let budget = StoreBudget::new(fresh.clone(), ConnectionId::new("app"), windows);
+    assert!(
+        matches!(budget.try_turn().await, Turn::Go),
+        "back with the store"
+    );
+    budget.hold_for(Duration::from_millis(200)).await;
+    assert!(
+        matches!(budget.try_turn().await, Turn::Wait(_)),
+        "the hold counts"
+    );
+    fresh.close().await;
+}

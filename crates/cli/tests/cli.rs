@@ -122,6 +122,57 @@ fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
     assert!(stderr.contains("fresh directory"), "{stderr}");
 }
 
+/// `roster bench runbook` at its smallest: one timed run, then a ramp
+/// of 1 and 2 sessions against a console allowing 15 signed-in requests a
+/// minute (a run makes about 10): the simulator throttles the second
+/// level, and the report says so.
+#[test]
+fn bench_runbook_times_a_deactivation_and_finds_where_pacing_pushes_back() {
+    if !browser_installed() {
+        eprintln!(
+            "SKIPPED: chromium or chromedriver is absent (scripts/browser-tools.sh installs them)"
+        );
+        return;
+    }
+    let mut cmd = roster();
+    cmd.args([
+        "bench",
+        "runbook",
+        "--runs",
+        "1",
+        "--parallel",
+        "1,2,3",
+        "--per-session",
+        "1",
+        "--members",
+        "20",
+        "--pace-requests",
+        "15",
+        "--pace-window-ms",
+        "60000",
+    ]);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["sequential"]["runs"], 1, "{v}");
+    assert_eq!(v["sequential"]["done"], 1, "{v}");
+    assert!(v["sequential"]["median_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        v["sequential"]["console_requests_per_run"]
+            .as_f64()
+            .unwrap()
+            >= 8.0,
+        "{v}"
+    );
+    let levels = v["parallel"].as_array().unwrap();
+    assert_eq!(levels.len(), 2, "the ramp stops at the push-back: {v}");
+    assert_eq!(levels[0]["done"], 1, "{v}");
+    assert_eq!(levels[0]["throttled"], 0, "{v}");
+    assert!(levels[1]["throttled"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["max_parallel_without_pushback"], 1, "{v}");
+    assert_eq!(v["pushed_back_at"], 2, "{v}");
+}
+
 fn browser_installed() -> bool {
     Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists()
 }

@@ -137,6 +137,16 @@ impl BrowserConnector {
         self.reports.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// Starts the connection's chromedriver now rather than at the first
+    /// run (so that a measured run does not include it).
+    pub async fn warm_up(&self) -> Result<(), crate::BrowserError> {
+        let mut guard = self.driver.lock().await;
+        if guard.is_none() {
+            *guard = Some(Chromedriver::start(self.settings.driver.clone()).await?);
+        }
+        Ok(())
+    }
+
     /// Runs the runbook for one account, in a fresh browser session.
     pub async fn run_one(&self, email: &str) -> Result<RunReport, crate::BrowserError> {
         let mut guard = self.driver.lock().await;

@@ -397,7 +397,10 @@ reason"#,
         let app = c.get("bill-spend-expense").unwrap();
         assert_eq!(app.secret_kinds(None), [CredentialKind::ApiToken]);
         assert_eq!(app.secret_kinds(Some(Path::Idp)), []);
-        assert_eq!(app.offered_paths(), [Path::Api, Path::Idp, Path::Csv]);
+        assert_eq!(
+            app.offered_paths(),
+            [Path::Api, Path::Idp, Path::Csv, Path::Browser]
+        );
         // A scim offer that names no connector gets the generic client.
         let mut scim = c.get("scim-app").unwrap().clone();
         scim.paths[0].connector = None;

@@ -2,7 +2,9 @@
 //! `roster_engine::bench`); `roster bench sources`: IdP change latency and
 //! full-read pacing (`bench_sources.rs`); `roster bench api`: the HTTP
 //! read surface over a large store beside the SCIM server (`bench_api.rs`);
-//! `roster bench ui`: the web UI's pages over the same store (`bench_ui.rs`). Prints one JSON report on standard output and
+//! `roster bench ui`: the web UI's pages over the same store (`bench_ui.rs`);
+//! `roster bench runbook`: a Spendesk deactivation through the console
+//! runbook in chromium, sequential and in parallel (`bench_runbook.rs`). Prints one JSON report on standard output and
 //! progress on standard error. Build with `--release`; a debug build is
 //! several times slower and says nothing about the targets.
 
@@ -25,6 +27,10 @@ pub enum BenchCommand {
     /// Time the web UI's dashboard, people search and person page over
     /// 100,000 people × 20 apps (loopback, in-process; target p95 ≤ 100 ms).
     Ui(crate::bench_ui::UiArgs),
+    /// Time one Spendesk deactivation through the console runbook in
+    /// headless chromium against the simulator, and ramp parallel sessions
+    /// until the console's pacing pushes back (loopback; needs chromium).
+    Runbook(crate::bench_runbook::RunbookArgs),
 }
 
 #[derive(Args)]
@@ -55,6 +61,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Sources(args) => return crate::bench_sources::run(args).await,
         BenchCommand::Api(args) => return crate::bench_api::run(args).await,
         BenchCommand::Ui(args) => return crate::bench_ui::run(args).await,
+        BenchCommand::Runbook(args) => return crate::bench_runbook::run(args).await,
     };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(path) => {

@@ -7,7 +7,10 @@
 //! * Bill.com through SCIM (its Enterprise SCIM endpoint);
 //! * Spendesk, which has no user-write API: roster reads members through
 //!   the read-only API, onboarding goes through SAML JIT, offboarding is a
-//!   human task with the catalog's checklist.
+//!   human task with the catalog's checklist, except for the last
+//!   leaver's: where chromium and chromedriver are installed, roster
+//!   deactivates them in Spendesk's admin console (the simulator's HTML)
+//!   by the catalog's runbook, with screenshots (`demo_browser.rs`).
 //!
 //! People come from the simulated Okta (addresses, managers, groups), their
 //! employment status from the HR file, merged by the attribute mastering
@@ -19,7 +22,8 @@
 //! humans finish those → a plan is empty. Then an administrator deactivates
 //! one person in Okta: the next read of Okta makes them a leaver, and the
 //! plan closes their account in every app (through the API, Okta, SCIM,
-//! and a task for Spendesk), which the read after verifies; the last plan
+//! and Spendesk's console runbook, or a task where no browser is
+//! installed), which the read after verifies; the last plan
 //! is empty. `--once` exits after that; otherwise the simulators stay up
 //! and the web UI serves the demo's roster (`--listen`, default
 //! 127.0.0.1:8080) until Ctrl-C: the demo prints its address, a single-use
@@ -70,7 +74,14 @@ pub struct DemoArgs {
     /// port falls back to any free one.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: std::net::SocketAddr,
+    /// Leave Spendesk's offboarding to a person even where chromium and
+    /// chromedriver are installed (no console runbook).
+    #[arg(long)]
+    no_browser: bool,
 }
+
+#[path = "demo_browser.rs"]
+mod demo_browser;
 
 const EXPENSIFY_USER: &str = "demo_partner";
 const EXPENSIFY_SECRET: &str = "demo-secret-not-real";
@@ -226,23 +237,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         &policy_path.display().to_string(),
         &std::fs::read_to_string(&policy_path)?,
     )?;
-    let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin()?);
-    engine.exports_dir = Some(data_dir.clone());
-    wire(&mut engine, &sims)?;
-    let okta = okta_source(&sims)?;
-    let okta_id = okta.id().clone();
-    engine.add_source(okta);
-    // As `[sources.okta] revoke_sessions = true`: a leaver's Okta sessions
-    // end before their accounts close.
-    engine.revoke_sessions_in(&okta_id);
-    // The demo's plans are checked like any other: against the connections
-    // it wired and the columns of the HR file it wrote.
-    let mut connections = engine.connector_ids();
-    connections.extend(engine.bindings.keys().cloned());
-    engine.vocabulary = Some(Vocabulary::new(
-        connections,
-        hr_csv::extra_columns(&std::fs::read_to_string(&hr_path)?),
-    ));
+    let engine = build_engine(store, policy, &sims, &data_dir, &hr_path)?;
 
     // The demo's operator: the principal every step acts for, as the
     // operating-system user would be for `roster plan` and `roster apply`.
@@ -308,6 +303,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "\n[6/7] {} ({}) is deactivated in Okta; HR still lists them as active",
         leaver.email, leaver.department
     );
+    // Spendesk's deactivation through its console runbook where chromium
+    // and chromedriver are installed; else a person's task, as before.
+    let (roster, console) =
+        demo_browser::enable(roster, &args, &sims, &leaver, &data_dir, &hr_path).await?;
     let gone = refresh_step(&roster, &operator, hr.clone(), "     ").await?;
     println!(
         "      plan {} for the leaver: {}",
@@ -335,11 +334,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         );
     }
     if !gone.plan.approvals.is_empty() {
+        demo_browser::print_approvals(&gone.plan);
         roster
             .approve(&operator, &gone.id, None, "leaver confirmed in the demo")
             .await?;
     }
     apply_step(&roster, &operator, gone, "     ", &mut automated).await?;
+    if let Some(console) = &console {
+        console.report(&roster, &sims, &leaver).await?;
+    }
     // Their Okta sessions ended before any account closed.
     let sessions_ended = sims.okta.handle().effects().iter().any(|e| {
         e.email.eq_ignore_ascii_case(leaver.email.as_str())
@@ -700,6 +703,36 @@ async fn start_sims(
         bill_com,
         spendesk,
     })
+}
+
+/// The demo's engine over `store`, wired to the simulators as
+/// `roster.toml` would describe them (also when the configuration changes
+/// mid-story: `demo_browser`).
+fn build_engine(
+    store: Store,
+    policy: Policy,
+    sims: &Sims,
+    data_dir: &std::path::Path,
+    hr_path: &std::path::Path,
+) -> Result<Engine> {
+    let mut engine = Engine::new(store, policy).with_catalog(Catalog::builtin()?);
+    engine.exports_dir = Some(data_dir.to_path_buf());
+    wire(&mut engine, sims)?;
+    let okta = okta_source(sims)?;
+    let okta_id = okta.id().clone();
+    engine.add_source(okta);
+    // As `[sources.okta] revoke_sessions = true`: a leaver's Okta sessions
+    // end before their accounts close.
+    engine.revoke_sessions_in(&okta_id);
+    // The demo's plans are checked like any other: against the connections
+    // it wired and the columns of the HR file it wrote.
+    let mut connections = engine.connector_ids();
+    connections.extend(engine.bindings.keys().cloned());
+    engine.vocabulary = Some(Vocabulary::new(
+        connections,
+        hr_csv::extra_columns(&std::fs::read_to_string(hr_path)?),
+    ));
+    Ok(engine)
 }
 
 /// The Okta user id the demo gives a person: stable, from their employee ID.

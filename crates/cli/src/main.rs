@@ -32,6 +32,7 @@ mod anchor;
 mod apps;
 mod bench;
 mod bench_api;
+mod bench_runbook;
 mod bench_sources;
 mod bench_ui;
 mod demo;

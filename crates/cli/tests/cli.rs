@@ -44,13 +44,24 @@ fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
     );
     assert!(stdout.contains("0 rate-limit violations"), "{stdout}");
     assert!(stdout.contains("hash chain verified"), "{stdout}");
+    // With chromium and chromedriver installed (scripts/browser-tools.sh;
+    // CI has them), the Okta leaver's Spendesk account is closed by the
+    // console runbook; without, by a person's task, as the demo says.
+    let browser = browser_installed();
     // Every seed app took part, each through its own paths.
     let per_app = stdout.split("per app:").nth(1).expect("per-app summary");
     for row in [
         ("expensify", "deactivate api"),
         ("bill-spend-expense", "deactivate idp"),
         ("bill-com", "deactivate scim"),
-        ("spendesk", "deactivate manual"),
+        (
+            "spendesk",
+            if browser {
+                "deactivate browser"
+            } else {
+                "deactivate manual"
+            },
+        ),
     ] {
         let line = per_app
             .lines()
@@ -60,7 +71,11 @@ fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
     }
     let spendesk = per_app.lines().find(|l| l.contains(" spendesk ")).unwrap();
     let cells: Vec<&str> = spendesk.split('┆').map(str::trim).collect();
-    assert_eq!(cells[2], "0", "nothing automated in Spendesk: {spendesk}");
+    assert_eq!(
+        cells[2],
+        if browser { "1" } else { "0" },
+        "automated in Spendesk: the Okta leaver's deactivation by the runbook, when chromium is installed: {spendesk}"
+    );
     assert!(
         cells[3].parse::<usize>().unwrap() > 0,
         "Spendesk work became tasks: {spendesk}"
@@ -84,6 +99,18 @@ fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
         leaver.contains("after leaving: 0 account(s) still open, 0 task(s) outstanding"),
         "{leaver}"
     );
+    if browser {
+        assert_runbook_ran(leaver);
+    } else {
+        eprintln!(
+            "chromium or chromedriver is absent: checked the demo's fallback only (scripts/browser-tools.sh installs them)"
+        );
+        assert!(
+            leaver.contains("falls back to a person's task")
+                && leaver.contains("scripts/browser-tools.sh"),
+            "{leaver}"
+        );
+    }
     // The company's files are where the demo said.
     assert!(data.join("people.csv").exists() && data.join("policy.toml").exists());
 
@@ -152,6 +179,110 @@ fn demo_once_prints_a_plan_applies_it_and_then_plans_nothing() {
     let (out, _, stderr) = run(again);
     assert!(!out.status.success());
     assert!(stderr.contains("fresh directory"), "{stderr}");
+}
+
+/// `roster bench runbook` at its smallest: one timed run, then a ramp
+/// of 1 and 2 sessions against a console allowing 15 signed-in requests a
+/// minute (a run makes about 10): the simulator throttles the second
+/// level, and the report says so.
+#[test]
+fn bench_runbook_times_a_deactivation_and_finds_where_pacing_pushes_back() {
+    if !browser_installed() {
+        eprintln!(
+            "SKIPPED: chromium or chromedriver is absent (scripts/browser-tools.sh installs them)"
+        );
+        return;
+    }
+    let mut cmd = roster();
+    cmd.args([
+        "bench",
+        "runbook",
+        "--runs",
+        "1",
+        "--parallel",
+        "1,2,3",
+        "--per-session",
+        "1",
+        "--members",
+        "20",
+        "--pace-requests",
+        "15",
+        "--pace-window-ms",
+        "60000",
+    ]);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["sequential"]["runs"], 1, "{v}");
+    assert_eq!(v["sequential"]["done"], 1, "{v}");
+    assert!(v["sequential"]["median_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        v["sequential"]["console_requests_per_run"]
+            .as_f64()
+            .unwrap()
+            >= 8.0,
+        "{v}"
+    );
+    let levels = v["parallel"].as_array().unwrap();
+    assert_eq!(levels.len(), 2, "the ramp stops at the push-back: {v}");
+    assert_eq!(levels[0]["done"], 1, "{v}");
+    assert_eq!(levels[0]["throttled"], 0, "{v}");
+    assert!(levels[1]["throttled"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["max_parallel_without_pushback"], 1, "{v}");
+    assert_eq!(v["pushed_back_at"], 2, "{v}");
+}
+
+fn browser_installed() -> bool {
+    Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists()
+}
+
+/// The demo's step 6 with chromium: the runbook ran to the end, the
+/// Spendesk simulator's effect log (the oracle the demo prints) shows the
+/// console reassigning, blocking and deactivating, and every screenshot
+/// exists, matches its printed SHA-256 and is in the audit chain.
+fn assert_runbook_ran(leaver: &str) {
+    assert!(
+        leaver.contains("deactivations there now run the catalog's runbook spendesk-deactivate"),
+        "{leaver}"
+    );
+    assert!(
+        leaver.contains("needs approval: - spendesk ") && leaver.contains("financial_steps"),
+        "money waits for a person's approval:\n{leaver}"
+    );
+    assert!(
+        leaver.contains("runbook spendesk-deactivate done in"),
+        "{leaver}"
+    );
+    assert!(
+        leaver.contains(
+            ": pendingApprovals (via console), cards (via console), deactivated (via console)"
+        ),
+        "the simulator's effect log:\n{leaver}"
+    );
+    assert!(
+        leaver.contains("1 pending approval(s) now with") && leaver.contains("1 card(s) blocked"),
+        "{leaver}"
+    );
+    let shot = regex::Regex::new(r"(?m)^\s+(\S.*?)\s+sha256:([0-9a-f]{64}) (\S+\.png)$").unwrap();
+    let shots: Vec<(String, String, String)> = shot
+        .captures_iter(leaver)
+        .map(|c| (c[1].trim().to_string(), c[2].to_string(), c[3].to_string()))
+        .collect();
+    let labels: Vec<&str> = shots.iter().map(|s| s.0.as_str()).collect();
+    assert!(
+        labels.contains(&"before-confirmation") && labels.contains(&"done"),
+        "{labels:?}\n{leaver}"
+    );
+    for (label, sha, path) in &shots {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{label}: {path}: {e}"));
+        use sha2::Digest as _;
+        assert_eq!(&hex(&sha2::Sha256::digest(&bytes)), sha, "{label}");
+    }
+    assert!(!leaver.contains("NOT in the audit chain"), "{leaver}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]

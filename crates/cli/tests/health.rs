@@ -349,12 +349,16 @@ async fn planted_secrets_never_reach_logs_or_output() {
 
 /// The credentials `roster demo` configures for its simulated apps (see
 /// crates/cli/src/demo.rs): none may appear in its output or trace log.
-const DEMO_SECRETS: [&str; 5] = [
+/// With chromium installed the demo also signs in to the Spendesk console
+/// (password and TOTP seed: crates/cli/src/demo_browser.rs).
+const DEMO_SECRETS: [&str; 7] = [
     "demo-secret-not-real",
     "demo-okta-token",
     "demo-bill-se-scim",
     "demo-billcom-scim",
     "demo-spendesk-secret",
+    "demo-console-password",
+    "ROSTERDEMOTOTPSEEDQ4WE3K2ALMNOPQ",
 ];
 
 #[test]

@@ -17,6 +17,10 @@
 //! * Limits: `requests_per_hour` (20,000 documented) and **3 concurrent
 //!   requests**; a 4th in flight gets 429 and counts as a violation.
 //!
+//! The same server serves a small admin console as HTML ([`console`]:
+//! sign-in, People → Employees with search, an employee page with
+//! Deactivate behind a confirmation) sharing this tenant.
+//!
 //! Errors are BILL v3's array form:
 //! `[{"timestamp","code":"BDC_…","severity":"ERROR","category","message"}]`.
 //! Where the vendor's exact code is unknown the simulator says so in the
@@ -42,6 +46,10 @@ use crate::common::{
 };
 
 pub use crate::common::{Counters, Fault};
+
+/// The admin console as HTML (People → Employees), for browser runbooks.
+pub mod console;
+pub use console::BillConsoleEvent;
 
 /// Where the API lives under the server root.
 pub const BASE_PATH: &str = "/connect";
@@ -158,6 +166,7 @@ struct Tenant {
     effects: EffectLog,
     next: i64,
     next_front: i64,
+    console: console::ConsoleState,
 }
 
 impl Tenant {
@@ -279,7 +288,11 @@ impl BillSim {
                 get(get_user).delete(retire_user),
             );
         let host: Arc<dyn FaultHost> = shared.clone();
-        let app = common::with_faults(routes, host).with_state(shared.clone());
+        // The console's pages are outside the API's token check: they have
+        // their own sign-in.
+        let app = common::with_faults(routes, host)
+            .merge(console::routes())
+            .with_state(shared.clone());
         let port = shared.config.port;
         common::serve("bill_spend", port, app, BillHandle(shared)).await
     }

@@ -47,7 +47,9 @@ use tokio::time::Instant;
 
 pub mod console;
 
-pub use console::{Approval, Card, ConsoleAdmin, ConsoleConfig, ConsoleEvent, ConsoleSso, Layout};
+pub use console::{
+    Approval, Card, ConsoleAdmin, ConsoleConfig, ConsoleEvent, ConsolePacing, ConsoleSso, Layout,
+};
 
 use crate::common::{
     self, ActiveFault, Core, Effect, EffectKind, EffectLog, FaultHost, RateWindow, Running,

@@ -35,9 +35,13 @@
 //!   member"), beyond what a runbook written for the others can follow;
 //! * sessions that expire ([`ConsoleConfig::session_ttl`],
 //!   [`SpendeskHandle::expire_console_sessions`]): the next page is the
-//!   sign-in page with "Your session has expired".
+//!   sign-in page with "Your session has expired";
+//! * pacing ([`ConsolePacing`]): at most so many signed-in pages and form
+//!   posts per admin in any window, across all of the admin's sessions;
+//!   past it the console answers 429 "Too many requests" with
+//!   `Retry-After` and changes nothing ([`ConsoleEvent::Throttled`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +110,17 @@ pub struct ConsoleConfig {
     /// A session's life; `None`: until expired by hand.
     pub session_ttl: Option<Duration>,
     pub sso: Option<ConsoleSso>,
+    /// `None`: no limit.
+    pub pacing: Option<ConsolePacing>,
+}
+
+/// The console's pacing rule: at most `requests` signed-in requests (pages
+/// and form posts) per admin within any `window`, whichever of the admin's
+/// sessions makes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsolePacing {
+    pub requests: u32,
+    pub window: Duration,
 }
 
 /// A pending expense request whose approver is a member.
@@ -162,6 +177,10 @@ pub enum ConsoleEvent {
     DeactivationRefused {
         email: String,
     },
+    /// A request past the pacing rule, answered 429.
+    Throttled {
+        admin: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -177,11 +196,16 @@ pub(super) struct ConsoleState {
     next: u64,
     /// Signed-in pages still served before every session expires.
     expire_after: Option<u32>,
+    /// Per admin, when their recent signed-in requests came (pacing).
+    recent: BTreeMap<String, VecDeque<Instant>>,
+    /// Signed-in requests served (not throttled), all admins.
+    served: u64,
 }
 
 #[derive(Debug)]
 struct Session {
     expires: Option<Instant>,
+    admin: String,
 }
 
 impl ConsoleState {
@@ -262,6 +286,14 @@ impl super::SpendeskHandle {
     /// a session that expires in the middle of a run.
     pub fn expire_console_sessions_after(&self, pages: u32) {
         self.0.lock().console.expire_after = Some(pages);
+    }
+    /// Sets (or lifts, with `None`) the console's pacing rule.
+    pub fn set_console_pacing(&self, pacing: Option<ConsolePacing>) {
+        self.0.lock().console.config.pacing = pacing;
+    }
+    /// Signed-in console requests served so far (throttled ones excluded).
+    pub fn console_requests(&self) -> u64 {
+        self.0.lock().console.served
     }
     /// How many console sessions are live.
     pub fn console_sessions(&self) -> usize {
@@ -367,8 +399,57 @@ fn page(t: &Tenant, headers: &HeaderMap, title: &str, body: &str) -> Response {
     r
 }
 
-/// The signed-in admin's session, or the redirect to sign in.
+/// The signed-in admin's session, or the redirect to sign in, or 429 past
+/// the pacing rule.
 fn require_session(t: &mut Tenant, headers: &HeaderMap, here: &str) -> Result<(), Response> {
+    let admin = session_admin(t, headers);
+    signed_in(t, headers, here)?;
+    let (Some(admin), Some(pacing)) = (admin, t.console.config.pacing) else {
+        t.console.served += 1;
+        return Ok(());
+    };
+    let now = Instant::now();
+    let recent = t.console.recent.entry(admin.clone()).or_default();
+    while recent
+        .front()
+        .is_some_and(|at| now.duration_since(*at) >= pacing.window)
+    {
+        recent.pop_front();
+    }
+    if recent.len() >= pacing.requests as usize {
+        let wait = recent
+            .front()
+            .map(|at| pacing.window.saturating_sub(now.duration_since(*at)))
+            .unwrap_or(pacing.window);
+        let secs = wait.as_secs().max(1);
+        t.console.events.push(ConsoleEvent::Throttled { admin });
+        let mut r = page(
+            t,
+            headers,
+            "Too many requests",
+            &format!(
+                "<h1>Too many requests</h1><p role=\"alert\">You are going too fast. Try again in {secs} seconds.</p>"
+            ),
+        );
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(r);
+    }
+    recent.push_back(now);
+    t.console.served += 1;
+    Ok(())
+}
+
+/// Whose live session the request carries, if any.
+fn session_admin(t: &Tenant, headers: &HeaderMap) -> Option<String> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    t.console.sessions.get(&token).map(|s| s.admin.clone())
+}
+
+/// The signed-in admin's session, or the redirect to sign in.
+fn signed_in(t: &mut Tenant, headers: &HeaderMap, here: &str) -> Result<(), Response> {
     let now = Instant::now();
     let token = cookie(headers, SESSION_COOKIE);
     let live = token.as_ref().and_then(|tok| t.console.sessions.get(tok));
@@ -410,7 +491,13 @@ fn safe_next(next: Option<&String>) -> String {
 fn start_session(t: &mut Tenant, admin: &str, how: &'static str, next: &str) -> Response {
     let tok = t.console.token();
     let expires = t.console.config.session_ttl.map(|d| Instant::now() + d);
-    t.console.sessions.insert(tok.clone(), Session { expires });
+    t.console.sessions.insert(
+        tok.clone(),
+        Session {
+            expires,
+            admin: admin.to_lowercase(),
+        },
+    );
     t.console.events.push(ConsoleEvent::SignedIn {
         admin: admin.to_string(),
         how,

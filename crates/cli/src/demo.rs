@@ -398,8 +398,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     // The company's whole estate: these four and the sixteen more it uses.
     let estate = crate::demo_company::write_config(&data_dir)?;
-    let coverage =
-        crate::demo_company::coverage(roster.store(), &estate, &roster.engine().policy).await?;
+    let coverage = crate::demo_company::coverage(
+        roster.store(),
+        &estate,
+        &roster.engine().policy,
+        console.is_some(),
+    )
+    .await?;
     crate::demo_company::print_coverage(&coverage, &estate);
     println!("  done in {:.1} s", started.elapsed().as_secs_f64());
 

@@ -210,16 +210,27 @@ pub(crate) fn write_config(data_dir: &Path) -> Result<PathBuf> {
 
 /// The coverage report over the demo's store and its whole estate, as
 /// `roster report coverage --config` computes it.
+/// `console_login`: the demo gave Spendesk an admin-console login (its
+/// runbook ran), which the written `roster.toml` leaves out (it holds no
+/// login), so the report here counts the browser path as the demo used it.
 pub(crate) async fn coverage(
     store: &Store,
     config_path: &Path,
     policy: &Policy,
+    console_login: bool,
 ) -> Result<CoverageReport> {
     let config = Config::load(config_path)
         .with_context(|| format!("the demo's {} does not load", config_path.display()))?;
     let catalog = Catalog::builtin()?;
     let mut data = reports::load(store).await?;
     crate::report::add_config_connections(&mut data.connections, &config, &catalog);
+    if console_login {
+        for c in &mut data.connections {
+            if c.id.as_str() == "spendesk" {
+                c.settings.browser_enabled = true;
+            }
+        }
+    }
     Ok(reports::coverage(&data, &catalog, policy))
 }
 

@@ -160,6 +160,9 @@ pub struct Store {
     /// SQLite this pool has exactly one connection.
     write: AnyPool,
     read: AnyPool,
+    /// How common each trigram is among the people (SQLite search; see
+    /// [`search`]), read now and then, shared by clones.
+    search_sample: search::SampleCell,
 }
 
 impl Store {
@@ -228,6 +231,7 @@ impl Store {
             in_memory: target.in_memory,
             write,
             read,
+            search_sample: Default::default(),
         };
         store.migrate().await?;
         // Events written before schema 21 are indexed by who they mention

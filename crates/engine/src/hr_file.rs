@@ -602,7 +602,7 @@ mod tests {
                         (Some("start_date"), true) => ws.write_datetime_with_format(
                             row,
                             col,
-                            &ExcelDateTime::from_ymd(2026, 1, (r % 28) as u8 + 1).unwrap(),
+                            ExcelDateTime::from_ymd(2026, 1, (r % 28) as u8 + 1).unwrap(),
                             &date,
                         ),
                         (Some("end_date"), true) => ws.write_string(row, col, ""),
@@ -619,7 +619,7 @@ mod tests {
                             2 => ws.write_datetime_with_format(
                                 row,
                                 col,
-                                &ExcelDateTime::from_ymd(
+                                ExcelDateTime::from_ymd(
                                     rng.random_range(1900..2100),
                                     rng.random_range(1..13),
                                     rng.random_range(1..29),
@@ -630,7 +630,7 @@ mod tests {
                             3 => ws.write_datetime_with_format(
                                 row,
                                 col,
-                                &ExcelDateTime::parse_from_str("2026-01-05 09:30:00").unwrap(),
+                                ExcelDateTime::parse_from_str("2026-01-05 09:30:00").unwrap(),
                                 &datetime,
                             ),
                             4 => ws.write_boolean(row, col, rng.random_bool(0.5)),

@@ -6,12 +6,15 @@
 #
 #   scripts/chaos.sh [SCALE] [ROUNDS]     # defaults: 5 and 3
 #
-# The short form (scale 1) runs in the normal test suite.
+# The short form (scale 1, without database outages) runs in the normal
+# test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-5}"; rounds="${2:-3}"
 export ROSTER_TEST_POSTGRES_URL="${ROSTER_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export ROSTER_REQUIRE_POSTGRES=1
+# The long form also takes the database away from the workers (chaos.rs).
+export ROSTER_CHAOS_OUTAGES="${ROSTER_CHAOS_OUTAGES:-1}"
 ./scripts/postgres.sh
 cargo build -p roster-engine --tests --locked -q
 for r in $(seq 1 "$rounds"); do

@@ -101,16 +101,20 @@ impl RateBudget for StoreBudget {
         }
         let keep = ms_of(keep_for(&self.windows, self.margin));
         let (windows, margin) = (&self.windows, self.margin);
+        // The store reads the clock once it holds the budget's lock, not
+        // now: see `Store::take_rate_turn`.
         let taken = self
             .store
-            .take_rate_turn(&self.connection, keep, now, |sent, hold| {
+            .take_rate_turn(&self.connection, keep, wall_ms, |sent, hold, now| {
                 next_turn_ms(windows, margin, sent, hold, now)
             })
             .await;
         match taken {
             Ok(None) => Turn::Go,
             Ok(Some(at)) => Turn::Wait(Duration::from_millis(
-                u64::try_from(at.saturating_sub(now)).unwrap_or(0).max(1),
+                u64::try_from(at.saturating_sub(wall_ms()))
+                    .unwrap_or(0)
+                    .max(1),
             )),
             Err(e) => {
                 let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());

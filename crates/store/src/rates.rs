@@ -66,20 +66,22 @@ impl Store {
     /// Takes a turn for `connection` if `decide` allows it, atomically for
     /// every process sharing this database.
     ///
-    /// In one transaction: requests older than `now_ms - keep_ms` are
-    /// pruned, `decide(recent request times, hold)` is asked when the next
-    /// request may go, and when that is not later than `now_ms` the request
-    /// is recorded at `now_ms`. Returns `None` when the caller may send
+    /// In one transaction: requests older than `now - keep_ms` are
+    /// pruned, `decide(recent request times, hold, now)` is asked when the
+    /// next request may go, and when that is not later than `now` the
+    /// request is recorded at `now`, the time `now()` gave once the
+    /// connection's row was locked. Returns `None` when the caller may send
     /// now, else the instant (ms) to try again at.
-    pub async fn take_rate_turn<F>(
+    pub async fn take_rate_turn<C, F>(
         &self,
         connection: &ConnectionId,
         keep_ms: i64,
-        now_ms: i64,
+        now: C,
         decide: F,
     ) -> Result<Option<i64>, StoreError>
     where
-        F: FnOnce(&[i64], Option<i64>) -> i64 + Send,
+        C: FnOnce() -> i64 + Send,
+        F: FnOnce(&[i64], Option<i64>, i64) -> i64 + Send,
     {
         let id = connection.as_str().to_string();
         let mut tx = self.write.begin().await?;
@@ -94,6 +96,12 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get("not_before_ms")?;
+        // The clock is read only now, with the row locked: a turn recorded
+        // with a time from before a wait (for a pooled connection, for the
+        // lock, for a database that was away) would say the request went
+        // earlier than it goes, and the others would count the window from
+        // there.
+        let now_ms = now();
         sqlx::query("DELETE FROM rate_request WHERE connection = $1 AND at_ms < $2")
             .bind(id.clone())
             .bind(now_ms.saturating_sub(keep_ms))
@@ -107,7 +115,7 @@ impl Store {
                 .iter()
                 .map(|r| r.try_get::<i64, _>("at_ms"))
                 .collect::<Result<_, _>>()?;
-        let at = decide(&sent, (hold > now_ms).then_some(hold));
+        let at = decide(&sent, (hold > now_ms).then_some(hold), now_ms);
         if at > now_ms {
             tx.commit().await?;
             return Ok(Some(at));

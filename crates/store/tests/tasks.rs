@@ -626,9 +626,14 @@ mod cases {
         for i in 0..24 {
             let s = if i % 2 == 0 { a.clone() } else { b.clone() };
             joins.push(tokio::spawn(async move {
-                s.take_rate_turn(&exp(), 1_000, T0, |sent, hold| rule(sent, hold, T0))
-                    .await
-                    .unwrap()
+                s.take_rate_turn(
+                    &exp(),
+                    1_000,
+                    || T0,
+                    |sent, hold, now| rule(sent, hold, now),
+                )
+                .await
+                .unwrap()
             }));
         }
         let mut went = 0;
@@ -642,9 +647,14 @@ mod cases {
         assert_eq!(a.rate_requests_since(&exp(), 0).await.unwrap(), MAX as u64);
         // Another connection has its own budget.
         assert_eq!(
-            b.take_rate_turn(&slack(), 1_000, T0, |sent, hold| rule(sent, hold, T0))
-                .await
-                .unwrap(),
+            b.take_rate_turn(
+                &slack(),
+                1_000,
+                || T0,
+                |sent, hold, now| rule(sent, hold, now)
+            )
+            .await
+            .unwrap(),
             None
         );
         // A hold the app asked for is seen by every store; a shorter one
@@ -653,17 +663,27 @@ mod cases {
         b.hold_rate_budget(&exp(), T0 + 3_000).await.unwrap();
         let later = T0 + 2_000;
         assert_eq!(
-            b.take_rate_turn(&exp(), 1_000, later, |sent, hold| rule(sent, hold, later))
-                .await
-                .unwrap(),
+            b.take_rate_turn(
+                &exp(),
+                1_000,
+                || later,
+                |sent, hold, now| rule(sent, hold, now)
+            )
+            .await
+            .unwrap(),
             Some(T0 + 5_000)
         );
         // Past the hold: room again, and the old requests were pruned.
         let after = T0 + 5_000;
         assert_eq!(
-            a.take_rate_turn(&exp(), 1_000, after, |sent, hold| rule(sent, hold, after))
-                .await
-                .unwrap(),
+            a.take_rate_turn(
+                &exp(),
+                1_000,
+                || after,
+                |sent, hold, now| rule(sent, hold, now)
+            )
+            .await
+            .unwrap(),
             None
         );
         assert_eq!(a.rate_requests_since(&exp(), 0).await.unwrap(), 1);

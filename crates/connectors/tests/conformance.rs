@@ -46,6 +46,22 @@ async fn run(subject: Subject) {
     }
 }
 
+/// The suite's subject for a SCIM connector against `sim`: pages of 3,
+/// the SCIM simulator's effect log as the oracle, a department update.
+fn scim_subject(connector: Arc<dyn Connector>, sim: &roster_sim::scim_app::RunningScim) -> Subject {
+    let mut s = Subject::new(
+        connector,
+        Arc::new(testkit::ScimOracle {
+            handle: sim.handle().clone(),
+            slow: SLOW,
+        }),
+    );
+    s.page_size = Some(3);
+    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
+    s.update = Some(("department".into(), "Finance".into()));
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scim_connector_conforms() {
     let sim = ScimSim::start(ScimSimConfig::new("scim-token").with_seed(7))
@@ -58,17 +74,7 @@ async fn scim_connector_conforms() {
     );
     c.timeout = TIMEOUT;
     let connector = Arc::new(ScimConnector::new(c).unwrap());
-    let mut s = Subject::new(
-        connector,
-        Arc::new(testkit::ScimOracle {
-            handle: sim.handle().clone(),
-            slow: SLOW,
-        }),
-    );
-    s.page_size = Some(3);
-    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
-    s.update = Some(("department".into(), "Finance".into()));
-    run(s).await;
+    run(scim_subject(connector, &sim)).await;
 }
 
 /// The generic SCIM client, configured for a quirky server, passes the
@@ -91,17 +97,7 @@ async fn scim_variant_conforms(quirks: ScimQuirks, configure: impl Fn(&mut ScimC
     c.timeout = TIMEOUT;
     configure(&mut c);
     let connector = Arc::new(ScimConnector::new(c).unwrap());
-    let mut s = Subject::new(
-        connector,
-        Arc::new(testkit::ScimOracle {
-            handle: sim.handle().clone(),
-            slow: SLOW,
-        }),
-    );
-    s.page_size = Some(3);
-    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
-    s.update = Some(("department".into(), "Finance".into()));
-    run(s).await;
+    run(scim_subject(connector, &sim)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,17 +176,7 @@ async fn a_scim_app_configured_only_by_its_record_conforms() {
         .with_plan("Enterprise")
         .with_timeout(TIMEOUT);
     let connector = roster_connectors::registry::build(&app, &settings).unwrap();
-    let mut s = Subject::new(
-        connector,
-        Arc::new(testkit::ScimOracle {
-            handle: sim.handle().clone(),
-            slow: SLOW,
-        }),
-    );
-    s.page_size = Some(3);
-    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
-    s.update = Some(("department".into(), "Finance".into()));
-    run(s).await;
+    run(scim_subject(connector, &sim)).await;
 }
 
 /// The OAuth client-credentials quirk: a client id, the connection's secret
@@ -236,17 +222,7 @@ async fn salesforce_scim_with_oauth_client_credentials_conforms_from_its_record(
         .with_plan("Enterprise")
         .with_timeout(TIMEOUT);
     let connector = roster_connectors::registry::build(&app, &settings).unwrap();
-    let mut s = Subject::new(
-        connector,
-        Arc::new(testkit::ScimOracle {
-            handle: sim.handle().clone(),
-            slow: SLOW,
-        }),
-    );
-    s.page_size = Some(3);
-    s.create_attributes = Box::new(|_| attrs(&[("first_name", "New"), ("last_name", "Person")]));
-    s.update = Some(("department".into(), "Finance".into()));
-    run(s).await;
+    run(scim_subject(connector, &sim)).await;
     let issued = sim.handle().tokens_issued();
     let requests = sim.handle().counters().requests;
     assert!(

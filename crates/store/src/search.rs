@@ -26,6 +26,20 @@
 //! [`SAMPLE_TTL`]); a stale or skewed sample costs time, never a match.
 //! Below [`MIN_SAMPLE`] people, or when every trigram is common or none
 //! is, the whole needle is the phrase, as before.
+//!
+//! # The exact check
+//!
+//! Runs of rare trigrams can match many more rows than the needle: the
+//! synthetic `last5` is searched as `st5`, which the ~11% of people named
+//! `first5…` also have, so hundreds of rows can come before the first real
+//! match, and each would be decoded only for the caller to drop it. So the
+//! query also asks that the body contain the needle (`instr` over
+//! `lower(body)`), a comparison per candidate instead of a decoded record.
+//! SQLite's `lower` folds ASCII only, while the caller folds with Unicode
+//! rules (`str::to_lowercase`), so a body with any non-ASCII character
+//! (where the two may disagree: `Ö`, the Kelvin sign) is let through to
+//! the caller's exact filter unchecked; for an ASCII body both fold alike,
+//! and the answer stays a superset.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -171,6 +185,13 @@ impl Store {
         // order: reading from the cursor's rowid on, the first `limit`
         // matches are the page, without reading (or sorting) every match of
         // a common name. The employee-ID bound stays as the exact filter.
+        //
+        // The runs of rare trigrams match more rows than the needle does
+        // (`last5` is searched as `st5`, which every `first5…` has too), and
+        // those would fill the page with rows the caller then drops, so it
+        // asks again for more. The body is checked for the needle itself
+        // here, where it costs a comparison rather than a decoded record
+        // (module docs, "The exact check").
         let rows = sqlx::query(
             "SELECT p.employee_id, p.data FROM person_search s \
              JOIN person p ON p.rowid = s.rowid \
@@ -178,11 +199,14 @@ impl Store {
              AND s.rowid > coalesce((SELECT rowid FROM person WHERE employee_id <= $2 \
                  ORDER BY employee_id DESC LIMIT 1), 0) \
              AND p.employee_id > $2 \
+             AND (instr(lower(s.body), $4) > 0 \
+                  OR length(s.body) <> length(CAST(s.body AS BLOB))) \
              ORDER BY s.rowid LIMIT $3",
         )
         .bind(query)
         .bind(after.unwrap_or("").to_string())
         .bind(to_i64(limit))
+        .bind(needle.to_lowercase())
         .fetch_all(&self.read)
         .await?;
         rows.iter()

@@ -31,6 +31,10 @@ pub enum BenchCommand {
     /// headless chromium against the simulator, and ramp parallel sessions
     /// until the console's pacing pushes back (loopback; needs chromium).
     Runbook(crate::bench_runbook::RunbookArgs),
+    /// Mixed SCIM, API and reconciliation load at half the measured
+    /// capacity for a long time (30 minutes by default; `scripts/soak.sh`):
+    /// memory, latency and failures minute by minute.
+    Soak(crate::bench_soak::SoakArgs),
 }
 
 #[derive(Args)]
@@ -62,6 +66,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Api(args) => return crate::bench_api::run(args).await,
         BenchCommand::Ui(args) => return crate::bench_ui::run(args).await,
         BenchCommand::Runbook(args) => return crate::bench_runbook::run(args).await,
+        BenchCommand::Soak(args) => return crate::bench_soak::run(args).await,
     };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(path) => {

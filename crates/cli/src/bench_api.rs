@@ -49,7 +49,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// The SCIM connection the peer figures are measured on.
-const SCIM_CONNECTION: &str = "bench-gateway";
+pub(crate) const SCIM_CONNECTION: &str = "bench-gateway";
 /// Users per SCIM import transaction.
 const SCIM_BATCH: usize = 5_000;
 /// Results per search request.
@@ -356,6 +356,99 @@ pub(crate) async fn seed_people_and_accounts(
     Ok((synthetic, policy, accounts))
 }
 
+/// The SCIM users of the peer connection ([`SCIM_CONNECTION`]): one per
+/// person, `userName` their address, id `u-NNNNNNN` by position, in
+/// batches of [`SCIM_BATCH`].
+pub(crate) async fn seed_scim_users(store: &Store, people: &[Person], now_ms: i64) -> Result<()> {
+    for (b, chunk) in people.chunks(SCIM_BATCH).enumerate() {
+        let batch = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, p)| scim_user(&p.email.normalized(), b * SCIM_BATCH + j))
+            .collect();
+        store
+            .scim_import(SCIM_CONNECTION, ScimKind::User, batch, now_ms)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding SCIM users: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The router `roster serve` serves (`crate::serve::http_router`, with
+/// its server layers) on 127.0.0.1:0 in this process, with a read-scoped
+/// API token and a token for the SCIM peer connection.
+pub(crate) struct BenchServer {
+    pub origin: String,
+    pub api_token: String,
+    pub scim_token: String,
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+}
+
+impl BenchServer {
+    pub(crate) async fn start(store: &Store, roster: Arc<Roster>, now_ms: i64) -> Result<Self> {
+        let admin = Principal::new(PrincipalKind::User, "bench");
+        let api_token = roster
+            .create_api_token(
+                &admin,
+                &NewApiToken {
+                    name: "bench".into(),
+                    agent: false,
+                    scopes: [Scope::Read].into_iter().collect(),
+                    ttl: None,
+                },
+            )
+            .await?
+            .secret;
+        let scim_token = tokens::create_token(store, SCIM_CONNECTION, "bench", now_ms)
+            .await?
+            .token;
+        let scim = ScimState::new(store.clone(), Arc::new(NullSink));
+        let options = crate::serve::http_options(&scim);
+        let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
+        let hooks = HookState::new(Default::default(), events);
+        let router =
+            crate::serve::http_router(scim, hooks, roster, roster_web::WebOptions::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(roster_server::serve_with(
+            listener,
+            router,
+            async move {
+                let _ = stop_rx.await;
+            },
+            options,
+        ));
+        Ok(BenchServer {
+            origin,
+            api_token,
+            scim_token,
+            running: Some((stop_tx, server)),
+        })
+    }
+
+    /// Where it listens and its tokens, without the server.
+    pub(crate) fn clone_tokens(&self) -> BenchServer {
+        BenchServer {
+            origin: self.origin.clone(),
+            api_token: self.api_token.clone(),
+            scim_token: self.scim_token.clone(),
+            running: None,
+        }
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub(crate) async fn stop(mut self) {
+        if let Some((stop, server)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = server.await;
+        }
+    }
+}
+
 pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) -> Result<ApiReport> {
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
     anyhow::ensure!(args.requests >= 1, "--requests must be at least 1");
@@ -367,17 +460,7 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
     let (synthetic, policy, accounts) =
         seed_people_and_accounts(&store, args.people, args.apps, args.seed, now_ms).await?;
     let seeded_accounts = t.elapsed();
-    for (b, chunk) in synthetic.people.chunks(SCIM_BATCH).enumerate() {
-        let batch = chunk
-            .iter()
-            .enumerate()
-            .map(|(j, p)| scim_user(&p.email.normalized(), b * SCIM_BATCH + j))
-            .collect();
-        store
-            .scim_import(SCIM_CONNECTION, ScimKind::User, batch, now_ms)
-            .await
-            .map_err(|e| anyhow::anyhow!("seeding SCIM users: {e}"))?;
-    }
+    seed_scim_users(&store, &synthetic.people, now_ms).await?;
     let seed_ms = t.elapsed().as_secs_f64() * 1000.0;
     progress(&format!(
         "seeded {} people, {accounts} accounts in {} apps ({:.1} s) and {} SCIM users: {:.1} s in all",
@@ -392,43 +475,13 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
 
     // Serve what `roster serve` serves.
     let roster = Arc::new(Roster::new(Engine::new(store.clone(), policy)));
-    let admin = Principal::new(PrincipalKind::User, "bench");
-    let api_token = roster
-        .create_api_token(
-            &admin,
-            &NewApiToken {
-                name: "bench".into(),
-                agent: false,
-                scopes: [Scope::Read].into_iter().collect(),
-                ttl: None,
-            },
-        )
-        .await?
-        .secret;
-    let scim_token = tokens::create_token(&store, SCIM_CONNECTION, "bench", now_ms)
-        .await?
-        .token;
-    let scim = ScimState::new(store.clone(), Arc::new(NullSink));
-    let options = crate::serve::http_options(&scim);
-    let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
-    let hooks = HookState::new(Default::default(), events);
-    let router = crate::serve::http_router(
-        scim,
-        hooks,
-        roster.clone(),
-        roster_web::WebOptions::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let origin = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(roster_server::serve_with(
-        listener,
-        router,
-        async move {
-            let _ = stop_rx.await;
-        },
-        options,
-    ));
+    let served = BenchServer::start(&store, roster.clone(), now_ms).await?;
+    let BenchServer {
+        origin,
+        api_token,
+        scim_token,
+        ..
+    } = served.clone_tokens();
 
     let clients: Arc<Vec<reqwest::Client>> = Arc::new(
         (0..args.concurrency)
@@ -611,8 +664,7 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
         endpoints.push(r);
     }
 
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    served.stop().await;
     let peer = endpoints
         .iter()
         .find(|e| e.name == "scim_get")

@@ -33,6 +33,7 @@ mod apps;
 mod bench;
 mod bench_api;
 mod bench_runbook;
+mod bench_soak;
 mod bench_sources;
 mod bench_ui;
 mod demo;

@@ -10,6 +10,16 @@
 # written under crates/scim/fuzz/artifacts/<target>/ and fail the script.
 # The same inputs' invariants also run in the ordinary test suite
 # (roster-scim's fuzz smoke test), so CI covers them without libFuzzer.
+#
+# Other inputs are fuzzed by bounded proptest mutations of kept corpora in
+# the ordinary test suite, a few seconds each; ROSTER_FUZZ_CASES=N runs N
+# mutations per target for a longer run:
+#   roster-core       tests/fuzz_inputs.rs     policy files, HR CSV and JSON
+#   roster-server     tests/fuzz_ingest.rs     SCIM Bulk and resource bodies
+#                                              into the gateway (in-process)
+#   roster-connectors tests/fuzz_responses.rs  vendor answers into each
+#                                              connector's read (loopback fake)
+#   ROSTER_FUZZ_CASES=5000 cargo test -p roster-connectors --test fuzz_responses
 set -euo pipefail
 cd "$(dirname "$0")/../crates/scim"
 

@@ -451,7 +451,12 @@ impl Connector for BillSpendConnector {
                     })?,
             );
         }
-        let next = match text(&body, "nextPage") {
+        let next_page = crate::http::continuation_at(&body, "/nextPage").map_err(|why| {
+            ConnectorError::Protocol {
+                detail: format!("{VENDOR} answered a garbled user list: {why}"),
+            }
+        })?;
+        let next = match next_page {
             Some(n) => Some(encode_token(retired, &n)),
             None if !retired => Some(encode_token(true, "")),
             None => None,

@@ -267,8 +267,10 @@ impl ExpensifyConnector {
             .map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         let retry_after = crate::http::retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| self.transport_error(e))?;
-        let body: Option<Value> = serde_json::from_str(&text).ok();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        // Strictly UTF-8 (as `http::Answer` reads): a lenient decoding of a
+        // garbled body could pass for a genuine one.
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         let message = body
             .as_ref()
             .and_then(|b| b.get("responseMessage"))
@@ -286,7 +288,7 @@ impl ExpensifyConnector {
                 &message
             }));
         }
-        if status.is_server_error() {
+        if status.is_server_error() || http == 408 {
             return Err(ConnectorError::Transient {
                 detail: format!("Expensify answered HTTP {http}: {}", self.scrub(&message)),
             });
@@ -334,11 +336,17 @@ impl ExpensifyConnector {
             .ok_or_else(|| ConnectorError::Protocol {
                 detail: "policyList answer has no policyList array".into(),
             })?;
-        Ok(list
-            .iter()
-            .filter_map(|p| {
-                Some(PolicySummary {
-                    id: p.get("id")?.as_str()?.to_string(),
+        // A policy without an id is a garbled answer: skipping it would
+        // leave its employees out of a read that looks complete.
+        list.iter()
+            .map(|p| {
+                let id = p.get("id").and_then(Value::as_str).ok_or_else(|| {
+                    ConnectorError::Protocol {
+                        detail: "policyList answer lists a policy without an id".into(),
+                    }
+                })?;
+                Ok(PolicySummary {
+                    id: id.to_string(),
                     name: p
                         .get("name")
                         .and_then(Value::as_str)
@@ -351,7 +359,7 @@ impl ExpensifyConnector {
                         .to_string(),
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Reads the employees of `ids` (one request).
@@ -378,6 +386,17 @@ impl ExpensifyConnector {
                     detail: format!("policyInfo lacks the employees of policy {id}"),
                 })?;
             for e in employees {
+                // Not an object, or an email that is not text: garbled, and
+                // skipping it would leave the employee out of a read that
+                // looks complete.
+                if !e.is_object()
+                    || e.get("email")
+                        .is_some_and(|m| !m.is_string() && !m.is_null())
+                {
+                    return Err(ConnectorError::Protocol {
+                        detail: format!("policyInfo lists a garbled employee in policy {id}"),
+                    });
+                }
                 let Some(account) = self.account_from(id, e) else {
                     tracing::warn!(policy = %id, "skipping an Expensify employee without an email");
                     continue;

@@ -152,10 +152,26 @@ impl Answer {
             .map_err(|e| transport(vendor, e, secrets))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let text = resp
-            .text()
+        let bytes = resp
+            .bytes()
             .await
             .map_err(|e| transport(vendor, e, secrets))?;
+        // A successful answer is read strictly: decoding a garbled body
+        // leniently (replacement characters) can turn an account's id
+        // into another valid-looking one, and the read would look
+        // complete. Refusals only feed messages, so they may be lossy.
+        let text = match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => text,
+            Err(_) if status.is_success() => {
+                return Err(ConnectorError::Protocol {
+                    detail: format!(
+                        "{vendor} answered HTTP {} with a body that is not UTF-8 (garbled)",
+                        status.as_u16()
+                    ),
+                });
+            }
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
         Ok(Answer {
             status,
             headers,
@@ -189,6 +205,55 @@ pub fn scalar(v: &Value, bools: bool) -> Option<String> {
 /// `v[key]` as text (see [`scalar`]).
 pub fn text(v: &Value, key: &str) -> Option<String> {
     scalar(v.get(key)?, false)
+}
+
+/// The value at JSON `pointer`, telling "absent" (`Ok(None)`: a member
+/// missing, or null on the way) from "garbled" (`Err`: a scalar or array
+/// on the way where an object belongs).
+fn marker_at<'a>(v: &'a Value, pointer: &str) -> Result<Option<&'a Value>, String> {
+    let mut cur = v;
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        cur = match cur {
+            Value::Null => return Ok(None),
+            Value::Object(o) => match o.get(&token) {
+                Some(next) => next,
+                None => return Ok(None),
+            },
+            other => {
+                return Err(format!(
+                    "{pointer} meets {other} where an object with {token:?} belongs"
+                ));
+            }
+        };
+    }
+    Ok((!cur.is_null()).then_some(cur))
+}
+
+/// A listing's continuation (next cursor, next URL) at JSON `pointer`:
+/// `Ok(None)` when it is absent, null or blank (the listing ended), its
+/// text when it is text or a number. Anything else on the way (`"links":
+/// true` where `/links/next` is the marker) or at the end is a garbled
+/// answer, `Err` saying what was found: read as "no next page" it would
+/// end the read early and make it look complete.
+pub fn continuation_at(v: &Value, pointer: &str) -> Result<Option<String>, String> {
+    match marker_at(v, pointer)? {
+        None => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(m @ (Value::String(_) | Value::Number(_))) => Ok(scalar(m, false)),
+        Some(other) => Err(format!("{pointer} holds {other}, not a continuation")),
+    }
+}
+
+/// A flag such as `has_more` at JSON `pointer`: `Ok(None)` when absent or
+/// null, `Err` when it (or the way to it) is garbled (see
+/// [`continuation_at`]).
+pub fn flag_at(v: &Value, pointer: &str) -> Result<Option<bool>, String> {
+    match marker_at(v, pointer)? {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(format!("{pointer} holds {other}, not true or false")),
+    }
 }
 
 /// roster attributes from a vendor record: each `(wire field, attribute)`

@@ -503,18 +503,27 @@ impl IdpGroupConnector {
             let items = list.as_array().ok_or_else(|| ConnectorError::Protocol {
                 detail: format!("{} answered a group search with no list", self.idp().name()),
             })?;
-            let found: Vec<String> = items
-                .iter()
-                .filter(|g| {
-                    let n = match self.idp() {
-                        Idp::Okta => g.get("profile").and_then(|p| text(p, "name")),
-                        Idp::Entra => text(g, "displayName"),
-                        Idp::OneLogin => text(g, "name"),
-                    };
-                    n.as_deref() == Some(name.as_str())
-                })
-                .filter_map(|g| text(g, "id"))
-                .collect();
+            let mut found: Vec<String> = Vec::new();
+            for g in items {
+                let n = match self.idp() {
+                    Idp::Okta => g.get("profile").and_then(|p| text(p, "name")),
+                    Idp::Entra => text(g, "displayName"),
+                    Idp::OneLogin => text(g, "name"),
+                };
+                // An entry without a name or id is a garbled answer, not
+                // a missing group (which would blame the configuration).
+                let (Some(n), Some(id)) = (n, text(g, "id")) else {
+                    return Err(ConnectorError::Protocol {
+                        detail: format!(
+                            "{} answered a group search with an entry without a name or id",
+                            self.idp().name()
+                        ),
+                    });
+                };
+                if n == *name {
+                    found.push(id);
+                }
+            }
             let word = self.idp().group_word();
             match found.as_slice() {
                 [id] => out.push((name.clone(), id.clone())),
@@ -1209,7 +1218,11 @@ impl Connector for IdpGroupConnector {
             Idp::Okta => (body.clone(), next_link(&answer.headers)),
             Idp::Entra => (
                 body.get("value").cloned().unwrap_or(Value::Null),
-                text(&body, "@odata.nextLink"),
+                crate::http::continuation_at(&body, "/@odata.nextLink").map_err(|why| {
+                    ConnectorError::Protocol {
+                        detail: format!("Entra ID answered a garbled member list: {why}"),
+                    }
+                })?,
             ),
             Idp::OneLogin => (
                 body.clone(),

@@ -775,7 +775,11 @@ impl RestConnector {
     /// Maps one vendor user to an account; `Err` says why it can't be read.
     pub fn account_from(&self, u: &Value) -> Result<Account, String> {
         let f = &self.api().fields;
-        let id = text_at(u, &f.id).ok_or_else(|| format!("a user without an id at {}", f.id))?;
+        // Text or a number; a boolean is no id (garbled).
+        let id = u
+            .pointer(&f.id)
+            .and_then(|v| http::scalar(v, false))
+            .ok_or_else(|| format!("a user without an id at {}", f.id))?;
         let email_text = text_at(u, &f.email);
         let email = email_text.as_deref().and_then(|e| Email::parse(e).ok());
         let active = match &f.active {
@@ -1019,29 +1023,30 @@ impl RestConnector {
         total: Option<u64>,
     ) -> Result<Option<Position>, ConnectorError> {
         let p = &self.api().list.paging;
-        let more = p.has_more.as_ref().map(|ptr| {
-            listed
-                .body
-                .pointer(ptr)
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-        });
+        let garbled = |why: String| ConnectorError::Protocol {
+            detail: format!("{} answered a garbled page: {why}", self.vendor()),
+        };
+        let more = p
+            .has_more
+            .as_ref()
+            .map(|ptr| http::flag_at(&listed.body, ptr).map(|f| f.unwrap_or(false)))
+            .transpose()
+            .map_err(garbled)?;
+        let next_at = || {
+            p.next
+                .as_ref()
+                .map(|ptr| http::continuation_at(&listed.body, ptr))
+                .transpose()
+                .map(Option::flatten)
+                .map_err(garbled)
+        };
         if more == Some(false) {
             return Ok(None);
         }
         let returned = accounts.len() as u64;
         Ok(match p.style.as_str() {
-            "cursor" => p
-                .next
-                .as_ref()
-                .and_then(|ptr| text_at(&listed.body, ptr))
-                .map(Position::Cursor),
-            "next-url" => p
-                .next
-                .as_ref()
-                .and_then(|ptr| text_at(&listed.body, ptr))
-                .map(|u| self.absolute(&u))
-                .map(Position::Url),
+            "cursor" => next_at()?.map(Position::Cursor),
+            "next-url" => next_at()?.map(|u| self.absolute(&u)).map(Position::Url),
             "link-header" => link_next(&listed.answer.headers)
                 .map(|u| self.absolute(&u))
                 .map(Position::Url),

@@ -347,9 +347,10 @@ impl Connector for SpendeskConnector {
                     })?,
             );
         }
-        let next = body
-            .get("meta")
-            .and_then(|m| text(m, "nextCursor"))
+        let next = crate::http::continuation_at(&body, "/meta/nextCursor")
+            .map_err(|why| ConnectorError::Protocol {
+                detail: format!("Spendesk answered a garbled member list: {why}"),
+            })?
             .map(|c| PageToken::new(format!("{TOKEN_PREFIX}{c}")));
         Ok(Page::new(accounts, next))
     }

@@ -145,6 +145,9 @@ pub(crate) fn to_write(
         ScimKind::Group => {
             let raw = o.remove("members");
             let mut out = Vec::new();
+            // Members are a set: a repeated value is one member (the store
+            // keeps one row), so the answer must not list it twice.
+            let mut seen = std::collections::HashSet::new();
             for m in raw.as_ref().and_then(Value::as_array).into_iter().flatten() {
                 let value = m
                     .get("value")
@@ -153,6 +156,9 @@ pub(crate) fn to_write(
                     .ok_or_else(|| {
                         ScimError::invalid_value("every member needs a non-empty \"value\"")
                     })?;
+                if !seen.insert(value) {
+                    continue;
+                }
                 out.push(ScimMember {
                     value: value.to_string(),
                     member_type: m.get("type").and_then(Value::as_str).map(str::to_string),

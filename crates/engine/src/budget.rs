@@ -64,6 +64,8 @@ pub struct StoreBudget {
     reported: Mutex<Option<Instant>>,
     /// When a turn that came back too late was last reported (log pacing).
     reported_late: Mutex<Option<Instant>>,
+    /// Wall-clock milliseconds ([`wall_ms`]; tests step it).
+    clock: fn() -> i64,
 }
 
 /// How soon a turn is asked for again while the store is unreachable.
@@ -90,6 +92,7 @@ impl StoreBudget {
             held_until: Mutex::new(0),
             reported: Mutex::new(None),
             reported_late: Mutex::new(None),
+            clock: wall_ms,
         }
     }
 
@@ -135,7 +138,7 @@ impl RateBudget for StoreBudget {
     }
 
     async fn try_turn(&self) -> Turn {
-        let now = wall_ms();
+        let now = (self.clock)();
         let held = *self.held_until.lock().unwrap_or_else(|p| p.into_inner());
         if held > now {
             return Turn::Wait(Duration::from_millis(
@@ -155,7 +158,7 @@ impl RateBudget for StoreBudget {
                     &self.connection,
                     keep,
                     || {
-                        let now = wall_ms();
+                        let now = (self.clock)();
                         recorded.store(now, Ordering::Relaxed);
                         now
                     },
@@ -164,7 +167,7 @@ impl RateBudget for StoreBudget {
                 .await;
             match taken {
                 Ok(None) => {
-                    let late_ms = wall_ms().saturating_sub(recorded.load(Ordering::Relaxed));
+                    let late_ms = (self.clock)().saturating_sub(recorded.load(Ordering::Relaxed));
                     if late_ms <= ms_of(self.margin / LATE_TURN_FRACTION) {
                         return Turn::Go;
                     }
@@ -174,7 +177,7 @@ impl RateBudget for StoreBudget {
                 }
                 Ok(Some(at)) => {
                     return Turn::Wait(Duration::from_millis(
-                        u64::try_from(at.saturating_sub(wall_ms()))
+                        u64::try_from(at.saturating_sub((self.clock)()))
                             .unwrap_or(0)
                             .max(1),
                     ));
@@ -198,7 +201,7 @@ impl RateBudget for StoreBudget {
     }
 
     async fn hold_for(&self, d: Duration) {
-        let until = wall_ms().saturating_add(ms_of(d));
+        let until = (self.clock)().saturating_add(ms_of(d));
         {
             let mut held = self.held_until.lock().unwrap_or_else(|p| p.into_inner());
             *held = (*held).max(until);
@@ -210,5 +213,63 @@ impl RateBudget for StoreBudget {
                 "could not share the app's request to wait; only this process waits"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// Every reading 30 ms after the one before: each turn comes back 30 ms
+    /// after the time it was recorded at.
+    fn slow_clock() -> i64 {
+        static NOW: AtomicI64 = AtomicI64::new(T0);
+        NOW.fetch_add(30, Ordering::SeqCst)
+    }
+
+    fn another_slow_clock() -> i64 {
+        static NOW: AtomicI64 = AtomicI64::new(T0);
+        NOW.fetch_add(30, Ordering::SeqCst)
+    }
+
+    async fn budget(margin_ms: u64, clock: fn() -> i64) -> (Store, StoreBudget) {
+        let store = Store::open("sqlite::memory:").await.expect("store");
+        let mut budget = StoreBudget::new(
+            store.clone(),
+            ConnectionId::new("app"),
+            vec![RateWindow::new(100, Duration::from_secs(1))],
+        )
+        .with_margin(Duration::from_millis(margin_ms));
+        budget.clock = clock;
+        (store, budget)
+    }
+
+    #[tokio::test]
+    async fn a_turn_that_comes_back_too_late_is_not_used_but_stays_counted() {
+        // 30 ms late is more than half a 40 ms margin.
+        let (store, budget) = budget(40, slow_clock).await;
+        assert_eq!(budget.try_turn().await, Turn::Wait(Duration::ZERO));
+        let counted = store
+            .rate_requests_since(&ConnectionId::new("app"), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            counted, LATE_TURN_TRIES as u64,
+            "every late turn is counted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_turn_within_half_the_margin_goes() {
+        let (store, budget) = budget(100, another_slow_clock).await;
+        assert_eq!(budget.try_turn().await, Turn::Go);
+        let counted = store
+            .rate_requests_since(&ConnectionId::new("app"), 0)
+            .await
+            .unwrap();
+        assert_eq!(counted, 1);
     }
 }

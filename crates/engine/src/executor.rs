@@ -32,7 +32,13 @@
 //!    [`crate::budget`]), while a heartbeat extends the leases every
 //!    [`ExecutorOptions::heartbeat`]. If a person paused the connection
 //!    while the batch waited for its turn, nothing is sent: the tasks go
-//!    back to the queue with their attempt refunded.
+//!    back to the queue with their attempt refunded. The pause is looked
+//!    up before each turn is asked for, never between a turn and the
+//!    call: a turn is counted at the instant it is given, the app counts
+//!    the request when it arrives, and every moment spent between the two
+//!    (a database round trip, a connection made again after an outage)
+//!    would let the other processes' windows count it early. For the same
+//!    reason the heartbeat runs alongside the call instead of pausing it.
 //! 5. **Settle** every task in one transaction with its plan action and
 //!    audit event ([`Store::finish_tasks`]): `done`, `retry_wait` (the
 //!    delay the one retry policy gives, [`ExecutorOptions::retry`]:
@@ -136,13 +142,13 @@ use std::time::{Duration, Instant};
 
 use roster_connectors::driver::{self, Progress};
 use roster_connectors::retry::{Next, Verdict};
-use roster_connectors::{ActionResult, ApplyRequest, Connector, ConnectorError, RateBudget};
+use roster_connectors::{ActionResult, ApplyRequest, Connector, ConnectorError, RateBudget, Turn};
 use roster_core::{Account, Action, ConnectionId, Observed, Operation};
 use roster_store::AuditKind;
 use roster_store::tasks::idempotency_key;
 use roster_store::{
-    AuditEvent, ExecState, PlanId, StoredPlan, Task, TaskFilter, TaskFinish, TaskOutcome,
-    TaskResult,
+    AuditEvent, ExecState, PauseRecord, PlanId, StoredPlan, Task, TaskFilter, TaskFinish,
+    TaskOutcome, TaskResult,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -539,12 +545,11 @@ impl<'e, 'p> Executor<'e, 'p> {
             let req = ApplyRequest::new(work.iter().map(|w| w.action.clone()).collect(), false);
             let sent = self
                 .with_heartbeat(&ids, async {
-                    let mut report = |p: &Progress<'_>| self.report(connection, p);
-                    driver::wait_turn(limiter, &mut report).await;
-                    // The kill switch may have been pulled while we waited.
-                    if let Some(pause) = self.engine.store.pause_of(connection).await? {
+                    // The kill switch may be pulled while we wait.
+                    if let Some(pause) = self.turn_unless_paused(connection, limiter).await? {
                         return Ok::<_, EngineError>(Err(pause));
                     }
+                    // At once: the turn was counted as of now.
                     Ok(Ok(connector.apply(req).await))
                 })
                 .await?;
@@ -871,27 +876,69 @@ impl<'e, 'p> Executor<'e, 'p> {
 
     /// Awaits `fut`, extending the leases on `ids` every heartbeat.
     async fn with_heartbeat<F: Future>(&self, ids: &[i64], fut: F) -> F::Output {
-        let mut fut = std::pin::pin!(fut);
+        // Both polled together: a heartbeat waiting for the database must
+        // not hold up the work (a request given its turn goes at once; see
+        // the module docs).
+        let beat = async {
+            loop {
+                tokio::time::sleep(self.opts.heartbeat).await;
+                let now = self.now_ms();
+                let until = now.saturating_add(self.opts.lease_ms());
+                match self
+                    .engine
+                    .store
+                    .heartbeat_tasks(&self.opts.worker_id, ids, until, now)
+                    .await
+                {
+                    Ok(held) if held < ids.len() as u64 => tracing::warn!(
+                        held,
+                        claimed = ids.len(),
+                        "some leases were lost while working; their results will be discarded"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        };
+        tokio::select! {
+            out = fut => out,
+            () = beat => unreachable!("the heartbeat loops until the work is done"),
+        }
+    }
+
+    /// Waits for a turn in `limiter` unless `connection` is paused (then
+    /// the pause). The pause is looked up before the first turn is asked
+    /// for and again after every wait, so the call follows its turn with
+    /// nothing in between. While the database is away the lookup waits as
+    /// the store-backed budget does ([`crate::budget`]).
+    async fn turn_unless_paused(
+        &self,
+        connection: &ConnectionId,
+        limiter: &dyn RateBudget,
+    ) -> Result<Option<PauseRecord>, EngineError> {
+        let mut first = true;
         loop {
-            tokio::select! {
-                out = &mut fut => return out,
-                _ = tokio::time::sleep(self.opts.heartbeat) => {
-                    let now = self.now_ms();
-                    let until = now.saturating_add(self.opts.lease_ms());
-                    match self
-                        .engine
-                        .store
-                        .heartbeat_tasks(&self.opts.worker_id, ids, until, now)
-                        .await
-                    {
-                        Ok(held) if held < ids.len() as u64 => tracing::warn!(
-                            held,
-                            claimed = ids.len(),
-                            "some leases were lost while working; their results will be discarded"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            match self.engine.store.pause_of(connection).await {
+                Ok(Some(pause)) => return Ok(Some(pause)),
+                Ok(None) => {}
+                // A failure before any wait ends the batch, as any store
+                // failure does; after a wait the budget has been waiting
+                // for the database too, and so does this.
+                Err(e) if first => return Err(e.into()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "the kill switch cannot be read yet");
+                    tokio::time::sleep(crate::budget::UNAVAILABLE_RETRY).await;
+                    continue;
+                }
+            }
+            first = false;
+            match limiter.try_turn().await {
+                Turn::Go => return Ok(None),
+                Turn::Wait(delay) => {
+                    if delay > driver::REPORT_WAITS_OVER {
+                        self.report(connection, &Progress::Waiting { delay });
                     }
+                    tokio::time::sleep(delay).await;
                 }
             }
         }

@@ -131,7 +131,9 @@ pub enum Fault {
     ServerError,
     /// Every request is answered 429 (counted apart from violations).
     RateLimitStorm,
-    /// Answer normally, but only after this delay.
+    /// Answer normally, but only after this delay. The request takes its
+    /// place in the rate windows when it arrives, as at a front-door
+    /// limiter, not when the answer is finally made.
     Slow(Duration),
     /// Body `responseCode` 401 whatever the credentials.
     Unauthorized,
@@ -475,10 +477,19 @@ async fn endpoint(
         Fault::ErrorIn200 => return body(500, "Internal error (injected)"),
         Fault::DropConnection => return dropped_connection(),
         Fault::Unauthorized => return body(401, "Incorrect or missing credentials"),
-        Fault::Slow(d) => tokio::time::sleep(d).await,
+        Fault::Slow(d) => {
+            // Counted when it arrives, however long the answer then takes
+            // (and whether or not the caller is still waiting for it).
+            let refused = over_limit(&shared, &mut shared.lock(), &claimed_user(&form));
+            if let Some(refused) = refused {
+                return refused;
+            }
+            tokio::time::sleep(d).await;
+            return process(&shared, &form, true);
+        }
         Fault::None | Fault::LoseResponse | Fault::TruncatedBody => {}
     }
-    let response = process(&shared, &form);
+    let response = process(&shared, &form, false);
     match fault {
         Fault::LoseResponse => {
             shared.lock().counters.faulted += 1;
@@ -520,7 +531,42 @@ fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn process(shared: &Shared, form: &[(String, String)]) -> Response {
+/// The partnerUserID a request claims (empty when it claims none).
+fn claimed_user(form: &[(String, String)]) -> String {
+    form_field(form, "requestJobDescription")
+        .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+        .and_then(|job| {
+            job.get("credentials")?
+                .get("partnerUserID")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// The rate limits, keyed by the claimed partnerUserID and checked before
+/// the credentials, like a front-door limiter: `Some(429)` (a violation)
+/// when `user` is over a window, else the request takes its place in them
+/// as of now.
+fn over_limit(shared: &Shared, s: &mut SimState, user: &str) -> Option<Response> {
+    let window = s
+        .windows
+        .entry(user.to_string())
+        .or_insert_with(|| Windows::new(shared.config.rate_limits.clone()));
+    let wait = window.admit(tokio::time::Instant::now()).err()?;
+    s.counters.rate_limit_violations += 1;
+    let secs = match shared.config.retry_after_secs {
+        Some(secs) => secs,
+        // Whole seconds, rounded up, never 0: a client that honours it
+        // is then guaranteed to find room in the window.
+        None => (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+    };
+    Some(too_many(secs))
+}
+
+/// Answers one request. `admitted`: its place in the rate windows was
+/// already taken (when it arrived).
+fn process(shared: &Shared, form: &[(String, String)], admitted: bool) -> Response {
     let Some(raw) = form_field(form, "requestJobDescription") else {
         return body(410, "Required parameter 'requestJobDescription' is missing");
     };
@@ -538,21 +584,8 @@ fn process(shared: &Shared, form: &[(String, String)]) -> Response {
         .unwrap_or("");
 
     let mut s = shared.lock();
-    // Limits are keyed by the claimed partnerUserID and checked before the
-    // credentials, like a front-door limiter would.
-    let window = s
-        .windows
-        .entry(user.to_string())
-        .or_insert_with(|| Windows::new(shared.config.rate_limits.clone()));
-    if let Err(wait) = window.admit(tokio::time::Instant::now()) {
-        s.counters.rate_limit_violations += 1;
-        let secs = match shared.config.retry_after_secs {
-            Some(secs) => secs,
-            // Whole seconds, rounded up, never 0: a client that honours it
-            // is then guaranteed to find room in the window.
-            None => (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
-        };
-        return too_many(secs);
+    if !admitted && let Some(refused) = over_limit(shared, &mut s, user) {
+        return refused;
     }
     if user.is_empty()
         || user != shared.config.partner_user_id

@@ -22,8 +22,8 @@ python3 - "$report" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 bad = []
-if r["failed"] or r["plans_failed"]:
-    bad.append(f'{r["failed"]} request(s) and {r["plans_failed"]} plan(s) failed')
+if r["failed"] or r["shed"] or r["plans_failed"]:
+    bad.append(f'{r["failed"]} request(s) failed, {r["shed"]} shed (overload), {r["plans_failed"]} plan(s) failed')
 if r["rss_growth"] is not None and r["rss_growth"] > 1.2:
     bad.append(f'memory grew {r["rss_growth"]}x from the second minute to the last')
 if r["p99_last_vs_median"] is not None and r["p99_last_vs_median"] > 2.0:

@@ -24,9 +24,9 @@
 //! time, and the peak RSS within the minute (`VmHWM`, reset each minute).
 //! The JSON report at the end adds the verdicts: memory growth from the
 //! second minute's peak to the last's, p99 of the last minute over the
-//! median minute's, and failures in all. A request that is still waiting
-//! when `--max-in-flight` others are counts as a failure (the machine is
-//! overloaded; the soak's rate is too high).
+//! median minute's, and failures in all. A request due while
+//! `--max-in-flight` others are still waiting is not sent and counts as
+//! shed (the machine is overloaded: the rate is more than it can do).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,7 +86,10 @@ pub struct SoakArgs {
 pub struct MinuteReport {
     pub minute: usize,
     pub requests: usize,
+    /// Sent and answered with an error (or not at all).
     pub failed: usize,
+    /// Not sent: too many others were still waiting (overload).
+    pub shed: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
@@ -107,6 +110,7 @@ pub struct SoakReport {
     pub minutes: Vec<MinuteReport>,
     pub requests: usize,
     pub failed: usize,
+    pub shed: usize,
     pub plans: usize,
     pub plans_failed: usize,
     /// Peak RSS of the last minute over the second minute's (the first
@@ -121,6 +125,8 @@ pub struct SoakReport {
 struct Minute {
     times_ms: Vec<f64>,
     failed: usize,
+    /// Not sent: `--max-in-flight` others were still waiting.
+    shed: usize,
     plans: usize,
     plans_failed: usize,
     plan_ms_max: f64,
@@ -324,7 +330,8 @@ pub async fn measure(
             let waiting = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
                 let at = Instant::now();
-                let (ms, ok) = if waiting >= limit {
+                let shed = waiting >= limit;
+                let (ms, ok) = if shed {
                     (0.0, false)
                 } else {
                     mix.send(n).await
@@ -332,7 +339,9 @@ pub async fn measure(
                 in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
                 let m = &mut c[minute_of(at)];
-                if ok {
+                if shed {
+                    m.shed += 1;
+                } else if ok {
                     m.times_ms.push(ms);
                 } else {
                     m.failed += 1;
@@ -371,8 +380,9 @@ fn summarize_minute(n: usize, m: &mut Minute, rss_mib: Option<f64>) -> MinuteRep
     m.times_ms.sort_by(f64::total_cmp);
     MinuteReport {
         minute: n + 1,
-        requests: m.times_ms.len() + m.failed,
+        requests: m.times_ms.len() + m.failed + m.shed,
         failed: m.failed,
+        shed: m.shed,
         p50_ms: round(percentile(&m.times_ms, 50.0)),
         p99_ms: round(percentile(&m.times_ms, 99.0)),
         max_ms: round(m.times_ms.last().copied().unwrap_or(0.0)),
@@ -393,10 +403,11 @@ fn report_minute(
     let mut copy = collected.lock().unwrap_or_else(|e| e.into_inner())[n].clone();
     let r = summarize_minute(n, &mut copy, rss_mib);
     progress(&format!(
-        "minute {:>3}: {:>7} requests, {} failed, p50 {:>7.3} ms, p99 {:>7.3} ms; {} plan(s), {} failed, slowest {:.0} ms; peak RSS {}",
+        "minute {:>3}: {:>7} requests, {} failed, {} shed, p50 {:>7.3} ms, p99 {:>7.3} ms; {} plan(s), {} failed, slowest {:.0} ms; peak RSS {}",
         r.minute,
         r.requests,
         r.failed,
+        r.shed,
         r.p50_ms,
         r.p99_ms,
         r.plans,
@@ -438,6 +449,7 @@ fn verdicts(args: &SoakArgs, capacity: f64, rate: f64, minutes: Vec<MinuteReport
         rate_per_second: round(rate),
         requests: minutes.iter().map(|m| m.requests).sum(),
         failed: minutes.iter().map(|m| m.failed).sum(),
+        shed: minutes.iter().map(|m| m.shed).sum(),
         plans: minutes.iter().map(|m| m.plans).sum(),
         plans_failed: minutes.iter().map(|m| m.plans_failed).sum(),
         minutes,

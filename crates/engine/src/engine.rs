@@ -170,6 +170,10 @@ pub struct Engine {
     /// Recently used stored plans, decoded and indexed by person (see
     /// [`crate::plan_cache`]).
     pub(crate) plan_index: std::sync::Mutex<crate::plan_cache::PlanIndexCache>,
+    /// Held while a stored plan is decoded into [`Engine::plan_index`], so
+    /// a new plan is decoded once, not by every page view that misses it
+    /// at the same moment (see `crate::person`).
+    pub(crate) plan_index_load: tokio::sync::Mutex<()>,
 }
 
 /// The default for [`Engine::read_quarantine_after`].
@@ -208,6 +212,7 @@ impl Engine {
             notify_backoff: std::time::Duration::from_secs(2),
             tickets: None,
             plan_index: std::sync::Mutex::new(Default::default()),
+            plan_index_load: tokio::sync::Mutex::new(()),
         }
     }
 

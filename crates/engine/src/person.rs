@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use roster_core::{Account, Action, ConnectionId, EmploymentStatus, Operation, Person};
-use roster_store::{ActionState, AuditRecord, HumanTask, HumanTaskState};
+use roster_store::{ActionState, AuditRecord, HumanTask, HumanTaskState, PlanId};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, EngineError, ms};
@@ -190,24 +190,37 @@ impl Engine {
         keys.insert(id_key(person.employee_id.as_str()));
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
-        for (id, hash) in self.store.recent_plan_ids(RECENT_PLANS).await? {
-            // A cache: a panic elsewhere while holding it leaves nothing
-            // wrong in it, so a poisoned lock is taken as it is.
-            let cached = self
-                .plan_index
+        // A cache: a panic elsewhere while holding it leaves nothing wrong
+        // in it, so a poisoned lock is taken as it is.
+        let cached = |id: &PlanId, hash: &str| {
+            self.plan_index
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&id, &hash);
-            let indexed = match cached {
+                .get(id, hash)
+        };
+        for (id, hash) in self.store.recent_plan_ids(RECENT_PLANS).await? {
+            let indexed = match cached(&id, &hash) {
                 Some(p) => p,
                 None => {
-                    let stored = self.stored_plan(&id).await?;
-                    let indexed = Arc::new(IndexedPlan::new(stored.hash, stored.plan));
-                    self.plan_index
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .put(&id, indexed.clone());
-                    indexed
+                    // One view decodes a new plan; the others that miss it
+                    // meanwhile wait and find it cached. A full plan of a
+                    // large company is megabytes of JSON: hundreds of views
+                    // decoding it at once, as each new scheduled plan
+                    // arrived, took gigabytes and seconds (`roster bench
+                    // soak`).
+                    let _loading = self.plan_index_load.lock().await;
+                    match cached(&id, &hash) {
+                        Some(p) => p,
+                        None => {
+                            let stored = self.stored_plan(&id).await?;
+                            let indexed = Arc::new(IndexedPlan::new(stored.hash, stored.plan));
+                            self.plan_index
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .put(&id, indexed.clone());
+                            indexed
+                        }
+                    }
                 }
             };
             let mut indexes: Vec<usize> = keys
@@ -442,5 +455,70 @@ fn describe_standing(calendar: &roster_core::Calendar, standing: Standing) -> Da
         date: date.map(|d| d.to_string()),
         at_ms: at.map(ms),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Synthetic;
+    use roster_core::principal::PrincipalKind;
+    use roster_core::{Observed, Principal};
+    use roster_store::Store;
+
+    /// Page views that miss a new plan at the same moment wait for one of
+    /// them to decode it: it is decoded once, and every view sees its
+    /// actions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_plan_is_decoded_once_however_many_views_miss_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db").display().to_string())
+            .await
+            .unwrap();
+        let today = time::OffsetDateTime::now_utc().date();
+        let company = Synthetic::new(400, 3, 7, today).unwrap();
+        store.replace_people(&company.people).await.unwrap();
+        let read_ms = ms(time::OffsetDateTime::now_utc()) - 60_000;
+        for (k, c) in company.connections.iter().enumerate() {
+            let observed = Observed::complete(c.clone(), company.accounts(k).0);
+            store.replace_accounts(&observed, read_ms).await.unwrap();
+        }
+        let engine = Arc::new(Engine::new(store, company.policy().unwrap()));
+        let plan = engine.compute_plan(&PlanScope::All).await.unwrap();
+        assert!(
+            !plan.actions.is_empty(),
+            "the synthetic company has changes"
+        );
+        let by = Principal::new(PrincipalKind::User, "test");
+        engine.save_plan(&plan, &PlanScope::All, &by).await.unwrap();
+        // The people the plan is about, so every view has pending actions.
+        let about: Vec<roster_core::EmployeeId> = plan
+            .actions
+            .iter()
+            .filter_map(|a| a.employee_id.clone())
+            .take(24)
+            .collect();
+        assert!(about.len() >= 8, "{} people in the plan", about.len());
+        let views: Vec<_> = about
+            .iter()
+            .map(|id| {
+                let (engine, who) = (engine.clone(), PersonRef::EmployeeId(id.clone()));
+                tokio::spawn(async move { engine.person_access(&who, false).await })
+            })
+            .collect();
+        for v in views {
+            let page = v.await.unwrap().unwrap();
+            assert!(
+                !page.pending_actions.is_empty(),
+                "{:?}",
+                page.planned.employee_id
+            );
+        }
+        let decoded = engine
+            .plan_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .decoded();
+        assert_eq!(decoded, 1, "the plan was decoded by {decoded} views");
     }
 }

@@ -62,6 +62,8 @@ impl IndexedPlan {
 pub(crate) struct PlanIndexCache {
     plans: HashMap<String, (u64, Arc<IndexedPlan>)>,
     clock: u64,
+    /// Plans decoded into the cache since the process started.
+    decoded: u64,
 }
 
 impl PlanIndexCache {
@@ -76,7 +78,14 @@ impl PlanIndexCache {
         Some(entry.1.clone())
     }
 
+    /// How many plans were decoded into the cache so far.
+    #[cfg(test)]
+    pub(crate) fn decoded(&self) -> u64 {
+        self.decoded
+    }
+
     pub(crate) fn put(&mut self, id: &PlanId, plan: Arc<IndexedPlan>) {
+        self.decoded += 1;
         self.clock += 1;
         self.plans
             .insert(id.as_str().to_string(), (self.clock, plan));

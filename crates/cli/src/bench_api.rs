@@ -375,20 +375,65 @@ pub(crate) async fn seed_scim_users(store: &Store, people: &[Person], now_ms: i6
 }
 
 /// The router `roster serve` serves (`crate::serve::http_router`, with
-/// its server layers) on 127.0.0.1:0 in this process, with a read-scoped
-/// API token and a token for the SCIM peer connection.
+/// its server layers) on 127.0.0.1:0 in this process, until stopped.
+pub(crate) struct Loopback {
+    pub origin: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Loopback {
+    pub(crate) async fn serve(
+        store: &Store,
+        roster: Arc<Roster>,
+        web: roster_web::WebOptions,
+    ) -> Result<Loopback> {
+        let scim = ScimState::new(store.clone(), Arc::new(NullSink));
+        let options = crate::serve::http_options(&scim);
+        let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
+        let hooks = HookState::new(Default::default(), events);
+        let router = crate::serve::http_router(scim, hooks, roster, web);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(roster_server::serve_with(
+            listener,
+            router,
+            async move {
+                let _ = stop_rx.await;
+            },
+            options,
+        ));
+        Ok(Loopback {
+            origin,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// Where the benchmark's server listens, with a read-scoped API token and
+/// a token for the SCIM peer connection.
+#[derive(Clone)]
 pub(crate) struct BenchServer {
     pub origin: String,
     pub api_token: String,
     pub scim_token: String,
-    running: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<std::io::Result<()>>,
-    )>,
 }
 
 impl BenchServer {
-    pub(crate) async fn start(store: &Store, roster: Arc<Roster>, now_ms: i64) -> Result<Self> {
+    /// Creates the tokens and serves on loopback ([`Loopback`]).
+    pub(crate) async fn start(
+        store: &Store,
+        roster: Arc<Roster>,
+        now_ms: i64,
+    ) -> Result<(BenchServer, Loopback)> {
         let admin = Principal::new(PrincipalKind::User, "bench");
         let api_token = roster
             .create_api_token(
@@ -405,47 +450,13 @@ impl BenchServer {
         let scim_token = tokens::create_token(store, SCIM_CONNECTION, "bench", now_ms)
             .await?
             .token;
-        let scim = ScimState::new(store.clone(), Arc::new(NullSink));
-        let options = crate::serve::http_options(&scim);
-        let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
-        let hooks = HookState::new(Default::default(), events);
-        let router =
-            crate::serve::http_router(scim, hooks, roster, roster_web::WebOptions::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let origin = format!("http://{}", listener.local_addr()?);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(roster_server::serve_with(
-            listener,
-            router,
-            async move {
-                let _ = stop_rx.await;
-            },
-            options,
-        ));
-        Ok(BenchServer {
-            origin,
+        let http = Loopback::serve(store, roster, roster_web::WebOptions::default()).await?;
+        let served = BenchServer {
+            origin: http.origin.clone(),
             api_token,
             scim_token,
-            running: Some((stop_tx, server)),
-        })
-    }
-
-    /// Where it listens and its tokens, without the server.
-    pub(crate) fn clone_tokens(&self) -> BenchServer {
-        BenchServer {
-            origin: self.origin.clone(),
-            api_token: self.api_token.clone(),
-            scim_token: self.scim_token.clone(),
-            running: None,
-        }
-    }
-
-    /// Stops serving and waits for the server to finish.
-    pub(crate) async fn stop(mut self) {
-        if let Some((stop, server)) = self.running.take() {
-            let _ = stop.send(());
-            let _ = server.await;
-        }
+        };
+        Ok((served, http))
     }
 }
 
@@ -475,13 +486,14 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
 
     // Serve what `roster serve` serves.
     let roster = Arc::new(Roster::new(Engine::new(store.clone(), policy)));
-    let served = BenchServer::start(&store, roster.clone(), now_ms).await?;
-    let BenchServer {
-        origin,
-        api_token,
-        scim_token,
-        ..
-    } = served.clone_tokens();
+    let (
+        BenchServer {
+            origin,
+            api_token,
+            scim_token,
+        },
+        http,
+    ) = BenchServer::start(&store, roster.clone(), now_ms).await?;
 
     let clients: Arc<Vec<reqwest::Client>> = Arc::new(
         (0..args.concurrency)
@@ -664,7 +676,7 @@ pub async fn measure(args: &ApiArgs, progress: &mut (dyn FnMut(&str) + Send)) ->
         endpoints.push(r);
     }
 
-    served.stop().await;
+    http.stop().await;
     let peer = endpoints
         .iter()
         .find(|e| e.name == "scim_get")

@@ -223,12 +223,12 @@ pub async fn measure(
     let people = Arc::new(synthetic.people.clone());
     drop(synthetic);
     let roster = Arc::new(Roster::new(Engine::new(store.clone(), policy)));
-    let server = Arc::new(BenchServer::start(&store, roster.clone(), now_ms).await?);
+    let (server, http) = BenchServer::start(&store, roster.clone(), now_ms).await?;
     let mix = Mix {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?,
-        server: server.clone(),
+        server: Arc::new(server),
         people,
         seed: args.seed,
     };
@@ -361,10 +361,7 @@ pub async fn measure(
     }
     rss[minute] = peak_rss().map(|b| b as f64 / (1024.0 * 1024.0));
     report_minute(progress, minute, &collected, rss[minute]);
-    drop(mix);
-    if let Ok(s) = Arc::try_unwrap(server) {
-        s.stop().await;
-    }
+    http.stop().await;
 
     let minutes: Vec<MinuteReport> = {
         let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());

@@ -28,11 +28,10 @@ use rand::{Rng, SeedableRng};
 use roster_core::principal::PrincipalKind;
 use roster_core::{Person, Principal, Role};
 use roster_engine::{Engine, NewWebUser, Roster, SessionLimits};
-use roster_server::{HookState, NullSink, ScimState};
 use serde::Serialize;
 
 use crate::bench_api::{
-    drive, fresh_store, percentile, round, search_query, seed_people_and_accounts,
+    Loopback, drive, fresh_store, percentile, round, search_query, seed_people_and_accounts,
 };
 
 /// The target the issue sets for every page.
@@ -187,30 +186,16 @@ pub async fn measure(args: &UiArgs, progress: &mut (dyn FnMut(&str) + Send)) -> 
     };
     let (session, _) = roster.sign_in_local("bench", password, &limits).await?;
     let cookie = format!("roster_session={session}");
-    let scim = ScimState::new(store.clone(), Arc::new(NullSink));
-    let options = crate::serve::http_options(&scim);
-    let (events, _events_handle, _events_rx) = roster_engine::inbound::EngineSink::channel();
-    let hooks = HookState::new(Default::default(), events);
-    let router = crate::serve::http_router(
-        scim,
-        hooks,
+    let http = Loopback::serve(
+        &store,
         roster.clone(),
         roster_web::WebOptions {
             limits,
             ..Default::default()
         },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let origin = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(roster_server::serve_with(
-        listener,
-        router,
-        async move {
-            let _ = stop_rx.await;
-        },
-        options,
-    ));
+    )
+    .await?;
+    let origin = http.origin.clone();
     let clients: Arc<Vec<reqwest::Client>> = Arc::new(
         (0..args.concurrency)
             .map(|_| {
@@ -305,8 +290,7 @@ pub async fn measure(args: &UiArgs, progress: &mut (dyn FnMut(&str) + Send)) -> 
             .await,
         );
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    http.stop().await;
     Ok(UiReport {
         build: if cfg!(debug_assertions) {
             "debug"

@@ -485,14 +485,7 @@ pub(crate) fn approval_status_of(
 ) -> ApprovalStatus {
     let mut status = ApprovalStatus::default();
     for (i, why) in &plan.approvals {
-        // The latest decision about this action wins; a decision about
-        // the whole plan covers every action that needs one.
-        let decision = records
-            .iter()
-            .filter(|r| r.plan_hash == hash && (r.action_idx == Some(*i) || r.action_idx.is_none()))
-            .max_by_key(|r| (r.at_ms, r.action_idx.is_some()))
-            .map(|r| r.decision);
-        match decision {
+        match decision_on(hash, records, *i) {
             Some(Decision::Approved) => {
                 status.approved.insert(*i);
             }
@@ -505,4 +498,36 @@ pub(crate) fn approval_status_of(
         }
     }
     status
+}
+
+/// Why action `index` of `plan` still waits for approval, or `None` when
+/// it needs none or has a decision: [`approval_status_of`] for one action,
+/// without going over the whole plan (a person's page asks about a few
+/// actions of plans that can hold tens of thousands).
+pub(crate) fn waiting_reason<'p>(
+    plan: &'p roster_core::Plan,
+    hash: &str,
+    records: &[roster_store::ApprovalRecord],
+    index: usize,
+) -> Option<&'p str> {
+    let why = plan.approvals.get(&index)?;
+    decision_on(hash, records, index)
+        .is_none()
+        .then_some(why.as_str())
+}
+
+/// The decision that holds for action `index` of the plan whose content
+/// hash is `hash`: the latest about this action, where a decision about the
+/// whole plan covers every action that needs one. `records` are the plan's
+/// own; those bound to another content hash count for nothing.
+fn decision_on(
+    hash: &str,
+    records: &[roster_store::ApprovalRecord],
+    index: usize,
+) -> Option<Decision> {
+    records
+        .iter()
+        .filter(|r| r.plan_hash == hash && (r.action_idx == Some(index) || r.action_idx.is_none()))
+        .max_by_key(|r| (r.at_ms, r.action_idx.is_some()))
+        .map(|r| r.decision)
 }

@@ -16,7 +16,7 @@
 //! renders the same answer.
 
 use roster_core::calendar::Standing;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use roster_core::{Account, Action, ConnectionId, EmploymentStatus, Operation, Person};
@@ -190,39 +190,14 @@ impl Engine {
         keys.insert(id_key(person.employee_id.as_str()));
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
-        // A cache: a panic elsewhere while holding it leaves nothing wrong
-        // in it, so a poisoned lock is taken as it is.
-        let cached = |id: &PlanId, hash: &str| {
-            self.plan_index
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(id, hash)
-        };
+        // The recent plans that have actions about the person, each decoded
+        // once per process; then their states and approvals in one
+        // statement each, however many plans there are (a statement per
+        // plan made every stored plan a permanent cost on every view:
+        // `roster bench soak` never recovered once plans were stored).
+        let mut about: Vec<(PlanId, Arc<IndexedPlan>, Vec<usize>)> = Vec::new();
         for (id, hash) in self.store.recent_plan_ids(RECENT_PLANS).await? {
-            let indexed = match cached(&id, &hash) {
-                Some(p) => p,
-                None => {
-                    // One view decodes a new plan; the others that miss it
-                    // meanwhile wait and find it cached. A full plan of a
-                    // large company is megabytes of JSON: hundreds of views
-                    // decoding it at once, as each new scheduled plan
-                    // arrived, took gigabytes and seconds (`roster bench
-                    // soak`).
-                    let _loading = self.plan_index_load.lock().await;
-                    match cached(&id, &hash) {
-                        Some(p) => p,
-                        None => {
-                            let stored = self.stored_plan(&id).await?;
-                            let indexed = Arc::new(IndexedPlan::new(stored.hash, stored.plan));
-                            self.plan_index
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .put(&id, indexed.clone());
-                            indexed
-                        }
-                    }
-                }
-            };
+            let indexed = self.indexed_plan(&id, &hash).await?;
             let mut indexes: Vec<usize> = keys
                 .iter()
                 .filter_map(|k| indexed.by_subject.get(k))
@@ -234,26 +209,51 @@ impl Engine {
             }
             indexes.sort_unstable();
             indexes.dedup();
-            let states = self.store.states_of_actions(&id, &indexes).await?;
-            let open: Vec<(usize, ActionState)> = states
-                .into_iter()
-                .filter(|(_, state)| {
-                    matches!(
-                        state,
-                        ActionState::Pending
-                            | ActionState::Running
-                            | ActionState::Failed
-                            | ActionState::Manual
-                    )
-                })
-                .collect();
-            if open.is_empty() {
-                continue;
+            about.push((id, indexed, indexes));
+        }
+        if about.is_empty() {
+            return Ok(out);
+        }
+        let wanted: Vec<(PlanId, Vec<usize>)> = about
+            .iter()
+            .map(|(id, _, idx)| (id.clone(), idx.clone()))
+            .collect();
+        let mut open: HashMap<&str, Vec<(usize, ActionState)>> = HashMap::new();
+        for (id, index, state) in self.store.states_of_actions_in(&wanted).await? {
+            if matches!(
+                state,
+                ActionState::Pending
+                    | ActionState::Running
+                    | ActionState::Failed
+                    | ActionState::Manual
+            ) && let Some((plan, _, _)) = about.iter().find(|(p, _, _)| *p == id)
+            {
+                open.entry(plan.as_str()).or_default().push((index, state));
             }
-            let records = self.store.approvals(&id).await?;
-            let waiting =
-                crate::approval::approval_status_of(&indexed.plan, &indexed.hash, &records).waiting;
-            for (index, state) in open {
+        }
+        let needs_approval: Vec<PlanId> = about
+            .iter()
+            .filter(|(id, indexed, _)| {
+                open.get(id.as_str()).is_some_and(|o| {
+                    o.iter()
+                        .any(|(i, _)| indexed.plan.approvals.contains_key(i))
+                })
+            })
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        let records = self.store.approvals_of_plans(&needs_approval).await?;
+        // Newest plan first, as `recent_plan_ids` gave them.
+        for (id, indexed, _) in &about {
+            let Some(mut actions) = open.remove(id.as_str()) else {
+                continue;
+            };
+            actions.sort_unstable_by_key(|(i, _)| *i);
+            let own: Vec<roster_store::ApprovalRecord> = records
+                .iter()
+                .filter(|r| r.plan_id == *id)
+                .cloned()
+                .collect();
+            for (index, state) in actions {
                 let Some(action) = indexed.plan.actions.get(index) else {
                     continue;
                 };
@@ -264,12 +264,50 @@ impl Engine {
                     plan_id: id.to_string(),
                     index,
                     state,
-                    awaiting_approval: waiting.get(&index).cloned(),
+                    awaiting_approval: crate::approval::waiting_reason(
+                        &indexed.plan,
+                        &indexed.hash,
+                        &own,
+                        index,
+                    )
+                    .map(str::to_string),
                     action: action.clone(),
                 });
             }
         }
         Ok(out)
+    }
+
+    /// Stored plan `id` (content hash `hash`) decoded and indexed, from
+    /// this process's cache when it is there.
+    async fn indexed_plan(&self, id: &PlanId, hash: &str) -> Result<Arc<IndexedPlan>, EngineError> {
+        // A cache: a panic elsewhere while holding it leaves nothing wrong
+        // in it, so a poisoned lock is taken as it is.
+        let cached = || {
+            self.plan_index
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(id, hash)
+        };
+        if let Some(p) = cached() {
+            return Ok(p);
+        }
+        // One view decodes a new plan; the others that miss it meanwhile
+        // wait and find it cached. A full plan of a large company is
+        // megabytes of JSON: hundreds of views decoding it at once, as each
+        // new scheduled plan arrived, took gigabytes and seconds (`roster
+        // bench soak`).
+        let _loading = self.plan_index_load.lock().await;
+        if let Some(p) = cached() {
+            return Ok(p);
+        }
+        let stored = self.stored_plan(id).await?;
+        let indexed = Arc::new(IndexedPlan::new(stored.hash, stored.plan));
+        self.plan_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put_decoded(id, indexed.clone());
+        Ok(indexed)
     }
 
     /// See `Roster::person_access` (module docs). Reads only the store;
@@ -483,14 +521,17 @@ mod tests {
             let observed = Observed::complete(c.clone(), company.accounts(k).0);
             store.replace_accounts(&observed, read_ms).await.unwrap();
         }
-        let engine = Arc::new(Engine::new(store, company.policy().unwrap()));
-        let plan = engine.compute_plan(&PlanScope::All).await.unwrap();
+        let engine = Arc::new(Engine::new(store.clone(), company.policy().unwrap()));
+        // Another process stores the plan (one that stores it itself
+        // indexes it as it does: see the next test).
+        let other = Engine::new(store, company.policy().unwrap());
+        let plan = other.compute_plan(&PlanScope::All).await.unwrap();
         assert!(
             !plan.actions.is_empty(),
             "the synthetic company has changes"
         );
         let by = Principal::new(PrincipalKind::User, "test");
-        engine.save_plan(&plan, &PlanScope::All, &by).await.unwrap();
+        other.save_plan(&plan, &PlanScope::All, &by).await.unwrap();
         // The people the plan is about, so every view has pending actions.
         let about: Vec<roster_core::EmployeeId> = plan
             .actions
@@ -520,5 +561,153 @@ mod tests {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .decoded();
         assert_eq!(decoded, 1, "the plan was decoded by {decoded} views");
+    }
+
+    /// A company with a stored full plan, and an engine over it.
+    async fn company_with_plan(
+        dir: &std::path::Path,
+    ) -> (Arc<Engine>, Synthetic, roster_core::Plan) {
+        let store = Store::open(&dir.join("r.db").display().to_string())
+            .await
+            .unwrap();
+        let today = time::OffsetDateTime::now_utc().date();
+        let company = Synthetic::new(300, 3, 11, today).unwrap();
+        store.replace_people(&company.people).await.unwrap();
+        let read_ms = ms(time::OffsetDateTime::now_utc()) - 60_000;
+        for (k, c) in company.connections.iter().enumerate() {
+            let observed = Observed::complete(c.clone(), company.accounts(k).0);
+            store.replace_accounts(&observed, read_ms).await.unwrap();
+        }
+        let engine = Arc::new(Engine::new(store, company.policy().unwrap()));
+        let plan = engine.compute_plan(&PlanScope::All).await.unwrap();
+        (engine, company, plan)
+    }
+
+    /// A plan this process stores is indexed from the plan in hand: no view
+    /// decodes it back from the store, and views see its actions.
+    #[tokio::test]
+    async fn a_plan_this_process_stores_is_never_decoded_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _company, plan) = company_with_plan(dir.path()).await;
+        let by = Principal::new(PrincipalKind::User, "test");
+        engine.save_plan(&plan, &PlanScope::All, &by).await.unwrap();
+        let id = plan
+            .actions
+            .iter()
+            .find_map(|a| a.employee_id.clone())
+            .expect("an action about someone");
+        let page = engine
+            .person_access(&PersonRef::EmployeeId(id), false)
+            .await
+            .unwrap();
+        assert!(!page.pending_actions.is_empty());
+        let decoded = engine
+            .plan_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .decoded();
+        assert_eq!(
+            decoded, 0,
+            "the stored plan was decoded back {decoded} time(s)"
+        );
+    }
+
+    /// Pending actions of several plans, read together: each plan's
+    /// approvals are its own. Two plans with the same content have the same
+    /// hash, and approving one must not show the other's actions approved;
+    /// actions carried out drop out; the newest plan's copy of an action
+    /// is the one shown.
+    #[tokio::test]
+    async fn pending_actions_of_several_plans_keep_their_own_approvals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _company, mut plan) = company_with_plan(dir.path()).await;
+        let by = Principal::new(PrincipalKind::User, "test");
+        // Make the first action about someone need approval.
+        let (index, who) = plan
+            .actions
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| a.employee_id.clone().map(|id| (i, id)))
+            .expect("an action about someone");
+        plan.approvals.insert(index, "test: needs a person".into());
+        let older = engine.save_plan(&plan, &PlanScope::All, &by).await.unwrap();
+        let newer = engine.save_plan(&plan, &PlanScope::All, &by).await.unwrap();
+        assert_ne!(older, newer);
+        let page = |engine: Arc<Engine>, who: roster_core::EmployeeId| async move {
+            engine
+                .person_access(&PersonRef::EmployeeId(who), false)
+                .await
+                .unwrap()
+                .pending_actions
+        };
+        // Both waiting; the newest plan's copy is shown, once.
+        let pending = page(engine.clone(), who.clone()).await;
+        let shown: Vec<_> = pending.iter().filter(|p| p.index == index).collect();
+        assert_eq!(shown.len(), 1, "{pending:#?}");
+        assert_eq!(shown[0].plan_id, newer.to_string());
+        assert_eq!(
+            shown[0].awaiting_approval.as_deref(),
+            Some("test: needs a person")
+        );
+        // Approving the older plan (same hash) leaves the newer waiting.
+        engine
+            .store
+            .record_approval(&roster_store::ApprovalRecord {
+                plan_id: older.clone(),
+                plan_hash: plan.hash(),
+                action_idx: None,
+                decision: roster_store::Decision::Approved,
+                actor: "user:approver".into(),
+                reason: "test".into(),
+                at_ms: ms(time::OffsetDateTime::now_utc()),
+            })
+            .await
+            .unwrap();
+        let pending = page(engine.clone(), who.clone()).await;
+        let shown: Vec<_> = pending.iter().filter(|p| p.index == index).collect();
+        assert_eq!(shown[0].plan_id, newer.to_string());
+        assert_eq!(
+            shown[0].awaiting_approval.as_deref(),
+            Some("test: needs a person"),
+            "the older plan's approval leaked into the newer one"
+        );
+        // Approving the newer one: shown as approved (no longer waiting).
+        engine
+            .store
+            .record_approval(&roster_store::ApprovalRecord {
+                plan_id: newer.clone(),
+                plan_hash: plan.hash(),
+                action_idx: Some(index),
+                decision: roster_store::Decision::Approved,
+                actor: "user:approver".into(),
+                reason: "test".into(),
+                at_ms: ms(time::OffsetDateTime::now_utc()),
+            })
+            .await
+            .unwrap();
+        let pending = page(engine.clone(), who.clone()).await;
+        let shown: Vec<_> = pending.iter().filter(|p| p.index == index).collect();
+        assert_eq!(shown[0].plan_id, newer.to_string());
+        assert_eq!(shown[0].awaiting_approval, None);
+        // Carried out in the newer plan: the older plan's copy shows.
+        engine
+            .store
+            .set_action_state(
+                &newer,
+                index,
+                ActionState::Done,
+                None,
+                ms(time::OffsetDateTime::now_utc()),
+            )
+            .await
+            .unwrap();
+        let pending = page(engine.clone(), who.clone()).await;
+        let shown: Vec<_> = pending.iter().filter(|p| p.index == index).collect();
+        assert_eq!(shown.len(), 1, "{pending:#?}");
+        assert_eq!(shown[0].plan_id, older.to_string());
+        assert_eq!(
+            shown[0].awaiting_approval, None,
+            "approved in the older plan"
+        );
     }
 }

@@ -84,8 +84,14 @@ impl PlanIndexCache {
         self.decoded
     }
 
-    pub(crate) fn put(&mut self, id: &PlanId, plan: Arc<IndexedPlan>) {
+    /// Caches a plan decoded back from the store.
+    pub(crate) fn put_decoded(&mut self, id: &PlanId, plan: Arc<IndexedPlan>) {
         self.decoded += 1;
+        self.put(id, plan);
+    }
+
+    /// Caches a plan (one this process just stored, say).
+    pub(crate) fn put(&mut self, id: &PlanId, plan: Arc<IndexedPlan>) {
         self.clock += 1;
         self.plans
             .insert(id.as_str().to_string(), (self.clock, plan));

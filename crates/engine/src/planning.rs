@@ -730,6 +730,15 @@ impl Engine {
             .store
             .save_plan_proposed(plan, ms(now), self.plan_policy().as_ref(), Some(&actor))
             .await?;
+        // The person page reads the recent plans: the one just stored is
+        // indexed from what is in hand, instead of decoded back from the
+        // store by the next view, which would hold up every view meanwhile.
+        let hash = plan.hash();
+        let indexed = crate::plan_cache::IndexedPlan::new(hash.clone(), plan.clone());
+        self.plan_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put(&id, std::sync::Arc::new(indexed));
         let counts: BTreeMap<&str, usize> = plan
             .counts()
             .into_iter()
@@ -741,7 +750,7 @@ impl Engine {
             id.as_str(),
             json!({
                 "scope": scope.describe(),
-                "hash": plan.hash(),
+                "hash": hash,
                 "observed_digest": plan.observed_digest,
                 "actions": counts,
                 "findings": plan.findings.len(),

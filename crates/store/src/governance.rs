@@ -101,19 +101,35 @@ impl Store {
 
     /// Every decision on a plan, oldest first.
     pub async fn approvals(&self, plan_id: &PlanId) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let rows = sqlx::query(
+        self.approvals_of_plans(std::slice::from_ref(plan_id)).await
+    }
+
+    /// Every decision on any of `plan_ids`, oldest first, in one statement
+    /// (one person's page looks at the recent plans together).
+    pub async fn approvals_of_plans(
+        &self,
+        plan_ids: &[PlanId],
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        if plan_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=plan_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
             "SELECT plan_id, plan_hash, action_idx, decision, actor, reason, at_ms \
-             FROM approval WHERE plan_id = $1",
-        )
-        .bind(plan_id.as_str().to_string())
-        .fetch_all(&self.read)
-        .await?;
+             FROM approval WHERE plan_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in plan_ids {
+            q = q.bind(id.as_str().to_string());
+        }
+        let rows = q.fetch_all(&self.read).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
+            let plan_id = PlanId::new(r.try_get::<String, _>("plan_id")?);
             let decision: String = r.try_get("decision")?;
             let idx: Option<i64> = r.try_get("action_idx")?;
             out.push(ApprovalRecord {
-                plan_id: PlanId::new(r.try_get::<String, _>("plan_id")?),
                 plan_hash: r.try_get("plan_hash")?,
                 action_idx: idx.map(|i| i as usize),
                 decision: match decision.as_str() {
@@ -127,6 +143,7 @@ impl Store {
                         });
                     }
                 },
+                plan_id,
                 actor: r.try_get("actor")?,
                 reason: r.try_get("reason")?,
                 at_ms: r.try_get("at_ms")?,

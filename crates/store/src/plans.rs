@@ -388,6 +388,52 @@ impl Store {
             .collect()
     }
 
+    /// [`Store::states_of_actions`] for several plans in one statement:
+    /// `(plan, position, state)`, positions a plan does not have left out.
+    pub async fn states_of_actions_in(
+        &self,
+        wanted: &[(PlanId, Vec<usize>)],
+    ) -> Result<Vec<(PlanId, usize, ActionState)>, StoreError> {
+        let wanted: Vec<&(PlanId, Vec<usize>)> =
+            wanted.iter().filter(|(_, idx)| !idx.is_empty()).collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        let clauses: Vec<String> = wanted
+            .iter()
+            .map(|(_, idx)| {
+                let plan = next();
+                let list: Vec<String> = idx.iter().map(|_| next()).collect();
+                format!("(plan_id = {plan} AND idx IN ({}))", list.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "SELECT plan_id, idx, state FROM plan_action WHERE {} ORDER BY plan_id, idx",
+            clauses.join(" OR ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (plan, idx) in &wanted {
+            q = q.bind(plan.0.clone());
+            for i in idx {
+                q = q.bind(to_i64(*i));
+            }
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| {
+                let plan = PlanId(r.try_get("plan_id")?);
+                let idx: i64 = r.try_get("idx")?;
+                let state = parse_state(r, &plan)?;
+                Ok((plan, usize::try_from(idx).unwrap_or(usize::MAX), state))
+            })
+            .collect()
+    }
+
     /// Records that a plan was handed to execution (applied, or queued for
     /// a worker). The first time counts; later calls change nothing.
     /// [`StoreError::NotFound`] if there is no such plan.

@@ -312,7 +312,20 @@ impl Engine {
 
     /// See `Roster::person_access` (module docs). Reads only the store;
     /// computes the one-person plan only when `next_plan` is asked for.
+    /// Its reads share one store connection (`Store::with_one_reader`):
+    /// the page is a dozen small reads, and a connection per read cost
+    /// more than the reads.
     pub(crate) async fn person_access(
+        &self,
+        who: &PersonRef,
+        next_plan: bool,
+    ) -> Result<PersonAccess, EngineError> {
+        self.store
+            .with_one_reader(self.person_access_reads(who, next_plan))
+            .await
+    }
+
+    async fn person_access_reads(
         &self,
         who: &PersonRef,
         next_plan: bool,

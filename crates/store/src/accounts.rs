@@ -19,6 +19,7 @@
 //! the rows it did not see. Stamping, rather than clearing a flag on every
 //! row first, keeps a re-read to one write per returned account.
 
+use crate::reader::Read as _;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,7 @@ impl Store {
         )
         .bind(info.connection.as_str().to_string())
         .bind(info.generation)
-        .fetch_one(&self.read)
+        .read_one(self)
         .await?;
         let Some(body) = row.try_get::<Option<String>, _>("body")? else {
             return Ok(Vec::new());
@@ -257,7 +258,7 @@ impl Store {
              FROM observation WHERE connection = $1",
         )
         .bind(connection.as_str().to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode_info).transpose()
     }
@@ -268,7 +269,7 @@ impl Store {
             "SELECT connection, generation, read_ms, complete, incomplete_reason, account_count \
              FROM observation",
         )
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = rows
             .iter()
@@ -292,7 +293,7 @@ impl Store {
              WHERE a.connection = $1",
         )
         .bind(connection.as_str().to_string())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = rows
             .iter()
@@ -321,7 +322,7 @@ impl Store {
              WHERE a.email_lc = $1",
         )
         .bind(email.normalized())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = rows
             .iter()
@@ -360,7 +361,7 @@ impl Store {
             for a in chunk {
                 q = q.bind(a.clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 let account = decode_account(&row)?;
                 if seen.insert((account.connection.clone(), account.key.clone())) {
                     out.push(account);

@@ -6,6 +6,7 @@
 //! comparison and the scope rules are the engine's
 //! (`roster_engine::app::tokens`); the token itself is never stored.
 
+use crate::reader::Read as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -85,7 +86,7 @@ impl Store {
             "SELECT {COLUMNS} FROM api_token WHERE prefix = $1"
         )))
         .bind(prefix.to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode).transpose()
     }
@@ -95,7 +96,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM api_token ORDER BY created_ms, prefix"
         )))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode).collect()
     }

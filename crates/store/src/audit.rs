@@ -53,6 +53,7 @@
 //! engine's `anchor` module; the store queues them in `audit_checkpoint`,
 //! see [`crate::Store::queue_checkpoint`]).
 
+use crate::reader::Read as _;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -329,7 +330,7 @@ impl Store {
              data_hash, data_salt FROM audit_event WHERE at_ms >= $1 ORDER BY seq",
         )
         .bind(at_ms)
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode_record).collect()
     }
@@ -337,7 +338,7 @@ impl Store {
     /// The chain head: the last sequence number and its hash.
     pub async fn audit_head(&self) -> Result<(u64, String), StoreError> {
         let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?
             .ok_or_else(|| {
                 StoreError::corrupt("audit_head", "1", "the audit head row is missing")
@@ -363,7 +364,7 @@ impl Store {
             for s in chunk {
                 q = q.bind(i64::try_from(*s).unwrap_or(i64::MAX));
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 let seq: i64 = row.try_get("seq")?;
                 out.insert(u64::try_from(seq).unwrap_or(0), row.try_get("hash")?);
             }
@@ -544,7 +545,7 @@ impl Store {
             .bind(from)
             .bind(before_ms.unwrap_or(i64::MAX))
             .bind(VERIFY_PAGE)
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
             for row in &rows {
                 let seq: i64 = row.try_get("seq")?;

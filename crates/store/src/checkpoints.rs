@@ -10,6 +10,7 @@
 //! This table is a queue, not evidence. Whoever can rewrite the database
 //! can rewrite it too; what protects the log is what witnesses already hold.
 
+use crate::reader::Read as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -105,7 +106,7 @@ impl Store {
     pub async fn last_queued_checkpoint(&self, witness: &str) -> Result<Option<u64>, StoreError> {
         let row = sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoint WHERE witness = $1")
             .bind(witness)
-            .fetch_one(&self.read)
+            .read_one(self)
             .await?;
         Ok(row
             .try_get::<Option<i64>, _>("seq")?
@@ -123,7 +124,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(witness)
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -139,7 +140,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(witness)
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -184,7 +185,7 @@ impl Store {
              AND delivered_ms IS NOT NULL ORDER BY seq DESC, id DESC LIMIT 1",
         )
         .bind(witness)
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         if let Some(row) = last {
             let seq: i64 = row.try_get("seq")?;

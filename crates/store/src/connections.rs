@@ -11,6 +11,7 @@
 //! so `roster connections list` reports a refused credential as unhealthy
 //! and the engine can quarantine a connection whose reads keep failing.
 
+use crate::reader::Read as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -128,7 +129,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT connection, at_ms, outcome, detail, failures_in_a_row FROM read_health",
         )
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -177,7 +178,7 @@ impl Store {
     pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
         let rows =
             sqlx::query("SELECT id, app, settings_json, status, status_reason FROM connection")
-                .fetch_all(&self.read)
+                .read_all(self)
                 .await?;
         let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         // Sorted here, not in SQL, so both engines give the same order.
@@ -194,7 +195,7 @@ impl Store {
             "SELECT id, app, settings_json, status, status_reason FROM connection WHERE id = $1",
         )
         .bind(id.as_str().to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode).transpose()
     }

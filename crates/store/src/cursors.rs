@@ -6,6 +6,7 @@
 //! changes from (its age, the periodic full read) is the engine's rule
 //! (`roster_engine::sources`).
 
+use crate::reader::Read as _;
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -43,7 +44,7 @@ impl Store {
             "SELECT source, cursor, taken_ms, full_read_ms FROM source_cursor WHERE source = $1",
         )
         .bind(source.to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.map(|r| {
             Ok(SourceCursor {

@@ -27,6 +27,7 @@
 //! returns it. Which people it selects is the engine's business
 //! (`roster_engine::gateway`).
 
+use crate::reader::Read as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -532,7 +533,7 @@ impl Store {
             .bind(connection.to_string())
             .bind(after_seq)
             .bind(crate::to_i64(limit))
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -553,7 +554,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 out.push(decode(&row)?);
             }
         }
@@ -590,7 +591,7 @@ impl Store {
         let rows = sqlx::query(sql)
             .bind(connection.to_string())
             .bind(scim_fold(value))
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter()
             .map(|r| r.try_get("id").map_err(StoreError::from))
@@ -617,7 +618,7 @@ impl Store {
                 let rows = sqlx::query(AssertSqlSafe(sql))
                     .bind(connection.to_string())
                     .bind(crate::to_i64(limit))
-                    .fetch_all(&self.read)
+                    .read_all(self)
                     .await?;
                 for r in rows {
                     ids.push(r.try_get("id")?);
@@ -633,7 +634,7 @@ impl Store {
                     for id in chunk {
                         q = q.bind(id.clone());
                     }
-                    for r in q.fetch_all(&self.read).await? {
+                    for r in q.read_all(self).await? {
                         ids.push(r.try_get("id")?);
                     }
                 }

@@ -4,6 +4,7 @@
 //! Both are append-or-replace facts a person states; the engine reads them
 //! when it plans and applies. Neither is ever inferred by roster itself.
 
+use crate::reader::Read as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -123,7 +124,7 @@ impl Store {
         for id in plan_ids {
             q = q.bind(id.as_str().to_string());
         }
-        let rows = q.fetch_all(&self.read).await?;
+        let rows = q.read_all(self).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let plan_id = PlanId::new(r.try_get::<String, _>("plan_id")?);
@@ -177,7 +178,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT connection, account_key, employee_id, actor, reason, at_ms FROM match_resolution",
         )
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {

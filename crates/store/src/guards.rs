@@ -5,6 +5,7 @@
 //! The store only records; the rules (when a source change is an
 //! incomplete read, what a first plan holds) live in `roster-core`.
 
+use crate::reader::Read as _;
 use std::collections::BTreeSet;
 
 use sqlx::Row;
@@ -44,7 +45,7 @@ impl Store {
              FROM source_baseline WHERE source = $1",
         )
         .bind(source.to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.map(|r| {
             Ok(SourceBaseline {
@@ -99,7 +100,7 @@ impl Store {
              FROM person",
         )
         .bind(crate::people::iso_date(today))
-        .fetch_one(&self.read)
+        .read_one(self)
         .await?;
         Ok(SourceCounts {
             people: uncount(row.try_get("n")?),
@@ -110,7 +111,7 @@ impl Store {
     /// The connections some applied plan has covered.
     pub async fn applied_connections(&self) -> Result<BTreeSet<ConnectionId>, StoreError> {
         let rows = sqlx::query("SELECT connection FROM connection_applied")
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter()
             .map(|r| Ok(ConnectionId::new(r.try_get::<String, _>("connection")?)))

@@ -5,6 +5,7 @@
 //! tasks are not yet final, and since when the oldest has waited). The
 //! schema version is [`Store::schema_version`].
 
+use crate::reader::Read as _;
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -21,7 +22,7 @@ pub struct QueueDepth {
 impl Store {
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").fetch_one(&self.read).await?;
+        sqlx::query("SELECT 1").read_one(self).await?;
         Ok(())
     }
 
@@ -32,7 +33,7 @@ impl Store {
             "SELECT COUNT(*) AS n, MIN(created_ms) AS oldest FROM task \
              WHERE state IN ('ready', 'retry_wait', 'running')",
         )
-        .fetch_one(&self.read)
+        .read_one(self)
         .await?;
         Ok(QueueDepth {
             open: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),

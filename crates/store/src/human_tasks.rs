@@ -10,6 +10,7 @@
 //! A task's `dedupe_key` names the intent (connection, operation, account),
 //! so planning the same change twice never opens a second task.
 
+use crate::reader::Read as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -204,7 +205,7 @@ impl Store {
         let q = format!("SELECT {COLUMNS} FROM human_task WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?;
         row.as_ref().map(decode).transpose()
     }
@@ -224,9 +225,7 @@ impl Store {
         states: &[HumanTaskState],
     ) -> Result<Vec<HumanTask>, StoreError> {
         let q = format!("SELECT {COLUMNS} FROM human_task");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q)).read_all(self).await?;
         let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         out.retain(|t| states.is_empty() || states.contains(&t.state));
         out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
@@ -311,7 +310,7 @@ impl Store {
         for a in addresses {
             query = query.bind(a.to_lowercase());
         }
-        let rows = query.fetch_all(&self.read).await?;
+        let rows = query.read_all(self).await?;
         let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         out.retain(|t| states.is_empty() || states.contains(&t.state));
         out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));

@@ -33,6 +33,7 @@
 //! skew; the lease's time to live should exceed any skew NTP allows by a
 //! wide margin. Skew never breaks fencing: tokens are compared, not times.
 
+use crate::reader::Read as _;
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -148,7 +149,7 @@ impl Store {
     pub async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
         let row = sqlx::query("SELECT holder, token, expires_ms FROM lease WHERE name = $1")
             .bind(name.to_string())
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?;
         Ok(match row {
             Some(r) => Some(Lease {
@@ -199,7 +200,7 @@ impl Store {
     pub async fn next_due(&self, job: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT next_ms FROM schedule WHERE name = $1")
             .bind(job.to_string())
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?;
         Ok(match row {
             Some(r) => Some(r.try_get("next_ms")?),

@@ -68,6 +68,7 @@ mod people;
 mod plans;
 mod proposals;
 mod rates;
+mod reader;
 mod reports;
 mod scim;
 mod search;
@@ -78,6 +79,7 @@ pub mod tasks;
 mod tickets;
 mod web;
 
+use crate::reader::Read as _;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -163,6 +165,9 @@ pub struct Store {
     /// How common each trigram is among the people (SQLite search; see
     /// [`search`]), read now and then, shared by clones.
     search_sample: search::SampleCell,
+    /// Names this store's reader pool for [`Store::with_one_reader`];
+    /// shared by clones, as the pool is.
+    reader_marker: std::sync::Arc<()>,
 }
 
 impl Store {
@@ -232,6 +237,7 @@ impl Store {
             write,
             read,
             search_sample: Default::default(),
+            reader_marker: Default::default(),
         };
         store.migrate().await?;
         // Events written before schema 21 are indexed by who they mention
@@ -254,7 +260,7 @@ impl Store {
     /// The schema version recorded in the database.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations")
-            .fetch_one(&self.read)
+            .read_one(self)
             .await?;
         Ok(row.try_get::<Option<i64>, _>("v")?.unwrap_or(0))
     }
@@ -270,7 +276,7 @@ impl Store {
             return Ok(None);
         }
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&self.read)
+            .read_one(self)
             .await?;
         // Columns: busy, log (frames in the WAL), checkpointed (frames
         // copied into the database file).

@@ -20,6 +20,7 @@
 //! Events written before schema 21 are indexed once, when a store first
 //! opens at that schema ([`Store::backfill_audit_mentions`]), in pages.
 
+use crate::reader::Read as _;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -141,7 +142,7 @@ impl Store {
         for t in terms {
             q = q.bind(t);
         }
-        let rows = q.fetch_all(&self.read).await?;
+        let rows = q.read_all(self).await?;
         let mut out = rows
             .iter()
             .map(decode_record)

@@ -5,6 +5,7 @@
 //! message says and how it is sent are the engine's
 //! (`roster_engine::notify`).
 
+use crate::reader::Read as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -33,7 +34,7 @@ impl Store {
     pub async fn notify_cursor(&self, channel: &str) -> Result<Option<u64>, StoreError> {
         let row = sqlx::query("SELECT seq FROM notify_cursor WHERE channel = $1")
             .bind(channel.to_string())
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?;
         row.map(|r| {
             let seq: i64 = r.try_get("seq")?;
@@ -88,7 +89,7 @@ impl Store {
              ORDER BY at_ms DESC, seq DESC LIMIT $1",
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode).collect()
     }
@@ -106,7 +107,7 @@ impl Store {
         )
         .bind(seq)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(crate::audit::decode_record).collect()
     }

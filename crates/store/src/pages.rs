@@ -7,6 +7,7 @@
 //! its `ORDER BY` uses), so pages follow each other exactly on either
 //! backend, although PostgreSQL and SQLite may order text differently.
 
+use crate::reader::Read as _;
 use sqlx::Row;
 
 use roster_core::{Account, ConnectionId, Person};
@@ -54,7 +55,7 @@ impl Store {
         .bind(after.unwrap_or("").to_string())
         .bind(pattern)
         .bind(to_i64(limit))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode_person).collect()
     }
@@ -77,7 +78,7 @@ impl Store {
         .bind(ms)
         .bind(id.to_string())
         .bind(to_i64(limit))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -107,7 +108,7 @@ impl Store {
         .bind(info.generation)
         .bind(after.unwrap_or("").to_string())
         .bind(to_i64(limit))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {

@@ -6,6 +6,7 @@
 //! columns; aliases go to `person_alias` so an address lookup finds a person
 //! by any of their addresses.
 
+use crate::reader::Read as _;
 use std::collections::{BTreeSet, HashSet};
 
 use sqlx::Row;
@@ -102,7 +103,7 @@ impl Store {
     /// instead of one per person.
     pub async fn people(&self) -> Result<Vec<Person>, StoreError> {
         let row = sqlx::query("SELECT string_agg(data, ',') AS body FROM person")
-            .fetch_one(&self.read)
+            .read_one(self)
             .await?;
         let Some(body) = row.try_get::<Option<String>, _>("body")? else {
             return Ok(Vec::new());
@@ -118,7 +119,7 @@ impl Store {
     /// How many people the snapshot holds.
     pub async fn people_count(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM person")
-            .fetch_one(&self.read)
+            .read_one(self)
             .await?;
         Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
     }
@@ -137,7 +138,7 @@ impl Store {
         let key = email.normalized();
         let primary = sqlx::query("SELECT employee_id, data FROM person WHERE email_lc = $1")
             .bind(key.clone())
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         if let Some(row) = lowest_employee_id(&primary)? {
             return decode_person(row).map(Some);
@@ -148,7 +149,7 @@ impl Store {
              WHERE a.email_lc = $1",
         )
         .bind(key)
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         lowest_employee_id(&alias)?.map(decode_person).transpose()
     }
@@ -160,7 +161,7 @@ impl Store {
     ) -> Result<Option<Person>, StoreError> {
         let row = sqlx::query("SELECT employee_id, data FROM person WHERE employee_id = $1")
             .bind(id.as_str().to_string())
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?;
         row.as_ref().map(decode_person).transpose()
     }
@@ -180,7 +181,7 @@ impl Store {
              WHERE p.employee_id = $1",
         )
         .bind(id.as_str().to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -280,7 +281,7 @@ impl Store {
              WHERE employee_id = $1",
         )
         .bind(employee_id.as_str().to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode_override).transpose()
     }
@@ -290,7 +291,7 @@ impl Store {
             "SELECT employee_id, status, actor, reason, at_ms FROM person_override \
              ORDER BY employee_id",
         )
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode_override).collect()
     }

@@ -9,6 +9,7 @@
 //! A plan's [`PlanStatus`] is derived from its actions' states when read,
 //! so it can never disagree with them.
 
+use crate::reader::Read as _;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -304,7 +305,7 @@ impl Store {
             "SELECT id, hash, created_ms, data, proposed_by, applied_ms FROM plan WHERE id = $1",
         )
         .bind(id.0.clone())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         match row {
             Some(row) => self.finish_plan(&row).await.map(Some),
@@ -319,7 +320,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT id, hash, created_ms, data, proposed_by, applied_ms FROM plan ORDER BY created_ms DESC, id DESC LIMIT 1",
         )
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         match row {
             Some(row) => self.finish_plan(&row).await.map(Some),
@@ -334,7 +335,7 @@ impl Store {
             "SELECT id, hash, created_ms, data, proposed_by, applied_ms FROM plan ORDER BY created_ms DESC, id DESC LIMIT $1",
         )
         .bind(to_i64(limit))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -350,7 +351,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT id, hash FROM plan ORDER BY created_ms DESC, id DESC LIMIT $1")
                 .bind(to_i64(limit))
-                .fetch_all(&self.read)
+                .read_all(self)
                 .await?;
         rows.iter()
             .map(|r| Ok((PlanId(r.try_get("id")?), r.try_get("hash")?)))
@@ -376,7 +377,7 @@ impl Store {
         for i in indexes {
             q = q.bind(to_i64(*i));
         }
-        let rows = q.fetch_all(&self.read).await?;
+        let rows = q.read_all(self).await?;
         rows.iter()
             .map(|r| {
                 let idx: i64 = r.try_get("idx")?;
@@ -423,7 +424,7 @@ impl Store {
                 q = q.bind(to_i64(*i));
             }
         }
-        let rows = q.fetch_all(&self.read).await?;
+        let rows = q.read_all(self).await?;
         rows.iter()
             .map(|r| {
                 let plan = PlanId(r.try_get("plan_id")?);
@@ -459,7 +460,7 @@ impl Store {
             "SELECT id, applied_ms, policy_hash, policy_text FROM plan \
              WHERE applied_ms IS NOT NULL ORDER BY applied_ms DESC, id DESC LIMIT 1",
         )
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let hash: Option<String> = row.try_get("policy_hash")?;
@@ -535,7 +536,7 @@ impl Store {
              ORDER BY idx",
         )
         .bind(plan_id.0.clone())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         if rows.len() != stored.plan.actions.len() {
             return Err(StoreError::corrupt(
@@ -591,7 +592,7 @@ impl Store {
             "SELECT state, COUNT(*) AS n FROM plan_action WHERE plan_id = $1 GROUP BY state",
         )
         .bind(id.0.clone())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut counts = HashMap::new();
         for r in &counts_rows {

@@ -9,6 +9,7 @@
 //! the proposer wrote, kept verbatim. The store only records; what a note
 //! is worth (an agent's is untrusted text) is the engine's to say.
 
+use crate::reader::Read as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -57,7 +58,7 @@ impl Store {
              FROM plan_proposal WHERE plan_id = $1",
         )
         .bind(plan_id.as_str().to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode).transpose()
     }

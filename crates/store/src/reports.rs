@@ -19,6 +19,7 @@
 //! the lookup columns hold. Results are sorted in Rust, not SQL, so both
 //! engines give the same order.
 
+use crate::reader::Read as _;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -110,7 +111,7 @@ impl Store {
             for e in chunk {
                 q = q.bind((*e).clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 let conn: String = row.try_get("connection")?;
                 let key: String = row.try_get("account_key")?;
                 if seen.insert((conn, key)) {
@@ -170,7 +171,7 @@ impl Store {
         for v in values {
             q = q.bind(v.clone());
         }
-        for row in q.fetch_all(&self.read).await? {
+        for row in q.read_all(self).await? {
             let id: String = row.try_get("employee_id")?;
             if found.contains_key(&id) {
                 continue;
@@ -192,7 +193,7 @@ impl Store {
              a.last_seen_ms, o.generation FROM account a \
              JOIN observation o ON o.connection = a.connection",
         )
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = rows
             .iter()
@@ -223,7 +224,7 @@ impl Store {
              WHERE operation = $1",
         )
         .bind(operation.as_str().to_string())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {

@@ -43,6 +43,7 @@
 //! * Tokens are stored as SHA-256 hex only; the store never sees a token
 //!   in clear except as the hash the caller computed.
 
+use crate::reader::Read as _;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -1486,7 +1487,7 @@ impl Store {
             .bind(connection.to_string())
             .bind(kind.as_str())
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?;
         row.as_ref().map(decode).transpose()
     }
@@ -1511,7 +1512,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 out.push(decode(&row)?);
             }
         }
@@ -1537,7 +1538,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 let id: String = row.try_get("id")?;
                 let k: String = row.try_get("kind")?;
                 if let Some(k) = ScimKind::parse(&k) {
@@ -1582,7 +1583,7 @@ impl Store {
             .bind(connection.to_string())
             .bind(kind.as_str())
             .bind(v)
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -1605,7 +1606,7 @@ impl Store {
             .bind(kind.as_str())
             .bind(after_seq)
             .bind(to_i64(limit))
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -1631,7 +1632,7 @@ impl Store {
             .bind(kind.as_str())
             .bind(to_i64(limit))
             .bind(to_i64(offset))
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -1643,7 +1644,7 @@ impl Store {
         )
         .bind(connection.to_string())
         .bind(kind.as_str())
-        .fetch_one(&self.read)
+        .read_one(self)
         .await?;
         let n: i64 = row.try_get("n")?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -1673,7 +1674,7 @@ impl Store {
             for c in chunk {
                 q = q.bind(c.clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 found.insert(row.try_get::<String, _>("connection")?);
             }
         }
@@ -1701,7 +1702,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 let gid: String = row.try_get("group_id")?;
                 out.entry(gid).or_default().push(ScimMember {
                     value: row.try_get("member_id")?,
@@ -1733,7 +1734,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            for row in q.fetch_all(&self.read).await? {
+            for row in q.read_all(self).await? {
                 let mid: String = row.try_get("member_id")?;
                 out.entry(mid).or_default().push(ScimGroupRef {
                     group_id: row.try_get("group_id")?,
@@ -1776,7 +1777,7 @@ impl Store {
              FROM scim_token WHERE prefix = $1",
         )
         .bind(prefix.to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode_token).transpose()
     }
@@ -1791,7 +1792,7 @@ impl Store {
              FROM scim_token WHERE ($1 = '' OR connection = $1) ORDER BY created_ms, prefix",
         )
         .bind(connection.unwrap_or("").to_string())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode_token).collect()
     }

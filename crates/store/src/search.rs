@@ -41,6 +41,7 @@
 //! the caller's exact filter unchecked; for an ASCII body both fold alike,
 //! and the answer stays a superset.
 
+use crate::reader::Read as _;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -207,7 +208,7 @@ impl Store {
         .bind(after.unwrap_or("").to_string())
         .bind(to_i64(limit))
         .bind(needle.to_lowercase())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter()
             .map(decode_person)
@@ -227,7 +228,7 @@ impl Store {
         // A stride over the rowids in use reads about SAMPLE_ROWS bodies
         // spread over the whole table, not only the first employee IDs.
         let row = sqlx::query("SELECT min(rowid) AS lo, max(rowid) AS hi FROM person")
-            .fetch_one(&self.read)
+            .read_one(self)
             .await?;
         let (lo, hi): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
         let span = hi.unwrap_or(0) - lo.unwrap_or(0) + 1;
@@ -235,7 +236,7 @@ impl Store {
         let rows = sqlx::query("SELECT body FROM person_search WHERE rowid % $1 = 0 LIMIT $2")
             .bind(stride)
             .bind(to_i64(SAMPLE_ROWS))
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         let bodies: Vec<String> = rows
             .iter()

@@ -11,6 +11,7 @@
 //! (`v<digits>:<key-id>:<data>`). It cannot tell a real sealed value from a
 //! forged one; opening (which authenticates) is the caller's job.
 
+use crate::reader::Read as _;
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -61,7 +62,7 @@ impl Store {
     pub async fn secret(&self, name: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT sealed FROM secret WHERE name = $1")
             .bind(name.to_string())
-            .fetch_optional(&self.read)
+            .read_optional(self)
             .await?;
         Ok(match row {
             Some(r) => Some(r.try_get("sealed")?),
@@ -72,7 +73,7 @@ impl Store {
     /// Every stored secret's name and times, ordered by name.
     pub async fn secret_names(&self) -> Result<Vec<SecretMeta>, StoreError> {
         let rows = sqlx::query("SELECT name, created_ms, updated_ms FROM secret ORDER BY name")
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.into_iter()
             .map(|r| {
@@ -89,7 +90,7 @@ impl Store {
     /// a master-key rotation re-seals.
     pub async fn sealed_secrets(&self) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query("SELECT name, sealed FROM secret ORDER BY name")
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.into_iter()
             .map(|r| Ok((r.try_get("name")?, r.try_get("sealed")?)))

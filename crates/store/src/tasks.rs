@@ -54,6 +54,7 @@
 //!   until [`Store::resume_connection`] lifts it, and every connection a
 //!   person paused ([`Store::pause_writes`]) until [`Store::resume_writes`].
 
+use crate::reader::Read as _;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -851,7 +852,7 @@ impl Store {
         for b in binds {
             q = q.bind(b);
         }
-        let rows = q.fetch_all(&self.read).await?;
+        let rows = q.read_all(self).await?;
         rows.iter().map(decode_task).collect()
     }
 
@@ -863,7 +864,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT state, COUNT(*) AS n FROM task WHERE plan_id = $1 GROUP BY state")
                 .bind(plan_id.as_str().to_string())
-                .fetch_all(&self.read)
+                .read_all(self)
                 .await?;
         let mut out = BTreeMap::new();
         for row in &rows {

@@ -1,6 +1,7 @@
 //! Which ITSM ticket mirrors each human task (`ticket_link`, migration 22;
 //! the engine's `tickets` module does the mirroring).
 
+use crate::reader::Read as _;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -29,7 +30,7 @@ impl Store {
             "SELECT task_id, system, ticket_id, number, state, created_ms, updated_ms \
              FROM ticket_link ORDER BY created_ms, task_id",
         )
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter()
             .map(|r| {

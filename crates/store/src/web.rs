@@ -6,6 +6,7 @@
 //! the role rules are the engine's (`roster_engine::app::web_users`); a
 //! password or a session id is never stored.
 
+use crate::reader::Read as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -97,7 +98,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM web_user WHERE name = $1"
         )))
         .bind(name.to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode_user).transpose()
     }
@@ -107,7 +108,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM web_user ORDER BY name"
         )))
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode_user).collect()
     }
@@ -167,7 +168,7 @@ impl Store {
             "SELECT {SESSION_COLUMNS} FROM web_session WHERE id_hash = $1"
         )))
         .bind(id_hash.to_string())
-        .fetch_optional(&self.read)
+        .read_optional(self)
         .await?;
         row.as_ref().map(decode_session).transpose()
     }
@@ -266,7 +267,7 @@ impl Store {
              ORDER BY created_ms"
         )))
         .bind(now_ms)
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter().map(decode_session).collect()
     }

@@ -32,6 +32,7 @@
 //! naming it is in flight could leave that member pending until the next
 //! write of either (a known limit, stated in ARCHITECTURE.md).
 
+use crate::reader::Read as _;
 use std::collections::{HashMap, HashSet};
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
@@ -324,7 +325,7 @@ impl Store {
         )
         .bind(connection.to_string())
         .bind(group_id.to_string())
-        .fetch_all(&self.read)
+        .read_all(self)
         .await?;
         rows.iter()
             .map(|r| {
@@ -342,7 +343,7 @@ impl Store {
         let row =
             sqlx::query("SELECT COUNT(*) AS n FROM scim_pending_member WHERE connection = $1")
                 .bind(connection.to_string())
-                .fetch_one(&self.read)
+                .read_one(self)
                 .await?;
         let n: i64 = row.try_get("n")?;
         Ok(u64::try_from(n).unwrap_or(0))

@@ -259,6 +259,18 @@ impl Roster {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<PersonSummary>, EngineError> {
+        // Its batches share one store connection (`Store::with_one_reader`).
+        self.store()
+            .with_one_reader(self.search_people_reads(query, cursor, limit))
+            .await
+    }
+
+    async fn search_people_reads(
+        &self,
+        query: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<PersonSummary>, EngineError> {
         let limit = check_limit(limit)?;
         let needle = query.trim().to_lowercase();
         let mut after = decode_cursor(cursor)?;

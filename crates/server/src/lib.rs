@@ -50,6 +50,7 @@
 
 pub mod api;
 mod bulk;
+mod cache;
 mod error;
 mod hook;
 mod http;

@@ -47,6 +47,8 @@ struct Args {
     duration: Duration,
     concurrency: usize,
     only: Vec<String>,
+    /// roster's `ScimConfig::read_cache_bytes`, in MiB (`None`: default).
+    read_cache_mib: Option<usize>,
 }
 
 const USAGE: &str = "\
@@ -61,7 +63,9 @@ usage: scim_bench roster|peer|scimmy [options]
   --db URL               roster's database (default: a SQLite file in a temp dir)
   --duration SECONDS     per request type, after a 1 s warm-up (default 10, at most 120)
   --concurrency N        workers, one request in flight each (default 16)
-  --only TYPES           comma-separated subset of filter,get,patch,post";
+  --only TYPES           comma-separated subset of filter,get,patch,post
+  --read-cache-mib N     roster: memory for kept renderings (default 64; 0 turns the
+                         read cache off, to measure the read path without it)";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
@@ -80,6 +84,7 @@ fn parse_args() -> anyhow::Result<Args> {
         duration: Duration::from_secs(10),
         concurrency: 16,
         only: vec!["filter".into(), "get".into(), "patch".into(), "post".into()],
+        read_cache_mib: None,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -89,6 +94,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--duration" => a.duration = Duration::from_secs_f64(val()?.parse()?),
             "--concurrency" => a.concurrency = val()?.parse()?,
             "--only" => a.only = val()?.split(',').map(str::to_string).collect(),
+            "--read-cache-mib" => a.read_cache_mib = Some(val()?.parse()?),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -143,6 +149,7 @@ fn start_roster(
         None => dir.path().join("bench.db").display().to_string(),
     };
     let users = args.users;
+    let read_cache_mib = args.read_cache_mib;
     let (tx, rx) = std::sync::mpsc::channel::<anyhow::Result<(String, String)>>();
     let handle = std::thread::spawn(move || {
         let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -192,8 +199,11 @@ fn start_roster(
                 let token = tokens::create_token(&store, conn, "bench", 0).await?.token;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let addr = listener.local_addr()?;
-                let state =
-                    ScimState::with_config(store, Arc::new(NullSink), ScimConfig::default());
+                let mut config = ScimConfig::default();
+                if let Some(mib) = read_cache_mib {
+                    config.read_cache_bytes = mib * 1024 * 1024;
+                }
+                let state = ScimState::with_config(store, Arc::new(NullSink), config);
                 Ok::<_, anyhow::Error>((
                     listener,
                     state,

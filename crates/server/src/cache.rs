@@ -11,7 +11,8 @@
 //!
 //! An entry is only served after the store confirmed, in the same request,
 //! that the resource is still at the entry's head
-//! (`Store::scim_get_fresh`, `Store::scim_find_heads`). The store moves a
+//! (`Store::scim_heads_of` through the [checker](crate::heads), batched
+//! with concurrent checks; `Store::scim_find_heads`). The store moves a
 //! resource's version with every change of its representation, membership
 //! seen through `User.groups` and a group's rename included, and
 //! `modified_ms` tells a resource apart from an earlier one with the same

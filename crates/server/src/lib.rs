@@ -52,6 +52,7 @@ pub mod api;
 mod bulk;
 mod cache;
 mod error;
+mod heads;
 mod hook;
 mod http;
 pub mod logging;

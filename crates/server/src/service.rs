@@ -36,8 +36,8 @@ use roster_scim::path::AttrPath;
 use roster_scim::projection::split_attribute_list;
 use roster_scim::{Filter, ListResponse, Paging, ScimError, apply_patch, normalize, project};
 use roster_store::{
-    ScimFresh, ScimGroupRef, ScimHead, ScimIndex, ScimKind, ScimMember, ScimResource,
-    ScimStoreError, ScimWriteJob, ScimWriteOp, ScimWriteResult, scim_fold,
+    ScimGroupRef, ScimHead, ScimIndex, ScimKind, ScimMember, ScimResource, ScimStoreError,
+    ScimWriteJob, ScimWriteOp, ScimWriteResult, scim_fold,
 };
 use serde_json::Value;
 
@@ -334,8 +334,9 @@ impl Inner {
     }
 
     /// GET `/{Users|Groups}/{id}`: the resource rendered in full, from
-    /// the cache when the store says it is still at the kept head (one
-    /// statement, no body sent or parsed), else read, rendered and kept.
+    /// the cache when the store says it is still at the kept head (a check
+    /// batched with concurrent ones, see [`heads`](crate::heads); no body
+    /// sent or parsed), else read, rendered and kept.
     pub(crate) async fn get(
         &self,
         connection: &str,
@@ -343,30 +344,24 @@ impl Inner {
         id: &str,
         base: &str,
     ) -> Result<Arc<Rendered>, ApiError> {
-        let kept = self
+        let not_found = || ScimError::not_found(format!("{kind} {id} not found"));
+        if let Some(kept) = self
             .cache
             .get(connection, kind, id)
-            .filter(|r| r.base == base);
-        let known = kept.as_ref().map(|r| (r.version, r.modified_ms));
-        let r = match self
-            .store
-            .scim_get_fresh(connection, kind, id, known)
-            .await?
+            .filter(|r| r.base == base)
         {
-            ScimFresh::Missing => {
-                return Err(ScimError::not_found(format!("{kind} {id} not found")).into());
+            match self.heads.head(&self.store, connection, kind, id).await {
+                Ok(Some(h)) if kept.is(h.version, h.modified_ms, base) => return Ok(kept),
+                Ok(None) => return Err(not_found().into()),
+                // Changed, or the check failed: read it.
+                Ok(Some(_)) | Err(()) => {}
             }
-            ScimFresh::Unchanged => match kept {
-                Some(k) => return Ok(k),
-                // Not reached: the store only says so of a head we sent.
-                None => self
-                    .store
-                    .scim_get(connection, kind, id)
-                    .await?
-                    .ok_or_else(|| ScimError::not_found(format!("{kind} {id} not found")))?,
-            },
-            ScimFresh::Changed(r) => r,
-        };
+        }
+        let r = self
+            .store
+            .scim_get(connection, kind, id)
+            .await?
+            .ok_or_else(not_found)?;
         let rel = self.relations(connection, kind, &[&r]).await?;
         let out = self.rendering(&r, &rel, base);
         self.cache.put(connection, kind, id, out.clone());

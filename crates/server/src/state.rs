@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub(crate) writer: crate::writer::Writer,
     /// Renderings kept between reads.
     pub(crate) cache: crate::cache::ReadCache,
+    /// Checks kept renderings against the store, batched.
+    pub(crate) heads: crate::heads::HeadChecker,
 }
 
 /// Number of write-lock stripes.
@@ -147,6 +149,7 @@ impl ScimState {
                     .collect(),
                 writer: crate::writer::Writer::new(),
                 cache,
+                heads: crate::heads::HeadChecker::new(),
             }),
         }
     }

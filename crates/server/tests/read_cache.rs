@@ -295,3 +295,51 @@ async fn kept_renderings_follow_the_request_base_and_projection() {
     assert!(listed.body["Resources"][0].get("emails").is_none());
     assert_eq!(listed.body["Resources"][0]["displayName"], "First");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_checks_under_concurrent_reads_never_confirm_a_stale_rendering() {
+    let a = std::sync::Arc::new(start().await);
+    let b = second_process(&a).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let r = a.post("/Users", user(&format!("g{i}@x.com"))).await;
+        ids.push(r.body["id"].as_str().expect("id").to_string());
+    }
+    // Background readers keep checks queued, so the writer's reads below
+    // go in shared batches.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for w in 0..12 {
+        let (a, ids, stop) = (a.clone(), ids.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = &ids[(w + n) % ids.len()];
+                assert_eq!(a.get(&format!("/Users/{id}")).await.status, StatusCode::OK);
+                n += 1;
+            }
+        }));
+    }
+    for round in 0..15 {
+        for id in &ids {
+            let name = format!("Round {round}");
+            let written = b
+                .req(
+                    Method::PATCH,
+                    &format!("/Users/{id}"),
+                    Some(patch(
+                        json!([{"op": "replace", "path": "displayName", "value": name}]),
+                    )),
+                )
+                .await;
+            assert_eq!(written.status, StatusCode::OK, "{}", written.body);
+            let got = a.get(&format!("/Users/{id}")).await;
+            assert_eq!(got.body["displayName"], name, "round {round}");
+            assert_eq!(got.header("etag"), written.header("etag"));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.expect("reader");
+    }
+}

@@ -110,7 +110,7 @@ pub use proposals::ProposalRecord;
 pub use rates::{ALL_CONNECTIONS, PauseRecord};
 pub use reports::ActionStateRow;
 pub use scim::{
-    ScimDeleted, ScimFresh, ScimGroupRef, ScimHead, ScimIndex, ScimKind, ScimMember, ScimResource,
+    ScimDeleted, ScimGroupRef, ScimHead, ScimIndex, ScimKind, ScimMember, ScimResource,
     ScimResourceWrite, ScimStoreError, ScimTokenRecord, ScimWriteJob, ScimWriteOp,
     ScimWriteOutcome, ScimWriteResult, scim_fold,
 };

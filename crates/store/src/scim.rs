@@ -160,17 +160,6 @@ pub struct ScimHead {
     pub modified_ms: i64,
 }
 
-/// What [`Store::scim_get_fresh`] found.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ScimFresh {
-    /// No such resource.
-    Missing,
-    /// The resource is still at the head the caller knows.
-    Unchanged,
-    /// The resource, as stored now (the caller knew none, or another head).
-    Changed(ScimResource),
-}
-
 /// The result of a replace: the stored resource and how its membership
 /// changed (member ids), for notifying the users concerned.
 #[derive(Clone, Debug, PartialEq)]
@@ -1570,40 +1559,38 @@ impl Store {
         row.as_ref().map(decode).transpose()
     }
 
-    /// One resource by id, unless it is still at the head (`version`,
-    /// `modified_ms`) the caller knows: then only that is said, and the
-    /// stored body is neither sent nor parsed. One statement either way,
-    /// on the reader pool: the read path of a cache of renderings that is
-    /// right whoever wrote (this process or another).
-    pub async fn scim_get_fresh(
+    /// The heads of those of `ids` that exist (one statement per 500 ids),
+    /// keyed by id: for checking many kept renderings at once.
+    pub async fn scim_heads_of(
         &self,
         connection: &str,
         kind: ScimKind,
-        id: &str,
-        known: Option<(i64, i64)>,
-    ) -> Result<ScimFresh, StoreError> {
-        // Versions start at 1, so (-1, -1) matches nothing.
-        let (version, modified) = known.unwrap_or((-1, -1));
-        let row = sqlx::query(
-            "SELECT seq, connection, kind, id, user_name, display_name, external_id, active, \
-             version, created_ms, modified_ms, \
-             CASE WHEN version = $4 AND modified_ms = $5 THEN NULL ELSE data END AS data \
-             FROM scim_resource WHERE connection = $1 AND kind = $2 AND id = $3",
-        )
-        .bind(connection.to_string())
-        .bind(kind.as_str())
-        .bind(id.to_string())
-        .bind(version)
-        .bind(modified)
-        .fetch_optional(&self.read)
-        .await?;
-        let Some(row) = row else {
-            return Ok(ScimFresh::Missing);
-        };
-        if row.try_get::<Option<String>, _>("data")?.is_none() {
-            return Ok(ScimFresh::Unchanged);
+        ids: &[String],
+    ) -> Result<HashMap<String, ScimHead>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, seq, version, modified_ms FROM scim_resource \
+                 WHERE connection = $1 AND kind = $2 AND id IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(connection.to_string())
+                .bind(kind.as_str());
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            for r in q.fetch_all(&self.read).await? {
+                let head = ScimHead {
+                    id: r.try_get("id")?,
+                    seq: r.try_get("seq")?,
+                    version: r.try_get("version")?,
+                    modified_ms: r.try_get("modified_ms")?,
+                };
+                out.insert(head.id.clone(), head);
+            }
         }
-        Ok(ScimFresh::Changed(decode(&row)?))
+        Ok(out)
     }
 
     /// The resources among `ids` that exist, in creation order.

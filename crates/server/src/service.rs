@@ -925,7 +925,7 @@ impl Inner {
             let rs: Vec<&ScimResource> = page
                 .iter()
                 .filter_map(|m| match m {
-                    Matched::Row(r, _) if r.kind == *kind => Some(r),
+                    Matched::Row(r, _) if r.kind == *kind => Some(&**r),
                     _ => None,
                 })
                 .collect();
@@ -971,7 +971,7 @@ impl Inner {
         for r in cands {
             let v = rel.render(&r, base);
             if filter.is_none_or(|f| f.matches(&v, self.registry)) {
-                out.push(Matched::Row(r, v));
+                out.push(Matched::Row(Box::new(r), v));
             }
         }
         Ok(())
@@ -1148,7 +1148,7 @@ fn current_members(v: &Value) -> Vec<ScimMember> {
 /// (membership only if the filter or sort needs it), or a full rendering
 /// from the cache.
 enum Matched {
-    Row(ScimResource, Value),
+    Row(Box<ScimResource>, Value),
     Kept(Arc<Rendered>),
 }
 

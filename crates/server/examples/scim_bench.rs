@@ -1,16 +1,20 @@
-//! SCIM load generator: roster's SCIM server against the `scim2-server`
-//! peer (PyPI 0.8.3), on loopback only, with bounded durations.
+//! SCIM load generator: roster's SCIM server against two peers, PyPI's
+//! `scim2-server` 0.8.3 and SCIMMY (npm `scimmy` + `scimmy-routers` on
+//! Express), on loopback only, with bounded durations.
 //!
 //! ```text
 //! cargo run --release -p roster-server --example scim_bench -- roster [--users 100000]
 //!     [--db URL] [--duration 10] [--concurrency 16] [--only filter,get,patch,post]
 //! cargo run --release -p roster-server --example scim_bench -- peer [--users 5000] ...
+//! cargo run --release -p roster-server --example scim_bench -- scimmy [--users 5000] ...
 //! ```
 //!
 //! `roster` seeds users directly through the store (in batches, fast) and
 //! serves from a server runtime of its own in this process; `peer` starts
 //! `.venv/bin/scim2-server` (install it with `scripts/python-tools.sh`) and
-//! seeds it over HTTP, since it keeps everything in memory. Each request
+//! `scimmy` starts `node scripts/scimmy-peer/server.mjs` (install it with
+//! `scripts/node-tools.sh`); both keep everything in memory, so they are
+//! seeded over HTTP. Each request
 //! type then runs for `--duration` seconds (after a 1 s warm-up) with
 //! `--concurrency` workers, each keeping one request in flight:
 //!
@@ -43,19 +47,25 @@ struct Args {
     duration: Duration,
     concurrency: usize,
     only: Vec<String>,
+    /// roster's `ScimConfig::read_cache_bytes`, in MiB (`None`: default).
+    read_cache_mib: Option<usize>,
 }
 
 const USAGE: &str = "\
-usage: scim_bench roster|peer [options]
+usage: scim_bench roster|peer|scimmy [options]
 
   roster                 roster's SCIM server on SQLite, seeded through the store
   peer                   PyPI scim2-server 0.8.3 (.venv, see scripts/python-tools.sh),
                          seeded over HTTP
-  --users N              users stored before the load (default: roster 100000, peer 5000)
+  scimmy                 SCIMMY (npm scimmy + scimmy-routers on Express, in memory;
+                         scripts/node-tools.sh), seeded over HTTP
+  --users N              users stored before the load (default: roster 100000, peers 5000)
   --db URL               roster's database (default: a SQLite file in a temp dir)
   --duration SECONDS     per request type, after a 1 s warm-up (default 10, at most 120)
   --concurrency N        workers, one request in flight each (default 16)
-  --only TYPES           comma-separated subset of filter,get,patch,post";
+  --only TYPES           comma-separated subset of filter,get,patch,post
+  --read-cache-mib N     roster: memory for kept renderings (default 64; 0 turns the
+                         read cache off, to measure the read path without it)";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
@@ -64,8 +74,8 @@ fn parse_args() -> anyhow::Result<Args> {
         println!("{USAGE}");
         std::process::exit(0);
     }
-    if target != "roster" && target != "peer" {
-        bail!("target must be roster or peer, not {target}\n\n{USAGE}");
+    if !["roster", "peer", "scimmy"].contains(&target.as_str()) {
+        bail!("target must be roster, peer or scimmy, not {target}\n\n{USAGE}");
     }
     let mut a = Args {
         users: if target == "roster" { 100_000 } else { 5_000 },
@@ -74,6 +84,7 @@ fn parse_args() -> anyhow::Result<Args> {
         duration: Duration::from_secs(10),
         concurrency: 16,
         only: vec!["filter".into(), "get".into(), "patch".into(), "post".into()],
+        read_cache_mib: None,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -83,6 +94,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--duration" => a.duration = Duration::from_secs_f64(val()?.parse()?),
             "--concurrency" => a.concurrency = val()?.parse()?,
             "--only" => a.only = val()?.split(',').map(str::to_string).collect(),
+            "--read-cache-mib" => a.read_cache_mib = Some(val()?.parse()?),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -137,6 +149,7 @@ fn start_roster(
         None => dir.path().join("bench.db").display().to_string(),
     };
     let users = args.users;
+    let read_cache_mib = args.read_cache_mib;
     let (tx, rx) = std::sync::mpsc::channel::<anyhow::Result<(String, String)>>();
     let handle = std::thread::spawn(move || {
         let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -186,8 +199,11 @@ fn start_roster(
                 let token = tokens::create_token(&store, conn, "bench", 0).await?.token;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let addr = listener.local_addr()?;
-                let state =
-                    ScimState::with_config(store, Arc::new(NullSink), ScimConfig::default());
+                let mut config = ScimConfig::default();
+                if let Some(mib) = read_cache_mib {
+                    config.read_cache_bytes = mib * 1024 * 1024;
+                }
+                let state = ScimState::with_config(store, Arc::new(NullSink), config);
                 Ok::<_, anyhow::Error>((
                     listener,
                     state,
@@ -222,23 +238,50 @@ fn start_roster(
     ))
 }
 
-/// Starts the scim2-server peer and seeds it over HTTP.
+/// Starts a peer (`peer`: scim2-server; `scimmy`: SCIMMY on Node), both
+/// listening on 127.0.0.1 only, and seeds it over HTTP.
 async fn start_peer(
     args: &Args,
     client: &reqwest::Client,
 ) -> anyhow::Result<(Target, tokio::process::Child)> {
-    let exe =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/scim2-server");
-    if !exe.exists() {
-        bail!("{} is missing: run scripts/python-tools.sh", exe.display());
-    }
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
     let token = "bench-peer-token".to_string();
-    let child = tokio::process::Command::new(exe)
-        .args(["--port", &port.to_string(), "--bearer-token", &token])
+    let port_s = port.to_string();
+    let mut cmd = if args.target == "scimmy" {
+        let dir = root.join("scripts/scimmy-peer");
+        if !dir.join("node_modules/scimmy-routers").exists() {
+            bail!(
+                "{} has no node_modules: run scripts/node-tools.sh",
+                dir.display()
+            );
+        }
+        let mut c = tokio::process::Command::new("node");
+        // Bounded: at most the seeded users and what the POST phase adds.
+        let max = (args.users + 2_000_000).to_string();
+        c.current_dir(&dir).args([
+            "server.mjs",
+            "--port",
+            &port_s,
+            "--token",
+            &token,
+            "--max-users",
+            &max,
+        ]);
+        c
+    } else {
+        let exe = root.join(".venv/bin/scim2-server");
+        if !exe.exists() {
+            bail!("{} is missing: run scripts/python-tools.sh", exe.display());
+        }
+        let mut c = tokio::process::Command::new(exe);
+        c.args(["--port", &port_s, "--bearer-token", &token]);
+        c
+    };
+    let child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -256,7 +299,7 @@ async fn start_peer(
             break;
         }
         if Instant::now() > deadline {
-            bail!("scim2-server did not answer within 30 s");
+            bail!("the {} peer did not answer within 30 s", args.target);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -300,7 +343,8 @@ async fn start_peer(
         seeded.extend(t.await?);
     }
     eprintln!(
-        "peer: seeded {} of {} users over HTTP in {:.1} s",
+        "{}: seeded {} of {} users over HTTP in {:.1} s",
+        args.target,
         seeded.len(),
         args.users,
         t.elapsed().as_secs_f64()

@@ -121,8 +121,12 @@ fn method_not_allowed(allow: &'static str) -> Response {
 
 /// A SCIM JSON response.
 fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut r = (status, bytes).into_response();
+    scim_bytes(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A SCIM JSON response of a body serialized already.
+fn scim_bytes(status: StatusCode, bytes: impl Into<Bytes>) -> Response {
+    let mut r = (status, bytes.into()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(SCIM_CONTENT_TYPE),
@@ -273,7 +277,7 @@ async fn handle_endpoint(r: &Req, endpoint: &str) -> Result<Response, ApiError> 
         return match r.method {
             Method::GET => {
                 let list = inner.list(conn, &[kind], &r.query, &r.base).await?;
-                Ok(scim_json(StatusCode::OK, &list))
+                Ok(scim_bytes(StatusCode::OK, list))
             }
             Method::POST => {
                 let body = parse_json(&r.body, cfg.max_body_bytes)?;
@@ -296,7 +300,7 @@ async fn handle_endpoint(r: &Req, endpoint: &str) -> Result<Response, ApiError> 
                 let list = inner
                     .list(conn, &[ScimKind::User, ScimKind::Group], &q, &r.base)
                     .await?;
-                Ok(scim_json(StatusCode::OK, &list))
+                Ok(scim_bytes(StatusCode::OK, list))
             }
             _ => Ok(method_not_allowed("POST")),
         },
@@ -344,7 +348,7 @@ async fn handle_endpoint_id(r: &Req, endpoint: &str, id: &str) -> Result<Respons
                     let body = parse_json(&r.body, cfg.max_body_bytes)?;
                     let q = ListQuery::from_search_body(&body)?;
                     let list = inner.list(conn, &[kind], &q, &r.base).await?;
-                    Ok(scim_json(StatusCode::OK, &list))
+                    Ok(scim_bytes(StatusCode::OK, list))
                 }
                 _ => Ok(method_not_allowed("POST")),
             };
@@ -352,7 +356,8 @@ async fn handle_endpoint_id(r: &Req, endpoint: &str, id: &str) -> Result<Respons
         let projection = projection_of(&r.query);
         return match r.method {
             Method::GET => {
-                let (version, v) = inner.get(conn, kind, id, &r.base, &projection).await?;
+                let got = inner.get(conn, kind, id, &r.base).await?;
+                let version = got.version;
                 if let Some(p) = precondition(&r.headers, header::IF_NONE_MATCH)
                     && p.matches(version)
                 {
@@ -362,7 +367,19 @@ async fn handle_endpoint_id(r: &Req, endpoint: &str, id: &str) -> Result<Respons
                         .unwrap_or_default();
                     return Ok(with_etag(resp, version));
                 }
-                Ok(with_etag(scim_json(StatusCode::OK, &v), version))
+                // The default representation is kept serialized.
+                let mut resp = if projection.is_default() {
+                    scim_bytes(StatusCode::OK, got.bytes.clone())
+                } else {
+                    scim_json(StatusCode::OK, &projection.apply(&got.value, inner))
+                };
+                match &got.etag {
+                    Some(tag) => {
+                        resp.headers_mut().insert(header::ETAG, tag.clone());
+                        Ok(resp)
+                    }
+                    None => Ok(with_etag(resp, version)),
+                }
             }
             Method::PUT => {
                 let body = parse_json(&r.body, cfg.max_body_bytes)?;

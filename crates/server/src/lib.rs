@@ -50,7 +50,9 @@
 
 pub mod api;
 mod bulk;
+mod cache;
 mod error;
+mod heads;
 mod hook;
 mod http;
 pub mod logging;

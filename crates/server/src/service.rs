@@ -29,16 +29,19 @@
 //! sorted (sorting is stable), so paging is stable.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use roster_scim::list::SortSpec;
 use roster_scim::path::AttrPath;
 use roster_scim::projection::split_attribute_list;
 use roster_scim::{Filter, ListResponse, Paging, ScimError, apply_patch, normalize, project};
 use roster_store::{
-    ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimStoreError, ScimWriteJob,
-    ScimWriteOp, ScimWriteResult, scim_fold,
+    ScimGroupRef, ScimHead, ScimIndex, ScimKind, ScimMember, ScimResource, ScimStoreError,
+    ScimWriteJob, ScimWriteOp, ScimWriteResult, scim_fold,
 };
 use serde_json::Value;
+
+use crate::cache::Rendered;
 
 use crate::error::ApiError;
 use crate::resource::{Relations, employee_number, render, to_write};
@@ -184,6 +187,13 @@ pub struct Projection {
 }
 
 impl Projection {
+    /// Whether it asks for the default representation (no `attributes`,
+    /// no `excludedAttributes`), which kept renderings hold serialized.
+    pub(crate) fn is_default(&self) -> bool {
+        self.attributes.as_ref().is_none_or(Vec::is_empty)
+            && self.excluded.as_ref().is_none_or(Vec::is_empty)
+    }
+
     /// Applies it to a full resource.
     pub(crate) fn apply(&self, v: &Value, inner: &Inner) -> Value {
         project(
@@ -323,18 +333,100 @@ impl Inner {
         Ok((r, v))
     }
 
-    /// GET `/{Users|Groups}/{id}` with projection.
+    /// GET `/{Users|Groups}/{id}`: the resource rendered in full, from
+    /// the cache when the store says it is still at the kept head (a check
+    /// batched with concurrent ones, see [`heads`](crate::heads); no body
+    /// sent or parsed), else read, rendered and kept.
     pub(crate) async fn get(
         &self,
         connection: &str,
         kind: ScimKind,
         id: &str,
         base: &str,
-        projection: &Projection,
-    ) -> Result<(i64, Value), ApiError> {
-        let with_rel = projection.wants(relation_name(kind));
-        let (r, v) = self.read(connection, kind, id, base, with_rel).await?;
-        Ok((r.version, projection.apply(&v, self)))
+    ) -> Result<Arc<Rendered>, ApiError> {
+        let not_found = || ScimError::not_found(format!("{kind} {id} not found"));
+        if let Some(kept) = self
+            .cache
+            .get(connection, kind, id)
+            .filter(|r| r.base == base)
+        {
+            match self.heads.head(&self.store, connection, kind, id).await {
+                Ok(Some(h)) if kept.is(h.version, h.modified_ms, base) => return Ok(kept),
+                Ok(None) => return Err(not_found().into()),
+                // Changed, or the check failed: read it.
+                Ok(Some(_)) | Err(()) => {}
+            }
+        }
+        let r = self
+            .store
+            .scim_get(connection, kind, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let rel = self.relations(connection, kind, &[&r]).await?;
+        let out = self.rendering(&r, &rel, base);
+        self.cache.put(connection, kind, id, out.clone());
+        Ok(out)
+    }
+
+    /// A resource rendered in full with its membership, and its default
+    /// representation serialized, as the cache keeps them.
+    fn rendering(&self, r: &ScimResource, rel: &Rel, base: &str) -> Arc<Rendered> {
+        let value = rel.render(r, base);
+        let bytes = serde_json::to_vec(&project(&value, None, None, self.registry))
+            .unwrap_or_default()
+            .into();
+        Arc::new(Rendered {
+            version: r.version,
+            modified_ms: r.modified_ms,
+            base: base.to_string(),
+            value,
+            bytes,
+            etag: axum::http::HeaderValue::from_str(&crate::resource::etag(r.version)).ok(),
+        })
+    }
+
+    /// The renderings of the resources at `heads` (in that order): those
+    /// kept at the same head from the cache, the rest loaded in two
+    /// statements (bodies, membership), rendered and kept. A resource
+    /// deleted since its head was read is left out.
+    async fn rendered_many(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        heads: &[ScimHead],
+        base: &str,
+    ) -> Result<Vec<Arc<Rendered>>, ApiError> {
+        let mut out: Vec<Option<Arc<Rendered>>> = heads
+            .iter()
+            .map(|h| {
+                self.cache
+                    .get(connection, kind, &h.id)
+                    .filter(|r| r.is(h.version, h.modified_ms, base))
+            })
+            .collect();
+        let missing: Vec<String> = heads
+            .iter()
+            .zip(&out)
+            .filter(|(_, o)| o.is_none())
+            .map(|(h, _)| h.id.clone())
+            .collect();
+        if !missing.is_empty() {
+            let rows = self.store.scim_get_many(connection, kind, &missing).await?;
+            let refs: Vec<&ScimResource> = rows.iter().collect();
+            let rel = self.relations(connection, kind, &refs).await?;
+            let mut fresh: HashMap<&str, Arc<Rendered>> = HashMap::new();
+            for r in &rows {
+                let x = self.rendering(r, &rel, base);
+                self.cache.put(connection, kind, &r.id, x.clone());
+                fresh.insert(r.id.as_str(), x);
+            }
+            for (h, o) in heads.iter().zip(out.iter_mut()) {
+                if o.is_none() {
+                    *o = fresh.remove(h.id.as_str());
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Sets each group member's `type` from what it is: a User or Group of
@@ -553,6 +645,9 @@ impl Inner {
             };
             match self.submit(caller, op).await {
                 Ok(ScimWriteResult::Replaced(outcome)) => {
+                    // Its kept rendering is out of date (reads would see
+                    // that by its version; this frees the memory now).
+                    self.cache.forget(conn, kind, id);
                     let stored = outcome.resource;
                     let (v, groups) = match kind {
                         ScimKind::Group => {
@@ -659,6 +754,7 @@ impl Inner {
             ScimWriteResult::Deleted(d) => d,
             _ => return Err(ScimError::internal("unexpected write result").into()),
         };
+        self.cache.forget(conn, kind, id);
         match kind {
             ScimKind::User => self.notify_user(&deleted.resource, &[], ChangeKind::Deleted),
             ScimKind::Group => self.notify_members(conn, &deleted.former_members).await,
@@ -667,14 +763,14 @@ impl Inner {
     }
 
     /// GET `/{Users|Groups}` and `POST .../.search`; `kinds` has both for a
-    /// search at the root.
+    /// search at the root. The answer is the serialized `ListResponse`.
     pub(crate) async fn list(
         &self,
         connection: &str,
         kinds: &[ScimKind],
         q: &ListQuery,
         base: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Vec<u8>, ApiError> {
         let cfg = &self.config;
         let paging = Paging::from_query(
             q.start_index.as_deref(),
@@ -710,10 +806,11 @@ impl Inner {
             let resources = self
                 .render_page(connection, *kind, &page, base, &projection)
                 .await?;
-            return Ok(ListResponse::new(total, paging.start_index, resources).to_json());
+            let pieces: Vec<Piece> = resources.into_iter().map(Piece::Value).collect();
+            return Ok(list_response_bytes(total, paging.start_index, &pieces));
         }
 
-        let mut matched: Vec<(ScimResource, Value)> = Vec::new();
+        let mut matched: Vec<Matched> = Vec::new();
         for kind in kinds {
             let rel_name = relation_name(*kind);
             let need_rel = filter.as_ref().is_some_and(|f| mentions(f, rel_name))
@@ -722,6 +819,33 @@ impl Inner {
                     .is_some_and(|s| s.path.name.eq_ignore_ascii_case(rel_name));
             let candidates_plan = filter.as_ref().and_then(|f| index_plan(f, *kind));
             match candidates_plan {
+                // Indexed lookups (what IdPs send before a create): the
+                // candidates' heads, then their renderings, kept ones
+                // from the cache; the full filter is checked on them.
+                Some(keys) if self.cache.enabled() => {
+                    let mut heads: Vec<ScimHead> = Vec::new();
+                    let mut seen = HashSet::new();
+                    for (index, value) in keys {
+                        for h in self
+                            .store
+                            .scim_find_heads(connection, *kind, index, &value)
+                            .await?
+                        {
+                            if seen.insert(h.seq) {
+                                heads.push(h);
+                            }
+                        }
+                    }
+                    heads.sort_by_key(|h| h.seq);
+                    for r in self.rendered_many(connection, *kind, &heads, base).await? {
+                        if filter
+                            .as_ref()
+                            .is_none_or(|f| f.matches(&r.value, self.registry))
+                        {
+                            matched.push(Matched::Kept(r));
+                        }
+                    }
+                }
                 Some(keys) => {
                     let mut cands: Vec<ScimResource> = Vec::new();
                     let mut seen = HashSet::new();
@@ -785,36 +909,46 @@ impl Inner {
             }
         }
         if let Some(s) = &sort {
-            matched.sort_by(|a, b| s.compare(&a.1, &b.1, self.registry));
+            matched.sort_by(|a, b| s.compare(a.value(), b.value(), self.registry));
         }
         let total = matched.len();
         let range = paging.range(total);
-        let page: Vec<(ScimResource, Value)> = matched
+        let page: Vec<Matched> = matched
             .into_iter()
             .skip(range.start)
             .take(range.len())
             .collect();
-        let mut resources = Vec::with_capacity(page.len());
-        // Render the page with membership (grouped by kind, order kept).
+        // Render the stored rows of the page with membership (grouped by
+        // kind, order kept); kept renderings have theirs.
         let mut by_kind: HashMap<ScimKind, Rel> = HashMap::new();
         for kind in kinds {
             let rs: Vec<&ScimResource> = page
                 .iter()
-                .filter(|(r, _)| r.kind == *kind)
-                .map(|(r, _)| r)
+                .filter_map(|m| match m {
+                    Matched::Row(r, _) if r.kind == *kind => Some(&**r),
+                    _ => None,
+                })
                 .collect();
-            if projection.wants(relation_name(*kind)) {
+            if !rs.is_empty() && projection.wants(relation_name(*kind)) {
                 by_kind.insert(*kind, self.relations(connection, *kind, &rs).await?);
             }
         }
-        for (r, _) in &page {
-            let full = match by_kind.get(&r.kind) {
-                Some(rel) => rel.render(r, base),
-                None => Rel::None.render(r, base),
-            };
-            resources.push(projection.apply(&full, self));
-        }
-        Ok(ListResponse::new(total, paging.start_index, resources).to_json())
+        let default = projection.is_default();
+        let pieces: Vec<Piece> = page
+            .iter()
+            .map(|m| match m {
+                Matched::Kept(r) if default => Piece::Bytes(r.bytes.clone()),
+                Matched::Kept(r) => Piece::Value(projection.apply(&r.value, self)),
+                Matched::Row(r, _) => {
+                    let full = match by_kind.get(&r.kind) {
+                        Some(rel) => rel.render(r, base),
+                        None => Rel::None.render(r, base),
+                    };
+                    Piece::Value(projection.apply(&full, self))
+                }
+            })
+            .collect();
+        Ok(list_response_bytes(total, paging.start_index, &pieces))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -826,7 +960,7 @@ impl Inner {
         filter: Option<&Filter>,
         need_rel: bool,
         base: &str,
-        out: &mut Vec<(ScimResource, Value)>,
+        out: &mut Vec<Matched>,
     ) -> Result<(), ApiError> {
         let rel = if need_rel {
             let refs: Vec<&ScimResource> = cands.iter().collect();
@@ -837,7 +971,7 @@ impl Inner {
         for r in cands {
             let v = rel.render(&r, base);
             if filter.is_none_or(|f| f.matches(&v, self.registry)) {
-                out.push((r, v));
+                out.push(Matched::Row(Box::new(r), v));
             }
         }
         Ok(())
@@ -1010,6 +1144,75 @@ fn current_members(v: &Value) -> Vec<ScimMember> {
         .unwrap_or_default()
 }
 
+/// A resource a filter matched: a stored row rendered for matching
+/// (membership only if the filter or sort needs it), or a full rendering
+/// from the cache.
+enum Matched {
+    Row(Box<ScimResource>, Value),
+    Kept(Arc<Rendered>),
+}
+
+impl Matched {
+    /// What filters and sorts look at.
+    fn value(&self) -> &Value {
+        match self {
+            Matched::Row(_, v) => v,
+            Matched::Kept(r) => &r.value,
+        }
+    }
+}
+
+/// One resource of a list page: serialized already, or to serialize.
+enum Piece {
+    Bytes(axum::body::Bytes),
+    Value(Value),
+}
+
+/// The wire form of a `ListResponse` (as [`ListResponse::to_json`] writes
+/// it, serialized) around resources some of which are serialized already,
+/// so a kept rendering is copied rather than parsed and written again.
+fn list_response_bytes(total: usize, start_index: usize, resources: &[Piece]) -> Vec<u8> {
+    // The envelope without resources, e.g. {"Resources":[],"itemsPerPage":1,
+    // ...}: its members in serde_json's order, the resources spliced in.
+    let envelope = ListResponse {
+        total_results: total,
+        start_index: start_index.max(1),
+        items_per_page: resources.len(),
+        resources: Vec::new(),
+    }
+    .to_json();
+    let mut head = serde_json::to_vec(&envelope).unwrap_or_default();
+    let marker = b"\"Resources\":[]";
+    let Some(at) = head.windows(marker.len()).position(|w| w == marker) else {
+        // Not the shape expected: serialize everything the slow way.
+        let values = resources
+            .iter()
+            .map(|p| match p {
+                Piece::Value(v) => v.clone(),
+                Piece::Bytes(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+            })
+            .collect();
+        return serde_json::to_vec(&ListResponse::new(total, start_index, values).to_json())
+            .unwrap_or_default();
+    };
+    let tail = head.split_off(at + marker.len() - 1);
+    let mut out = head;
+    out.reserve(tail.len() + resources.len() * 800);
+    for (i, p) in resources.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match p {
+            Piece::Bytes(b) => out.extend_from_slice(b),
+            Piece::Value(v) => {
+                let _ = serde_json::to_writer(&mut out, v);
+            }
+        }
+    }
+    out.extend_from_slice(&tail);
+    out
+}
+
 /// Loaded membership for a batch of resources of one kind.
 enum Rel {
     None,
@@ -1086,6 +1289,32 @@ mod tests {
         );
         // userName is not a Group attribute: no index, a scan finds nothing.
         assert_eq!(plan("userName eq \"a\"", ScimKind::Group), None);
+    }
+
+    #[test]
+    fn list_responses_splice_kept_bytes_as_serializing_would() {
+        let a = serde_json::json!({"id": "a", "userName": "x\"y", "meta": {"version": "W/\"1\""}});
+        let b = serde_json::json!({"id": "b", "active": false});
+        for (total, start, pieces, values) in [
+            (0, 1, vec![], vec![]),
+            (
+                7,
+                3,
+                vec![
+                    Piece::Bytes(serde_json::to_vec(&a).expect("json").into()),
+                    Piece::Value(b.clone()),
+                ],
+                vec![a.clone(), b.clone()],
+            ),
+        ] {
+            let spliced = list_response_bytes(total, start, &pieces);
+            let plain = serde_json::to_vec(&ListResponse::new(total, start, values).to_json())
+                .expect("json");
+            assert_eq!(
+                String::from_utf8_lossy(&spliced),
+                String::from_utf8_lossy(&plain)
+            );
+        }
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct ScimConfig {
     /// How long a verified token is trusted without asking the store again
     /// (the longest a revocation takes to bite).
     pub token_cache_ttl: Duration,
+    /// Memory for renderings of resources kept between reads (see
+    /// `cache.rs`: each is checked against the store's version before it is
+    /// served, so it is never stale). 0 turns the cache off.
+    pub read_cache_bytes: usize,
 }
 
 impl Default for ScimConfig {
@@ -47,6 +51,7 @@ impl Default for ScimConfig {
             default_count: 100,
             scan_limit: 250_000,
             token_cache_ttl: Duration::from_secs(2),
+            read_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -85,6 +90,10 @@ pub(crate) struct Inner {
     pub(crate) write_locks: Vec<tokio::sync::Mutex<()>>,
     /// The group-commit writer all SCIM writes go through.
     pub(crate) writer: crate::writer::Writer,
+    /// Renderings kept between reads.
+    pub(crate) cache: crate::cache::ReadCache,
+    /// Checks kept renderings against the store, batched.
+    pub(crate) heads: crate::heads::HeadChecker,
 }
 
 /// Number of write-lock stripes.
@@ -127,6 +136,7 @@ impl ScimState {
     /// State with an explicit configuration.
     pub fn with_config(store: Store, sink: Arc<dyn InboundSink>, config: ScimConfig) -> Self {
         let tokens = TokenVerifier::new(config.token_cache_ttl);
+        let cache = crate::cache::ReadCache::new(config.read_cache_bytes);
         ScimState {
             inner: Arc::new(Inner {
                 store,
@@ -138,6 +148,8 @@ impl ScimState {
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
                 writer: crate::writer::Writer::new(),
+                cache,
+                heads: crate::heads::HeadChecker::new(),
             }),
         }
     }

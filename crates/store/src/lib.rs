@@ -112,9 +112,9 @@ pub use proposals::ProposalRecord;
 pub use rates::{ALL_CONNECTIONS, PauseRecord};
 pub use reports::ActionStateRow;
 pub use scim::{
-    ScimDeleted, ScimGroupRef, ScimIndex, ScimKind, ScimMember, ScimResource, ScimResourceWrite,
-    ScimStoreError, ScimTokenRecord, ScimWriteJob, ScimWriteOp, ScimWriteOutcome, ScimWriteResult,
-    scim_fold,
+    ScimDeleted, ScimGroupRef, ScimHead, ScimIndex, ScimKind, ScimMember, ScimResource,
+    ScimResourceWrite, ScimStoreError, ScimTokenRecord, ScimWriteJob, ScimWriteOp,
+    ScimWriteOutcome, ScimWriteResult, scim_fold,
 };
 pub use secrets::SecretMeta;
 pub use target::Backend;

@@ -146,6 +146,21 @@ pub struct ScimResource {
     pub data: serde_json::Value,
 }
 
+/// What identifies one stored representation of a resource: `version`
+/// grows with every change of it (see the invariants above) and
+/// `modified_ms` tells a resource apart from an earlier one that had the
+/// same id (a delete and an import of the same id restart at version 1).
+/// A reader that kept a rendering of the resource at this head may serve
+/// it while the head is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ScimHead {
+    pub id: String,
+    /// Creation order (list order).
+    pub seq: i64,
+    pub version: i64,
+    pub modified_ms: i64,
+}
+
 /// The result of a replace: the stored resource and how its membership
 /// changed (member ids), for notifying the users concerned.
 #[derive(Clone, Debug, PartialEq)]
@@ -722,6 +737,22 @@ async fn do_replace(
             existing_id,
         }));
     }
+    // A group's displayName shows in each member user's `groups`, so a
+    // rename changes their representations too (below).
+    let old_group_name: Option<Option<String>> = match kind {
+        ScimKind::Group => sqlx::query(
+            "SELECT display_name FROM scim_resource \
+             WHERE connection = $1 AND kind = $2 AND id = $3",
+        )
+        .bind(connection.to_string())
+        .bind(kind.as_str())
+        .bind(write.id.clone())
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get("display_name"))
+        .transpose()?,
+        ScimKind::User => None,
+    };
     let sql = format!(
         "UPDATE scim_resource SET user_name = $4, user_name_lc = $5, display_name = $6, \
          display_name_lc = $7, external_id = $8, active = $9, version = version + 1, \
@@ -851,6 +882,22 @@ async fn do_replace(
         added = new_members.into_iter().map(|m| m.value).collect();
         let touched: Vec<String> = added.iter().chain(removed.iter()).cloned().collect();
         bump_versions(conn, connection, &touched, at_ms).await?;
+    }
+    if let Some(old_name) = old_group_name
+        && old_name != resource.display_name
+    {
+        // Every member user's `groups[].display` changed: their versions
+        // (their ETags, and what a reader keeping renderings checks) move.
+        sqlx::query(
+            "UPDATE scim_resource SET version = version + 1, modified_ms = $3 \
+             WHERE connection = $1 AND kind = 'User' AND id IN \
+             (SELECT member_id FROM scim_member WHERE connection = $1 AND group_id = $2)",
+        )
+        .bind(connection.to_string())
+        .bind(write.id.clone())
+        .bind(at_ms)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(Ok(ScimWriteResult::Replaced(ScimWriteOutcome {
         resource,
@@ -1201,6 +1248,27 @@ async fn replace_many(
     insert_email_rows(conn, new_emails).await
 }
 
+/// The `WHERE` condition (on `$1` the connection and `$3` the value) and
+/// the value to bind, of an equality lookup on `index`.
+fn index_condition(index: ScimIndex, value: &str) -> (&'static str, String) {
+    match index {
+        ScimIndex::Id => ("id = $3", value.to_string()),
+        ScimIndex::UserName => ("user_name_lc = $3", scim_fold(value)),
+        ScimIndex::ExternalId => ("external_id = $3", value.to_string()),
+        ScimIndex::DisplayName => ("display_name_lc = $3", scim_fold(value)),
+        ScimIndex::Email => (
+            "id IN (SELECT resource_id FROM scim_email WHERE connection = $1 \
+             AND value_lc = $3)",
+            scim_fold(value),
+        ),
+        ScimIndex::Member => (
+            "id IN (SELECT group_id FROM scim_member WHERE connection = $1 \
+             AND member_id = $3)",
+            value.to_string(),
+        ),
+    }
+}
+
 /// A database error from a single-job batch, as the caller should see it:
 /// a unique violation is a lost creation race (a conflict).
 fn classify(e: StoreError, op: &ScimWriteOp) -> ScimStoreError {
@@ -1492,6 +1560,40 @@ impl Store {
         row.as_ref().map(decode).transpose()
     }
 
+    /// The heads of those of `ids` that exist (one statement per 500 ids),
+    /// keyed by id: for checking many kept renderings at once.
+    pub async fn scim_heads_of(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        ids: &[String],
+    ) -> Result<HashMap<String, ScimHead>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, seq, version, modified_ms FROM scim_resource \
+                 WHERE connection = $1 AND kind = $2 AND id IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(connection.to_string())
+                .bind(kind.as_str());
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            for r in q.fetch_all(&self.read).await? {
+                let head = ScimHead {
+                    id: r.try_get("id")?,
+                    seq: r.try_get("seq")?,
+                    version: r.try_get("version")?,
+                    modified_ms: r.try_get("modified_ms")?,
+                };
+                out.insert(head.id.clone(), head);
+            }
+        }
+        Ok(out)
+    }
+
     /// The resources among `ids` that exist, in creation order.
     pub async fn scim_get_many(
         &self,
@@ -1559,22 +1661,7 @@ impl Store {
         index: ScimIndex,
         value: &str,
     ) -> Result<Vec<ScimResource>, StoreError> {
-        let (cond, v) = match index {
-            ScimIndex::Id => ("id = $3", value.to_string()),
-            ScimIndex::UserName => ("user_name_lc = $3", scim_fold(value)),
-            ScimIndex::ExternalId => ("external_id = $3", value.to_string()),
-            ScimIndex::DisplayName => ("display_name_lc = $3", scim_fold(value)),
-            ScimIndex::Email => (
-                "id IN (SELECT resource_id FROM scim_email WHERE connection = $1 \
-                 AND value_lc = $3)",
-                scim_fold(value),
-            ),
-            ScimIndex::Member => (
-                "id IN (SELECT group_id FROM scim_member WHERE connection = $1 \
-                 AND member_id = $3)",
-                value.to_string(),
-            ),
-        };
+        let (cond, v) = index_condition(index, value);
         let sql = format!(
             "SELECT {COLS} FROM scim_resource WHERE connection = $1 AND kind = $2 AND {cond} \
              ORDER BY seq"
@@ -1586,6 +1673,40 @@ impl Store {
             .read_all(self)
             .await?;
         rows.iter().map(decode).collect()
+    }
+
+    /// The heads of what [`Store::scim_find`] finds (the same candidates,
+    /// in creation order), without the bodies: for a reader that keeps
+    /// renderings by head and loads only those it lacks
+    /// ([`Store::scim_get_many`]).
+    pub async fn scim_find_heads(
+        &self,
+        connection: &str,
+        kind: ScimKind,
+        index: ScimIndex,
+        value: &str,
+    ) -> Result<Vec<ScimHead>, StoreError> {
+        let (cond, v) = index_condition(index, value);
+        let sql = format!(
+            "SELECT id, seq, version, modified_ms FROM scim_resource \
+             WHERE connection = $1 AND kind = $2 AND {cond} ORDER BY seq"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(connection.to_string())
+            .bind(kind.as_str())
+            .bind(v)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScimHead {
+                    id: r.try_get("id")?,
+                    seq: r.try_get("seq")?,
+                    version: r.try_get("version")?,
+                    modified_ms: r.try_get("modified_ms")?,
+                })
+            })
+            .collect()
     }
 
     /// Up to `limit` resources created after `after_seq`, in creation

@@ -1581,7 +1581,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            for r in q.fetch_all(&self.read).await? {
+            for r in q.read_all(self).await? {
                 let head = ScimHead {
                     id: r.try_get("id")?,
                     seq: r.try_get("seq")?,
@@ -1695,7 +1695,7 @@ impl Store {
             .bind(connection.to_string())
             .bind(kind.as_str())
             .bind(v)
-            .fetch_all(&self.read)
+            .read_all(self)
             .await?;
         rows.iter()
             .map(|r| {

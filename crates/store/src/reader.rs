@@ -124,10 +124,11 @@ async fn checked_out<'c>(
     slot: &'c mut Option<PoolConnection<Any>>,
     pool: &AnyPool,
 ) -> Result<&'c mut PoolConnection<Any>, sqlx::Error> {
-    if slot.is_none() {
-        *slot = Some(pool.acquire().await?);
-    }
-    Ok(slot.as_mut().expect("just filled"))
+    let conn = match slot.take() {
+        Some(conn) => conn,
+        None => pool.acquire().await?,
+    };
+    Ok(slot.insert(conn))
 }
 
 #[cfg(test)]

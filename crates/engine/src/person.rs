@@ -218,7 +218,7 @@ impl Engine {
             .iter()
             .map(|(id, _, idx)| (id.clone(), idx.clone()))
             .collect();
-        let mut open: HashMap<&str, Vec<(usize, ActionState)>> = HashMap::new();
+        let mut open: HashMap<PlanId, Vec<(usize, ActionState)>> = HashMap::new();
         for (id, index, state) in self.store.states_of_actions_in(&wanted).await? {
             if matches!(
                 state,
@@ -226,15 +226,14 @@ impl Engine {
                     | ActionState::Running
                     | ActionState::Failed
                     | ActionState::Manual
-            ) && let Some((plan, _, _)) = about.iter().find(|(p, _, _)| *p == id)
-            {
-                open.entry(plan.as_str()).or_default().push((index, state));
+            ) {
+                open.entry(id).or_default().push((index, state));
             }
         }
         let needs_approval: Vec<PlanId> = about
             .iter()
             .filter(|(id, indexed, _)| {
-                open.get(id.as_str()).is_some_and(|o| {
+                open.get(id).is_some_and(|o| {
                     o.iter()
                         .any(|(i, _)| indexed.plan.approvals.contains_key(i))
                 })
@@ -244,7 +243,7 @@ impl Engine {
         let records = self.store.approvals_of_plans(&needs_approval).await?;
         // Newest plan first, as `recent_plan_ids` gave them.
         for (id, indexed, _) in &about {
-            let Some(mut actions) = open.remove(id.as_str()) else {
+            let Some(mut actions) = open.remove(id) else {
                 continue;
             };
             actions.sort_unstable_by_key(|(i, _)| *i);
@@ -625,6 +624,24 @@ mod tests {
         );
     }
 
+    /// Records a person's approval of plan `id` (content `hash`): of one
+    /// action, or with `None` of every action that needs one.
+    async fn approve(engine: &Engine, id: &PlanId, hash: &str, action_idx: Option<usize>) {
+        engine
+            .store
+            .record_approval(&roster_store::ApprovalRecord {
+                plan_id: id.clone(),
+                plan_hash: hash.to_string(),
+                action_idx,
+                decision: roster_store::Decision::Approved,
+                actor: "user:approver".into(),
+                reason: "test".into(),
+                at_ms: ms(time::OffsetDateTime::now_utc()),
+            })
+            .await
+            .unwrap();
+    }
+
     /// Pending actions of several plans, read together: each plan's
     /// approvals are its own. Two plans with the same content have the same
     /// hash, and approving one must not show the other's actions approved;
@@ -663,19 +680,7 @@ mod tests {
             Some("test: needs a person")
         );
         // Approving the older plan (same hash) leaves the newer waiting.
-        engine
-            .store
-            .record_approval(&roster_store::ApprovalRecord {
-                plan_id: older.clone(),
-                plan_hash: plan.hash(),
-                action_idx: None,
-                decision: roster_store::Decision::Approved,
-                actor: "user:approver".into(),
-                reason: "test".into(),
-                at_ms: ms(time::OffsetDateTime::now_utc()),
-            })
-            .await
-            .unwrap();
+        approve(&engine, &older, &plan.hash(), None).await;
         let pending = page(engine.clone(), who.clone()).await;
         let shown: Vec<_> = pending.iter().filter(|p| p.index == index).collect();
         assert_eq!(shown[0].plan_id, newer.to_string());
@@ -685,19 +690,7 @@ mod tests {
             "the older plan's approval leaked into the newer one"
         );
         // Approving the newer one: shown as approved (no longer waiting).
-        engine
-            .store
-            .record_approval(&roster_store::ApprovalRecord {
-                plan_id: newer.clone(),
-                plan_hash: plan.hash(),
-                action_idx: Some(index),
-                decision: roster_store::Decision::Approved,
-                actor: "user:approver".into(),
-                reason: "test".into(),
-                at_ms: ms(time::OffsetDateTime::now_utc()),
-            })
-            .await
-            .unwrap();
+        approve(&engine, &newer, &plan.hash(), Some(index)).await;
         let pending = page(engine.clone(), who.clone()).await;
         let shown: Vec<_> = pending.iter().filter(|p| p.index == index).collect();
         assert_eq!(shown[0].plan_id, newer.to_string());

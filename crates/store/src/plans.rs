@@ -365,28 +365,13 @@ impl Store {
         plan_id: &PlanId,
         indexes: &[usize],
     ) -> Result<Vec<(usize, ActionState)>, StoreError> {
-        if indexes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders: Vec<String> = (0..indexes.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT idx, state FROM plan_action WHERE plan_id = $1 AND idx IN ({}) ORDER BY idx",
-            placeholders.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(plan_id.0.clone());
-        for i in indexes {
-            q = q.bind(to_i64(*i));
-        }
-        let rows = q.read_all(self).await?;
-        rows.iter()
-            .map(|r| {
-                let idx: i64 = r.try_get("idx")?;
-                Ok((
-                    usize::try_from(idx).unwrap_or(usize::MAX),
-                    parse_state(r, plan_id)?,
-                ))
-            })
-            .collect()
+        let wanted = [(plan_id.clone(), indexes.to_vec())];
+        Ok(self
+            .states_of_actions_in(&wanted)
+            .await?
+            .into_iter()
+            .map(|(_, index, state)| (index, state))
+            .collect())
     }
 
     /// [`Store::states_of_actions`] for several plans in one statement:

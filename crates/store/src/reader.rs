@@ -108,14 +108,10 @@ impl<'q> Read<'q> for Query<'q, Any, AnyArguments> {
     }
 
     async fn read_one(self, store: &Store) -> Result<AnyRow, sqlx::Error> {
-        match store.pinned() {
-            Some(p) => {
-                let mut conn = p.conn.lock().await;
-                self.fetch_one(&mut **checked_out(&mut conn, &store.read).await?)
-                    .await
-            }
-            None => self.fetch_one(&store.read).await,
-        }
+        // What `fetch_one` answers for no row.
+        self.read_optional(store)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
     }
 }
 

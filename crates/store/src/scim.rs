@@ -275,6 +275,18 @@ pub fn scim_fold(s: &str) -> String {
 const COLS: &str = "seq, connection, kind, id, user_name, display_name, external_id, active, \
                     version, created_ms, modified_ms, data";
 
+/// The columns of a [`ScimHead`].
+const HEAD_COLS: &str = "id, seq, version, modified_ms";
+
+fn decode_head(row: &AnyRow) -> Result<ScimHead, StoreError> {
+    Ok(ScimHead {
+        id: row.try_get("id")?,
+        seq: row.try_get("seq")?,
+        version: row.try_get("version")?,
+        modified_ms: row.try_get("modified_ms")?,
+    })
+}
+
 fn opt_bool(row: &AnyRow, col: &str) -> Result<Option<bool>, sqlx::Error> {
     match row.try_get::<Option<bool>, _>(col) {
         Ok(b) => Ok(b),
@@ -1568,28 +1580,13 @@ impl Store {
         kind: ScimKind,
         ids: &[String],
     ) -> Result<HashMap<String, ScimHead>, StoreError> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT id, seq, version, modified_ms FROM scim_resource \
-                 WHERE connection = $1 AND kind = $2 AND id IN ({})",
-                placeholders(3, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql))
-                .bind(connection.to_string())
-                .bind(kind.as_str());
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            for r in q.read_all(self).await? {
-                let head = ScimHead {
-                    id: r.try_get("id")?,
-                    seq: r.try_get("seq")?,
-                    version: r.try_get("version")?,
-                    modified_ms: r.try_get("modified_ms")?,
-                };
-                out.insert(head.id.clone(), head);
-            }
+        let rows = self
+            .scim_rows_by_id(HEAD_COLS, connection, kind, ids)
+            .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let head = decode_head(r)?;
+            out.insert(head.id.clone(), head);
         }
         Ok(out)
     }
@@ -1601,23 +1598,8 @@ impl Store {
         kind: ScimKind,
         ids: &[String],
     ) -> Result<Vec<ScimResource>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT {COLS} FROM scim_resource WHERE connection = $1 AND kind = $2 \
-                 AND id IN ({})",
-                placeholders(3, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql))
-                .bind(connection.to_string())
-                .bind(kind.as_str());
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            for row in q.read_all(self).await? {
-                out.push(decode(&row)?);
-            }
-        }
+        let rows = self.scim_rows_by_id(COLS, connection, kind, ids).await?;
+        let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|r| r.seq);
         out.dedup_by_key(|r| r.seq);
         Ok(out)
@@ -1661,16 +1643,8 @@ impl Store {
         index: ScimIndex,
         value: &str,
     ) -> Result<Vec<ScimResource>, StoreError> {
-        let (cond, v) = index_condition(index, value);
-        let sql = format!(
-            "SELECT {COLS} FROM scim_resource WHERE connection = $1 AND kind = $2 AND {cond} \
-             ORDER BY seq"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(connection.to_string())
-            .bind(kind.as_str())
-            .bind(v)
-            .read_all(self)
+        let rows = self
+            .scim_find_rows(COLS, connection, kind, index, value)
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -1686,27 +1660,59 @@ impl Store {
         index: ScimIndex,
         value: &str,
     ) -> Result<Vec<ScimHead>, StoreError> {
+        let rows = self
+            .scim_find_rows(HEAD_COLS, connection, kind, index, value)
+            .await?;
+        rows.iter().map(decode_head).collect()
+    }
+
+    /// The `cols` of the resources of `kind` among `ids` (one statement per
+    /// [`IN_CHUNK`] ids), in no order.
+    async fn scim_rows_by_id(
+        &self,
+        cols: &str,
+        connection: &str,
+        kind: ScimKind,
+        ids: &[String],
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT {cols} FROM scim_resource WHERE connection = $1 AND kind = $2 \
+                 AND id IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(connection.to_string())
+                .bind(kind.as_str());
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            out.extend(q.read_all(self).await?);
+        }
+        Ok(out)
+    }
+
+    /// The `cols` of [`Store::scim_find`]'s candidates, in creation order.
+    async fn scim_find_rows(
+        &self,
+        cols: &str,
+        connection: &str,
+        kind: ScimKind,
+        index: ScimIndex,
+        value: &str,
+    ) -> Result<Vec<AnyRow>, StoreError> {
         let (cond, v) = index_condition(index, value);
         let sql = format!(
-            "SELECT id, seq, version, modified_ms FROM scim_resource \
-             WHERE connection = $1 AND kind = $2 AND {cond} ORDER BY seq"
+            "SELECT {cols} FROM scim_resource WHERE connection = $1 AND kind = $2 AND {cond} \
+             ORDER BY seq"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query(AssertSqlSafe(sql))
             .bind(connection.to_string())
             .bind(kind.as_str())
             .bind(v)
             .read_all(self)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ScimHead {
-                    id: r.try_get("id")?,
-                    seq: r.try_get("seq")?,
-                    version: r.try_get("version")?,
-                    modified_ms: r.try_get("modified_ms")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     /// Up to `limit` resources created after `after_seq`, in creation
